@@ -1,0 +1,32 @@
+"""The database facade a process builds once from its settings."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from db.jobs import JobStore
+from db.keys import KeyStore
+from db.registry import DatasetCatalog, ModelRegistry
+from db.session import make_engine, make_session_factory, session_scope
+from tensorq.settings import Settings
+
+
+class Database:
+    """One engine and the stores built on it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = make_engine(settings.database_url)
+        self.factory = make_session_factory(self.engine)
+        self.jobs = JobStore(self.factory, lease_s=settings.lease_s)
+        self.models = ModelRegistry(self.factory)
+        self.datasets = DatasetCatalog(self.factory)
+        self.keys = KeyStore(self.factory)
+
+    def ping(self) -> None:
+        """Run one trivial query; raises Unavailable when the database cannot be reached."""
+        with session_scope(self.factory) as session:
+            session.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

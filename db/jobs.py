@@ -1,0 +1,449 @@
+"""The job store: owns the state machine; every transition is one conditional UPDATE."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Job, JobEvent, Model, ModelVersion, utcnow
+from db.records import (
+    TERMINAL,
+    Claim,
+    EventRecord,
+    JobRecord,
+    ModelVersionRecord,
+    aware,
+)
+from db.registry import insert_version, version_record
+from db.session import session_scope
+from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange
+
+LEGAL_TRANSITIONS = {
+    (None, "queued"),
+    ("queued", "running"),
+    ("queued", "cancelled"),
+    ("running", "succeeded"),
+    ("running", "failed"),
+    ("running", "cancelled"),
+    ("running", "queued"),
+}
+
+
+def job_record(row: Job) -> JobRecord:
+    """The plain record of a job row."""
+    return JobRecord(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        type=row.type,
+        status=row.status,
+        spec=row.spec,
+        progress=row.progress,
+        result=row.result,
+        error=row.error,
+        priority=row.priority,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        timeout_s=row.timeout_s,
+        cancel_requested=row.cancel_requested,
+        revision=row.revision,
+        created_at=aware(row.created_at),
+        started_at=aware(row.started_at),
+        finished_at=aware(row.finished_at),
+    )
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What a submission asks for."""
+
+    tenant_id: str
+    type: str
+    spec: dict[str, Any]
+    priority: int = 5
+    max_attempts: int = 3
+    timeout_s: int | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The outcome of a submission: the job, and whether this call created it."""
+
+    job: JobRecord
+    created: bool
+
+
+@dataclass(frozen=True)
+class ModelVersionDraft:
+    """A trained model to register in the same transaction that finishes its job."""
+
+    model_name: str
+    path: str
+    architecture: str | None
+    metrics: dict[str, Any]
+    signature: dict[str, Any]
+
+
+def _encode_cursor(created_at: datetime, job_id: str) -> str:
+    raw = json.dumps([aware(created_at).isoformat(), job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(stamp), str(job_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest("malformed cursor", details={"cursor": cursor}) from exc
+
+
+class JobStore:
+    """Jobs, their events and their transitions."""
+
+    def __init__(self, factory: sessionmaker[Session], lease_s: float = 60.0) -> None:
+        self._factory = factory
+        self.lease_s = lease_s
+
+    # -- helpers -----------------------------------------------------------------
+    def _transition(
+        self,
+        session: Session,
+        job_id: str,
+        expected: str,
+        target: str,
+        values: dict[str, Any],
+        *,
+        token: str | None = None,
+        extra_where: list[Any] | None = None,
+        event_data: dict[str, Any] | None = None,
+    ) -> bool:
+        """One conditional UPDATE from ``expected`` to ``target``; logs the event when it wins."""
+        assert (expected, target) in LEGAL_TRANSITIONS, (expected, target)
+        where = [Job.id == job_id, Job.status == expected, *(extra_where or [])]
+        if token is not None:
+            where.append(Job.lease_token == token)
+        now = utcnow()
+        stmt = (
+            update(Job)
+            .where(and_(*where))
+            .values(status=target, revision=Job.revision + 1, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if session.execute(stmt).rowcount != 1:
+            return False
+        session.add(JobEvent(job_id=job_id, kind="state", from_status=expected, to_status=target, data=event_data, created_at=now))
+        return True
+
+    def _row(self, session: Session, job_id: str, tenant_id: str | None = None) -> Job:
+        row = session.get(Job, job_id)
+        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+            raise NotFound(f"job {job_id} not found")
+        return row
+
+    # -- submission and reads --------------------------------------------------------
+    def submit(self, new: NewJob) -> Submitted:
+        """Commit a new ``queued`` job, or return the one an idempotency key already made."""
+        if new.idempotency_key:
+            existing = self._by_idempotency_key(new)
+            if existing is not None:
+                return existing
+        job_id = str(uuid.uuid4())
+        now = utcnow()
+        try:
+            with session_scope(self._factory) as session:
+                session.add(
+                    Job(
+                        id=job_id,
+                        tenant_id=new.tenant_id,
+                        type=new.type,
+                        status="queued",
+                        spec=new.spec,
+                        priority=new.priority,
+                        attempts=0,
+                        max_attempts=new.max_attempts,
+                        timeout_s=new.timeout_s,
+                        cancel_requested=False,
+                        idempotency_key=new.idempotency_key,
+                        request_hash=new.request_hash,
+                        revision=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                session.flush()
+                session.add(JobEvent(job_id=job_id, kind="state", from_status=None, to_status="queued", created_at=now))
+        except IntegrityError:
+            existing = self._by_idempotency_key(new) if new.idempotency_key else None
+            if existing is None:
+                raise
+            return existing
+        return Submitted(self.get_any(job_id), created=True)
+
+    def _by_idempotency_key(self, new: NewJob) -> Submitted | None:
+        with session_scope(self._factory) as session:
+            row = session.scalars(
+                select(Job).where(Job.tenant_id == new.tenant_id, Job.idempotency_key == new.idempotency_key)
+            ).first()
+            if row is None:
+                return None
+            if aware(row.created_at) < utcnow() - timedelta(hours=24):
+                # An expired key: free it for this new submission.
+                row.idempotency_key = None
+                return None
+            if row.request_hash != new.request_hash:
+                raise OutOfRange(
+                    "Idempotency-Key was already used with a different request body",
+                    code="idempotency_mismatch",
+                    details={"job_id": row.id},
+                )
+            return Submitted(job_record(row), created=False)
+
+    def mark_published(self, job_id: str) -> None:
+        """Record that the job's message was handed to the broker."""
+        with session_scope(self._factory) as session:
+            session.execute(update(Job).where(Job.id == job_id).values(published_at=utcnow()))
+
+    def get(self, tenant_id: str, job_id: str) -> JobRecord:
+        """The tenant's job, or NotFound (also for another tenant's)."""
+        with session_scope(self._factory) as session:
+            return job_record(self._row(session, job_id, tenant_id))
+
+    def get_any(self, job_id: str) -> JobRecord:
+        """A job whoever owns it (for workers)."""
+        with session_scope(self._factory) as session:
+            return job_record(self._row(session, job_id))
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]:
+        """The tenant's jobs, newest first, with the cursor of the next page (or None)."""
+        stmt = select(Job).where(Job.tenant_id == tenant_id)
+        if status:
+            stmt = stmt.where(Job.status == status)
+        if type:
+            stmt = stmt.where(Job.type == type)
+        if cursor:
+            created_at, last_id = _decode_cursor(cursor)
+            stmt = stmt.where(
+                or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < last_id))
+            )
+        stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        with session_scope(self._factory) as session:
+            rows = list(session.scalars(stmt))
+        page = [job_record(r) for r in rows[:limit]]
+        next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+        return page, next_cursor
+
+    def events(self, tenant_id: str, job_id: str) -> list[EventRecord]:
+        """The job's events in the order they happened."""
+        with session_scope(self._factory) as session:
+            self._row(session, job_id, tenant_id)
+            rows = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+            return [
+                EventRecord(r.id, r.kind, r.from_status, r.to_status, r.data, aware(r.created_at)) for r in rows
+            ]
+
+    # -- worker side -------------------------------------------------------------------
+    def claim(self, job_id: str, worker: str) -> Claim | None:
+        """Take a queued job with a fresh lease; None when someone else has it or it is over."""
+        token = str(uuid.uuid4())
+        now = utcnow()
+        with session_scope(self._factory) as session:
+            won = self._transition(
+                session,
+                job_id,
+                "queued",
+                "running",
+                {
+                    "lease_token": token,
+                    "lease_expires_at": now + timedelta(seconds=self.lease_s),
+                    "attempts": Job.attempts + 1,
+                    "started_at": now,
+                    "worker": worker,
+                },
+                extra_where=[Job.cancel_requested.is_(False)],
+                event_data={"worker": worker},
+            )
+            if not won:
+                return None
+            return Claim(job_record(self._row(session, job_id)), token)
+
+    def heartbeat(self, job_id: str, token: str) -> bool:
+        """Renew the lease; False when it was lost (the job was taken over or ended)."""
+        with session_scope(self._factory) as session:
+            stmt = (
+                update(Job)
+                .where(Job.id == job_id, Job.status == "running", Job.lease_token == token)
+                .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_s))
+            )
+            return session.execute(stmt).rowcount == 1
+
+    def report_progress(self, job_id: str, token: str, progress: dict[str, Any]) -> bool:
+        """Store the latest progress and log it as an event; False when the lease was lost."""
+        now = utcnow()
+        with session_scope(self._factory) as session:
+            stmt = (
+                update(Job)
+                .where(Job.id == job_id, Job.status == "running", Job.lease_token == token)
+                .values(progress=progress, revision=Job.revision + 1, updated_at=now)
+            )
+            if session.execute(stmt).rowcount != 1:
+                return False
+            session.add(JobEvent(job_id=job_id, kind="progress", data=progress, created_at=now))
+            return True
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether a cancel was asked for this job (or it is no longer running)."""
+        with session_scope(self._factory) as session:
+            row = session.execute(select(Job.status, Job.cancel_requested).where(Job.id == job_id)).one_or_none()
+        return row is None or row.cancel_requested or row.status != "running"
+
+    def finish(self, job_id: str, token: str, result: dict[str, Any], model: ModelVersionDraft | None = None) -> bool:
+        """``running -> succeeded`` under the lease; registers the trained model in the same transaction."""
+        with session_scope(self._factory) as session:
+            result = dict(result)
+            if model is not None:
+                row = self._row(session, job_id)
+                version = insert_version(session, row.tenant_id, job_id, model)
+                result.update(model_id=version.model_id, version=version.version)
+            won = self._transition(
+                session,
+                job_id,
+                "running",
+                "succeeded",
+                {"result": result, "finished_at": utcnow(), "lease_token": None, "lease_expires_at": None},
+                token=token,
+            )
+            if not won:
+                session.rollback()
+            return won
+
+    def fail(self, job_id: str, token: str, error: dict[str, Any]) -> bool:
+        """``running -> failed`` under the lease, with ``{"code", "message"}``."""
+        with session_scope(self._factory) as session:
+            return self._transition(
+                session,
+                job_id,
+                "running",
+                "failed",
+                {"error": error, "finished_at": utcnow(), "lease_token": None, "lease_expires_at": None},
+                token=token,
+                event_data={"code": error.get("code")},
+            )
+
+    def mark_cancelled(self, job_id: str, token: str) -> bool:
+        """``running -> cancelled`` once the worker has stopped at a boundary."""
+        with session_scope(self._factory) as session:
+            return self._transition(
+                session,
+                job_id,
+                "running",
+                "cancelled",
+                {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None},
+                token=token,
+            )
+
+    def release(self, job_id: str, token: str, reason: str) -> bool:
+        """Hand a running job back to the queue without counting the attempt (graceful shutdown)."""
+        with session_scope(self._factory) as session:
+            return self._transition(
+                session,
+                job_id,
+                "running",
+                "queued",
+                {"attempts": Job.attempts - 1, "lease_token": None, "lease_expires_at": None, "published_at": None},
+                token=token,
+                event_data={"reason": reason},
+            )
+
+    # -- client side -----------------------------------------------------------------
+    def cancel(self, tenant_id: str, job_id: str) -> JobRecord:
+        """Cancel a queued job now, or ask a running one to stop; a finished job is a Conflict."""
+        with session_scope(self._factory) as session:
+            row = self._row(session, job_id, tenant_id)
+            now = utcnow()
+            if self._transition(session, job_id, "queued", "cancelled", {"cancel_requested": True, "finished_at": now}):
+                pass
+            elif session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "running")
+                .values(cancel_requested=True, revision=Job.revision + 1, updated_at=now)
+            ).rowcount == 1:
+                session.add(JobEvent(job_id=job_id, kind="cancel_requested", created_at=now))
+            else:
+                session.refresh(row)
+                if row.status in TERMINAL:
+                    raise Conflict(f"job {job_id} is already {row.status}", details={"status": row.status})
+            session.flush()
+            session.refresh(row)
+            return job_record(row)
+
+    # -- recovery -----------------------------------------------------------------------
+    def requeue_expired(self) -> tuple[list[str], list[str]]:
+        """Re-queue running jobs whose lease expired, or fail them past ``max_attempts``.
+
+        Returns (requeued ids, failed ids).
+        """
+        now = utcnow()
+        requeued: list[str] = []
+        failed: list[str] = []
+        with session_scope(self._factory) as session:
+            expired = session.execute(
+                select(Job.id, Job.lease_token, Job.attempts, Job.max_attempts).where(
+                    Job.status == "running", Job.lease_expires_at < now
+                )
+            ).all()
+            for job_id, token, attempts, max_attempts in expired:
+                if attempts >= max_attempts:
+                    error = {"code": "worker_lost", "message": f"worker lost {attempts} times; giving up"}
+                    if self._transition(
+                        session, job_id, "running", "failed",
+                        {"error": error, "finished_at": now, "lease_token": None, "lease_expires_at": None},
+                        token=token, event_data={"code": "worker_lost"},
+                    ):
+                        failed.append(job_id)
+                elif self._transition(
+                    session, job_id, "running", "queued",
+                    {"lease_token": None, "lease_expires_at": None, "published_at": None},
+                    token=token, event_data={"reason": "lease_expired"},
+                ):
+                    requeued.append(job_id)
+        return requeued, failed
+
+    def unpublished(self, older_than_s: float, limit: int = 500) -> list[JobRecord]:
+        """Queued jobs whose message was never sent or was sent longer ago than ``older_than_s``."""
+        bound = utcnow() - timedelta(seconds=older_than_s)
+        with session_scope(self._factory) as session:
+            rows = session.scalars(
+                select(Job)
+                .where(Job.status == "queued", or_(Job.published_at.is_(None), Job.published_at < bound))
+                .order_by(Job.created_at)
+                .limit(limit)
+            )
+            return [job_record(r) for r in rows]
+
+    def versions_of_job(self, job_id: str) -> list[ModelVersionRecord]:
+        """Model versions registered by a training job (at most one)."""
+        with session_scope(self._factory) as session:
+            rows = session.execute(
+                select(ModelVersion, Model).join(Model, Model.id == ModelVersion.model_id).where(
+                    ModelVersion.training_job_id == job_id
+                )
+            ).all()
+            return [version_record(v, m) for v, m in rows]

@@ -1,0 +1,181 @@
+"""Plain dataclasses that carry rows out of ``db/``; ORM objects never leave it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+JOB_TYPES = ("train", "predict", "explain")
+TERMINAL = ("succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", *TERMINAL)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """``value`` with UTC attached when the database handed it back naive (SQLite)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """An ISO-8601 timestamp in UTC, or None."""
+    value = aware(value)
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as the rest of the system sees it."""
+
+    id: str
+    tenant_id: str
+    type: str
+    status: str
+    spec: dict[str, Any]
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    priority: int
+    attempts: int
+    max_attempts: int
+    timeout_s: int | None
+    cancel_requested: bool
+    revision: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job has reached one of its final states."""
+        return self.status in TERMINAL
+
+    def to_public(self) -> dict[str, Any]:
+        """The job as the HTTP API shows it."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "status": self.status,
+            "spec": self.spec,
+            "progress": self.progress,
+            "result": self.result,
+            "error": self.error,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "timeout_s": self.timeout_s,
+            "cancel_requested": self.cancel_requested,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a running job: the lease token proves it."""
+
+    job: JobRecord
+    lease_token: str
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One state change or progress event of a job."""
+
+    seq: int
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    data: dict[str, Any] | None
+    created_at: datetime
+
+    def to_public(self) -> dict[str, Any]:
+        """The event as the HTTP API shows it."""
+        out = asdict(self)
+        out["created_at"] = iso(self.created_at)
+        return out
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """An uploaded dataset."""
+
+    id: str
+    tenant_id: str
+    name: str
+    format: str
+    path: str
+    size_bytes: int
+    info: dict[str, Any]
+    created_at: datetime
+
+    def to_public(self) -> dict[str, Any]:
+        """The dataset as the HTTP API shows it (no server path)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "format": self.format,
+            "size_bytes": self.size_bytes,
+            "info": self.info,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class ModelVersionRecord:
+    """One registered version of a model."""
+
+    id: str
+    model_id: str
+    model_name: str
+    tenant_id: str
+    version: int
+    training_job_id: str | None
+    path: str
+    architecture: str | None
+    metrics: dict[str, Any]
+    signature: dict[str, Any]
+    created_at: datetime
+
+    def to_public(self) -> dict[str, Any]:
+        """The version as the HTTP API shows it (no server path)."""
+        return {
+            "version": self.version,
+            "training_job_id": self.training_job_id,
+            "architecture": self.architecture,
+            "metrics": self.metrics,
+            "signature": self.signature,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model with its versions, oldest first."""
+
+    id: str
+    tenant_id: str
+    name: str
+    created_at: datetime
+    versions: list[ModelVersionRecord] = field(default_factory=list)
+
+    def to_public(self) -> dict[str, Any]:
+        """The model as the HTTP API shows it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": iso(self.created_at),
+            "latest_version": self.versions[-1].version if self.versions else None,
+            "versions": [v.to_public() for v in self.versions],
+        }
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant behind an API key."""
+
+    tenant_id: str
+    key_id: str
+    read_only: bool

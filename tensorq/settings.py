@@ -1,0 +1,52 @@
+"""The one settings object, read from the environment (prefix ``TENSORQ_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path.home() / ".tensorq"
+
+
+class Settings(BaseSettings):
+    """Everything a TensorQ process can be configured with; nothing else reads ``os.environ``."""
+
+    model_config = SettingsConfigDict(env_prefix="TENSORQ_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_HOME / 'tensorq.sqlite3'}",
+        description="SQLAlchemy URL of the job database (Postgres in production).",
+    )
+    broker_url: str = Field(
+        default="redis://localhost:6379/0",
+        description="Celery broker URL; only job ids travel through it.",
+    )
+    artifact_dir: Path = Field(
+        default=DEFAULT_HOME / "artifacts",
+        description="Root folder for uploads, checkpoints, models and job artifacts.",
+    )
+    gpu: str = Field(
+        default="auto",
+        description="GPU a worker is pinned to: an index, 'none' for the CPU, or 'auto'.",
+    )
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(default=64 * 1024 * 1024, description="Largest dataset upload.")
+    max_inline_rows: int = Field(default=1000, description="Predict results with more rows become an artifact.")
+    max_wait_s: float = Field(default=30.0, description="Longest ?wait= long-poll the API honours.")
+    lease_s: float = Field(default=60.0, description="How long a worker's claim lives without a heartbeat.")
+    heartbeat_s: float = Field(default=10.0, description="How often a running job renews its lease.")
+    publish_grace_s: float = Field(default=120.0, description="Queued jobs older than this are re-published.")
+    reaper_interval_s: float = Field(default=15.0, description="How often a worker runs the reaper.")
+    default_max_attempts: int = Field(default=3, ge=1, le=20)
+    progress_min_interval_s: float = Field(default=0.5, description="Rate bound on progress writes.")
+    model_cache_size: int = Field(default=8, ge=1, description="Loaded models kept per worker process.")
+
+    def job_dir(self, job_id: str) -> Path:
+        """The artifact folder of one job."""
+        return Path(self.artifact_dir) / "jobs" / job_id
+
+    def dataset_dir(self, tenant_id: str) -> Path:
+        """The upload folder of one tenant."""
+        return Path(self.artifact_dir) / "datasets" / tenant_id
