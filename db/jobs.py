@@ -141,7 +141,11 @@ class JobStore:
         )
         if session.execute(stmt).rowcount != 1:
             return False
-        session.add(JobEvent(job_id=job_id, kind="state", from_status=expected, to_status=target, data=event_data, created_at=now))
+        session.add(
+            JobEvent(
+                job_id=job_id, kind="state", from_status=expected, to_status=target, data=event_data, created_at=now
+            )
+        )
         return True
 
     def _row(self, session: Session, job_id: str, tenant_id: str | None = None) -> Job:
@@ -240,9 +244,7 @@ class JobStore:
             stmt = stmt.where(Job.type == type)
         if cursor:
             created_at, last_id = _decode_cursor(cursor)
-            stmt = stmt.where(
-                or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < last_id))
-            )
+            stmt = stmt.where(or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < last_id)))
         stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
         with session_scope(self._factory) as session:
             rows = list(session.scalars(stmt))
@@ -255,9 +257,7 @@ class JobStore:
         with session_scope(self._factory) as session:
             self._row(session, job_id, tenant_id)
             rows = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
-            return [
-                EventRecord(r.id, r.kind, r.from_status, r.to_status, r.data, aware(r.created_at)) for r in rows
-            ]
+            return [EventRecord(r.id, r.kind, r.from_status, r.to_status, r.data, aware(r.created_at)) for r in rows]
 
     # -- worker side -------------------------------------------------------------------
     def claim(self, job_id: str, worker: str) -> Claim | None:
@@ -380,11 +380,14 @@ class JobStore:
             now = utcnow()
             if self._transition(session, job_id, "queued", "cancelled", {"cancel_requested": True, "finished_at": now}):
                 pass
-            elif session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == "running")
-                .values(cancel_requested=True, revision=Job.revision + 1, updated_at=now)
-            ).rowcount == 1:
+            elif (
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == "running")
+                    .values(cancel_requested=True, revision=Job.revision + 1, updated_at=now)
+                ).rowcount
+                == 1
+            ):
                 session.add(JobEvent(job_id=job_id, kind="cancel_requested", created_at=now))
             else:
                 session.refresh(row)
@@ -413,15 +416,23 @@ class JobStore:
                 if attempts >= max_attempts:
                     error = {"code": "worker_lost", "message": f"worker lost {attempts} times; giving up"}
                     if self._transition(
-                        session, job_id, "running", "failed",
+                        session,
+                        job_id,
+                        "running",
+                        "failed",
                         {"error": error, "finished_at": now, "lease_token": None, "lease_expires_at": None},
-                        token=token, event_data={"code": "worker_lost"},
+                        token=token,
+                        event_data={"code": "worker_lost"},
                     ):
                         failed.append(job_id)
                 elif self._transition(
-                    session, job_id, "running", "queued",
+                    session,
+                    job_id,
+                    "running",
+                    "queued",
                     {"lease_token": None, "lease_expires_at": None, "published_at": None},
-                    token=token, event_data={"reason": "lease_expired"},
+                    token=token,
+                    event_data={"reason": "lease_expired"},
                 ):
                     requeued.append(job_id)
         return requeued, failed
@@ -442,8 +453,8 @@ class JobStore:
         """Model versions registered by a training job (at most one)."""
         with session_scope(self._factory) as session:
             rows = session.execute(
-                select(ModelVersion, Model).join(Model, Model.id == ModelVersion.model_id).where(
-                    ModelVersion.training_job_id == job_id
-                )
+                select(ModelVersion, Model)
+                .join(Model, Model.id == ModelVersion.model_id)
+                .where(ModelVersion.training_job_id == job_id)
             ).all()
             return [version_record(v, m) for v, m in rows]

@@ -68,7 +68,14 @@ class KeyStore:
         salt = secrets.token_hex(16)
         with session_scope(self._factory) as session:
             session.add(
-                ApiKey(id=key_id, tenant_id=tenant_id, salt=salt, secret_hash=_hash(salt, secret), read_only=read_only, created_at=utcnow())
+                ApiKey(
+                    id=key_id,
+                    tenant_id=tenant_id,
+                    salt=salt,
+                    secret_hash=_hash(salt, secret),
+                    read_only=read_only,
+                    created_at=utcnow(),
+                )
             )
         return f"{KEY_PREFIX}_{key_id}_{secret}"
 
@@ -86,7 +93,10 @@ class KeyStore:
             if last is None or last < now - LAST_USED_RESOLUTION:
                 session.execute(
                     update(ApiKey)
-                    .where(ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION))
+                    .where(
+                        ApiKey.id == key_id,
+                        or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+                    )
                     .values(last_used_at=now)
                 )
             return Principal(tenant_id=row.tenant_id, key_id=row.id, read_only=row.read_only)

@@ -35,7 +35,9 @@ def version_record(v: ModelVersion, m: Model) -> ModelVersionRecord:
     )
 
 
-def insert_version(session: Session, tenant_id: str, job_id: str | None, draft: ModelVersionDraft) -> ModelVersionRecord:
+def insert_version(
+    session: Session, tenant_id: str, job_id: str | None, draft: ModelVersionDraft
+) -> ModelVersionRecord:
     """Add the next version of the tenant's model named ``draft.model_name`` (creating the model)."""
     model = session.scalars(select(Model).where(Model.tenant_id == tenant_id, Model.name == draft.model_name)).first()
     if model is None:
@@ -90,7 +92,9 @@ class ModelRegistry:
     def list(self, tenant_id: str) -> list[ModelRecord]:
         """The tenant's models, newest first, each with its versions."""
         with session_scope(self._factory) as session:
-            models = list(session.scalars(select(Model).where(Model.tenant_id == tenant_id).order_by(Model.created_at.desc())))
+            models = list(
+                session.scalars(select(Model).where(Model.tenant_id == tenant_id).order_by(Model.created_at.desc()))
+            )
             return [self._record(session, m) for m in models]
 
     def get(self, tenant_id: str, model_id: str) -> ModelRecord:
@@ -147,12 +151,20 @@ class DatasetCatalog:
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
 
-    def add(self, tenant_id: str, *, dataset_id: str, name: str, fmt: str, path: str, size_bytes: int, info: dict[str, Any]) -> DatasetRecord:
+    def add(
+        self, tenant_id: str, *, dataset_id: str, name: str, fmt: str, path: str, size_bytes: int, info: dict[str, Any]
+    ) -> DatasetRecord:
         """Record an upload already written to ``path``."""
         with session_scope(self._factory) as session:
             row = Dataset(
-                id=dataset_id, tenant_id=tenant_id, name=name, format=fmt, path=path,
-                size_bytes=size_bytes, info=info, created_at=utcnow(),
+                id=dataset_id,
+                tenant_id=tenant_id,
+                name=name,
+                format=fmt,
+                path=path,
+                size_bytes=size_bytes,
+                info=info,
+                created_at=utcnow(),
             )
             session.add(row)
             session.flush()
@@ -161,7 +173,9 @@ class DatasetCatalog:
     def list(self, tenant_id: str) -> list[DatasetRecord]:
         """The tenant's datasets, newest first."""
         with session_scope(self._factory) as session:
-            rows = session.scalars(select(Dataset).where(Dataset.tenant_id == tenant_id).order_by(Dataset.created_at.desc()))
+            rows = session.scalars(
+                select(Dataset).where(Dataset.tenant_id == tenant_id).order_by(Dataset.created_at.desc())
+            )
             return [dataset_record(r) for r in rows]
 
     def get(self, tenant_id: str, dataset_id: str) -> DatasetRecord:

@@ -1,16 +1,16 @@
 """The one coded error tree of TensorQ; the API maps it to HTTP in exactly one place.
 
-    TensorQError                  base: a code, a message, details and an HTTP status
-    ├── InvalidRequest   (400)    malformed input or a spec that cannot run
-    ├── Unauthorized     (401)    no key, a bad key or a revoked key
-    ├── Forbidden        (403)    a key that may not do this (read-only)
-    ├── NotFound         (404)    missing, or another tenant's
-    ├── Conflict         (409)    an illegal state transition
-    ├── PayloadTooLarge  (413)    a body or upload over its limit
-    ├── UnsupportedMedia (415)    a content type the route does not take
-    ├── OutOfRange       (422)    a well-formed value outside its allowed range
-    ├── Unavailable      (503)    the database or the broker cannot be reached
-    └── JobCancelled              raised inside a running job when a cancel is seen
+TensorQError                  base: a code, a message, details and an HTTP status
+├── InvalidRequest   (400)    malformed input or a spec that cannot run
+├── Unauthorized     (401)    no key, a bad key or a revoked key
+├── Forbidden        (403)    a key that may not do this (read-only)
+├── NotFound         (404)    missing, or another tenant's
+├── Conflict         (409)    an illegal state transition
+├── PayloadTooLarge  (413)    a body or upload over its limit
+├── UnsupportedMedia (415)    a content type the route does not take
+├── OutOfRange       (422)    a well-formed value outside its allowed range
+├── Unavailable      (503)    the database or the broker cannot be reached
+└── JobCancelled              raised inside a running job when a cancel is seen
 """
 
 from __future__ import annotations

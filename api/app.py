@@ -1,0 +1,62 @@
+"""``create_app(settings)``: the Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, request
+
+from api import datasets, health, jobs, models
+from api.auth import authenticate_request
+from api.errors import register_error_handlers
+from api.publisher import CeleryPublisher, Publisher
+from api.services import Services, services
+from db.database import Database
+from tensorq.settings import Settings
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    publisher: Publisher | None = None,
+) -> Flask:
+    """Build the API for ``settings``; tests may inject the database or the publisher."""
+    settings = settings or Settings()
+    app = Flask("tensorq.api", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    if publisher is None:
+        from worker.celery_app import make_celery
+
+        publisher = CeleryPublisher(make_celery(settings))
+    app.extensions["tensorq"] = Services(settings=settings, db=database or Database(settings), publisher=publisher)
+
+    v1 = Blueprint("v1", __name__, url_prefix="/v1")
+    v1.before_request(_limit_body)
+    v1.before_request(authenticate_request)
+    for module in (jobs, datasets, models):
+        v1.register_blueprint(module.bp)
+    app.register_blueprint(v1)
+    app.register_blueprint(health.bp)
+    register_error_handlers(app)
+
+    @app.after_request
+    def _security_headers(response):  # type: ignore[no-untyped-def]
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return app
+
+
+def _limit_body() -> None:
+    """Uploads may be as large as ``max_upload_bytes``; every other body ``max_body_bytes``."""
+    if request.endpoint == "v1.datasets.upload_dataset":
+        request.max_content_length = services().settings.max_upload_bytes + 1024 * 1024

@@ -1,0 +1,54 @@
+"""Datasets: upload (``.npz`` with ``x``, ``y``; ``.csv`` with a header), list and get."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from api.services import principal, services
+from api.uploads import store_upload
+from tensorq.errors import InvalidRequest, UnsupportedMedia
+
+bp = Blueprint("datasets", __name__)
+
+
+@bp.post("/datasets")
+def upload_dataset():  # type: ignore[no-untyped-def]
+    """Store a multipart ``file`` under a server-made name and register it; 201 with the dataset."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMedia("upload datasets as multipart/form-data with a 'file' field")
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidRequest("missing multipart field 'file'")
+    svc = services()
+    who = principal()
+    name = (request.form.get("name") or upload.filename or "dataset")[:200]
+    stored = store_upload(upload.stream, svc.settings.dataset_dir(who.tenant_id), svc.settings.max_upload_bytes)
+    try:
+        record = svc.db.datasets.add(
+            who.tenant_id,
+            dataset_id=stored.id,
+            name=name,
+            fmt=stored.format,
+            path=str(stored.path),
+            size_bytes=stored.size_bytes,
+            info=stored.info,
+        )
+    except Exception:
+        stored.path.unlink(missing_ok=True)
+        raise
+    response = jsonify(record.to_public())
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/datasets/{record.id}"
+    return response
+
+
+@bp.get("/datasets")
+def list_datasets():  # type: ignore[no-untyped-def]
+    """The caller's datasets, newest first."""
+    return jsonify({"datasets": [d.to_public() for d in services().db.datasets.list(principal().tenant_id)]})
+
+
+@bp.get("/datasets/<dataset_id>")
+def get_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
+    """One of the caller's datasets."""
+    return jsonify(services().db.datasets.get(principal().tenant_id, dataset_id).to_public())

@@ -1,0 +1,44 @@
+"""The one place where errors become HTTP responses: ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from tensorq.errors import TensorQError, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, details: object = None):  # type: ignore[no-untyped-def]
+    """A JSON error response."""
+    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response.status_code = status
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map TensorQ errors, HTTP errors and anything unexpected to JSON bodies."""
+
+    @app.errorhandler(TensorQError)
+    def _tensorq_error(exc: TensorQError):  # type: ignore[no-untyped-def]
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        if isinstance(exc, Unavailable):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = error_response(exc.code or 500, code, exc.description or exc.name)
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error")
+        return error_response(500, "internal", "internal server error")

@@ -1,0 +1,34 @@
+"""Liveness and readiness: ``/healthz`` always, ``/readyz`` when the database and broker answer."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from api.services import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    """The process is up."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():  # type: ignore[no-untyped-def]
+    """Whether the database and the broker can be reached, each named; 503 when one cannot."""
+    svc = services()
+    checks: dict[str, str] = {}
+    for name, probe in (("database", svc.db.ping), ("broker", svc.publisher.ping)):
+        try:
+            probe()
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            checks[name] = f"unavailable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    response = jsonify({"status": "ready" if ready else "unavailable", "checks": checks})
+    response.status_code = 200 if ready else 503
+    if not ready:
+        response.headers["Retry-After"] = "5"
+    return response

@@ -1,0 +1,189 @@
+"""Jobs: submit, read (with ``?wait=`` long-poll), list, cancel, events and artifacts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify, request, send_file
+
+from api.inputs import batch_shape
+from api.schemas import ExplainSpec, PredictSpec, TrainSpec, parse_submission, request_hash
+from api.services import principal, services
+from db.jobs import NewJob
+from db.records import JOB_TYPES, STATUSES, JobRecord
+from tensorq.errors import InvalidRequest, NotFound, OutOfRange, UnsupportedMedia
+
+log = logging.getLogger(__name__)
+bp = Blueprint("jobs", __name__)
+
+ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def json_body() -> Any:
+    """The request's JSON body: 415 when it is not JSON, 400 when it does not parse."""
+    if not request.is_json:
+        raise UnsupportedMedia("send the body as application/json")
+    try:
+        return json.loads(request.get_data(cache=True))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from None
+
+
+def _check_references(tenant_id: str, spec: Any) -> None:
+    """Refuse before queueing a spec whose dataset, model or inputs cannot run."""
+    svc = services()
+    dataset = getattr(spec, "dataset", None)
+    if dataset and not dataset.startswith("builtin:"):
+        try:
+            record = svc.db.datasets.get(tenant_id, dataset)
+        except NotFound:
+            raise InvalidRequest(f"dataset {dataset} not found", code="unknown_dataset") from None
+        if isinstance(spec, TrainSpec) and record.format == "csv" and not spec.label_column:
+            raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": record.info.get("columns")})
+        if isinstance(spec, TrainSpec) and spec.label_column and record.format == "csv":
+            if spec.label_column not in record.info.get("columns", []):
+                raise InvalidRequest(
+                    f"label column '{spec.label_column}' is not in the dataset",
+                    details={"columns": record.info.get("columns")},
+                )
+    if isinstance(spec, PredictSpec | ExplainSpec):
+        try:
+            version = svc.db.models.resolve(tenant_id, spec.model)
+        except NotFound:
+            raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
+        shape = version.signature.get("input_shape")
+        if spec.inputs is not None and shape is not None:
+            rows = batch_shape(spec.inputs, shape)[0]
+            if isinstance(spec, PredictSpec) and rows > 100_000:
+                raise OutOfRange("at most 100000 inline input rows; upload a dataset instead")
+        if isinstance(spec, ExplainSpec) and isinstance(spec.baseline, list) and shape is not None:
+            batch_shape([spec.baseline], shape)
+
+
+@bp.post("/jobs")
+def submit_job():  # type: ignore[no-untyped-def]
+    """Validate, commit as ``queued``, then publish; answers 202 with the job."""
+    body = json_body()
+    submission, spec = parse_submission(body)
+    who = principal()
+    _check_references(who.tenant_id, spec)
+    svc = services()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 200):
+        raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
+    outcome = svc.db.jobs.submit(
+        NewJob(
+            tenant_id=who.tenant_id,
+            type=submission.type,
+            spec=spec.model_dump(mode="json", exclude_none=True),
+            priority=submission.priority,
+            max_attempts=submission.max_attempts or svc.settings.default_max_attempts,
+            timeout_s=submission.timeout_s,
+            idempotency_key=key,
+            request_hash=request_hash(body) if key else None,
+        )
+    )
+    job = outcome.job
+    if outcome.created:
+        _publish(job)
+    response = jsonify(job.to_public())
+    response.status_code = 202
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return response
+
+
+def _publish(job: JobRecord) -> None:
+    """Send the job's message; a failure leaves it queued for the reaper to re-publish."""
+    svc = services()
+    try:
+        svc.publisher.publish(job)
+    except Exception:  # noqa: BLE001 - any broker failure: the outbox recovers it
+        log.warning("publish of job %s failed; the reaper will re-publish it", job.id, exc_info=True)
+        return
+    svc.db.jobs.mark_published(job.id)
+
+
+def _wait_seconds() -> float:
+    raw = request.args.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise InvalidRequest("wait must be a number of seconds") from None
+    if not 0 <= wait <= 3600:
+        raise OutOfRange("wait must be between 0 and 3600 seconds")
+    return min(wait, services().settings.max_wait_s)
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):  # type: ignore[no-untyped-def]
+    """The job; with ``?wait=N`` it answers on the first change or after N seconds."""
+    store = services().db.jobs
+    tenant_id = principal().tenant_id
+    job = store.get(tenant_id, job_id)
+    wait = _wait_seconds()
+    deadline = time.monotonic() + wait
+    pause = 0.02
+    while not job.terminal and time.monotonic() < deadline:
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, 0.25)
+        latest = store.get(tenant_id, job_id)
+        if latest.revision != job.revision:
+            job = latest
+            break
+    return jsonify(job.to_public())
+
+
+@bp.get("/jobs")
+def list_jobs():  # type: ignore[no-untyped-def]
+    """The caller's jobs, newest first; filters ``status`` and ``type``; cursor pagination."""
+    status = request.args.get("status")
+    job_type = request.args.get("type")
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"unknown status '{status}'", details={"known": list(STATUSES)})
+    if job_type is not None and job_type not in JOB_TYPES:
+        raise InvalidRequest(f"unknown type '{job_type}'", details={"known": list(JOB_TYPES)})
+    try:
+        limit = int(request.args.get("limit", 50))
+    except ValueError:
+        raise InvalidRequest("limit must be an integer") from None
+    if not 1 <= limit <= 200:
+        raise OutOfRange("limit must be between 1 and 200")
+    jobs, cursor = services().db.jobs.list(
+        principal().tenant_id, status=status, type=job_type, limit=limit, cursor=request.args.get("cursor")
+    )
+    return jsonify({"jobs": [j.to_public() for j in jobs], "next_cursor": cursor})
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
+    """Cancel a queued job, or ask a running one to stop at its next boundary; 409 when finished."""
+    job = services().db.jobs.cancel(principal().tenant_id, job_id)
+    return jsonify(job.to_public()), 202
+
+
+@bp.get("/jobs/<job_id>/events")
+def job_events(job_id: str):  # type: ignore[no-untyped-def]
+    """The job's state changes and progress events, in order."""
+    events = services().db.jobs.events(principal().tenant_id, job_id)
+    return jsonify({"events": [e.to_public() for e in events]})
+
+
+@bp.get("/jobs/<job_id>/artifacts/<name>")
+def job_artifact(job_id: str, name: str):  # type: ignore[no-untyped-def]
+    """A file the job listed in its result; the path is checked to stay in the job's folder."""
+    svc = services()
+    job = svc.db.jobs.get(principal().tenant_id, job_id)
+    listed = (job.result or {}).get("artifacts", [])
+    if not ARTIFACT_NAME.match(name) or name not in listed:
+        raise NotFound(f"artifact {name} not found")
+    folder = svc.settings.job_dir(job_id).resolve()
+    path = (folder / name).resolve()
+    if path.parent != folder or not path.is_file():
+        raise NotFound(f"artifact {name} not found")
+    return send_file(path, as_attachment=False, download_name=name)

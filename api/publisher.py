@@ -1,0 +1,46 @@
+"""Hands job ids to the broker by task name (the outbox's second half)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from celery import Celery
+
+from db.records import JobRecord
+from worker.routing import route_for
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """Anything that can send a job's id to its queue."""
+
+    def publish(self, job: JobRecord) -> None:
+        """Send the job's message; raise when the broker cannot take it."""
+
+    def ping(self) -> None:
+        """Raise when the broker cannot be reached."""
+
+
+class CeleryPublisher:
+    """Publishes through a Celery app's producer pool, by task name only."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def publish(self, job: JobRecord) -> None:
+        """Send ``job.id`` to the job type's queue with the job's priority."""
+        route = route_for(job.type)
+        self._app.send_task(
+            route.task,
+            args=[job.id],
+            queue=route.queue,
+            priority=job.priority,
+            retry=False,
+        )
+
+    def ping(self) -> None:
+        """Open a broker connection and close it; raises when the broker is down."""
+        with self._app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)

@@ -1,0 +1,31 @@
+"""What each request can reach: settings, the database and the publisher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g
+
+from api.publisher import Publisher
+from db.database import Database
+from db.records import Principal
+from tensorq.settings import Settings
+
+
+@dataclass
+class Services:
+    """The app's collaborators, built once by ``create_app``."""
+
+    settings: Settings
+    db: Database
+    publisher: Publisher
+
+
+def services() -> Services:
+    """The current app's services."""
+    return current_app.extensions["tensorq"]
+
+
+def principal() -> Principal:
+    """The authenticated caller of the current request."""
+    return g.principal

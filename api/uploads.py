@@ -1,0 +1,111 @@
+"""Dataset uploads: the type is told by content, never by name; files get server-made names."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from tensorq.errors import InvalidRequest, PayloadTooLarge
+
+MAX_CSV_COLUMNS = 10_000
+MAX_CSV_ROWS = 1_000_000
+MAX_CSV_FIELD = 1_000_000
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """An upload that passed its checks and now lies under a server-made name."""
+
+    id: str
+    format: str
+    path: Path
+    size_bytes: int
+    info: dict[str, Any]
+
+
+def store_upload(stream: IO[bytes], folder: Path, max_bytes: int) -> StoredUpload:
+    """Write the upload to ``folder`` under a new id, check it, and describe it; 400 when unusable."""
+    folder.mkdir(parents=True, exist_ok=True)
+    upload_id = str(uuid.uuid4())
+    partial = folder / f".{upload_id}.part"
+    size = 0
+    try:
+        with partial.open("wb") as out:
+            while chunk := stream.read(1024 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(f"upload larger than {max_bytes} bytes")
+                out.write(chunk)
+        fmt, info = describe(partial)
+        final = folder / f"{upload_id}.{fmt}"
+        partial.replace(final)
+    finally:
+        partial.unlink(missing_ok=True)
+    return StoredUpload(upload_id, fmt, final, size, info)
+
+
+def describe(path: Path) -> tuple[str, dict[str, Any]]:
+    """The format (``npz`` or ``csv``) and a summary of the file at ``path``."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head == b"PK\x03\x04":
+        return "npz", describe_npz(path)
+    return "csv", describe_csv(path)
+
+
+def describe_npz(path: Path) -> dict[str, Any]:
+    """Shapes of ``x`` and ``y`` in an ``.npz``, loaded without pickles."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not {"x", "y"} <= set(archive.files):
+                raise InvalidRequest("an .npz dataset needs arrays 'x' and 'y'", details={"arrays": archive.files})
+            x, y = archive["x"], archive["y"]
+    except InvalidRequest:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InvalidRequest(f"not a readable .npz of numeric arrays: {exc}") from None
+    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+        raise InvalidRequest("'x' and 'y' must be numeric arrays")
+    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
+        raise InvalidRequest(
+            "'x' must be (N, ...) and 'y' (N,) with the same N",
+            details={"x_shape": list(x.shape), "y_shape": list(y.shape)},
+        )
+    if not np.all(np.isfinite(x)):
+        raise InvalidRequest("'x' contains NaN or infinite values")
+    return {"rows": int(len(x)), "x_shape": list(x.shape), "y_shape": list(y.shape), "x_dtype": str(x.dtype)}
+
+
+def describe_csv(path: Path) -> dict[str, Any]:
+    """Columns and row count of a UTF-8 CSV with a header, within bounded rows and columns."""
+    csv.field_size_limit(MAX_CSV_FIELD)
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if not header or len(header) < 2:
+                raise InvalidRequest("a CSV dataset needs a header row with at least two columns")
+            if len(header) > MAX_CSV_COLUMNS:
+                raise InvalidRequest(f"a CSV dataset may have at most {MAX_CSV_COLUMNS} columns")
+            if len(set(header)) != len(header):
+                raise InvalidRequest("CSV column names must be unique")
+            rows = 0
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise InvalidRequest(f"CSV row {rows + 2} has {len(row)} fields, the header {len(header)}")
+                rows += 1
+                if rows > MAX_CSV_ROWS:
+                    raise InvalidRequest(f"a CSV dataset may have at most {MAX_CSV_ROWS} rows")
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidRequest(f"not a UTF-8 CSV file (or an .npz): {exc}") from None
+    if rows == 0:
+        raise InvalidRequest("the CSV dataset has no data rows")
+    return {"rows": rows, "columns": header}
