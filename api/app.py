@@ -7,10 +7,10 @@ from flask import Blueprint, Flask, request
 from api import datasets, health, jobs, models
 from api.auth import authenticate_request
 from api.errors import register_error_handlers
-from api.publisher import CeleryPublisher, Publisher
 from api.services import Services, services
 from db.database import Database
 from tensorq.settings import Settings
+from worker.publisher import CeleryPublisher, Publisher
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

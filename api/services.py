@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from flask import current_app, g
 
-from api.publisher import Publisher
 from db.database import Database
 from db.records import Principal
 from tensorq.settings import Settings
+from worker.publisher import Publisher
 
 
 @dataclass

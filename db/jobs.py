@@ -437,17 +437,23 @@ class JobStore:
                     requeued.append(job_id)
         return requeued, failed
 
-    def unpublished(self, older_than_s: float, limit: int = 500) -> list[JobRecord]:
-        """Queued jobs whose message was never sent or was sent longer ago than ``older_than_s``."""
-        bound = utcnow() - timedelta(seconds=older_than_s)
-        with session_scope(self._factory) as session:
-            rows = session.scalars(
-                select(Job)
-                .where(Job.status == "queued", or_(Job.published_at.is_(None), Job.published_at < bound))
-                .order_by(Job.created_at)
-                .limit(limit)
+    def unpublished(self, older_than_s: float, limit: int = 500, settle_s: float = 2.0) -> list[JobRecord]:
+        """Queued jobs never published (for ``settle_s``), or published longer ago than ``older_than_s``."""
+        now = utcnow()
+        stmt = (
+            select(Job)
+            .where(
+                Job.status == "queued",
+                or_(
+                    and_(Job.published_at.is_(None), Job.updated_at < now - timedelta(seconds=settle_s)),
+                    Job.published_at < now - timedelta(seconds=older_than_s),
+                ),
             )
-            return [job_record(r) for r in rows]
+            .order_by(Job.created_at)
+            .limit(limit)
+        )
+        with session_scope(self._factory) as session:
+            return [job_record(r) for r in session.scalars(stmt)]
 
     def versions_of_job(self, job_id: str) -> list[ModelVersionRecord]:
         """Model versions registered by a training job (at most one)."""

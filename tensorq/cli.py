@@ -1,0 +1,114 @@
+"""The ``tensorq`` command: migrate, api, worker, keys and demo."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tensorq.settings import Settings
+
+
+@click.group()
+def main() -> None:
+    """TensorQ: TensorFlow jobs behind an HTTP API."""
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database up to the latest schema (Alembic upgrade head)."""
+    from db.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    click.echo("database is at the latest revision")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--threads", default=16, show_default=True, type=int, help="threads per process (long-polls)")
+def api(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the HTTP API under gunicorn."""
+    from tensorq.server import serve
+
+    serve(Settings(), host, port, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--queues", default="train,predict,explain", show_default=True, help="comma-separated queues")
+@click.option("--gpu", default=None, help="GPU index to pin to, 'none' for the CPU (default: TENSORQ_GPU)")
+@click.option("--concurrency", default=1, show_default=True, type=int, help="processes; keep 1 per GPU")
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--name", default=None, help="worker node name (default tensorq-<gpu>)")
+def worker(queues: str, gpu: str | None, concurrency: int, loglevel: str, name: str | None) -> None:
+    """Run a Celery worker pinned to one GPU (or the CPU)."""
+    from worker.main import start_worker
+
+    try:
+        start_worker(
+            Settings(),
+            queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
+            gpu=gpu,
+            concurrency=concurrency,
+            loglevel=loglevel,
+            name=name,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+def _db():  # type: ignore[no-untyped-def]
+    from db.database import Database
+
+    return Database(Settings())
+
+
+@keys.command("create")
+@click.option("--tenant", required=True, help="tenant name (created if new)")
+@click.option("--read-only", is_flag=True, help="a key that can read but not submit or cancel")
+def keys_create(tenant: str, read_only: bool) -> None:
+    """Print a new API key once; only its salted hash is stored."""
+    click.echo(_db().keys.create(tenant, read_only=read_only))
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (ids, tenants, scope, last use), never their secrets."""
+    for key in _db().keys.list():
+        scope = "read-only" if key.read_only else "read-write"
+        state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+        click.echo(f"{key.id}  {key.tenant}  {scope}  {state}  last used {key.last_used_at or 'never'}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (the part after 'tq_')."""
+    from tensorq.errors import NotFound
+
+    try:
+        _db().keys.revoke(key_id)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"revoked {key_id}")
+
+
+@main.command()
+@click.option("--home", default=None, type=click.Path(file_okay=False), help="folder for the demo's database")
+@click.option("--epochs", default=8, show_default=True, type=int)
+def demo(home: str | None, epochs: int) -> None:
+    """Train a CNN on digits, predict and explain, end to end through the API, queue and a worker."""
+    from tensorq.demo import run_demo
+
+    sys.exit(run_demo(home=home, epochs=epochs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""A whole TensorQ on one machine: migrated SQLite, an API thread and a worker process.
+
+Used by ``tensorq demo`` and by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from tensorq.settings import Settings
+
+
+def redis_answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether a Redis server answers PING at ``url``."""
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout).ping())
+    except Exception:  # noqa: BLE001 - any failure means "no Redis here"
+        return False
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process read ``settings``."""
+    return {
+        "TENSORQ_DATABASE_URL": settings.database_url,
+        "TENSORQ_BROKER_URL": settings.broker_url,
+        "TENSORQ_ARTIFACT_DIR": str(settings.artifact_dir),
+        "TENSORQ_LEASE_S": str(settings.lease_s),
+        "TENSORQ_HEARTBEAT_S": str(settings.heartbeat_s),
+        "TENSORQ_REAPER_INTERVAL_S": str(settings.reaper_interval_s),
+        "TENSORQ_PUBLISH_GRACE_S": str(settings.publish_grace_s),
+    }
+
+
+class ApiThread:
+    """The API served by werkzeug in a background thread on a free port."""
+
+    def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> None:
+        from api import create_app
+
+        self.app = create_app(settings)
+        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self.url = f"http://{host}:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="tensorq-api", daemon=True)
+
+    def start(self) -> ApiThread:
+        """Start serving."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class WorkerProcess:
+    """A real ``tensorq worker`` process with its log in a file."""
+
+    def __init__(self, settings: Settings, log_path: Path, *, queues: str = "train,predict,explain", gpu: str = "auto"):
+        self.settings = settings
+        self.log_path = log_path
+        self.queues = queues
+        self.gpu = gpu
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        """Launch the worker."""
+        env = {**os.environ, **settings_env(self.settings), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tensorq.cli", "worker", "--queues", self.queues, "--gpu", self.gpu],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the worker to stop (SIGTERM), then kill its process group if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its children at once."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait(timeout=10)
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")

@@ -1,0 +1,114 @@
+"""A running job's link back to its row: lease heartbeats, progress, cancel and timeout checks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from db.jobs import JobStore
+from tensorq.errors import JobCancelled, TensorQError
+
+log = logging.getLogger(__name__)
+
+
+class JobTimedOut(TensorQError):
+    """The job ran past its ``timeout_s``."""
+
+    status = 408
+    code = "timeout"
+
+
+class LeaseLost(JobCancelled):
+    """Another worker took the job over, or it ended; stop and write nothing."""
+
+    code = "lease_lost"
+
+
+class JobControl:
+    """Heartbeats the lease from a thread and answers ``should_stop`` cheaply between batches."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        job_id: str,
+        token: str,
+        *,
+        heartbeat_s: float,
+        timeout_s: float | None = None,
+        check_interval_s: float = 1.0,
+        progress_interval_s: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.token = token
+        self.heartbeat_s = heartbeat_s
+        self.deadline = time.monotonic() + timeout_s if timeout_s else None
+        self.check_interval_s = check_interval_s
+        self.progress_interval_s = progress_interval_s
+        self.lease_lost = threading.Event()
+        self._stop = threading.Event()
+        self._last_check = 0.0
+        self._cancelled = False
+        self._last_progress = 0.0
+        self.reason: str | None = None
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id[:8]}", daemon=True)
+
+    def __enter__(self) -> JobControl:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                if not self.store.heartbeat(self.job_id, self.token):
+                    log.warning("job %s: lease lost", self.job_id)
+                    self.lease_lost.set()
+                    return
+            except Exception:  # noqa: BLE001 - a database blip: try again next beat
+                log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+
+    def check(self) -> None:
+        """Raise when the job must stop: lease lost, cancel requested or time over."""
+        if self.lease_lost.is_set():
+            self.reason = "lease_lost"
+            raise LeaseLost("lease lost")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.reason = "timeout"
+            raise JobTimedOut("job exceeded its timeout_s")
+        now = time.monotonic()
+        if now - self._last_check >= self.check_interval_s:
+            self._last_check = now
+            try:
+                self._cancelled = self.store.cancel_requested(self.job_id)
+            except Exception:  # noqa: BLE001 - keep running through a database blip
+                log.warning("job %s: cancel check failed", self.job_id, exc_info=True)
+        if self._cancelled:
+            self.reason = "cancelled"
+            raise JobCancelled("cancelled")
+
+    def should_stop(self) -> bool:
+        """True when ``check`` would raise; lets ML code stop at a batch boundary."""
+        try:
+            self.check()
+        except (JobCancelled, JobTimedOut):
+            return True
+        return False
+
+    def report(self, progress: dict[str, Any], *, force: bool = False) -> None:
+        """Write progress to the row at a bounded rate; the last epoch is always written."""
+        now = time.monotonic()
+        last = progress.get("epoch") is not None and progress.get("epoch") == progress.get("epochs")
+        if not (force or last) and now - self._last_progress < self.progress_interval_s:
+            return
+        self._last_progress = now
+        try:
+            if not self.store.report_progress(self.job_id, self.token, progress):
+                self.lease_lost.set()
+        except Exception:  # noqa: BLE001 - progress is best effort
+            log.warning("job %s: progress write failed", self.job_id, exc_info=True)

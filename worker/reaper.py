@@ -1,0 +1,72 @@
+"""The reaper: re-queues jobs whose lease expired and re-publishes queued jobs the broker may have lost.
+
+It runs as a thread inside every worker child process (never in the forking parent), so recovery
+needs no extra service; concurrent reapers are safe because every transition is a conditional UPDATE
+and a duplicate message finds its claim taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from db.database import Database
+from tensorq.settings import Settings
+from worker.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReapReport:
+    """What one pass of the reaper did."""
+
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    republished: list[str] = field(default_factory=list)
+
+
+class Reaper:
+    """Recovers jobs from lost workers and lost messages."""
+
+    def __init__(self, settings: Settings, db: Database, publisher: Publisher) -> None:
+        self.settings = settings
+        self.db = db
+        self.publisher = publisher
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> ReapReport:
+        """One pass: expired leases first, then queued jobs without a recent publish."""
+        report = ReapReport()
+        report.requeued, report.failed = self.db.jobs.requeue_expired()
+        pending = [self.db.jobs.get_any(job_id) for job_id in report.requeued]
+        pending += [j for j in self.db.jobs.unpublished(self.settings.publish_grace_s) if j.id not in report.requeued]
+        for job in pending:
+            try:
+                self.publisher.publish(job)
+            except Exception:  # noqa: BLE001 - the broker is down: try again next pass
+                log.warning("re-publish of job %s failed", job.id, exc_info=True)
+                break
+            self.db.jobs.mark_published(job.id)
+            report.republished.append(job.id)
+        if report.requeued or report.failed or report.republished:
+            log.info("reaper: %s", report)
+        return report
+
+    def start(self) -> None:
+        """Run passes every ``reaper_interval_s`` in a daemon thread."""
+        self._thread = threading.Thread(target=self._loop, name="tensorq-reaper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop."""
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.reaper_interval_s):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - keep reaping through database blips
+                log.warning("reaper pass failed", exc_info=True)
