@@ -316,23 +316,25 @@ class JobStore:
 
     def finish(self, job_id: str, token: str, result: dict[str, Any], model: ModelVersionDraft | None = None) -> bool:
         """``running -> succeeded`` under the lease; registers the trained model in the same transaction."""
-        with session_scope(self._factory) as session:
-            result = dict(result)
-            if model is not None:
-                row = self._row(session, job_id)
-                version = insert_version(session, row.tenant_id, job_id, model)
-                result.update(model_id=version.model_id, version=version.version)
-            won = self._transition(
-                session,
-                job_id,
-                "running",
-                "succeeded",
-                {"result": result, "finished_at": utcnow(), "lease_token": None, "lease_expires_at": None},
-                token=token,
-            )
-            if not won:
-                session.rollback()
-            return won
+        for attempt in range(3):
+            try:
+                with session_scope(self._factory) as session:
+                    done = {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
+                    if not self._transition(
+                        session, job_id, "running", "succeeded", {"result": result, **done}, token=token
+                    ):
+                        return False
+                    if model is not None:
+                        tenant_id = session.scalar(select(Job.tenant_id).where(Job.id == job_id))
+                        version = insert_version(session, tenant_id, job_id, model)
+                        full = {**result, "model_id": version.model_id, "version": version.version}
+                        session.execute(update(Job).where(Job.id == job_id).values(result=full))
+                    return True
+            except IntegrityError:
+                # A concurrent registration took the model name or version number first: try again.
+                if attempt == 2:
+                    raise
+        return False
 
     def fail(self, job_id: str, token: str, error: dict[str, Any]) -> bool:
         """``running -> failed`` under the lease, with ``{"code", "message"}``."""

@@ -6,7 +6,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Dataset, Model, ModelVersion, utcnow
@@ -42,13 +41,7 @@ def insert_version(
     model = session.scalars(select(Model).where(Model.tenant_id == tenant_id, Model.name == draft.model_name)).first()
     if model is None:
         model = Model(id=str(uuid.uuid4()), tenant_id=tenant_id, name=draft.model_name, created_at=utcnow())
-        try:
-            with session.begin_nested():
-                session.add(model)
-        except IntegrityError:
-            model = session.scalars(
-                select(Model).where(Model.tenant_id == tenant_id, Model.name == draft.model_name)
-            ).one()
+        session.add(model)
     latest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)) or 0
     version = ModelVersion(
         id=str(uuid.uuid4()),

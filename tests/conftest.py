@@ -1,0 +1,172 @@
+"""Shared fixtures: real SQLite and Postgres databases, the test Redis, the API with an injected publisher."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from db.database import Database
+from db.migrate import upgrade
+from db.records import JobRecord
+from tensorq.settings import Settings
+
+# Tests use their own Redis database number and their own Postgres database.
+TEST_REDIS_URL = os.environ.get("TENSORQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PG_ADMIN_URL = os.environ.get("TENSORQ_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_DATABASE = os.environ.get("TENSORQ_TEST_PG_DATABASE", "tensorq_test")
+# In CI every service must be there: a missing one fails the run instead of skipping tests.
+REQUIRE_SERVICES = os.environ.get("TENSORQ_TEST_REQUIRE_SERVICES") == "1"
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required but unavailable: {exc}")
+    pytest.skip(f"{what} unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of a reachable Postgres server."""
+    try:
+        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Postgres", exc)
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty Postgres database of the tests' own, dropped afterwards."""
+    name = f"{PG_DATABASE}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file of this test's own."""
+    return f"sqlite:///{tmp_path / 'tensorq.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each database the project supports, empty."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tensorq.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis database, flushed."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+        client.flushdb()
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Redis", exc)
+    return TEST_REDIS_URL
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    """Settings for a test: its own database and artifact folder."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "broker_url": TEST_REDIS_URL,
+        "artifact_dir": tmp_path / "artifacts",
+        "lease_s": 30.0,
+        "heartbeat_s": 2.0,
+        "reaper_interval_s": 2.0,
+        "progress_min_interval_s": 0.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings on each supported database."""
+    return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    """A migrated database."""
+    upgrade(settings.database_url)
+    database = Database(settings)
+    yield database
+    database.dispose()
+
+
+class RecordingPublisher:
+    """A publisher that records job ids instead of reaching a broker (a boundary we own, injected)."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+        self.down = False
+
+    def publish(self, job: JobRecord) -> None:
+        """Record the job, or fail like a broker that is down."""
+        if self.down:
+            raise ConnectionError("broker down")
+        self.published.append(job.id)
+
+    def ping(self) -> None:
+        """Fail when set down."""
+        if self.down:
+            raise ConnectionError("broker down")
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    """A fresh recording publisher."""
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database, publisher: RecordingPublisher):  # type: ignore[no-untyped-def]
+    """The API on a migrated database with a recording publisher."""
+    from api import create_app
+
+    application = create_app(settings, database=db, publisher=publisher)
+    application.testing = True
+    return application
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    """A Flask test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def key(db: Database) -> str:
+    """An API key of tenant 'acme'."""
+    return db.keys.create("acme")
+
+
+@pytest.fixture
+def auth(key: str) -> dict[str, str]:
+    """The Authorization header of tenant 'acme'."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def other_auth(db: Database) -> dict[str, str]:
+    """The Authorization header of another tenant, 'globex'."""
+    return {"Authorization": f"Bearer {db.keys.create('globex')}"}
