@@ -1,0 +1,1 @@
+"""Model builders; each module registers its own by name on import."""
