@@ -1,0 +1,67 @@
+"""The layer boundaries of DESIGN.md, checked in fresh interpreters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _modules_after(code: str) -> set[str]:
+    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    return {m.split(".")[0] for m in json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def test_ml_imports_no_service_package() -> None:
+    loaded = _modules_after(
+        "import ml.datasets, ml.registry, ml.training, ml.inference, ml.explain, ml.heatmap, ml.catalog\n"
+        "import ml.architectures.mlp, ml.architectures.cnn"
+    )
+    assert "tensorflow" in loaded or "keras" in loaded
+    assert not loaded & {"flask", "celery", "sqlalchemy", "db", "api", "worker", "kombu", "redis"}
+
+
+def test_importing_ml_package_does_not_load_tensorflow() -> None:
+    loaded = _modules_after("import ml, ml.catalog, ml.datasets, ml.registry")
+    assert not loaded & {"tensorflow", "keras"}
+
+
+def test_api_never_imports_tensorflow() -> None:
+    loaded = _modules_after(
+        "from api import create_app\nfrom tensorq.settings import Settings\n"
+        "create_app(Settings(database_url='sqlite://', broker_url='memory://'))"
+    )
+    assert "flask" in loaded
+    assert not loaded & {"tensorflow", "keras"}
+
+
+def test_worker_parent_never_imports_tensorflow() -> None:
+    loaded = _modules_after(
+        "from worker.celery_app import make_celery\nimport worker.main, worker.tasks\n"
+        "from tensorq.settings import Settings\nmake_celery(Settings(broker_url='memory://')).loader.import_default_modules()"
+    )
+    assert "celery" in loaded
+    assert not loaded & {"tensorflow", "keras"}
+
+
+def test_client_imports_neither_flask_nor_tensorflow() -> None:
+    loaded = _modules_after("import tensorq.client")
+    assert not loaded & {"flask", "tensorflow", "keras", "celery", "sqlalchemy"}
+
+
+def test_no_module_reads_the_environment_but_settings() -> None:
+    offenders = []
+    for folder in ("api", "db", "ml", "tensorq", "worker", "migrations"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text()
+            if ("os.environ" in text or "os.getenv" in text) and path.name not in (
+                "settings.py",
+                "localstack.py",
+                "gpu.py",
+            ):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
