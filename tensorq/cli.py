@@ -103,11 +103,12 @@ def keys_revoke(key_id: str) -> None:
 @main.command()
 @click.option("--home", default=None, type=click.Path(file_okay=False), help="folder for the demo's database")
 @click.option("--epochs", default=8, show_default=True, type=int)
-def demo(home: str | None, epochs: int) -> None:
+@click.option("--broker", default=None, help="broker URL (default: local Redis if it answers, else filesystem://)")
+def demo(home: str | None, epochs: int, broker: str | None) -> None:
     """Train a CNN on digits, predict and explain, end to end through the API, queue and a worker."""
     from tensorq.demo import run_demo
 
-    sys.exit(run_demo(home=home, epochs=epochs))
+    sys.exit(run_demo(home=home, epochs=epochs, broker=broker))
 
 
 if __name__ == "__main__":

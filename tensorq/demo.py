@@ -13,11 +13,13 @@ from tensorq.settings import Settings
 DEFAULT_REDIS = "redis://localhost:6379/0"
 
 
-def demo_settings(home: Path) -> Settings:
-    """SQLite under ``home``; Redis when one answers at the default URL, else kombu's filesystem transport."""
+def demo_settings(home: Path, broker: str | None = None) -> Settings:
+    """SQLite under ``home``; ``broker``, else Redis when one answers at the default URL, else kombu's
+    filesystem transport."""
     from tensorq.localstack import redis_answers
 
-    broker = DEFAULT_REDIS if redis_answers(DEFAULT_REDIS) else "filesystem://"
+    if broker is None:
+        broker = DEFAULT_REDIS if redis_answers(DEFAULT_REDIS) else "filesystem://"
     return Settings(
         database_url=f"sqlite:///{home / 'tensorq.sqlite3'}",
         broker_url=broker,
@@ -28,7 +30,7 @@ def demo_settings(home: Path) -> Settings:
     )
 
 
-def run_demo(home: str | None = None, epochs: int = 8) -> int:
+def run_demo(home: str | None = None, epochs: int = 8, broker: str | None = None) -> int:
     """Run the round trip and print its figures; returns the exit code."""
     from sklearn.datasets import load_digits
 
@@ -39,7 +41,7 @@ def run_demo(home: str | None = None, epochs: int = 8) -> int:
 
     folder = Path(home) if home else Path(tempfile.mkdtemp(prefix="tensorq-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
-    settings = demo_settings(folder)
+    settings = demo_settings(folder, broker)
     click.echo(f"TensorQ demo in {folder}")
     click.echo(f"  database: {settings.database_url}")
     click.echo(f"  broker:   {settings.broker_url}")
@@ -58,9 +60,12 @@ def run_demo(home: str | None = None, epochs: int = 8) -> int:
 
 
 def _round_trip(client, folder: Path, epochs: int, digits, started: float) -> int:  # type: ignore[no-untyped-def]
+    shown: set[int] = set()
+
     def show(job: dict) -> None:
         progress = job.get("progress") or {}
-        if progress.get("epoch"):
+        if progress.get("epoch") and progress["epoch"] not in shown:
+            shown.add(progress["epoch"])
             click.echo(
                 f"  epoch {progress['epoch']}/{progress['epochs']}: loss {progress.get('loss', 0):.4f} "
                 f"val_accuracy {progress.get('val_accuracy', 0):.4f}"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from tensorq.settings import Settings
 
@@ -41,6 +41,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """Serves requests without an access-log line each."""
+
+    def log_request(self, *args: object, **kwargs: object) -> None:
+        """Log nothing per request."""
+
+
 class ApiThread:
     """The API served by werkzeug in a background thread on a free port."""
 
@@ -48,7 +55,7 @@ class ApiThread:
         from api import create_app
 
         self.app = create_app(settings)
-        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="tensorq-api", daemon=True)
 
