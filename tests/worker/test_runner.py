@@ -1,0 +1,130 @@
+"""The job runner and the reaper on a real database; TensorFlow where a real job runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from db.database import Database
+from db.jobs import NewJob
+from db.models import Job, utcnow
+from db.session import session_scope
+from tensorq.settings import Settings
+from tests.conftest import RecordingPublisher
+from worker.reaper import Reaper
+from worker.runner import HandlerResult, JobContext, JobRunner
+
+
+def _job(db: Database, spec: dict | None = None, job_type: str = "train", **kw: object) -> str:
+    tenant = db.keys.ensure_tenant("acme")
+    return db.jobs.submit(NewJob(tenant, job_type, spec or {}, **kw)).job.id
+
+
+def test_a_second_delivery_is_skipped(settings: Settings, db: Database) -> None:
+    runs: list[str] = []
+
+    def handler(ctx: JobContext) -> HandlerResult:
+        runs.append(ctx.job.id)
+        return HandlerResult({"ok": True})
+
+    runner = JobRunner(settings, db, {"train": handler})
+    job_id = _job(db)
+    assert runner.run(job_id) == "succeeded"
+    assert runner.run(job_id) == "skipped"
+    assert runs == [job_id]
+
+
+def test_a_cancelled_queued_job_never_runs(settings: Settings, db: Database) -> None:
+    runner = JobRunner(settings, db, {"train": lambda ctx: HandlerResult({})})
+    job_id = _job(db)
+    db.jobs.cancel(db.keys.ensure_tenant("acme"), job_id)
+    assert runner.run(job_id) == "skipped"
+
+
+def test_an_unexpected_error_fails_the_job_with_its_message(settings: Settings, db: Database) -> None:
+    def handler(ctx: JobContext) -> HandlerResult:
+        raise RuntimeError("boom at step 3")
+
+    job_id = _job(db)
+    assert JobRunner(settings, db, {"train": handler}).run(job_id) == "failed"
+    error = db.jobs.get_any(job_id).error
+    assert error["code"] == "job_error" and "boom at step 3" in error["message"]
+
+
+def test_a_worker_whose_lease_was_taken_over_writes_nothing(settings: Settings, db: Database) -> None:
+    def handler(ctx: JobContext) -> HandlerResult:
+        with session_scope(db.factory) as session:
+            session.execute(update(Job).where(Job.id == ctx.job.id).values(lease_expires_at=utcnow() - timedelta(1)))
+        db.jobs.requeue_expired()
+        assert db.jobs.claim(ctx.job.id, "another-worker") is not None
+        return HandlerResult({"from": "the first worker"})
+
+    job_id = _job(db)
+    assert JobRunner(settings, db, {"train": handler}).run(job_id) == "lease_lost"
+    job = db.jobs.get_any(job_id)
+    assert job.status == "running" and job.result is None and job.attempts == 2
+
+
+def test_timeout_fails_a_real_training_job_with_code_timeout(settings: Settings, db: Database) -> None:
+    spec = {
+        "architecture": "mlp",
+        "dataset": "builtin:breast_cancer",
+        "epochs": 10_000,
+        "batch_size": 4,
+        "validation_split": 0.1,
+        "learning_rate": 0.001,
+    }
+    job_id = _job(db, spec, timeout_s=2)
+    assert JobRunner(settings, db).run(job_id) == "failed"
+    job = db.jobs.get_any(job_id)
+    assert job.error["code"] == "timeout"
+    assert db.jobs.versions_of_job(job_id) == []
+
+
+def test_a_real_mlp_trains_and_registers_feature_names(settings: Settings, db: Database) -> None:
+    spec = {
+        "architecture": "mlp",
+        "dataset": "builtin:breast_cancer",
+        "epochs": 15,
+        "batch_size": 32,
+        "validation_split": 0.2,
+        "test_split": 0.2,
+        "learning_rate": 0.003,
+        "seed": 1,
+    }
+    job_id = _job(db, spec)
+    assert JobRunner(settings, db).run(job_id) == "succeeded"
+    job = db.jobs.get_any(job_id)
+    assert job.result["metrics"]["test_accuracy"] >= 0.93
+    version = db.jobs.versions_of_job(job_id)[0]
+    assert version.signature["input_shape"] == [30]
+    assert version.signature["feature_names"][0] == "mean radius"
+
+
+def test_the_reaper_requeues_expired_leases_and_republishes_lost_messages(settings: Settings, db: Database) -> None:
+    publisher = RecordingPublisher()
+    reaper = Reaper(settings, db, publisher)
+    lost_message = _job(db)
+    crashed = _job(db)
+    db.jobs.mark_published(crashed)
+    assert db.jobs.claim(crashed, "dead-worker") is not None
+    with session_scope(db.factory) as session:
+        session.execute(update(Job).values(updated_at=utcnow() - timedelta(seconds=10)))
+        session.execute(update(Job).where(Job.id == crashed).values(lease_expires_at=utcnow() - timedelta(1)))
+    report = reaper.run_once()
+    assert report.requeued == [crashed]
+    assert sorted(report.republished) == sorted([crashed, lost_message])
+    assert sorted(publisher.published) == sorted([crashed, lost_message])
+    assert reaper.run_once().republished == []  # published now: nothing more to do
+
+
+def test_the_reaper_keeps_jobs_queued_while_the_broker_is_down(settings: Settings, db: Database) -> None:
+    publisher = RecordingPublisher()
+    publisher.down = True
+    job_id = _job(db)
+    with session_scope(db.factory) as session:
+        session.execute(update(Job).values(updated_at=utcnow() - timedelta(seconds=10)))
+    assert Reaper(settings, db, publisher).run_once().republished == []
+    publisher.down = False
+    assert Reaper(settings, db, publisher).run_once().republished == [job_id]
