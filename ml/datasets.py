@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import math
+import zipfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ml.catalog import BUILTIN_DATASETS
-from tensorq.errors import InvalidRequest
+from tensorq.errors import InvalidRequest, OutOfRange
 
 BUILTINS = BUILTIN_DATASETS
+# What a broken or hostile .npz raises from np.load: bad zip, pickled objects, truncated arrays.
+_NPZ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile)
 
 
 @dataclass
@@ -25,16 +29,34 @@ class Dataset:
     class_names: list[str] | None = None
 
 
+def _labels(y: np.ndarray) -> np.ndarray:
+    """``y`` as int64 class ids; whole-number floats are accepted, anything else is a 400."""
+    if y.ndim != 1:
+        raise InvalidRequest(f"y must be one label per row (1-D), not shaped {list(y.shape)}")
+    if y.dtype.kind in "iub":
+        return y.astype(np.int64)
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        return y.astype(np.int64)
+    raise InvalidRequest("y must hold integer class ids")
+
+
 def _from_arrays(x: np.ndarray, y: np.ndarray) -> Dataset:
+    """A dataset from raw arrays: 2-D ``x`` is tabular, 3-D (N, H, W) or 4-D (N, H, W, C) are images."""
     if len(x) != len(y):
         raise InvalidRequest("x and y have different lengths", details={"x": len(x), "y": len(y)})
+    if x.dtype.kind not in "iubf":
+        raise InvalidRequest(f"x must be numeric, not of dtype {x.dtype}")
+    labels = _labels(y)
+    if x.ndim not in (2, 3, 4):
+        raise InvalidRequest(f"x must have 2 (tabular), 3 or 4 (images) dimensions, not {x.ndim}")
+    features = x.astype(np.float32)
+    if not np.all(np.isfinite(features)):
+        raise InvalidRequest("x contains NaN or infinite values")
     if x.ndim == 2:
-        return Dataset(x.astype(np.float32), y.astype(np.int64), "tabular")
+        return Dataset(features, labels, "tabular")
     if x.ndim == 3:
-        return Dataset(x[..., None].astype(np.float32), y.astype(np.int64), "image")
-    if x.ndim == 4:
-        return Dataset(x.astype(np.float32), y.astype(np.int64), "image")
-    raise InvalidRequest(f"x must have 2 (tabular), 3 or 4 (images) dimensions, not {x.ndim}")
+        features = features[..., None]
+    return Dataset(features, labels, "image")
 
 
 def load_builtin(name: str) -> Dataset:
@@ -48,7 +70,9 @@ def load_builtin(name: str) -> Dataset:
         "wine": sk.load_wine,
     }
     if name not in loaders:
-        raise InvalidRequest(f"unknown builtin dataset '{name}'; known: {', '.join(BUILTINS)}")
+        raise InvalidRequest(
+            f"unknown builtin dataset '{name}'; known: {', '.join(BUILTINS)}", details={"known": list(BUILTINS)}
+        )
     bunch = loaders[name]()
     if name == "digits":
         return Dataset(
@@ -72,46 +96,76 @@ def load_npz(path: str | Path) -> Dataset:
         with np.load(path, allow_pickle=False) as archive:
             if not {"x", "y"} <= set(archive.files):
                 raise InvalidRequest("an .npz dataset needs arrays 'x' and 'y'", details={"arrays": archive.files})
-            return _from_arrays(archive["x"], archive["y"])
-    except ValueError as exc:
-        raise InvalidRequest(f"unreadable .npz: {exc}") from None
+            x, y = archive["x"], archive["y"]
+    except _NPZ_ERRORS as exc:
+        raise InvalidRequest(f"not a readable .npz of numeric arrays (pickles are refused): {exc}") from None
+    return _from_arrays(x, y)
 
 
 def load_mnist_npz(path: str | Path) -> Dataset:
     """A Keras MNIST-format ``.npz`` (``x_train``, ``y_train``, ``x_test``, ``y_test``), train and test joined."""
-    with np.load(path, allow_pickle=False) as archive:
-        missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
-        if missing:
-            raise InvalidRequest("not an MNIST-format .npz", details={"missing": sorted(missing)})
-        x = np.concatenate([archive["x_train"], archive["x_test"]])
-        y = np.concatenate([archive["y_train"], archive["y_test"]])
-    return _from_arrays(x, y)
+    names = ("x_train", "y_train", "x_test", "y_test")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = sorted(set(names) - set(archive.files))
+            if missing:
+                raise InvalidRequest("not an MNIST-format .npz", details={"missing": missing})
+            x_train, y_train, x_test, y_test = (archive[name] for name in names)
+    except _NPZ_ERRORS as exc:
+        raise InvalidRequest(f"not a readable .npz of numeric arrays (pickles are refused): {exc}") from None
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise InvalidRequest("x_train and x_test images differ in shape")
+    return _from_arrays(np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test]))
+
+
+def _read_csv(path: str | Path, max_rows: int, max_columns: int) -> tuple[list[str], list[list[str]]]:
+    """The header and the non-empty rows of a CSV file, within the bounds."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, None) or []]
+            if not header:
+                raise InvalidRequest("the CSV needs a header row")
+            if len(header) > max_columns:
+                raise InvalidRequest(f"at most {max_columns} columns", details={"columns": len(header)})
+            rows = []
+            for row in reader:
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if len(rows) >= max_rows:
+                    raise InvalidRequest(f"at most {max_rows} rows")
+                if len(row) != len(header):
+                    raise InvalidRequest(
+                        f"line {reader.line_num} has {len(row)} fields, the header has {len(header)}",
+                        details={"line": reader.line_num},
+                    )
+                rows.append(row)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"not a readable UTF-8 CSV: {exc}") from None
+    return header, rows
 
 
 def load_csv(path: str | Path, label_column: str, max_rows: int = 1_000_000, max_columns: int = 10_000) -> Dataset:
     """A CSV with a header; numeric feature columns and a label column of integers or strings."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None) or []
-        if len(header) > max_columns:
-            raise InvalidRequest(f"at most {max_columns} columns")
-        if label_column not in header:
-            raise InvalidRequest(f"label column '{label_column}' not in the CSV", details={"columns": header})
-        rows = []
-        for i, row in enumerate(reader):
-            if i >= max_rows:
-                raise InvalidRequest(f"at most {max_rows} rows")
-            if row:
-                rows.append(row)
+    header, rows = _read_csv(path, max_rows, max_columns)
+    if label_column not in header:
+        raise InvalidRequest(f"label column '{label_column}' not in the CSV", details={"columns": header})
     label_at = header.index(label_column)
-    features = [name for j, name in enumerate(header) if j != label_at]
-    x = np.empty((len(rows), len(features)), dtype=np.float32)
-    for j_out, j_in in enumerate(j for j in range(len(header)) if j != label_at):
+    feature_at = [j for j in range(len(header)) if j != label_at]
+    x = np.empty((len(rows), len(feature_at)), dtype=np.float32)
+    for j_out, j_in in enumerate(feature_at):
         try:
-            x[:, j_out] = [float(row[j_in]) for row in rows]
+            column = [float(row[j_in]) for row in rows]
         except ValueError:
-            raise InvalidRequest(f"column '{header[j_in]}' is not numeric") from None
-    labels = [row[label_at] for row in rows]
+            raise InvalidRequest(
+                f"column '{header[j_in]}' is not numeric", details={"column": header[j_in]}
+            ) from None
+        if not all(math.isfinite(v) for v in column):
+            raise InvalidRequest(f"column '{header[j_in]}' has NaN or infinite values", details={"column": header[j_in]})
+        x[:, j_out] = column
+    labels = [row[label_at].strip() for row in rows]
+    if any(not v for v in labels):
+        raise InvalidRequest(f"label column '{label_column}' has empty values")
     try:
         y = np.asarray([int(v) for v in labels], dtype=np.int64)
         class_names = None
@@ -119,29 +173,38 @@ def load_csv(path: str | Path, label_column: str, max_rows: int = 1_000_000, max
         class_names = sorted(set(labels))
         index = {name: i for i, name in enumerate(class_names)}
         y = np.asarray([index[v] for v in labels], dtype=np.int64)
+    features = [header[j] for j in feature_at]
     return Dataset(x, y, "tabular", feature_names=features, class_names=class_names)
 
 
 def load_file(path: str | Path, fmt: str, label_column: str | None = None) -> Dataset:
-    """Load an uploaded dataset by its recorded format."""
+    """Load an uploaded dataset by its recorded format ("npz" or "csv")."""
     if fmt == "npz":
         return load_npz(path)
     if fmt == "csv":
         if not label_column:
             raise InvalidRequest("a CSV dataset needs 'label_column'")
         return load_csv(path, label_column)
-    raise InvalidRequest(f"unknown dataset format '{fmt}'")
+    raise InvalidRequest(f"unknown dataset format '{fmt}'; known: npz, csv")
 
 
 def split(ds: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """A stratified shuffled split into (rest, held-out) when every class allows it, plain shuffled otherwise."""
+    """A shuffled split into (rest, held-out), stratified when every class has at least two rows."""
     from sklearn.model_selection import train_test_split
 
-    counts = np.bincount(ds.y) if len(ds.y) else np.array([])
-    stratify = ds.y if counts[counts > 0].min(initial=2) >= 2 else None
+    if not 0.0 < test_fraction < 1.0:
+        raise OutOfRange("the held-out fraction must be between 0 and 1", details={"test_fraction": test_fraction})
+    counts = np.bincount(ds.y) if len(ds.y) else np.zeros(0, dtype=np.int64)
+    present = counts[counts > 0]
+    stratify = ds.y if len(present) and present.min() >= 2 else None
     try:
-        x_a, x_b, y_a, y_b = train_test_split(ds.x, ds.y, test_size=test_fraction, random_state=seed, stratify=stratify)
+        try:
+            parts = train_test_split(ds.x, ds.y, test_size=test_fraction, random_state=seed, stratify=stratify)
+        except ValueError:  # too few rows for one of each class in both parts: fall back to a plain shuffle
+            parts = train_test_split(ds.x, ds.y, test_size=test_fraction, random_state=seed)
     except ValueError:
-        x_a, x_b, y_a, y_b = train_test_split(ds.x, ds.y, test_size=test_fraction, random_state=seed)
-    make = lambda x, y: Dataset(x, y, ds.kind, ds.feature_names, ds.class_names)  # noqa: E731
-    return make(x_a, y_a), make(x_b, y_b)
+        raise InvalidRequest(
+            f"{len(ds.y)} rows are too few to hold out a fraction of {test_fraction}", details={"rows": len(ds.y)}
+        ) from None
+    x_a, x_b, y_a, y_b = parts
+    return replace(ds, x=x_a, y=y_a), replace(ds, x=x_b, y=y_b)

@@ -1,8 +1,15 @@
-"""Model builders registered by name; an unknown name lists the known ones."""
+"""Model builders registered by name; an unknown name lists the known ones.
+
+A builder is ``fn(input_shape, num_classes, params) -> keras.Model``: a model that starts with an
+``Input`` and a ``Normalization`` layer (adapted by the training code) and ends in softmax
+probabilities. The built-in builders live in ``ml.architectures`` and are imported on first use,
+so importing this module does not import TensorFlow.
+"""
 
 from __future__ import annotations
 
 import importlib
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -24,30 +31,74 @@ def register(name: str) -> Callable[[Builder], Builder]:
 
 
 def known() -> list[str]:
-    """The architecture names on offer."""
-    return list(ARCHITECTURES)
+    """The architecture names on offer: the built-in ones, then any registered at run time."""
+    return [*ARCHITECTURES, *(name for name in _BUILDERS if name not in ARCHITECTURES)]
 
 
 def get(name: str) -> Builder:
-    """The builder registered as ``name``."""
-    if name not in ARCHITECTURES:
-        raise InvalidRequest(f"unknown architecture '{name}'; known: {', '.join(known())}", details={"known": known()})
-    if name not in _BUILDERS:
+    """The builder registered as ``name``; an unknown name is a 400 listing the known ones."""
+    if name not in _BUILDERS and name in ARCHITECTURES:
         importlib.import_module(f"ml.architectures.{name}")
+    if name not in _BUILDERS:
+        names = known()
+        raise InvalidRequest(f"unknown architecture '{name}'; known: {', '.join(names)}", details={"known": names})
     return _BUILDERS[name]
 
 
-def check_params(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+def check_params(params: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
     """``defaults`` updated with ``params``; unknown keys are a 400 naming the allowed ones."""
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise InvalidRequest("params must be an object")
     unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise InvalidRequest(
-            f"unknown params {unknown}; allowed: {sorted(defaults)}", details={"allowed": sorted(defaults)}
+            f"unknown params {unknown}; allowed: {sorted(defaults)}",
+            details={"unknown": unknown, "allowed": sorted(defaults)},
         )
     return {**defaults, **params}
 
 
-def check_range(name: str, value: float, low: float, high: float) -> None:
-    """Raise OutOfRange when ``value`` is outside ``[low, high]``."""
+def _out_of_range(name: str, message: str) -> OutOfRange:
+    return OutOfRange(f"params.{name} {message}", details={"field": f"params.{name}"})
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an int in ``[low, high]``; anything else is a 422 naming the param."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _out_of_range(name, f"must be an integer between {low} and {high}")
     if not low <= value <= high:
-        raise OutOfRange(f"params.{name} must be between {low} and {high}", details={"field": f"params.{name}"})
+        raise _out_of_range(name, f"must be between {low} and {high}")
+    return int(value)
+
+
+def check_float(name: str, value: Any, low: float, high: float) -> float:
+    """``value`` as a float in ``[low, high]``; anything else is a 422 naming the param."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _out_of_range(name, f"must be a number between {low} and {high}")
+    if not low <= value <= high:
+        raise _out_of_range(name, f"must be between {low} and {high}")
+    return float(value)
+
+
+def check_int_list(name: str, value: Any, low: int, high: int, max_len: int = 32) -> list[int]:
+    """``value`` as a non-empty list of ints in ``[low, high]``; anything else is a 422."""
+    if not isinstance(value, list | tuple) or not 1 <= len(value) <= max_len:
+        raise _out_of_range(name, f"must be a list of 1 to {max_len} integers")
+    return [check_int(name, item, low, high) for item in value]
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``; anything else is a 422 listing them."""
+    if value not in choices:
+        raise OutOfRange(
+            f"params.{name} must be one of {', '.join(choices)}",
+            details={"field": f"params.{name}", "allowed": list(choices)},
+        )
+    return str(value)
+
+
+def check_range(name: str, value: float, low: float, high: float) -> None:
+    """Raise OutOfRange when ``value`` is not a number in ``[low, high]``."""
+    check_float(name, value, low, high)

@@ -29,16 +29,8 @@ def redis_answers(url: str, timeout: float = 1.0) -> bool:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process read ``settings``."""
-    return {
-        "TENSORQ_DATABASE_URL": settings.database_url,
-        "TENSORQ_BROKER_URL": settings.broker_url,
-        "TENSORQ_ARTIFACT_DIR": str(settings.artifact_dir),
-        "TENSORQ_LEASE_S": str(settings.lease_s),
-        "TENSORQ_HEARTBEAT_S": str(settings.heartbeat_s),
-        "TENSORQ_REAPER_INTERVAL_S": str(settings.reaper_interval_s),
-        "TENSORQ_PUBLISH_GRACE_S": str(settings.publish_grace_s),
-    }
+    """The environment that makes a child process read the same ``settings``."""
+    return {f"TENSORQ_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
 
 
 class _QuietHandler(WSGIRequestHandler):
