@@ -6,6 +6,7 @@ from flask import Blueprint, Flask, request
 
 from api import datasets, health, jobs, models
 from api.auth import authenticate_request
+from api.broker_guard import BrokerGuard
 from api.errors import register_error_handlers
 from api.services import Services, services
 from db.database import Database
@@ -36,7 +37,12 @@ def create_app(
         from worker.celery_app import make_celery
 
         publisher = CeleryPublisher(make_celery(settings))
-    app.extensions["tensorq"] = Services(settings=settings, db=database or Database(settings), publisher=publisher)
+    app.extensions["tensorq"] = Services(
+        settings=settings,
+        db=database or Database(settings),
+        publisher=publisher,
+        broker_guard=BrokerGuard(publisher),
+    )
 
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
     v1.before_request(_limit_body)

@@ -70,8 +70,9 @@ def submit_job():  # type: ignore[no-untyped-def]
     body = json_body()
     submission, spec = parse_submission(body)
     who = principal()
-    _check_references(who.tenant_id, spec)
     svc = services()
+    svc.broker_guard.check()
+    _check_references(who.tenant_id, spec)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (1 <= len(key) <= 200):
         raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
@@ -103,6 +104,7 @@ def _publish(job: JobRecord) -> None:
         svc.publisher.publish(job)
     except Exception:  # noqa: BLE001 - any broker failure: the outbox recovers it
         log.warning("publish of job %s failed; the reaper will re-publish it", job.id, exc_info=True)
+        svc.broker_guard.mark_down()
         return
     svc.db.jobs.mark_published(job.id)
 

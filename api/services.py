@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app, g
 
+from api.broker_guard import BrokerGuard
 from db.database import Database
 from db.records import Principal
 from tensorq.settings import Settings
@@ -19,6 +20,7 @@ class Services:
     settings: Settings
     db: Database
     publisher: Publisher
+    broker_guard: BrokerGuard
 
 
 def services() -> Services:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,6 +80,15 @@ class Submitted:
 
     job: JobRecord
     created: bool
+
+
+@dataclass
+class Recovery:
+    """What one pass over expired leases did."""
+
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -400,44 +409,73 @@ class JobStore:
             return job_record(row)
 
     # -- recovery -----------------------------------------------------------------------
-    def requeue_expired(self) -> tuple[list[str], list[str]]:
-        """Re-queue running jobs whose lease expired, or fail them past ``max_attempts``.
-
-        Returns (requeued ids, failed ids).
-        """
+    def requeue_expired(self) -> Recovery:
+        """Deal with running jobs whose lease expired: each is cancelled when a cancel was asked,
+        failed with ``timeout`` past its ``timeout_s``, failed with ``worker_lost`` at ``max_attempts``,
+        and re-queued otherwise."""
         now = utcnow()
-        requeued: list[str] = []
-        failed: list[str] = []
+        recovery = Recovery()
+        done = {"finished_at": now, "lease_token": None, "lease_expires_at": None}
         with session_scope(self._factory) as session:
             expired = session.execute(
-                select(Job.id, Job.lease_token, Job.attempts, Job.max_attempts).where(
-                    Job.status == "running", Job.lease_expires_at < now
-                )
+                select(
+                    Job.id,
+                    Job.lease_token,
+                    Job.attempts,
+                    Job.max_attempts,
+                    Job.cancel_requested,
+                    Job.timeout_s,
+                    Job.started_at,
+                ).where(Job.status == "running", Job.lease_expires_at < now)
             ).all()
-            for job_id, token, attempts, max_attempts in expired:
-                if attempts >= max_attempts:
-                    error = {"code": "worker_lost", "message": f"worker lost {attempts} times; giving up"}
+            for row in expired:
+                started = aware(row.started_at)
+                if row.cancel_requested:
                     if self._transition(
                         session,
-                        job_id,
+                        row.id,
+                        "running",
+                        "cancelled",
+                        done,
+                        token=row.lease_token,
+                        event_data={"reason": "lease_expired"},
+                    ):
+                        recovery.cancelled.append(row.id)
+                elif row.timeout_s and started and now - started > timedelta(seconds=row.timeout_s):
+                    error = {"code": "timeout", "message": f"job exceeded its timeout_s of {row.timeout_s}"}
+                    if self._transition(
+                        session,
+                        row.id,
                         "running",
                         "failed",
-                        {"error": error, "finished_at": now, "lease_token": None, "lease_expires_at": None},
-                        token=token,
+                        {"error": error, **done},
+                        token=row.lease_token,
+                        event_data={"code": "timeout"},
+                    ):
+                        recovery.failed.append(row.id)
+                elif row.attempts >= row.max_attempts:
+                    error = {"code": "worker_lost", "message": f"worker lost {row.attempts} times; giving up"}
+                    if self._transition(
+                        session,
+                        row.id,
+                        "running",
+                        "failed",
+                        {"error": error, **done},
+                        token=row.lease_token,
                         event_data={"code": "worker_lost"},
                     ):
-                        failed.append(job_id)
+                        recovery.failed.append(row.id)
                 elif self._transition(
                     session,
-                    job_id,
+                    row.id,
                     "running",
                     "queued",
                     {"lease_token": None, "lease_expires_at": None, "published_at": None},
-                    token=token,
+                    token=row.lease_token,
                     event_data={"reason": "lease_expired"},
                 ):
-                    requeued.append(job_id)
-        return requeued, failed
+                    recovery.requeued.append(row.id)
+        return recovery
 
     def unpublished(self, older_than_s: float, limit: int = 500, settle_s: float = 2.0) -> list[JobRecord]:
         """Queued jobs never published (for ``settle_s``), or published longer ago than ``older_than_s``."""

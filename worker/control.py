@@ -9,6 +9,7 @@ from typing import Any
 
 from db.jobs import JobStore
 from tensorq.errors import JobCancelled, TensorQError
+from worker.drain import DRAINING
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,12 @@ class JobTimedOut(TensorQError):
 
     status = 408
     code = "timeout"
+
+
+class WorkerDraining(JobCancelled):
+    """The worker is shutting down; hand the job back."""
+
+    code = "worker_shutdown"
 
 
 class LeaseLost(JobCancelled):
@@ -39,6 +46,7 @@ class JobControl:
         timeout_s: float | None = None,
         check_interval_s: float = 1.0,
         progress_interval_s: float = 0.5,
+        draining: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.job_id = job_id
@@ -48,6 +56,7 @@ class JobControl:
         self.check_interval_s = check_interval_s
         self.progress_interval_s = progress_interval_s
         self.lease_lost = threading.Event()
+        self.draining = draining if draining is not None else DRAINING
         self._stop = threading.Event()
         self._last_check = 0.0
         self._cancelled = False
@@ -78,6 +87,9 @@ class JobControl:
         if self.lease_lost.is_set():
             self.reason = "lease_lost"
             raise LeaseLost("lease lost")
+        if self.draining.is_set():
+            self.reason = "shutdown"
+            raise WorkerDraining("worker shutting down")
         if self.deadline is not None and time.monotonic() > self.deadline:
             self.reason = "timeout"
             raise JobTimedOut("job exceeded its timeout_s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutting_down
 
 from tensorq.settings import Settings
 from worker.gpu import pin_gpu
@@ -21,14 +21,26 @@ def _init_child(**_kwargs: object) -> None:
     if _app is None:
         return
     from db.database import Database
+    from ml.inference import set_cache_size
+    from worker.drain import install_drain_handler
     from worker.gpu import configure_tensorflow
     from worker.publisher import CeleryPublisher
     from worker.reaper import Reaper
 
+    install_drain_handler()
     settings: Settings = _app.conf.tensorq_settings
     gpus = configure_tensorflow()
+    set_cache_size(settings.model_cache_size)
     log.info("worker child ready; GPUs visible: %s", gpus or "none (CPU)")
     Reaper(settings, Database(settings), CeleryPublisher(_app)).start()
+
+
+@worker_shutting_down.connect
+def _drain(**_kwargs: object) -> None:
+    """In the parent, on SIGTERM: ask the pool children to hand their running jobs back."""
+    from worker.drain import drain_children
+
+    drain_children()
 
 
 def start_worker(

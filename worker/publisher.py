@@ -37,6 +37,8 @@ class CeleryPublisher:
             args=[job.id],
             queue=route.queue,
             priority=job.priority,
+            # A hard backstop behind the cooperative timeout check; the reaper then fails the job.
+            time_limit=job.timeout_s + 60 if job.timeout_s else None,
             retry=False,
         )
 

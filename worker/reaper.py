@@ -24,6 +24,7 @@ class ReapReport:
 
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
     republished: list[str] = field(default_factory=list)
 
 
@@ -40,7 +41,8 @@ class Reaper:
     def run_once(self) -> ReapReport:
         """One pass: expired leases first, then queued jobs without a recent publish."""
         report = ReapReport()
-        report.requeued, report.failed = self.db.jobs.requeue_expired()
+        recovery = self.db.jobs.requeue_expired()
+        report.requeued, report.failed, report.cancelled = recovery.requeued, recovery.failed, recovery.cancelled
         pending = [self.db.jobs.get_any(job_id) for job_id in report.requeued]
         pending += [j for j in self.db.jobs.unpublished(self.settings.publish_grace_s) if j.id not in report.requeued]
         for job in pending:
@@ -51,7 +53,7 @@ class Reaper:
                 break
             self.db.jobs.mark_published(job.id)
             report.republished.append(job.id)
-        if report.requeued or report.failed or report.republished:
+        if report.requeued or report.failed or report.cancelled or report.republished:
             log.info("reaper: %s", report)
         return report
 

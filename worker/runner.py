@@ -15,6 +15,8 @@ from db.records import JobRecord
 from tensorq.errors import JobCancelled, TensorQError, Unavailable
 from tensorq.settings import Settings
 from worker.control import JobControl, JobTimedOut
+from worker.publisher import Publisher
+from worker.retry import with_backoff
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,13 @@ Handler = Callable[[JobContext], HandlerResult]
 class JobRunner:
     """One per worker process: holds the database and runs jobs by id."""
 
-    def __init__(self, settings: Settings, db: Database | None = None, handlers: dict[str, Handler] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database | None = None,
+        handlers: dict[str, Handler] | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db or Database(settings)
         if handlers is None:
@@ -51,18 +59,18 @@ class JobRunner:
 
             handlers = HANDLERS
         self.handlers = handlers
+        self.publisher = publisher
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def run(self, job_id: str) -> str:
-        """Claim and run the job; returns the status it ended in, or 'skipped' when the claim was taken."""
-        claim = self.db.jobs.claim(job_id, self.name)
+        """Claim and run the job; returns how it ended here ('skipped' when the claim was taken)."""
+        claim = with_backoff(lambda: self.db.jobs.claim(job_id, self.name), what=f"claim {job_id}")
         if claim is None:
             log.info("job %s: not claimable (taken, cancelled or finished); skipping", job_id)
             return "skipped"
         job, token = claim.job, claim.lease_token
-        store = self.db.jobs
         control = JobControl(
-            store,
+            self.db.jobs,
             job.id,
             token,
             heartbeat_s=self.settings.heartbeat_s,
@@ -74,31 +82,55 @@ class JobRunner:
                 control.check()
                 outcome = self.handlers[job.type](JobContext(self.settings, self.db, job, control))
             except (JobCancelled, JobTimedOut) as exc:
-                return self._stopped(job, token, control.reason or exc.code, exc)
+                return self._stopped(job, token, control.reason or exc.code)
             except Unavailable:
-                log.warning("job %s: a service is unavailable; the lease will expire and it re-queues", job.id)
-                raise
+                log.warning("job %s: a service is unavailable; handing the job back", job.id)
+                return self._hand_back(job, token, "service_unavailable")
             except TensorQError as exc:
-                store.fail(job.id, token, {"code": exc.code, "message": exc.message, "details": exc.details})
-                return "failed"
+                error = {"code": exc.code, "message": exc.message, "details": exc.details}
+                return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
             except Exception as exc:  # noqa: BLE001 - any error in the job itself fails it, with its message
                 log.exception("job %s failed", job.id)
-                store.fail(job.id, token, {"code": "job_error", "message": f"{type(exc).__name__}: {exc}"})
-                return "failed"
+                error = {"code": "job_error", "message": f"{type(exc).__name__}: {exc}"}
+                return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
             if control.lease_lost.is_set():
                 return "lease_lost"
-            if not store.finish(job.id, token, outcome.result, outcome.model):
-                log.warning("job %s: lease lost before finishing; result discarded", job.id)
-                return "lease_lost"
-            return "succeeded"
+            return self._write(
+                job, "succeeded", lambda: self.db.jobs.finish(job.id, token, outcome.result, outcome.model)
+            )
 
-    def _stopped(self, job: JobRecord, token: str, reason: str, exc: Exception) -> str:
+    def _write(self, job: JobRecord, status: str, write: Callable[[], bool]) -> str:
+        """Record the outcome under the lease, riding out a short database outage."""
+        if with_backoff(write, what=f"record {status} for {job.id}"):
+            return status
+        log.warning("job %s: lease lost before recording %s; nothing written", job.id, status)
+        return "lease_lost"
+
+    def _stopped(self, job: JobRecord, token: str, reason: str) -> str:
         store = self.db.jobs
         if reason == "lease_lost":
             log.warning("job %s: lease lost; stopping without writing", job.id)
             return "lease_lost"
+        if reason == "shutdown":
+            return self._hand_back(job, token, "worker_shutdown")
         if reason == "timeout":
-            store.fail(job.id, token, {"code": "timeout", "message": f"job exceeded its timeout_s of {job.timeout_s}"})
-            return "failed"
-        store.mark_cancelled(job.id, token)
-        return "cancelled"
+            error = {"code": "timeout", "message": f"job exceeded its timeout_s of {job.timeout_s}"}
+            return self._write(job, "failed", lambda: store.fail(job.id, token, error))
+        return self._write(job, "cancelled", lambda: store.mark_cancelled(job.id, token))
+
+    def _hand_back(self, job: JobRecord, token: str, reason: str) -> str:
+        """Return the job to the queue without counting the attempt, and publish it again."""
+        try:
+            released = with_backoff(lambda: self.db.jobs.release(job.id, token, reason), attempts=4)
+        except Unavailable:
+            log.warning("job %s: could not hand back; its lease will expire and the reaper re-queues it", job.id)
+            return "abandoned"
+        if not released:
+            return "lease_lost"
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(self.db.jobs.get_any(job.id))
+                self.db.jobs.mark_published(job.id)
+            except Exception:  # noqa: BLE001 - the reaper re-publishes it
+                log.warning("job %s: re-publish after hand-back failed; the reaper will do it", job.id)
+        return "handed_back"

@@ -13,7 +13,9 @@ def runner_for(task: Task) -> JobRunner:
     """The JobRunner of this worker process, built on first use from the app's settings."""
     global _runner
     if _runner is None:
-        _runner = JobRunner(task.app.conf.tensorq_settings)
+        from worker.publisher import CeleryPublisher
+
+        _runner = JobRunner(task.app.conf.tensorq_settings, publisher=CeleryPublisher(task.app))
     return _runner
 
 

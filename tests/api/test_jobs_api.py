@@ -35,12 +35,19 @@ def test_submit_answers_202_with_location_and_publishes(client, auth, publisher:
     assert client.get(f"/v1/jobs/{job['id']}", headers=auth).get_json()["status"] == "queued"
 
 
-def test_a_broker_failure_still_keeps_the_job_for_the_outbox(client, auth, db, publisher) -> None:
+def test_a_broker_failure_keeps_the_job_for_the_outbox_then_refuses_with_503(client, auth, db, publisher) -> None:
     publisher.down = True
     response = client.post("/v1/jobs", json=TRAIN, headers=auth)
     assert response.status_code == 202
     job_id = response.get_json()["id"]
     assert [j.id for j in db.jobs.unpublished(older_than_s=60, settle_s=0)] == [job_id]
+    refused = client.post("/v1/jobs", json=TRAIN, headers=auth)
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert refused.get_json()["error"]["details"] == {"service": "broker"}
+    assert len(client.get("/v1/jobs", headers=auth).get_json()["jobs"]) == 1
+    publisher.down = False
+    time.sleep(1.1)
+    assert client.post("/v1/jobs", json=TRAIN, headers=auth).status_code == 202
 
 
 @pytest.mark.parametrize(

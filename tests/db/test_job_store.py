@@ -151,12 +151,12 @@ def test_expired_leases_requeue_then_fail_with_worker_lost(db: Database) -> None
     first = db.jobs.claim(job_id, "w1")
     assert first is not None
     _expire(db, job_id)
-    assert db.jobs.requeue_expired() == ([job_id], [])
+    assert db.jobs.requeue_expired().requeued == [job_id]
     assert not db.jobs.heartbeat(job_id, first.lease_token)
     second = db.jobs.claim(job_id, "w2")
     assert second is not None and second.job.attempts == 2
     _expire(db, job_id)
-    assert db.jobs.requeue_expired() == ([], [job_id])
+    assert db.jobs.requeue_expired().failed == [job_id]
     job = db.jobs.get(tenant, job_id)
     assert job.status == "failed" and job.error["code"] == "worker_lost"
 
@@ -216,3 +216,24 @@ def test_api_keys_hash_revoke_and_scope(db: Database) -> None:
     db.keys.revoke(principal.key_id)
     with pytest.raises(Unauthorized):
         db.keys.authenticate(key)
+
+
+def test_an_expired_lease_with_a_cancel_request_ends_cancelled(db: Database) -> None:
+    tenant = _tenant(db)
+    job_id = _submit(db, tenant)
+    assert db.jobs.claim(job_id, "w1") is not None
+    db.jobs.cancel(tenant, job_id)
+    _expire(db, job_id)
+    assert db.jobs.requeue_expired().cancelled == [job_id]
+    assert db.jobs.get(tenant, job_id).status == "cancelled"
+
+
+def test_an_expired_lease_past_its_timeout_fails_with_timeout(db: Database) -> None:
+    tenant = _tenant(db)
+    job_id = _submit(db, tenant, timeout_s=1)
+    assert db.jobs.claim(job_id, "w1") is not None
+    with session_scope(db.factory) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(started_at=utcnow() - timedelta(seconds=5)))
+    _expire(db, job_id)
+    assert db.jobs.requeue_expired().failed == [job_id]
+    assert db.jobs.get(tenant, job_id).error["code"] == "timeout"

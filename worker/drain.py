@@ -1,0 +1,43 @@
+"""Graceful shutdown: the worker's parent asks its pool children to hand their jobs back.
+
+On SIGTERM Celery starts a warm shutdown in the parent and stops consuming; the parent then sends
+SIGUSR2 to each pool child, whose running job stops at its next batch boundary (the last epoch's
+checkpoint is kept) and is handed back to the queue without counting the attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+DRAIN_SIGNAL = signal.SIGUSR2
+DRAINING = threading.Event()
+
+
+def install_drain_handler() -> None:
+    """In a pool child: set ``DRAINING`` when the parent asks."""
+    signal.signal(DRAIN_SIGNAL, lambda _sig, _frame: DRAINING.set())
+
+
+def child_pids(pid: int | None = None) -> list[int]:
+    """The direct children of ``pid`` (default this process), read from /proc."""
+    pid = pid or os.getpid()
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def drain_children() -> None:
+    """In the parent: ask every pool child to hand its job back."""
+    for pid in child_pids():
+        try:
+            os.kill(pid, DRAIN_SIGNAL)
+            log.info("asked pool child %d to hand its job back", pid)
+        except ProcessLookupError:
+            pass
