@@ -49,7 +49,8 @@ def _from_arrays(x: np.ndarray, y: np.ndarray) -> Dataset:
     labels = _labels(y)
     if x.ndim not in (2, 3, 4):
         raise InvalidRequest(f"x must have 2 (tabular), 3 or 4 (images) dimensions, not {x.ndim}")
-    features = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 becomes inf, refused below
+        features = x.astype(np.float32)
     if not np.all(np.isfinite(features)):
         raise InvalidRequest("x contains NaN or infinite values")
     if x.ndim == 2:
@@ -157,11 +158,11 @@ def load_csv(path: str | Path, label_column: str, max_rows: int = 1_000_000, max
         try:
             column = [float(row[j_in]) for row in rows]
         except ValueError:
-            raise InvalidRequest(
-                f"column '{header[j_in]}' is not numeric", details={"column": header[j_in]}
-            ) from None
+            raise InvalidRequest(f"column '{header[j_in]}' is not numeric", details={"column": header[j_in]}) from None
         if not all(math.isfinite(v) for v in column):
-            raise InvalidRequest(f"column '{header[j_in]}' has NaN or infinite values", details={"column": header[j_in]})
+            raise InvalidRequest(
+                f"column '{header[j_in]}' has NaN or infinite values", details={"column": header[j_in]}
+            )
         x[:, j_out] = column
     labels = [row[label_at].strip() for row in rows]
     if any(not v for v in labels):

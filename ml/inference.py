@@ -2,83 +2,140 @@
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from threading import Lock
 from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from tensorq.errors import InvalidRequest
+from tensorq.errors import InvalidRequest, OutOfRange
 
-_cache: OrderedDict[tuple[str, float], keras.Model] = OrderedDict()
+_cache: OrderedDict[tuple[str, int, int], keras.Model] = OrderedDict()
 _cache_size = 8
 _lock = Lock()
+# One traced serving function per live model, keyed by id(model) and dropped when the model is.
+_serving: dict[int, Callable[[tf.Tensor], tf.Tensor]] = {}
 
 
 def set_cache_size(n: int) -> None:
-    """How many loaded models this process keeps."""
+    """How many loaded models this process keeps (at least 1); the least recently used go first."""
     global _cache_size
-    _cache_size = max(1, n)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise OutOfRange("the model cache size must be an integer >= 1", details={"field": "cache_size"})
+    with _lock:
+        _cache_size = n
+        while len(_cache) > _cache_size:
+            _cache.popitem(last=False)
+
+
+def clear_cache() -> None:
+    """Forget every cached model."""
+    with _lock:
+        _cache.clear()
 
 
 def load_model(path: str | Path) -> keras.Model:
     """A ``.keras`` model loaded with ``safe_mode=True``, from this process's LRU cache when there."""
     path = Path(path)
     if path.suffix != ".keras":
-        raise InvalidRequest("only .keras model files are loaded")
+        raise InvalidRequest("only .keras model files are loaded", details={"path": path.name})
     if not path.is_file():
-        raise InvalidRequest("the model file is missing")
-    key = (str(path.resolve()), path.stat().st_mtime)
+        raise InvalidRequest("the model file is missing", details={"path": path.name})
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    model = keras.models.load_model(path, safe_mode=True, compile=False)
+    try:
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except ValueError as exc:  # unsafe content (a Lambda layer) or a file that is not a Keras model
+        raise InvalidRequest(f"the model file cannot be loaded safely: {exc}", details={"path": path.name}) from None
     with _lock:
         _cache[key] = model
+        _cache.move_to_end(key)
         while len(_cache) > _cache_size:
             _cache.popitem(last=False)
     return model
 
 
+def _input_shape(model: keras.Model) -> list[int | None]:
+    """The model's input shape without the batch axis."""
+    return list(model.input_shape[1:])
+
+
 def input_signature(model: keras.Model) -> dict[str, Any]:
     """The model's input shape (without the batch axis) and dtype."""
-    return {"input_shape": list(model.input_shape[1:]), "dtype": "float32"}
+    return {"input_shape": _input_shape(model), "dtype": "float32"}
+
+
+def _fits(shape: list[int], want: list[int | None]) -> bool:
+    return len(shape) == len(want) and all(w is None or s == w for s, w in zip(shape, want, strict=True))
 
 
 def coerce_inputs(model: keras.Model, inputs: Any) -> np.ndarray:
-    """``inputs`` as a float32 batch the model takes; a single example gets a batch axis."""
-    want = list(model.input_shape[1:])
+    """``inputs`` as a float32 batch the model takes; a single example gets a batch axis, (H, W) a channel."""
+    want = _input_shape(model)
+    expected = ["batch", *want]
     try:
-        x = np.asarray(inputs, dtype=np.float32)
+        array = np.asarray(inputs)
     except (TypeError, ValueError):
-        raise InvalidRequest(
-            "inputs must be a rectangular array of numbers", details={"expected_shape": ["batch", *want]}
-        ) from None
-    if not np.all(np.isfinite(x)):
-        raise InvalidRequest("inputs contain NaN or infinite values")
-
-    def fits(shape: list[int]) -> bool:
-        return len(shape) == len(want) and all(w is None or s == w for s, w in zip(shape, want, strict=True))
-
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise InvalidRequest("inputs must be a rectangular array of numbers", details={"expected_shape": expected})
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 becomes inf, refused below
+        x = array.astype(np.float32)
     got = list(x.shape)
-    if fits(got[1:]):
-        return x
-    if want and want[-1] == 1 and fits([*got[1:], 1]):
-        return x[..., None]
-    if fits(got):
-        return x[None, ...]
-    if want and want[-1] == 1 and fits([*got, 1]):
-        return x[None, ..., None]
-    raise InvalidRequest(
-        f"input shape {got} does not match the model's input shape {want}",
-        details={"expected_shape": ["batch", *want], "got_shape": got},
-    )
+    channel = bool(want) and want[-1] == 1
+    if x.ndim > 0 and _fits(got[1:], want):
+        pass
+    elif x.ndim > 0 and channel and _fits([*got[1:], 1], want):
+        x = x[..., None]
+    elif _fits(got, want):
+        x = x[None, ...]
+    elif channel and _fits([*got, 1], want):
+        x = x[None, ..., None]
+    else:
+        raise InvalidRequest(
+            f"input shape {got} does not match the model's input shape {want}",
+            details={"expected_shape": expected, "got_shape": got},
+        )
+    if len(x) == 0:
+        raise InvalidRequest("inputs are empty", details={"expected_shape": expected, "got_shape": got})
+    if not np.all(np.isfinite(x)):
+        raise InvalidRequest("inputs contain NaN or infinite values (or numbers too large for float32)")
+    return x
+
+
+def _serving_fn(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A ``tf.function`` calling ``model`` in inference mode, traced once for any batch size."""
+    key = id(model)
+    fn = _serving.get(key)
+    if fn is None:
+        ref = weakref.ref(model)  # the function must not keep an evicted model alive
+
+        def call(batch: tf.Tensor) -> tf.Tensor:
+            return ref()(batch, training=False)
+
+        spec = tf.TensorSpec([None, *_input_shape(model)], tf.float32)
+        fn = tf.function(call, input_signature=[spec], reduce_retracing=True)
+        _serving[key] = fn
+        weakref.finalize(model, _serving.pop, key, None)
+    return fn
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """The model's outputs on ``x``, calling it directly on batches (no ``model.predict`` retracing)."""
-    outputs = [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
-    return np.concatenate(outputs) if outputs else np.empty((0,), dtype=np.float32)
+    """The model's outputs on ``x``, calling it directly on batches (no ``model.predict`` leaks or retracing)."""
+    if batch_size < 1:
+        raise OutOfRange("batch_size must be >= 1", details={"field": "batch_size"})
+    x = np.asarray(x, dtype=np.float32)
+    fn = _serving_fn(model)
+    outputs = [fn(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+    if not outputs:
+        return np.empty((0, *model.output_shape[1:]), dtype=np.float32)
+    return np.concatenate(outputs)

@@ -49,6 +49,8 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # A pool child imports TensorFlow at start; Celery's 4 s default kills it under load, in a loop.
+        worker_proc_alive_timeout=120,
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker_options(settings),
         task_queues=[Queue(name) for name in QUEUES],

@@ -1,0 +1,279 @@
+"""One function per figure: each runs the TensorQ side and its baseline in the same run and returns measurements."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import baselines
+from bench.context import Context
+from bench.jobs import median_parts, run_job
+from bench.measure import concurrent_rate, percentile, samples
+from bench.services import wait_until
+from bench.specs import Measurement
+from tensorq.client import TensorQClient
+
+MiB = 1024 * 1024
+MS = 1e3
+
+
+def _job_clients(ctx: Context, job_type: str, spec: dict, opened: list[TensorQClient]) -> Callable[[], object]:
+    """A new client (remembered in ``opened``) and a call that runs one job with it."""
+    client = ctx.client()
+    opened.append(client)
+    return lambda: run_job(client, job_type, spec)
+
+
+def e2e_latency(ctx: Context, run: int) -> list[Measurement]:
+    """Tiny predict from submit until a ``?wait=`` client sees it succeeded, against raw Celery ``delay().get()``."""
+    sizes = ctx.sizes
+    with ctx.client() as client:
+        for _ in range(sizes.latency_warmup):
+            run_job(client, "predict", ctx.tiny_spec())
+        runs = [run_job(client, "predict", ctx.tiny_spec()) for _ in range(sizes.latency_samples)]
+    noop = ctx.raw_noop()
+    raw = samples(lambda: noop.delay().get(timeout=30), sizes.latency_samples, warmup=sizes.latency_warmup)
+    walls = [r.wall_s for r in runs]
+    details = {**median_parts(runs), "samples": float(len(runs))}
+    return [
+        Measurement("e2e_latency_p50", percentile(walls, 50) * MS, percentile(raw, 50) * MS, details),
+        Measurement("e2e_latency_p99", percentile(walls, 99) * MS, percentile(raw, 99) * MS, details),
+    ]
+
+
+def throughput(ctx: Context, run: int) -> list[Measurement]:
+    """Tiny predict jobs per second with several client threads, against raw Celery no-op tasks per second."""
+    sizes = ctx.sizes
+    opened: list[TensorQClient] = []
+    try:
+        rate = concurrent_rate(
+            lambda: _job_clients(ctx, "predict", ctx.tiny_spec(), opened), sizes.clients, sizes.throughput_jobs
+        )
+    finally:
+        for client in opened:
+            client.close()
+    noop = ctx.raw_noop()
+    raw_rate = concurrent_rate(lambda: lambda: noop.delay().get(timeout=60), sizes.clients, sizes.raw_throughput_tasks)
+    return [Measurement("throughput", rate, raw_rate, {"clients": float(sizes.clients)})]
+
+
+def train_time(ctx: Context, run: int) -> list[Measurement]:
+    """A CNN ``train`` job on the uploaded images (claim to succeeded) against the same ``model.fit`` in-process."""
+    sizes = ctx.sizes
+    seed = 100 + run
+    spec = {
+        "architecture": "cnn",
+        "dataset": ctx.train_dataset,
+        "epochs": sizes.train_epochs,
+        "batch_size": sizes.batch_size,
+        "validation_split": sizes.validation_split,
+        "seed": seed,
+        "model_name": "bench-cnn",
+    }
+    with ctx.client() as client:
+        done = run_job(client, "train", spec, timeout=7200)
+    ctx.cnn_model = ctx.cnn_model or done.job["result"]["model_id"]
+    plain = baselines.train(
+        ctx.train_x,
+        ctx.train_y,
+        epochs=sizes.train_epochs,
+        batch_size=sizes.batch_size,
+        validation_split=sizes.validation_split,
+        seed=seed,
+    )
+    details = {
+        **median_parts([done]),
+        "baseline_fit_s": plain["fit_s"],
+        "baseline_build_s": plain["build_s"],
+        "val_accuracy": float(done.job["result"]["metrics"].get("val_accuracy", float("nan"))),
+        "baseline_val_accuracy": plain["val_accuracy"],
+    }
+    return [Measurement("train_time", done.job_s, plain["total_s"], details)]
+
+
+def predict_time(ctx: Context, run: int) -> list[Measurement]:
+    """A ``predict`` job on the uploaded rows with the model cached, against ``ml.inference.predict`` in-process."""
+    ctx.ensure_cnn()
+    spec = {"model": ctx.cnn_model, "dataset": ctx.predict_dataset}
+    with ctx.client() as client:
+        if "predict" not in ctx.warmed:
+            run_job(client, "predict", spec)
+            ctx.warmed.add("predict")
+        done = run_job(client, "predict", spec)
+    model = baselines.load(ctx.cnn_path())
+    baseline = baselines.predict(model, ctx.predict_x)
+    details = {"rows": float(len(ctx.predict_x)), **_predict_parts(ctx, model)}
+    return [Measurement("predict_time", done.job_s, baseline, details)]
+
+
+def _predict_parts(ctx: Context, model: Any) -> dict[str, float]:
+    """In-process timings of the other steps of a predict job: reading the .npz, checking inputs, the CSV."""
+    from ml.datasets import load_npz
+    from ml.inference import coerce_inputs
+    from ml.inference import predict as infer
+
+    start = time.perf_counter()
+    data = load_npz(ctx.predict_path)
+    loaded = time.perf_counter()
+    x = coerce_inputs(model, data.x)
+    parts = {"npz_load_s": loaded - start, "coerce_s": time.perf_counter() - loaded}
+    probabilities = infer(model, x)
+    try:
+        from worker.handlers import _write_predictions
+    except ImportError:
+        return parts
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        _write_predictions(Path(folder) / "p.csv", probabilities)
+        parts["csv_write_s"] = time.perf_counter() - start
+    return parts
+
+
+def explain_time(ctx: Context, run: int) -> list[Measurement]:
+    """An ``integrated_gradients`` explain job against the same call in-process, and against raw tape passes."""
+    ctx.ensure_cnn()
+    sizes = ctx.sizes
+    x = ctx.predict_x[: sizes.explain_images]
+    spec = {"model": ctx.cnn_model, "inputs": x.tolist(), "method": "integrated_gradients"}
+    with ctx.client() as client:
+        if "explain" not in ctx.warmed:
+            run_job(client, "explain", {**spec, "inputs": x[:2].tolist(), "steps": 4})
+            ctx.warmed.add("explain")
+        done = run_job(client, "explain", {**spec, "steps": sizes.explain_steps})
+    model = baselines.load(ctx.cnn_path())
+    ig = baselines.integrated_gradients(model, x, sizes.explain_steps)
+    tape = baselines.tape_passes(model, x, sizes.explain_steps)
+    details = {
+        "images": float(len(x)),
+        "steps": float(sizes.explain_steps),
+        "heatmaps_s": baselines.heatmaps(x, len(x)),
+        "result_json_bytes": float(len(json.dumps(done.job["result"]))),
+        "baseline_ig_s": ig,
+        "tape_s": tape,
+    }
+    return [Measurement("explain_time", done.job_s, ig, details), Measurement("explain_vs_tape", done.job_s, tape)]
+
+
+def worker_memory(ctx: Context, run: int) -> list[Measurement]:
+    """VmRSS of the worker's pool child after all predict jobs against after the first ten."""
+    ctx.ensure_cnn()
+    sizes = ctx.sizes
+    worker = ctx.stack.worker
+    spec = {"model": ctx.cnn_model, "inputs": ctx.predict_x[:1].tolist()}
+    child = worker.pool_child()
+    with ctx.client() as client:
+        for _ in range(sizes.memory_first):
+            run_job(client, "predict", spec)
+    first = worker.child_rss_bytes() / MiB
+    details: dict[str, float] = {}
+    opened: list[TensorQClient] = []
+    done, chunk = sizes.memory_first, max(1, sizes.memory_jobs // 5)
+    try:
+        while done < sizes.memory_jobs:
+            step = min(chunk, sizes.memory_jobs - done)
+            concurrent_rate(lambda: _job_clients(ctx, "predict", spec, opened), min(sizes.clients, 4), step)
+            done += step
+            details[f"rss_mib_after_{done}"] = worker.child_rss_bytes() / MiB
+    finally:
+        for client in opened:
+            client.close()
+    if worker.pool_child() != child:
+        raise RuntimeError("the worker's pool child was replaced during the memory figure")
+    return [Measurement("worker_rss", worker.child_rss_bytes() / MiB, first, details)]
+
+
+def submit_latency(ctx: Context, run: int) -> list[Measurement]:
+    """``POST /v1/jobs`` alone with the worker paused, against a constant Flask route under the same gunicorn."""
+    sizes = ctx.sizes
+    body = {"type": "predict", "spec": ctx.tiny_spec()}
+    headers = {"Authorization": f"Bearer {ctx.stack.key}"}
+    submitted: list[str] = []
+    opened: list[httpx.Client] = []
+
+    def poster(base_url: str) -> Callable[[], object]:
+        client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
+        opened.append(client)
+
+        def post() -> None:
+            response = client.post("/v1/jobs", json=body)
+            if response.status_code != 202:
+                raise RuntimeError(f"POST /v1/jobs answered {response.status_code}: {response.text[:200]}")
+            if base_url == ctx.stack.api_url:
+                submitted.append(response.json()["id"])
+
+        return post
+
+    api, constant = ctx.stack.api_url, ctx.stack.constant_url
+    try:
+        with ctx.stack.worker.paused():
+            try:
+                api_lat = samples(poster(api), sizes.submit_samples, warmup=5)
+                constant_lat = samples(poster(constant), sizes.submit_samples, warmup=5)
+                api_rps = concurrent_rate(lambda: poster(api), sizes.clients, sizes.submit_requests)
+                constant_rps = concurrent_rate(lambda: poster(constant), sizes.clients, sizes.submit_requests)
+            finally:
+                _cancel(ctx, submitted)
+    finally:
+        for client in opened:
+            client.close()
+    _wait_for_empty_queue(ctx)
+    return [
+        Measurement("submit_latency_p50", percentile(api_lat, 50) * MS, percentile(constant_lat, 50) * MS),
+        Measurement("submit_latency_p99", percentile(api_lat, 99) * MS, percentile(constant_lat, 99) * MS),
+        Measurement("submit_rps", api_rps, constant_rps, {"clients": float(sizes.clients)}),
+    ]
+
+
+def _cancel(ctx: Context, job_ids: list[str]) -> None:
+    """Cancel the jobs submitted while the worker was paused, so that it only skips their messages afterwards."""
+    for job_id in job_ids:
+        try:
+            ctx.stack.db.jobs.cancel(ctx.stack.tenant_id, job_id)
+        except Exception:  # noqa: BLE001 - already finished: nothing to skip
+            pass
+
+
+def _wait_for_empty_queue(ctx: Context, timeout: float = 120.0) -> None:
+    """Wait until the worker has drained the predict queue (it skips cancelled jobs quickly)."""
+    import redis
+
+    client = redis.Redis.from_url(ctx.stack.settings.broker_url)
+
+    def empty() -> bool:
+        keys = [k for k in client.scan_iter(match="predict*") if client.type(k) == b"list"]
+        return sum(client.llen(k) for k in keys) == 0
+
+    try:
+        wait_until(empty, "the predict queue to drain", timeout)
+    except TimeoutError:
+        ctx.say("  (the predict queue did not drain in time; continuing)")
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class Group:
+    """A figure function, the figures it yields, and whether it runs once rather than once per repeat."""
+
+    name: str
+    run: Callable[[Context, int], list[Measurement]]
+    names: tuple[str, ...]
+    once: bool = False
+
+
+GROUPS: tuple[Group, ...] = (
+    Group("latency", e2e_latency, ("e2e_latency_p50", "e2e_latency_p99")),
+    Group("throughput", throughput, ("throughput",)),
+    Group("train", train_time, ("train_time",)),
+    Group("predict", predict_time, ("predict_time",)),
+    Group("explain", explain_time, ("explain_time", "explain_vs_tape")),
+    Group("memory", worker_memory, ("worker_rss",), once=True),
+    Group("submit", submit_latency, ("submit_latency_p50", "submit_latency_p99", "submit_rps")),
+)

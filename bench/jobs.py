@@ -1,0 +1,68 @@
+"""Running one job through the API as a client does: submit, then long-poll with ``?wait=`` until it ends."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from bench.measure import iso_seconds
+from tensorq.client import TERMINAL, TensorQClient
+
+
+@dataclass
+class Run:
+    """A finished job and the client-side times around it."""
+
+    job: dict
+    submit_s: float
+    wall_s: float
+    seen_wall: float
+
+    @property
+    def job_s(self) -> float:
+        """The job's own time: ``started_at`` (claim) to ``finished_at``."""
+        return iso_seconds(self.job.get("started_at"), self.job.get("finished_at"))
+
+    def parts(self) -> dict[str, float]:
+        """Where the wall time went: the POST, waiting in the queue, running, and noticing the end."""
+        created, started, finished = (self.job.get(k) for k in ("created_at", "started_at", "finished_at"))
+        seen = self.seen_wall - _epoch(finished) if finished else math.nan
+        return {
+            "post_s": self.submit_s,
+            "queued_s": iso_seconds(created, started),
+            "running_s": iso_seconds(started, finished),
+            "notice_s": seen,
+        }
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def run_job(client: TensorQClient, job_type: str, spec: dict, timeout: float = 600.0) -> Run:
+    """Submit a job and long-poll (``?wait=``) until it ends; raises unless it succeeded."""
+    start = time.perf_counter()
+    job = client.submit(job_type, spec)
+    submitted = time.perf_counter()
+    deadline = start + timeout
+    while job["status"] not in TERMINAL:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{job_type} job {job['id']} still {job['status']} after {timeout} s")
+        job = client.job(job["id"], wait=30)
+    end = time.perf_counter()
+    seen_wall = time.time()
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"{job_type} job {job['id']} ended {job['status']}: {job.get('error')}")
+    return Run(job, submitted - start, end - start, seen_wall)
+
+
+def median_parts(runs: list[Run]) -> dict[str, float]:
+    """The median of each part of the wall time over ``runs``."""
+    if not runs:
+        return {}
+    parts = [r.parts() for r in runs]
+    return {f"median_{k}": float(np.nanmedian([p[k] for p in parts])) for k in parts[0]}

@@ -1,0 +1,88 @@
+"""Timers, percentiles, medians and a small thread pool that drives concurrent clients."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of ``samples`` by linear interpolation; NaN when empty."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of the finite ``values``; NaN when there are none."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.median(finite) if finite else math.nan
+
+
+def ratio(value: float, baseline: float) -> float:
+    """``value / baseline``; NaN when either is missing or the baseline is zero."""
+    if not (math.isfinite(value) and math.isfinite(baseline)) or baseline == 0:
+        return math.nan
+    return value / baseline
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds ``fn()`` took on the monotonic clock."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def samples(fn: Callable[[], object], count: int, warmup: int = 0) -> list[float]:
+    """Run ``fn`` ``warmup`` times untimed, then ``count`` times; the seconds each timed run took."""
+    for _ in range(warmup):
+        fn()
+    return [timed(fn) for _ in range(count)]
+
+
+def concurrent_rate(make_worker: Callable[[], Callable[[], object]], clients: int, total: int) -> float:
+    """Calls per second when ``clients`` threads share ``total`` calls; each thread calls its own ``make_worker()``.
+
+    The first error in any thread is raised after all threads stop.
+    """
+    lock = threading.Lock()
+    remaining = [total]
+    errors: list[BaseException] = []
+    workers = [make_worker() for _ in range(clients)]
+
+    def loop(call: Callable[[], object]) -> None:
+        while not errors:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+            try:
+                call()
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=loop, args=(w,), daemon=True) for w in workers]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return total / elapsed
+
+
+def iso_seconds(start: str | None, end: str | None) -> float:
+    """Seconds between two ISO-8601 timestamps as the API writes them (``...Z``); NaN when one is missing."""
+    if not start or not end:
+        return math.nan
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()

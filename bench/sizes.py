@@ -1,0 +1,79 @@
+"""How much work each figure does: the full run and the ``--quick`` run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Counts and shapes for one bench run."""
+
+    repeats: int
+    latency_samples: int
+    latency_warmup: int
+    clients: int
+    throughput_jobs: int
+    raw_throughput_tasks: int
+    train_images: int
+    train_epochs: int
+    batch_size: int
+    validation_split: float
+    predict_rows: int
+    explain_images: int
+    explain_steps: int
+    memory_jobs: int
+    memory_first: int
+    submit_samples: int
+    submit_requests: int
+
+    def as_dict(self) -> dict[str, int | float]:
+        """The sizes as a plain dict (for the JSON and the header)."""
+        return asdict(self)
+
+
+FULL = Sizes(
+    repeats=3,
+    latency_samples=200,
+    latency_warmup=10,
+    clients=8,
+    throughput_jobs=300,
+    raw_throughput_tasks=1000,
+    train_images=20_000,
+    train_epochs=2,
+    batch_size=32,
+    validation_split=0.2,
+    predict_rows=10_000,
+    explain_images=100,
+    explain_steps=64,
+    memory_jobs=1000,
+    memory_first=10,
+    submit_samples=200,
+    submit_requests=500,
+)
+
+QUICK = Sizes(
+    repeats=1,
+    latency_samples=40,
+    latency_warmup=5,
+    clients=4,
+    throughput_jobs=80,
+    raw_throughput_tasks=300,
+    train_images=5_000,
+    train_epochs=1,
+    batch_size=32,
+    validation_split=0.2,
+    predict_rows=2_000,
+    explain_images=20,
+    explain_steps=64,
+    memory_jobs=200,
+    memory_first=10,
+    submit_samples=50,
+    submit_requests=150,
+)
+
+
+def sizes_for(quick: bool, repeats: int | None = None) -> Sizes:
+    """The quick or full sizes, with ``repeats`` overridden when given."""
+    chosen = QUICK if quick else FULL
+    return replace(chosen, repeats=repeats) if repeats else chosen

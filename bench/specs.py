@@ -1,0 +1,104 @@
+"""What each figure is: its label and unit, its baseline, and its target as a bound on value / baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure's description; ``target`` None means reported only, ``at_least`` makes it a lower bound."""
+
+    label: str
+    unit: str
+    baseline_label: str
+    target: float | None = None
+    at_least: bool = False
+
+    def target_text(self) -> str:
+        """The target as the table shows it."""
+        if self.target is None:
+            return "report"
+        return f"{'>=' if self.at_least else '<='} {self.target:g}x"
+
+    def holds(self, ratio: float) -> bool | None:
+        """Whether ``ratio`` meets the target (None when there is no target or no ratio)."""
+        if self.target is None or ratio != ratio:
+            return None
+        return ratio >= self.target if self.at_least else ratio <= self.target
+
+
+@dataclass
+class Measurement:
+    """One repeat of one figure: the TensorQ value, its baseline, and a breakdown."""
+
+    name: str
+    value: float
+    baseline: float
+    details: dict[str, float] = field(default_factory=dict)
+
+
+SPECS: dict[str, FigureSpec] = {
+    "e2e_latency_p50": FigureSpec(
+        label="tiny predict: submit -> result seen via ?wait=, p50",
+        unit="ms",
+        baseline_label="raw Celery delay().get() no-op, p50",
+        target=3.0,
+    ),
+    "e2e_latency_p99": FigureSpec(
+        label="tiny predict: submit -> result seen via ?wait=, p99",
+        unit="ms",
+        baseline_label="raw Celery delay().get() no-op, p99",
+    ),
+    "throughput": FigureSpec(
+        label="tiny predict jobs/s (API, queue, worker, db)",
+        unit="jobs/s",
+        baseline_label="raw Celery no-op tasks/s, same worker count",
+        target=0.5,
+        at_least=True,
+    ),
+    "train_time": FigureSpec(
+        label="train job, CNN, started_at -> finished_at",
+        unit="s",
+        baseline_label="plain Keras: build + model.fit",
+        target=1.05,
+    ),
+    "predict_time": FigureSpec(
+        label="predict job on a dataset, model cached",
+        unit="s",
+        baseline_label="ml.inference.predict in-process",
+        target=1.15,
+    ),
+    "explain_time": FigureSpec(
+        label="integrated_gradients explain job",
+        unit="s",
+        baseline_label="ml.explain.integrated_gradients in-process",
+        target=1.5,
+    ),
+    "explain_vs_tape": FigureSpec(
+        label="integrated_gradients explain job",
+        unit="s",
+        baseline_label="raw GradientTape passes (steps x batch)",
+    ),
+    "worker_rss": FigureSpec(
+        label="worker pool child VmRSS after all predict jobs",
+        unit="MiB",
+        baseline_label="VmRSS after the first 10",
+        target=1.1,
+    ),
+    "submit_latency_p50": FigureSpec(
+        label="POST /v1/jobs alone (worker paused), p50",
+        unit="ms",
+        baseline_label="constant Flask route, same gunicorn, p50",
+    ),
+    "submit_latency_p99": FigureSpec(
+        label="POST /v1/jobs alone (worker paused), p99",
+        unit="ms",
+        baseline_label="constant Flask route, same gunicorn, p99",
+    ),
+    "submit_rps": FigureSpec(
+        label="POST /v1/jobs requests/s (worker paused)",
+        unit="req/s",
+        baseline_label="constant Flask route, same gunicorn, req/s",
+    ),
+}

@@ -1,0 +1,120 @@
+"""The builder registry and the mlp and cnn builders' parameters and layers."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from ml import registry
+from tensorq.errors import InvalidRequest, OutOfRange
+
+
+def test_unknown_architecture_lists_the_known_ones() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        registry.get("transformer")
+    assert caught.value.message.startswith("unknown architecture 'transformer'; known: mlp, cnn")
+    assert caught.value.details == {"known": registry.known()}
+    assert {"mlp", "cnn"} <= set(registry.known())
+
+
+def test_registered_builders_are_found_by_name() -> None:
+    @registry.register("tiny_for_test")
+    def tiny(input_shape: tuple[int, ...], num_classes: int, params: dict) -> keras.Model:
+        """A softmax layer and nothing else."""
+        inputs = keras.Input(input_shape)
+        return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(inputs))
+
+    try:
+        assert registry.get("tiny_for_test") is tiny
+        assert "tiny_for_test" in registry.known()
+    finally:
+        registry._BUILDERS.pop("tiny_for_test")
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_unknown_params_list_the_allowed_ones(name: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        registry.get(name)((8, 8, 1), 10, {"layers": 3})
+    assert "layers" in caught.value.message
+    assert "dropout" in caught.value.details["allowed"]
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "field"),
+    [
+        ("mlp", {"dropout": 0.95}, "params.dropout"),
+        ("mlp", {"hidden": [64, 0]}, "params.hidden"),
+        ("mlp", {"hidden": "wide"}, "params.hidden"),
+        ("mlp", {"activation": "softplus!"}, "params.activation"),
+        ("cnn", {"filters": []}, "params.filters"),
+        ("cnn", {"dense": 1.5}, "params.dense"),
+        ("cnn", {"dropout": "none"}, "params.dropout"),
+    ],
+)
+def test_bad_param_values_are_out_of_range(name: str, params: dict, field: str) -> None:
+    with pytest.raises(OutOfRange) as caught:
+        registry.get(name)((8, 8, 1), 10, params)
+    assert caught.value.details["field"] == field
+    assert caught.value.status == 422
+
+
+def _layer_types(model: keras.Model) -> list[str]:
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_mlp_defaults() -> None:
+    model = registry.get("mlp")((30,), 2, {})
+    assert _layer_types(model) == [
+        "InputLayer",
+        "Normalization",
+        "Dense",
+        "Dropout",
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [64, 32, 2]
+    assert model.layers[-1].activation.__name__ == "softmax"
+    assert model.output_shape == (None, 2)
+
+
+def test_mlp_flattens_images() -> None:
+    model = registry.get("mlp")((8, 8, 1), 10, {"hidden": [16], "dropout": 0.0})
+    assert "Flatten" in _layer_types(model) and model.output_shape == (None, 10)
+
+
+def test_cnn_is_the_keras_mnist_convnet_adapted_to_8x8() -> None:
+    model = registry.get("cnn")((8, 8, 1), 10, {})
+    assert _layer_types(model) == [
+        "InputLayer",
+        "Normalization",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "Flatten",
+        "Dense",
+        "Dense",
+    ]
+    assert model.layers[1].axis == ()  # one mean and variance for all pixels
+    assert model.get_layer("flatten").output.shape == (None, 2 * 2 * 64)
+    assert model.output_shape == (None, 10)
+
+
+def test_cnn_skips_pooling_that_would_shrink_below_2_pixels() -> None:
+    model = registry.get("cnn")((4, 4, 1), 3, {"filters": [8, 8, 8]})
+    assert _layer_types(model).count("MaxPooling2D") == 1
+    big = registry.get("cnn")((28, 28, 1), 10, {})
+    assert big.get_layer("flatten").output.shape == (None, 7 * 7 * 64)
+
+
+def test_cnn_needs_images() -> None:
+    with pytest.raises(InvalidRequest, match="images"):
+        registry.get("cnn")((30,), 2, {})
+
+
+@pytest.mark.parametrize(("name", "shape"), [("mlp", (5,)), ("cnn", (8, 8, 1))])
+def test_builders_use_no_lambda_layers(name: str, shape: tuple[int, ...]) -> None:
+    model = registry.get(name)(shape, 3, {})
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)

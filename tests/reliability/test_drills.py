@@ -1,0 +1,246 @@
+"""The reliability drills: real Redis, real Postgres, real `tensorq worker` processes, real faults.
+
+After every drill the cluster fixture checks the invariants over the whole database: each job in
+exactly one terminal state along a legal path of the state machine, no lease left held, at most one
+model version per training job.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from tests.reliability.harness import Cluster, claims, kill_pool_children, state_events
+from worker.celery_app import make_celery
+from worker.routing import route_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+SLOW_TRAIN = {
+    "architecture": "cnn",
+    "dataset": "builtin:digits",
+    "epochs": 6,
+    "batch_size": 8,
+    "validation_split": 0.1,
+    "seed": 5,
+}
+
+
+def _stamp(event: dict) -> datetime:
+    return datetime.fromisoformat(event["created_at"].replace("Z", "+00:00"))
+
+
+def _report(record_property, name: str, **figures: float) -> None:  # type: ignore[no-untyped-def]
+    for key, value in figures.items():
+        record_property(f"{name}.{key}", round(value, 2))
+    print(f"\n[drill] {name}: " + ", ".join(f"{k}={v:.1f}s" for k, v in figures.items()))
+
+
+def _tiny_model(cluster: Cluster) -> str:
+    job = cluster.client.run("train", {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 3}, timeout=120)
+    assert job["status"] == "succeeded", job["error"]
+    return job["result"]["model_id"]
+
+
+def test_drill_1_kill_9_during_epoch_3_resumes_from_the_checkpoint(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    first = cluster.start_worker()
+    job = cluster.client.submit("train", SLOW_TRAIN)
+    cluster.wait_epoch(job["id"], 2)
+    first.kill()
+    killed_at = datetime.now(UTC)
+    cluster.start_worker()
+    done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["attempts"] == 2
+    assert len(done["result"]["history"]["loss"]) == 6
+    events = cluster.client.events(job["id"])
+    second_claim = max(i for i, e in enumerate(events) if e["to_status"] == "running")
+    resumed_epochs = [e["data"]["epoch"] for e in events[second_claim:] if e["kind"] == "progress"]
+    assert resumed_epochs[0] == 3 and resumed_epochs[-1] == 6
+    assert len(cluster.db.jobs.versions_of_job(job["id"])) == 1
+    recovery = (_stamp(events[second_claim]) - killed_at).total_seconds()
+    _report(record_property, "kill9", drill=time.monotonic() - started, kill_to_resumed=recovery)
+
+
+def test_drill_2_sigterm_hands_the_job_back_without_counting_it(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    first = cluster.start_worker()
+    job = cluster.client.submit("train", SLOW_TRAIN)
+    cluster.wait_epoch(job["id"], 2)
+    assert first.proc is not None
+    stopping = time.monotonic()
+    first.proc.terminate()
+    assert first.proc.wait(timeout=60) == 0
+    exit_time = time.monotonic() - stopping
+    handed = cluster.client.job(job["id"])
+    assert handed["status"] == "queued" and handed["attempts"] == 0
+    cluster.start_worker()
+    done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["attempts"] == 1
+    reasons = [
+        e["data"]["reason"]
+        for e in state_events(cluster, job["id"])
+        if e["from_status"] == "running" and e["to_status"] == "queued"
+    ]
+    assert reasons == ["worker_shutdown"]
+    assert len(done["result"]["history"]["loss"]) == 6
+    _report(record_property, "sigterm", drill=time.monotonic() - started, worker_exit_after_sigterm=exit_time)
+
+
+def test_drill_3_a_message_delivered_three_times_while_running_runs_once(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    cluster.start_worker()
+    cluster.start_worker(queues="train")
+    job = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 3})
+    cluster.wait_epoch(job["id"], 1)
+    app = make_celery(cluster.settings)
+    route = route_for("train")
+    for _ in range(3):
+        app.send_task(route.task, args=[job["id"]], queue=route.queue)
+    done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
+    time.sleep(3)  # the duplicates are consumed and refused by the claim
+    assert done["status"] == "succeeded" and claims(cluster, job["id"]) == 1
+    assert cluster.redis.queued_messages() == 0
+    _report(record_property, "duplicates", drill=time.monotonic() - started)
+
+
+def test_drill_4_redis_restart_loses_no_job_and_runs_none_twice(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    cluster.start_worker()
+    model = _tiny_model(cluster)
+    running = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 3})
+    cluster.wait_status(running["id"], {"running"})
+    queued = [
+        cluster.client.submit("predict", {"model": model, "inputs": [[5.1, 3.5, 1.4, 0.2]]})["id"] for _ in range(20)
+    ]
+    assert cluster.redis.queued_messages() == 20
+    cluster.redis.restart()
+    restarted = time.monotonic()
+    assert cluster.redis.queued_messages() == 0
+    for job_id in [running["id"], *queued]:
+        done = cluster.wait_status(job_id, {"succeeded", "failed", "cancelled"}, timeout=240)
+        assert done["status"] == "succeeded", done["error"]
+        assert claims(cluster, job_id) == 1
+    _report(
+        record_property,
+        "redis_restart",
+        drill=time.monotonic() - started,
+        restart_to_all_done=time.monotonic() - restarted,
+    )
+
+
+def test_drill_5_postgres_outages_at_submit_and_mid_training(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster(lease_s=30.0)
+    cluster.proxy.cut()
+    import httpx
+
+    response = httpx.post(
+        f"{cluster.api.url}/v1/jobs",
+        json={"type": "train", "spec": SLOW_TRAIN},
+        headers={"Authorization": cluster.client._http.headers["Authorization"]},
+    )  # noqa: SLF001
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    with cluster.admin_db.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM jobs")).scalar() == 0
+    assert cluster.redis.queued_messages() == 0
+    cluster.proxy.restore()
+
+    cluster.start_worker()
+    job = cluster.client.submit("train", SLOW_TRAIN)
+    cluster.wait_epoch(job["id"], 2)
+    cluster.proxy.cut()
+    time.sleep(10)
+    cluster.proxy.restore()
+    back = time.monotonic()
+    done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
+    assert done["status"] == "succeeded", done["error"]
+    assert len(done["result"]["history"]["loss"]) == 6
+    _report(record_property, "postgres_outage", drill=time.monotonic() - started, back_to_done=time.monotonic() - back)
+
+
+def test_drill_6_cancels_hold_across_worker_restarts(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    queued = cluster.client.submit("train", SLOW_TRAIN)
+    assert cluster.client.cancel(queued["id"])["status"] == "cancelled"
+
+    worker = cluster.start_worker()
+    running = cluster.client.submit("train", SLOW_TRAIN)
+    cluster.wait_epoch(running["id"], 1)
+    cluster.client.cancel(running["id"])
+    assert cluster.wait_status(running["id"], {"cancelled", "succeeded", "failed"})["status"] == "cancelled"
+
+    orphan = cluster.client.submit("train", SLOW_TRAIN)
+    cluster.wait_epoch(orphan["id"], 1)
+    worker.kill()
+    cluster.client.cancel(orphan["id"])
+    cluster.start_worker()
+    assert cluster.wait_status(orphan["id"], {"cancelled", "succeeded", "failed"})["status"] == "cancelled"
+    time.sleep(3)
+    for job in (queued, running, orphan):
+        assert cluster.client.job(job["id"])["status"] == "cancelled"
+        assert cluster.db.jobs.versions_of_job(job["id"]) == []
+        assert claims(cluster, job["id"]) <= 1
+    _report(record_property, "cancels", drill=time.monotonic() - started)
+
+
+def test_drill_7_a_job_that_always_crashes_its_worker_fails_with_worker_lost(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    worker = cluster.start_worker()
+    job = cluster.client.submit("train", SLOW_TRAIN, max_attempts=2)
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def crash_on_every_claim() -> None:
+        seen = 0
+        while not stop.is_set():
+            current = cluster.db.jobs.get_any(job["id"])
+            if current.status == "running" and current.attempts > seen:
+                seen = current.attempts
+                killed.extend(kill_pool_children(worker))
+            time.sleep(0.05)
+
+    crasher = threading.Thread(target=crash_on_every_claim, daemon=True)
+    crasher.start()
+    try:
+        done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
+    finally:
+        stop.set()
+    assert done["status"] == "failed" and done["error"]["code"] == "worker_lost"
+    assert done["attempts"] == 2 and len(killed) == 2
+    time.sleep(3)
+    assert claims(cluster, job["id"]) == 2
+    _report(record_property, "crash_loop", drill=time.monotonic() - started)
+
+
+def test_drill_8_a_job_over_its_timeout_fails_and_the_worker_moves_on(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    cluster.start_worker()
+    model = _tiny_model(cluster)
+    slow = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 200}, timeout_s=4)
+    after = cluster.client.submit("predict", {"model": model, "inputs": [[6.0, 2.9, 4.5, 1.5]]})
+    done = cluster.wait_status(slow["id"], {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "failed" and done["error"]["code"] == "timeout"
+    ran = (
+        datetime.fromisoformat(done["finished_at"].replace("Z", "+00:00"))
+        - datetime.fromisoformat(done["started_at"].replace("Z", "+00:00"))
+    ).total_seconds()
+    assert 4 <= ran < 15
+    nxt = cluster.wait_status(after["id"], {"succeeded", "failed"}, timeout=60)
+    assert nxt["status"] == "succeeded"
+    assert np.argmax(nxt["result"]["outputs"][0]) in (0, 1, 2)
+    _report(record_property, "timeout", drill=time.monotonic() - started, timeout_overshoot=ran - 4)
