@@ -7,7 +7,9 @@ from flask import Blueprint, Flask, request
 from api import datasets, health, jobs, models
 from api.auth import authenticate_request
 from api.broker_guard import BrokerGuard
+from api.docs import DOCS_CSP, register_docs
 from api.errors import register_error_handlers
+from api.quotas import Quotas
 from api.services import Services, services
 from db.database import Database
 from tensorq.settings import Settings
@@ -37,11 +39,13 @@ def create_app(
         from worker.celery_app import make_celery
 
         publisher = CeleryPublisher(make_celery(settings))
+    database = database or Database(settings)
     app.extensions["tensorq"] = Services(
         settings=settings,
-        db=database or Database(settings),
+        db=database,
         publisher=publisher,
         broker_guard=BrokerGuard(publisher),
+        quotas=Quotas(settings, database),
     )
 
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
@@ -51,13 +55,21 @@ def create_app(
         v1.register_blueprint(module.bp)
     app.register_blueprint(v1)
     app.register_blueprint(health.bp)
+    register_docs(app)
     register_error_handlers(app)
 
     @app.after_request
     def _security_headers(response):  # type: ignore[no-untyped-def]
+        if request.path.startswith("/docs"):
+            response.headers["Content-Security-Policy"] = DOCS_CSP
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+    if settings.cors_origins:
+        from flask_cors import CORS
+
+        CORS(app, origins=settings.cors_origins, allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
 
     return app
 

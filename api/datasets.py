@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from api import responses
+from api.openapi import MULTIPART, operation
 from api.services import principal, services
 from api.uploads import store_upload
 from tensorq.errors import InvalidRequest, UnsupportedMedia
@@ -12,6 +14,7 @@ bp = Blueprint("datasets", __name__)
 
 
 @bp.post("/datasets")
+@operation(summary="Upload an .npz or .csv dataset", body=MULTIPART, responses={201: responses.DatasetOut})
 def upload_dataset():  # type: ignore[no-untyped-def]
     """Store a multipart ``file`` under a server-made name and register it; 201 with the dataset."""
     if request.mimetype != "multipart/form-data":
@@ -22,6 +25,7 @@ def upload_dataset():  # type: ignore[no-untyped-def]
     svc = services()
     who = principal()
     name = (request.form.get("name") or upload.filename or "dataset")[:200]
+    svc.quotas.check_dataset_bytes(who, request.content_length or 0)
     stored = store_upload(upload.stream, svc.settings.dataset_dir(who.tenant_id), svc.settings.max_upload_bytes)
     try:
         record = svc.db.datasets.add(
@@ -43,12 +47,14 @@ def upload_dataset():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/datasets")
+@operation(summary="The caller's datasets", responses={200: responses.DatasetList})
 def list_datasets():  # type: ignore[no-untyped-def]
     """The caller's datasets, newest first."""
     return jsonify({"datasets": [d.to_public() for d in services().db.datasets.list(principal().tenant_id)]})
 
 
 @bp.get("/datasets/<dataset_id>")
+@operation(summary="One dataset", responses={200: responses.DatasetOut})
 def get_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
     """One of the caller's datasets."""
     return jsonify(services().db.datasets.get(principal().tenant_id, dataset_id).to_public())

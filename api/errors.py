@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from tensorq.errors import TensorQError, Unavailable
+from tensorq.errors import TensorQError
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(TensorQError)
     def _tensorq_error(exc: TensorQError):  # type: ignore[no-untyped-def]
         response = error_response(exc.status, exc.code, exc.message, exc.details)
-        if isinstance(exc, Unavailable):
-            response.headers["Retry-After"] = str(exc.retry_after)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
     @app.errorhandler(HTTPException)

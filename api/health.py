@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from api import responses
+from api.openapi import operation
 from api.services import services
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@operation(summary="Liveness", responses={200: responses.Health}, errors=(), public=True)
 def healthz():  # type: ignore[no-untyped-def]
     """The process is up."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@operation(
+    summary="Readiness of the database and broker",
+    responses={200: responses.Readiness, 503: responses.Readiness},
+    errors=(),
+    public=True,
+)
 def readyz():  # type: ignore[no-untyped-def]
     """Whether the database and the broker can be reached, each named; 503 when one cannot."""
     svc = services()

@@ -10,8 +10,10 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request, send_file
 
+from api import responses
 from api.inputs import batch_shape
-from api.schemas import ExplainSpec, PredictSpec, TrainSpec, parse_submission, request_hash
+from api.openapi import BINARY, operation, query
+from api.schemas import ExplainSpec, JobSubmission, PredictSpec, TrainSpec, parse_submission, request_hash
 from api.services import principal, services
 from db.jobs import NewJob
 from db.records import JOB_TYPES, STATUSES, JobRecord
@@ -65,6 +67,19 @@ def _check_references(tenant_id: str, spec: Any) -> None:
 
 
 @bp.post("/jobs")
+@operation(
+    summary="Submit a train, predict or explain job",
+    body=JobSubmission,
+    responses={202: responses.JobOut},
+    headers=[
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        }
+    ],
+)
 def submit_job():  # type: ignore[no-untyped-def]
     """Validate, commit as ``queued``, then publish; answers 202 with the job."""
     body = json_body()
@@ -73,6 +88,7 @@ def submit_job():  # type: ignore[no-untyped-def]
     svc = services()
     svc.broker_guard.check()
     _check_references(who.tenant_id, spec)
+    svc.quotas.check_submission(who)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (1 <= len(key) <= 200):
         raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
@@ -123,6 +139,11 @@ def _wait_seconds() -> float:
 
 
 @bp.get("/jobs/<job_id>")
+@operation(
+    summary="A job; with wait=N, answered at its next change",
+    responses={200: responses.JobOut},
+    query=[query("wait", {"type": "number", "minimum": 0, "maximum": 3600}, "seconds to long-poll")],
+)
 def get_job(job_id: str):  # type: ignore[no-untyped-def]
     """The job; with ``?wait=N`` it answers on the first change or after N seconds."""
     store = services().db.jobs
@@ -142,6 +163,16 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs")
+@operation(
+    summary="The caller's jobs, newest first",
+    responses={200: responses.JobPage},
+    query=[
+        query("status", {"enum": list(STATUSES)}, "only jobs in this status"),
+        query("type", {"enum": list(JOB_TYPES)}, "only jobs of this type"),
+        query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size (50)"),
+        query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+    ],
+)
 def list_jobs():  # type: ignore[no-untyped-def]
     """The caller's jobs, newest first; filters ``status`` and ``type``; cursor pagination."""
     status = request.args.get("status")
@@ -163,6 +194,7 @@ def list_jobs():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/jobs/<job_id>/cancel")
+@operation(summary="Cancel a queued or running job", responses={202: responses.JobOut})
 def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
     """Cancel a queued job, or ask a running one to stop at its next boundary; 409 when finished."""
     job = services().db.jobs.cancel(principal().tenant_id, job_id)
@@ -170,6 +202,7 @@ def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs/<job_id>/events")
+@operation(summary="A job's state changes and progress, in order", responses={200: responses.EventList})
 def job_events(job_id: str):  # type: ignore[no-untyped-def]
     """The job's state changes and progress events, in order."""
     events = services().db.jobs.events(principal().tenant_id, job_id)
@@ -177,6 +210,7 @@ def job_events(job_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs/<job_id>/artifacts/<name>")
+@operation(summary="A file the job produced", responses={200: BINARY})
 def job_artifact(job_id: str, name: str):  # type: ignore[no-untyped-def]
     """A file the job listed in its result; the path is checked to stay in the job's folder."""
     svc = services()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app, g
 
 from api.broker_guard import BrokerGuard
+from api.quotas import Quotas
 from db.database import Database
 from db.records import Principal
 from tensorq.settings import Settings
@@ -21,6 +22,7 @@ class Services:
     db: Database
     publisher: Publisher
     broker_guard: BrokerGuard
+    quotas: Quotas
 
 
 def services() -> Services:

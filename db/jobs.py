@@ -5,15 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Job, JobEvent, Model, ModelVersion, utcnow
+from db.models import Job, JobEvent, Model, ModelVersion, Tenant, utcnow
 from db.records import (
     TERMINAL,
     Claim,
@@ -80,6 +81,13 @@ class Submitted:
 
     job: JobRecord
     created: bool
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A claim refused for now (the tenant is at a quota); the job stays queued."""
+
+    reason: str
 
 
 @dataclass
@@ -269,11 +277,31 @@ class JobStore:
             return [EventRecord(r.id, r.kind, r.from_status, r.to_status, r.data, aware(r.created_at)) for r in rows]
 
     # -- worker side -------------------------------------------------------------------
-    def claim(self, job_id: str, worker: str) -> Claim | None:
-        """Take a queued job with a fresh lease; None when someone else has it or it is over."""
+    def claim(
+        self, job_id: str, worker: str, running_limit: Callable[[str], int] | None = None
+    ) -> Claim | Deferred | None:
+        """Take a queued job with a fresh lease; None when someone else has it or it is over.
+
+        With ``running_limit`` (tenant name -> most running jobs), a tenant at its limit gets
+        ``Deferred`` instead and the job stays queued; the tenant row is locked while counting.
+        """
         token = str(uuid.uuid4())
         now = utcnow()
         with session_scope(self._factory) as session:
+            if running_limit is not None:
+                tenant = session.execute(
+                    select(Tenant.id, Tenant.name)
+                    .join(Job, Job.tenant_id == Tenant.id)
+                    .where(Job.id == job_id, Job.status == "queued")
+                    .with_for_update(of=Tenant)
+                ).one_or_none()
+                if tenant is None:
+                    return None
+                running = session.scalar(
+                    select(func.count()).select_from(Job).where(Job.tenant_id == tenant.id, Job.status == "running")
+                )
+                if running >= running_limit(tenant.name):
+                    return Deferred("quota_running_jobs")
             won = self._transition(
                 session,
                 job_id,
@@ -292,6 +320,13 @@ class JobStore:
             if not won:
                 return None
             return Claim(job_record(self._row(session, job_id)), token)
+
+    def count_queued(self, tenant_id: str) -> int:
+        """How many jobs the tenant has waiting."""
+        with session_scope(self._factory) as session:
+            return session.scalar(
+                select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.status == "queued")
+            )
 
     def heartbeat(self, job_id: str, token: str) -> bool:
         """Renew the lease; False when it was lost (the job was taken over or ended)."""

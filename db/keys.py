@@ -99,7 +99,8 @@ class KeyStore:
                     )
                     .values(last_used_at=now)
                 )
-            return Principal(tenant_id=row.tenant_id, key_id=row.id, read_only=row.read_only)
+            tenant_name = session.scalar(select(Tenant.name).where(Tenant.id == row.tenant_id)) or ""
+            return Principal(tenant_id=row.tenant_id, key_id=row.id, read_only=row.read_only, tenant_name=tenant_name)
 
     def list(self) -> list[KeyInfo]:
         """Every key with its tenant, oldest first."""
@@ -109,6 +110,11 @@ class KeyStore:
                 KeyInfo(k.id, name, k.read_only, iso(k.created_at), iso(k.last_used_at), iso(k.revoked_at))
                 for k, name in rows
             ]
+
+    def tenant_name(self, tenant_id: str) -> str:
+        """The name of a tenant by its id ('' when unknown)."""
+        with session_scope(self._factory) as session:
+            return session.scalar(select(Tenant.name).where(Tenant.id == tenant_id)) or ""
 
     def revoke(self, key_id: str) -> None:
         """Revoke a key by its id; NotFound when there is no such key."""

@@ -179,3 +179,4 @@ class Principal:
     tenant_id: str
     key_id: str
     read_only: bool
+    tenant_name: str = ""

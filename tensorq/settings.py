@@ -42,6 +42,23 @@ class Settings(BaseSettings):
     default_max_attempts: int = Field(default=3, ge=1, le=20)
     progress_min_interval_s: float = Field(default=0.5, description="Rate bound on progress writes.")
     model_cache_size: int = Field(default=8, ge=1, description="Loaded models kept per worker process.")
+    quota_submissions_per_minute: int = Field(default=600, ge=1, description="Job submissions per tenant per minute.")
+    quota_queued_jobs: int = Field(default=1000, ge=1, description="Queued jobs a tenant may have at once.")
+    quota_running_jobs: int = Field(default=8, ge=1, description="Jobs of one tenant running at once.")
+    quota_dataset_bytes: int = Field(default=10 * 1024**3, ge=0, description="Dataset storage per tenant.")
+    quota_model_bytes: int = Field(default=20 * 1024**3, ge=0, description="Model storage per tenant.")
+    tenant_quotas: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description='Per-tenant overrides by tenant name, e.g. {"acme": {"quota_running_jobs": 2}} (JSON).',
+    )
+    ratelimit_storage_url: str | None = Field(
+        default=None, description="Storage of the rate limiter (limits URL); default the broker's Redis, else memory."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty turns CORS off.")
+
+    def quota(self, tenant: str, name: str) -> int:
+        """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
+        return int(self.tenant_quotas.get(tenant, {}).get(name, getattr(self, name)))
 
     def job_dir(self, job_id: str) -> Path:
         """The artifact folder of one job."""

@@ -120,7 +120,7 @@ class RecordingPublisher:
         self.published: list[str] = []
         self.down = False
 
-    def publish(self, job: JobRecord) -> None:
+    def publish(self, job: JobRecord, countdown: float | None = None) -> None:
         """Record the job, or fail like a broker that is down."""
         if self.down:
             raise ConnectionError("broker down")

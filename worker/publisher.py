@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 class Publisher(Protocol):
     """Anything that can send a job's id to its queue."""
 
-    def publish(self, job: JobRecord) -> None:
-        """Send the job's message; raise when the broker cannot take it."""
+    def publish(self, job: JobRecord, countdown: float | None = None) -> None:
+        """Send the job's message (after ``countdown`` seconds); raise when the broker cannot take it."""
 
     def ping(self) -> None:
         """Raise when the broker cannot be reached."""
@@ -29,7 +29,7 @@ class CeleryPublisher:
     def __init__(self, app: Celery) -> None:
         self._app = app
 
-    def publish(self, job: JobRecord) -> None:
+    def publish(self, job: JobRecord, countdown: float | None = None) -> None:
         """Send ``job.id`` to the job type's queue with the job's priority."""
         route = route_for(job.type)
         self._app.send_task(
@@ -37,6 +37,7 @@ class CeleryPublisher:
             args=[job.id],
             queue=route.queue,
             priority=job.priority,
+            countdown=countdown,
             # A hard backstop behind the cooperative timeout check; the reaper then fails the job.
             time_limit=job.timeout_s + 60 if job.timeout_s else None,
             retry=False,

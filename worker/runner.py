@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.database import Database
-from db.jobs import ModelVersionDraft
+from db.jobs import Deferred, ModelVersionDraft
 from db.records import JobRecord
 from tensorq.errors import JobCancelled, TensorQError, Unavailable
 from tensorq.settings import Settings
@@ -19,6 +20,7 @@ from worker.publisher import Publisher
 from worker.retry import with_backoff
 
 log = logging.getLogger(__name__)
+DEFER_S = 5.0
 
 
 @dataclass
@@ -64,10 +66,13 @@ class JobRunner:
 
     def run(self, job_id: str) -> str:
         """Claim and run the job; returns how it ended here ('skipped' when the claim was taken)."""
-        claim = with_backoff(lambda: self.db.jobs.claim(job_id, self.name), what=f"claim {job_id}")
+        limit = functools.partial(self.settings.quota, name="quota_running_jobs")
+        claim = with_backoff(lambda: self.db.jobs.claim(job_id, self.name, limit), what=f"claim {job_id}")
         if claim is None:
             log.info("job %s: not claimable (taken, cancelled or finished); skipping", job_id)
             return "skipped"
+        if isinstance(claim, Deferred):
+            return self._defer(job_id, claim.reason)
         job, token = claim.job, claim.lease_token
         control = JobControl(
             self.db.jobs,
@@ -98,6 +103,17 @@ class JobRunner:
             return self._write(
                 job, "succeeded", lambda: self.db.jobs.finish(job.id, token, outcome.result, outcome.model)
             )
+
+    def _defer(self, job_id: str, reason: str) -> str:
+        """Leave the job queued and publish it again a little later."""
+        log.info("job %s: deferred (%s)", job_id, reason)
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(self.db.jobs.get_any(job_id), countdown=DEFER_S)
+                self.db.jobs.mark_published(job_id)
+            except Exception:  # noqa: BLE001 - the reaper re-publishes it
+                log.warning("job %s: re-publish after deferral failed; the reaper will do it", job_id)
+        return "deferred"
 
     def _write(self, job: JobRecord, status: str, write: Callable[[], bool]) -> str:
         """Record the outcome under the lease, riding out a short database outage."""

@@ -1,0 +1,73 @@
+"""Per-tenant quotas at the API: submissions per minute (the ``limits`` library), queued jobs, storage."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItemPerMinute, storage, strategies
+
+from db.database import Database
+from db.records import Principal
+from tensorq.errors import PayloadTooLarge, TensorQError
+from tensorq.settings import Settings
+
+
+class QuotaExceeded(TensorQError):
+    """A tenant is over one of its quotas; ``retry_after`` says when to try again."""
+
+    status = 429
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int = 1, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+def limiter_storage_url(settings: Settings) -> str:
+    """The rate limiter's storage: the configured URL, else the broker's Redis, else this process's memory."""
+    if settings.ratelimit_storage_url:
+        return settings.ratelimit_storage_url
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        return settings.broker_url
+    return "memory://"
+
+
+class Quotas:
+    """Checks a tenant's quotas before anything is written."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self._window = strategies.MovingWindowRateLimiter(storage.storage_from_string(limiter_storage_url(settings)))
+
+    def check_submission(self, who: Principal) -> None:
+        """Count one submission against the per-minute limit, and refuse when the tenant's queue is full."""
+        per_minute = self.settings.quota(who.tenant_name, "quota_submissions_per_minute")
+        item = RateLimitItemPerMinute(per_minute)
+        if not self._window.hit(item, "submit", who.tenant_id):
+            reset_at, _remaining = self._window.get_window_stats(item, "submit", who.tenant_id)
+            retry = max(1, math.ceil(reset_at - time.time()))
+            raise QuotaExceeded(
+                f"more than {per_minute} submissions in a minute",
+                retry_after=retry,
+                details={"quota": "quota_submissions_per_minute", "limit": per_minute},
+            )
+        queued_limit = self.settings.quota(who.tenant_name, "quota_queued_jobs")
+        if self.db.jobs.count_queued(who.tenant_id) >= queued_limit:
+            raise QuotaExceeded(
+                f"{queued_limit} jobs are already queued",
+                retry_after=10,
+                details={"quota": "quota_queued_jobs", "limit": queued_limit},
+            )
+
+    def check_dataset_bytes(self, who: Principal, incoming: int) -> None:
+        """Refuse an upload that would take the tenant over its dataset storage."""
+        limit = self.settings.quota(who.tenant_name, "quota_dataset_bytes")
+        used = sum(d.size_bytes for d in self.db.datasets.list(who.tenant_id))
+        if used + incoming > limit:
+            raise PayloadTooLarge(
+                "the upload would exceed the tenant's dataset storage quota",
+                code="storage_quota_exceeded",
+                details={"quota": "quota_dataset_bytes", "limit": limit, "used": used},
+            )
