@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,18 @@ PG_ADMIN_URL = os.environ.get("TENSORQ_TEST_PG_ADMIN_URL", "postgresql+psycopg:/
 PG_DATABASE = os.environ.get("TENSORQ_TEST_PG_DATABASE", "tensorq_test")
 # In CI every service must be there: a missing one fails the run instead of skipping tests.
 REQUIRE_SERVICES = os.environ.get("TENSORQ_TEST_REQUIRE_SERVICES") == "1"
+
+
+SECRET_IN_LOG = re.compile(r"tq_[0-9a-f]{16}_[A-Za-z0-9_-]{20,}|Bearer\s+\S+|Authorization:")
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_any_log_line(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test's log lines, at INFO and above, are checked for API keys and Authorization headers."""
+    caplog.set_level(logging.INFO)
+    yield
+    leaked = [r.getMessage() for r in caplog.records if SECRET_IN_LOG.search(r.getMessage())]
+    assert leaked == [], "an API key or Authorization header reached the logs"
 
 
 def _unavailable(what: str, exc: Exception) -> None:

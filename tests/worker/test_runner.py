@@ -128,3 +128,15 @@ def test_the_reaper_keeps_jobs_queued_while_the_broker_is_down(settings: Setting
     assert Reaper(settings, db, publisher).run_once().republished == []
     publisher.down = False
     assert Reaper(settings, db, publisher).run_once().republished == [job_id]
+
+
+def test_a_tenant_at_its_running_quota_is_deferred_and_republished(settings: Settings, db: Database) -> None:
+    settings.tenant_quotas = {"acme": {"quota_running_jobs": 1}}
+    publisher = RecordingPublisher()
+    first, second = _job(db), _job(db)
+    assert db.jobs.claim(first, "elsewhere") is not None
+    runner = JobRunner(settings, db, {"train": lambda ctx: HandlerResult({})}, publisher=publisher)
+    assert runner.run(second) == "deferred"
+    assert db.jobs.get_any(second).status == "queued" and publisher.published == [second]
+    other = db.jobs.submit(NewJob(db.keys.ensure_tenant("globex"), "train", {})).job.id
+    assert runner.run(other) == "succeeded"
