@@ -89,6 +89,8 @@ def submit_job():  # type: ignore[no-untyped-def]
     svc.broker_guard.check()
     _check_references(who.tenant_id, spec)
     svc.quotas.check_submission(who)
+    if submission.type == "train":
+        svc.quotas.check_model_bytes(who)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (1 <= len(key) <= 200):
         raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 from limits import RateLimitItemPerMinute, storage, strategies
 
@@ -70,4 +71,19 @@ class Quotas:
                 "the upload would exceed the tenant's dataset storage quota",
                 code="storage_quota_exceeded",
                 details={"quota": "quota_dataset_bytes", "limit": limit, "used": used},
+            )
+
+    def check_model_bytes(self, who: Principal, incoming: int = 0) -> None:
+        """Refuse new models (training or upload) once the tenant's model files fill its storage quota."""
+        limit = self.settings.quota(who.tenant_name, "quota_model_bytes")
+        used = 0
+        for model in self.db.models.list(who.tenant_id):
+            for version in model.versions:
+                path = Path(version.path)
+                used += path.stat().st_size if path.is_file() else 0
+        if used + incoming > limit or (incoming == 0 and used >= limit):
+            raise PayloadTooLarge(
+                "the tenant's model storage quota is full",
+                code="storage_quota_exceeded",
+                details={"quota": "quota_model_bytes", "limit": limit, "used": used},
             )

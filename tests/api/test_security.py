@@ -192,3 +192,11 @@ def test_keys_and_authorization_headers_never_reach_the_logs(client, key, caplog
     logged = caplog.text
     assert key not in logged and key.split("_")[2] not in logged
     assert "Bearer" not in logged and "Authorization" not in logged
+
+
+def test_model_storage_quota_refuses_more_training(client, auth, settings, acme_objects) -> None:
+    settings.quota_model_bytes = 5
+    response = client.post("/v1/jobs", json=TRAIN, headers=auth)
+    assert response.status_code == 413 and response.get_json()["error"]["details"]["quota"] == "quota_model_bytes"
+    settings.quota_model_bytes = 10_000
+    assert client.post("/v1/jobs", json=TRAIN, headers=auth).status_code == 202
