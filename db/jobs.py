@@ -450,7 +450,6 @@ class JobStore:
         and re-queued otherwise."""
         now = utcnow()
         recovery = Recovery()
-        done = {"finished_at": now, "lease_token": None, "lease_expires_at": None}
         with session_scope(self._factory) as session:
             expired = session.execute(
                 select(
@@ -464,53 +463,34 @@ class JobStore:
                 ).where(Job.status == "running", Job.lease_expires_at < now)
             ).all()
             for row in expired:
-                started = aware(row.started_at)
-                if row.cancel_requested:
-                    if self._transition(
-                        session,
-                        row.id,
-                        "running",
-                        "cancelled",
-                        done,
-                        token=row.lease_token,
-                        event_data={"reason": "lease_expired"},
-                    ):
-                        recovery.cancelled.append(row.id)
-                elif row.timeout_s and started and now - started > timedelta(seconds=row.timeout_s):
-                    error = {"code": "timeout", "message": f"job exceeded its timeout_s of {row.timeout_s}"}
-                    if self._transition(
-                        session,
-                        row.id,
-                        "running",
-                        "failed",
-                        {"error": error, **done},
-                        token=row.lease_token,
-                        event_data={"code": "timeout"},
-                    ):
-                        recovery.failed.append(row.id)
-                elif row.attempts >= row.max_attempts:
-                    error = {"code": "worker_lost", "message": f"worker lost {row.attempts} times; giving up"}
-                    if self._transition(
-                        session,
-                        row.id,
-                        "running",
-                        "failed",
-                        {"error": error, **done},
-                        token=row.lease_token,
-                        event_data={"code": "worker_lost"},
-                    ):
-                        recovery.failed.append(row.id)
-                elif self._transition(
+                target, values, note, bucket = self._settle_expired(row, now, recovery)
+                if self._transition(
                     session,
                     row.id,
                     "running",
-                    "queued",
-                    {"lease_token": None, "lease_expires_at": None, "published_at": None},
+                    target,
+                    values,
                     token=row.lease_token,
-                    event_data={"reason": "lease_expired"},
+                    event_data=note,
                 ):
-                    recovery.requeued.append(row.id)
+                    bucket.append(row.id)
         return recovery
+
+    @staticmethod
+    def _settle_expired(row: Any, now: datetime, recovery: Recovery) -> tuple[str, dict[str, Any], dict, list[str]]:
+        """Where an expired lease leads: cancelled, failed (timeout or worker_lost) or back to queued."""
+        released = {"lease_token": None, "lease_expires_at": None}
+        done = {**released, "finished_at": now}
+        started = aware(row.started_at)
+        if row.cancel_requested:
+            return "cancelled", done, {"reason": "lease_expired"}, recovery.cancelled
+        if row.timeout_s and started and now - started > timedelta(seconds=row.timeout_s):
+            error = {"code": "timeout", "message": f"job exceeded its timeout_s of {row.timeout_s}"}
+            return "failed", {**done, "error": error}, {"code": "timeout"}, recovery.failed
+        if row.attempts >= row.max_attempts:
+            error = {"code": "worker_lost", "message": f"worker lost {row.attempts} times; giving up"}
+            return "failed", {**done, "error": error}, {"code": "worker_lost"}, recovery.failed
+        return "queued", {**released, "published_at": None}, {"reason": "lease_expired"}, recovery.requeued
 
     def unpublished(self, older_than_s: float, limit: int = 500, settle_s: float = 2.0) -> list[JobRecord]:
         """Queued jobs never published (for ``settle_s``), or published longer ago than ``older_than_s``."""
