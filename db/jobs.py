@@ -58,6 +58,7 @@ def job_record(row: Job) -> JobRecord:
         created_at=aware(row.created_at),
         started_at=aware(row.started_at),
         finished_at=aware(row.finished_at),
+        published_at=aware(row.published_at),
     )
 
 
@@ -320,6 +321,13 @@ class JobStore:
             if not won:
                 return None
             return Claim(job_record(self._row(session, job_id)), token)
+
+    def count_queued_of_type(self, job_type: str) -> int:
+        """How many jobs of ``job_type`` wait, across tenants."""
+        with session_scope(self._factory) as session:
+            return session.scalar(
+                select(func.count()).select_from(Job).where(Job.type == job_type, Job.status == "queued")
+            )
 
     def count_queued(self, tenant_id: str) -> int:
         """How many jobs the tenant has waiting."""

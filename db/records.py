@@ -45,6 +45,7 @@ class JobRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    published_at: datetime | None = None
 
     @property
     def terminal(self) -> bool:

@@ -133,6 +133,7 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.published: list[str] = []
         self.down = False
+        self.depths: dict[str, int] = {}
 
     def publish(self, job: JobRecord, countdown: float | None = None) -> None:
         """Record the job, or fail like a broker that is down."""
@@ -144,6 +145,10 @@ class RecordingPublisher:
         """Fail when set down."""
         if self.down:
             raise ConnectionError("broker down")
+
+    def queue_depth(self, queue: str) -> int | None:
+        """Unknown while down, else as set by the test (default: nothing waits)."""
+        return None if self.down else self.depths.get(queue, 0)
 
 
 @pytest.fixture

@@ -22,6 +22,9 @@ class Publisher(Protocol):
     def ping(self) -> None:
         """Raise when the broker cannot be reached."""
 
+    def queue_depth(self, queue: str) -> int | None:
+        """Messages waiting in ``queue``, or None when the broker cannot say."""
+
 
 class CeleryPublisher:
     """Publishes through a Celery app's producer pool, by task name only."""
@@ -47,3 +50,11 @@ class CeleryPublisher:
         """Open a broker connection and close it; raises when the broker is down."""
         with self._app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
+
+    def queue_depth(self, queue: str) -> int | None:
+        """Messages waiting in ``queue`` (all priority levels), or None when the broker cannot say."""
+        try:
+            with self._app.connection_for_read() as conn:
+                return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except Exception:  # noqa: BLE001 - unknown: the caller re-publishes to be safe
+            return None

@@ -12,8 +12,10 @@ import threading
 from dataclasses import dataclass, field
 
 from db.database import Database
+from db.records import JobRecord
 from tensorq.settings import Settings
 from worker.publisher import Publisher
+from worker.routing import route_for
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,9 @@ class Reaper:
         recovery = self.db.jobs.requeue_expired()
         report.requeued, report.failed, report.cancelled = recovery.requeued, recovery.failed, recovery.cancelled
         pending = [self.db.jobs.get_any(job_id) for job_id in report.requeued]
-        pending += [j for j in self.db.jobs.unpublished(self.settings.publish_grace_s) if j.id not in report.requeued]
+        pending += self._maybe_lost(
+            [j for j in self.db.jobs.unpublished(self.settings.publish_grace_s) if j.id not in report.requeued]
+        )
         for job in pending:
             try:
                 self.publisher.publish(job)
@@ -56,6 +60,21 @@ class Reaper:
         if report.requeued or report.failed or report.cancelled or report.republished:
             log.info("reaper: %s", report)
         return report
+
+    def _maybe_lost(self, candidates: list[JobRecord]) -> list[JobRecord]:
+        """Jobs whose message may be gone: never published, or published long ago while their queue
+        holds fewer messages than there are such jobs (Redis lost it) — not merely waiting in a long queue."""
+        never = [j for j in candidates if j.published_at is None]
+        stale: dict[str, list[JobRecord]] = {}
+        for job in candidates:
+            if job.published_at is not None:
+                stale.setdefault(route_for(job.type).queue, []).append(job)
+        lost: list[JobRecord] = []
+        for queue, jobs in stale.items():
+            depth = self.publisher.queue_depth(queue)
+            if depth is None or depth < self.db.jobs.count_queued_of_type(jobs[0].type):
+                lost.extend(jobs)
+        return never + lost
 
     def start(self) -> None:
         """Run passes every ``reaper_interval_s`` in a daemon thread."""

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from tests.reliability.harness import Cluster, claims, kill_pool_children, state_events
+from tests.reliability.harness import Cluster, claims, kill_pool_children, state_events, wait_for
 from worker.celery_app import make_celery
 from worker.routing import route_for
 
@@ -108,9 +108,8 @@ def test_drill_3_a_message_delivered_three_times_while_running_runs_once(make_cl
     for _ in range(3):
         app.send_task(route.task, args=[job["id"]], queue=route.queue)
     done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
-    time.sleep(3)  # the duplicates are consumed and refused by the claim
+    wait_for(lambda: cluster.redis.queued_messages() == 0, timeout=60, what="duplicates consumed")
     assert done["status"] == "succeeded" and claims(cluster, job["id"]) == 1
-    assert cluster.redis.queued_messages() == 0
     _report(record_property, "duplicates", drill=time.monotonic() - started)
 
 
@@ -124,7 +123,7 @@ def test_drill_4_redis_restart_loses_no_job_and_runs_none_twice(make_cluster, re
     queued = [
         cluster.client.submit("predict", {"model": model, "inputs": [[5.1, 3.5, 1.4, 0.2]]})["id"] for _ in range(20)
     ]
-    assert cluster.redis.queued_messages() == 20
+    assert cluster.redis.queued_messages() >= 20
     cluster.redis.restart()
     restarted = time.monotonic()
     assert cluster.redis.queued_messages() == 0

@@ -140,3 +140,16 @@ def test_a_tenant_at_its_running_quota_is_deferred_and_republished(settings: Set
     assert db.jobs.get_any(second).status == "queued" and publisher.published == [second]
     other = db.jobs.submit(NewJob(db.keys.ensure_tenant("globex"), "train", {})).job.id
     assert runner.run(other) == "succeeded"
+
+
+def test_the_reaper_leaves_jobs_that_merely_wait_in_a_long_queue(settings: Settings, db: Database) -> None:
+    publisher = RecordingPublisher()
+    waiting = [_job(db) for _ in range(3)]
+    for job_id in waiting:
+        db.jobs.mark_published(job_id)
+    with session_scope(db.factory) as session:
+        session.execute(update(Job).values(published_at=utcnow() - timedelta(hours=1)))
+    publisher.depths = {"train": 3}
+    assert Reaper(settings, db, publisher).run_once().republished == []
+    publisher.depths = {"train": 0}  # the broker forgot its queue
+    assert sorted(Reaper(settings, db, publisher).run_once().republished) == sorted(waiting)
