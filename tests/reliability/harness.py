@@ -25,6 +25,7 @@ from tensorq.client import TensorQClient
 from tensorq.localstack import ApiThread, WorkerProcess
 from tensorq.settings import Settings
 from worker.drain import child_pids
+from worker.routing import QUEUES
 
 
 def free_port() -> int:
@@ -92,7 +93,8 @@ class RedisServer:
     def queued_messages(self) -> int:
         """How many messages wait in the job queues."""
         client = redis.Redis.from_url(self.url)
-        return sum(client.llen(key) for key in client.keys("*") if client.type(key) == b"list")
+        keys = [k for q in QUEUES for k in client.keys(f"{q}*") if client.type(k) == b"list"]
+        return sum(client.llen(key) for key in keys)
 
 
 class TcpProxy:
