@@ -9,6 +9,7 @@ from api.auth import authenticate_request
 from api.broker_guard import BrokerGuard
 from api.docs import DOCS_CSP, register_docs
 from api.errors import register_error_handlers
+from api.metrics import register_metrics
 from api.quotas import Quotas
 from api.services import Services, services
 from db.database import Database
@@ -56,6 +57,7 @@ def create_app(
     app.register_blueprint(v1)
     app.register_blueprint(health.bp)
     register_docs(app)
+    register_metrics(app, database)
     register_error_handlers(app)
 
     @app.after_request
@@ -76,5 +78,5 @@ def create_app(
 
 def _limit_body() -> None:
     """Uploads may be as large as ``max_upload_bytes``; every other body ``max_body_bytes``."""
-    if request.endpoint == "v1.datasets.upload_dataset":
+    if request.endpoint in ("v1.datasets.upload_dataset", "v1.models.upload_model"):
         request.max_content_length = services().settings.max_upload_bytes + 1024 * 1024

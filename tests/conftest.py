@@ -25,7 +25,7 @@ PG_DATABASE = os.environ.get("TENSORQ_TEST_PG_DATABASE", "tensorq_test")
 REQUIRE_SERVICES = os.environ.get("TENSORQ_TEST_REQUIRE_SERVICES") == "1"
 
 
-SECRET_IN_LOG = re.compile(r"tq_[0-9a-f]{16}_[A-Za-z0-9_-]{20,}|Bearer\s+\S+|Authorization:")
+SECRET_IN_LOG = re.compile(r"tq_[0-9a-f]{16}_[A-Za-z0-9_-]{20,}|Bearer\s+tq_|Authorization:\s*Bearer\s+tq_")
 
 
 @pytest.fixture(autouse=True)

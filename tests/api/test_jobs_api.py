@@ -242,3 +242,13 @@ def test_security_headers_on_every_response(client) -> None:
     response = client.get("/healthz")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_metrics_count_requests_and_jobs_by_status(client, auth) -> None:
+    job_id = client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()["id"]
+    client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
+    client.post("/v1/jobs", json=TRAIN, headers=auth)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'tensorq_jobs{status="cancelled",type="train"} 1.0' in text
+    assert 'tensorq_jobs{status="queued",type="train"} 1.0' in text
+    assert 'tensorq_http_requests_total{endpoint="v1.jobs.submit_job",method="POST",status="202"} 2.0' in text
