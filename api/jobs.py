@@ -17,6 +17,7 @@ from api.schemas import ExplainSpec, JobSubmission, PredictSpec, TrainSpec, pars
 from api.services import principal, services
 from db.jobs import NewJob
 from db.records import JOB_TYPES, STATUSES, JobRecord
+from ml.catalog import TASKS
 from tensorq.errors import InvalidRequest, NotFound, OutOfRange, UnsupportedMedia
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ def _check_references(tenant_id: str, spec: Any) -> None:
             record = svc.db.datasets.get(tenant_id, dataset)
         except NotFound:
             raise InvalidRequest(f"dataset {dataset} not found", code="unknown_dataset") from None
-        if isinstance(spec, TrainSpec) and record.format == "csv" and not spec.label_column:
+        labelled = isinstance(spec, TrainSpec) and TASKS.get(spec.architecture) == "classify"
+        if labelled and record.format == "csv" and not spec.label_column:
             raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": record.info.get("columns")})
         if isinstance(spec, TrainSpec) and spec.label_column and record.format == "csv":
             if spec.label_column not in record.info.get("columns", []):

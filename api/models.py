@@ -1,17 +1,98 @@
-"""Registered models: list, get, and download a version's ``.keras`` file."""
+"""Registered models: list, get, download a version's ``.keras`` file, and bring your own (``POST /v1/models``).
+
+An uploaded model is only stored here (under a server-made name, after a check that it is a zip with the
+``.keras`` layout); an ``import`` job loads it in a worker, never in the API process.
+"""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+from typing import IO
 
 from flask import Blueprint, jsonify, request, send_file
 
 from api import responses
-from api.openapi import BINARY, operation, query
+from api.jobs import _publish
+from api.openapi import BINARY, MULTIPART, operation, query
+from api.schemas import ModelUpload, parse
 from api.services import principal, services
-from tensorq.errors import InvalidRequest, NotFound
+from db.jobs import NewJob
+from ml.model_import import check_zip, staging_path
+from tensorq.errors import InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMedia
 
 bp = Blueprint("models", __name__)
+
+
+def _save(stream: IO[bytes], path: Path, max_bytes: int) -> int:
+    """Write ``stream`` to ``path`` (via a partial file), refusing more than ``max_bytes``; the size written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    size = 0
+    try:
+        with partial.open("wb") as out:
+            while chunk := stream.read(1024 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(f"upload larger than {max_bytes} bytes")
+                out.write(chunk)
+        check_zip(partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return size
+
+
+def _model_name(filename: str | None) -> str:
+    """The ``name`` form field (checked like a train spec's ``model_name``), else the file's stem when it makes
+    a valid name, else "imported"."""
+    raw = request.form.get("name")
+    if raw is not None:
+        return parse(ModelUpload, {"name": raw}).name
+    stem = Path(filename or "").stem[:200]
+    try:
+        return ModelUpload(name=stem).name
+    except ValueError:
+        return "imported"
+
+
+@bp.post("/models")
+@operation(
+    summary="Upload a .keras model; answers with its import job", body=MULTIPART, responses={202: responses.JobOut}
+)
+def upload_model():  # type: ignore[no-untyped-def]
+    """Store a multipart ``file`` (a ``.keras`` model) and queue its import; 202 with the import job."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMedia("upload models as multipart/form-data with a 'file' field")
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidRequest("missing multipart field 'file'")
+    svc = services()
+    who = principal()
+    name = _model_name(upload.filename)
+    svc.broker_guard.check()
+    svc.quotas.check_submission(who)
+    svc.quotas.check_model_bytes(who, request.content_length or 0)
+    upload_id = str(uuid.uuid4())
+    path = staging_path(svc.settings.artifact_dir, who.tenant_id, upload_id)
+    size = _save(upload.stream, path, svc.settings.max_upload_bytes)
+    try:
+        outcome = svc.db.jobs.submit(
+            NewJob(
+                tenant_id=who.tenant_id,
+                type="import",
+                spec={"upload": upload_id, "model_name": name, "size_bytes": size},
+                max_attempts=svc.settings.default_max_attempts,
+            )
+        )
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
+    _publish(outcome.job)
+    response = jsonify(outcome.job.to_public())
+    response.status_code = 202
+    response.headers["Location"] = f"/v1/jobs/{outcome.job.id}"
+    return response
 
 
 @bp.get("/models")

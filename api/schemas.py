@@ -6,9 +6,9 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from ml.catalog import ARCHITECTURES, BUILTIN_DATASETS, EXPLAIN_METHODS, OPTIMIZERS
+from ml.catalog import ARCHITECTURES, BUILTIN_DATASETS, EXPLAIN_METHODS, OPTIMIZERS, PREDICT_MODES
 from tensorq.errors import InvalidRequest, OutOfRange
 
 # pydantic error types that mean "well-formed, but out of range" (422); everything else is 400.
@@ -18,6 +18,16 @@ RANGE_ERRORS = frozenset(
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")]
 ModelRef = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[0-9a-fA-F-]{1,36}(:[0-9]{1,9})?$")]
+Column = Annotated[str, Field(min_length=1, max_length=200)]
+ClassId = Annotated[str, Field(pattern=r"^[0-9]{1,6}$")]
+ClassWeight = Annotated[float, Field(gt=0.0, le=1e6)]
+# "balanced", or class id -> weight; the discriminator keeps a bad weight's error to the mapping (422, not 400).
+ClassWeights = Annotated[
+    Annotated[Literal["balanced"], Tag("name")] | Annotated[dict[ClassId, ClassWeight], Tag("mapping")],
+    Discriminator(lambda value: "name" if isinstance(value, str) else "mapping"),
+]
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Id = Annotated[str, Field(min_length=1, max_length=200)] | int
 
 
 class Strict(BaseModel):
@@ -30,7 +40,8 @@ class EarlyStopping(Strict):
     """Stop when the monitored metric stops improving; the best weights are restored."""
 
     patience: int = Field(default=3, ge=1, le=1000)
-    monitor: str = Field(default="val_loss", pattern=r"^(val_)?(loss|accuracy)$")
+    monitor: str = Field(default="val_loss", pattern=r"^(val_)?(loss|accuracy|rmse|reconstruction_loss|kl_loss)$")
+    min_delta: float = Field(default=0.0, ge=0.0, le=1e9)
 
 
 class TrainSpec(Strict):
@@ -49,6 +60,10 @@ class TrainSpec(Strict):
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     model_name: Name | None = None
     label_column: str | None = Field(default=None, min_length=1, max_length=200)
+    class_weight: ClassWeights | None = None
+    user_column: Column | None = None
+    item_column: Column | None = None
+    rating_column: Column | None = None
 
     @field_validator("architecture")
     @classmethod
@@ -79,21 +94,44 @@ class TrainSpec(Strict):
 
 
 class PredictSpec(Strict):
-    """Batch inference on a registered model, from inline inputs or a dataset."""
+    """Inference on a registered model: inline inputs or a dataset; a recommender's top ``k`` items for a
+    ``user``; a vae's ``mode`` (``sample`` takes no inputs, only ``n`` and ``seed``)."""
 
     model: ModelRef
     inputs: list[Any] | None = Field(default=None, min_length=1)
     dataset: str | None = Field(default=None, min_length=1, max_length=100)
+    mode: str | None = None
+    n: int | None = Field(default=None, ge=1, le=10_000)
+    seed: Seed | None = None
+    user: Id | None = None
+    k: int | None = Field(default=None, ge=1, le=1000)
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, value: str | None) -> str | None:
+        if value is not None and value not in PREDICT_MODES:
+            raise ValueError(f"unknown mode '{value}'; known: {', '.join(PREDICT_MODES)}")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> PredictSpec:
-        if (self.inputs is None) == (self.dataset is None):
-            raise ValueError("give exactly one of 'inputs' or 'dataset'")
+        sources = [name for name in ("inputs", "dataset", "user") if getattr(self, name) is not None]
+        if self.mode == "sample":
+            if sources:
+                raise ValueError("mode 'sample' takes no inputs, dataset or user, only n and seed")
+        elif len(sources) != 1:
+            raise ValueError("give exactly one of 'inputs', 'dataset' or 'user'")
+        if self.n is not None and self.mode != "sample":
+            raise ValueError("'n' goes with mode 'sample'")
+        if self.k is not None and self.user is None:
+            raise ValueError("'k' goes with 'user'")
         return self
 
 
 class ExplainSpec(Strict):
-    """Attributions for inputs of a registered model."""
+    """Attributions for inputs of a registered classifier: ``steps`` (integrated_gradients), ``samples`` and
+    ``noise`` (smoothgrad), ``window`` and ``stride`` (occlusion; ``window`` also sizes lime's patches),
+    ``nsamples`` (kernel_shap, gradient_shap, lime), ``background`` rows (SHAP), ``seed`` (random methods)."""
 
     model: ModelRef
     inputs: list[Any] = Field(min_length=1, max_length=1000)
@@ -101,6 +139,13 @@ class ExplainSpec(Strict):
     target: int | None = Field(default=None, ge=0)
     steps: int = Field(default=64, ge=1, le=1024)
     baseline: Literal["zeros", "mean"] | list[Any] = "zeros"
+    samples: int = Field(default=32, ge=1, le=1024)
+    noise: float = Field(default=0.15, ge=0.0, le=1.0)
+    window: int | None = Field(default=None, ge=1, le=4096)
+    stride: int | None = Field(default=None, ge=1, le=4096)
+    nsamples: int | None = Field(default=None, ge=1, le=100_000)
+    seed: Seed = 0
+    background: list[Any] | None = Field(default=None, min_length=1, max_length=1000)
 
     @field_validator("method")
     @classmethod
@@ -108,6 +153,12 @@ class ExplainSpec(Strict):
         if value not in EXPLAIN_METHODS:
             raise ValueError(f"unknown method '{value}'; known: {', '.join(EXPLAIN_METHODS)}")
         return value
+
+
+class ModelUpload(Strict):
+    """The form fields of ``POST /v1/models`` besides the file."""
+
+    name: Name
 
 
 SPECS: dict[str, type[Strict]] = {"train": TrainSpec, "predict": PredictSpec, "explain": ExplainSpec}

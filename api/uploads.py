@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ml.catalog import TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from tensorq.errors import InvalidRequest, PayloadTooLarge
 
 MAX_CSV_COLUMNS = 10_000
@@ -51,12 +53,57 @@ def store_upload(stream: IO[bytes], folder: Path, max_bytes: int) -> StoredUploa
 
 
 def describe(path: Path) -> tuple[str, dict[str, Any]]:
-    """The format (``npz`` or ``csv``) and a summary of the file at ``path``."""
+    """The format (``npz``, ``jsonl`` or ``csv``) and a summary of the file at ``path``."""
     with path.open("rb") as handle:
         head = handle.read(4)
     if head == b"PK\x03\x04":
         return "npz", describe_npz(path)
+    if _looks_like_jsonl(path):
+        return "jsonl", describe_jsonl(path)
     return "csv", describe_csv(path)
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    """Whether the first non-empty line parses as a JSON object with a ``text`` key."""
+    with path.open("rb") as handle:
+        while raw := handle.readline(TEXT_MAX_LINE_BYTES + 1):
+            if raw.strip():
+                try:
+                    first = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    return False
+                return isinstance(first, dict) and "text" in first
+    return False
+
+
+def describe_jsonl(path: Path) -> dict[str, Any]:
+    """Rows and label count of a text dataset: one JSON object per line with a string ``text`` and an integer
+    or string ``label``, within bounded line count and length."""
+    rows = 0
+    labels: set[str] = set()
+    with path.open("rb") as handle:
+        while raw := handle.readline(TEXT_MAX_LINE_BYTES + 1):
+            if len(raw) > TEXT_MAX_LINE_BYTES:
+                raise InvalidRequest(f"line {rows + 1} of the text dataset is longer than {TEXT_MAX_LINE_BYTES} bytes")
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise InvalidRequest(f"text dataset line {rows + 1} is not UTF-8 JSON: {exc}") from None
+            label = row.get("label") if isinstance(row, dict) else None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise InvalidRequest(f"text dataset line {rows + 1} needs a string 'text'")
+            if isinstance(label, bool) or not isinstance(label, int | str):
+                raise InvalidRequest(f"text dataset line {rows + 1} needs an integer or string 'label'")
+            rows += 1
+            if rows > TEXT_MAX_ROWS:
+                raise InvalidRequest(f"a text dataset may have at most {TEXT_MAX_ROWS} lines")
+            if len(labels) <= 10_000:
+                labels.add(str(label))
+    if rows == 0:
+        raise InvalidRequest("the text dataset has no rows")
+    return {"rows": rows, "labels": len(labels)}
 
 
 def describe_npz(path: Path) -> dict[str, Any]:

@@ -11,6 +11,13 @@ import traceback
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.context import Context
+    from bench.figures import Group
+    from bench.sizes import Sizes
+    from bench.specs import Measurement
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -31,6 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def say(text: str) -> None:
+    """Print a progress line at once."""
+    print(text, flush=True)
+
+
 def _terminate(signum: int, _frame: object) -> None:
     """SIGTERM behaves like Ctrl-C, so every ``finally`` stops its services."""
     raise KeyboardInterrupt(f"signal {signum}")
@@ -46,40 +58,29 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
 
     from bench import machine, report
-    from bench.context import Context
     from bench.figures import GROUPS
-    from bench.services import running_stack
     from bench.sizes import sizes_for
 
-    def say(text: str) -> None:
-        print(text, flush=True)
-
-    sizes = sizes_for(args.quick, args.repeats)
     wanted = set(args.only.split(",")) if args.only else {g.name for g in GROUPS}
-    unknown = wanted - {g.name for g in GROUPS}
-    if unknown:
-        say(f"unknown figure groups {sorted(unknown)}; known: {', '.join(g.name for g in GROUPS)}")
+    if wanted - {g.name for g in GROUPS}:
+        say(f"unknown figure groups {sorted(wanted - {g.name for g in GROUPS})}; known: {[g.name for g in GROUPS]}")
         return 2
     groups = [g for g in GROUPS if g.name in wanted]
-    info = machine.describe(args.database_url)
+    sizes = sizes_for(args.quick, args.repeats)
     mode = "quick" if args.quick else "full"
+    info = machine.describe(args.database_url)
     say(f"TensorQ bench ({mode}): {machine.summary(info)}")
-    say(f"load average before the run: {info['loadavg_before']} (other work on the machine skews every figure)")
+    load = info["loadavg_before"]
+    say(f"load average before the run: {load} (1, 5, 15 min)")
+    if load and load[0] > 0.5 * (info["usable_cores"] or 1):
+        say("warning: the machine is busy; other work skews every figure (the baselines share the same noise)")
     say("sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.as_dict().items()))
+
     started, began = time.monotonic(), datetime.now(UTC)
-    measurements: dict = defaultdict(list)
+    measurements: dict[str, list[Measurement]] = defaultdict(list)
     errors: list[str] = []
     try:
-        with running_stack(args.database_url, keep=args.keep, say=say) as stack:
-            say(f"services up in {time.monotonic() - started:.1f} s")
-            ctx = Context(stack, sizes, say)
-            try:
-                ctx.prepare()
-                for group in groups:
-                    _run_group(ctx, group, measurements, errors)
-            finally:
-                if errors:
-                    say(stack.log_tails())
+        _run(args, sizes, groups, measurements, errors)
     except KeyboardInterrupt:
         say("interrupted; services stopped")
         return 130
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         errors.append(f"setup: {type(exc).__name__}: {exc}")
     duration = time.monotonic() - started
+
     result = report.build(
         measurements,
         [name for g in groups for name in g.names],
@@ -99,9 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         errors=errors,
         note="value and baseline are medians over the repeats; ratio = value / baseline",
     )
-    say("")
-    say(report.table(result))
-    say(f"\n{mode} run, {sizes.repeats} repeat(s), {duration:.0f} s; JSON: {args.json}")
+    say("\n" + report.table(result))
+    say(f"\n{mode} run, {sizes.repeats} repeat(s), {duration:.0f} s; sizes as listed above; JSON: {args.json}")
     report.write_json(result, args.json)
     for error in errors:
         say(f"error: {error}")
@@ -109,12 +110,29 @@ def main(argv: list[str] | None = None) -> int:
         missing = report.problems(result)
         for problem in missing:
             say(f"check: {problem}")
-        if missing or errors:
-            return 1
+        return 1 if missing or errors else 0
     return 0
 
 
-def _run_group(ctx, group, measurements: dict, errors: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _run(args: argparse.Namespace, sizes: Sizes, groups: list[Group], measurements: dict, errors: list[str]) -> None:
+    """Start the services, prepare the shared models and data, and run the groups; stops everything after."""
+    from bench.context import Context
+    from bench.services import running_stack
+
+    start = time.monotonic()
+    with running_stack(args.database_url, keep=args.keep, say=say) as stack:
+        say(f"services up in {time.monotonic() - start:.1f} s")
+        ctx = Context(stack, sizes, say)
+        try:
+            ctx.prepare()
+            for group in groups:
+                _run_group(ctx, group, measurements, errors)
+        finally:
+            if errors:
+                say(stack.log_tails())
+
+
+def _run_group(ctx: Context, group: Group, measurements: dict[str, list[Measurement]], errors: list[str]) -> None:
     """Run one figure group once, or once per repeat; an error ends the group and is recorded."""
     repeats = 1 if group.once else ctx.sizes.repeats
     for run in range(repeats):

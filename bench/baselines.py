@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.measure import Stopwatch, Timing
+
 
 def as_images(x: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W) images as the float32 (N, H, W, 1) batch the models take."""
@@ -26,6 +28,7 @@ def train(x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, validat
 
     x = as_images(x)
     keras.utils.set_random_seed(seed)
+    watch = Stopwatch()
     start = time.perf_counter()
     model = registry.get("cnn")(tuple(x.shape[1:]), int(y.max()) + 1, {})
     cut = int(len(x) * (1 - validation_split))
@@ -43,6 +46,7 @@ def train(x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, validat
     )
     done = time.perf_counter()
     return {
+        "cpu_s": watch.read().cpu_s,
         "total_s": done - start,
         "fit_s": done - built,
         "build_s": built - start,
@@ -57,30 +61,30 @@ def load(path: str | Path) -> Any:
     return load_model(path)
 
 
-def predict(model: Any, x: np.ndarray) -> float:
-    """Seconds ``ml.inference.predict`` takes on ``x``, after one untimed warm-up call."""
+def predict(model: Any, x: np.ndarray) -> Timing:
+    """How long ``ml.inference.predict`` takes on ``x``, after one untimed warm-up call."""
     from ml.inference import predict as infer
 
     x = as_images(x)
     infer(model, x[:8])
-    start = time.perf_counter()
+    watch = Stopwatch()
     infer(model, x)
-    return time.perf_counter() - start
+    return watch.read()
 
 
-def integrated_gradients(model: Any, x: np.ndarray, steps: int) -> float:
-    """Seconds ``ml.explain.integrated_gradients`` takes on ``x``, after a one-step warm-up."""
+def integrated_gradients(model: Any, x: np.ndarray, steps: int) -> Timing:
+    """How long ``ml.explain.integrated_gradients`` takes on ``x``, after a one-step warm-up."""
     from ml.explain import integrated_gradients as ig
 
     x = as_images(x)
     ig(model, x[:2], steps=1)
-    start = time.perf_counter()
+    watch = Stopwatch()
     ig(model, x, steps=steps)
-    return time.perf_counter() - start
+    return watch.read()
 
 
-def tape_passes(model: Any, x: np.ndarray, steps: int) -> float:
-    """Seconds for ``steps`` batched forward+backward GradientTape passes over all of ``x`` (scaled inputs)."""
+def tape_passes(model: Any, x: np.ndarray, steps: int) -> Timing:
+    """How long ``steps`` batched forward+backward GradientTape passes over all of ``x`` (scaled inputs) take."""
     import tensorflow as tf
 
     inputs = tf.constant(as_images(x))
@@ -94,12 +98,12 @@ def tape_passes(model: Any, x: np.ndarray, steps: int) -> float:
         return tape.gradient(chosen, points)
 
     one_pass(0.5).numpy()
-    start = time.perf_counter()
+    watch = Stopwatch()
     total = tf.zeros_like(inputs)
     for k in range(steps):
         total += one_pass((k + 0.5) / steps)
     total.numpy()
-    return time.perf_counter() - start
+    return watch.read()
 
 
 def heatmaps(x: np.ndarray, count: int) -> float:

@@ -14,7 +14,7 @@ import httpx
 
 from bench import baselines
 from bench.context import Context
-from bench.jobs import median_parts, run_job
+from bench.jobs import Run, median_parts, run_job
 from bench.measure import concurrent_rate, percentile, samples
 from bench.services import wait_until
 from bench.specs import Measurement
@@ -24,11 +24,19 @@ MiB = 1024 * 1024
 MS = 1e3
 
 
-def _job_clients(ctx: Context, job_type: str, spec: dict, opened: list[TensorQClient]) -> Callable[[], object]:
+def _job_caller(ctx: Context, job_type: str, spec: dict, opened: list[TensorQClient]) -> Callable[[], object]:
     """A new client (remembered in ``opened``) and a call that runs one job with it."""
     client = ctx.client()
     opened.append(client)
     return lambda: run_job(client, job_type, spec)
+
+
+def _run_measured(ctx: Context, client: TensorQClient, job_type: str, spec: dict, timeout: float = 600.0) -> Run:
+    """Run a job; its Run's ``worker_cpu_s`` is the CPU seconds the worker's pool child spent meanwhile."""
+    before = ctx.stack.worker.child_cpu_seconds()
+    done = run_job(client, job_type, spec, timeout=timeout)
+    done.worker_cpu_s = ctx.stack.worker.child_cpu_seconds() - before
+    return done
 
 
 def e2e_latency(ctx: Context, run: int) -> list[Measurement]:
@@ -54,7 +62,7 @@ def throughput(ctx: Context, run: int) -> list[Measurement]:
     opened: list[TensorQClient] = []
     try:
         rate = concurrent_rate(
-            lambda: _job_clients(ctx, "predict", ctx.tiny_spec(), opened), sizes.clients, sizes.throughput_jobs
+            lambda: _job_caller(ctx, "predict", ctx.tiny_spec(), opened), sizes.clients, sizes.throughput_jobs
         )
     finally:
         for client in opened:
@@ -78,7 +86,7 @@ def train_time(ctx: Context, run: int) -> list[Measurement]:
         "model_name": "bench-cnn",
     }
     with ctx.client() as client:
-        done = run_job(client, "train", spec, timeout=7200)
+        done = _run_measured(ctx, client, "train", spec, timeout=7200)
     ctx.cnn_model = ctx.cnn_model or done.job["result"]["model_id"]
     plain = baselines.train(
         ctx.train_x,
@@ -95,7 +103,10 @@ def train_time(ctx: Context, run: int) -> list[Measurement]:
         "val_accuracy": float(done.job["result"]["metrics"].get("val_accuracy", float("nan"))),
         "baseline_val_accuracy": plain["val_accuracy"],
     }
-    return [Measurement("train_time", done.job_s, plain["total_s"], details)]
+    return [
+        Measurement("train_time", done.job_s, plain["total_s"], details),
+        Measurement("train_cpu", done.worker_cpu_s, plain["cpu_s"]),
+    ]
 
 
 def predict_time(ctx: Context, run: int) -> list[Measurement]:
@@ -106,11 +117,14 @@ def predict_time(ctx: Context, run: int) -> list[Measurement]:
         if "predict" not in ctx.warmed:
             run_job(client, "predict", spec)
             ctx.warmed.add("predict")
-        done = run_job(client, "predict", spec)
+        done = _run_measured(ctx, client, "predict", spec)
     model = baselines.load(ctx.cnn_path())
     baseline = baselines.predict(model, ctx.predict_x)
     details = {"rows": float(len(ctx.predict_x)), **_predict_parts(ctx, model)}
-    return [Measurement("predict_time", done.job_s, baseline, details)]
+    return [
+        Measurement("predict_time", done.job_s, baseline.wall_s, details),
+        Measurement("predict_cpu", done.worker_cpu_s, baseline.cpu_s),
+    ]
 
 
 def _predict_parts(ctx: Context, model: Any) -> dict[str, float]:
@@ -146,7 +160,7 @@ def explain_time(ctx: Context, run: int) -> list[Measurement]:
         if "explain" not in ctx.warmed:
             run_job(client, "explain", {**spec, "inputs": x[:2].tolist(), "steps": 4})
             ctx.warmed.add("explain")
-        done = run_job(client, "explain", {**spec, "steps": sizes.explain_steps})
+        done = _run_measured(ctx, client, "explain", {**spec, "steps": sizes.explain_steps})
     model = baselines.load(ctx.cnn_path())
     ig = baselines.integrated_gradients(model, x, sizes.explain_steps)
     tape = baselines.tape_passes(model, x, sizes.explain_steps)
@@ -155,10 +169,14 @@ def explain_time(ctx: Context, run: int) -> list[Measurement]:
         "steps": float(sizes.explain_steps),
         "heatmaps_s": baselines.heatmaps(x, len(x)),
         "result_json_bytes": float(len(json.dumps(done.job["result"]))),
-        "baseline_ig_s": ig,
-        "tape_s": tape,
+        "tape_s": tape.wall_s,
+        "tape_cpu_s": tape.cpu_s,
     }
-    return [Measurement("explain_time", done.job_s, ig, details), Measurement("explain_vs_tape", done.job_s, tape)]
+    return [
+        Measurement("explain_time", done.job_s, ig.wall_s, details),
+        Measurement("explain_vs_tape", done.job_s, tape.wall_s),
+        Measurement("explain_cpu", done.worker_cpu_s, ig.cpu_s),
+    ]
 
 
 def worker_memory(ctx: Context, run: int) -> list[Measurement]:
@@ -178,7 +196,7 @@ def worker_memory(ctx: Context, run: int) -> list[Measurement]:
     try:
         while done < sizes.memory_jobs:
             step = min(chunk, sizes.memory_jobs - done)
-            concurrent_rate(lambda: _job_clients(ctx, "predict", spec, opened), min(sizes.clients, 4), step)
+            concurrent_rate(lambda: _job_caller(ctx, "predict", spec, opened), min(sizes.clients, 4), step)
             done += step
             details[f"rss_mib_after_{done}"] = worker.child_rss_bytes() / MiB
     finally:
@@ -271,9 +289,9 @@ class Group:
 GROUPS: tuple[Group, ...] = (
     Group("latency", e2e_latency, ("e2e_latency_p50", "e2e_latency_p99")),
     Group("throughput", throughput, ("throughput",)),
-    Group("train", train_time, ("train_time",)),
-    Group("predict", predict_time, ("predict_time",)),
-    Group("explain", explain_time, ("explain_time", "explain_vs_tape")),
+    Group("train", train_time, ("train_time", "train_cpu")),
+    Group("predict", predict_time, ("predict_time", "predict_cpu")),
+    Group("explain", explain_time, ("explain_time", "explain_vs_tape", "explain_cpu")),
     Group("memory", worker_memory, ("worker_rss",), once=True),
     Group("submit", submit_latency, ("submit_latency_p50", "submit_latency_p99", "submit_rps")),
 )

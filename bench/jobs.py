@@ -21,6 +21,8 @@ class Run:
     submit_s: float
     wall_s: float
     seen_wall: float
+    gets: int = 0
+    worker_cpu_s: float = math.nan
 
     @property
     def job_s(self) -> float:
@@ -28,7 +30,7 @@ class Run:
         return iso_seconds(self.job.get("started_at"), self.job.get("finished_at"))
 
     def parts(self) -> dict[str, float]:
-        """Where the wall time went: the POST, waiting in the queue, running, and noticing the end."""
+        """Where the wall time went (the POST, queued, running, noticing the end) and the GETs it took."""
         created, started, finished = (self.job.get(k) for k in ("created_at", "started_at", "finished_at"))
         seen = self.seen_wall - _epoch(finished) if finished else math.nan
         return {
@@ -36,6 +38,7 @@ class Run:
             "queued_s": iso_seconds(created, started),
             "running_s": iso_seconds(started, finished),
             "notice_s": seen,
+            "gets": float(self.gets),
         }
 
 
@@ -49,15 +52,17 @@ def run_job(client: TensorQClient, job_type: str, spec: dict, timeout: float = 6
     job = client.submit(job_type, spec)
     submitted = time.perf_counter()
     deadline = start + timeout
+    gets = 0
     while job["status"] not in TERMINAL:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{job_type} job {job['id']} still {job['status']} after {timeout} s")
         job = client.job(job["id"], wait=30)
+        gets += 1
     end = time.perf_counter()
     seen_wall = time.time()
     if job["status"] != "succeeded":
         raise RuntimeError(f"{job_type} job {job['id']} ended {job['status']}: {job.get('error')}")
-    return Run(job, submitted - start, end - start, seen_wall)
+    return Run(job, submitted - start, end - start, seen_wall, gets)
 
 
 def median_parts(runs: list[Run]) -> dict[str, float]:

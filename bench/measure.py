@@ -7,6 +7,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -31,6 +32,26 @@ def ratio(value: float, baseline: float) -> float:
     if not (math.isfinite(value) and math.isfinite(baseline)) or baseline == 0:
         return math.nan
     return value / baseline
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds and this process's CPU seconds (all threads) of one measured call."""
+
+    wall_s: float
+    cpu_s: float
+
+
+class Stopwatch:
+    """Started at creation; ``read()`` gives the wall-clock and CPU seconds since."""
+
+    def __init__(self) -> None:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+
+    def read(self) -> Timing:
+        """The time since the stopwatch started."""
+        return Timing(time.perf_counter() - self._wall, time.process_time() - self._cpu)
 
 
 def timed(fn: Callable[[], object]) -> float:

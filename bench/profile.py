@@ -127,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="tensorq-profile-"))
     try:
         url = args.database_url or f"sqlite:///{folder / 'profile.sqlite3'}"
-        settings = Settings(database_url=url, artifact_dir=folder / "artifacts", broker_url="redis://127.0.0.1:1/0")
+        settings = Settings(
+            database_url=url,
+            artifact_dir=folder / "artifacts",
+            broker_url="redis://127.0.0.1:1/0",  # never reached: the publisher sends nothing
+            ratelimit_storage_url="memory://",
+            quota_submissions_per_minute=10**9,
+            quota_queued_jobs=10**9,
+        )
         upgrade(url)
         api_db, worker_db = Database(settings), Database(settings)
         api_sql, worker_sql = SqlCounter(api_db.engine), SqlCounter(worker_db.engine)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -42,6 +43,7 @@ GUNICORN_OPTIONS = [
     '--access-logformat=%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
 ]
 PR_SET_PDEATHSIG = 1
+BENCH_QUOTA = 10**9
 
 
 def free_port() -> int:
@@ -163,13 +165,29 @@ class Gunicorn(Service):
         return self
 
 
+def child_env(settings: Settings) -> dict[str, str]:
+    """``tensorq.localstack.settings_env(settings)`` with None left out and lists and dicts as JSON.
+
+    ``settings_env`` writes ``str(value)``: a None setting becomes the string "None" (the API then fails to
+    boot: ``ratelimit_storage_url`` "None" is no storage) and a non-empty dict is not JSON.
+    """
+    env = settings_env(settings)
+    for name, value in settings.model_dump(mode="json").items():
+        key = f"TENSORQ_{name.upper()}"
+        if value is None:
+            env.pop(key, None)
+        elif isinstance(value, dict | list):
+            env[key] = json.dumps(value)
+    return env
+
+
 def tensorq_api(settings: Settings, folder: Path) -> Gunicorn:
     """``tensorq api`` under gunicorn with the bench's settings."""
     return Gunicorn(
         "tensorq api",
         lambda port: [sys.executable, "-m", "tensorq.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
         folder / "api.log",
-        settings_env(settings),
+        child_env(settings),
     )
 
 
@@ -243,6 +261,11 @@ class TensorQWorker:
                 return int(line.split()[1]) * 1024
         raise RuntimeError("no VmRSS line")
 
+    def child_cpu_seconds(self) -> float:
+        """User + system CPU seconds the pool child has used so far (``/proc/<pid>/stat``)."""
+        fields = Path(f"/proc/{self.pool_child()}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """SIGSTOP the worker's process group for the block (nothing it queued runs meanwhile)."""
@@ -279,10 +302,22 @@ class Stack:
 
     def log_tails(self, chars: int = 3000) -> str:
         """The end of every service log, for a failure report."""
-        parts = []
-        for path in sorted(self.folder.glob("*.log")):
-            parts.append(f"--- {path.name} ---\n{path.read_text(errors='replace')[-chars:]}")
-        return "\n".join(parts)
+        return log_tails(self.folder, chars)
+
+
+def _say_logs_on_failure(kind: type[BaseException] | None, folder: Path, say: Callable[[str], None]) -> bool:
+    """On a failure that leaves the block (not Ctrl-C), print the end of every service log before they go."""
+    if kind is not None and not issubclass(kind, KeyboardInterrupt):
+        say(log_tails(folder))
+    return False
+
+
+def log_tails(folder: Path, chars: int = 3000) -> str:
+    """The end of every service log in ``folder``."""
+    parts = []
+    for path in sorted(folder.glob("*.log")):
+        parts.append(f"--- {path.name} ---\n{path.read_text(errors='replace')[-chars:]}")
+    return "\n".join(parts)
 
 
 @contextlib.contextmanager
@@ -297,12 +332,19 @@ def running_stack(
     with contextlib.ExitStack() as stack:
         if not keep:
             stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        stack.push(lambda kind, _exc, _tb: _say_logs_on_failure(kind, folder, say))
         redis_server = RedisServer(folder)
         stack.callback(redis_server.stop)
         redis_server.start()
         url = database_url or f"sqlite:///{folder / 'bench.sqlite3'}"
         settings = Settings(
-            database_url=url, broker_url=redis_server.url(0), artifact_dir=folder / "artifacts", gpu="none"
+            database_url=url,
+            broker_url=redis_server.url(0),
+            artifact_dir=folder / "artifacts",
+            gpu="none",
+            # The bench submits thousands of jobs a minute: its quotas are out of the way (still checked per submit).
+            quota_submissions_per_minute=BENCH_QUOTA,
+            quota_queued_jobs=BENCH_QUOTA,
         )
         say(f"  redis {redis_server.url()} · database {url.split('@')[-1]} · folder {folder}")
         upgrade(url)

@@ -63,11 +63,21 @@ SPECS: dict[str, FigureSpec] = {
         baseline_label="plain Keras: build + model.fit",
         target=1.05,
     ),
+    "train_cpu": FigureSpec(
+        label="train job: CPU seconds of the worker's pool child",
+        unit="cpu-s",
+        baseline_label="CPU seconds of the plain build + model.fit",
+    ),
     "predict_time": FigureSpec(
         label="predict job on a dataset, model cached",
         unit="s",
         baseline_label="ml.inference.predict in-process",
         target=1.15,
+    ),
+    "predict_cpu": FigureSpec(
+        label="predict job: CPU seconds of the worker's pool child",
+        unit="cpu-s",
+        baseline_label="CPU seconds of ml.inference.predict",
     ),
     "explain_time": FigureSpec(
         label="integrated_gradients explain job",
@@ -79,6 +89,11 @@ SPECS: dict[str, FigureSpec] = {
         label="integrated_gradients explain job",
         unit="s",
         baseline_label="raw GradientTape passes (steps x batch)",
+    ),
+    "explain_cpu": FigureSpec(
+        label="explain job: CPU seconds of the worker's pool child",
+        unit="cpu-s",
+        baseline_label="CPU seconds of ml.explain.integrated_gradients",
     ),
     "worker_rss": FigureSpec(
         label="worker pool child VmRSS after all predict jobs",

@@ -98,6 +98,7 @@ class KeyStore:
                         or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
                     )
                     .values(last_used_at=now)
+                    .execution_options(synchronize_session=False)
                 )
             tenant_name = session.scalar(select(Tenant.name).where(Tenant.id == row.tenant_id)) or ""
             return Principal(tenant_id=row.tenant_id, key_id=row.id, read_only=row.read_only, tenant_name=tenant_name)

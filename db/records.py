@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-JOB_TYPES = ("train", "predict", "explain")
+JOB_TYPES = ("train", "predict", "explain", "import")
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", *TERMINAL)
 

@@ -1,6 +1,22 @@
 """The names the TensorFlow core offers, importable without TensorFlow (the API validates with them)."""
 
-ARCHITECTURES = ("mlp", "cnn")
-EXPLAIN_METHODS = ("integrated_gradients",)
+ARCHITECTURES = ("mlp", "cnn", "rnn", "vae", "recommender")
+# What each architecture learns: class probabilities, a generative model of its inputs, or ratings.
+TASKS = {"mlp": "classify", "cnn": "classify", "rnn": "classify", "vae": "autoencode", "recommender": "recommend"}
+# The figures each task logs per epoch (and with a ``val_`` prefix on validation data).
+TASK_METRICS = {
+    "classify": ("loss", "accuracy"),
+    "autoencode": ("loss", "reconstruction_loss", "kl_loss"),
+    "recommend": ("loss", "rmse"),
+}
+EXPLAIN_METHODS = ("integrated_gradients", "smoothgrad", "occlusion", "kernel_shap", "gradient_shap", "lime")
 BUILTIN_DATASETS = ("digits", "breast_cancer", "iris", "wine")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+PREDICT_MODES = ("encode", "reconstruct", "sample")
+# The architecture recorded for a model brought by its user (``POST /v1/models``).
+IMPORTED = "imported"
+# Bounds on ``.jsonl`` text datasets, shared by the upload check and the loader.
+TEXT_MAX_ROWS = 1_000_000
+TEXT_MAX_LINE_BYTES = 100_000
+# TensorQ's own Keras classes as a saved model's config.json names them ("registered_name"); see ml.custom_objects.
+REGISTERED_CLASSES = frozenset({"tensorq>VariationalAutoencoder", "tensorq>MatrixFactorization"})

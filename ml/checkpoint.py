@@ -16,6 +16,8 @@ from typing import Any
 import keras
 import numpy as np
 
+import ml.custom_objects  # noqa: F401 - registers TensorQ's own Keras classes before any load
+
 CHECKPOINT = "checkpoint.keras"
 CHECKPOINT_STATE = "checkpoint.json"
 BEST_WEIGHTS = "checkpoint.best.npz"

@@ -1,8 +1,9 @@
-"""Datasets: scikit-learn built-ins, uploaded ``.npz`` and ``.csv``, and MNIST-format ``.npz`` files."""
+"""Datasets: scikit-learn built-ins, uploaded ``.npz``, ``.csv`` and ``.jsonl``, and MNIST-format ``.npz`` files."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import zipfile
 from dataclasses import dataclass, replace
@@ -10,17 +11,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.catalog import BUILTIN_DATASETS
+from ml.catalog import BUILTIN_DATASETS, TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from tensorq.errors import InvalidRequest, OutOfRange
 
 BUILTINS = BUILTIN_DATASETS
+KINDS = ("tabular", "image", "text", "interactions")
 # What a broken or hostile .npz raises from np.load: bad zip, pickled objects, truncated arrays.
 _NPZ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile)
 
 
 @dataclass
 class Dataset:
-    """Features ``x`` (float32) and integer labels ``y``; ``kind`` is "tabular" or "image"."""
+    """Inputs ``x`` and targets ``y``; ``kind`` is one of KINDS.
+
+    tabular and image: ``x`` float32 (N, features) or (N, H, W, C), ``y`` int64 class ids (zeros when
+    unlabelled); text: ``x`` an object array of N strings, ``y`` class ids; interactions: ``x`` an
+    object array (N, 2) of user and item ids as strings, ``y`` float32 ratings.
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -146,12 +153,17 @@ def _read_csv(path: str | Path, max_rows: int, max_columns: int) -> tuple[list[s
     return header, rows
 
 
-def load_csv(path: str | Path, label_column: str, max_rows: int = 1_000_000, max_columns: int = 10_000) -> Dataset:
-    """A CSV with a header; numeric feature columns and a label column of integers or strings."""
+def load_csv(
+    path: str | Path, label_column: str | None, max_rows: int = 1_000_000, max_columns: int = 10_000
+) -> Dataset:
+    """A CSV with a header; numeric feature columns and a label column of integers or strings.
+
+    Without ``label_column`` every column is a feature and the labels are zeros (for autoencoders).
+    """
     header, rows = _read_csv(path, max_rows, max_columns)
-    if label_column not in header:
+    if label_column is not None and label_column not in header:
         raise InvalidRequest(f"label column '{label_column}' not in the CSV", details={"columns": header})
-    label_at = header.index(label_column)
+    label_at = header.index(label_column) if label_column is not None else -1
     feature_at = [j for j in range(len(header)) if j != label_at]
     x = np.empty((len(rows), len(feature_at)), dtype=np.float32)
     for j_out, j_in in enumerate(feature_at):
@@ -164,40 +176,115 @@ def load_csv(path: str | Path, label_column: str, max_rows: int = 1_000_000, max
                 f"column '{header[j_in]}' has NaN or infinite values", details={"column": header[j_in]}
             )
         x[:, j_out] = column
-    labels = [row[label_at].strip() for row in rows]
-    if any(not v for v in labels):
-        raise InvalidRequest(f"label column '{label_column}' has empty values")
-    try:
-        y = np.asarray([int(v) for v in labels], dtype=np.int64)
-        class_names = None
-    except ValueError:
-        class_names = sorted(set(labels))
-        index = {name: i for i, name in enumerate(class_names)}
-        y = np.asarray([index[v] for v in labels], dtype=np.int64)
     features = [header[j] for j in feature_at]
+    if label_column is None:
+        return Dataset(x, np.zeros(len(rows), dtype=np.int64), "tabular", feature_names=features)
+    y, class_names = _class_ids([row[label_at].strip() for row in rows], f"label column '{label_column}'")
     return Dataset(x, y, "tabular", feature_names=features, class_names=class_names)
 
 
-def load_file(path: str | Path, fmt: str, label_column: str | None = None) -> Dataset:
-    """Load an uploaded dataset by its recorded format ("npz" or "csv")."""
+def _class_ids(labels: list[str], where: str) -> tuple[np.ndarray, list[str] | None]:
+    """Integer labels as they are, or string labels as ids into their sorted names."""
+    if any(not v for v in labels):
+        raise InvalidRequest(f"{where} has empty values")
+    try:
+        return np.asarray([int(v) for v in labels], dtype=np.int64), None
+    except ValueError:
+        class_names = sorted(set(labels))
+        index = {name: i for i, name in enumerate(class_names)}
+        return np.asarray([index[v] for v in labels], dtype=np.int64), class_names
+
+
+def load_jsonl(
+    path: str | Path, require_labels: bool = True, max_rows: int = TEXT_MAX_ROWS, max_line: int = TEXT_MAX_LINE_BYTES
+) -> Dataset:
+    """A text dataset: one JSON object per line with a string ``text`` and a ``label`` (integer or string)."""
+    texts: list[str] = []
+    labels: list[str] = []
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if len(raw) > max_line:
+                    raise InvalidRequest(f"line {number} is longer than {max_line} bytes", details={"line": number})
+                if not raw.strip():
+                    continue
+                if len(texts) >= max_rows:
+                    raise InvalidRequest(f"at most {max_rows} lines")
+                try:
+                    row = json.loads(raw.decode("utf-8"))
+                except ValueError as exc:
+                    raise InvalidRequest(f"line {number} is not JSON: {exc}", details={"line": number}) from None
+                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                    raise InvalidRequest(f"line {number} needs a string 'text'", details={"line": number})
+                label = row.get("label")
+                if require_labels and (isinstance(label, bool) or not isinstance(label, int | str)):
+                    raise InvalidRequest(f"line {number} needs an integer or string 'label'", details={"line": number})
+                texts.append(row["text"])
+                labels.append(str(label).strip() if label is not None else "0")
+    except OSError as exc:
+        raise InvalidRequest(f"not a readable .jsonl file: {exc}") from None
+    if not texts:
+        raise InvalidRequest("the text dataset has no rows")
+    y, class_names = _class_ids(labels, "'label'")
+    return Dataset(np.asarray(texts, dtype=object), y, "text", class_names=class_names)
+
+
+def load_interactions(
+    path: str | Path,
+    user_column: str = "user",
+    item_column: str = "item",
+    rating_column: str = "rating",
+    max_rows: int = 10_000_000,
+) -> Dataset:
+    """A CSV of (user, item, rating) rows: ids as strings, ratings as finite float32."""
+    header, rows = _read_csv(path, max_rows, 10_000)
+    columns = (user_column, item_column, rating_column)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise InvalidRequest(f"columns {missing} are not in the CSV", details={"columns": header, "missing": missing})
+    user_at, item_at, rating_at = (header.index(c) for c in columns)
+    pairs = np.asarray([[row[user_at].strip(), row[item_at].strip()] for row in rows], dtype=object).reshape(-1, 2)
+    if any(not u or not i for u, i in pairs):
+        raise InvalidRequest("user and item ids must not be empty")
+    try:
+        ratings = np.asarray([float(row[rating_at]) for row in rows], dtype=np.float64)
+    except ValueError:
+        raise InvalidRequest(f"column '{rating_column}' is not numeric", details={"column": rating_column}) from None
+    if len(ratings) == 0 or not np.all(np.isfinite(ratings)):
+        raise InvalidRequest(f"column '{rating_column}' must hold finite numbers, at least one")
+    return Dataset(pairs, ratings.astype(np.float32), "interactions", feature_names=[user_column, item_column])
+
+
+def load_file(
+    path: str | Path,
+    fmt: str,
+    label_column: str | None = None,
+    *,
+    require_labels: bool = True,
+) -> Dataset:
+    """Load an uploaded dataset by its recorded format ("npz", "csv" or "jsonl")."""
     if fmt == "npz":
         return load_npz(path)
     if fmt == "csv":
-        if not label_column:
+        if not label_column and require_labels:
             raise InvalidRequest("a CSV dataset needs 'label_column'")
-        return load_csv(path, label_column)
-    raise InvalidRequest(f"unknown dataset format '{fmt}'; known: npz, csv")
+        return load_csv(path, label_column or None)
+    if fmt == "jsonl":
+        return load_jsonl(path, require_labels=require_labels)
+    raise InvalidRequest(f"unknown dataset format '{fmt}'; known: npz, csv, jsonl")
 
 
-def split(ds: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """A shuffled split into (rest, held-out), stratified when every class has at least two rows."""
+def split(ds: Dataset, test_fraction: float, seed: int, stratified: bool = True) -> tuple[Dataset, Dataset]:
+    """A shuffled split into (rest, held-out), stratified (when asked) if every class has at least two rows."""
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < test_fraction < 1.0:
         raise OutOfRange("the held-out fraction must be between 0 and 1", details={"test_fraction": test_fraction})
-    counts = np.bincount(ds.y) if len(ds.y) else np.zeros(0, dtype=np.int64)
-    present = counts[counts > 0]
-    stratify = ds.y if len(present) and present.min() >= 2 else None
+    stratify = None
+    if stratified and ds.y.dtype.kind in "iu" and len(ds.y) and ds.y.min() >= 0:
+        counts = np.bincount(ds.y)
+        present = counts[counts > 0]
+        stratify = ds.y if len(present) and present.min() >= 2 else None
     try:
         try:
             parts = train_test_split(ds.x, ds.y, test_size=test_fraction, random_state=seed, stratify=stratify)

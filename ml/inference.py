@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import ml.custom_objects  # noqa: F401 - registers TensorQ's own Keras classes before any load
 from tensorq.errors import InvalidRequest, OutOfRange
+
+MAX_TEXT_CHARS = 100_000
 
 _cache: OrderedDict[tuple[str, int, int], keras.Model] = OrderedDict()
 _cache_size = 8
@@ -54,7 +58,7 @@ def load_model(path: str | Path) -> keras.Model:
             return _cache[key]
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
-    except ValueError as exc:  # unsafe content (a Lambda layer) or a file that is not a Keras model
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as exc:  # unsafe or not a Keras model
         raise InvalidRequest(f"the model file cannot be loaded safely: {exc}", details={"path": path.name}) from None
     with _lock:
         _cache[key] = model
@@ -69,9 +73,26 @@ def _input_shape(model: keras.Model) -> list[int | None]:
     return list(model.input_shape[1:])
 
 
+def takes_strings(model: keras.Model) -> bool:
+    """Whether the model's input is strings (text, or the recommender's id pairs)."""
+    return getattr(model.inputs[0], "dtype", "float32") == "string"
+
+
 def input_signature(model: keras.Model) -> dict[str, Any]:
     """The model's input shape (without the batch axis) and dtype."""
-    return {"input_shape": _input_shape(model), "dtype": "float32"}
+    return {"input_shape": _input_shape(model), "dtype": "string" if takes_strings(model) else "float32"}
+
+
+def coerce_texts(inputs: Any) -> np.ndarray:
+    """``inputs`` (a string or a list of strings) as an object array of strings, each bounded in length."""
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(texts, list | tuple | np.ndarray) or len(texts) == 0:
+        raise InvalidRequest("a text model takes a string or a non-empty list of strings")
+    if not all(isinstance(t, str | np.str_) for t in texts):
+        raise InvalidRequest("a text model takes strings only", details={"expected_shape": ["batch"]})
+    if any(len(t) > MAX_TEXT_CHARS for t in texts):
+        raise OutOfRange(f"each text may have at most {MAX_TEXT_CHARS} characters", details={"field": "inputs"})
+    return np.asarray([str(t) for t in texts], dtype=object)
 
 
 def _fits(shape: list[int], want: list[int | None]) -> bool:
@@ -79,7 +100,11 @@ def _fits(shape: list[int], want: list[int | None]) -> bool:
 
 
 def coerce_inputs(model: keras.Model, inputs: Any) -> np.ndarray:
-    """``inputs`` as a float32 batch the model takes; a single example gets a batch axis, (H, W) a channel."""
+    """``inputs`` as a batch the model takes: float32, a single example with a batch axis, (H, W) with a
+    channel; strings for a text model."""
+    if takes_strings(model) and _input_shape(model) in ([], [1]):
+        texts = coerce_texts(inputs)
+        return texts if _input_shape(model) == [] else texts.reshape(-1, 1)
     want = _input_shape(model)
     expected = ["batch", *want]
     try:
@@ -122,7 +147,8 @@ def _serving_fn(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
         def call(batch: tf.Tensor) -> tf.Tensor:
             return ref()(batch, training=False)
 
-        spec = tf.TensorSpec([None, *_input_shape(model)], tf.float32)
+        dtype = tf.string if takes_strings(model) else tf.float32
+        spec = tf.TensorSpec([None, *_input_shape(model)], dtype)
         fn = tf.function(call, input_signature=[spec], reduce_retracing=True)
         _serving[key] = fn
         weakref.finalize(model, _serving.pop, key, None)
@@ -133,7 +159,10 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.nda
     """The model's outputs on ``x``, calling it directly on batches (no ``model.predict`` leaks or retracing)."""
     if batch_size < 1:
         raise OutOfRange("batch_size must be >= 1", details={"field": "batch_size"})
-    x = np.asarray(x, dtype=np.float32)
+    strings = takes_strings(model)
+    x = np.asarray(x, dtype=object).astype(str) if strings else np.asarray(x, dtype=np.float32)
+    if strings and x.ndim == 1 and _input_shape(model) == [1]:
+        x = x[:, None]
     fn = _serving_fn(model)
     outputs = [fn(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
     if not outputs:

@@ -1,9 +1,11 @@
 """Model builders registered by name; an unknown name lists the known ones.
 
-A builder is ``fn(input_shape, num_classes, params) -> keras.Model``: a model that starts with an
-``Input`` and a ``Normalization`` layer (adapted by the training code) and ends in softmax
-probabilities. The built-in builders live in ``ml.architectures`` and are imported on first use,
-so importing this module does not import TensorFlow.
+A builder is ``fn(input_shape, num_classes, params) -> keras.Model``. Classifiers start with an
+``Input`` and a preprocessing layer left unadapted (``Normalization``, ``TextVectorization``; the
+training code adapts it to the training rows) and end in softmax probabilities; what the other tasks
+get and return is in ``ml.tasks``. The recommender's builder is ``fn(users, items, global_mean, params)``:
+it is made from the interactions' ids, not from a shape. The built-in builders live in
+``ml.architectures`` and are imported on first use, so importing this module does not import TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from typing import Any
 from ml.catalog import ARCHITECTURES
 from tensorq.errors import InvalidRequest, OutOfRange
 
-Builder = Callable[[tuple[int, ...], int, dict[str, Any]], Any]
+Builder = Callable[..., Any]
 _BUILDERS: dict[str, Builder] = {}
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
-    """Register ``fn(input_shape, num_classes, params) -> keras.Model`` under ``name``."""
+    """Register a builder (usually ``fn(input_shape, num_classes, params) -> keras.Model``) under ``name``."""
 
     def decorate(fn: Builder) -> Builder:
         _BUILDERS[name] = fn
@@ -97,6 +99,13 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
             details={"field": f"params.{name}", "allowed": list(choices)},
         )
     return str(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is true or false; anything else is a 422 naming the param."""
+    if not isinstance(value, bool):
+        raise _out_of_range(name, "must be true or false")
+    return value
 
 
 def check_range(name: str, value: float, low: float, high: float) -> None:

@@ -1,4 +1,4 @@
-"""Training: held-out splits, per-epoch progress, cooperative cancel, checkpoints and resume."""
+"""Training of every task: held-out splits, per-epoch progress, cooperative cancel, checkpoints and resume."""
 
 from __future__ import annotations
 
@@ -9,22 +9,26 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
-from ml import registry
+from ml import registry, tasks
 from ml.catalog import OPTIMIZERS
 from ml.checkpoint import load_best_weights, load_checkpoint, save_best_weights, save_checkpoint
 from ml.datasets import Dataset, split
+from ml.tasks.base import model_input
 from tensorq.errors import InvalidRequest, JobCancelled, OutOfRange
 
 MODEL = "model.keras"
-MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")
+MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")  # a classifier's; each task has its own
 EARLY_STOPPING_KEYS = ("patience", "monitor", "min_delta")
 
 
 @dataclass
 class TrainConfig:
-    """What to train and how; ``early_stopping`` is ``{"patience": int, "monitor": str}`` or None."""
+    """What to train and how.
+
+    ``early_stopping`` is ``{"patience", "monitor", "min_delta"}`` or None; ``class_weight`` (classifiers)
+    is "balanced", ``{class id: weight}`` or None.
+    """
 
     architecture: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -36,11 +40,12 @@ class TrainConfig:
     early_stopping: dict[str, Any] | None = None
     seed: int | None = None
     test_split: float = 0.0
+    class_weight: str | dict[str, Any] | None = None
 
 
 @dataclass
 class TrainOutcome:
-    """A trained model on disk and its figures."""
+    """A trained model on disk, its figures, and its signature (what callers need to know to use it)."""
 
     model_path: Path
     metrics: dict[str, float]
@@ -48,6 +53,7 @@ class TrainOutcome:
     input_shape: list[int]
     num_classes: int
     epochs_run: int
+    signature: dict[str, Any] = field(default_factory=dict)
 
 
 def _number(value: Any, integer: bool) -> bool:
@@ -76,7 +82,10 @@ def validate(config: TrainConfig) -> None:
     if config.seed is not None and not _number(config.seed, True):
         raise OutOfRange("seed must be an integer", details={"field": "seed"})
     if config.early_stopping is not None:
-        _early_stopping_args(config.early_stopping, config.validation_split > 0)
+        _early_stopping_args(config.early_stopping, config.validation_split > 0, _monitors(config))
+    weights = config.class_weight
+    if weights is not None and not (weights == "balanced" or isinstance(weights, dict)):
+        raise InvalidRequest('class_weight must be "balanced" or an object of class id to weight')
     if config.optimizer not in OPTIMIZERS:
         known = list(OPTIMIZERS)
         message = f"unknown optimizer '{config.optimizer}'; known: {', '.join(known)}"
@@ -93,7 +102,14 @@ def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     return optimizers[name](learning_rate=learning_rate)
 
 
-def _early_stopping_args(spec: dict[str, Any], has_validation: bool) -> dict[str, Any]:
+def _monitors(config: TrainConfig) -> tuple[str, ...]:
+    """What early stopping may watch for this config's architecture."""
+    return tasks.for_architecture(config.architecture).monitors()
+
+
+def _early_stopping_args(
+    spec: dict[str, Any], has_validation: bool, monitors: tuple[str, ...] = MONITORS
+) -> dict[str, Any]:
     """EarlyStopping's arguments from the spec; a val_ monitor without validation data watches the training figure."""
     if not isinstance(spec, dict):
         raise InvalidRequest("early_stopping must be an object")
@@ -104,10 +120,10 @@ def _early_stopping_args(spec: dict[str, Any], has_validation: bool) -> dict[str
             details={"allowed": list(EARLY_STOPPING_KEYS)},
         )
     monitor = spec.get("monitor") or ("val_loss" if has_validation else "loss")
-    if monitor not in MONITORS:
+    if monitor not in monitors:
         raise OutOfRange(
-            f"early_stopping.monitor must be one of {', '.join(MONITORS)}",
-            details={"field": "early_stopping.monitor", "allowed": list(MONITORS)},
+            f"early_stopping.monitor must be one of {', '.join(monitors)}",
+            details={"field": "early_stopping.monitor", "allowed": list(monitors)},
         )
     if not has_validation:
         monitor = monitor.removeprefix("val_")
@@ -117,7 +133,8 @@ def _early_stopping_args(spec: dict[str, Any], has_validation: bool) -> dict[str
     min_delta = spec.get("min_delta", 0.0)
     if not (_number(min_delta, False) and min_delta >= 0):
         raise OutOfRange("early_stopping.min_delta must be >= 0", details={"field": "early_stopping.min_delta"})
-    return {"monitor": monitor, "patience": int(patience), "min_delta": float(min_delta)}
+    mode = "max" if monitor.endswith("accuracy") else "min"
+    return {"monitor": monitor, "patience": int(patience), "min_delta": float(min_delta), "mode": mode}
 
 
 class _EarlyStopping(keras.callbacks.EarlyStopping):
@@ -170,51 +187,13 @@ class _Progress(keras.callbacks.Callback):
             raise JobCancelled("cancelled")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        figures = {k: float(v) for k, v in (logs or {}).items() if k in MONITORS}
+        figures = {k: float(v) for k, v in (logs or {}).items()}
         for name, value in figures.items():
             self.history.setdefault(name, []).append(value)
         stopping = self.early_stopping.state(epoch) if self.early_stopping is not None else None
         save_checkpoint(self.model, self.workdir, epoch + 1, self.history, stopping)
         if self.on_epoch is not None:
             self.on_epoch({"epoch": epoch + 1, "epochs": self.total, **figures})
-
-
-def _num_classes(y: np.ndarray) -> int:
-    """The number of classes in integer labels ``y``; anything but non-negative class ids is a 400."""
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise InvalidRequest("labels must be non-negative integer class ids, one per row")
-    return int(y.max()) + 1 if len(y) else 0
-
-
-def _check_data(data: Dataset) -> int:
-    """Validate ``data`` for training and return its number of classes."""
-    if len(data.x) != len(data.y):
-        raise InvalidRequest("x and y have different lengths", details={"x": len(data.x), "y": len(data.y)})
-    num_classes = _num_classes(np.asarray(data.y))
-    if num_classes < 2:
-        raise InvalidRequest("training needs at least two classes")
-    if not np.all(np.isfinite(data.x)):
-        raise InvalidRequest("x contains NaN or infinite values")
-    return num_classes
-
-
-def _build(config: TrainConfig, train_x: np.ndarray, num_classes: int) -> keras.Model:
-    """A fresh compiled model whose Normalization layers are adapted to the training rows."""
-    model = registry.get(config.architecture)(tuple(train_x.shape[1:]), num_classes, config.params)
-    for layer in model.layers:  # builders put their Normalization on the raw input, statistics unset
-        if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
-            layer.adapt(train_x)
-    model.compile(
-        optimizer=_optimizer(config.optimizer, config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def _fits(model: keras.Model, train_x: np.ndarray, num_classes: int) -> bool:
-    """Whether a checkpointed model takes these rows and predicts this many classes."""
-    return tuple(model.input_shape[1:]) == train_x.shape[1:] and model.output_shape[-1] == num_classes
 
 
 def train(
@@ -226,29 +205,35 @@ def train(
 ) -> TrainOutcome:
     """Train per ``config`` on ``data`` in ``workdir``, resuming from its checkpoint when one exists."""
     validate(config)
-    num_classes = _check_data(data)
+    task = tasks.for_architecture(config.architecture)
+    registry.get(config.architecture)  # an unknown architecture is refused before any work
+    num_classes = task.check(data)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
     # The splits are fixed by the seed (0 without one) so a resumed job validates on the same rows.
     split_seed = config.seed if config.seed is not None else 0
-    data = Dataset(np.asarray(data.x, dtype=np.float32), np.asarray(data.y), data.kind)
+    full = data
+    data = task.prepare(data)
     test = val = None
     if config.test_split > 0:
-        data, test = split(data, config.test_split, split_seed)
+        data, test = split(data, config.test_split, split_seed, stratified=task.stratified)
     if config.validation_split > 0:
-        data, val = split(data, config.validation_split, split_seed + 1)
+        data, val = split(data, config.validation_split, split_seed + 1, stratified=task.stratified)
+    fit_options = task.fit_options(config.class_weight, data, num_classes)
 
     resumed = load_checkpoint(workdir)
-    if resumed is not None and _fits(resumed.model, data.x, num_classes):
+    if resumed is not None and task.fits(resumed.model, data, num_classes):
         model, initial_epoch, history = resumed.model, resumed.epoch, resumed.history
         stopping_state = resumed.early_stopping
     else:
-        model, initial_epoch, history, stopping_state = _build(config, data.x, num_classes), 0, {}, None
+        model = task.build(config.architecture, config.params, data, num_classes)
+        task.compile(model, _optimizer(config.optimizer, config.learning_rate))
+        initial_epoch, history, stopping_state = 0, {}, None
     early_stopping = None
     if config.early_stopping is not None:
-        args = _early_stopping_args(config.early_stopping, val is not None)
+        args = _early_stopping_args(config.early_stopping, val is not None, task.monitors())
         early_stopping = _EarlyStopping(workdir, stopping_state, **args)
     progress = _Progress(config.epochs, workdir, history, on_epoch, should_stop, early_stopping)
     callbacks = [c for c in (early_stopping, progress) if c is not None]
@@ -259,20 +244,20 @@ def train(
             model.set_weights(best_weights)
     if not finished:
         model.fit(
-            data.x,
-            data.y,
-            validation_data=(val.x, val.y) if val is not None else None,
+            model_input(data.x),
+            task.targets(data),
+            validation_data=(model_input(val.x), task.targets(val)) if val is not None else None,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             batch_size=config.batch_size,
             callbacks=callbacks,
             shuffle=True,
             verbose=0,
+            **fit_options,
         )
     metrics = {name: values[-1] for name, values in history.items() if values}
     if test is not None:
-        loss, accuracy = model.evaluate(test.x, test.y, batch_size=1024, verbose=0)
-        metrics.update(test_loss=float(loss), test_accuracy=float(accuracy))
+        metrics.update(task.test_metrics(model, data, test))
     model_path = workdir / MODEL
     tmp = workdir / f".{MODEL}.tmp.keras"
     model.save(tmp)
@@ -284,4 +269,5 @@ def train(
         input_shape=list(data.x.shape[1:]),
         num_classes=num_classes,
         epochs_run=len(history.get("loss", [])),
+        signature=task.signature(model, full, num_classes),
     )

@@ -5,6 +5,7 @@ Used by ``tensorq demo`` and by the end-to-end tests.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,7 +31,12 @@ def redis_answers(url: str, timeout: float = 1.0) -> bool:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process read the same ``settings``."""
-    return {f"TENSORQ_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        env[f"TENSORQ_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    return env
 
 
 class _QuietHandler(WSGIRequestHandler):

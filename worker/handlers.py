@@ -3,29 +3,56 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from db.jobs import ModelVersionDraft
-from tensorq.errors import InvalidRequest, NotFound
+from ml.catalog import IMPORTED, TASKS
+from tensorq.errors import InvalidRequest, NotFound, TensorQError
 from worker.runner import HandlerResult, JobContext
 
 MAX_HEATMAPS = 100
 
 
-def _dataset(ctx: JobContext, ref: str, label_column: str | None = None) -> Any:
+def _record(ctx: JobContext, ref: str) -> Any:
+    """The tenant's dataset record named by ``ref``."""
+    try:
+        return ctx.db.datasets.get(ctx.job.tenant_id, ref)
+    except NotFound:
+        raise InvalidRequest(f"dataset {ref} not found", code="unknown_dataset") from None
+
+
+def _dataset(ctx: JobContext, ref: str, label_column: str | None = None, require_labels: bool = True) -> Any:
     """Load a dataset spec value: ``builtin:<name>`` or one of the tenant's dataset ids."""
     from ml import datasets
 
     if ref.startswith("builtin:"):
         return datasets.load_builtin(ref.removeprefix("builtin:"))
-    try:
-        record = ctx.db.datasets.get(ctx.job.tenant_id, ref)
-    except NotFound:
-        raise InvalidRequest(f"dataset {ref} not found", code="unknown_dataset") from None
-    return datasets.load_file(record.path, record.format, label_column)
+    record = _record(ctx, ref)
+    return datasets.load_file(record.path, record.format, label_column, require_labels=require_labels)
+
+
+def _training_data(ctx: JobContext, spec: dict[str, Any]) -> Any:
+    """The training dataset as the architecture's task reads it (interactions for the recommender)."""
+    from ml import datasets
+
+    task = TASKS.get(spec["architecture"], "classify")
+    if task != "recommend":
+        return _dataset(ctx, spec["dataset"], spec.get("label_column"), require_labels=task == "classify")
+    if spec["dataset"].startswith("builtin:"):
+        raise InvalidRequest("the recommender trains on an uploaded interactions CSV (user, item, rating columns)")
+    record = _record(ctx, spec["dataset"])
+    if record.format != "csv":
+        raise InvalidRequest("the recommender trains on an interactions CSV (user, item, rating columns)")
+    return datasets.load_interactions(
+        record.path,
+        spec.get("user_column") or "user",
+        spec.get("item_column") or "item",
+        spec.get("rating_column") or "rating",
+    )
 
 
 def train(ctx: JobContext) -> HandlerResult:
@@ -34,7 +61,7 @@ def train(ctx: JobContext) -> HandlerResult:
     from ml.training import train as fit
 
     spec = ctx.job.spec
-    data = _dataset(ctx, spec["dataset"], spec.get("label_column"))
+    data = _training_data(ctx, spec)
     config = TrainConfig(
         architecture=spec["architecture"],
         params=spec.get("params", {}),
@@ -46,6 +73,7 @@ def train(ctx: JobContext) -> HandlerResult:
         early_stopping=spec.get("early_stopping"),
         seed=spec.get("seed"),
         test_split=spec.get("test_split", 0.0),
+        class_weight=spec.get("class_weight"),
     )
     outcome = fit(
         config,
@@ -54,13 +82,6 @@ def train(ctx: JobContext) -> HandlerResult:
         on_epoch=ctx.control.report,
         should_stop=ctx.control.should_stop,
     )
-    signature = {
-        "input_shape": list(outcome.input_shape),
-        "num_classes": outcome.num_classes,
-        "kind": data.kind,
-        "feature_names": data.feature_names,
-        "class_names": data.class_names,
-    }
     name = spec.get("model_name") or f"{spec['architecture']}-{spec['dataset'].removeprefix('builtin:')}"
     return HandlerResult(
         result={"metrics": outcome.metrics, "history": outcome.history, "epochs_run": outcome.epochs_run},
@@ -69,7 +90,7 @@ def train(ctx: JobContext) -> HandlerResult:
             path=str(outcome.model_path),
             architecture=spec["architecture"],
             metrics=outcome.metrics,
-            signature=signature,
+            signature=outcome.signature,
         ),
     )
 
@@ -85,27 +106,55 @@ def _model(ctx: JobContext) -> tuple[Any, Any]:
     return version, load_model(version.path)
 
 
+def _task(version: Any) -> str:
+    """What the version's model does ("classify" for versions registered before tasks were recorded)."""
+    return str(version.signature.get("task", "classify"))
+
+
+def _refuse_options(spec: dict[str, Any], task: str, names: tuple[str, ...]) -> None:
+    given = [name for name in names if spec.get(name) is not None]
+    if given:
+        raise InvalidRequest(f"{', '.join(given)} do not apply to a {task} model", details={"fields": given})
+
+
+def _folder(ctx: JobContext) -> Path:
+    folder = ctx.settings.job_dir(ctx.job.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def predict(ctx: JobContext) -> HandlerResult:
-    """Class probabilities for inline inputs or a dataset; large outputs become a CSV artifact."""
+    """Outputs for inline inputs or a dataset, per the model's task; large outputs become an artifact."""
+    spec = ctx.job.spec
+    version, model = _model(ctx)
+    task = _task(version)
+    result: dict[str, Any] = {"model_id": version.model_id, "version": version.version}
+    if task == "recommend":
+        _refuse_options(spec, task, ("mode", "n", "dataset"))
+        result.update(_recommend(ctx, model, spec))
+        return HandlerResult(result)
+    if task == "autoencode":
+        _refuse_options(spec, task, ("user", "k"))
+        result.update(_autoencode(ctx, model, spec))
+        return HandlerResult(result)
+    _refuse_options(spec, task, ("mode", "n", "user", "k"))
     from ml.inference import coerce_inputs
     from ml.inference import predict as infer
 
-    spec = ctx.job.spec
-    version, model = _model(ctx)
-    if "inputs" in spec:
-        x = coerce_inputs(model, spec["inputs"])
-    else:
-        x = coerce_inputs(model, _dataset(ctx, spec["dataset"]).x)
-    probabilities = infer(model, x)
-    classes = probabilities.argmax(axis=1).tolist()
-    result: dict[str, Any] = {"model_id": version.model_id, "version": version.version, "rows": len(x)}
+    source = spec["inputs"] if "inputs" in spec else _dataset(ctx, spec["dataset"], require_labels=False).x
+    x = coerce_inputs(model, source)
+    outputs = infer(model, x)
+    classes = outputs.argmax(axis=1).tolist() if outputs.ndim == 2 and outputs.shape[1] > 1 else None
+    result["rows"] = len(x)
     if len(x) <= ctx.settings.max_inline_rows:
-        result.update(outputs=probabilities.round(6).tolist(), classes=classes)
+        result["outputs"] = outputs.round(6).tolist()
+        if classes is not None:
+            result["classes"] = classes
         return HandlerResult(result)
-    folder = ctx.settings.job_dir(ctx.job.id)
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_predictions(folder / "predictions.csv", probabilities)
-    result.update(artifacts=["predictions.csv"], classes_preview=classes[:20])
+    _write_predictions(_folder(ctx) / "predictions.csv", outputs.reshape(len(outputs), -1))
+    result["artifacts"] = ["predictions.csv"]
+    if classes is not None:
+        result["classes_preview"] = classes[:20]
     return HandlerResult(result)
 
 
@@ -117,18 +166,65 @@ def _write_predictions(path: Path, probabilities: np.ndarray) -> None:
             writer.writerow([i, int(row.argmax()), *[f"{p:.6g}" for p in row]])
 
 
+def _recommend(ctx: JobContext, model: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """A user's top-k items, or the ratings of (user, item) pairs (a CSV artifact when many)."""
+    from ml.recommend import rate, top_k
+
+    if spec.get("user") is not None:
+        items, scores = top_k(model, spec["user"], spec.get("k") or 10)
+        return {"user": str(spec["user"]), "items": items, "scores": scores.round(6).tolist()}
+    pairs, ratings = rate(model, spec["inputs"])
+    if len(pairs) <= ctx.settings.max_inline_rows:
+        return {"rows": len(pairs), "ratings": ratings.round(6).tolist()}
+    with (_folder(ctx) / "predictions.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user", "item", "rating"])
+        writer.writerows([u, i, f"{r:.6g}"] for (u, i), r in zip(pairs, ratings, strict=True))
+    return {"rows": len(pairs), "artifacts": ["predictions.csv"], "ratings_preview": ratings[:20].round(6).tolist()}
+
+
+def _autoencode(ctx: JobContext, model: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """A vae's encode, reconstruct (the default) or sample; an ``outputs.npz`` artifact when many rows."""
+    from ml import generative
+    from ml.inference import coerce_inputs
+
+    mode = spec.get("mode") or "reconstruct"
+    x = None
+    if mode != "sample":
+        source = spec["inputs"] if "inputs" in spec else _dataset(ctx, spec["dataset"], require_labels=False).x
+        x = coerce_inputs(model, source)
+    arrays = generative.run(model, mode, x, n=spec.get("n"), seed=spec.get("seed"))
+    rows = len(next(iter(arrays.values())))
+    result: dict[str, Any] = {"mode": mode, "rows": rows}
+    if rows <= ctx.settings.max_inline_rows:
+        result.update({name: np.asarray(a).round(6).tolist() for name, a in arrays.items()})
+        return result
+    np.savez(_folder(ctx) / "outputs.npz", **arrays)
+    result["artifacts"] = ["outputs.npz"]
+    return result
+
+
 def explain(ctx: JobContext) -> HandlerResult:
-    """Attributions for the inputs, the method's quality figure, and heatmaps for images."""
+    """Attributions for the inputs, the method's quality figure, words for text, and heatmaps for images."""
     from ml.explain import explain as attribute
     from ml.heatmap import save_heatmap
-    from ml.inference import coerce_inputs
+    from ml.inference import coerce_inputs, takes_strings
 
     spec = ctx.job.spec
     version, model = _model(ctx)
+    if _task(version) != "classify":
+        raise InvalidRequest("explanations are for classifiers (class probabilities)", details={"task": _task(version)})
     x = coerce_inputs(model, spec["inputs"])
     baseline = spec.get("baseline", "zeros")
     if isinstance(baseline, list):
+        if takes_strings(model):
+            raise InvalidRequest("a text model's baseline is 'zeros' (words left out)")
         baseline = coerce_inputs(model, [baseline])[0]
+    background = spec.get("background")
+    if background is not None:
+        if takes_strings(model):
+            raise InvalidRequest("background rows are for numeric inputs")
+        background = coerce_inputs(model, background)
     explanation = attribute(
         model,
         x,
@@ -136,21 +232,30 @@ def explain(ctx: JobContext) -> HandlerResult:
         target=spec.get("target"),
         steps=spec.get("steps", 64),
         baseline=baseline,
+        samples=spec.get("samples"),
+        noise=spec.get("noise"),
+        window=spec.get("window"),
+        stride=spec.get("stride"),
+        nsamples=spec.get("nsamples"),
+        background=background,
+        seed=spec.get("seed"),
     )
     result: dict[str, Any] = {
         "model_id": version.model_id,
         "version": version.version,
         "method": explanation.method,
         "targets": list(explanation.targets),
-        "attributions": np.asarray(explanation.attributions).round(8).tolist(),
+        "attributions": [np.asarray(a).round(8).tolist() for a in explanation.attributions],
         "quality": explanation.quality,
-        "per_input_quality": explanation.per_input_gap,
+        "per_input_quality": explanation.per_input_quality,
     }
+    for name in ("tokens", "expected_values"):
+        if name in explanation.extras:
+            result[name] = explanation.extras[name]
     if version.signature.get("feature_names"):
         result["feature_names"] = version.signature["feature_names"]
     if version.signature.get("kind") == "image":
-        folder = ctx.settings.job_dir(ctx.job.id)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = _folder(ctx)
         names = []
         for i in range(min(len(x), MAX_HEATMAPS)):
             name = f"heatmap_{i}.png"
@@ -160,4 +265,29 @@ def explain(ctx: JobContext) -> HandlerResult:
     return HandlerResult(result)
 
 
-HANDLERS = {"train": train, "predict": predict, "explain": explain}
+def import_model(ctx: JobContext) -> HandlerResult:
+    """Check and safely load an uploaded ``.keras`` file, then register it as a model version."""
+    from ml.model_import import load, staging_path
+
+    spec = ctx.job.spec
+    staged = staging_path(ctx.settings.artifact_dir, ctx.job.tenant_id, spec["upload"])
+    if not staged.is_file():
+        raise InvalidRequest("the uploaded model file is gone; upload it again")
+    try:
+        _, signature = load(staged)
+    except TensorQError:
+        staged.unlink(missing_ok=True)  # refused for good: nothing of it is kept
+        raise
+    destination = _folder(ctx) / "model.keras"
+    shutil.copyfile(staged, destination)
+    staged.unlink(missing_ok=True)
+    name = spec["model_name"]
+    return HandlerResult(
+        result={"model_name": name, "signature": signature},
+        model=ModelVersionDraft(
+            model_name=name, path=str(destination), architecture=IMPORTED, metrics={}, signature=signature
+        ),
+    )
+
+
+HANDLERS = {"train": train, "predict": predict, "explain": explain, "import": import_model}

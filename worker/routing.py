@@ -17,8 +17,10 @@ ROUTES: dict[str, Route] = {
     "train": Route("tensorq.run_train", "train"),
     "predict": Route("tensorq.run_predict", "predict"),
     "explain": Route("tensorq.run_explain", "explain"),
+    # Bring-your-own model imports are short: they share the predict queue and its task (which runs any job by id).
+    "import": Route("tensorq.run_predict", "predict"),
 }
-QUEUES = tuple(route.queue for route in ROUTES.values())
+QUEUES = tuple(dict.fromkeys(route.queue for route in ROUTES.values()))
 
 
 def route_for(job_type: str) -> Route:

@@ -8,7 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.datasets import BUILTINS, Dataset, load_builtin, load_csv, load_file, load_mnist_npz, load_npz, split
+from ml.datasets import (
+    BUILTINS,
+    Dataset,
+    load_builtin,
+    load_csv,
+    load_file,
+    load_interactions,
+    load_jsonl,
+    load_mnist_npz,
+    load_npz,
+    split,
+)
 from tensorq.errors import InvalidRequest, OutOfRange
 
 
@@ -176,3 +187,69 @@ def test_split_falls_back_to_a_plain_shuffle_and_refuses_too_few_rows() -> None:
         split(Dataset(ds.x[:1], ds.y[:1], "tabular"), 0.2, seed=0)
     with pytest.raises(OutOfRange):
         split(ds, 1.0, seed=0)
+
+
+def test_jsonl_text_with_integer_or_string_labels(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "good fun", "label": "pos"}\n\n{"text": "bad", "label": "neg"}\n')
+    ds = load_jsonl(path)
+    assert ds.kind == "text" and ds.x.dtype == object and ds.x.tolist() == ["good fun", "bad"]
+    assert ds.y.tolist() == [1, 0] and ds.class_names == ["neg", "pos"]
+    path.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n')
+    assert load_file(path, "jsonl").y.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "a", "label": 1}\nnot json\n', "line 2 is not JSON"),
+        ('{"text": 3, "label": 1}\n', "string 'text'"),
+        ('{"text": "a"}\n', "'label'"),
+        ('{"text": "a", "label": true}\n', "'label'"),
+        ("\n\n", "no rows"),
+    ],
+)
+def test_bad_jsonl_is_refused(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(content)
+    with pytest.raises(InvalidRequest, match=message):
+        load_jsonl(path)
+
+
+def test_jsonl_bounds_lines_and_their_length(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "a", "label": 1}\n' * 5)
+    with pytest.raises(InvalidRequest, match="at most 4 lines"):
+        load_jsonl(path, max_rows=4)
+    path.write_text('{"text": "' + "a" * 200 + '", "label": 1}\n')
+    with pytest.raises(InvalidRequest, match="longer than 100 bytes"):
+        load_jsonl(path, max_line=100)
+    assert load_jsonl(path, require_labels=False).x[0] == "a" * 200
+
+
+def test_interactions_csv(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("user,item,rating,when\n7,a,4.5,x\nann,b,1,y\n")
+    ds = load_interactions(path)
+    assert ds.kind == "interactions" and ds.x.tolist() == [["7", "a"], ["ann", "b"]]
+    assert ds.y.dtype == np.float32 and ds.y.tolist() == [4.5, 1.0]
+    with pytest.raises(InvalidRequest, match="not in the CSV"):
+        load_interactions(path, user_column="customer")
+    path.write_text("user,item,rating\n1,a,lots\n")
+    with pytest.raises(InvalidRequest, match="not numeric"):
+        load_interactions(path)
+
+
+def test_csv_without_a_label_column_is_all_features(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("a,b\n1,2\n3,4\n")
+    ds = load_file(path, "csv", require_labels=False)
+    assert ds.x.tolist() == [[1, 2], [3, 4]] and ds.feature_names == ["a", "b"] and ds.y.tolist() == [0, 0]
+    with pytest.raises(InvalidRequest, match="label_column"):
+        load_file(path, "csv")
+
+
+def test_split_of_ratings_is_not_stratified() -> None:
+    ds = Dataset(np.arange(20, dtype=np.float32)[:, None], np.linspace(0, 1, 20).astype(np.float32), "tabular")
+    rest, held = split(ds, 0.25, seed=1, stratified=False)
+    assert len(held.y) == 5 and len(rest.y) == 15

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ml.catalog import EXPLAIN_METHODS
 from ml.explain import explain, integrated_gradients
 from tensorq.errors import InvalidRequest, OutOfRange
 from tests.ml.conftest import Trained
@@ -78,9 +79,9 @@ def test_array_baseline_and_single_target(trained_cnn: Trained) -> None:
 
 def test_explain_checks_method_steps_and_target(trained_mlp: Trained) -> None:
     x = trained_mlp.held_out.x[:2]
-    with pytest.raises(InvalidRequest, match="known: integrated_gradients") as caught:
-        explain(trained_mlp.model, x, "lime")
-    assert caught.value.details == {"known": ["integrated_gradients"]}
+    with pytest.raises(InvalidRequest, match="known: integrated_gradients, smoothgrad") as caught:
+        explain(trained_mlp.model, x, "deeplift")
+    assert caught.value.details == {"known": list(EXPLAIN_METHODS)}
     for steps in (0, 1025):
         with pytest.raises(OutOfRange) as out:
             explain(trained_mlp.model, x, "integrated_gradients", steps=steps)

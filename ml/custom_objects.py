@@ -1,0 +1,16 @@
+"""The Keras classes of TensorQ's own that saved models may contain, registered for ``safe_mode`` loading.
+
+Importing this module registers them (``keras.saving.register_keras_serializable(package="tensorq")``);
+``ml.inference`` and ``ml.checkpoint`` import it before they load a model.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from ml.architectures.recommender import MatrixFactorization
+from ml.architectures.vae import VariationalAutoencoder
+from ml.catalog import REGISTERED_CLASSES
+
+CLASSES = (VariationalAutoencoder, MatrixFactorization)
+assert {keras.saving.get_registered_name(cls) for cls in CLASSES} == REGISTERED_CLASSES
