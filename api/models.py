@@ -17,9 +17,10 @@ from api.jobs import _publish
 from api.openapi import BINARY, MULTIPART, operation, query
 from api.schemas import ModelUpload, parse
 from api.services import principal, services
+from api.uploads import write_limited  # noqa: E402
 from db.jobs import NewJob
 from ml.model_import import check_zip, staging_path
-from tensorq.errors import InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMedia
+from tensorq.errors import InvalidRequest, NotFound, UnsupportedMedia
 
 bp = Blueprint("models", __name__)
 
@@ -28,14 +29,8 @@ def _save(stream: IO[bytes], path: Path, max_bytes: int) -> int:
     """Write ``stream`` to ``path`` (via a partial file), refusing more than ``max_bytes``; the size written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.part")
-    size = 0
     try:
-        with partial.open("wb") as out:
-            while chunk := stream.read(1024 * 1024):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PayloadTooLarge(f"upload larger than {max_bytes} bytes")
-                out.write(chunk)
+        size = write_limited(stream, partial, max_bytes)
         check_zip(partial)
         partial.replace(path)
     finally:

@@ -31,19 +31,25 @@ class StoredUpload:
     info: dict[str, Any]
 
 
+def write_limited(stream: IO[bytes], path: Path, max_bytes: int) -> int:
+    """Copy ``stream`` to ``path`` in 1 MiB chunks, refusing more than ``max_bytes`` (413); the size written."""
+    size = 0
+    with path.open("wb") as out:
+        while chunk := stream.read(1024 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"upload larger than {max_bytes} bytes")
+            out.write(chunk)
+    return size
+
+
 def store_upload(stream: IO[bytes], folder: Path, max_bytes: int) -> StoredUpload:
     """Write the upload to ``folder`` under a new id, check it, and describe it; 400 when unusable."""
     folder.mkdir(parents=True, exist_ok=True)
     upload_id = str(uuid.uuid4())
     partial = folder / f".{upload_id}.part"
-    size = 0
     try:
-        with partial.open("wb") as out:
-            while chunk := stream.read(1024 * 1024):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PayloadTooLarge(f"upload larger than {max_bytes} bytes")
-                out.write(chunk)
+        size = write_limited(stream, partial, max_bytes)
         fmt, info = describe(partial)
         final = folder / f"{upload_id}.{fmt}"
         partial.replace(final)
