@@ -17,7 +17,7 @@ from api.jobs import _publish
 from api.openapi import BINARY, MULTIPART, operation, query
 from api.schemas import ModelUpload, parse
 from api.services import principal, services
-from api.uploads import write_limited  # noqa: E402
+from api.uploads import write_limited
 from db.jobs import NewJob
 from ml.model_import import check_zip, staging_path
 from tensorq.errors import InvalidRequest, NotFound, UnsupportedMedia
