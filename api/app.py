@@ -12,6 +12,7 @@ from api.errors import register_error_handlers
 from api.metrics import register_metrics
 from api.quotas import Quotas
 from api.services import Services, services
+from db.changes import ChangeListener, redis_url_of
 from db.database import Database
 from tensorq.settings import Settings
 from worker.publisher import CeleryPublisher, Publisher
@@ -47,6 +48,7 @@ def create_app(
         publisher=publisher,
         broker_guard=BrokerGuard(publisher),
         quotas=Quotas(settings, database),
+        changes=ChangeListener(redis_url) if (redis_url := redis_url_of(settings.broker_url)) else None,
     )
 
     v1 = Blueprint("v1", __name__, url_prefix="/v1")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from typing import Any
 
 from flask import Blueprint, jsonify, request, send_file
 
 from api import responses
 from api.inputs import batch_shape
+from api.longpoll import read_when_changed
 from api.openapi import BINARY, operation, query
 from api.schemas import ExplainSpec, JobSubmission, PredictSpec, TrainSpec, parse_submission, request_hash
 from api.services import principal, services
@@ -106,7 +106,8 @@ def submit_job():  # type: ignore[no-untyped-def]
             timeout_s=submission.timeout_s,
             idempotency_key=key,
             request_hash=request_hash(body) if key else None,
-        )
+        ),
+        publishing=True,
     )
     job = outcome.job
     if outcome.created:
@@ -118,15 +119,17 @@ def submit_job():  # type: ignore[no-untyped-def]
 
 
 def _publish(job: JobRecord) -> None:
-    """Send the job's message; a failure leaves it queued for the reaper to re-publish."""
+    """Send the job's message (it was committed as published); a failure leaves it for the reaper."""
     svc = services()
     try:
         svc.publisher.publish(job)
     except Exception:  # noqa: BLE001 - any broker failure: the outbox recovers it
         log.warning("publish of job %s failed; the reaper will re-publish it", job.id, exc_info=True)
         svc.broker_guard.mark_down()
-        return
-    svc.db.jobs.mark_published(job.id)
+        try:
+            svc.db.jobs.mark_unpublished(job.id)
+        except Exception:  # noqa: BLE001 - then the reaper finds it after publish_grace_s instead
+            log.warning("job %s: could not mark it unpublished", job.id, exc_info=True)
 
 
 def _wait_seconds() -> float:
@@ -150,19 +153,8 @@ def _wait_seconds() -> float:
 )
 def get_job(job_id: str):  # type: ignore[no-untyped-def]
     """The job; with ``?wait=N`` it answers on the first change or after N seconds."""
-    store = services().db.jobs
-    tenant_id = principal().tenant_id
-    job = store.get(tenant_id, job_id)
-    wait = _wait_seconds()
-    deadline = time.monotonic() + wait
-    pause = 0.02
-    while not job.terminal and time.monotonic() < deadline:
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 1.5, 0.25)
-        latest = store.get(tenant_id, job_id)
-        if latest.revision != job.revision:
-            job = latest
-            break
+    svc = services()
+    job = read_when_changed(svc.db.jobs, svc.changes, principal().tenant_id, job_id, _wait_seconds())
     return jsonify(job.to_public())
 
 

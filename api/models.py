@@ -78,7 +78,8 @@ def upload_model():  # type: ignore[no-untyped-def]
                 type="import",
                 spec={"upload": upload_id, "model_name": name, "size_bytes": size},
                 max_attempts=svc.settings.default_max_attempts,
-            )
+            ),
+            publishing=True,
         )
     except Exception:
         path.unlink(missing_ok=True)

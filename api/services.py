@@ -8,6 +8,7 @@ from flask import current_app, g
 
 from api.broker_guard import BrokerGuard
 from api.quotas import Quotas
+from db.changes import ChangeListener
 from db.database import Database
 from db.records import Principal
 from tensorq.settings import Settings
@@ -23,6 +24,7 @@ class Services:
     publisher: Publisher
     broker_guard: BrokerGuard
     quotas: Quotas
+    changes: ChangeListener | None = None
 
 
 def services() -> Services:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from db.changes import ChangeSignal, redis_url_of
 from db.jobs import JobStore
 from db.keys import KeyStore
 from db.registry import DatasetCatalog, ModelRegistry
@@ -12,12 +13,14 @@ from tensorq.settings import Settings
 
 
 class Database:
-    """One engine and the stores built on it."""
+    """One engine and the stores built on it; job changes are signalled on the broker's Redis."""
 
     def __init__(self, settings: Settings) -> None:
         self.engine = make_engine(settings.database_url)
         self.factory = make_session_factory(self.engine)
-        self.jobs = JobStore(self.factory, lease_s=settings.lease_s)
+        redis_url = redis_url_of(settings.broker_url)
+        signal = ChangeSignal(redis_url) if redis_url else None
+        self.jobs = JobStore(self.factory, lease_s=settings.lease_s, on_change=signal)
         self.models = ModelRegistry(self.factory)
         self.datasets = DatasetCatalog(self.factory)
         self.keys = KeyStore(self.factory)

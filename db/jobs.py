@@ -128,9 +128,21 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 class JobStore:
     """Jobs, their events and their transitions."""
 
-    def __init__(self, factory: sessionmaker[Session], lease_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        lease_s: float = 60.0,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self._factory = factory
         self.lease_s = lease_s
+        self._on_change = on_change
+
+    def _changed(self, job_id: str, changed: bool = True) -> bool:
+        """Tell waiting readers that a committed write changed the job; passes ``changed`` through."""
+        if changed and self._on_change is not None:
+            self._on_change(job_id)
+        return changed
 
     # -- helpers -----------------------------------------------------------------
     def _transition(
@@ -144,8 +156,12 @@ class JobStore:
         token: str | None = None,
         extra_where: list[Any] | None = None,
         event_data: dict[str, Any] | None = None,
-    ) -> bool:
-        """One conditional UPDATE from ``expected`` to ``target``; logs the event when it wins."""
+        returning: bool = False,
+    ) -> Any:
+        """One conditional UPDATE from ``expected`` to ``target``; logs the event when it wins.
+
+        Returns whether it won, or with ``returning`` the updated row (None when it lost).
+        """
         assert (expected, target) in LEGAL_TRANSITIONS, (expected, target)
         where = [Job.id == job_id, Job.status == expected, *(extra_where or [])]
         if token is not None:
@@ -157,14 +173,18 @@ class JobStore:
             .values(status=target, revision=Job.revision + 1, updated_at=now, **values)
             .execution_options(synchronize_session=False)
         )
-        if session.execute(stmt).rowcount != 1:
-            return False
+        if returning:
+            won = session.scalars(stmt.returning(Job)).one_or_none()
+        else:
+            won = session.execute(stmt).rowcount == 1
+        if not won:
+            return None if returning else False
         session.add(
             JobEvent(
                 job_id=job_id, kind="state", from_status=expected, to_status=target, data=event_data, created_at=now
             )
         )
-        return True
+        return won
 
     def _row(self, session: Session, job_id: str, tenant_id: str | None = None) -> Job:
         row = session.get(Job, job_id)
@@ -173,8 +193,12 @@ class JobStore:
         return row
 
     # -- submission and reads --------------------------------------------------------
-    def submit(self, new: NewJob) -> Submitted:
-        """Commit a new ``queued`` job, or return the one an idempotency key already made."""
+    def submit(self, new: NewJob, *, publishing: bool = False) -> Submitted:
+        """Commit a new ``queued`` job, or return the one an idempotency key already made.
+
+        With ``publishing`` the caller promises to publish the job right after this commit: it is
+        recorded as published now (no second write), and a failed publish must call ``mark_unpublished``.
+        """
         if new.idempotency_key:
             existing = self._by_idempotency_key(new)
             if existing is not None:
@@ -183,25 +207,25 @@ class JobStore:
         now = utcnow()
         try:
             with session_scope(self._factory) as session:
-                session.add(
-                    Job(
-                        id=job_id,
-                        tenant_id=new.tenant_id,
-                        type=new.type,
-                        status="queued",
-                        spec=new.spec,
-                        priority=new.priority,
-                        attempts=0,
-                        max_attempts=new.max_attempts,
-                        timeout_s=new.timeout_s,
-                        cancel_requested=False,
-                        idempotency_key=new.idempotency_key,
-                        request_hash=new.request_hash,
-                        revision=0,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                row = Job(
+                    id=job_id,
+                    tenant_id=new.tenant_id,
+                    type=new.type,
+                    status="queued",
+                    spec=new.spec,
+                    priority=new.priority,
+                    attempts=0,
+                    max_attempts=new.max_attempts,
+                    timeout_s=new.timeout_s,
+                    cancel_requested=False,
+                    idempotency_key=new.idempotency_key,
+                    request_hash=new.request_hash,
+                    revision=0,
+                    created_at=now,
+                    updated_at=now,
+                    published_at=now if publishing else None,
                 )
+                session.add(row)
                 session.flush()
                 session.add(JobEvent(job_id=job_id, kind="state", from_status=None, to_status="queued", created_at=now))
         except IntegrityError:
@@ -209,7 +233,7 @@ class JobStore:
             if existing is None:
                 raise
             return existing
-        return Submitted(self.get_any(job_id), created=True)
+        return Submitted(job_record(row), created=True)
 
     def _by_idempotency_key(self, new: NewJob) -> Submitted | None:
         with session_scope(self._factory) as session:
@@ -234,6 +258,11 @@ class JobStore:
         """Record that the job's message was handed to the broker."""
         with session_scope(self._factory) as session:
             session.execute(update(Job).where(Job.id == job_id).values(published_at=utcnow()))
+
+    def mark_unpublished(self, job_id: str) -> None:
+        """Record that the job's publish failed, so that the reaper's outbox sends it soon."""
+        with session_scope(self._factory) as session:
+            session.execute(update(Job).where(Job.id == job_id, Job.status == "queued").values(published_at=None))
 
     def get(self, tenant_id: str, job_id: str) -> JobRecord:
         """The tenant's job, or NotFound (also for another tenant's)."""
@@ -303,7 +332,7 @@ class JobStore:
                 )
                 if running >= running_limit(tenant.name):
                     return Deferred("quota_running_jobs")
-            won = self._transition(
+            row = self._transition(
                 session,
                 job_id,
                 "queued",
@@ -317,10 +346,13 @@ class JobStore:
                 },
                 extra_where=[Job.cancel_requested.is_(False)],
                 event_data={"worker": worker},
+                returning=True,
             )
-            if not won:
+            if row is None:
                 return None
-            return Claim(job_record(self._row(session, job_id)), token)
+            claim = Claim(job_record(row), token)
+        self._changed(job_id)
+        return claim
 
     def count_queued_of_type(self, job_type: str) -> int:
         """How many jobs of ``job_type`` wait, across tenants."""
@@ -358,7 +390,7 @@ class JobStore:
             if session.execute(stmt).rowcount != 1:
                 return False
             session.add(JobEvent(job_id=job_id, kind="progress", data=progress, created_at=now))
-            return True
+        return self._changed(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
         """Whether a cancel was asked for this job (or it is no longer running)."""
@@ -381,7 +413,7 @@ class JobStore:
                         version = insert_version(session, tenant_id, job_id, model)
                         full = {**result, "model_id": version.model_id, "version": version.version}
                         session.execute(update(Job).where(Job.id == job_id).values(result=full))
-                    return True
+                return self._changed(job_id)
             except IntegrityError:
                 # A concurrent registration took the model name or version number first: try again.
                 if attempt == 2:
@@ -391,7 +423,7 @@ class JobStore:
     def fail(self, job_id: str, token: str, error: dict[str, Any]) -> bool:
         """``running -> failed`` under the lease, with ``{"code", "message"}``."""
         with session_scope(self._factory) as session:
-            return self._transition(
+            won = self._transition(
                 session,
                 job_id,
                 "running",
@@ -400,11 +432,12 @@ class JobStore:
                 token=token,
                 event_data={"code": error.get("code")},
             )
+        return self._changed(job_id, won)
 
     def mark_cancelled(self, job_id: str, token: str) -> bool:
         """``running -> cancelled`` once the worker has stopped at a boundary."""
         with session_scope(self._factory) as session:
-            return self._transition(
+            won = self._transition(
                 session,
                 job_id,
                 "running",
@@ -412,11 +445,12 @@ class JobStore:
                 {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None},
                 token=token,
             )
+        return self._changed(job_id, won)
 
     def release(self, job_id: str, token: str, reason: str) -> bool:
         """Hand a running job back to the queue without counting the attempt (graceful shutdown)."""
         with session_scope(self._factory) as session:
-            return self._transition(
+            won = self._transition(
                 session,
                 job_id,
                 "running",
@@ -425,6 +459,7 @@ class JobStore:
                 token=token,
                 event_data={"reason": reason},
             )
+        return self._changed(job_id, won)
 
     # -- client side -----------------------------------------------------------------
     def cancel(self, tenant_id: str, job_id: str) -> JobRecord:
@@ -449,7 +484,9 @@ class JobStore:
                     raise Conflict(f"job {job_id} is already {row.status}", details={"status": row.status})
             session.flush()
             session.refresh(row)
-            return job_record(row)
+            record = job_record(row)
+        self._changed(job_id)
+        return record
 
     # -- recovery -----------------------------------------------------------------------
     def requeue_expired(self) -> Recovery:
@@ -482,6 +519,8 @@ class JobStore:
                     event_data=note,
                 ):
                     bucket.append(row.id)
+        for job_id in recovery.requeued + recovery.failed + recovery.cancelled:
+            self._changed(job_id)
         return recovery
 
     @staticmethod

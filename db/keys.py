@@ -84,7 +84,10 @@ class KeyStore:
         key_id, secret = split_key(key)
         now = utcnow()
         with session_scope(self._factory) as session:
-            row = session.get(ApiKey, key_id)
+            found = session.execute(
+                select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.id == key_id)
+            ).one_or_none()
+            row, tenant_name = found if found is not None else (None, "")
             expected = row.secret_hash if row is not None else _hash("x", "x")
             actual = _hash(row.salt if row is not None else "y", secret)
             if not hmac.compare_digest(expected, actual) or row is None or row.revoked_at is not None:
@@ -100,7 +103,6 @@ class KeyStore:
                     .values(last_used_at=now)
                     .execution_options(synchronize_session=False)
                 )
-            tenant_name = session.scalar(select(Tenant.name).where(Tenant.id == row.tenant_id)) or ""
             return Principal(tenant_id=row.tenant_id, key_id=row.id, read_only=row.read_only, tenant_name=tenant_name)
 
     def list(self) -> list[KeyInfo]:

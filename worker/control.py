@@ -58,7 +58,8 @@ class JobControl:
         self.lease_lost = threading.Event()
         self.draining = draining if draining is not None else DRAINING
         self._stop = threading.Event()
-        self._last_check = 0.0
+        # The claim has just checked cancel_requested: the first query can wait a check interval.
+        self._last_check = time.monotonic()
         self._cancelled = False
         self._last_progress = 0.0
         self.reason: str | None = None

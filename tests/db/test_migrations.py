@@ -28,5 +28,17 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     upgrade(database_url)
     engine = make_engine(database_url)
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == "0002"
     engine.dispose()
+
+
+def test_an_existing_database_gains_the_tenant_status_index(database_url: str) -> None:
+    upgrade(database_url, "0001")
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        assert "ix_jobs_tenant_status" not in {i["name"] for i in inspect(conn).get_indexes("jobs")}
+    upgrade(database_url)
+    with engine.connect() as conn:
+        index = {i["name"]: i for i in inspect(conn).get_indexes("jobs")}["ix_jobs_tenant_status"]
+    engine.dispose()
+    assert index["column_names"] == ["tenant_id", "status"]

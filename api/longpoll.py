@@ -1,0 +1,43 @@
+"""``?wait=`` long-polls: answer at a job's next committed change, woken by change signals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
+from db.changes import ChangeListener, Watch
+from db.jobs import JobStore
+from db.records import JobRecord
+
+# With signals, the row is still re-read this often in case one was lost (Redis reconnecting).
+SIGNALLED_REREAD_S = 1.0
+# Without signals: the first re-read after this, then 1.5x longer each time, up to the cap.
+FIRST_POLL_S = 0.02
+POLL_CAP_S = 0.25
+
+
+@contextmanager
+def _watching(changes: ChangeListener | None, job_id: str) -> Iterator[Watch]:
+    with changes.watch(job_id) if changes is not None else nullcontext(Watch(job_id)) as watch:
+        yield watch
+
+
+def read_when_changed(
+    store: JobStore, changes: ChangeListener | None, tenant_id: str, job_id: str, wait_s: float
+) -> JobRecord:
+    """The tenant's job once its revision changes, or as it is after ``wait_s`` (at once when finished)."""
+    if wait_s <= 0:
+        return store.get(tenant_id, job_id)
+    deadline = time.monotonic() + wait_s
+    with _watching(changes, job_id) as watch:  # registered before the first read: no change is missed
+        job = store.get(tenant_id, job_id)
+        pause = FIRST_POLL_S
+        while not job.terminal and (left := deadline - time.monotonic()) > 0:
+            signalled = changes is not None and changes.connected.is_set()
+            watch.wait(min(SIGNALLED_REREAD_S if signalled else pause, left))
+            pause = min(pause * 1.5, POLL_CAP_S)
+            latest = store.get(tenant_id, job_id)
+            if latest.revision != job.revision:
+                return latest
+    return job

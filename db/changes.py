@@ -1,0 +1,131 @@
+"""Job change signals: a committed transition publishes the job's id; waiting long-polls wake on it.
+
+The database stays the source of truth: a signal only says "read the job again". Signals travel
+over Redis pub/sub on the broker's Redis (channel ``tensorq:job:<id>``). A lost signal costs a
+reader at most its fallback interval, because readers also re-read the row on a timer; without
+Redis (another broker, or Redis down) readers simply poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import redis
+
+log = logging.getLogger(__name__)
+
+CHANNEL_PREFIX = "tensorq:job:"
+QUIET_AFTER_FAILURE_S = 1.0
+
+
+def redis_url_of(broker_url: str) -> str | None:
+    """The broker's URL when it is Redis (signals need pub/sub), else None."""
+    return broker_url if broker_url.startswith(("redis://", "rediss://")) else None
+
+
+class ChangeSignal:
+    """Publishes "job <id> changed" after a commit; never raises, and stays quiet a moment after a failure."""
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.5)
+        self._quiet_until = 0.0
+
+    def __call__(self, job_id: str) -> None:
+        """Publish the signal; a broker failure only delays readers until their next timed read."""
+        now = time.monotonic()
+        if now < self._quiet_until:
+            return
+        try:
+            self._client.publish(CHANNEL_PREFIX + job_id, b"")
+        except redis.RedisError:
+            self._quiet_until = now + QUIET_AFTER_FAILURE_S
+            log.debug("change signal for job %s not sent", job_id, exc_info=True)
+
+
+@dataclass(eq=False)
+class Watch:
+    """One reader waiting for a job to change; ``wait`` returns early when a signal came."""
+
+    job_id: str
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a signal; True when one came (and reset it)."""
+        signalled = self.event.wait(max(0.0, timeout))
+        self.event.clear()
+        return signalled
+
+
+class ChangeListener:
+    """One subscriber thread per process that wakes the ``Watch`` objects of changed jobs."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._watches: dict[str, set[Watch]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.connected = threading.Event()
+
+    @contextmanager
+    def watch(self, job_id: str) -> Iterator[Watch]:
+        """Register a watch for ``job_id`` for the block (start it before reading the job)."""
+        self._ensure_thread()
+        watch = Watch(job_id)
+        with self._lock:
+            self._watches.setdefault(job_id, set()).add(watch)
+        try:
+            yield watch
+        finally:
+            with self._lock:
+                waiting = self._watches.get(job_id)
+                if waiting is not None:
+                    waiting.discard(watch)
+                    if not waiting:
+                        del self._watches[job_id]
+
+    def _ensure_thread(self) -> None:
+        # A forked server process inherits no threads: start one per process, on first use.
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self.connected.clear()
+            self._thread = threading.Thread(target=self._listen_forever, name="job-changes", daemon=True)
+            self._thread.start()
+
+    def _listen_forever(self) -> None:
+        while True:
+            try:
+                self._listen()
+            except Exception:  # noqa: BLE001 - Redis gone: readers poll meanwhile; reconnect
+                self.connected.clear()
+                log.debug("change listener lost Redis; reconnecting", exc_info=True)
+                time.sleep(1.0)
+
+    def _listen(self) -> None:
+        client = redis.Redis.from_url(self._url, socket_connect_timeout=1.0, health_check_interval=30)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.psubscribe(CHANNEL_PREFIX + "*")
+            while True:
+                message = pubsub.get_message(timeout=5.0)
+                if pubsub.subscribed:
+                    self.connected.set()
+                if message is not None:
+                    self._wake(message["channel"].decode().removeprefix(CHANNEL_PREFIX))
+        finally:
+            pubsub.close()
+            client.close()
+
+    def _wake(self, job_id: str) -> None:
+        with self._lock:
+            waiting = list(self._watches.get(job_id, ()))
+        for watch in waiting:
+            watch.event.set()

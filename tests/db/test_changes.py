@@ -1,0 +1,115 @@
+"""Job change signals on the real test Redis: committed transitions wake long-polls; polling remains the fallback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event
+
+from api.longpoll import read_when_changed
+from db.changes import ChangeListener, ChangeSignal
+from db.database import Database
+from db.jobs import NewJob
+
+
+@pytest.fixture
+def listener(redis_url: str) -> ChangeListener:
+    """A change listener on the test Redis, subscribed."""
+    changes = ChangeListener(redis_url)
+    with changes.watch("warm-up"):
+        assert changes.connected.wait(10), "the listener never subscribed"
+    return changes
+
+
+def _job(db: Database) -> str:
+    return db.jobs.submit(NewJob(db.keys.ensure_tenant("acme"), "predict", {})).job.id
+
+
+class SelectCounter:
+    """Counts the SELECT statements an engine runs while in the block."""
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.engine
+        self.selects = 0
+
+    def _count(self, *args: object) -> None:
+        if str(args[2]).lstrip().upper().startswith("SELECT"):
+            self.selects += 1
+
+    def __enter__(self) -> SelectCounter:
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+
+@pytest.mark.redis
+def test_each_committed_transition_wakes_the_jobs_watches_only(db: Database, listener: ChangeListener) -> None:
+    job_id, other = _job(db), _job(db)
+    with listener.watch(job_id) as watch, listener.watch(other) as bystander:
+        claim = db.jobs.claim(job_id, "w1")
+        assert claim is not None
+        assert watch.wait(10)
+        assert db.jobs.report_progress(job_id, claim.lease_token, {"epoch": 1})
+        assert watch.wait(10)
+        assert db.jobs.finish(job_id, claim.lease_token, {"ok": True})
+        assert watch.wait(10)
+        assert not bystander.wait(0.2)
+
+
+@pytest.mark.redis
+def test_a_long_poll_reads_the_row_again_only_when_signalled(db: Database, listener: ChangeListener) -> None:
+    job_id = _job(db)
+    tenant = db.jobs.get_any(job_id).tenant_id
+    claim = db.jobs.claim(job_id, "w1")
+    assert claim is not None
+    finisher = threading.Timer(0.5, lambda: db.jobs.finish(job_id, claim.lease_token, {"ok": True}))
+    with SelectCounter(db) as counter:
+        finisher.start()
+        job = read_when_changed(db.jobs, listener, tenant, job_id, wait_s=30)
+    finisher.join()
+    assert job.status == "succeeded" and job.result == {"ok": True}
+    # The first read and the one after the signal; polling every 20-250 ms would have read 5 times or more.
+    assert counter.selects == 2
+
+
+def test_without_signals_a_long_poll_falls_back_to_polling(db: Database) -> None:
+    job_id = _job(db)
+    tenant = db.jobs.get_any(job_id).tenant_id
+    claim = db.jobs.claim(job_id, "w1")
+    assert claim is not None
+    finisher = threading.Timer(0.3, lambda: db.jobs.finish(job_id, claim.lease_token, {"ok": True}))
+    finisher.start()
+    job = read_when_changed(db.jobs, None, tenant, job_id, wait_s=30)
+    finisher.join()
+    assert job.status == "succeeded"
+
+
+def test_a_signal_to_an_unreachable_redis_is_dropped_quietly() -> None:
+    signal = ChangeSignal("redis://127.0.0.1:1/0")
+    signal("some-job")  # refused: no error, and the next one is skipped without trying
+    signal("some-job")
+
+
+@pytest.fixture
+def unreachable_broker_db(tmp_path: object, sqlite_url: str) -> Iterator[Database]:
+    """A database whose change signals go to a Redis that is not there."""
+    from db.migrate import upgrade
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, sqlite_url, broker_url="redis://127.0.0.1:1/0")  # type: ignore[arg-type]
+    upgrade(settings.database_url)
+    database = Database(settings)
+    yield database
+    database.dispose()
+
+
+def test_transitions_commit_when_signals_cannot_be_sent(unreachable_broker_db: Database) -> None:
+    db = unreachable_broker_db
+    job_id = _job(db)
+    claim = db.jobs.claim(job_id, "w1")
+    assert claim is not None and db.jobs.finish(job_id, claim.lease_token, {"ok": True})
+    assert db.jobs.get_any(job_id).status == "succeeded"
