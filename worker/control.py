@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -33,8 +34,49 @@ class LeaseLost(JobCancelled):
     code = "lease_lost"
 
 
+class LeaseKeeper:
+    """One daemon thread per process that renews the leases of the jobs running in it, each on its own beat."""
+
+    def __init__(self) -> None:
+        self._controls: set[JobControl] = set()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def keep(self, control: JobControl) -> None:
+        """Renew ``control``'s lease every ``heartbeat_s`` until ``drop``."""
+        with self._changed:
+            self._controls.add(control)
+            # A forked pool child inherits no threads: start one per process, on first use.
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def drop(self, control: JobControl) -> None:
+        """Stop renewing ``control``'s lease."""
+        with self._changed:
+            self._controls.discard(control)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [c for c in self._controls if c.next_beat <= now]
+                if not due:
+                    soonest = min((c.next_beat for c in self._controls), default=now + 60.0)
+                    self._changed.wait(soonest - now)
+                    continue
+            for control in due:
+                control.beat()
+
+
+LEASES = LeaseKeeper()
+
+
 class JobControl:
-    """Heartbeats the lease from a thread and answers ``should_stop`` cheaply between batches."""
+    """Keeps the lease alive (through ``LEASES``) and answers ``should_stop`` cheaply between batches."""
 
     def __init__(
         self,
@@ -47,6 +89,7 @@ class JobControl:
         check_interval_s: float = 1.0,
         progress_interval_s: float = 0.5,
         draining: threading.Event | None = None,
+        keeper: LeaseKeeper | None = None,
     ) -> None:
         self.store = store
         self.job_id = job_id
@@ -63,25 +106,31 @@ class JobControl:
         self._cancelled = False
         self._last_progress = 0.0
         self.reason: str | None = None
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id[:8]}", daemon=True)
+        self.next_beat = time.monotonic() + heartbeat_s
+        self._keeper = keeper if keeper is not None else LEASES
 
     def __enter__(self) -> JobControl:
-        self._thread.start()
+        self._keeper.keep(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._keeper.drop(self)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self.heartbeat_s):
-            try:
-                if not self.store.heartbeat(self.job_id, self.token):
-                    log.warning("job %s: lease lost", self.job_id)
-                    self.lease_lost.set()
-                    return
-            except Exception:  # noqa: BLE001 - a database blip: try again next beat
-                log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+    def beat(self) -> None:
+        """Renew the lease once (called by the keeper when due); a lost lease stops the job."""
+        self.next_beat = time.monotonic() + self.heartbeat_s
+        if self._stop.is_set():
+            return
+        try:
+            renewed = self.store.heartbeat(self.job_id, self.token)
+        except Exception:  # noqa: BLE001 - a database blip: try again next beat
+            log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+            return
+        if not renewed and not self._stop.is_set():
+            log.warning("job %s: lease lost", self.job_id)
+            self.lease_lost.set()
+            self._keeper.drop(self)
 
     def check(self) -> None:
         """Raise when the job must stop: lease lost, cancel requested or time over."""
