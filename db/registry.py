@@ -101,14 +101,22 @@ class ModelRegistry:
     def resolve(self, tenant_id: str, ref: str) -> ModelVersionRecord:
         """The version that ``"<id>[:<version>]"`` names (the latest when no version), or NotFound."""
         model_id, version = parse_model_ref(ref)
-        record = self.get(tenant_id, model_id)
-        if not record.versions:
-            raise NotFound(f"model {model_id} has no versions")
+        stmt = (
+            select(ModelVersion, Model)
+            .join(Model, Model.id == ModelVersion.model_id)
+            .where(Model.id == model_id, Model.tenant_id == tenant_id)
+        )
         if version is None:
-            return record.versions[-1]
-        for candidate in record.versions:
-            if candidate.version == version:
-                return candidate
+            stmt = stmt.order_by(ModelVersion.version.desc()).limit(1)
+        else:
+            stmt = stmt.where(ModelVersion.version == version)
+        with session_scope(self._factory) as session:
+            found = session.execute(stmt).first()
+            if found is not None:
+                return version_record(*found)
+        self.get(tenant_id, model_id)  # NotFound when the model is not the tenant's
+        if version is None:
+            raise NotFound(f"model {model_id} has no versions")
         raise NotFound(f"model {model_id} has no version {version}")
 
     def _record(self, session: Session, model: Model) -> ModelRecord:
