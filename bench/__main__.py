@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         note="value and baseline are medians over the repeats; ratio = value / baseline",
     )
     say("\n" + report.table(result))
+    if notes := report.breakdowns(result):
+        say("\n" + notes)
     say(f"\n{mode} run, {sizes.repeats} repeat(s), {duration:.0f} s; sizes as listed above; JSON: {args.json}")
     report.write_json(result, args.json)
     for error in errors:

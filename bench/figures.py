@@ -15,7 +15,7 @@ import httpx
 from bench import baselines
 from bench.context import Context
 from bench.jobs import Run, median_parts, run_job
-from bench.measure import concurrent_rate, percentile, samples
+from bench.measure import CpuMeter, concurrent_rate, percentile, samples
 from bench.services import wait_until
 from bench.specs import Measurement
 from tensorq.client import TensorQClient
@@ -57,19 +57,33 @@ def e2e_latency(ctx: Context, run: int) -> list[Measurement]:
 
 
 def throughput(ctx: Context, run: int) -> list[Measurement]:
-    """Tiny predict jobs per second with several client threads, against raw Celery no-op tasks per second."""
+    """Tiny predict jobs per second with several client threads, against raw Celery no-op tasks per second.
+
+    The details give the CPU milliseconds per job of each process tree (API, worker, Redis, the bench's
+    client threads) on both sides: on a small machine the rate is the cores divided by their sum.
+    """
     sizes = ctx.sizes
+    pids = ctx.stack.pids
     opened: list[TensorQClient] = []
     try:
-        rate = concurrent_rate(
-            lambda: _job_caller(ctx, "predict", ctx.tiny_spec(), opened), sizes.clients, sizes.throughput_jobs
-        )
+        with CpuMeter({name: pids[name] for name in ("api", "worker", "redis")}) as ours:
+            rate = concurrent_rate(
+                lambda: _job_caller(ctx, "predict", ctx.tiny_spec(), opened), sizes.clients, sizes.throughput_jobs
+            )
     finally:
         for client in opened:
             client.close()
     noop = ctx.raw_noop()
-    raw_rate = concurrent_rate(lambda: lambda: noop.delay().get(timeout=60), sizes.clients, sizes.raw_throughput_tasks)
-    return [Measurement("throughput", rate, raw_rate, {"clients": float(sizes.clients)})]
+    with CpuMeter({name: pids[name] for name in ("raw_worker", "redis")}) as raw:
+        raw_rate = concurrent_rate(
+            lambda: lambda: noop.delay().get(timeout=60), sizes.clients, sizes.raw_throughput_tasks
+        )
+    details = {"clients": float(sizes.clients)}
+    details.update({f"cpu_ms_per_job_{name}": MS * s / sizes.throughput_jobs for name, s in ours.used.items()})
+    details["cpu_ms_per_job_total"] = MS * sum(ours.used.values()) / sizes.throughput_jobs
+    details.update({f"raw_cpu_ms_per_task_{name}": MS * s / sizes.raw_throughput_tasks for name, s in raw.used.items()})
+    details["raw_cpu_ms_per_task_total"] = MS * sum(raw.used.values()) / sizes.raw_throughput_tasks
+    return [Measurement("throughput", rate, raw_rate, details)]
 
 
 def train_time(ctx: Context, run: int) -> list[Measurement]:

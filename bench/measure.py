@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -107,3 +110,48 @@ def iso_seconds(start: str | None, end: str | None) -> float:
         return math.nan
     parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
     return (parse(end) - parse(start)).total_seconds()
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def _cpu_of(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and every live descendant (``/proc``)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += _cpu_of(current)
+        pending += _children(current)
+    return total
+
+
+class CpuMeter:
+    """CPU seconds each named process tree, and this process, used between ``start`` and ``stop``."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+        self._before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        return {**{name: tree_cpu_seconds(pid) for name, pid in self.roots.items()}, "bench": time.process_time()}
+
+    def __enter__(self) -> CpuMeter:
+        self._before = self._read()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = self._read()
+        self.used = {name: after[name] - self._before[name] for name in after}

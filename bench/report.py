@@ -90,3 +90,32 @@ def problems(result: dict[str, Any]) -> list[str]:
             if not isinstance(v, int | float) or not math.isfinite(v):
                 found.append(f"{f['name']}: {key} is missing")
     return found
+
+
+def breakdowns(result: dict[str, Any]) -> str:
+    """Lines that say where the time and CPU of the tiny jobs went (from the figures' details)."""
+    details = {f["name"]: f["details"] for f in result["figures"] if f.get("details")}
+    lines = []
+    parts = details.get("e2e_latency_p50", {})
+    if "median_post_s" in parts:
+        lines.append(
+            "tiny job, median parts: "
+            f"POST {_num(parts['median_post_s'] * 1e3)} ms, queued {_num(parts['median_queued_s'] * 1e3)} ms, "
+            f"running {_num(parts['median_running_s'] * 1e3)} ms, seen {_num(parts['median_notice_s'] * 1e3)} ms "
+            f"after finishing, {_num(parts['median_gets'])} GETs per job"
+        )
+    cpu = details.get("throughput", {})
+    if "cpu_ms_per_job_total" in cpu:
+        ours = ", ".join(
+            f"{k.removeprefix('cpu_ms_per_job_')} {_num(v)}"
+            for k, v in cpu.items()
+            if k.startswith("cpu_ms_per_job_") and k != "cpu_ms_per_job_total"
+        )
+        raw = ", ".join(
+            f"{k.removeprefix('raw_cpu_ms_per_task_')} {_num(v)}"
+            for k, v in cpu.items()
+            if k.startswith("raw_cpu_ms_per_task_") and k != "raw_cpu_ms_per_task_total"
+        )
+        lines.append(f"CPU ms per tiny job: {_num(cpu['cpu_ms_per_job_total'])} ({ours})")
+        lines.append(f"CPU ms per raw Celery task: {_num(cpu['raw_cpu_ms_per_task_total'])} ({raw})")
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,6 +107,12 @@ class Service:
                 preexec_fn=_die_with_parent,  # only the main thread starts services
             )
         return self
+
+    @property
+    def pid(self) -> int:
+        """The service's main process id."""
+        assert self.proc is not None
+        return self.proc.pid
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL it if it lingers."""
@@ -299,6 +305,8 @@ class Stack:
     raw_broker_url: str
     worker: TensorQWorker
     db: Database
+    # The root pid of each service's process tree (for CPU accounting): api, worker, raw_worker, redis.
+    pids: dict[str, int] = field(default_factory=dict)
 
     def log_tails(self, chars: int = 3000) -> str:
         """The end of every service log, for a failure report."""
@@ -367,4 +375,5 @@ def running_stack(
         constant = constant_api(folder)
         stack.callback(constant.stop)
         constant.start("/")
-        yield Stack(folder, settings, key, tenant_id, api.url, constant.url, redis_server.url(1), worker, db)
+        pids = {"api": api.pid, "worker": worker.pid, "raw_worker": raw.pid, "redis": redis_server.pid}
+        yield Stack(folder, settings, key, tenant_id, api.url, constant.url, redis_server.url(1), worker, db, pids)
