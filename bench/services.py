@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import shutil
 import signal
@@ -25,7 +24,6 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bench.raw_celery import BROKER_ENV, QUEUE
-from bench.workarounds import FreshKeys, key_last_used_bug
 from tensorq.localstack import WorkerProcess, settings_env
 from tensorq.settings import Settings
 
@@ -171,29 +169,13 @@ class Gunicorn(Service):
         return self
 
 
-def child_env(settings: Settings) -> dict[str, str]:
-    """``tensorq.localstack.settings_env(settings)`` with None left out and lists and dicts as JSON.
-
-    ``settings_env`` writes ``str(value)``: a None setting becomes the string "None" (the API then fails to
-    boot: ``ratelimit_storage_url`` "None" is no storage) and a non-empty dict is not JSON.
-    """
-    env = settings_env(settings)
-    for name, value in settings.model_dump(mode="json").items():
-        key = f"TENSORQ_{name.upper()}"
-        if value is None:
-            env.pop(key, None)
-        elif isinstance(value, dict | list):
-            env[key] = json.dumps(value)
-    return env
-
-
 def tensorq_api(settings: Settings, folder: Path) -> Gunicorn:
     """``tensorq api`` under gunicorn with the bench's settings."""
     return Gunicorn(
         "tensorq api",
         lambda port: [sys.executable, "-m", "tensorq.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
         folder / "api.log",
-        child_env(settings),
+        settings_env(settings),
     )
 
 
@@ -360,9 +342,6 @@ def running_stack(
         stack.callback(db.dispose)
         key = db.keys.create("bench")
         tenant_id = db.keys.ensure_tenant("bench")
-        if key_last_used_bug(db):
-            say("  working around a core bug: API keys answer 500 a minute after first use (see bench/workarounds.py)")
-            stack.callback(FreshKeys(db, tenant_id).start().stop)
         worker = TensorQWorker(settings, folder)
         stack.callback(worker.stop)
         worker.start()

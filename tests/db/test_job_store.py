@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -237,3 +237,19 @@ def test_an_expired_lease_past_its_timeout_fails_with_timeout(db: Database) -> N
     _expire(db, job_id)
     assert db.jobs.requeue_expired().failed == [job_id]
     assert db.jobs.get(tenant, job_id).error["code"] == "timeout"
+
+
+def test_a_key_last_used_minutes_ago_authenticates_and_is_touched(db: Database) -> None:
+    from db.keys import split_key
+    from db.models import ApiKey
+
+    key = db.keys.create("acme")
+    db.keys.authenticate(key)
+    key_id, _ = split_key(key)
+    stale = utcnow() - timedelta(minutes=2)
+    with session_scope(db.factory) as session:
+        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=stale))
+    principal = db.keys.authenticate(key)
+    assert principal.tenant_name == "acme"
+    (listed,) = db.keys.list()
+    assert datetime.fromisoformat(listed.last_used_at) > stale
