@@ -106,6 +106,14 @@ class TensorQClient:
             files = {"file": (path.name, handle, "application/octet-stream")}
             return self._call("POST", "/v1/datasets", files=files, data={"name": name or path.name}).json()
 
+    def upload_model(self, path: str | Path, name: str | None = None) -> dict:
+        """Upload a ``.keras`` model; returns its ``import`` job (``wait`` on it for the registered version)."""
+        path = Path(path)
+        with path.open("rb") as handle:
+            files = {"file": (path.name, handle, "application/octet-stream")}
+            data = {"name": name} if name else None
+            return self._call("POST", "/v1/models", files=files, data=data).json()
+
     def datasets(self) -> list[dict]:
         """The caller's datasets."""
         return self._call("GET", "/v1/datasets").json()["datasets"]

@@ -95,6 +95,22 @@ def test_training_succeeds_with_progress_history_and_one_model_version(stack: di
     assert keras_file.read_bytes()[:2] == b"PK"
 
 
+def test_a_downloaded_model_uploads_back_as_a_new_model_that_predicts(stack: dict, trained: dict) -> None:
+    client: TensorQClient = stack["client"]
+    keras_file = client.download_model(trained["result"]["model_id"], stack["home"] / "again.keras")
+    imported = client.wait(client.upload_model(keras_file, name="digits-again")["id"], timeout=300)
+    assert imported["type"] == "import" and imported["status"] == "succeeded", imported["error"]
+    assert imported["result"]["model_name"] == "digits-again"
+    assert imported["result"]["model_id"] != trained["result"]["model_id"]
+    inputs = load_digits().images[-5:].tolist()
+    ours, theirs = (
+        client.run("predict", {"model": model, "inputs": inputs}, timeout=300)
+        for model in (imported["result"]["model_id"], trained["result"]["model_id"])
+    )
+    assert ours["status"] == theirs["status"] == "succeeded", ours["error"]
+    np.testing.assert_allclose(ours["result"]["outputs"], theirs["result"]["outputs"], atol=1e-5)
+
+
 def test_predict_on_raw_inputs(stack: dict, trained: dict) -> None:
     digits = load_digits()
     images, labels = digits.images[-20:], digits.target[-20:]
