@@ -15,6 +15,7 @@ from tensorq.errors import InvalidRequest, NotFound, TensorQError
 from worker.runner import HandlerResult, JobContext
 
 MAX_HEATMAPS = 100
+CSV_CHUNK_ROWS = 4096  # rows of predictions.csv formatted at once
 
 
 def _record(ctx: JobContext, ref: str) -> Any:
@@ -159,11 +160,18 @@ def predict(ctx: JobContext) -> HandlerResult:
 
 
 def _write_predictions(path: Path, probabilities: np.ndarray) -> None:
+    """Write ``row, class, p0..pN`` per row (probabilities as ``%.6g``, CSV lines ending in CRLF)."""
+    columns = probabilities.shape[1]
+    line = ",".join(["%d", "%d", *["%.6g"] * columns]) + "\r\n"
     with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["row", "class", *[f"p{i}" for i in range(probabilities.shape[1])]])
-        for i, row in enumerate(probabilities):
-            writer.writerow([i, int(row.argmax()), *[f"{p:.6g}" for p in row]])
+        handle.write(",".join(["row", "class", *[f"p{i}" for i in range(columns)]]) + "\r\n")
+        for start in range(0, len(probabilities), CSV_CHUNK_ROWS):
+            part = probabilities[start : start + CSV_CHUNK_ROWS]
+            cells = np.empty((len(part), columns + 2), dtype=np.float64)
+            cells[:, 0] = np.arange(start, start + len(part))
+            cells[:, 1] = part.argmax(axis=1)
+            cells[:, 2:] = part
+            handle.write((line * len(part)) % tuple(cells.ravel().tolist()))
 
 
 def _recommend(ctx: JobContext, model: Any, spec: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +210,13 @@ def _autoencode(ctx: JobContext, model: Any, spec: dict[str, Any]) -> dict[str, 
     np.savez(_folder(ctx) / "outputs.npz", **arrays)
     result["artifacts"] = ["outputs.npz"]
     return result
+
+
+def _rounded(attributions: np.ndarray | list[np.ndarray]) -> list[Any]:
+    """Attributions as JSON lists rounded to 8 decimals, in float64 so that each prints as its short decimal."""
+    if isinstance(attributions, np.ndarray):
+        return np.round(attributions.astype(np.float64), 8).tolist()
+    return [np.round(np.asarray(a, dtype=np.float64), 8).tolist() for a in attributions]
 
 
 def explain(ctx: JobContext) -> HandlerResult:
@@ -245,7 +260,7 @@ def explain(ctx: JobContext) -> HandlerResult:
         "version": version.version,
         "method": explanation.method,
         "targets": list(explanation.targets),
-        "attributions": [np.asarray(a).round(8).tolist() for a in explanation.attributions],
+        "attributions": _rounded(explanation.attributions),
         "quality": explanation.quality,
         "per_input_quality": explanation.per_input_quality,
     }
