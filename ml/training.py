@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import keras
 
 from ml import registry, tasks
 from ml.catalog import OPTIMIZERS
-from ml.checkpoint import load_best_weights, load_checkpoint, save_best_weights, save_checkpoint
+from ml.checkpoint import CHECKPOINT, load_best_weights, load_checkpoint, save_best_weights, save_checkpoint
 from ml.datasets import Dataset, split
 from ml.tasks.base import model_input
 from tensorq.errors import InvalidRequest, JobCancelled, OutOfRange
@@ -181,6 +182,7 @@ class _Progress(keras.callbacks.Callback):
         self.on_epoch = on_epoch
         self.should_stop = should_stop
         self.early_stopping = early_stopping
+        self.checkpointed_epoch: int | None = None  # the epoch whose model checkpoint.keras holds
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.should_stop is not None and self.should_stop():
@@ -192,6 +194,7 @@ class _Progress(keras.callbacks.Callback):
             self.history.setdefault(name, []).append(value)
         stopping = self.early_stopping.state(epoch) if self.early_stopping is not None else None
         save_checkpoint(self.model, self.workdir, epoch + 1, self.history, stopping)
+        self.checkpointed_epoch = epoch + 1
         if self.on_epoch is not None:
             self.on_epoch({"epoch": epoch + 1, "epochs": self.total, **figures})
 
@@ -236,6 +239,8 @@ def train(
         args = _early_stopping_args(config.early_stopping, val is not None, task.monitors())
         early_stopping = _EarlyStopping(workdir, stopping_state, **args)
     progress = _Progress(config.epochs, workdir, history, on_epoch, should_stop, early_stopping)
+    if resumed is not None and model is resumed.model:
+        progress.checkpointed_epoch = initial_epoch
     callbacks = [c for c in (early_stopping, progress) if c is not None]
     finished = initial_epoch >= config.epochs or bool(stopping_state and stopping_state.get("stopped"))
     if finished and early_stopping is not None:  # stopped before the final save: keep the best weights
@@ -260,7 +265,11 @@ def train(
         metrics.update(task.test_metrics(model, data, test))
     model_path = workdir / MODEL
     tmp = workdir / f".{MODEL}.tmp.keras"
-    model.save(tmp)
+    epochs_run = len(history.get("loss", []))
+    if early_stopping is None and progress.checkpointed_epoch == epochs_run:
+        shutil.copyfile(workdir / CHECKPOINT, tmp)  # the last checkpoint is this very model: no second save
+    else:
+        model.save(tmp)
     tmp.replace(model_path)
     return TrainOutcome(
         model_path=model_path,
@@ -268,6 +277,6 @@ def train(
         history=history,
         input_shape=list(data.x.shape[1:]),
         num_classes=num_classes,
-        epochs_run=len(history.get("loss", [])),
+        epochs_run=epochs_run,
         signature=task.signature(model, full, num_classes),
     )

@@ -52,6 +52,18 @@ def test_same_seed_same_history(tmp_path: Path) -> None:
         np.testing.assert_allclose(first.history[name], second.history[name], rtol=0, atol=1e-6)
 
 
+def test_the_saved_model_is_the_trained_model_with_its_optimizer_state(tmp_path: Path) -> None:
+    data = _small()
+    config = TrainConfig("mlp", {"hidden": [8]}, epochs=2, batch_size=32, validation_split=0.0, seed=3)
+    outcome = train(config, data, tmp_path)
+    saved = keras.models.load_model(outcome.model_path, safe_mode=True)
+    # With no validation split, the last epoch's training loss is measured on these very rows in the
+    # last epoch's passes; evaluating the saved model must land near it, and training it further must run.
+    loss = saved.evaluate(data.x, data.y, verbose=0)[0]
+    assert abs(loss - outcome.history["loss"][-1]) < 0.1
+    assert saved.optimizer.iterations.numpy() == 2 * int(np.ceil(len(data.x) / 32))
+
+
 def test_progress_is_reported_each_epoch_as_plain_floats(tmp_path: Path) -> None:
     seen: list[dict] = []
     config = TrainConfig("mlp", {"hidden": [8]}, epochs=3, batch_size=64, seed=1)
