@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,8 +24,14 @@ from db.records import (
     aware,
 )
 from db.registry import insert_version, version_record
-from db.session import session_scope
+from db.session import read_scope, session_scope
 from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange
+
+# The hottest read (every GET and every long-poll wake), built once: a Core select, no ORM session.
+JOB_BY_ID = select(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"))
+QUEUED_OF_TENANT = (
+    select(func.count()).select_from(Job).where(Job.tenant_id == bindparam("tenant_id"), Job.status == "queued")
+)
 
 LEGAL_TRANSITIONS = {
     (None, "queued"),
@@ -38,8 +44,8 @@ LEGAL_TRANSITIONS = {
 }
 
 
-def job_record(row: Job) -> JobRecord:
-    """The plain record of a job row."""
+def job_record(row: Any) -> JobRecord:
+    """The plain record of a job row (an ORM ``Job`` or a Core row of the jobs table)."""
     return JobRecord(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -266,13 +272,18 @@ class JobStore:
 
     def get(self, tenant_id: str, job_id: str) -> JobRecord:
         """The tenant's job, or NotFound (also for another tenant's)."""
-        with session_scope(self._factory) as session:
-            return job_record(self._row(session, job_id, tenant_id))
+        return self._read(job_id, tenant_id)
 
     def get_any(self, job_id: str) -> JobRecord:
         """A job whoever owns it (for workers)."""
-        with session_scope(self._factory) as session:
-            return job_record(self._row(session, job_id))
+        return self._read(job_id)
+
+    def _read(self, job_id: str, tenant_id: str | None = None) -> JobRecord:
+        with read_scope(self._factory) as connection:
+            row = connection.execute(JOB_BY_ID, {"job_id": job_id}).one_or_none()
+        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+            raise NotFound(f"job {job_id} not found")
+        return job_record(row)
 
     def list(
         self,
@@ -362,11 +373,9 @@ class JobStore:
             )
 
     def count_queued(self, tenant_id: str) -> int:
-        """How many jobs the tenant has waiting."""
-        with session_scope(self._factory) as session:
-            return session.scalar(
-                select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.status == "queued")
-            )
+        """How many jobs the tenant has waiting (on every submit: a Core select, built once)."""
+        with read_scope(self._factory) as connection:
+            return connection.execute(QUEUED_OF_TENANT, {"tenant_id": tenant_id}).scalar_one()
 
     def heartbeat(self, job_id: str, token: str) -> bool:
         """Renew the lease; False when it was lost (the job was taken over or ended)."""

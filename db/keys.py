@@ -7,18 +7,32 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import ApiKey, Tenant, utcnow
 from db.records import Principal, aware, iso
-from db.session import session_scope
+from db.session import read_scope, session_scope
 from tensorq.errors import NotFound, Unauthorized
 
 KEY_PREFIX = "tq"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Every request reads its key (with the tenant's name): one Core select, built once.
+KEY_BY_ID = (
+    select(
+        ApiKey.tenant_id,
+        ApiKey.salt,
+        ApiKey.secret_hash,
+        ApiKey.read_only,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+        Tenant.name.label("tenant_name"),
+    )
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .where(ApiKey.id == bindparam("key_id"))
+)
 
 
 def _hash(salt: str, secret: str) -> str:
@@ -82,28 +96,30 @@ class KeyStore:
     def authenticate(self, key: str) -> Principal:
         """The principal behind ``key``; Unauthorized when unknown, wrong or revoked."""
         key_id, secret = split_key(key)
+        with read_scope(self._factory) as connection:
+            row = connection.execute(KEY_BY_ID, {"key_id": key_id}).one_or_none()
+        expected = row.secret_hash if row is not None else _hash("x", "x")
+        actual = _hash(row.salt if row is not None else "y", secret)
+        if not hmac.compare_digest(expected, actual) or row is None or row.revoked_at is not None:
+            raise Unauthorized("invalid API key")
         now = utcnow()
+        last = aware(row.last_used_at)
+        if last is None or last < now - LAST_USED_RESOLUTION:
+            self._touch(key_id, now)
+        return Principal(tenant_id=row.tenant_id, key_id=key_id, read_only=row.read_only, tenant_name=row.tenant_name)
+
+    def _touch(self, key_id: str, now: datetime) -> None:
+        """Record the key's use (at most once per ``LAST_USED_RESOLUTION``, whoever races)."""
         with session_scope(self._factory) as session:
-            found = session.execute(
-                select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.id == key_id)
-            ).one_or_none()
-            row, tenant_name = found if found is not None else (None, "")
-            expected = row.secret_hash if row is not None else _hash("x", "x")
-            actual = _hash(row.salt if row is not None else "y", secret)
-            if not hmac.compare_digest(expected, actual) or row is None or row.revoked_at is not None:
-                raise Unauthorized("invalid API key")
-            last = aware(row.last_used_at)
-            if last is None or last < now - LAST_USED_RESOLUTION:
-                session.execute(
-                    update(ApiKey)
-                    .where(
-                        ApiKey.id == key_id,
-                        or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
-                    )
-                    .values(last_used_at=now)
-                    .execution_options(synchronize_session=False)
+            session.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key_id,
+                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
                 )
-            return Principal(tenant_id=row.tenant_id, key_id=row.id, read_only=row.read_only, tenant_name=tenant_name)
+                .values(last_used_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
     def list(self) -> list[KeyInfo]:
         """Every key with its tenant, oldest first."""

@@ -5,16 +5,35 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Dataset, Model, ModelVersion, utcnow
 from db.records import DatasetRecord, ModelRecord, ModelVersionRecord, aware
-from db.session import session_scope
+from db.session import read_scope, session_scope
 from tensorq.errors import InvalidRequest, NotFound
 
 if TYPE_CHECKING:
     from db.jobs import ModelVersionDraft
+
+
+# A model reference resolves on every predict and explain (at submit and in the worker): Core selects, built once.
+_VERSION_COLUMNS = select(
+    ModelVersion.id,
+    ModelVersion.model_id,
+    Model.name.label("model_name"),
+    Model.tenant_id,
+    ModelVersion.version,
+    ModelVersion.training_job_id,
+    ModelVersion.path,
+    ModelVersion.architecture,
+    ModelVersion.metrics,
+    ModelVersion.signature,
+    ModelVersion.created_at,
+).join(Model, Model.id == ModelVersion.model_id)
+_OF_MODEL = _VERSION_COLUMNS.where(Model.id == bindparam("model_id"), Model.tenant_id == bindparam("tenant_id"))
+LATEST_VERSION = _OF_MODEL.order_by(ModelVersion.version.desc()).limit(1)
+PINNED_VERSION = _OF_MODEL.where(ModelVersion.version == bindparam("version"))
 
 
 def version_record(v: ModelVersion, m: Model) -> ModelVersionRecord:
@@ -101,19 +120,13 @@ class ModelRegistry:
     def resolve(self, tenant_id: str, ref: str) -> ModelVersionRecord:
         """The version that ``"<id>[:<version>]"`` names (the latest when no version), or NotFound."""
         model_id, version = parse_model_ref(ref)
-        stmt = (
-            select(ModelVersion, Model)
-            .join(Model, Model.id == ModelVersion.model_id)
-            .where(Model.id == model_id, Model.tenant_id == tenant_id)
-        )
-        if version is None:
-            stmt = stmt.order_by(ModelVersion.version.desc()).limit(1)
-        else:
-            stmt = stmt.where(ModelVersion.version == version)
-        with session_scope(self._factory) as session:
-            found = session.execute(stmt).first()
-            if found is not None:
-                return version_record(*found)
+        params: dict[str, Any] = {"model_id": model_id, "tenant_id": tenant_id}
+        if version is not None:
+            params["version"] = version
+        with read_scope(self._factory) as connection:
+            row = connection.execute(LATEST_VERSION if version is None else PINNED_VERSION, params).one_or_none()
+        if row is not None:
+            return ModelVersionRecord(**{**row._asdict(), "created_at": aware(row.created_at)})
         self.get(tenant_id, model_id)  # NotFound when the model is not the tenant's
         if version is None:
             raise NotFound(f"model {model_id} has no versions")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,3 +56,14 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def read_scope(factory: sessionmaker[Session]) -> Iterator[Connection]:
+    """A plain connection for hot reads (no ORM session); ``Unavailable`` like ``session_scope``."""
+    engine: Engine = factory.kw["bind"]
+    try:
+        with engine.connect() as connection:
+            yield connection
+    except (OperationalError, InterfaceError) as exc:
+        raise Unavailable("database unavailable", details={"service": "database"}) from exc
