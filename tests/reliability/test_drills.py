@@ -118,7 +118,8 @@ def test_drill_4_redis_restart_loses_no_job_and_runs_none_twice(make_cluster, re
     cluster: Cluster = make_cluster()
     cluster.start_worker()
     model = _tiny_model(cluster)
-    running = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 3})
+    # Long enough to still hold the only pool child while the 20 predicts are submitted and Redis restarts.
+    running = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 10})
     cluster.wait_status(running["id"], {"running"})
     queued = [
         cluster.client.submit("predict", {"model": model, "inputs": [[5.1, 3.5, 1.4, 0.2]]})["id"] for _ in range(20)
