@@ -8,9 +8,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +25,7 @@ from db.records import (
     aware,
 )
 from db.registry import insert_version, version_record
-from db.session import read_scope, session_scope
+from db.session import read_scope, session_scope, write_scope
 from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange
 
 # The hottest read (every GET and every long-poll wake), built once: a Core select, no ORM session.
@@ -153,7 +154,7 @@ class JobStore:
     # -- helpers -----------------------------------------------------------------
     def _transition(
         self,
-        session: Session,
+        conn: Connection,
         job_id: str,
         expected: str,
         target: str,
@@ -180,16 +181,13 @@ class JobStore:
             .execution_options(synchronize_session=False)
         )
         if returning:
-            won = session.scalars(stmt.returning(Job)).one_or_none()
+            won = conn.execute(stmt.returning(*Job.__table__.c)).one_or_none()
         else:
-            won = session.execute(stmt).rowcount == 1
+            won = conn.execute(stmt).rowcount == 1
         if not won:
             return None if returning else False
-        session.add(
-            JobEvent(
-                job_id=job_id, kind="state", from_status=expected, to_status=target, data=event_data, created_at=now
-            )
-        )
+        event = {"kind": "state", "from_status": expected, "to_status": target, "data": event_data}
+        conn.execute(insert(JobEvent), {"job_id": job_id, "created_at": now, **event})
         return won
 
     def _row(self, session: Session, job_id: str, tenant_id: str | None = None) -> Job:
@@ -211,35 +209,40 @@ class JobStore:
                 return existing
         job_id = str(uuid.uuid4())
         now = utcnow()
+        row = {
+            "id": job_id,
+            "tenant_id": new.tenant_id,
+            "type": new.type,
+            "status": "queued",
+            "spec": new.spec,
+            "progress": None,
+            "result": None,
+            "error": None,
+            "priority": new.priority,
+            "attempts": 0,
+            "max_attempts": new.max_attempts,
+            "timeout_s": new.timeout_s,
+            "cancel_requested": False,
+            "idempotency_key": new.idempotency_key,
+            "request_hash": new.request_hash,
+            "revision": 0,
+            "created_at": now,
+            "updated_at": now,
+            "started_at": None,
+            "finished_at": None,
+            "published_at": now if publishing else None,
+        }
         try:
-            with session_scope(self._factory) as session:
-                row = Job(
-                    id=job_id,
-                    tenant_id=new.tenant_id,
-                    type=new.type,
-                    status="queued",
-                    spec=new.spec,
-                    priority=new.priority,
-                    attempts=0,
-                    max_attempts=new.max_attempts,
-                    timeout_s=new.timeout_s,
-                    cancel_requested=False,
-                    idempotency_key=new.idempotency_key,
-                    request_hash=new.request_hash,
-                    revision=0,
-                    created_at=now,
-                    updated_at=now,
-                    published_at=now if publishing else None,
-                )
-                session.add(row)
-                session.flush()
-                session.add(JobEvent(job_id=job_id, kind="state", from_status=None, to_status="queued", created_at=now))
+            with write_scope(self._factory) as conn:
+                conn.execute(insert(Job), row)
+                event = {"job_id": job_id, "kind": "state", "from_status": None, "to_status": "queued", "data": None}
+                conn.execute(insert(JobEvent), {**event, "created_at": now})
         except IntegrityError:
             existing = self._by_idempotency_key(new) if new.idempotency_key else None
             if existing is None:
                 raise
             return existing
-        return Submitted(job_record(row), created=True)
+        return Submitted(job_record(SimpleNamespace(**row)), created=True)
 
     def _by_idempotency_key(self, new: NewJob) -> Submitted | None:
         with session_scope(self._factory) as session:
@@ -328,9 +331,9 @@ class JobStore:
         """
         token = str(uuid.uuid4())
         now = utcnow()
-        with session_scope(self._factory) as session:
+        with write_scope(self._factory) as conn:
             if running_limit is not None:
-                tenant = session.execute(
+                tenant = conn.execute(
                     select(Tenant.id, Tenant.name)
                     .join(Job, Job.tenant_id == Tenant.id)
                     .where(Job.id == job_id, Job.status == "queued")
@@ -338,13 +341,13 @@ class JobStore:
                 ).one_or_none()
                 if tenant is None:
                     return None
-                running = session.scalar(
+                running = conn.execute(
                     select(func.count()).select_from(Job).where(Job.tenant_id == tenant.id, Job.status == "running")
-                )
+                ).scalar_one()
                 if running >= running_limit(tenant.name):
                     return Deferred("quota_running_jobs")
             row = self._transition(
-                session,
+                conn,
                 job_id,
                 "queued",
                 "running",
@@ -379,49 +382,53 @@ class JobStore:
 
     def heartbeat(self, job_id: str, token: str) -> bool:
         """Renew the lease; False when it was lost (the job was taken over or ended)."""
-        with session_scope(self._factory) as session:
+        with write_scope(self._factory) as conn:
             stmt = (
                 update(Job)
                 .where(Job.id == job_id, Job.status == "running", Job.lease_token == token)
                 .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_s))
             )
-            return session.execute(stmt).rowcount == 1
+            return conn.execute(stmt).rowcount == 1
 
     def report_progress(self, job_id: str, token: str, progress: dict[str, Any]) -> bool:
         """Store the latest progress and log it as an event; False when the lease was lost."""
         now = utcnow()
-        with session_scope(self._factory) as session:
+        with write_scope(self._factory) as conn:
             stmt = (
                 update(Job)
                 .where(Job.id == job_id, Job.status == "running", Job.lease_token == token)
                 .values(progress=progress, revision=Job.revision + 1, updated_at=now)
             )
-            if session.execute(stmt).rowcount != 1:
+            if conn.execute(stmt).rowcount != 1:
                 return False
-            session.add(JobEvent(job_id=job_id, kind="progress", data=progress, created_at=now))
+            conn.execute(insert(JobEvent), {"job_id": job_id, "kind": "progress", "data": progress, "created_at": now})
         return self._changed(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
         """Whether a cancel was asked for this job (or it is no longer running)."""
-        with session_scope(self._factory) as session:
-            row = session.execute(select(Job.status, Job.cancel_requested).where(Job.id == job_id)).one_or_none()
+        with read_scope(self._factory) as conn:
+            row = conn.execute(select(Job.status, Job.cancel_requested).where(Job.id == job_id)).one_or_none()
         return row is None or row.cancel_requested or row.status != "running"
 
     def finish(self, job_id: str, token: str, result: dict[str, Any], model: ModelVersionDraft | None = None) -> bool:
         """``running -> succeeded`` under the lease; registers the trained model in the same transaction."""
+        if model is None:
+            with write_scope(self._factory) as conn:
+                done = {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
+                won = self._transition(conn, job_id, "running", "succeeded", {"result": result, **done}, token=token)
+            return self._changed(job_id, won)
         for attempt in range(3):
             try:
                 with session_scope(self._factory) as session:
                     done = {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
                     if not self._transition(
-                        session, job_id, "running", "succeeded", {"result": result, **done}, token=token
+                        session.connection(), job_id, "running", "succeeded", {"result": result, **done}, token=token
                     ):
                         return False
-                    if model is not None:
-                        tenant_id = session.scalar(select(Job.tenant_id).where(Job.id == job_id))
-                        version = insert_version(session, tenant_id, job_id, model)
-                        full = {**result, "model_id": version.model_id, "version": version.version}
-                        session.execute(update(Job).where(Job.id == job_id).values(result=full))
+                    tenant_id = session.scalar(select(Job.tenant_id).where(Job.id == job_id))
+                    version = insert_version(session, tenant_id, job_id, model)
+                    full = {**result, "model_id": version.model_id, "version": version.version}
+                    session.execute(update(Job).where(Job.id == job_id).values(result=full))
                 return self._changed(job_id)
             except IntegrityError:
                 # A concurrent registration took the model name or version number first: try again.
@@ -431,9 +438,9 @@ class JobStore:
 
     def fail(self, job_id: str, token: str, error: dict[str, Any]) -> bool:
         """``running -> failed`` under the lease, with ``{"code", "message"}``."""
-        with session_scope(self._factory) as session:
+        with write_scope(self._factory) as conn:
             won = self._transition(
-                session,
+                conn,
                 job_id,
                 "running",
                 "failed",
@@ -445,9 +452,9 @@ class JobStore:
 
     def mark_cancelled(self, job_id: str, token: str) -> bool:
         """``running -> cancelled`` once the worker has stopped at a boundary."""
-        with session_scope(self._factory) as session:
+        with write_scope(self._factory) as conn:
             won = self._transition(
-                session,
+                conn,
                 job_id,
                 "running",
                 "cancelled",
@@ -458,9 +465,9 @@ class JobStore:
 
     def release(self, job_id: str, token: str, reason: str) -> bool:
         """Hand a running job back to the queue without counting the attempt (graceful shutdown)."""
-        with session_scope(self._factory) as session:
+        with write_scope(self._factory) as conn:
             won = self._transition(
-                session,
+                conn,
                 job_id,
                 "running",
                 "queued",
@@ -476,7 +483,8 @@ class JobStore:
         with session_scope(self._factory) as session:
             row = self._row(session, job_id, tenant_id)
             now = utcnow()
-            if self._transition(session, job_id, "queued", "cancelled", {"cancel_requested": True, "finished_at": now}):
+            queued = {"cancel_requested": True, "finished_at": now}
+            if self._transition(session.connection(), job_id, "queued", "cancelled", queued):
                 pass
             elif (
                 session.execute(
@@ -519,7 +527,7 @@ class JobStore:
             for row in expired:
                 target, values, note, bucket = self._settle_expired(row, now, recovery)
                 if self._transition(
-                    session,
+                    session.connection(),
                     row.id,
                     "running",
                     target,

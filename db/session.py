@@ -67,3 +67,14 @@ def read_scope(factory: sessionmaker[Session]) -> Iterator[Connection]:
             yield connection
     except (OperationalError, InterfaceError) as exc:
         raise Unavailable("database unavailable", details={"service": "database"}) from exc
+
+
+@contextmanager
+def write_scope(factory: sessionmaker[Session]) -> Iterator[Connection]:
+    """One transaction on a plain connection (no ORM session): committed on success, else rolled back."""
+    engine: Engine = factory.kw["bind"]
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except (OperationalError, InterfaceError) as exc:
+        raise Unavailable("database unavailable", details={"service": "database"}) from exc
