@@ -62,11 +62,11 @@ def load(path: str | Path) -> Any:
 
 
 def predict(model: Any, x: np.ndarray) -> Timing:
-    """How long ``ml.inference.predict`` takes on ``x``, after one untimed warm-up call."""
+    """How long ``ml.inference.predict`` takes on ``x``, after an untimed call on the same rows."""
     from ml.inference import predict as infer
 
     x = as_images(x)
-    infer(model, x[:8])
+    infer(model, x)
     watch = Stopwatch()
     infer(model, x)
     return watch.read()

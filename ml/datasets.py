@@ -57,8 +57,8 @@ def _from_arrays(x: np.ndarray, y: np.ndarray) -> Dataset:
     if x.ndim not in (2, 3, 4):
         raise InvalidRequest(f"x must have 2 (tabular), 3 or 4 (images) dimensions, not {x.ndim}")
     with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 becomes inf, refused below
-        features = x.astype(np.float32)
-    if not np.all(np.isfinite(features)):
+        features = x.astype(np.float32, copy=False)
+    if x.dtype.kind == "f" and not np.all(np.isfinite(features)):  # integers always fit float32's range
         raise InvalidRequest("x contains NaN or infinite values")
     if x.ndim == 2:
         return Dataset(features, labels, "tabular")

@@ -114,7 +114,7 @@ def coerce_inputs(model: keras.Model, inputs: Any) -> np.ndarray:
     if array is None or array.dtype.kind not in "biuf":
         raise InvalidRequest("inputs must be a rectangular array of numbers", details={"expected_shape": expected})
     with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 becomes inf, refused below
-        x = array.astype(np.float32)
+        x = array.astype(np.float32, copy=False)
     got = list(x.shape)
     channel = bool(want) and want[-1] == 1
     if x.ndim > 0 and _fits(got[1:], want):
@@ -132,7 +132,8 @@ def coerce_inputs(model: keras.Model, inputs: Any) -> np.ndarray:
         )
     if len(x) == 0:
         raise InvalidRequest("inputs are empty", details={"expected_shape": expected, "got_shape": got})
-    if not np.all(np.isfinite(x)):
+    # Integers and booleans always fit float32's range: only floats need the (full-pass) check.
+    if array.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise InvalidRequest("inputs contain NaN or infinite values (or numbers too large for float32)")
     return x
 

@@ -145,17 +145,17 @@ def predict(ctx: JobContext) -> HandlerResult:
     source = spec["inputs"] if "inputs" in spec else _dataset(ctx, spec["dataset"], require_labels=False).x
     x = coerce_inputs(model, source)
     outputs = infer(model, x)
-    classes = outputs.argmax(axis=1).tolist() if outputs.ndim == 2 and outputs.shape[1] > 1 else None
+    classifies = outputs.ndim == 2 and outputs.shape[1] > 1
     result["rows"] = len(x)
     if len(x) <= ctx.settings.max_inline_rows:
         result["outputs"] = outputs.round(6).tolist()
-        if classes is not None:
-            result["classes"] = classes
+        if classifies:
+            result["classes"] = outputs.argmax(axis=1).tolist()
         return HandlerResult(result)
     _write_predictions(_folder(ctx) / "predictions.csv", outputs.reshape(len(outputs), -1))
     result["artifacts"] = ["predictions.csv"]
-    if classes is not None:
-        result["classes_preview"] = classes[:20]
+    if classifies:
+        result["classes_preview"] = outputs[:20].argmax(axis=1).tolist()
     return HandlerResult(result)
 
 
