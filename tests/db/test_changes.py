@@ -64,8 +64,9 @@ def test_each_committed_transition_wakes_the_jobs_watches_only(db: Database, lis
 def test_a_long_poll_reads_the_row_again_only_when_signalled(db: Database, listener: ChangeListener) -> None:
     job_id = _job(db)
     tenant = db.jobs.get_any(job_id).tenant_id
-    claim = db.jobs.claim(job_id, "w1")
-    assert claim is not None
+    with listener.watch(job_id) as claimed:  # let the claim's own signal arrive before the long-poll starts
+        claim = db.jobs.claim(job_id, "w1")
+        assert claim is not None and claimed.wait(10)
     finisher = threading.Timer(0.5, lambda: db.jobs.finish(job_id, claim.lease_token, {"ok": True}))
     with SelectCounter(db) as counter:
         finisher.start()
