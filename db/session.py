@@ -60,10 +60,16 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 @contextmanager
 def read_scope(factory: sessionmaker[Session]) -> Iterator[Connection]:
-    """A plain connection for hot reads (no ORM session); ``Unavailable`` like ``session_scope``."""
+    """A plain connection for hot reads (no ORM session); ``Unavailable`` like ``session_scope``.
+
+    On a server database each read runs in autocommit: one statement is its own snapshot, and the
+    BEGIN and ROLLBACK round trips around it are saved (SQLite never opens a transaction for a read).
+    """
     engine: Engine = factory.kw["bind"]
     try:
         with engine.connect() as connection:
+            if connection.dialect.name != "sqlite":
+                connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
     except (OperationalError, InterfaceError) as exc:
         raise Unavailable("database unavailable", details={"service": "database"}) from exc
