@@ -147,14 +147,22 @@ def _wait_seconds() -> float:
 
 @bp.get("/jobs/<job_id>")
 @operation(
-    summary="A job; with wait=N, answered at its next change",
+    summary="A job; with wait=N, answered at its next change (or, with until=finished, when it ends)",
     responses={200: responses.JobOut},
-    query=[query("wait", {"type": "number", "minimum": 0, "maximum": 3600}, "seconds to long-poll")],
+    query=[
+        query("wait", {"type": "number", "minimum": 0, "maximum": 3600}, "seconds to long-poll"),
+        query("until", {"enum": ["finished"]}, "with wait: answer only once the job has finished"),
+    ],
 )
 def get_job(job_id: str):  # type: ignore[no-untyped-def]
-    """The job; with ``?wait=N`` it answers on the first change or after N seconds."""
+    """The job; with ``?wait=N`` it answers on the first change (``until=finished``: the end) or after N seconds."""
+    until = request.args.get("until")
+    if until not in (None, "finished"):
+        raise InvalidRequest("until must be 'finished'", details={"allowed": ["finished"]})
     svc = services()
-    job = read_when_changed(svc.db.jobs, svc.changes, principal().tenant_id, job_id, _wait_seconds())
+    job = read_when_changed(
+        svc.db.jobs, svc.changes, principal().tenant_id, job_id, _wait_seconds(), until_finished=until == "finished"
+    )
     return jsonify(job.to_public())
 
 

@@ -24,9 +24,16 @@ def _watching(changes: ChangeListener | None, job_id: str) -> Iterator[Watch]:
 
 
 def read_when_changed(
-    store: JobStore, changes: ChangeListener | None, tenant_id: str, job_id: str, wait_s: float
+    store: JobStore,
+    changes: ChangeListener | None,
+    tenant_id: str,
+    job_id: str,
+    wait_s: float,
+    *,
+    until_finished: bool = False,
 ) -> JobRecord:
-    """The tenant's job once its revision changes, or as it is after ``wait_s`` (at once when finished)."""
+    """The tenant's job once its revision changes (with ``until_finished``, once it has finished), or as
+    it is after ``wait_s``; a finished job at once."""
     if wait_s <= 0:
         return store.get(tenant_id, job_id)
     deadline = time.monotonic() + wait_s
@@ -38,6 +45,7 @@ def read_when_changed(
             watch.wait(min(SIGNALLED_REREAD_S if signalled else pause, left))
             pause = min(pause * 1.5, POLL_CAP_S)
             latest = store.get(tenant_id, job_id)
-            if latest.revision != job.revision:
+            if latest.revision != job.revision and not until_finished:
                 return latest
+            job = latest
     return job

@@ -46,8 +46,12 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def run_job(client: TensorQClient, job_type: str, spec: dict, timeout: float = 600.0) -> Run:
-    """Submit a job and long-poll (``?wait=``) until it ends; raises unless it succeeded."""
+def run_job(
+    client: TensorQClient, job_type: str, spec: dict, timeout: float = 600.0, *, until_finished: bool = True
+) -> Run:
+    """Submit a job and long-poll (``?wait=30``) until it ends, as ``TensorQClient.wait`` does: each GET
+    asks for the end (``until=finished``), or with ``until_finished=False`` returns at every change.
+    Raises unless the job succeeded."""
     start = time.perf_counter()
     job = client.submit(job_type, spec)
     submitted = time.perf_counter()
@@ -56,7 +60,7 @@ def run_job(client: TensorQClient, job_type: str, spec: dict, timeout: float = 6
     while job["status"] not in TERMINAL:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{job_type} job {job['id']} still {job['status']} after {timeout} s")
-        job = client.job(job["id"], wait=30)
+        job = client.job(job["id"], wait=30, until_finished=until_finished)
         gets += 1
     end = time.perf_counter()
     seen_wall = time.time()

@@ -40,15 +40,20 @@ class Measurement:
 
 SPECS: dict[str, FigureSpec] = {
     "e2e_latency_p50": FigureSpec(
-        label="tiny predict: submit -> result seen via ?wait=, p50",
+        label="tiny predict: submit -> result seen via ?wait=&until=finished, p50",
         unit="ms",
         baseline_label="raw Celery delay().get() no-op, p50",
         target=3.0,
     ),
     "e2e_latency_p99": FigureSpec(
-        label="tiny predict: submit -> result seen via ?wait=, p99",
+        label="tiny predict: submit -> result seen via ?wait=&until=finished, p99",
         unit="ms",
         baseline_label="raw Celery delay().get() no-op, p99",
+    ),
+    "e2e_latency_each_change_p50": FigureSpec(
+        label="the same, the client long-polling each change (no until=finished), p50",
+        unit="ms",
+        baseline_label="raw Celery delay().get() no-op, p50",
     ),
     "throughput": FigureSpec(
         label="tiny predict jobs/s (API, queue, worker, db)",

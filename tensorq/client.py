@@ -60,21 +60,27 @@ class TensorQClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._call("POST", "/v1/jobs", json={"type": job_type, "spec": spec, **options}, headers=headers).json()
 
-    def job(self, job_id: str, *, wait: float | None = None) -> dict:
-        """The job now, or after its next change within ``wait`` seconds."""
-        params = {"wait": wait} if wait else None
+    def job(self, job_id: str, *, wait: float | None = None, until_finished: bool = False) -> dict:
+        """The job now, or after its next change within ``wait`` seconds (with ``until_finished``: its end)."""
+        params: dict[str, Any] = {"wait": wait} if wait else {}
+        if wait and until_finished:
+            params["until"] = "finished"
         timeout = (wait or 0) + 30
-        return self._call("GET", f"/v1/jobs/{job_id}", params=params, timeout=timeout).json()
+        return self._call("GET", f"/v1/jobs/{job_id}", params=params or None, timeout=timeout).json()
 
     def wait(self, job_id: str, *, timeout: float = 3600.0, poll: float = 20.0, on_update: Any = None) -> dict:
-        """Long-poll until the job ends; ``on_update(job)`` sees every change. Raises TimeoutError."""
+        """Long-poll until the job ends; ``on_update(job)`` sees every change. Raises TimeoutError.
+
+        Without ``on_update`` each long-poll asks for the end only (``until=finished``): one request
+        per ``poll`` seconds however often the job changes.
+        """
         deadline = time.monotonic() + timeout
         job = self.job(job_id)
         while job["status"] not in TERMINAL:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
-            job = self.job(job_id, wait=min(poll, max(remaining, 0.1)))
+            job = self.job(job_id, wait=min(poll, max(remaining, 0.1)), until_finished=on_update is None)
             if on_update is not None:
                 on_update(job)
         return job

@@ -167,6 +167,31 @@ def test_long_poll_returns_on_the_first_change(client, auth, db) -> None:
     assert 0.4 < time.monotonic() - started < 5
 
 
+def test_until_finished_answers_at_the_end_not_at_the_claim_or_progress(client, auth, db) -> None:
+    job_id = client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()["id"]
+
+    def run_later() -> None:
+        claim = db.jobs.claim(job_id, "w")
+        time.sleep(0.2)
+        db.jobs.report_progress(job_id, claim.lease_token, {"epoch": 1, "epochs": 2})
+        time.sleep(0.2)
+        db.jobs.finish(job_id, claim.lease_token, {"metrics": {}})
+
+    worker = threading.Thread(target=run_later)
+    worker.start()
+    job = client.get(f"/v1/jobs/{job_id}?wait=10&until=finished", headers=auth).get_json()
+    worker.join()
+    assert job["status"] == "succeeded" and job["progress"] == {"epoch": 1, "epochs": 2}
+    bad = client.get(f"/v1/jobs/{job_id}?wait=1&until=running", headers=auth)
+    assert bad.status_code == 400 and bad.get_json()["error"]["details"]["allowed"] == ["finished"]
+
+
+def test_until_finished_gives_the_job_as_it_is_when_the_wait_runs_out(client, auth) -> None:
+    job_id = client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()["id"]
+    job = client.get(f"/v1/jobs/{job_id}?wait=0.3&until=finished", headers=auth).get_json()
+    assert job["status"] == "queued"
+
+
 def test_long_poll_on_a_finished_job_answers_at_once(client, auth) -> None:
     job_id = client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()["id"]
     client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
