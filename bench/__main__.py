@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smaller counts: the whole run in a few minutes")
     parser.add_argument("--check", action="store_true", help="exit 1 when any figure is missing or NaN (not speed)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write the figures ({DEFAULT_JSON})")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per figure, medians quoted (3; quick 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per figure (3, training 7; quick 1)")
     parser.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in a temp folder)")
     parser.add_argument("--only", default=None, help="comma-separated figure groups (latency, throughput, ...)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder with the services' logs")
@@ -136,7 +136,7 @@ def _run(args: argparse.Namespace, sizes: Sizes, groups: list[Group], measuremen
 
 def _run_group(ctx: Context, group: Group, measurements: dict[str, list[Measurement]], errors: list[str]) -> None:
     """Run one figure group once, or once per repeat; an error ends the group and is recorded."""
-    repeats = 1 if group.once else ctx.sizes.repeats
+    repeats = 1 if group.once else getattr(ctx.sizes, group.repeats)
     for run in range(repeats):
         start = time.monotonic()
         try:

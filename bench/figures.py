@@ -306,12 +306,13 @@ class Group:
     run: Callable[[Context, int], list[Measurement]]
     names: tuple[str, ...]
     once: bool = False
+    repeats: str = "repeats"  # the Sizes field that says how many times it runs
 
 
 GROUPS: tuple[Group, ...] = (
     Group("latency", e2e_latency, ("e2e_latency_p50", "e2e_latency_p99", "e2e_latency_each_change_p50")),
     Group("throughput", throughput, ("throughput",)),
-    Group("train", train_time, ("train_time", "train_cpu")),
+    Group("train", train_time, ("train_time", "train_cpu"), repeats="train_repeats"),
     Group("predict", predict_time, ("predict_time", "predict_cpu")),
     Group("explain", explain_time, ("explain_time", "explain_vs_tape", "explain_cpu")),
     Group("memory", worker_memory, ("worker_rss",), once=True),

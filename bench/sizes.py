@@ -10,6 +10,8 @@ class Sizes:
     """Counts and shapes for one bench run."""
 
     repeats: int
+    # Training repeats: one fit moves by up to ±8% here, so its median needs more of them.
+    train_repeats: int
     latency_samples: int
     latency_warmup: int
     clients: int
@@ -34,6 +36,7 @@ class Sizes:
 
 FULL = Sizes(
     repeats=3,
+    train_repeats=7,
     latency_samples=200,
     latency_warmup=10,
     clients=8,
@@ -54,6 +57,7 @@ FULL = Sizes(
 
 QUICK = Sizes(
     repeats=1,
+    train_repeats=1,
     latency_samples=40,
     latency_warmup=5,
     clients=4,
@@ -74,6 +78,6 @@ QUICK = Sizes(
 
 
 def sizes_for(quick: bool, repeats: int | None = None) -> Sizes:
-    """The quick or full sizes, with ``repeats`` overridden when given."""
+    """The quick or full sizes; ``repeats``, when given, sets the repeats of every figure."""
     chosen = QUICK if quick else FULL
-    return replace(chosen, repeats=repeats) if repeats else chosen
+    return replace(chosen, repeats=repeats, train_repeats=repeats) if repeats else chosen
