@@ -7,8 +7,7 @@ from flask import Blueprint, jsonify, request
 from api import responses
 from api.openapi import MULTIPART, operation
 from api.services import principal, services
-from api.uploads import store_upload
-from tensorq.errors import InvalidRequest, UnsupportedMedia
+from api.uploads import multipart_file, store_upload
 
 bp = Blueprint("datasets", __name__)
 
@@ -17,11 +16,7 @@ bp = Blueprint("datasets", __name__)
 @operation(summary="Upload an .npz or .csv dataset", body=MULTIPART, responses={201: responses.DatasetOut})
 def upload_dataset():  # type: ignore[no-untyped-def]
     """Store a multipart ``file`` under a server-made name and register it; 201 with the dataset."""
-    if request.mimetype != "multipart/form-data":
-        raise UnsupportedMedia("upload datasets as multipart/form-data with a 'file' field")
-    upload = request.files.get("file")
-    if upload is None:
-        raise InvalidRequest("missing multipart field 'file'")
+    upload = multipart_file("datasets")
     svc = services()
     who = principal()
     name = (request.form.get("name") or upload.filename or "dataset")[:200]

@@ -17,10 +17,10 @@ from api.jobs import _publish
 from api.openapi import BINARY, MULTIPART, operation, query
 from api.schemas import ModelUpload, parse
 from api.services import principal, services
-from api.uploads import write_limited
+from api.uploads import multipart_file, write_limited
 from db.jobs import NewJob
 from ml.model_import import check_zip, staging_path
-from tensorq.errors import InvalidRequest, NotFound, UnsupportedMedia
+from tensorq.errors import InvalidRequest, NotFound
 
 bp = Blueprint("models", __name__)
 
@@ -57,11 +57,7 @@ def _model_name(filename: str | None) -> str:
 )
 def upload_model():  # type: ignore[no-untyped-def]
     """Store a multipart ``file`` (a ``.keras`` model) and queue its import; 202 with the import job."""
-    if request.mimetype != "multipart/form-data":
-        raise UnsupportedMedia("upload models as multipart/form-data with a 'file' field")
-    upload = request.files.get("file")
-    if upload is None:
-        raise InvalidRequest("missing multipart field 'file'")
+    upload = multipart_file("models")
     svc = services()
     who = principal()
     name = _model_name(upload.filename)

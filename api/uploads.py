@@ -1,4 +1,4 @@
-"""Dataset uploads: the type is told by content, never by name; files get server-made names."""
+"""Uploads: the multipart file, size-limited copies, datasets typed by content (never by name), server-made names."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from flask import request
+from werkzeug.datastructures import FileStorage
 
 from ml.catalog import TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
-from tensorq.errors import InvalidRequest, PayloadTooLarge
+from tensorq.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 
 MAX_CSV_COLUMNS = 10_000
 MAX_CSV_ROWS = 1_000_000
@@ -29,6 +31,16 @@ class StoredUpload:
     path: Path
     size_bytes: int
     info: dict[str, Any]
+
+
+def multipart_file(kind: str) -> FileStorage:
+    """The request's multipart ``file`` field: 415 when the body is not multipart, 400 when it is missing."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMedia(f"upload {kind} as multipart/form-data with a 'file' field")
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidRequest("missing multipart field 'file'")
+    return upload
 
 
 def write_limited(stream: IO[bytes], path: Path, max_bytes: int) -> int:

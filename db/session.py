@@ -46,16 +46,23 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """
     session = factory()
     try:
-        yield session
-        session.commit()
-    except (OperationalError, InterfaceError) as exc:
-        session.rollback()
-        raise Unavailable("database unavailable", details={"service": "database"}) from exc
+        with _unavailable_when_disconnected():
+            yield session
+            session.commit()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def _unavailable_when_disconnected() -> Iterator[None]:
+    """Raise a lost or refused database connection as ``Unavailable`` (HTTP 503)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise Unavailable("database unavailable", details={"service": "database"}) from exc
 
 
 @contextmanager
@@ -66,21 +73,15 @@ def read_scope(factory: sessionmaker[Session]) -> Iterator[Connection]:
     BEGIN and ROLLBACK round trips around it are saved (SQLite never opens a transaction for a read).
     """
     engine: Engine = factory.kw["bind"]
-    try:
-        with engine.connect() as connection:
-            if connection.dialect.name != "sqlite":
-                connection.execution_options(isolation_level="AUTOCOMMIT")
-            yield connection
-    except (OperationalError, InterfaceError) as exc:
-        raise Unavailable("database unavailable", details={"service": "database"}) from exc
+    with _unavailable_when_disconnected(), engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
 
 
 @contextmanager
 def write_scope(factory: sessionmaker[Session]) -> Iterator[Connection]:
     """One transaction on a plain connection (no ORM session): committed on success, else rolled back."""
     engine: Engine = factory.kw["bind"]
-    try:
-        with engine.begin() as connection:
-            yield connection
-    except (OperationalError, InterfaceError) as exc:
-        raise Unavailable("database unavailable", details={"service": "database"}) from exc
+    with _unavailable_when_disconnected(), engine.begin() as connection:
+        yield connection
