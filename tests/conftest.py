@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +18,9 @@ from db.database import Database
 from db.migrate import upgrade
 from db.records import JobRecord
 from tensorq.settings import Settings
+from tests.services import RedisServer
 
-# Tests use their own Redis database number and their own Postgres database.
-TEST_REDIS_URL = os.environ.get("TENSORQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Tests use a redis-server of their own (started on a free port) and their own Postgres databases.
 PG_ADMIN_URL = os.environ.get("TENSORQ_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PG_DATABASE = os.environ.get("TENSORQ_TEST_PG_DATABASE", "tensorq_test")
 # In CI every service must be there: a missing one fails the run instead of skipping tests.
@@ -84,24 +86,34 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """The test Redis database, flushed."""
-    import redis
+_session_redis: list[RedisServer] = []
 
+
+def session_redis_url() -> str:
+    """A redis-server private to this test session, started on first use and stopped at exit."""
+    if not _session_redis:
+        server = RedisServer(Path(tempfile.mkdtemp(prefix="tensorq-test-redis-"))).start()
+        atexit.register(server.stop)
+        _session_redis.append(server)
+    return _session_redis[0].url
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """An empty redis-server of this test's own."""
     try:
-        client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
-        client.flushdb()
+        server = RedisServer(tmp_path / "redis").start()
     except Exception as exc:  # noqa: BLE001
         _unavailable("Redis", exc)
-    return TEST_REDIS_URL
+    yield server.url
+    server.stop()
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
     """Settings for a test: its own database and artifact folder."""
     values: dict[str, object] = {
         "database_url": database_url,
-        "broker_url": TEST_REDIS_URL,
+        "broker_url": session_redis_url(),
         "artifact_dir": tmp_path / "artifacts",
         "lease_s": 30.0,
         "heartbeat_s": 2.0,

@@ -21,9 +21,10 @@ def broker_options(settings: Settings) -> dict:
     """Transport options for the configured broker (Redis, or kombu's filesystem transport)."""
     if settings.broker_url.startswith("filesystem://"):
         folder = Path(settings.artifact_dir) / "broker"
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
+            "control_folder": str(folder / "control"),
             "data_folder_in": str(folder / "out"),
             "data_folder_out": str(folder / "out"),
             "processed_folder": str(folder / "processed"),

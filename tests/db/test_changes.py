@@ -12,12 +12,13 @@ from api.longpoll import read_when_changed
 from db.changes import ChangeListener, ChangeSignal
 from db.database import Database
 from db.jobs import NewJob
+from tensorq.settings import Settings
 
 
 @pytest.fixture
-def listener(redis_url: str) -> ChangeListener:
-    """A change listener on the test Redis, subscribed."""
-    changes = ChangeListener(redis_url)
+def listener(settings: Settings) -> ChangeListener:
+    """A change listener on the Redis the test database signals to, subscribed."""
+    changes = ChangeListener(settings.broker_url)
     with changes.watch("warm-up"):
         assert changes.connected.wait(10), "the listener never subscribed"
     return changes

@@ -18,25 +18,22 @@ from db.migrate import upgrade
 from tensorq.client import TensorQClient
 from tensorq.localstack import ApiThread, WorkerProcess, wait_http
 from tests.conftest import make_settings
+from tests.services import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Iterator[dict]:
-    """Postgres database, test Redis, the API in a thread and one real worker process."""
-    import redis
-
-    from tests.conftest import TEST_REDIS_URL
-
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    """Postgres database, a Redis of its own, the API in a thread and one real worker process."""
     name = f"tensorq_e2e_{uuid.uuid4().hex[:8]}"
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
     home = tmp_path_factory.mktemp("e2e")
-    settings = make_settings(home, url)
+    redis_server = RedisServer(home / "redis").start()
+    settings = make_settings(home, url, broker_url=redis_server.url)
     upgrade(url)
     db = Database(settings)
     api = ApiThread(settings).start()
@@ -50,6 +47,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Ite
         worker.stop()
         api.stop()
         db.dispose()
+        redis_server.stop()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
