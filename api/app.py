@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, request
 
-from api import datasets, health, jobs, models
+from api import datasets, health, jobs, models, whoami
 from api.auth import authenticate_request
 from api.broker_guard import BrokerGuard
+from api.console import register_console
 from api.docs import DOCS_CSP, register_docs
 from api.errors import register_error_handlers
 from api.metrics import register_metrics
@@ -54,11 +55,12 @@ def create_app(
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
     v1.before_request(_limit_body)
     v1.before_request(authenticate_request)
-    for module in (jobs, datasets, models):
+    for module in (jobs, datasets, models, whoami):
         v1.register_blueprint(module.bp)
     app.register_blueprint(v1)
     app.register_blueprint(health.bp)
     register_docs(app)
+    register_console(app)
     register_metrics(app, database)
     register_error_handlers(app)
 

@@ -41,6 +41,7 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     responses.ModelList,
     responses.Health,
     responses.Readiness,
+    responses.Identity,
 ]
 
 

@@ -120,3 +120,12 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(description="database and broker: 'ok' or 'unavailable: ...'")
+
+
+class Identity(BaseModel):
+    """The caller: its tenant and whether its key is read-only."""
+
+    tenant: str
+    tenant_id: str
+    key_id: str
+    read_only: bool

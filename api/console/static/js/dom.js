@@ -1,0 +1,120 @@
+// Building the page from data with DOM calls only: every value becomes text, never parsed markup.
+
+export function h(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") element.className = value;
+    else if (name === "text") element.textContent = String(value);
+    else if (name === "dataset") Object.assign(element.dataset, value);
+    else if (name === "on") for (const [event, handler] of Object.entries(value)) element.addEventListener(event, handler);
+    else if (name in element && typeof value !== "string") element[name] = value;
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+  append(element, children);
+  return element;
+}
+
+// Append children (nodes or text), skipping null, undefined and false.
+export function append(element, ...children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function clear(element) {
+  while (element.firstChild) element.firstChild.remove();
+  return element;
+}
+
+export function replace(element, ...children) {
+  clear(element);
+  append(element, children);
+  return element;
+}
+
+export function statusBadge(status) {
+  return h("span", { class: `badge status-${status}`, text: status, dataset: { status } });
+}
+
+export function when(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}
+
+export function duration(startIso, endIso) {
+  if (!startIso) return "—";
+  const end = endIso ? new Date(endIso) : new Date();
+  let seconds = Math.max(0, Math.round((end - new Date(startIso)) / 1000));
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  seconds %= 60;
+  if (hours) return `${hours} h ${minutes} min`;
+  if (minutes) return `${minutes} min ${seconds} s`;
+  return `${seconds} s`;
+}
+
+export function number(value) {
+  if (typeof value !== "number") return value === undefined || value === null ? "—" : String(value);
+  if (Number.isInteger(value)) return String(value);
+  const magnitude = Math.abs(value);
+  return magnitude !== 0 && (magnitude < 1e-3 || magnitude >= 1e6) ? value.toExponential(3) : value.toFixed(4);
+}
+
+export function bytes(size) {
+  if (typeof size !== "number") return "—";
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let value = size;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
+}
+
+export function shortId(id) {
+  return id ? String(id).slice(0, 8) : "—";
+}
+
+// JSON shown as text, cut at `limit` characters (attributions can be large).
+export function jsonText(value, limit = 20000) {
+  const text = JSON.stringify(value, null, 2);
+  return text.length > limit ? `${text.slice(0, limit)}\n… (${text.length - limit} more characters)` : text;
+}
+
+// A table of `rows` with `columns` = [{label, cell(row) -> node or text}].
+export function table(columns, rows, { empty = "Nothing here yet.", id } = {}) {
+  if (!rows.length) return h("p", { class: "empty", text: empty });
+  return h(
+    "table",
+    { class: "grid", id },
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { text: c.label })))),
+    h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", {}, c.cell(row)))))),
+  );
+}
+
+// Key/value pairs as a definition list.
+export function facts(pairs) {
+  return h(
+    "dl",
+    { class: "facts" },
+    pairs.filter(([, value]) => value !== undefined).map(([label, value]) => [h("dt", { text: label }), h("dd", {}, value)]),
+  );
+}
+
+// Save a Blob under `name` through a temporary object URL.
+export function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+export function section(title, ...children) {
+  return h("section", { class: "panel" }, h("h2", { text: title }), children);
+}

@@ -1,0 +1,58 @@
+// The tenant's datasets, and an upload form for write keys.
+
+import { getJson, request } from "../api.js";
+import { append, bytes, h, replace, section, shortId, table, when } from "../dom.js";
+
+function infoText(info) {
+  return Object.entries(info || {})
+    .filter(([, v]) => typeof v !== "object" || v === null)
+    .map(([name, value]) => `${name} ${value}`)
+    .join(" · ");
+}
+
+function uploadForm(reload, fail) {
+  const file = h("input", { id: "dataset-file", type: "file", accept: ".npz,.csv,.jsonl" });
+  const button = h("button", { type: "submit", text: "Upload" });
+  const form = h("form", { class: "row", novalidate: true }, file, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!file.files.length) return;
+    const body = new FormData();
+    body.append("file", file.files[0]);
+    button.disabled = true;
+    try {
+      await request("POST", "/v1/datasets", { form: body });
+      file.value = "";
+      await reload();
+    } catch (error) {
+      fail(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return section("Upload a dataset", h("p", { class: "hint", text: ".npz with x and y, .csv with a label column, or .jsonl text." }), form);
+}
+
+export async function renderDatasets(ctx) {
+  const holder = h("div");
+  async function load() {
+    const answer = await getJson("/v1/datasets", { signal: ctx.signal });
+    replace(
+      holder,
+      table(
+        [
+          { label: "Name", cell: (d) => d.name },
+          { label: "Id", cell: (d) => h("span", { class: "mono", title: d.id, text: shortId(d.id) }) },
+          { label: "Format", cell: (d) => d.format },
+          { label: "Size", cell: (d) => bytes(d.size_bytes) },
+          { label: "Shape", cell: (d) => infoText(d.info) },
+          { label: "Uploaded", cell: (d) => when(d.created_at) },
+        ],
+        answer.datasets,
+        { empty: "No datasets uploaded. Built-in ones (builtin:digits, builtin:iris, …) need no upload.", id: "datasets-table" },
+      ),
+    );
+  }
+  append(ctx.root, h("h1", { text: "Datasets" }), ctx.canWrite ? uploadForm(load, ctx.fail) : null, section("Datasets", holder));
+  await load();
+}

@@ -1,0 +1,367 @@
+// One job: its state, a live progress bar and curves while it trains (driven by the ?wait= long-poll), the
+// timeline of its events, the result, its artifacts (heatmaps beside their inputs), its logs, cancel and resubmit.
+
+import { ApiError, getBlob, getJson, optionalJson, postJson, request } from "../api.js";
+import { curveChart, seriesFromHistory, seriesFromProgress } from "../charts.js";
+import { append, duration, facts, h, jsonText, number, replace, saveBlob, section, shortId, statusBadge, table, when } from "../dom.js";
+import { artifactImage, inputPicture } from "../images.js";
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const WAIT_S = 25;
+const RETRY_MS = 3000;
+
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function notFound(ctx, id) {
+  append(
+    ctx.root,
+    h("h1", { text: "Job not found" }),
+    h("p", { id: "job-missing", class: "empty", text: `There is no job ${id} among this tenant's jobs.` }),
+    h("p", {}, h("a", { href: "#/jobs", text: "← All jobs" })),
+  );
+}
+
+// The part of the page that shows training progress: a bar, a line of figures, and two charts.
+function trainingPanel() {
+  const bar = h("progress", { id: "job-progress", max: 1, value: 0 });
+  const text = h("span", { id: "job-progress-text", class: "progress-text", text: "waiting for the first epoch" });
+  const lossCanvas = h("canvas", { id: "loss-chart" });
+  const metricCanvas = h("canvas", { id: "metric-chart" });
+  const element = section(
+    "Training",
+    h("div", { class: "progress-row" }, bar, text),
+    h("div", { class: "charts" }, h("div", { class: "chart-box" }, lossCanvas), h("div", { class: "chart-box" }, metricCanvas)),
+  );
+  element.id = "training";
+  let loss = null;
+  let metrics = null;
+  return {
+    element,
+    update(job, curves) {
+      const progress = job.progress || {};
+      const epochs = progress.epochs || job.spec.epochs || 1;
+      const epoch = job.status === "succeeded" ? epochs : progress.epoch || 0;
+      bar.max = epochs;
+      bar.value = Math.min(epoch, epochs);
+      const figures = Object.entries(progress)
+        .filter(([name, value]) => name !== "epoch" && name !== "epochs" && typeof value === "number")
+        .map(([name, value]) => `${name} ${number(value)}`);
+      let eta = "";
+      if (job.status === "running" && job.started_at && epoch > 0 && epoch < epochs) {
+        const perEpoch = (Date.now() - new Date(job.started_at)) / 1000 / epoch;
+        eta = ` · about ${Math.round(perEpoch * (epochs - epoch))} s left`;
+      }
+      text.textContent = epoch ? `epoch ${epoch} / ${epochs}${eta}${figures.length ? ` · ${figures.join(" · ")}` : ""}` : text.textContent;
+      if (job.status === "succeeded" && !progress.epoch) text.textContent = "finished";
+      loss ||= curveChart(lossCanvas, { title: "loss", accept: (name) => name.endsWith("loss") });
+      metrics ||= curveChart(metricCanvas, { title: "metrics", accept: (name) => !name.endsWith("loss") && name !== "lr" && name !== "learning_rate" });
+      loss.update(curves);
+      metrics.update(curves);
+    },
+  };
+}
+
+function timeline(events) {
+  const states = events.filter((e) => e.kind === "state");
+  const progress = events.filter((e) => e.kind === "progress");
+  const others = events.filter((e) => e.kind !== "state" && e.kind !== "progress");
+  const items = [...states, ...others]
+    .sort((a, b) => a.seq - b.seq)
+    .map((e) =>
+      h(
+        "li",
+        { dataset: { to: e.to_status || e.kind } },
+        h("time", { text: when(e.created_at) }),
+        " ",
+        e.kind === "state"
+          ? [e.from_status ? [statusBadge(e.from_status), " → "] : "submitted → ", statusBadge(e.to_status)]
+          : h("span", { text: `${e.kind}${e.data ? ` ${JSON.stringify(e.data).slice(0, 200)}` : ""}` }),
+      ),
+    );
+  const last = progress[progress.length - 1];
+  if (last) {
+    const epoch = last.data && last.data.epoch;
+    items.push(h("li", { class: "muted", text: `${progress.length} progress report${progress.length === 1 ? "" : "s"}${epoch ? `, the last at epoch ${epoch} (${when(last.created_at)})` : ""}` }));
+  }
+  return h("ol", { id: "timeline", class: "timeline" }, items);
+}
+
+function errorBlock(error) {
+  const details = error.details || {};
+  return h(
+    "div",
+    { class: "error-block", id: "job-error" },
+    h("p", {}, h("strong", { class: "mono", text: error.code || "error" }), " ", error.message || ""),
+    details.phase ? h("p", { text: `phase: ${details.phase}` }) : null,
+    details.traceback ? h("pre", { class: "traceback", text: String(details.traceback) }) : null,
+    Object.keys(details).length && !details.traceback ? h("pre", { class: "mono", text: jsonText(details, 4000) }) : null,
+  );
+}
+
+function metricsTable(metricsByName) {
+  const rows = Object.entries(metricsByName || {}).filter(([, v]) => typeof v === "number" || typeof v === "string");
+  return table([{ label: "metric", cell: (r) => r[0] }, { label: "value", cell: (r) => number(r[1]) }], rows, { empty: "No metrics." });
+}
+
+function resultView(job) {
+  const result = job.result || {};
+  const parts = [];
+  if (job.type === "train" || job.type === "import") {
+    if (result.model_id) {
+      parts.push(
+        facts([
+          ["model", h("a", { href: `#/models/${result.model_id}`, id: "result-model", text: result.model_name || job.spec.model_name || shortId(result.model_id) })],
+          ["version", result.version],
+        ]),
+      );
+    }
+    if (result.metrics) parts.push(h("h3", { text: "Metrics" }), metricsTable(result.metrics));
+  } else if (job.type === "predict") {
+    if (Array.isArray(result.classes)) parts.push(h("p", { text: `classes: ${result.classes.slice(0, 50).join(", ")}${result.classes.length > 50 ? " …" : ""}` }));
+  } else if (job.type === "explain" && result.quality) {
+    parts.push(h("h3", { text: "Quality" }), metricsTable(result.quality));
+  }
+  parts.push(h("details", { class: "raw" }, h("summary", { text: "Raw result" }), h("pre", { class: "mono", text: jsonText(result) })));
+  return parts;
+}
+
+// Explanations: each input beside its heatmap.
+function explanationView(job, signal, fail) {
+  const artifacts = (job.result && job.result.artifacts) || [];
+  const heatmaps = artifacts.filter((name) => /^heatmap_\d+\.png$/.test(name)).sort((a, b) => Number(a.match(/\d+/)[0]) - Number(b.match(/\d+/)[0]));
+  if (!heatmaps.length) return null;
+  const inputs = Array.isArray(job.spec.inputs) ? job.spec.inputs : [];
+  return section(
+    "Explanations",
+    h(
+      "div",
+      { class: "pairs", id: "explanations" },
+      heatmaps.map((name) => {
+        const index = Number(name.match(/\d+/)[0]);
+        return h(
+          "figure",
+          { class: "pair" },
+          inputs[index] !== undefined ? h("div", { class: "pair-input" }, inputPicture(inputs[index]), h("span", { text: "input" })) : null,
+          h("div", { class: "pair-heatmap" }, artifactImage(job.id, name, signal, fail), h("span", { text: "attributions" })),
+          h("figcaption", { text: `input ${index}` }),
+        );
+      }),
+    ),
+  );
+}
+
+function artifactsView(job, signal, fail, shownInline) {
+  const artifacts = (job.result && job.result.artifacts) || [];
+  if (!artifacts.length) return null;
+  return section(
+    "Artifacts",
+    h(
+      "ul",
+      { class: "artifacts", id: "artifacts" },
+      artifacts.map((name) =>
+        h(
+          "li",
+          {},
+          h("span", { class: "mono", text: name }),
+          " ",
+          h("button", {
+            type: "button",
+            class: "secondary small",
+            text: "Download",
+            on: {
+              click: () =>
+                getBlob(`/v1/jobs/${job.id}/artifacts/${encodeURIComponent(name)}`, { signal })
+                  .then((blob) => saveBlob(blob, name))
+                  .catch(fail),
+            },
+          }),
+          name.endsWith(".png") && !shownInline.has(name) ? h("div", {}, artifactImage(job.id, name, signal, fail)) : null,
+        ),
+      ),
+    ),
+  );
+}
+
+function logLine(line) {
+  if (typeof line === "string") return line;
+  const at = line.ts || line.time || line.created_at || "";
+  const level = line.level || line.levelname || "";
+  const message = line.message || line.line || line.msg || JSON.stringify(line);
+  return [at, level, message].filter(Boolean).join("  ");
+}
+
+function logsOf(answer) {
+  if (!answer) return null;
+  if (Array.isArray(answer)) return answer;
+  return answer.lines || answer.logs || answer.records || answer.entries || [];
+}
+
+export async function renderJob(ctx, id) {
+  const { signal } = ctx;
+  let job;
+  try {
+    job = await getJson(`/v1/jobs/${id}`, { signal });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return notFound(ctx, id);
+    throw error;
+  }
+
+  const status = h("span", { id: "job-status" });
+  const actions = h("div", { class: "actions", id: "job-actions" });
+  const info = h("div", { id: "job-info" });
+  const waiting = h("p", { id: "job-waiting", class: "waiting", hidden: true });
+  const errorHolder = h("div");
+  const training = job.type === "train" ? trainingPanel() : null;
+  const resultHolder = section("Result");
+  resultHolder.id = "result";
+  const explanationHolder = h("div");
+  const artifactsHolder = h("div");
+  const timelineHolder = section("Timeline");
+  const logsBody = h("pre", { id: "job-logs", class: "logs" });
+  const logsHolder = section("Logs", logsBody);
+  logsHolder.hidden = true;
+  const specHolder = h("details", { class: "panel" }, h("summary", { text: "Spec" }), h("pre", { class: "mono", text: jsonText(job.spec) }));
+
+  append(
+    ctx.root,
+    h("p", {}, h("a", { href: "#/jobs", text: "← All jobs" })),
+    h("h1", {}, `${job.type} job `, h("span", { class: "mono", text: job.id }), " ", status),
+    actions,
+    info,
+    waiting,
+    errorHolder,
+    training ? training.element : null,
+    resultHolder,
+    explanationHolder,
+    artifactsHolder,
+    timelineHolder,
+    logsHolder,
+    specHolder,
+  );
+
+  let progressReports = [];
+  let finishedShown = false;
+
+  function renderActions() {
+    if (!ctx.canWrite) return replace(actions);
+    const buttons = [];
+    if (!TERMINAL.has(job.status)) {
+      buttons.push(
+        h("button", {
+          id: "cancel-job",
+          type: "button",
+          class: "danger",
+          text: job.cancel_requested ? "Cancel requested" : "Cancel",
+          disabled: job.cancel_requested,
+          on: {
+            click: async () => {
+              try {
+                apply(await postJson(`/v1/jobs/${job.id}/cancel`, {}));
+              } catch (error) {
+                ctx.fail(error);
+              }
+            },
+          },
+        }),
+      );
+    } else if (job.type !== "import") {
+      buttons.push(
+        h("button", {
+          id: "resubmit-job",
+          type: "button",
+          text: "Resubmit",
+          on: {
+            click: async () => {
+              const body = { type: job.type, spec: job.spec, priority: job.priority, max_attempts: job.max_attempts };
+              if (job.timeout_s) body.timeout_s = job.timeout_s;
+              try {
+                const again = await postJson("/v1/jobs", body);
+                ctx.navigate(`#/jobs/${again.id}`);
+              } catch (error) {
+                ctx.fail(error);
+              }
+            },
+          },
+        }),
+      );
+    }
+    return replace(actions, buttons);
+  }
+
+  function apply(latest) {
+    job = latest;
+    replace(status, statusBadge(job.status));
+    renderActions();
+    replace(
+      info,
+      facts([
+        ["created", when(job.created_at)],
+        ["started", when(job.started_at)],
+        ["finished", when(job.finished_at)],
+        ["ran for", job.started_at ? duration(job.started_at, job.finished_at) : "—"],
+        ["attempts", `${job.attempts} of ${job.max_attempts}`],
+        ["priority", job.priority],
+      ]),
+    );
+    waiting.hidden = !(job.waiting_reason && job.status === "queued");
+    waiting.textContent = job.waiting_reason || "";
+    replace(errorHolder, job.error ? section("Error", errorBlock(job.error)) : null);
+    if (training) {
+      const fromHistory = job.status === "succeeded" && job.result && job.result.history;
+      const curves = fromHistory ? seriesFromHistory(job.result.history) : seriesFromProgress([...progressReports, job.progress]);
+      training.update(job, { ...curves, total: (job.progress && job.progress.epochs) || job.spec.epochs });
+    }
+    resultHolder.hidden = !job.result;
+    if (job.result && !finishedShown && TERMINAL.has(job.status)) {
+      finishedShown = true;
+      replace(resultHolder, h("h2", { text: "Result" }), resultView(job));
+      const explanation = job.type === "explain" ? explanationView(job, signal, ctx.fail) : null;
+      replace(explanationHolder, explanation);
+      const inline = new Set(explanation ? job.result.artifacts.filter((n) => /^heatmap_\d+\.png$/.test(n)) : []);
+      replace(artifactsHolder, artifactsView(job, signal, ctx.fail, inline));
+    }
+  }
+
+  async function refreshEvents() {
+    const answer = await getJson(`/v1/jobs/${id}/events`, { signal });
+    progressReports = answer.events.filter((e) => e.kind === "progress").map((e) => e.data);
+    replace(timelineHolder, h("h2", { text: "Timeline" }), timeline(answer.events));
+  }
+
+  async function refreshLogs() {
+    const answer = await optionalJson(`/v1/jobs/${id}/logs`, { signal });
+    const lines = logsOf(answer);
+    logsHolder.hidden = lines === null;
+    if (lines !== null) logsBody.textContent = lines.length ? lines.map(logLine).join("\n") : "No log lines.";
+  }
+
+  async function refresh(latest) {
+    await refreshEvents().catch(ctx.fail);
+    apply(latest);
+    refreshLogs().catch(() => {
+      logsHolder.hidden = true;
+    });
+  }
+
+  await refresh(job);
+  while (!signal.aborted && !TERMINAL.has(job.status)) {
+    try {
+      const latest = await getJson(`/v1/jobs/${id}`, { params: { wait: WAIT_S }, signal });
+      await refresh(latest);
+    } catch (error) {
+      if (signal.aborted) return;
+      ctx.fail(error);
+      await sleep(RETRY_MS, signal);
+    }
+  }
+  // One last look: the final events and log lines may land just after the state change.
+  if (!signal.aborted) await request("GET", `/v1/jobs/${id}`, { signal }).then((r) => r.json()).then(refresh).catch(() => {});
+}

@@ -1,0 +1,250 @@
+"""The web console in a real browser against a real stack: sign in, train from the page and watch it, explain,
+see the heatmap rendered, and find that another tenant sees none of it."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+EPOCHS = 12
+TRAIN_SPEC = {
+    "architecture": "cnn",
+    "dataset": "builtin:digits",
+    "epochs": EPOCHS,
+    "batch_size": 32,
+    "validation_split": 0.15,
+    "seed": 3,
+    "model_name": "digits-console",
+}
+NETWORK_404 = re.compile(r"status of 404")
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
+    """Poll ``condition`` until it answers something truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except Exception:  # noqa: BLE001 - the page is still changing under us
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def find(driver: Any, selector: str) -> Any:
+    """The first element matching the CSS ``selector``, or None."""
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, selector)
+    return found[0] if found else None
+
+
+def console_problems(driver: Any) -> list[str]:
+    """The browser console's errors since the last call, less the 404s of routes the test expects to miss
+    (another tenant's job, endpoints a server may not have)."""
+    entries = driver.get_log("browser")
+    return [
+        e["message"]
+        for e in entries
+        if e["level"] == "SEVERE" and not (e.get("source") == "network" and NETWORK_404.search(e["message"]))
+    ]
+
+
+def sign_in(driver: Any, url: str, key: str) -> None:
+    """Open the console in a fresh tab session and sign in with ``key`` through the form."""
+    driver.get(f"{url}/console/")
+    driver.execute_script("window.sessionStorage.clear()")
+    driver.get("about:blank")  # a new document: the console starts again and finds no key
+    driver.get(f"{url}/console/#/jobs")
+    field = wait_until(lambda: find(driver, "#api-key"), 20, "the sign-in form")
+    field.send_keys(key)
+    find(driver, "#sign-in").click()
+    wait_until(lambda: find(driver, "#jobs-list table, #jobs-list .empty"), 20, "the jobs list after sign-in")
+    assert key not in driver.current_url
+
+
+def submit_from_page(driver: Any, job_type: str, spec: dict) -> str:
+    """Open the new-job form, type the spec, submit; the id of the job whose page opens."""
+    from selenium.webdriver.support.ui import Select
+
+    driver.get(driver.current_url.split("#")[0] + "#/jobs")
+    panel = wait_until(lambda: find(driver, "#new-job-panel"), 20, "the new-job form")
+    if not panel.get_attribute("open"):
+        find(driver, "#new-job-panel > summary").click()
+    Select(find(driver, "#new-job-type")).select_by_value(job_type)
+    area = find(driver, "#new-job-spec")
+    area.clear()
+    area.send_keys(json.dumps(spec))
+    find(driver, "#submit-job").click()
+    match = wait_until(lambda: re.search(r"#/jobs/([\w-]+)$", driver.current_url), 20, "the new job's page")
+    return match.group(1)
+
+
+PAGE_STATE = """
+const badge = document.querySelector("#job-status .badge");
+const bar = document.querySelector("#job-progress");
+const chart = document.querySelector("#loss-chart");
+return [badge ? badge.dataset.status : null, bar ? bar.value : null, bar ? bar.max : null,
+        chart ? Number(chart.dataset.points || 0) : 0];
+"""
+
+
+def page_state(driver: Any) -> tuple[str | None, float | None, float | None, int]:
+    """In one read (the page redraws as it goes): the job's status, the progress bar's value and max, and
+    how many epochs the loss chart holds."""
+    status, value, maximum, points = driver.execute_script(PAGE_STATE)
+    return status, value, maximum, points
+
+
+def status_of(driver: Any) -> str | None:
+    """The status badge's value on a job page."""
+    return page_state(driver)[0]
+
+
+@pytest.fixture(scope="module")
+def watched_training(console_stack: dict, browser: Any, screenshots: Any) -> dict:
+    """Sign in, submit a training job from the page, and record what its page shows until it finishes."""
+    driver = browser
+    sign_in(driver, console_stack["url"], console_stack["keys"]["acme"])
+    job_id = submit_from_page(driver, "train", TRAIN_SPEC)
+    seen: list[tuple[str, float, float, int]] = []  # (status, progress value, progress max, loss-chart points)
+    shot = None
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status, value, maximum, points = page_state(driver)
+        if status and value is not None:
+            row = (status, float(value), float(maximum), points)
+            if not seen or seen[-1] != row:
+                seen.append(row)
+            if shot is None and status == "running" and row[1] >= 3:
+                shot = screenshots / "job-page-training.png"
+                driver.save_screenshot(str(shot))
+        if status in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)  # the last events and the result's history land right after the state change
+    driver.save_screenshot(str(screenshots / "job-page-succeeded.png"))
+    return {
+        "job_id": job_id,
+        "seen": seen,
+        "status": status_of(driver),
+        "final_points": int(find(driver, "#loss-chart").get_attribute("data-points") or 0),
+        "series": find(driver, "#loss-chart").get_attribute("data-series"),
+        "metric_series": find(driver, "#metric-chart").get_attribute("data-series"),
+        "timeline": find(driver, "#timeline").text,
+        "model_href": (find(driver, "#result-model") or find(driver, "body")).get_attribute("href"),
+        "problems": console_problems(driver),
+        "screenshot": shot,
+        "cookies": driver.get_cookies(),
+    }
+
+
+def test_the_console_page_carries_a_strict_csp(console_stack: dict) -> None:
+    page = httpx.get(f"{console_stack['url']}/console/")
+    csp = page.headers["Content-Security-Policy"]
+    assert page.status_code == 200
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_training_job_submitted_from_the_page_shows_progress_and_curves_moving_to_success(
+    watched_training: dict,
+) -> None:
+    seen = watched_training["seen"]
+    assert watched_training["status"] == "succeeded", seen[-5:]
+    running = [row for row in seen if row[0] == "running"]
+    values = sorted({row[1] for row in running if row[1] > 0})
+    points = sorted({row[3] for row in running if row[3] > 0})
+    assert len(values) >= 2, f"the progress bar did not move while running: {seen}"
+    assert len(points) >= 2, f"the loss curve did not grow while running: {seen}"
+    assert all(row[2] == EPOCHS for row in running if row[1] > 0)
+    assert [row[1] for row in running] == sorted(row[1] for row in running), "progress went backwards"
+    assert watched_training["final_points"] == EPOCHS
+    assert "loss" in watched_training["series"].split(",") and "val_loss" in watched_training["series"].split(",")
+    assert "accuracy" in watched_training["metric_series"].split(",")
+    timeline = watched_training["timeline"]
+    assert "queued" in timeline and "running" in timeline and "succeeded" in timeline
+    assert f"{EPOCHS} progress reports" in timeline
+    assert "/console/#/models/" in watched_training["model_href"]
+    assert watched_training["screenshot"] is not None and watched_training["screenshot"].stat().st_size > 10_000
+    assert watched_training["cookies"] == []
+    assert watched_training["problems"] == []
+
+
+def test_an_explanation_shows_each_heatmap_rendered_beside_its_input(
+    console_stack: dict, browser: Any, watched_training: dict, screenshots: Any
+) -> None:
+    driver = browser
+    model_id = watched_training["model_href"].rsplit("/", 1)[-1]
+    images = load_digits().images[:2]
+    job_id = submit_from_page(
+        driver, "explain", {"model": model_id, "inputs": np.round(images, 1).tolist(), "steps": 32}
+    )
+    wait_until(lambda: status_of(driver) == "succeeded", 300, "the explanation to succeed", every=0.25)
+    heatmaps = wait_until(
+        lambda: [
+            img
+            for img in driver.find_elements("css selector", "#explanations img.artifact-image")
+            if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)
+        ],
+        30,
+        "the heatmaps to render",
+    )
+    assert [img.get_attribute("data-artifact") for img in heatmaps] == ["heatmap_0.png", "heatmap_1.png"]
+    png = httpx.get(
+        f"{console_stack['url']}/v1/jobs/{job_id}/artifacts/heatmap_0.png",
+        headers={"Authorization": f"Bearer {console_stack['keys']['acme']}"},
+    ).content
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    rendered = driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", heatmaps[0])
+    assert rendered == [width, height] and width > 100
+    assert heatmaps[0].get_attribute("src").startswith("blob:")
+    inputs = driver.find_elements("css selector", "#explanations canvas.input-picture")
+    assert len(inputs) == 2 and inputs[0].get_attribute("width") == "8"
+    assert find(driver, "#result").text.count("completeness_gap") == 1
+    driver.save_screenshot(str(screenshots / "explanation-page.png"))
+    assert console_problems(driver) == []
+
+
+def test_a_read_only_key_sees_the_jobs_but_no_write_buttons(
+    console_stack: dict, browser: Any, watched_training: dict
+) -> None:
+    driver = browser
+    sign_in(driver, console_stack["url"], console_stack["keys"]["acme_read_only"])
+    assert find(driver, "#who-scope").text == "read-only"
+    assert find(driver, f'#jobs-table a[data-job-id="{watched_training["job_id"]}"]') is not None
+    assert find(driver, "#new-job-panel") is None
+    driver.get(f"{console_stack['url']}/console/#/jobs/{watched_training['job_id']}")
+    wait_until(lambda: status_of(driver) == "succeeded", 20, "the job page")
+    assert find(driver, "#job-actions button") is None
+    assert console_problems(driver) == []
+
+
+def test_another_tenant_sees_none_of_it(console_stack: dict, browser: Any, watched_training: dict) -> None:
+    driver = browser
+    url = console_stack["url"]
+    sign_in(driver, url, console_stack["keys"]["globex"])
+    assert find(driver, "#jobs-table") is None and "No jobs" in find(driver, "#jobs-list").text
+    driver.get(f"{url}/console/#/jobs/{watched_training['job_id']}")
+    wait_until(lambda: find(driver, "#job-missing"), 20, "the not-found page")
+    driver.get(f"{url}/console/#/models")
+    wait_until(lambda: find(driver, "#models-table, .empty"), 20, "the models page")
+    assert find(driver, "#models-table") is None
+    model_id = watched_training["model_href"].rsplit("/", 1)[-1]
+    driver.get(f"{url}/console/#/models/{model_id}")
+    wait_until(lambda: find(driver, "#model-missing"), 20, "the model's not-found page")
+    assert console_problems(driver) == []
