@@ -41,7 +41,7 @@ def api(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--gpu", default=None, help="GPU index to pin to, 'none' for the CPU (default: TENSORQ_GPU)")
 @click.option("--concurrency", default=1, show_default=True, type=int, help="processes; keep 1 per GPU")
 @click.option("--loglevel", default="INFO", show_default=True)
-@click.option("--name", default=None, help="worker node name (default tensorq-<gpu>)")
+@click.option("--name", default=None, help="node name (default tensorq-<cpu|gpuN>-<pid>@<host>)")
 def worker(queues: str, gpu: str | None, concurrency: int, loglevel: str, name: str | None) -> None:
     """Run a Celery worker pinned to one GPU (or the CPU)."""
     from worker.main import start_worker

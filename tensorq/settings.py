@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         default="auto",
         description="GPU a worker is pinned to: an index, 'none' for the CPU, or 'auto'.",
     )
+    task_events: bool = Field(
+        default=True,
+        description="Workers send Celery task events (for Flower and `celery events`); false turns them off.",
+    )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="Largest JSON request body.")
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, description="Largest dataset upload.")
     max_inline_rows: int = Field(default=1000, description="Predict results with more rows become an artifact.")

@@ -1,14 +1,17 @@
 """``make_celery(settings)``: the Celery app shared by workers and the API's publisher.
 
+``app`` is the same app built from ``Settings()`` (the ``TENSORQ_*`` environment) on first use, so
+Celery's own tools work as-is: ``celery -A worker.celery_app inspect active``, ``control``, Flower.
 Importing this module never imports TensorFlow: tasks import ``ml`` lazily in the child.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from tensorq.settings import Settings
 from worker.routing import QUEUES, ROUTES
@@ -38,9 +41,14 @@ def broker_options(settings: Settings) -> dict:
     }
 
 
+def job_queues() -> list[Queue]:
+    """One direct exchange per queue, named after it and bound with its own name as the routing key."""
+    return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
+
+
 def make_celery(settings: Settings) -> Celery:
     """A Celery app configured for TensorQ: JSON only, late acks, one message at a time."""
-    app = Celery("tensorq", broker=settings.broker_url, include=["worker.tasks"])
+    app = Celery("tensorq", broker=settings.broker_url, include=["worker.tasks", "worker.remote"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -54,12 +62,49 @@ def make_celery(settings: Settings) -> Celery:
         worker_proc_alive_timeout=120,
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker_options(settings),
-        task_queues=[Queue(name) for name in QUEUES],
+        task_queues=job_queues(),
         task_routes={route.task: {"queue": route.queue} for route in ROUTES.values()},
         task_default_queue="predict",
+        task_default_exchange="predict",
+        task_default_routing_key="predict",
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        # Events let Flower and `celery events` follow workers and tasks; the task id is the job id.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         broker_pool_limit=10,
     )
     app.conf.tensorq_settings = settings
     return app
+
+
+def remove_stale_bindings(app: Celery) -> list[str]:
+    """Drop Redis bindings of a job queue to another queue's exchange (left by releases that bound all
+    three queues to exchange ``predict``, so one message reached every queue); returns what it removed."""
+    removed: set[str] = set()
+    with app.connection_for_write() as conn:
+        if conn.transport.driver_type != "redis":
+            return []
+        channel = conn.default_channel
+        client = channel.client
+        for exchange in QUEUES:
+            for key in (channel.keyprefix_queue % exchange, channel.keyprefix_binding_permanent % exchange):
+                for member in client.smembers(key):
+                    text = member.decode() if isinstance(member, bytes) else member
+                    routing_key, _pattern, queue = text.split(channel.sep)
+                    if queue in QUEUES and (queue, routing_key) != (exchange, exchange):
+                        client.srem(key, member)
+                        removed.add(f"{exchange}/{routing_key} -> {queue}")
+    return sorted(removed)
+
+
+@functools.cache
+def default_app() -> Celery:
+    """The app built from ``Settings()`` (the ``TENSORQ_*`` environment), made once per process."""
+    return make_celery(Settings())
+
+
+def __getattr__(name: str) -> Celery:
+    """``app`` (and ``celery``, which Celery's ``-A`` also looks for) is the default app, built lazily."""
+    if name in ("app", "celery"):
+        return default_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_shutting_down
@@ -43,6 +44,14 @@ def _drain(**_kwargs: object) -> None:
     drain_children()
 
 
+def node_name(gpu: str, name: str | None = None) -> str:
+    """The Celery node name: ``name`` as given, else ``tensorq-<cpu|gpuN>-<pid>@<host>``, unique per process."""
+    if name:
+        return name if "@" in name else f"{name}@%h"
+    label = "cpu" if gpu.lower() in ("none", "cpu", "-1") else f"gpu{gpu.replace(',', '-')}"
+    return f"tensorq-{label}-{os.getpid()}@%h"
+
+
 def start_worker(
     settings: Settings,
     *,
@@ -59,17 +68,21 @@ def start_worker(
         raise ValueError(f"unknown queues {sorted(unknown)}; known: {', '.join(QUEUES)}")
     gpu = gpu if gpu is not None else settings.gpu
     pin_gpu(gpu)
-    from worker.celery_app import make_celery
+    from worker.celery_app import make_celery, remove_stale_bindings
 
     _app = make_celery(settings)
-    label = "cpu" if gpu.lower() in ("none", "cpu", "-1") else f"gpu{gpu.replace(',', '-')}"
+    try:
+        for binding in remove_stale_bindings(_app):
+            log.warning("removed a stale queue binding: %s", binding)
+    except Exception:  # noqa: BLE001 - the broker may be down now; the worker retries its connection itself
+        log.warning("could not check the queue bindings", exc_info=True)
     argv = [
         "worker",
         f"--queues={','.join(queues)}",
         f"--concurrency={concurrency}",
         "--pool=prefork",
         f"--loglevel={loglevel}",
-        f"--hostname={name or f'tensorq-{label}'}@%h",
+        f"--hostname={node_name(gpu, name)}",
         "--without-gossip",
         "--without-mingle",
     ]

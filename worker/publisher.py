@@ -33,11 +33,12 @@ class CeleryPublisher:
         self._app = app
 
     def publish(self, job: JobRecord, countdown: float | None = None) -> None:
-        """Send ``job.id`` to the job type's queue with the job's priority."""
+        """Send ``job.id`` to the job type's queue with the job's priority; the Celery task id is the job id."""
         route = route_for(job.type)
         self._app.send_task(
             route.task,
             args=[job.id],
+            task_id=job.id,
             queue=route.queue,
             priority=job.priority,
             countdown=countdown,

@@ -1,9 +1,12 @@
-"""Celery tasks: each receives a job id and hands it to the process's JobRunner."""
+"""Celery tasks: each receives a job id, hands it to the process's JobRunner and reports how the job ended."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task, shared_task
 
+from worker.outcome import JobFailed, report
 from worker.runner import JobRunner
 
 _runner: JobRunner | None = None
@@ -19,19 +22,22 @@ def runner_for(task: Task) -> JobRunner:
     return _runner
 
 
-@shared_task(name="tensorq.run_train", bind=True)
-def run_train(self: Task, job_id: str) -> None:
-    """Run a training job by id."""
-    runner_for(self).run(job_id)
+@shared_task(name="tensorq.run_train", bind=True, throws=(JobFailed,))
+def run_train(self: Task, job_id: str) -> dict[str, Any]:
+    """Run a training job by id; the task fails when the job does."""
+    runner = runner_for(self)
+    return report(self, runner.db.jobs, job_id, runner.run(job_id))
 
 
-@shared_task(name="tensorq.run_predict", bind=True)
-def run_predict(self: Task, job_id: str) -> None:
-    """Run a predict job by id."""
-    runner_for(self).run(job_id)
+@shared_task(name="tensorq.run_predict", bind=True, throws=(JobFailed,))
+def run_predict(self: Task, job_id: str) -> dict[str, Any]:
+    """Run a predict job by id; the task fails when the job does."""
+    runner = runner_for(self)
+    return report(self, runner.db.jobs, job_id, runner.run(job_id))
 
 
-@shared_task(name="tensorq.run_explain", bind=True)
-def run_explain(self: Task, job_id: str) -> None:
-    """Run an explain job by id."""
-    runner_for(self).run(job_id)
+@shared_task(name="tensorq.run_explain", bind=True, throws=(JobFailed,))
+def run_explain(self: Task, job_id: str) -> dict[str, Any]:
+    """Run an explain job by id; the task fails when the job does."""
+    runner = runner_for(self)
+    return report(self, runner.db.jobs, job_id, runner.run(job_id))
