@@ -28,6 +28,8 @@ TRAIN_SPEC = {
     "model_name": "digits-console",
 }
 NETWORK_404 = re.compile(r"status of 404")
+HEADING_ID = "const id = document.querySelector('h1 .mono'); return id && id.textContent"
+ROW_TYPES = "return [...document.querySelectorAll('#jobs-table tbody tr td:nth-child(2)')].map((td) => td.textContent)"
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
@@ -217,6 +219,50 @@ def test_an_explanation_shows_each_heatmap_rendered_beside_its_input(
     assert len(inputs) == 2 and inputs[0].get_attribute("width") == "8"
     assert find(driver, "#result").text.count("completeness_gap") == 1
     driver.save_screenshot(str(screenshots / "explanation-page.png"))
+    assert console_problems(driver) == []
+
+    find(driver, "#resubmit-job").click()
+    wait_until(lambda: job_id not in driver.current_url, 20, "the resubmitted job's address")
+    again = driver.current_url.rsplit("/", 1)[-1]
+    wait_until(lambda: driver.execute_script(HEADING_ID) == again, 20, "the resubmitted job's page")
+    wait_until(lambda: status_of(driver) == "succeeded", 300, "the resubmitted explanation to succeed", every=0.25)
+    assert json.loads(find(driver, "#spec-json").get_attribute("textContent"))["model"] == model_id
+
+
+def test_the_jobs_list_filters_by_type_and_status(console_stack: dict, browser: Any, screenshots: Any) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser
+    driver.get(f"{console_stack['url']}/console/#/jobs")
+    wait_until(lambda: find(driver, "#jobs-table"), 20, "the jobs table")
+    driver.save_screenshot(str(screenshots / "jobs-list.png"))
+    Select(find(driver, "#filter-type")).select_by_value("explain")
+    types = wait_until(
+        lambda: (rows := driver.execute_script(ROW_TYPES)) and set(rows) == {"explain"} and rows,
+        20,
+        "only explain jobs listed",
+    )
+    assert len(types) == 2
+    Select(find(driver, "#filter-status")).select_by_value("failed")
+    wait_until(
+        lambda: find(driver, "#jobs-table") is None and "No jobs match" in find(driver, "#jobs-list").text,
+        20,
+        "an empty list",
+    )
+    Select(find(driver, "#filter-type")).select_by_value("")
+    Select(find(driver, "#filter-status")).select_by_value("")
+    assert console_problems(driver) == []
+
+
+def test_a_running_job_is_cancelled_from_its_page(console_stack: dict, browser: Any) -> None:
+    driver = browser
+    spec = {"architecture": "mlp", "dataset": "builtin:breast_cancer", "epochs": 5000, "batch_size": 8}
+    submit_from_page(driver, "train", spec)
+    wait_until(lambda: (state := page_state(driver))[0] == "running" and state[1] >= 1, 300, "the job to train")
+    find(driver, "#cancel-job").click()
+    wait_until(lambda: status_of(driver) == "cancelled", 60, "the job to be cancelled", every=0.25)
+    assert find(driver, "#cancel-job") is None and find(driver, "#resubmit-job") is not None
+    assert "cancelled" in find(driver, "#timeline").text
     assert console_problems(driver) == []
 
 

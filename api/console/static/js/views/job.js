@@ -95,14 +95,17 @@ function timeline(events) {
 }
 
 function errorBlock(error) {
-  const details = error.details || {};
+  const details = error.details && typeof error.details === "object" && !Array.isArray(error.details) ? error.details : {};
+  const rest = error.details && details !== error.details ? { details: error.details } : { ...details };
+  delete rest.phase;
+  delete rest.traceback;
   return h(
     "div",
     { class: "error-block", id: "job-error" },
     h("p", {}, h("strong", { class: "mono", text: error.code || "error" }), " ", error.message || ""),
     details.phase ? h("p", { text: `phase: ${details.phase}` }) : null,
     details.traceback ? h("pre", { class: "traceback", text: String(details.traceback) }) : null,
-    Object.keys(details).length && !details.traceback ? h("pre", { class: "mono", text: jsonText(details, 4000) }) : null,
+    Object.keys(rest).length ? h("pre", { class: "mono", text: jsonText(rest, 4000) }) : null,
   );
 }
 
@@ -190,18 +193,16 @@ function artifactsView(job, signal, fail, shownInline) {
   );
 }
 
-function logLine(line) {
-  if (typeof line === "string") return line;
-  const at = line.ts || line.time || line.created_at || "";
-  const level = line.level || line.levelname || "";
-  const message = line.message || line.line || line.msg || JSON.stringify(line);
-  return [at, level, message].filter(Boolean).join("  ");
-}
+const LOG_PAGE = 1000;
+const LOG_KEEP = 5000; // lines kept on the page; the API keeps a bounded log per job anyway
 
-function logsOf(answer) {
-  if (!answer) return null;
-  if (Array.isArray(answer)) return answer;
-  return answer.lines || answer.logs || answer.records || answer.entries || [];
+// One line of a job's log: its time, level, logger and message (the API's shape; other shapes as JSON).
+function logLine(line) {
+  if (typeof line === "string") return h("div", { text: line });
+  const at = line.time || line.ts || line.created_at;
+  const level = String(line.level || "");
+  const parts = [at ? new Date(at).toLocaleTimeString() : "", level.padEnd(7), line.logger ? `${line.logger}:` : "", line.message ?? JSON.stringify(line)];
+  return h("div", { class: `log-line log-${level.toLowerCase()}`, text: parts.filter(Boolean).join(" ") });
 }
 
 export async function renderJob(ctx, id) {
@@ -225,10 +226,10 @@ export async function renderJob(ctx, id) {
   const explanationHolder = h("div");
   const artifactsHolder = h("div");
   const timelineHolder = section("Timeline");
-  const logsBody = h("pre", { id: "job-logs", class: "logs" });
+  const logsBody = h("div", { id: "job-logs", class: "logs mono" });
   const logsHolder = section("Logs", logsBody);
   logsHolder.hidden = true;
-  const specHolder = h("details", { class: "panel" }, h("summary", { text: "Spec" }), h("pre", { class: "mono", text: jsonText(job.spec) }));
+  const specHolder = h("details", { class: "panel" }, h("summary", { text: "Spec" }), h("pre", { class: "mono", id: "spec-json", text: jsonText(job.spec) }));
 
   append(
     ctx.root,
@@ -336,11 +337,29 @@ export async function renderJob(ctx, id) {
     replace(timelineHolder, h("h2", { text: "Timeline" }), timeline(answer.events));
   }
 
+  // New log lines since the last look, page by page (`after` is the last line's seq).
+  let logAfter = 0;
   async function refreshLogs() {
-    const answer = await optionalJson(`/v1/jobs/${id}/logs`, { signal });
-    const lines = logsOf(answer);
-    logsHolder.hidden = lines === null;
-    if (lines !== null) logsBody.textContent = lines.length ? lines.map(logLine).join("\n") : "No log lines.";
+    for (let page = 0; page < 20; page += 1) {
+      const answer = await optionalJson(`/v1/jobs/${id}/logs`, { params: { after: logAfter, limit: LOG_PAGE }, signal });
+      if (answer === null) {
+        logsHolder.hidden = true;
+        return;
+      }
+      logsHolder.hidden = false;
+      const lines = Array.isArray(answer.lines) ? answer.lines : [];
+      if (lines.length) {
+        if (!logAfter) replace(logsBody);
+        append(logsBody, lines.map(logLine));
+        while (logsBody.childElementCount > LOG_KEEP) logsBody.firstElementChild.remove();
+        logsBody.scrollTop = logsBody.scrollHeight;
+      } else if (!logsBody.childElementCount) {
+        append(logsBody, h("div", { class: "muted", text: "No log lines yet." }));
+      }
+      if (typeof answer.next_after !== "number" || answer.next_after === logAfter) return;
+      logAfter = answer.next_after;
+      if (lines.length < LOG_PAGE) return;
+    }
   }
 
   async function refresh(latest) {
