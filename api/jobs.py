@@ -13,11 +13,11 @@ from api import responses
 from api.inputs import batch_shape
 from api.longpoll import read_when_changed
 from api.openapi import BINARY, operation, query
-from api.schemas import ExplainSpec, JobSubmission, PredictSpec, TrainSpec, parse_submission, request_hash
+from api.schemas import JobSubmission, parse_submission, request_hash
 from api.services import principal, services
 from db.jobs import NewJob
 from db.records import JOB_TYPES, STATUSES, JobRecord
-from ml.catalog import TASKS
+from ml.specs import ExplainSpec, PredictSpec, TrainSpec
 from tensorq.errors import InvalidRequest, NotFound, OutOfRange, UnsupportedMedia
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _check_references(tenant_id: str, spec: Any) -> None:
             record = svc.db.datasets.get(tenant_id, dataset)
         except NotFound:
             raise InvalidRequest(f"dataset {dataset} not found", code="unknown_dataset") from None
-        labelled = isinstance(spec, TrainSpec) and TASKS.get(spec.architecture) == "classify"
+        labelled = isinstance(spec, TrainSpec) and spec.task == "classify"
         if labelled and record.format == "csv" and not spec.label_column:
             raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": record.info.get("columns")})
         if isinstance(spec, TrainSpec) and spec.label_column and record.format == "csv":

@@ -15,11 +15,11 @@ from flask import Blueprint, jsonify, request, send_file
 from api import responses
 from api.jobs import _publish
 from api.openapi import BINARY, MULTIPART, operation, query
-from api.schemas import ModelUpload, parse
 from api.services import principal, services
 from api.uploads import multipart_file, write_limited
 from db.jobs import NewJob
 from ml.model_import import check_zip, staging_path
+from ml.specs import ModelUpload, parse
 from tensorq.errors import InvalidRequest, NotFound
 
 bp = Blueprint("models", __name__)

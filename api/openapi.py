@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api import responses
-from api.schemas import SPECS, JobSubmission
+from api.schemas import JobSubmission
+from ml.specs import SPECS
 
 ERROR_STATUSES = {
     400: "Malformed input or a spec that cannot run",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,38 +9,31 @@ from pathlib import Path
 from typing import Any
 
 import keras
+from pydantic import ValidationError
 
 from ml import registry, tasks
-from ml.catalog import OPTIMIZERS
 from ml.checkpoint import CHECKPOINT, load_best_weights, load_checkpoint, save_best_weights, save_checkpoint
 from ml.datasets import Dataset, split
+from ml.specs import EarlyStopping, TrainOptions
 from ml.tasks.base import model_input
-from tensorq.errors import InvalidRequest, JobCancelled, OutOfRange
+from tensorq.errors import InvalidRequest, JobCancelled, OutOfRange, TensorQError
 
 MODEL = "model.keras"
-MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")  # a classifier's; each task has its own
-EARLY_STOPPING_KEYS = ("patience", "monitor", "min_delta")
+# Validation errors that mean the config cannot run at all (400); any other is a value out of its range (422).
+SHAPE_ERRORS = frozenset({"unknown_name", "extra_forbidden", "missing", "model_type", "dict_type", "union_tag_invalid"})
 
 
-@dataclass
-class TrainConfig:
-    """What to train and how.
+class TrainConfig(TrainOptions):
+    """What to train and how: ``TrainOptions`` (ranges and defaults in ``ml.specs``), built positionally.
 
-    ``early_stopping`` is ``{"patience", "monitor", "min_delta"}`` or None; ``class_weight`` (classifiers)
-    is "balanced", ``{class id: weight}`` or None.
+    A value the spec refuses is an OutOfRange (or an InvalidRequest when it cannot run) naming the field.
     """
 
-    architecture: str
-    params: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 32
-    validation_split: float = 0.2
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
-    early_stopping: dict[str, Any] | None = None
-    seed: int | None = None
-    test_split: float = 0.0
-    class_weight: str | dict[str, Any] | None = None
+    def __init__(self, architecture: str, params: dict[str, Any] | None = None, **options: Any) -> None:
+        try:
+            super().__init__(architecture=architecture, params={} if params is None else params, **options)
+        except ValidationError as exc:
+            raise config_error(exc) from None
 
 
 @dataclass
@@ -57,40 +49,20 @@ class TrainOutcome:
     signature: dict[str, Any] = field(default_factory=dict)
 
 
-def _number(value: Any, integer: bool) -> bool:
-    kind = numbers.Integral if integer else numbers.Real
-    return isinstance(value, kind) and not isinstance(value, bool)
+def config_error(exc: ValidationError) -> TensorQError:
+    """The coded error of a refused config: its first failed check, with the field in ``details``."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    name = ".".join(str(p) for p in first["loc"])
+    kind = InvalidRequest if first["type"] in SHAPE_ERRORS else OutOfRange
+    return kind(f"{name}: {first['msg']}" if name else first["msg"], details={"field": name})
 
 
-def validate(config: TrainConfig) -> None:
-    """Range-check the config; OutOfRange names the field."""
-    checks = [
-        ("epochs", True, lambda v: 1 <= v <= 10_000, "1..10000"),
-        ("batch_size", True, lambda v: 1 <= v <= 65_536, "1..65536"),
-        ("validation_split", False, lambda v: 0.0 <= v < 0.9, "[0, 0.9)"),
-        ("test_split", False, lambda v: 0.0 <= v < 0.9, "[0, 0.9)"),
-        ("learning_rate", False, lambda v: 0.0 < v <= 10.0, "(0, 10]"),
-    ]
-    for name, integer, ok, allowed in checks:
-        value = getattr(config, name)
-        if not (_number(value, integer) and ok(value)):
-            raise OutOfRange(f"{name} must be in {allowed}", details={"field": name, "allowed": allowed})
-    if config.validation_split + config.test_split >= 0.9:
-        raise OutOfRange(
-            "validation_split + test_split must leave at least 10% of the rows for training",
-            details={"field": "validation_split"},
-        )
-    if config.seed is not None and not _number(config.seed, True):
-        raise OutOfRange("seed must be an integer", details={"field": "seed"})
-    if config.early_stopping is not None:
-        _early_stopping_args(config.early_stopping, config.validation_split > 0, _monitors(config))
-    weights = config.class_weight
-    if weights is not None and not (weights == "balanced" or isinstance(weights, dict)):
-        raise InvalidRequest('class_weight must be "balanced" or an object of class id to weight')
-    if config.optimizer not in OPTIMIZERS:
-        known = list(OPTIMIZERS)
-        message = f"unknown optimizer '{config.optimizer}'; known: {', '.join(known)}"
-        raise InvalidRequest(message, details={"known": known})
+def checked(config: TrainOptions) -> TrainOptions:
+    """``config`` checked again against its spec (a field may have been set after it was built)."""
+    try:
+        return type(config).model_validate(dict(config))
+    except ValidationError as exc:
+        raise config_error(exc) from None
 
 
 def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -103,39 +75,11 @@ def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     return optimizers[name](learning_rate=learning_rate)
 
 
-def _monitors(config: TrainConfig) -> tuple[str, ...]:
-    """What early stopping may watch for this config's architecture."""
-    return tasks.for_architecture(config.architecture).monitors()
-
-
-def _early_stopping_args(
-    spec: dict[str, Any], has_validation: bool, monitors: tuple[str, ...] = MONITORS
-) -> dict[str, Any]:
-    """EarlyStopping's arguments from the spec; a val_ monitor without validation data watches the training figure."""
-    if not isinstance(spec, dict):
-        raise InvalidRequest("early_stopping must be an object")
-    unknown = sorted(set(spec) - set(EARLY_STOPPING_KEYS))
-    if unknown:
-        raise InvalidRequest(
-            f"unknown early_stopping keys {unknown}; allowed: {list(EARLY_STOPPING_KEYS)}",
-            details={"allowed": list(EARLY_STOPPING_KEYS)},
-        )
-    monitor = spec.get("monitor") or ("val_loss" if has_validation else "loss")
-    if monitor not in monitors:
-        raise OutOfRange(
-            f"early_stopping.monitor must be one of {', '.join(monitors)}",
-            details={"field": "early_stopping.monitor", "allowed": list(monitors)},
-        )
-    if not has_validation:
-        monitor = monitor.removeprefix("val_")
-    patience = spec.get("patience", 3)
-    if not (_number(patience, True) and 0 <= patience <= 10_000):
-        raise OutOfRange("early_stopping.patience must be in 0..10000", details={"field": "early_stopping.patience"})
-    min_delta = spec.get("min_delta", 0.0)
-    if not (_number(min_delta, False) and min_delta >= 0):
-        raise OutOfRange("early_stopping.min_delta must be >= 0", details={"field": "early_stopping.min_delta"})
+def _early_stopping_args(spec: EarlyStopping, has_validation: bool) -> dict[str, Any]:
+    """EarlyStopping's arguments; a val_ monitor without validation data watches the training figure."""
+    monitor = spec.monitor if has_validation else spec.monitor.removeprefix("val_")
     mode = "max" if monitor.endswith("accuracy") else "min"
-    return {"monitor": monitor, "patience": int(patience), "min_delta": float(min_delta), "mode": mode}
+    return {"monitor": monitor, "patience": spec.patience, "min_delta": spec.min_delta, "mode": mode}
 
 
 class _EarlyStopping(keras.callbacks.EarlyStopping):
@@ -200,14 +144,14 @@ class _Progress(keras.callbacks.Callback):
 
 
 def train(
-    config: TrainConfig,
+    config: TrainOptions,
     data: Dataset,
     workdir: Path,
     on_epoch: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainOutcome:
     """Train per ``config`` on ``data`` in ``workdir``, resuming from its checkpoint when one exists."""
-    validate(config)
+    config = checked(config)
     task = tasks.for_architecture(config.architecture)
     registry.get(config.architecture)  # an unknown architecture is refused before any work
     num_classes = task.check(data)
@@ -236,7 +180,7 @@ def train(
         initial_epoch, history, stopping_state = 0, {}, None
     early_stopping = None
     if config.early_stopping is not None:
-        args = _early_stopping_args(config.early_stopping, val is not None, task.monitors())
+        args = _early_stopping_args(config.early_stopping, val is not None)
         early_stopping = _EarlyStopping(workdir, stopping_state, **args)
     progress = _Progress(config.epochs, workdir, history, on_epoch, should_stop, early_stopping)
     if resumed is not None and model is resumed.model:

@@ -14,7 +14,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from tensorq.settings import Settings
-from worker.routing import QUEUES, ROUTES
+from worker.routing import QUEUES
 
 # Above the longest job: recovery relies on leases in SQL, never on redelivery.
 VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
@@ -63,7 +63,6 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker_options(settings),
         task_queues=job_queues(),
-        task_routes={route.task: {"queue": route.queue} for route in ROUTES.values()},
         task_default_queue="predict",
         task_default_exchange="predict",
         task_default_routing_key="predict",

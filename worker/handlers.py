@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from db.jobs import ModelVersionDraft
-from ml.catalog import IMPORTED, TASKS
+from ml.catalog import IMPORTED
+from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec, parse
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
 from worker.runner import HandlerResult, JobContext
 
@@ -36,74 +37,54 @@ def _dataset(ctx: JobContext, ref: str, label_column: str | None = None, require
     return datasets.load_file(record.path, record.format, label_column, require_labels=require_labels)
 
 
-def _training_data(ctx: JobContext, spec: dict[str, Any]) -> Any:
+def _training_data(ctx: JobContext, spec: TrainSpec) -> Any:
     """The training dataset as the architecture's task reads it (interactions for the recommender)."""
     from ml import datasets
 
-    task = TASKS.get(spec["architecture"], "classify")
-    if task != "recommend":
-        return _dataset(ctx, spec["dataset"], spec.get("label_column"), require_labels=task == "classify")
-    if spec["dataset"].startswith("builtin:"):
+    if spec.task != "recommend":
+        return _dataset(ctx, spec.dataset, spec.label_column, require_labels=spec.task == "classify")
+    if spec.builtin is not None:
         raise InvalidRequest("the recommender trains on an uploaded interactions CSV (user, item, rating columns)")
-    record = _record(ctx, spec["dataset"])
+    record = _record(ctx, spec.dataset)
     if record.format != "csv":
         raise InvalidRequest("the recommender trains on an interactions CSV (user, item, rating columns)")
     return datasets.load_interactions(
-        record.path,
-        spec.get("user_column") or "user",
-        spec.get("item_column") or "item",
-        spec.get("rating_column") or "rating",
+        record.path, spec.user_column or "user", spec.item_column or "item", spec.rating_column or "rating"
     )
 
 
 def train(ctx: JobContext) -> HandlerResult:
     """Train a model from the job's spec and register it as a new version."""
-    from ml.training import TrainConfig
     from ml.training import train as fit
 
-    spec = ctx.job.spec
-    data = _training_data(ctx, spec)
-    config = TrainConfig(
-        architecture=spec["architecture"],
-        params=spec.get("params", {}),
-        epochs=spec["epochs"],
-        batch_size=spec["batch_size"],
-        validation_split=spec["validation_split"],
-        learning_rate=spec["learning_rate"],
-        optimizer=spec.get("optimizer", "adam"),
-        early_stopping=spec.get("early_stopping"),
-        seed=spec.get("seed"),
-        test_split=spec.get("test_split", 0.0),
-        class_weight=spec.get("class_weight"),
-    )
+    spec = parse(TrainSpec, ctx.job.spec, where="spec")
     outcome = fit(
-        config,
-        data,
+        spec,
+        _training_data(ctx, spec),
         ctx.settings.job_dir(ctx.job.id),
         on_epoch=ctx.control.report,
         should_stop=ctx.control.should_stop,
     )
-    name = spec.get("model_name") or f"{spec['architecture']}-{spec['dataset'].removeprefix('builtin:')}"
     return HandlerResult(
         result={"metrics": outcome.metrics, "history": outcome.history, "epochs_run": outcome.epochs_run},
         model=ModelVersionDraft(
-            model_name=name,
+            model_name=spec.name(),
             path=str(outcome.model_path),
-            architecture=spec["architecture"],
+            architecture=spec.architecture,
             metrics=outcome.metrics,
             signature=outcome.signature,
         ),
     )
 
 
-def _model(ctx: JobContext) -> tuple[Any, Any]:
-    """The model version the spec names and the loaded Keras model (cached per process)."""
+def _model(ctx: JobContext, ref: str) -> tuple[Any, Any]:
+    """The model version ``ref`` names and the loaded Keras model (cached per process)."""
     from ml.inference import load_model
 
     try:
-        version = ctx.db.models.resolve(ctx.job.tenant_id, ctx.job.spec["model"])
+        version = ctx.db.models.resolve(ctx.job.tenant_id, ref)
     except NotFound:
-        raise InvalidRequest(f"model {ctx.job.spec['model']} not found", code="unknown_model") from None
+        raise InvalidRequest(f"model {ref} not found", code="unknown_model") from None
     return version, load_model(version.path)
 
 
@@ -112,8 +93,9 @@ def _task(version: Any) -> str:
     return str(version.signature.get("task", "classify"))
 
 
-def _refuse_options(spec: dict[str, Any], task: str, names: tuple[str, ...]) -> None:
-    given = [name for name in names if spec.get(name) is not None]
+def _refuse_options(spec: PredictSpec, task: str, names: tuple[str, ...]) -> None:
+    """Refuse the spec's options that do not apply to a ``task`` model."""
+    given = [name for name in names if getattr(spec, name) is not None]
     if given:
         raise InvalidRequest(f"{', '.join(given)} do not apply to a {task} model", details={"fields": given})
 
@@ -126,8 +108,8 @@ def _folder(ctx: JobContext) -> Path:
 
 def predict(ctx: JobContext) -> HandlerResult:
     """Outputs for inline inputs or a dataset, per the model's task; large outputs become an artifact."""
-    spec = ctx.job.spec
-    version, model = _model(ctx)
+    spec = parse(PredictSpec, ctx.job.spec, where="spec")
+    version, model = _model(ctx, spec.model)
     task = _task(version)
     result: dict[str, Any] = {"model_id": version.model_id, "version": version.version}
     if task == "recommend":
@@ -142,8 +124,7 @@ def predict(ctx: JobContext) -> HandlerResult:
     from ml.inference import coerce_inputs
     from ml.inference import predict as infer
 
-    source = spec["inputs"] if "inputs" in spec else _dataset(ctx, spec["dataset"], require_labels=False).x
-    x = coerce_inputs(model, source)
+    x = coerce_inputs(model, _inputs(ctx, spec))
     outputs = infer(model, x)
     classifies = outputs.ndim == 2 and outputs.shape[1] > 1
     result["rows"] = len(x)
@@ -174,14 +155,23 @@ def _write_predictions(path: Path, probabilities: np.ndarray) -> None:
             handle.write((line * len(part)) % tuple(cells.ravel().tolist()))
 
 
-def _recommend(ctx: JobContext, model: Any, spec: dict[str, Any]) -> dict[str, Any]:
+def _inputs(ctx: JobContext, spec: PredictSpec) -> Any:
+    """The rows to run on: the spec's inline inputs, else its dataset's features."""
+    if spec.inputs is not None:
+        return spec.inputs
+    if spec.dataset is None:
+        raise InvalidRequest("give 'inputs' or 'dataset'")
+    return _dataset(ctx, spec.dataset, require_labels=False).x
+
+
+def _recommend(ctx: JobContext, model: Any, spec: PredictSpec) -> dict[str, Any]:
     """A user's top-k items, or the ratings of (user, item) pairs (a CSV artifact when many)."""
     from ml.recommend import rate, top_k
 
-    if spec.get("user") is not None:
-        items, scores = top_k(model, spec["user"], spec.get("k") or 10)
-        return {"user": str(spec["user"]), "items": items, "scores": scores.round(6).tolist()}
-    pairs, ratings = rate(model, spec["inputs"])
+    if spec.user is not None:
+        items, scores = top_k(model, spec.user, spec.k or 10)
+        return {"user": str(spec.user), "items": items, "scores": scores.round(6).tolist()}
+    pairs, ratings = rate(model, spec.inputs)
     if len(pairs) <= ctx.settings.max_inline_rows:
         return {"rows": len(pairs), "ratings": ratings.round(6).tolist()}
     with (_folder(ctx) / "predictions.csv").open("w", newline="") as handle:
@@ -191,17 +181,14 @@ def _recommend(ctx: JobContext, model: Any, spec: dict[str, Any]) -> dict[str, A
     return {"rows": len(pairs), "artifacts": ["predictions.csv"], "ratings_preview": ratings[:20].round(6).tolist()}
 
 
-def _autoencode(ctx: JobContext, model: Any, spec: dict[str, Any]) -> dict[str, Any]:
+def _autoencode(ctx: JobContext, model: Any, spec: PredictSpec) -> dict[str, Any]:
     """A vae's encode, reconstruct (the default) or sample; an ``outputs.npz`` artifact when many rows."""
     from ml import generative
     from ml.inference import coerce_inputs
 
-    mode = spec.get("mode") or "reconstruct"
-    x = None
-    if mode != "sample":
-        source = spec["inputs"] if "inputs" in spec else _dataset(ctx, spec["dataset"], require_labels=False).x
-        x = coerce_inputs(model, source)
-    arrays = generative.run(model, mode, x, n=spec.get("n"), seed=spec.get("seed"))
+    mode = spec.mode or "reconstruct"
+    x = None if mode == "sample" else coerce_inputs(model, _inputs(ctx, spec))
+    arrays = generative.run(model, mode, x, n=spec.n, seed=spec.seed)
     rows = len(next(iter(arrays.values())))
     result: dict[str, Any] = {"mode": mode, "rows": rows}
     if rows <= ctx.settings.max_inline_rows:
@@ -225,35 +212,35 @@ def explain(ctx: JobContext) -> HandlerResult:
     from ml.heatmap import save_heatmap
     from ml.inference import coerce_inputs, takes_strings
 
-    spec = ctx.job.spec
-    version, model = _model(ctx)
+    spec = parse(ExplainSpec, ctx.job.spec, where="spec")
+    version, model = _model(ctx, spec.model)
     if _task(version) != "classify":
         raise InvalidRequest("explanations are for classifiers (class probabilities)", details={"task": _task(version)})
-    x = coerce_inputs(model, spec["inputs"])
-    baseline = spec.get("baseline", "zeros")
+    x = coerce_inputs(model, spec.inputs)
+    baseline: Any = spec.baseline
     if isinstance(baseline, list):
         if takes_strings(model):
             raise InvalidRequest("a text model's baseline is 'zeros' (words left out)")
         baseline = coerce_inputs(model, [baseline])[0]
-    background = spec.get("background")
-    if background is not None:
+    background = None
+    if spec.background is not None:
         if takes_strings(model):
             raise InvalidRequest("background rows are for numeric inputs")
-        background = coerce_inputs(model, background)
+        background = coerce_inputs(model, spec.background)
     explanation = attribute(
         model,
         x,
-        spec.get("method", "integrated_gradients"),
-        target=spec.get("target"),
-        steps=spec.get("steps", 64),
+        spec.method,
+        target=spec.target,
+        steps=spec.steps,
         baseline=baseline,
-        samples=spec.get("samples"),
-        noise=spec.get("noise"),
-        window=spec.get("window"),
-        stride=spec.get("stride"),
-        nsamples=spec.get("nsamples"),
+        samples=spec.samples,
+        noise=spec.noise,
+        window=spec.window,
+        stride=spec.stride,
+        nsamples=spec.nsamples,
         background=background,
-        seed=spec.get("seed"),
+        seed=spec.seed,
     )
     result: dict[str, Any] = {
         "model_id": version.model_id,
@@ -284,8 +271,8 @@ def import_model(ctx: JobContext) -> HandlerResult:
     """Check and safely load an uploaded ``.keras`` file, then register it as a model version."""
     from ml.model_import import load, staging_path
 
-    spec = ctx.job.spec
-    staged = staging_path(ctx.settings.artifact_dir, ctx.job.tenant_id, spec["upload"])
+    spec = parse(ImportSpec, ctx.job.spec, where="spec")
+    staged = staging_path(ctx.settings.artifact_dir, ctx.job.tenant_id, spec.upload)
     if not staged.is_file():
         raise InvalidRequest("the uploaded model file is gone; upload it again")
     try:
@@ -296,11 +283,10 @@ def import_model(ctx: JobContext) -> HandlerResult:
     destination = _folder(ctx) / "model.keras"
     shutil.copyfile(staged, destination)
     staged.unlink(missing_ok=True)
-    name = spec["model_name"]
     return HandlerResult(
-        result={"model_name": name, "signature": signature},
+        result={"model_name": spec.model_name, "signature": signature},
         model=ModelVersionDraft(
-            model_name=name, path=str(destination), architecture=IMPORTED, metrics={}, signature=signature
+            model_name=spec.model_name, path=str(destination), architecture=IMPORTED, metrics={}, signature=signature
         ),
     )
 

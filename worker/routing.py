@@ -1,8 +1,13 @@
-"""Task names and queues per job type; the API enqueues by name through this table alone."""
+"""The one task and the queue of each job type; the API enqueues by task name through this table alone."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# Every job runs through this one task; the queue (named by the publisher) says which workers take it.
+RUN_JOB = "tensorq.run_job"
+# Task names of messages published before there was one task; workers still accept them.
+LEGACY_TASKS = ("tensorq.run_train", "tensorq.run_predict", "tensorq.run_explain")
 
 
 @dataclass(frozen=True)
@@ -14,11 +19,11 @@ class Route:
 
 
 ROUTES: dict[str, Route] = {
-    "train": Route("tensorq.run_train", "train"),
-    "predict": Route("tensorq.run_predict", "predict"),
-    "explain": Route("tensorq.run_explain", "explain"),
-    # Bring-your-own model imports are short: they share the predict queue and its task (which runs any job by id).
-    "import": Route("tensorq.run_predict", "predict"),
+    "train": Route(RUN_JOB, "train"),
+    "predict": Route(RUN_JOB, "predict"),
+    "explain": Route(RUN_JOB, "explain"),
+    # Bring-your-own model imports are short: they share the predict queue.
+    "import": Route(RUN_JOB, "predict"),
 }
 QUEUES = tuple(dict.fromkeys(route.queue for route in ROUTES.values()))
 

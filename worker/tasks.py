@@ -1,4 +1,4 @@
-"""Celery tasks: each receives a job id, hands it to the process's JobRunner and reports how the job ended."""
+"""The one Celery task: it receives a job id, hands it to the process's JobRunner and reports how the job ended."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from worker.outcome import JobFailed, report
+from worker.routing import LEGACY_TASKS, RUN_JOB
 from worker.runner import JobRunner
 
 _runner: JobRunner | None = None
@@ -22,22 +23,12 @@ def runner_for(task: Task) -> JobRunner:
     return _runner
 
 
-@shared_task(name="tensorq.run_train", bind=True, throws=(JobFailed,))
-def run_train(self: Task, job_id: str) -> dict[str, Any]:
-    """Run a training job by id; the task fails when the job does."""
+def _run(self: Task, job_id: str) -> dict[str, Any]:
+    """Run a job of any type by id (the runner reads its type from the database); the task fails when the job does."""
     runner = runner_for(self)
     return report(self, runner.db.jobs, job_id, runner.run(job_id))
 
 
-@shared_task(name="tensorq.run_predict", bind=True, throws=(JobFailed,))
-def run_predict(self: Task, job_id: str) -> dict[str, Any]:
-    """Run a predict job by id; the task fails when the job does."""
-    runner = runner_for(self)
-    return report(self, runner.db.jobs, job_id, runner.run(job_id))
-
-
-@shared_task(name="tensorq.run_explain", bind=True, throws=(JobFailed,))
-def run_explain(self: Task, job_id: str) -> dict[str, Any]:
-    """Run an explain job by id; the task fails when the job does."""
-    runner = runner_for(self)
-    return report(self, runner.db.jobs, job_id, runner.run(job_id))
+run_job = shared_task(name=RUN_JOB, bind=True, throws=(JobFailed,))(_run)
+# Messages already queued under the per-type names of earlier versions run the same way.
+legacy_tasks = [shared_task(name=name, bind=True, throws=(JobFailed,))(_run) for name in LEGACY_TASKS]

@@ -48,10 +48,6 @@ class Task:
         """The figures logged per epoch (``val_`` ones too when there is validation data)."""
         return TASK_METRICS[self.name]
 
-    def monitors(self) -> tuple[str, ...]:
-        """What early stopping may watch."""
-        return (*self.metrics, *(f"val_{m}" for m in self.metrics))
-
     def check(self, data: Dataset) -> int:
         """Validate ``data`` for this task; the number of classes (0 when there are none)."""
         raise NotImplementedError

@@ -72,7 +72,7 @@ def test_every_v1_operation_in_the_document_needs_a_key(fuzzed) -> None:  # type
 
 
 def test_document_is_openapi_3_1_built_from_the_validating_schemas(fuzzed) -> None:  # type: ignore[no-untyped-def]
-    from api.schemas import TrainSpec
+    from ml.specs import TrainSpec
 
     document = fuzzed[0].test_client().get("/openapi.json").get_json()
     assert document["openapi"] == "3.1.0"

@@ -1,0 +1,234 @@
+"""The typed job specs: the one place that says what a job may ask for, its ranges and its defaults.
+
+The API validates submissions with these models and stores ``model_dump``; the worker reads the stored spec
+back with the same model (``parse(TrainSpec, job.spec)``) and hands its typed fields to the TensorFlow core.
+Importing this module does not import TensorFlow (only pydantic and the catalog of names).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from ml.catalog import ARCHITECTURES, BUILTIN_DATASETS, EXPLAIN_METHODS, OPTIMIZERS, PREDICT_MODES, TASK_METRICS, TASKS
+from tensorq.errors import InvalidRequest, OutOfRange
+
+# pydantic error types that mean "well-formed, but out of range" (422); everything else is 400.
+RANGE_ERRORS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_long", "too_short", "multiple_of"}
+)
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")]
+ModelRef = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[0-9a-fA-F-]{1,36}(:[0-9]{1,9})?$")]
+Column = Annotated[str, Field(min_length=1, max_length=200)]
+ClassId = Annotated[str, Field(pattern=r"^[0-9]{1,6}$")]
+ClassWeight = Annotated[float, Field(gt=0.0, le=1e6)]
+# "balanced", or class id -> weight; the discriminator keeps a bad weight's error to the mapping (422, not 400).
+ClassWeights = Annotated[
+    Annotated[Literal["balanced"], Tag("name")] | Annotated[dict[ClassId, ClassWeight], Tag("mapping")],
+    Discriminator(lambda value: "name" if isinstance(value, str) else "mapping"),
+]
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Id = Annotated[str, Field(min_length=1, max_length=200)] | int
+
+
+def _known(what: str, value: str, names: tuple[str, ...]) -> str:
+    """``value`` when it is one of ``names``; else an ``unknown_name`` error that lists them."""
+    if value not in names:
+        context = {"what": what, "value": value, "known": ", ".join(names)}
+        raise PydanticCustomError("unknown_name", "unknown {what} '{value}'; known: {known}", context)
+    return value
+
+
+class Strict(BaseModel):
+    """A schema that rejects unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EarlyStopping(Strict):
+    """Stop when the monitored metric stops improving; the best weights are restored.
+
+    A ``val_`` monitor watches the training figure of the same name when there is no validation data.
+    """
+
+    patience: int = Field(default=3, ge=1, le=1000)
+    monitor: str = Field(default="val_loss", pattern=r"^(val_)?(loss|accuracy|rmse|reconstruction_loss|kl_loss)$")
+    min_delta: float = Field(default=0.0, ge=0.0, le=1e9)
+
+
+class TrainOptions(Strict):
+    """How to train: the architecture and its hyperparameters (what ``ml.training.train`` takes)."""
+
+    architecture: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(default=10, ge=1, le=10_000)
+    batch_size: int = Field(default=32, ge=1, le=65_536)
+    validation_split: float = Field(default=0.2, ge=0.0, lt=0.9)
+    test_split: float = Field(default=0.0, ge=0.0, lt=0.9)
+    learning_rate: float = Field(default=1e-3, gt=0.0, le=10.0)
+    optimizer: str = "adam"
+    early_stopping: EarlyStopping | None = None
+    seed: Seed | None = None
+    class_weight: ClassWeights | None = None
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        return _known("architecture", value, ARCHITECTURES)
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        return _known("optimizer", value, OPTIMIZERS)
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self) -> TrainOptions:
+        if self.validation_split + self.test_split >= 0.9:
+            raise ValueError("validation_split + test_split must leave at least 10% of the rows for training")
+        return self
+
+    @model_validator(mode="after")
+    def _monitor_of_the_task(self) -> TrainOptions:
+        if self.early_stopping is not None:
+            figures = TASK_METRICS[TASKS[self.architecture]]
+            allowed = (*figures, *(f"val_{name}" for name in figures))
+            if self.early_stopping.monitor not in allowed:
+                raise ValueError(f"early_stopping.monitor must be one of {', '.join(allowed)}")
+        return self
+
+    @property
+    def task(self) -> str:
+        """What the architecture learns: "classify", "autoencode" or "recommend"."""
+        return TASKS[self.architecture]
+
+
+class TrainSpec(TrainOptions):
+    """A training job: which architecture, on which data, for how long, and the model's name."""
+
+    dataset: str = Field(min_length=1, max_length=100)
+    model_name: Name | None = None
+    label_column: str | None = Field(default=None, min_length=1, max_length=200)
+    user_column: Column | None = None
+    item_column: Column | None = None
+    rating_column: Column | None = None
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_builtin(cls, value: str) -> str:
+        if value.startswith("builtin:"):
+            _known("builtin dataset", value.removeprefix("builtin:"), BUILTIN_DATASETS)
+        return value
+
+    @property
+    def builtin(self) -> str | None:
+        """The builtin dataset's name when ``dataset`` is ``builtin:<name>``, else None."""
+        return self.dataset.removeprefix("builtin:") if self.dataset.startswith("builtin:") else None
+
+    def name(self) -> str:
+        """The registered model's name: ``model_name``, else ``<architecture>-<dataset>``."""
+        return self.model_name or f"{self.architecture}-{self.dataset.removeprefix('builtin:')}"
+
+
+class PredictSpec(Strict):
+    """Inference on a registered model: inline inputs or a dataset; a recommender's top ``k`` items for a
+    ``user``; a vae's ``mode`` (``sample`` takes no inputs, only ``n`` and ``seed``)."""
+
+    model: ModelRef
+    inputs: list[Any] | None = Field(default=None, min_length=1)
+    dataset: str | None = Field(default=None, min_length=1, max_length=100)
+    mode: str | None = None
+    n: int | None = Field(default=None, ge=1, le=10_000)
+    seed: Seed | None = None
+    user: Id | None = None
+    k: int | None = Field(default=None, ge=1, le=1000)
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, value: str | None) -> str | None:
+        return value if value is None else _known("mode", value, PREDICT_MODES)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PredictSpec:
+        sources = [name for name in ("inputs", "dataset", "user") if getattr(self, name) is not None]
+        if self.mode == "sample":
+            if sources:
+                raise ValueError("mode 'sample' takes no inputs, dataset or user, only n and seed")
+        elif len(sources) != 1:
+            raise ValueError("give exactly one of 'inputs', 'dataset' or 'user'")
+        if self.n is not None and self.mode != "sample":
+            raise ValueError("'n' goes with mode 'sample'")
+        if self.k is not None and self.user is None:
+            raise ValueError("'k' goes with 'user'")
+        return self
+
+
+class ExplainSpec(Strict):
+    """Attributions for inputs of a registered classifier: ``steps`` (integrated_gradients), ``samples`` and
+    ``noise`` (smoothgrad), ``window`` and ``stride`` (occlusion; ``window`` also sizes lime's patches),
+    ``nsamples`` (kernel_shap, gradient_shap, lime), ``background`` rows (SHAP), ``seed`` (random methods)."""
+
+    model: ModelRef
+    inputs: list[Any] = Field(min_length=1, max_length=1000)
+    method: str = "integrated_gradients"
+    target: int | None = Field(default=None, ge=0)
+    steps: int = Field(default=64, ge=1, le=1024)
+    baseline: Literal["zeros", "mean"] | list[Any] = "zeros"
+    samples: int = Field(default=32, ge=1, le=1024)
+    noise: float = Field(default=0.15, ge=0.0, le=1.0)
+    window: int | None = Field(default=None, ge=1, le=4096)
+    stride: int | None = Field(default=None, ge=1, le=4096)
+    nsamples: int | None = Field(default=None, ge=1, le=100_000)
+    seed: Seed = 0
+    background: list[Any] | None = Field(default=None, min_length=1, max_length=1000)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        return _known("method", value, EXPLAIN_METHODS)
+
+
+class ImportSpec(Strict):
+    """A bring-your-own model import (made by ``POST /v1/models``, not submitted): the staged upload's id."""
+
+    upload: str = Field(min_length=1, max_length=100)
+    model_name: Name
+    size_bytes: int | None = Field(default=None, ge=0)
+
+
+class ModelUpload(Strict):
+    """The form fields of ``POST /v1/models`` besides the file."""
+
+    name: Name
+
+
+# The spec of each job type; ``POST /v1/jobs`` takes the first three, ``POST /v1/models`` makes imports.
+SPECS: dict[str, type[Strict]] = {"train": TrainSpec, "predict": PredictSpec, "explain": ExplainSpec}
+JOB_SPECS: dict[str, type[Strict]] = {**SPECS, "import": ImportSpec}
+
+
+def error_details(exc: ValidationError, where: str = "") -> list[dict[str, Any]]:
+    """Each failed check as ``{"field", "message", "type"}``, fields prefixed with ``where``."""
+    details = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in err["loc"])
+        if where:
+            field = f"{where}.{field}" if field else where
+        details.append({"field": field, "message": err["msg"], "type": err["type"]})
+    return details
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(schema: type[M], data: Any, *, where: str = "") -> M:
+    """Validate ``data`` against ``schema``: OutOfRange when only ranges are off, InvalidRequest otherwise."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        details = error_details(exc, where)
+        if all(item["type"] in RANGE_ERRORS for item in details):
+            raise OutOfRange("a value is out of range", details=details) from None
+        raise InvalidRequest("the request does not match the schema", details=details) from None
