@@ -266,6 +266,35 @@ def test_a_running_job_is_cancelled_from_its_page(console_stack: dict, browser: 
     assert console_problems(driver) == []
 
 
+def test_a_dataset_uploaded_from_the_page_is_listed(console_stack: dict, browser: Any) -> None:
+    driver = browser
+    sign_in(driver, console_stack["url"], console_stack["keys"]["acme"])
+    csv = console_stack["home"] / "flowers.csv"
+    csv.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
+    driver.get(f"{console_stack['url']}/console/#/datasets")
+    field = wait_until(lambda: find(driver, "#dataset-file"), 20, "the upload form")
+    field.send_keys(str(csv))
+    find(driver, "#dataset-upload").click()
+    table = wait_until(lambda: find(driver, "#datasets-table"), 20, "the uploaded dataset listed")
+    assert "flowers.csv" in table.text and "csv" in table.text
+    assert console_problems(driver) == []
+
+
+def test_the_model_page_shows_its_version_and_the_job_that_made_it(
+    console_stack: dict, browser: Any, watched_training: dict, screenshots: Any
+) -> None:
+    driver = browser
+    sign_in(driver, console_stack["url"], console_stack["keys"]["acme"])
+    model_id = watched_training["model_href"].rsplit("/", 1)[-1]
+    driver.get(f"{console_stack['url']}/console/#/models")
+    wait_until(lambda: find(driver, f'#models-table a[href="#/models/{model_id}"]'), 20, "the model listed").click()
+    versions = wait_until(lambda: find(driver, "#versions-table"), 20, "the model's versions")
+    assert find(driver, f'#versions-table a[href="#/jobs/{watched_training["job_id"]}"]') is not None
+    assert "cnn" in versions.text and "accuracy" in versions.text and "Download .keras" in versions.text
+    driver.save_screenshot(str(screenshots / "model-page.png"))
+    assert console_problems(driver) == []
+
+
 def test_a_read_only_key_sees_the_jobs_but_no_write_buttons(
     console_stack: dict, browser: Any, watched_training: dict
 ) -> None:
@@ -277,6 +306,9 @@ def test_a_read_only_key_sees_the_jobs_but_no_write_buttons(
     driver.get(f"{console_stack['url']}/console/#/jobs/{watched_training['job_id']}")
     wait_until(lambda: status_of(driver) == "succeeded", 20, "the job page")
     assert find(driver, "#job-actions button") is None
+    driver.get(f"{console_stack['url']}/console/#/datasets")
+    wait_until(lambda: find(driver, "#datasets-table"), 20, "the datasets page")
+    assert find(driver, "#dataset-file") is None
     assert console_problems(driver) == []
 
 

@@ -12,7 +12,7 @@ function infoText(info) {
 
 function uploadForm(reload, fail) {
   const file = h("input", { id: "dataset-file", type: "file", accept: ".npz,.csv,.jsonl" });
-  const button = h("button", { type: "submit", text: "Upload" });
+  const button = h("button", { id: "dataset-upload", type: "submit", text: "Upload" });
   const form = h("form", { class: "row", novalidate: true }, file, button);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
