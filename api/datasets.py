@@ -13,7 +13,13 @@ bp = Blueprint("datasets", __name__)
 
 
 @bp.post("/datasets")
-@operation(summary="Upload an .npz or .csv dataset", body=MULTIPART, responses={201: responses.DatasetOut})
+@operation(
+    summary="Upload an .npz, .csv or .jsonl dataset",
+    body=MULTIPART,
+    responses={201: responses.DatasetOut},
+    errors=(400, 403, 413, 415),
+    location=True,
+)
 def upload_dataset():  # type: ignore[no-untyped-def]
     """Store a multipart ``file`` under a server-made name and register it; 201 with the dataset."""
     upload = multipart_file("datasets")
@@ -49,7 +55,7 @@ def list_datasets():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/datasets/<dataset_id>")
-@operation(summary="One dataset", responses={200: responses.DatasetOut})
+@operation(summary="One dataset", responses={200: responses.DatasetOut}, errors=(404,))
 def get_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
     """One of the caller's datasets."""
     return jsonify(services().db.datasets.get(principal().tenant_id, dataset_id).to_public())

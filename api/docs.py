@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Blueprint, Flask, current_app, jsonify, request
 from flask_swagger_ui import get_swaggerui_blueprint
 
 bp = Blueprint("openapi", __name__)
@@ -14,13 +14,14 @@ DOCS_CSP = (
 
 @bp.get("/openapi.json")
 def openapi_document():  # type: ignore[no-untyped-def]
-    """The OpenAPI 3.1 document, built once per process."""
+    """The OpenAPI 3.1 document, built once per process; its server is the URL it was fetched from."""
     from api.openapi import build_document
 
     document = current_app.extensions.setdefault("tensorq.openapi", None)
     if document is None:
         document = current_app.extensions["tensorq.openapi"] = build_document(current_app)
-    return jsonify(document)
+    server = {"url": request.url_root.rstrip("/") or "/", "description": "this TensorQ API"}
+    return jsonify({**document, "servers": [server]})
 
 
 def register_docs(app: Flask) -> None:

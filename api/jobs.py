@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify, request, send_file
 from api import responses
 from api.inputs import batch_shape
 from api.longpoll import read_when_changed
-from api.openapi import BINARY, operation, query
+from api.openapi import ARTIFACT, operation, query
 from api.schemas import JobSubmission, parse_submission, request_hash
 from api.services import principal, services
 from db.jobs import NewJob
@@ -72,7 +72,9 @@ def _check_references(tenant_id: str, spec: Any) -> None:
 @operation(
     summary="Submit a train, predict or explain job",
     body=JobSubmission,
-    responses={202: responses.JobOut},
+    responses={202: responses.Job},
+    errors=(400, 403, 413, 415, 422, 429),
+    location=True,
     headers=[
         {
             "name": "Idempotency-Key",
@@ -148,9 +150,10 @@ def _wait_seconds() -> float:
 @bp.get("/jobs/<job_id>")
 @operation(
     summary="A job; with wait=N, answered at its next change (or, with until=finished, when it ends)",
-    responses={200: responses.JobOut},
+    responses={200: responses.Job},
+    errors=(400, 404, 422),
     query=[
-        query("wait", {"type": "number", "minimum": 0, "maximum": 3600}, "seconds to long-poll"),
+        query("wait", {"type": "number", "minimum": 0}, "seconds to long-poll (at most the server's max_wait_s)"),
         query("until", {"enum": ["finished"]}, "with wait: answer only once the job has finished"),
     ],
 )
@@ -170,6 +173,7 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
 @operation(
     summary="The caller's jobs, newest first",
     responses={200: responses.JobPage},
+    errors=(400, 422),
     query=[
         query("status", {"enum": list(STATUSES)}, "only jobs in this status"),
         query("type", {"enum": list(JOB_TYPES)}, "only jobs of this type"),
@@ -198,7 +202,7 @@ def list_jobs():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/jobs/<job_id>/cancel")
-@operation(summary="Cancel a queued or running job", responses={202: responses.JobOut})
+@operation(summary="Cancel a queued or running job", responses={202: responses.Job}, errors=(403, 404, 409))
 def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
     """Cancel a queued job, or ask a running one to stop at its next boundary; 409 when finished."""
     job = services().db.jobs.cancel(principal().tenant_id, job_id)
@@ -206,7 +210,7 @@ def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs/<job_id>/events")
-@operation(summary="A job's state changes and progress, in order", responses={200: responses.EventList})
+@operation(summary="A job's state changes and progress, in order", responses={200: responses.EventList}, errors=(404,))
 def job_events(job_id: str):  # type: ignore[no-untyped-def]
     """The job's state changes and progress events, in order."""
     events = services().db.jobs.events(principal().tenant_id, job_id)
@@ -214,7 +218,11 @@ def job_events(job_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs/<job_id>/artifacts/<name>")
-@operation(summary="A file the job produced", responses={200: BINARY})
+@operation(
+    summary="A file the job produced (heatmap PNG, predictions CSV, outputs npz)",
+    responses={200: ARTIFACT},
+    errors=(404,),
+)
 def job_artifact(job_id: str, name: str):  # type: ignore[no-untyped-def]
     """A file the job listed in its result; the path is checked to stay in the job's folder."""
     svc = services()

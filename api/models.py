@@ -53,7 +53,11 @@ def _model_name(filename: str | None) -> str:
 
 @bp.post("/models")
 @operation(
-    summary="Upload a .keras model; answers with its import job", body=MULTIPART, responses={202: responses.JobOut}
+    summary="Upload a .keras model; answers with its import job",
+    body=MULTIPART,
+    responses={202: responses.Job},
+    errors=(400, 403, 413, 415, 429),
+    location=True,
 )
 def upload_model():  # type: ignore[no-untyped-def]
     """Store a multipart ``file`` (a ``.keras`` model) and queue its import; 202 with the import job."""
@@ -95,7 +99,7 @@ def list_models():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/models/<model_id>")
-@operation(summary="One model with its versions", responses={200: responses.ModelOut})
+@operation(summary="One model with its versions", responses={200: responses.ModelOut}, errors=(404,))
 def get_model(model_id: str):  # type: ignore[no-untyped-def]
     """One model, its versions, metrics and training jobs."""
     return jsonify(services().db.models.get(principal().tenant_id, model_id).to_public())
@@ -105,6 +109,7 @@ def get_model(model_id: str):  # type: ignore[no-untyped-def]
 @operation(
     summary="A model version's .keras file",
     responses={200: BINARY},
+    errors=(400, 404),
     query=[query("version", {"type": "string", "pattern": "^[0-9]{1,9}$"}, "version number (default the latest)")],
 )
 def download_model(model_id: str):  # type: ignore[no-untyped-def]

@@ -20,20 +20,24 @@ ERROR_STATUSES = {
     401: "No key, or a bad or revoked key",
     403: "A read-only key on a route that writes",
     404: "Not found, or another tenant's",
+    405: "The path does not take this method (the Allow header lists those it takes)",
     409: "Illegal state transition",
     413: "Body or upload too large",
     415: "Unsupported content type",
     422: "A value out of range",
-    429: "A quota or rate limit was hit",
-    503: "Database or broker unavailable",
+    429: "A quota or rate limit was hit; retry after Retry-After seconds",
+    503: "Database or broker unavailable; retry after Retry-After seconds",
 }
+# Every authenticated route can answer these: the key is checked against the database.
+AUTHENTICATED_ERRORS = (401, 405, 503)
 BINARY = "binary"
 MULTIPART = "multipart"
+ARTIFACT = "artifact"
 SCHEMA_MODELS: list[type[BaseModel]] = [
     JobSubmission,
     *SPECS.values(),
     responses.ErrorResponse,
-    responses.JobOut,
+    responses.Job,
     responses.JobPage,
     responses.EventList,
     responses.DatasetOut,
@@ -44,19 +48,33 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     responses.Readiness,
     responses.Identity,
 ]
+TAGS = [
+    {"name": "jobs", "description": "Submit, follow and cancel train, predict, explain and import jobs"},
+    {"name": "datasets", "description": "Upload and list datasets"},
+    {"name": "models", "description": "Registered models, their versions and files; upload a .keras model"},
+    {"name": "account", "description": "The caller's tenant and key"},
+    {"name": "health", "description": "Liveness and readiness"},
+]
+HEADERS = {
+    "Location": {"description": "The path of what was created", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}},
+    "Allow": {"description": "The methods this path takes", "schema": {"type": "string"}},
+}
 
 
 @dataclass(frozen=True)
 class Operation:
-    """What the document says about one route."""
+    """What the document says about one route; ``errors`` are the statuses the route itself can answer
+    besides 401/405/503, which every authenticated route can."""
 
     summary: str
     responses: dict[int, type[BaseModel] | str]
     body: type[BaseModel] | str | None = None
     query: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, Any]] = field(default_factory=list)
-    errors: tuple[int, ...] = tuple(ERROR_STATUSES)
+    errors: tuple[int, ...] = ()
     public: bool = False
+    location: bool = False
 
 
 def operation(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -81,16 +99,34 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 def _components() -> dict[str, Any]:
     _, top = models_json_schema([(m, "validation") for m in SCHEMA_MODELS], ref_template="#/components/schemas/{model}")
     schemas = top["$defs"]
-    schemas["JobSubmission"]["properties"]["spec"] = {
-        "oneOf": [_ref(model) for model in SPECS.values()],
-        "description": "The spec of the job's type: TrainSpec, PredictSpec or ExplainSpec.",
+    # The submission is a union discriminated by ``type``: each member says which spec goes with it.
+    common = schemas.pop("JobSubmission")
+    members = {}
+    for job_type, spec in SPECS.items():
+        name = f"{job_type.capitalize()}Submission"
+        properties = {**common["properties"], "type": {"const": job_type, "type": "string"}, "spec": _ref(spec)}
+        schemas[name] = {
+            **common,
+            "title": name,
+            "description": f"A {job_type} job: its spec is a {spec.__name__}.",
+            "properties": properties,
+        }
+        members[job_type] = f"#/components/schemas/{name}"
+    schemas["JobSubmission"] = {
+        "title": "JobSubmission",
+        "description": common.get("description", ""),
+        "oneOf": [{"$ref": ref} for ref in members.values()],
+        "discriminator": {"propertyName": "type", "mapping": members},
     }
     return schemas
 
 
 def _content(kind: type[BaseModel] | str) -> dict[str, Any]:
+    binary = {"schema": {"type": "string", "format": "binary"}}
     if kind == BINARY:
-        return {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+        return {"application/octet-stream": binary}
+    if kind == ARTIFACT:
+        return {"image/png": binary, "text/csv": binary, "application/octet-stream": binary}
     if kind == MULTIPART:
         return {
             "multipart/form-data": {
@@ -105,26 +141,47 @@ def _content(kind: type[BaseModel] | str) -> dict[str, Any]:
     return {"application/json": {"schema": _ref(kind)}}
 
 
-def _operation(op: Operation, path_params: list[str], operation_id: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"operationId": operation_id, "summary": op.summary}
+def _headers(*names: str) -> dict[str, Any]:
+    return {"headers": {name: HEADERS[name] for name in names}} if names else {}
+
+
+def _answer(status: int, kind: type[BaseModel] | str, op: Operation) -> dict[str, Any]:
+    description = "Created" if status == 201 else "Accepted" if status == 202 else "OK"
+    if status >= 400:
+        description = ERROR_STATUSES.get(status, "Error")
+    names = ("Location",) if op.location and status in (201, 202) else ("Retry-After",) if status == 503 else ()
+    return {"description": description, **_headers(*names), "content": _content(kind)}
+
+
+def _operation(op: Operation, path_params: list[str], operation_id: str, tag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": operation_id, "summary": op.summary, "tags": [tag]}
     params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in path_params]
     params += op.query + op.headers
     if params:
         out["parameters"] = params
     if op.body is not None:
         out["requestBody"] = {"required": True, "content": _content(op.body)}
-    answers: dict[str, Any] = {
-        str(status): {"description": "OK", "content": _content(kind)} for status, kind in op.responses.items()
-    }
-    for status in op.errors:
-        answers[str(status)] = {"description": ERROR_STATUSES[status], "content": _content(responses.ErrorResponse)}
+    answers: dict[str, Any] = {str(status): _answer(status, kind, op) for status, kind in op.responses.items()}
+    errors = set(op.errors) | (set() if op.public else set(AUTHENTICATED_ERRORS))
+    for status in sorted(errors - set(op.responses)):
+        names = ("Retry-After",) if status in (429, 503) else ("Allow",) if status == 405 else ()
+        answers[str(status)] = {
+            "description": ERROR_STATUSES[status],
+            **_headers(*names),
+            "content": _content(responses.ErrorResponse),
+        }
     out["responses"] = answers
     out["security"] = [] if op.public else [{"apiKey": []}]
     return out
 
 
-def build_document(app: Flask) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every route that carries metadata."""
+def _tag(path: str) -> str:
+    section = path.removeprefix("/v1/").split("/")[0]
+    return {"jobs": "jobs", "datasets": "datasets", "models": "models", "whoami": "account"}.get(section, "health")
+
+
+def build_document(app: Flask, server_url: str = "/") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route that carries metadata, served from ``server_url``."""
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         op: Operation | None = getattr(app.view_functions[rule.endpoint], "openapi", None)
@@ -134,7 +191,8 @@ def build_document(app: Flask) -> dict[str, Any]:
         path_params = re.findall(r"{([a-z_]+)}", path)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             operation_id = rule.endpoint.split(".")[-1]
-            paths.setdefault(path, {})[method.lower()] = _operation(op, path_params, operation_id)
+            paths.setdefault(path, {})[method.lower()] = _operation(op, path_params, operation_id, _tag(path))
+    _limit_wait(paths, app)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -142,9 +200,23 @@ def build_document(app: Flask) -> dict[str, Any]:
             "version": "1",
             "description": "TensorFlow training, inference and explanation jobs behind an HTTP API.",
         },
+        "servers": [{"url": server_url, "description": "this TensorQ API"}],
+        "tags": TAGS,
         "paths": paths,
         "components": {
             "schemas": _components(),
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "tq_<id>_<secret>"}},
         },
     }
+
+
+def _limit_wait(paths: dict[str, dict[str, Any]], app: Flask) -> None:
+    """``?wait=`` is documented up to the longest long-poll this server honours (``max_wait_s``)."""
+    services = app.extensions.get("tensorq")
+    if services is None:
+        return
+    for item in paths.values():
+        for op in item.values():
+            for param in op.get("parameters", []):
+                if param["in"] == "query" and param["name"] == "wait":
+                    param["schema"] = {**param["schema"], "maximum": services.settings.max_wait_s}

@@ -1,10 +1,18 @@
-"""Response schemas: what each route answers, used to build the OpenAPI document."""
+"""Response schemas: what each route answers, used to build the OpenAPI document (and checked against it)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from api.schemas import ExplainSpec, PredictSpec, TrainSpec
+from db.records import EVENT_KINDS, STATUSES
+from ml.catalog import EXPLAIN_METHODS, PREDICT_MODES
+
+JobStatus = Literal[STATUSES]  # type: ignore[valid-type]
+Matrix = list[Any]
 
 
 class ErrorBody(BaseModel):
@@ -21,42 +29,176 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-class JobOut(BaseModel):
-    """A job as the API shows it."""
+class Open(BaseModel):
+    """A result that may carry fields added by later releases."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Progress(Open):
+    """A running job's last progress report: the epoch, and each figure it logged (loss, val_loss, ...)."""
+
+    __pydantic_extra__: dict[str, float]
+
+    epoch: int | None = None
+    epochs: int | None = None
+
+
+class TrainResult(Open):
+    """A finished training job: the model version it registered, its held-out metrics and per-epoch history."""
+
+    model_id: str
+    version: int
+    metrics: dict[str, float | None]
+    history: dict[str, list[float | None]]
+    epochs_run: int | None = None
+
+
+class PredictResult(Open):
+    """A classifier's outputs: inline ``outputs`` (and ``classes``) for few rows, else a ``predictions.csv``."""
+
+    task: Literal["classify"]
+    model_id: str
+    version: int
+    rows: int
+    outputs: Matrix | None = None
+    classes: list[int] | None = None
+    classes_preview: list[int] | None = Field(default=None, description="classes of the first 20 rows")
+    artifacts: list[str] | None = None
+
+
+class RecommenderResult(Open):
+    """A recommender's answer: a ``user``'s top ``items`` with ``scores``, or ``ratings`` of (user, item) pairs."""
+
+    task: Literal["recommend"]
+    model_id: str
+    version: int
+    user: str | None = None
+    items: list[Any] | None = None
+    scores: list[float] | None = None
+    rows: int | None = None
+    ratings: list[float] | None = None
+    ratings_preview: list[float] | None = None
+    artifacts: list[str] | None = None
+
+
+class GenerativeResult(Open):
+    """A vae's ``encode``, ``reconstruct`` or ``sample``: its arrays inline, else an ``outputs.npz``."""
+
+    task: Literal["autoencode"]
+    model_id: str
+    version: int
+    mode: Literal[PREDICT_MODES]  # type: ignore[valid-type]
+    rows: int
+    artifacts: list[str] | None = None
+
+
+PredictOutcome = Annotated[PredictResult | RecommenderResult | GenerativeResult, Field(discriminator="task")]
+
+
+class ExplainResult(Open):
+    """Attributions of the inputs' shape, the method's quality figures, and a heatmap PNG per image input."""
+
+    model_id: str
+    version: int
+    method: Literal[EXPLAIN_METHODS]  # type: ignore[valid-type]
+    targets: list[int]
+    attributions: Matrix
+    quality: dict[str, Any]
+    per_input_quality: list[Any] | None = None
+    tokens: list[Any] | None = None
+    expected_values: list[Any] | None = None
+    feature_names: list[str] | None = None
+    artifacts: list[str] | None = Field(default=None, description="heatmap_<i>.png, served as image/png")
+
+
+class ImportSpec(BaseModel):
+    """An import job's spec: the staged upload, the model name, its size."""
+
+    upload: str
+    model_name: str
+    size_bytes: int | None = None
+
+
+class ImportResult(Open):
+    """An imported model: its name, its signature, and the version it was registered as."""
+
+    model_name: str
+    signature: dict[str, Any]
+    model_id: str | None = None
+    version: int | None = None
+
+
+class JobFields(BaseModel):
+    """What every job has, whatever its type."""
 
     id: str
-    type: Literal["train", "predict", "explain"] | str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
-    spec: dict[str, Any]
-    progress: dict[str, Any] | None
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
+    status: JobStatus
+    progress: Progress | None
+    error: ErrorBody | None
     priority: int
     attempts: int
     max_attempts: int
     timeout_s: int | None
     cancel_requested: bool
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TrainJob(JobFields):
+    """A training job."""
+
+    type: Literal["train"]
+    spec: TrainSpec
+    result: TrainResult | None
+
+
+class PredictJob(JobFields):
+    """A predict job."""
+
+    type: Literal["predict"]
+    spec: PredictSpec
+    result: PredictOutcome | None
+
+
+class ExplainJob(JobFields):
+    """An explain job."""
+
+    type: Literal["explain"]
+    spec: ExplainSpec
+    result: ExplainResult | None
+
+
+class ImportJob(JobFields):
+    """The import of an uploaded ``.keras`` model."""
+
+    type: Literal["import"]
+    spec: ImportSpec
+    result: ImportResult | None
+
+
+class Job(RootModel[Annotated[TrainJob | PredictJob | ExplainJob | ImportJob, Field(discriminator="type")]]):
+    """A job as the API shows it: its ``type`` says which spec and result it has."""
+
 
 
 class JobPage(BaseModel):
     """A page of jobs, newest first."""
 
-    jobs: list[JobOut]
+    jobs: list[Job]
     next_cursor: str | None
 
 
 class EventOut(BaseModel):
-    """A state change or progress report."""
+    """A state change, a progress report or a cancel request."""
 
     seq: int
-    kind: str
-    from_status: str | None
-    to_status: str | None
+    kind: Literal[EVENT_KINDS]  # type: ignore[valid-type]
+    from_status: JobStatus | None
+    to_status: JobStatus | None
     data: dict[str, Any] | None
-    created_at: str
+    created_at: datetime
 
 
 class EventList(BaseModel):
@@ -73,7 +215,7 @@ class DatasetOut(BaseModel):
     format: str
     size_bytes: int
     info: dict[str, Any]
-    created_at: str
+    created_at: datetime
 
 
 class DatasetList(BaseModel):
@@ -90,7 +232,7 @@ class ModelVersionOut(BaseModel):
     architecture: str | None
     metrics: dict[str, Any]
     signature: dict[str, Any]
-    created_at: str
+    created_at: datetime
 
 
 class ModelOut(BaseModel):
@@ -98,7 +240,7 @@ class ModelOut(BaseModel):
 
     id: str
     name: str
-    created_at: str
+    created_at: datetime
     latest_version: int | None
     versions: list[ModelVersionOut]
 

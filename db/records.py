@@ -9,6 +9,7 @@ from typing import Any
 JOB_TYPES = ("train", "predict", "explain", "import")
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", *TERMINAL)
+EVENT_KINDS = ("state", "progress", "cancel_requested")
 
 
 def aware(value: datetime | None) -> datetime | None:

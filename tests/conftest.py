@@ -173,10 +173,16 @@ def publisher() -> RecordingPublisher:
 def app(settings: Settings, db: Database, publisher: RecordingPublisher):  # type: ignore[no-untyped-def]
     """The API on a migrated database with a recording publisher."""
     from api import create_app
+    from tests.openapi_check import DocumentCheck
 
     application = create_app(settings, database=db, publisher=publisher)
     application.testing = True
-    return application
+    # Every request and response of the API tests is checked against the OpenAPI document.
+    check = DocumentCheck.install(application)
+    yield application
+    assert check.violations == [], "traffic that the OpenAPI document does not describe:\n" + "\n".join(
+        check.violations
+    )
 
 
 @pytest.fixture

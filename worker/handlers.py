@@ -111,7 +111,8 @@ def predict(ctx: JobContext) -> HandlerResult:
     spec = parse(PredictSpec, ctx.job.spec, where="spec")
     version, model = _model(ctx, spec.model)
     task = _task(version)
-    result: dict[str, Any] = {"model_id": version.model_id, "version": version.version}
+    # "task" tells a client (and the OpenAPI document's result union) which shape the result has.
+    result: dict[str, Any] = {"task": task, "model_id": version.model_id, "version": version.version}
     if task == "recommend":
         _refuse_options(spec, task, ("mode", "n", "dataset"))
         result.update(_recommend(ctx, model, spec))

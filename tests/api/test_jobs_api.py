@@ -175,7 +175,8 @@ def test_until_finished_answers_at_the_end_not_at_the_claim_or_progress(client, 
         time.sleep(0.2)
         db.jobs.report_progress(job_id, claim.lease_token, {"epoch": 1, "epochs": 2})
         time.sleep(0.2)
-        db.jobs.finish(job_id, claim.lease_token, {"metrics": {}})
+        draft = ModelVersionDraft("iris", "/nowhere/model.keras", "mlp", {}, {"input_shape": [4]})
+        db.jobs.finish(job_id, claim.lease_token, {"metrics": {}, "history": {}}, draft)
 
     worker = threading.Thread(target=run_later)
     worker.start()

@@ -18,7 +18,7 @@ TRAIN = {"type": "train", "spec": {"architecture": "mlp", "dataset": "builtin:ir
 def acme_objects(client, auth, db: Database, settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """A job with an artifact, a dataset and a model of tenant 'acme'."""
     tenant = db.keys.ensure_tenant("acme")
-    job = db.jobs.submit(NewJob(tenant, "explain", {})).job
+    job = db.jobs.submit(NewJob(tenant, "train", {"architecture": "mlp", "dataset": "builtin:iris"})).job
     claim = db.jobs.claim(job.id, "w")
     folder = settings.job_dir(job.id)
     folder.mkdir(parents=True)
@@ -28,7 +28,7 @@ def acme_objects(client, auth, db: Database, settings) -> dict[str, str]:  # typ
     assert claim is not None and db.jobs.finish(
         job.id,
         claim.lease_token,
-        {"artifacts": ["heatmap_0.png"]},
+        {"metrics": {}, "history": {}, "artifacts": ["heatmap_0.png"]},
         ModelVersionDraft("m", str(model_file), "mlp", {}, {"input_shape": [4]}),
     )
     upload = client.post(
