@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from api.schemas import ExplainSpec, PredictSpec, TrainSpec
 from db.records import EVENT_KINDS, STATUSES
 from ml.catalog import EXPLAIN_METHODS, PREDICT_MODES
+from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec
 
 JobStatus = Literal[STATUSES]  # type: ignore[valid-type]
 Matrix = list[Any]
@@ -112,14 +112,6 @@ class ExplainResult(Open):
     artifacts: list[str] | None = Field(default=None, description="heatmap_<i>.png, served as image/png")
 
 
-class ImportSpec(BaseModel):
-    """An import job's spec: the staged upload, the model name, its size."""
-
-    upload: str
-    model_name: str
-    size_bytes: int | None = None
-
-
 class ImportResult(Open):
     """An imported model: its name, its signature, and the version it was registered as."""
 
@@ -180,7 +172,6 @@ class ImportJob(JobFields):
 
 class Job(RootModel[Annotated[TrainJob | PredictJob | ExplainJob | ImportJob, Field(discriminator="type")]]):
     """A job as the API shows it: its ``type`` says which spec and result it has."""
-
 
 
 class JobPage(BaseModel):

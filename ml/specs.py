@@ -62,14 +62,14 @@ class EarlyStopping(Strict):
 class TrainOptions(Strict):
     """How to train: the architecture and its hyperparameters (what ``ml.training.train`` takes)."""
 
-    architecture: str
+    architecture: str = Field(json_schema_extra={"enum": list(ARCHITECTURES)})
     params: dict[str, Any] = Field(default_factory=dict)
     epochs: int = Field(default=10, ge=1, le=10_000)
     batch_size: int = Field(default=32, ge=1, le=65_536)
     validation_split: float = Field(default=0.2, ge=0.0, lt=0.9)
     test_split: float = Field(default=0.0, ge=0.0, lt=0.9)
     learning_rate: float = Field(default=1e-3, gt=0.0, le=10.0)
-    optimizer: str = "adam"
+    optimizer: str = Field(default="adam", json_schema_extra={"enum": list(OPTIMIZERS)})
     early_stopping: EarlyStopping | None = None
     seed: Seed | None = None
     class_weight: ClassWeights | None = None
@@ -139,7 +139,7 @@ class PredictSpec(Strict):
     model: ModelRef
     inputs: list[Any] | None = Field(default=None, min_length=1)
     dataset: str | None = Field(default=None, min_length=1, max_length=100)
-    mode: str | None = None
+    mode: str | None = Field(default=None, json_schema_extra={"enum": [*PREDICT_MODES, None]})
     n: int | None = Field(default=None, ge=1, le=10_000)
     seed: Seed | None = None
     user: Id | None = None
@@ -172,7 +172,7 @@ class ExplainSpec(Strict):
 
     model: ModelRef
     inputs: list[Any] = Field(min_length=1, max_length=1000)
-    method: str = "integrated_gradients"
+    method: str = Field(default="integrated_gradients", json_schema_extra={"enum": list(EXPLAIN_METHODS)})
     target: int | None = Field(default=None, ge=0)
     steps: int = Field(default=64, ge=1, le=1024)
     baseline: Literal["zeros", "mean"] | list[Any] = "zeros"
