@@ -28,6 +28,7 @@ TRAIN_SPEC = {
     "model_name": "digits-console",
 }
 NETWORK_404 = re.compile(r"status of 404")
+TEXT_OF = "const found = document.querySelector(arguments[0]); return found && found.innerText"
 HEADING_ID = "const id = document.querySelector('h1 .mono'); return id && id.textContent"
 ROW_TYPES = "return [...document.querySelectorAll('#jobs-table tbody tr td:nth-child(2)')].map((td) => td.textContent)"
 
@@ -66,11 +67,11 @@ def console_problems(driver: Any) -> list[str]:
 
 
 def sign_in(driver: Any, url: str, key: str) -> None:
-    """Open the console in a fresh tab session and sign in with ``key`` through the form."""
-    driver.get(f"{url}/console/")
-    driver.execute_script("window.sessionStorage.clear()")
-    driver.get("about:blank")  # a new document: the console starts again and finds no key
+    """Open the console, sign out whoever is signed in (with the page's own button), sign in with ``key``."""
     driver.get(f"{url}/console/#/jobs")
+    wait_until(lambda: find(driver, "#api-key") or find(driver, "#jobs-list"), 20, "the console to start")
+    if find(driver, "#api-key") is None:
+        find(driver, "#sign-out").click()
     field = wait_until(lambda: find(driver, "#api-key"), 20, "the sign-in form")
     field.send_keys(key)
     find(driver, "#sign-in").click()
@@ -275,8 +276,12 @@ def test_a_dataset_uploaded_from_the_page_is_listed(console_stack: dict, browser
     field = wait_until(lambda: find(driver, "#dataset-file"), 20, "the upload form")
     field.send_keys(str(csv))
     find(driver, "#dataset-upload").click()
-    table = wait_until(lambda: find(driver, "#datasets-table"), 20, "the uploaded dataset listed")
-    assert "flowers.csv" in table.text and "csv" in table.text
+    table = wait_until(
+        lambda: (found := find(driver, "#datasets-table")) and "flowers.csv" in found.text and found,
+        20,
+        "the uploaded dataset listed",
+    )
+    assert "rows 30" in table.text and "label" in table.text
     assert console_problems(driver) == []
 
 

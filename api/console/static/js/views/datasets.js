@@ -5,8 +5,11 @@ import { append, bytes, h, replace, section, shortId, table, when } from "../dom
 
 function infoText(info) {
   return Object.entries(info || {})
-    .filter(([, v]) => typeof v !== "object" || v === null)
-    .map(([name, value]) => `${name} ${value}`)
+    .map(([name, value]) => {
+      if (Array.isArray(value)) return `${name} ${value.slice(0, 8).join(", ")}${value.length > 8 ? ` … (${value.length})` : ""}`;
+      if (value !== null && typeof value === "object") return `${name} ${JSON.stringify(value).slice(0, 80)}`;
+      return `${name} ${value}`;
+    })
     .join(" · ");
 }
 

@@ -250,6 +250,7 @@ export async function renderJob(ctx, id) {
 
   let progressReports = [];
   let finishedShown = false;
+  let shownError = "null";
 
   function renderActions() {
     if (!ctx.canWrite) return replace(actions);
@@ -314,8 +315,14 @@ export async function renderJob(ctx, id) {
     );
     waiting.hidden = !(job.waiting_reason && job.status === "queued");
     waiting.textContent = job.waiting_reason || "";
-    replace(errorHolder, job.error ? section("Error", errorBlock(job.error)) : null);
+    const errorText = JSON.stringify(job.error);
+    if (errorText !== shownError) {
+      shownError = errorText;
+      replace(errorHolder, job.error ? section("Error", errorBlock(job.error)) : null);
+    }
     if (training) {
+      // A job that ended before its first epoch has nothing to chart.
+      training.element.hidden = TERMINAL.has(job.status) && job.status !== "succeeded" && !progressReports.length && !(job.progress && job.progress.epoch);
       const fromHistory = job.status === "succeeded" && job.result && job.result.history;
       const curves = fromHistory ? seriesFromHistory(job.result.history) : seriesFromProgress([...progressReports, job.progress]);
       training.update(job, { ...curves, total: (job.progress && job.progress.epochs) || job.spec.epochs });
