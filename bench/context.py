@@ -60,15 +60,15 @@ class Context:
         with self.client() as client:
             self.say("  training the tiny model (mlp on builtin:iris; also warms the worker's TensorFlow)")
             spec = {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 3, "seed": 1, "model_name": "tiny"}
-            self.tiny_model = run_job(client, "train", spec, timeout=600).job["result"]["model_id"]
+            self.tiny_model = run_job(client, "train", spec, timeout=600).job.result["model_id"]
             run_job(client, "predict", self.tiny_spec())
             folder = self.stack.folder / "data"
             self.train_x, self.train_y = digit_images(sizes.train_images, seed=1)
             train_path = save_npz(folder / "train.npz", self.train_x, self.train_y)
-            self.train_dataset = client.upload_dataset(train_path)["id"]
+            self.train_dataset = client.upload_dataset(train_path).id
             self.predict_x, predict_y = digit_images(sizes.predict_rows, seed=2)
             self.predict_path = save_npz(folder / "predict.npz", self.predict_x, predict_y)
-            self.predict_dataset = client.upload_dataset(self.predict_path)["id"]
+            self.predict_dataset = client.upload_dataset(self.predict_path).id
         self.say(f"  uploaded {sizes.train_images} training images and {sizes.predict_rows} rows to predict")
 
     def ensure_cnn(self) -> None:
@@ -77,4 +77,4 @@ class Context:
             return
         spec = {"architecture": "cnn", "dataset": self.predict_dataset, "epochs": 1, "seed": 1, "model_name": "cnn"}
         with self.client() as client:
-            self.cnn_model = run_job(client, "train", spec, timeout=3600).job["result"]["model_id"]
+            self.cnn_model = run_job(client, "train", spec, timeout=3600).job.result["model_id"]

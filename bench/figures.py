@@ -109,7 +109,7 @@ def train_time(ctx: Context, run: int) -> list[Measurement]:
     }
     with ctx.client() as client:
         done = _run_measured(ctx, client, "train", spec, timeout=7200)
-    ctx.cnn_model = ctx.cnn_model or done.job["result"]["model_id"]
+    ctx.cnn_model = ctx.cnn_model or done.job.result["model_id"]
     plain = baselines.train(
         ctx.train_x,
         ctx.train_y,
@@ -122,7 +122,7 @@ def train_time(ctx: Context, run: int) -> list[Measurement]:
         **median_parts([done]),
         "baseline_fit_s": plain["fit_s"],
         "baseline_build_s": plain["build_s"],
-        "val_accuracy": float(done.job["result"]["metrics"].get("val_accuracy", float("nan"))),
+        "val_accuracy": float(done.job.result["metrics"].get("val_accuracy", float("nan"))),
         "baseline_val_accuracy": plain["val_accuracy"],
     }
     return [
@@ -190,7 +190,7 @@ def explain_time(ctx: Context, run: int) -> list[Measurement]:
         "images": float(len(x)),
         "steps": float(sizes.explain_steps),
         "heatmaps_s": baselines.heatmaps(x, len(x)),
-        "result_json_bytes": float(len(json.dumps(done.job["result"]))),
+        "result_json_bytes": float(len(json.dumps(done.job.result))),
         "tape_s": tape.wall_s,
         "tape_cpu_s": tape.cpu_s,
     }

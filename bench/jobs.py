@@ -9,15 +9,14 @@ from datetime import datetime
 
 import numpy as np
 
-from bench.measure import iso_seconds
-from tensorq.client import TERMINAL, TensorQClient
+from tensorq.client import TERMINAL, Job, TensorQClient
 
 
 @dataclass
 class Run:
     """A finished job and the client-side times around it."""
 
-    job: dict
+    job: Job
     submit_s: float
     wall_s: float
     seen_wall: float
@@ -27,23 +26,24 @@ class Run:
     @property
     def job_s(self) -> float:
         """The job's own time: ``started_at`` (claim) to ``finished_at``."""
-        return iso_seconds(self.job.get("started_at"), self.job.get("finished_at"))
+        return seconds_between(self.job.started_at, self.job.finished_at)
 
     def parts(self) -> dict[str, float]:
         """Where the wall time went (the POST, queued, running, noticing the end) and the GETs it took."""
-        created, started, finished = (self.job.get(k) for k in ("created_at", "started_at", "finished_at"))
-        seen = self.seen_wall - _epoch(finished) if finished else math.nan
+        created, started, finished = self.job.created_at, self.job.started_at, self.job.finished_at
+        seen = self.seen_wall - finished.timestamp() if finished else math.nan
         return {
             "post_s": self.submit_s,
-            "queued_s": iso_seconds(created, started),
-            "running_s": iso_seconds(started, finished),
+            "queued_s": seconds_between(created, started),
+            "running_s": seconds_between(started, finished),
             "notice_s": seen,
             "gets": float(self.gets),
         }
 
 
-def _epoch(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+def seconds_between(start: datetime | None, end: datetime | None) -> float:
+    """Seconds from ``start`` to ``end``; NaN when one is missing."""
+    return (end - start).total_seconds() if start and end else math.nan
 
 
 def run_job(
@@ -57,15 +57,15 @@ def run_job(
     submitted = time.perf_counter()
     deadline = start + timeout
     gets = 0
-    while job["status"] not in TERMINAL:
+    while job.status not in TERMINAL:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{job_type} job {job['id']} still {job['status']} after {timeout} s")
-        job = client.job(job["id"], wait=30, until_finished=until_finished)
+        job = client.job(job.id, wait=30, until_finished=until_finished)
         gets += 1
     end = time.perf_counter()
     seen_wall = time.time()
-    if job["status"] != "succeeded":
-        raise RuntimeError(f"{job_type} job {job['id']} ended {job['status']}: {job.get('error')}")
+    if job.status != "succeeded":
+        raise RuntimeError(f"{job_type} job {job.id} ended {job.status}: {job.error}")
     return Run(job, submitted - start, end - start, seen_wall, gets)
 
 

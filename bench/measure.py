@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 
@@ -102,14 +101,6 @@ def concurrent_rate(make_worker: Callable[[], Callable[[], object]], clients: in
     if errors:
         raise errors[0]
     return total / elapsed
-
-
-def iso_seconds(start: str | None, end: str | None) -> float:
-    """Seconds between two ISO-8601 timestamps as the API writes them (``...Z``); NaN when one is missing."""
-    if not start or not end:
-        return math.nan
-    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
 
 
 def _children(pid: int) -> list[int]:

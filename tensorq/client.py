@@ -1,37 +1,103 @@
-"""A small Python client for the TensorQ HTTP API (imports neither Flask nor TensorFlow)."""
+"""The typed Python client for the TensorQ HTTP API (httpx and the standard library only).
+
+Every call returns a dataclass from ``tensorq.client_types`` (``Job``, ``JobPage``, ``Event``, ``Dataset``,
+``Model``) and raises a class of ``tensorq.client_errors`` (one per error code). Answers ``429`` and ``503``
+are retried after their ``Retry-After`` (bounded: ``retries`` times, each wait at most ``max_retry_wait``).
+"""
 
 from __future__ import annotations
 
+import email.utils
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+from tensorq.client_errors import (
+    APIError,
+    JobWaitTimeout,
+    TensorQClientError,
+    TransportError,
+    error_for,
+)
+from tensorq.client_types import TERMINAL, Dataset, Event, Job, JobPage, Model
+
+__all__ = [
+    "TERMINAL",
+    "APIError",
+    "Dataset",
+    "Event",
+    "Job",
+    "JobPage",
+    "JobWaitTimeout",
+    "Model",
+    "TensorQClient",
+    "TensorQClientError",
+    "TensorQHTTPError",
+    "TransportError",
+]
+
+# The name earlier releases raised; every API error is still one.
+TensorQHTTPError = APIError
+RETRIED_STATUSES = frozenset({429, 503})
 
 
-class TensorQHTTPError(Exception):
-    """An error answer from the API, with its status, code, message and details."""
+def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return default
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Raise the client error class for an error answer (status >= 400)."""
+    if response.status_code < 400:
+        return
+    try:
+        error = response.json()["error"]
+        code, message, details = str(error["code"]), str(error.get("message", "")), error.get("details")
+    except (ValueError, KeyError, TypeError):
+        code, message, details = "http_error", response.text[:200], None
+    retry_after = response.headers.get("Retry-After")
+    raise error_for(
+        response.status_code, code, message, details, retry_after_seconds(retry_after) if retry_after else None
+    )
 
 
 class TensorQClient:
     """Submits jobs, waits on them with long-polls, and fetches datasets, models and artifacts."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0, transport: Any = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        retries: int = 3,
+        max_retry_wait: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout,
             transport=transport,
         )
+        self.retries = retries
+        self.max_retry_wait = max_retry_wait
+        self._sleep = sleep
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -44,93 +110,129 @@ class TensorQClient:
         self.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self._http.request(method, path, **kwargs)
-        if response.status_code >= 400:
+        """One request; 429 and 503 are retried after their Retry-After, other errors raised by code."""
+        attempt = 0
+        while True:
             try:
-                error = response.json()["error"]
-            except (ValueError, KeyError, TypeError):
-                error = {"code": "http_error", "message": response.text[:200]}
-            raise TensorQHTTPError(response.status_code, error.get("code"), error.get("message"), error.get("details"))
-        return response
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise TransportError(f"{method} {path}: {exc}") from exc
+            if response.status_code not in RETRIED_STATUSES or attempt >= self.retries:
+                raise_for_error(response)
+                return response
+            attempt += 1
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            self._sleep(min(wait, self.max_retry_wait))
 
     def submit(
-        self, job_type: str, spec: dict[str, Any], *, idempotency_key: str | None = None, **options: Any
-    ) -> dict:
+        self,
+        job_type: str,
+        spec: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        timeout_s: int | None = None,
+    ) -> Job:
         """Submit a job (``train``, ``predict`` or ``explain``); returns it as queued."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self._call("POST", "/v1/jobs", json={"type": job_type, "spec": spec, **options}, headers=headers).json()
+        options = {"priority": priority, "max_attempts": max_attempts, "timeout_s": timeout_s}
+        body = {"type": job_type, "spec": spec, **{k: v for k, v in options.items() if v is not None}}
+        return Job.from_dict(self._call("POST", "/v1/jobs", json=body, headers=headers).json())
 
-    def job(self, job_id: str, *, wait: float | None = None, until_finished: bool = False) -> dict:
+    def job(self, job_id: str, *, wait: float | None = None, until_finished: bool = False) -> Job:
         """The job now, or after its next change within ``wait`` seconds (with ``until_finished``: its end)."""
         params: dict[str, Any] = {"wait": wait} if wait else {}
         if wait and until_finished:
             params["until"] = "finished"
         timeout = (wait or 0) + 30
-        return self._call("GET", f"/v1/jobs/{job_id}", params=params or None, timeout=timeout).json()
+        return Job.from_dict(self._call("GET", f"/v1/jobs/{job_id}", params=params or None, timeout=timeout).json())
 
-    def wait(self, job_id: str, *, timeout: float = 3600.0, poll: float = 20.0, on_update: Any = None) -> dict:
-        """Long-poll until the job ends; ``on_update(job)`` sees every change. Raises TimeoutError.
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float = 3600.0,
+        poll: float = 20.0,
+        on_update: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Long-poll until the job ends; ``on_update(job)`` sees every change. Raises ``JobWaitTimeout``.
 
         Without ``on_update`` each long-poll asks for the end only (``until=finished``): one request
         per ``poll`` seconds however often the job changes.
         """
         deadline = time.monotonic() + timeout
         job = self.job(job_id)
-        while job["status"] not in TERMINAL:
+        if on_update is not None:
+            on_update(job)
+        while not job.finished:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
+                raise JobWaitTimeout(f"job {job_id} still {job.status} after {timeout} s")
             job = self.job(job_id, wait=min(poll, max(remaining, 0.1)), until_finished=on_update is None)
             if on_update is not None:
                 on_update(job)
         return job
 
-    def run(self, job_type: str, spec: dict[str, Any], *, timeout: float = 3600.0, **options: Any) -> dict:
+    def run(self, job_type: str, spec: dict[str, Any], *, timeout: float = 3600.0, **options: Any) -> Job:
         """Submit and wait; returns the finished job."""
-        return self.wait(self.submit(job_type, spec, **options)["id"], timeout=timeout)
+        return self.wait(self.submit(job_type, spec, **options).id, timeout=timeout)
 
-    def jobs(self, **filters: Any) -> dict:
-        """A page of the caller's jobs (filters: status, type, limit, cursor)."""
-        return self._call("GET", "/v1/jobs", params=filters).json()
+    def jobs(
+        self,
+        *,
+        status: str | None = None,
+        type: str | None = None,  # the API's own filter name
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """A page of the caller's jobs, newest first (filters: status, type; paging: limit, cursor)."""
+        params = {"status": status, "type": type, "limit": limit, "cursor": cursor}
+        page = self._call("GET", "/v1/jobs", params={k: v for k, v in params.items() if v is not None})
+        return JobPage.from_dict(page.json())
 
-    def cancel(self, job_id: str) -> dict:
-        """Cancel a queued or running job."""
-        return self._call("POST", f"/v1/jobs/{job_id}/cancel").json()
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or running job (a running one stops at its next batch or epoch)."""
+        return Job.from_dict(self._call("POST", f"/v1/jobs/{job_id}/cancel").json())
 
-    def events(self, job_id: str) -> list[dict]:
+    def events(self, job_id: str) -> list[Event]:
         """The job's events in order."""
-        return self._call("GET", f"/v1/jobs/{job_id}/events").json()["events"]
+        return [Event.from_dict(e) for e in self._call("GET", f"/v1/jobs/{job_id}/events").json()["events"]]
 
     def artifact(self, job_id: str, name: str) -> bytes:
         """The bytes of one of the job's artifacts."""
         return self._call("GET", f"/v1/jobs/{job_id}/artifacts/{name}").content
 
-    def upload_dataset(self, path: str | Path, name: str | None = None) -> dict:
-        """Upload an ``.npz`` or ``.csv`` dataset."""
+    def upload_dataset(self, path: str | Path, name: str | None = None) -> Dataset:
+        """Upload an ``.npz``, ``.csv`` or ``.jsonl`` dataset."""
         path = Path(path)
-        with path.open("rb") as handle:
-            files = {"file": (path.name, handle, "application/octet-stream")}
-            return self._call("POST", "/v1/datasets", files=files, data={"name": name or path.name}).json()
+        files = {"file": (path.name, path.read_bytes(), "application/octet-stream")}
+        return Dataset.from_dict(
+            self._call("POST", "/v1/datasets", files=files, data={"name": name or path.name}).json()
+        )
 
-    def upload_model(self, path: str | Path, name: str | None = None) -> dict:
+    def upload_model(self, path: str | Path, name: str | None = None) -> Job:
         """Upload a ``.keras`` model; returns its ``import`` job (``wait`` on it for the registered version)."""
         path = Path(path)
-        with path.open("rb") as handle:
-            files = {"file": (path.name, handle, "application/octet-stream")}
-            data = {"name": name} if name else None
-            return self._call("POST", "/v1/models", files=files, data=data).json()
+        files = {"file": (path.name, path.read_bytes(), "application/octet-stream")}
+        data = {"name": name} if name else None
+        return Job.from_dict(self._call("POST", "/v1/models", files=files, data=data).json())
 
-    def datasets(self) -> list[dict]:
+    def datasets(self) -> list[Dataset]:
         """The caller's datasets."""
-        return self._call("GET", "/v1/datasets").json()["datasets"]
+        return [Dataset.from_dict(d) for d in self._call("GET", "/v1/datasets").json()["datasets"]]
 
-    def models(self) -> list[dict]:
+    def dataset(self, dataset_id: str) -> Dataset:
+        """One dataset."""
+        return Dataset.from_dict(self._call("GET", f"/v1/datasets/{dataset_id}").json())
+
+    def models(self) -> list[Model]:
         """The caller's models."""
-        return self._call("GET", "/v1/models").json()["models"]
+        return [Model.from_dict(m) for m in self._call("GET", "/v1/models").json()["models"]]
 
-    def model(self, model_id: str) -> dict:
+    def model(self, model_id: str) -> Model:
         """One model with its versions."""
-        return self._call("GET", f"/v1/models/{model_id}").json()
+        return Model.from_dict(self._call("GET", f"/v1/models/{model_id}").json())
 
     def download_model(self, model_id: str, dest: str | Path, version: int | None = None) -> Path:
         """Save a model version's ``.keras`` file to ``dest``."""

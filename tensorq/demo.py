@@ -5,9 +5,11 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
+from tensorq.client import Job, TensorQClient
 from tensorq.settings import Settings
 
 DEFAULT_REDIS = "redis://localhost:6379/0"
@@ -36,7 +38,6 @@ def run_demo(home: str | None = None, epochs: int = 8, broker: str | None = None
 
     from db.database import Database
     from db.migrate import upgrade
-    from tensorq.client import TensorQClient
     from tensorq.localstack import ApiThread, WorkerProcess, wait_http
 
     folder = Path(home) if home else Path(tempfile.mkdtemp(prefix="tensorq-demo-"))
@@ -59,11 +60,11 @@ def run_demo(home: str | None = None, epochs: int = 8, broker: str | None = None
         api.stop()
 
 
-def _round_trip(client, folder: Path, epochs: int, digits, started: float) -> int:  # type: ignore[no-untyped-def]
+def _round_trip(client: TensorQClient, folder: Path, epochs: int, digits: Any, started: float) -> int:
     shown: set[int] = set()
 
-    def show(job: dict) -> None:
-        progress = job.get("progress") or {}
+    def show(job: Job) -> None:
+        progress = job.progress or {}
         if progress.get("epoch") and progress["epoch"] not in shown:
             shown.add(progress["epoch"])
             click.echo(
@@ -85,11 +86,11 @@ def _round_trip(client, folder: Path, epochs: int, digits, started: float) -> in
             "model_name": "demo-digits-cnn",
         },
     )
-    train = client.wait(train["id"], timeout=1800, on_update=show)
-    if train["status"] != "succeeded":
+    train = client.wait(train.id, timeout=1800, on_update=show)
+    if train.status != "succeeded":
         click.echo(f"training ended {train['status']}: {train['error']}", err=True)
         return 1
-    result = train["result"]
+    result = train.result
     metrics = result["metrics"]
     click.echo(
         f"  model {result['model_id']} v{result['version']}: "
@@ -100,10 +101,10 @@ def _round_trip(client, folder: Path, epochs: int, digits, started: float) -> in
     labels = digits.target[-10:].tolist()
     click.echo("\n2. predict: 10 digit images")
     predict = client.run("predict", {"model": result["model_id"], "inputs": images.tolist()}, timeout=600)
-    if predict["status"] != "succeeded":
+    if predict.status != "succeeded":
         click.echo(f"predict ended {predict['status']}: {predict['error']}", err=True)
         return 1
-    predicted = predict["result"]["classes"]
+    predicted = predict.result["classes"]
     hits = sum(p == t for p, t in zip(predicted, labels, strict=True))
     click.echo(f"  predicted {predicted}\n  true      {labels}\n  {hits}/10 right")
 
@@ -113,14 +114,14 @@ def _round_trip(client, folder: Path, epochs: int, digits, started: float) -> in
         {"model": result["model_id"], "inputs": images[:2].tolist(), "method": "integrated_gradients", "steps": 128},
         timeout=600,
     )
-    if explain["status"] != "succeeded":
+    if explain.status != "succeeded":
         click.echo(f"explain ended {explain['status']}: {explain['error']}", err=True)
         return 1
-    gap = explain["result"]["quality"]["completeness_gap"]
+    gap = explain.result["quality"]["completeness_gap"]
     click.echo(f"  targets {explain['result']['targets']}, completeness gap {gap:.2%}")
-    for name in explain["result"].get("artifacts", []):
+    for name in explain.result.get("artifacts", []):
         path = folder / f"{explain['id'][:8]}-{name}"
-        path.write_bytes(client.artifact(explain["id"], name))
+        path.write_bytes(client.artifact(explain.id, name))
         click.echo(f"  heatmap: {path}")
     click.echo(f"\nround trip done in {time.monotonic() - started:.1f} s")
     return 0

@@ -72,54 +72,52 @@ def trained(stack: dict) -> dict:
             "model_name": "digits",
         },
     )
-    return client.wait(job["id"], timeout=600)
+    return client.wait(job.id, timeout=600)
 
 
 def test_training_succeeds_with_progress_history_and_one_model_version(stack: dict, trained: dict) -> None:
     client: TensorQClient = stack["client"]
-    assert trained["status"] == "succeeded", trained["error"]
-    result = trained["result"]
+    assert trained.status == "succeeded", trained.error
+    result = trained.result
     assert result["version"] == 1 and len(result["history"]["loss"]) == 6
     assert result["metrics"]["test_accuracy"] > 0.9
-    assert trained["attempts"] == 1 and trained["started_at"] and trained["finished_at"]
-    events = client.events(trained["id"])
-    states = [(e["from_status"], e["to_status"]) for e in events if e["kind"] == "state"]
+    assert trained.attempts == 1 and trained.started_at and trained.finished_at
+    events = client.events(trained.id)
+    states = [(e.from_status, e.to_status) for e in events if e.kind == "state"]
     assert states == [(None, "queued"), ("queued", "running"), ("running", "succeeded")]
-    epochs = [e["data"]["epoch"] for e in events if e["kind"] == "progress"]
+    epochs = [e.data["epoch"] for e in events if e.kind == "progress"]
     assert epochs == [1, 2, 3, 4, 5, 6]
     model = client.model(result["model_id"])
-    assert [v["training_job_id"] for v in model["versions"]] == [trained["id"]]
+    assert [v.training_job_id for v in model.versions] == [trained.id]
     keras_file = client.download_model(result["model_id"], stack["home"] / "digits.keras")
     assert keras_file.read_bytes()[:2] == b"PK"
 
 
 def test_a_downloaded_model_uploads_back_as_a_new_model_that_predicts(stack: dict, trained: dict) -> None:
     client: TensorQClient = stack["client"]
-    keras_file = client.download_model(trained["result"]["model_id"], stack["home"] / "again.keras")
-    imported = client.wait(client.upload_model(keras_file, name="digits-again")["id"], timeout=300)
-    assert imported["type"] == "import" and imported["status"] == "succeeded", imported["error"]
-    assert imported["result"]["model_name"] == "digits-again"
-    assert imported["result"]["model_id"] != trained["result"]["model_id"]
+    keras_file = client.download_model(trained.result["model_id"], stack["home"] / "again.keras")
+    imported = client.wait(client.upload_model(keras_file, name="digits-again").id, timeout=300)
+    assert imported.type == "import" and imported.status == "succeeded", imported.error
+    assert imported.result["model_name"] == "digits-again"
+    assert imported.result["model_id"] != trained.result["model_id"]
     inputs = load_digits().images[-5:].tolist()
     ours, theirs = (
         client.run("predict", {"model": model, "inputs": inputs}, timeout=300)
-        for model in (imported["result"]["model_id"], trained["result"]["model_id"])
+        for model in (imported.result["model_id"], trained.result["model_id"])
     )
-    assert ours["status"] == theirs["status"] == "succeeded", ours["error"]
-    np.testing.assert_allclose(ours["result"]["outputs"], theirs["result"]["outputs"], atol=1e-5)
+    assert ours.status == theirs.status == "succeeded", ours.error
+    np.testing.assert_allclose(ours.result["outputs"], theirs.result["outputs"], atol=1e-5)
 
 
 def test_predict_on_raw_inputs(stack: dict, trained: dict) -> None:
     digits = load_digits()
     images, labels = digits.images[-20:], digits.target[-20:]
-    job = stack["client"].run(
-        "predict", {"model": trained["result"]["model_id"], "inputs": images.tolist()}, timeout=300
-    )
-    assert job["status"] == "succeeded", job["error"]
-    probabilities = np.array(job["result"]["outputs"])
+    job = stack["client"].run("predict", {"model": trained.result["model_id"], "inputs": images.tolist()}, timeout=300)
+    assert job.status == "succeeded", job.error
+    probabilities = np.array(job.result["outputs"])
     assert probabilities.shape == (20, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
-    assert (np.array(job["result"]["classes"]) == labels).mean() >= 0.85
+    assert (np.array(job.result["classes"]) == labels).mean() >= 0.85
 
 
 def test_explain_gives_attributions_completeness_and_a_heatmap(stack: dict, trained: dict) -> None:
@@ -127,15 +125,15 @@ def test_explain_gives_attributions_completeness_and_a_heatmap(stack: dict, trai
     images = load_digits().images[:2]
     job = client.run(
         "explain",
-        {"model": trained["result"]["model_id"], "inputs": images.tolist(), "steps": 128},
+        {"model": trained.result["model_id"], "inputs": images.tolist(), "steps": 128},
         timeout=300,
     )
-    assert job["status"] == "succeeded", job["error"]
-    result = job["result"]
+    assert job.status == "succeeded", job.error
+    result = job.result
     assert np.array(result["attributions"]).shape == (2, 8, 8, 1)
     assert result["quality"]["completeness_gap"] < 0.05
     assert result["artifacts"] == ["heatmap_0.png", "heatmap_1.png"]
-    png = client.artifact(job["id"], "heatmap_0.png")
+    png = client.artifact(job.id, "heatmap_0.png")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
 
 
@@ -144,15 +142,15 @@ def test_a_message_delivered_three_times_runs_once(stack: dict, trained: dict) -
     from worker.routing import route_for
 
     client: TensorQClient = stack["client"]
-    job = client.submit("predict", {"model": trained["result"]["model_id"], "inputs": [np.zeros((8, 8)).tolist()]})
+    job = client.submit("predict", {"model": trained.result["model_id"], "inputs": [np.zeros((8, 8)).tolist()]})
     app = make_celery(stack["settings"])
     route = route_for("predict")
     for _ in range(3):
-        app.send_task(route.task, args=[job["id"]], queue=route.queue)
-    done = client.wait(job["id"], timeout=120)
+        app.send_task(route.task, args=[job.id], queue=route.queue)
+    done = client.wait(job.id, timeout=120)
     time.sleep(2)  # let the duplicates arrive and be refused
-    claims = [e for e in client.events(job["id"]) if e["to_status"] == "running"]
-    assert done["status"] == "succeeded" and len(claims) == 1 and client.job(job["id"])["attempts"] == 1
+    claims = [e for e in client.events(job.id) if e.to_status == "running"]
+    assert done.status == "succeeded" and len(claims) == 1 and client.job(job.id).attempts == 1
 
 
 def test_cancel_a_running_training_job(stack: dict) -> None:
@@ -162,13 +160,13 @@ def test_cancel_a_running_training_job(stack: dict) -> None:
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        current = client.job(job["id"], wait=5)
-        if current["status"] == "running" and (current["progress"] or {}).get("epoch", 0) >= 1:
+        current = client.job(job.id, wait=5)
+        if current.status == "running" and (current.progress or {}).get("epoch", 0) >= 1:
             break
-    client.cancel(job["id"])
-    done = client.wait(job["id"], timeout=60)
-    assert done["status"] == "cancelled" and done["result"] is None
-    assert stack["db"].jobs.versions_of_job(job["id"]) == []
+    client.cancel(job.id)
+    done = client.wait(job.id, timeout=60)
+    assert done.status == "cancelled" and done.result is None
+    assert stack["db"].jobs.versions_of_job(job.id) == []
 
 
 def test_a_job_that_cannot_run_fails_with_its_message(stack: dict) -> None:
@@ -187,8 +185,8 @@ def test_a_job_that_cannot_run_fails_with_its_message(stack: dict) -> None:
         },
         timeout=120,
     )
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "invalid_request" and "'b'" in job["error"]["message"]
+    assert job.status == "failed"
+    assert job.error.code == "invalid_request" and "'b'" in job.error.message
 
 
 def test_tensorflow_lives_in_the_pool_child_not_the_forking_parent(stack: dict, trained: dict) -> None:

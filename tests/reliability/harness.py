@@ -18,7 +18,7 @@ from sqlalchemy import text
 from db.database import Database
 from db.jobs import LEGAL_TRANSITIONS
 from db.records import TERMINAL
-from tensorq.client import TensorQClient
+from tensorq.client import Event, Job, TensorQClient
 from tensorq.localstack import ApiThread, WorkerProcess
 from tensorq.settings import Settings
 from tests.services import RedisServer, free_port
@@ -115,22 +115,22 @@ class Cluster:
         wait_for(lambda: worker_ready(worker), timeout=90, what="worker ready")
         return worker
 
-    def wait_status(self, job_id: str, statuses: set[str], timeout: float = 120) -> dict[str, Any]:
+    def wait_status(self, job_id: str, statuses: set[str], timeout: float = 120) -> Job:
         """Long-poll until the job is in one of ``statuses``."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.client.job(job_id, wait=2)
-            if job["status"] in statuses:
+            if job.status in statuses:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['status']}, wanted {statuses}")
 
-    def wait_epoch(self, job_id: str, epoch: int, timeout: float = 120) -> dict[str, Any]:
+    def wait_epoch(self, job_id: str, epoch: int, timeout: float = 120) -> Job:
         """Long-poll until the running job has reported ``epoch``."""
         return wait_for(
             lambda: (
-                (j := self.client.job(job_id, wait=1))["status"] == "running"
-                and (j.get("progress") or {}).get("epoch", 0) >= epoch
+                (j := self.client.job(job_id, wait=1)).status == "running"
+                and (j.progress or {}).get("epoch", 0) >= epoch
                 and j
             ),
             timeout=timeout,
@@ -171,14 +171,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def state_events(cluster: Cluster, job_id: str) -> list[dict[str, Any]]:
+def state_events(cluster: Cluster, job_id: str) -> list[Event]:
     """The job's state events."""
-    return [e for e in cluster.client.events(job_id) if e["kind"] == "state"]
+    return [e for e in cluster.client.events(job_id) if e.kind == "state"]
 
 
 def claims(cluster: Cluster, job_id: str) -> int:
     """How many times a worker claimed the job."""
-    return sum(1 for e in state_events(cluster, job_id) if e["to_status"] == "running")
+    return sum(1 for e in state_events(cluster, job_id) if e.to_status == "running")
 
 
 def check_invariants(admin_db: Database) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from tensorq.client import Event
 from tests.reliability.harness import Cluster, claims, kill_pool_children, state_events, wait_for
 from worker.celery_app import make_celery
 from worker.routing import route_for
@@ -31,8 +32,8 @@ SLOW_TRAIN = {
 }
 
 
-def _stamp(event: dict) -> datetime:
-    return datetime.fromisoformat(event["created_at"].replace("Z", "+00:00"))
+def _stamp(event: Event) -> datetime:
+    return event.created_at
 
 
 def _report(record_property, name: str, **figures: float) -> None:  # type: ignore[no-untyped-def]
@@ -43,8 +44,8 @@ def _report(record_property, name: str, **figures: float) -> None:  # type: igno
 
 def _tiny_model(cluster: Cluster) -> str:
     job = cluster.client.run("train", {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 3}, timeout=120)
-    assert job["status"] == "succeeded", job["error"]
-    return job["result"]["model_id"]
+    assert job.status == "succeeded", job.error
+    return job.result["model_id"]
 
 
 def test_drill_1_kill_9_during_epoch_3_resumes_from_the_checkpoint(make_cluster, record_property) -> None:
@@ -52,19 +53,19 @@ def test_drill_1_kill_9_during_epoch_3_resumes_from_the_checkpoint(make_cluster,
     cluster: Cluster = make_cluster()
     first = cluster.start_worker()
     job = cluster.client.submit("train", SLOW_TRAIN)
-    cluster.wait_epoch(job["id"], 2)
+    cluster.wait_epoch(job.id, 2)
     first.kill()
     killed_at = datetime.now(UTC)
     cluster.start_worker()
-    done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
-    assert done["status"] == "succeeded", done["error"]
-    assert done["attempts"] == 2
-    assert len(done["result"]["history"]["loss"]) == 6
-    events = cluster.client.events(job["id"])
-    second_claim = max(i for i, e in enumerate(events) if e["to_status"] == "running")
-    resumed_epochs = [e["data"]["epoch"] for e in events[second_claim:] if e["kind"] == "progress"]
+    done = cluster.wait_status(job.id, {"succeeded", "failed"}, timeout=240)
+    assert done.status == "succeeded", done.error
+    assert done.attempts == 2
+    assert len(done.result["history"]["loss"]) == 6
+    events = cluster.client.events(job.id)
+    second_claim = max(i for i, e in enumerate(events) if e.to_status == "running")
+    resumed_epochs = [e.data["epoch"] for e in events[second_claim:] if e.kind == "progress"]
     assert resumed_epochs[0] == 3 and resumed_epochs[-1] == 6
-    assert len(cluster.db.jobs.versions_of_job(job["id"])) == 1
+    assert len(cluster.db.jobs.versions_of_job(job.id)) == 1
     recovery = (_stamp(events[second_claim]) - killed_at).total_seconds()
     _report(record_property, "kill9", drill=time.monotonic() - started, kill_to_resumed=recovery)
 
@@ -74,25 +75,25 @@ def test_drill_2_sigterm_hands_the_job_back_without_counting_it(make_cluster, re
     cluster: Cluster = make_cluster()
     first = cluster.start_worker()
     job = cluster.client.submit("train", SLOW_TRAIN)
-    cluster.wait_epoch(job["id"], 2)
+    cluster.wait_epoch(job.id, 2)
     assert first.proc is not None
     stopping = time.monotonic()
     first.proc.terminate()
     assert first.proc.wait(timeout=60) == 0
     exit_time = time.monotonic() - stopping
-    handed = cluster.client.job(job["id"])
-    assert handed["status"] == "queued" and handed["attempts"] == 0
+    handed = cluster.client.job(job.id)
+    assert handed.status == "queued" and handed.attempts == 0
     cluster.start_worker()
-    done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
-    assert done["status"] == "succeeded", done["error"]
-    assert done["attempts"] == 1
+    done = cluster.wait_status(job.id, {"succeeded", "failed"}, timeout=240)
+    assert done.status == "succeeded", done.error
+    assert done.attempts == 1
     reasons = [
-        e["data"]["reason"]
-        for e in state_events(cluster, job["id"])
-        if e["from_status"] == "running" and e["to_status"] == "queued"
+        e.data["reason"]
+        for e in state_events(cluster, job.id)
+        if e.from_status == "running" and e.to_status == "queued"
     ]
     assert reasons == ["worker_shutdown"]
-    assert len(done["result"]["history"]["loss"]) == 6
+    assert len(done.result["history"]["loss"]) == 6
     _report(record_property, "sigterm", drill=time.monotonic() - started, worker_exit_after_sigterm=exit_time)
 
 
@@ -102,14 +103,14 @@ def test_drill_3_a_message_delivered_three_times_while_running_runs_once(make_cl
     cluster.start_worker()
     cluster.start_worker(queues="train")
     job = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 3})
-    cluster.wait_epoch(job["id"], 1)
+    cluster.wait_epoch(job.id, 1)
     app = make_celery(cluster.settings)
     route = route_for("train")
     for _ in range(3):
-        app.send_task(route.task, args=[job["id"]], queue=route.queue)
-    done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
+        app.send_task(route.task, args=[job.id], queue=route.queue)
+    done = cluster.wait_status(job.id, {"succeeded", "failed"}, timeout=240)
     wait_for(lambda: cluster.redis.queued_messages() == 0, timeout=60, what="duplicates consumed")
-    assert done["status"] == "succeeded" and claims(cluster, job["id"]) == 1
+    assert done.status == "succeeded" and claims(cluster, job.id) == 1
     _report(record_property, "duplicates", drill=time.monotonic() - started)
 
 
@@ -120,17 +121,17 @@ def test_drill_4_redis_restart_loses_no_job_and_runs_none_twice(make_cluster, re
     model = _tiny_model(cluster)
     # Long enough to still hold the only pool child while the 20 predicts are submitted and Redis restarts.
     running = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 10})
-    cluster.wait_status(running["id"], {"running"})
+    cluster.wait_status(running.id, {"running"})
     queued = [
-        cluster.client.submit("predict", {"model": model, "inputs": [[5.1, 3.5, 1.4, 0.2]]})["id"] for _ in range(20)
+        cluster.client.submit("predict", {"model": model, "inputs": [[5.1, 3.5, 1.4, 0.2]]}).id for _ in range(20)
     ]
     assert cluster.redis.queued_messages() >= 20
     cluster.redis.restart()
     restarted = time.monotonic()
     assert cluster.redis.queued_messages() == 0
-    for job_id in [running["id"], *queued]:
+    for job_id in [running.id, *queued]:
         done = cluster.wait_status(job_id, {"succeeded", "failed", "cancelled"}, timeout=240)
-        assert done["status"] == "succeeded", done["error"]
+        assert done.status == "succeeded", done.error
         assert claims(cluster, job_id) == 1
     _report(
         record_property,
@@ -159,14 +160,14 @@ def test_drill_5_postgres_outages_at_submit_and_mid_training(make_cluster, recor
 
     cluster.start_worker()
     job = cluster.client.submit("train", SLOW_TRAIN)
-    cluster.wait_epoch(job["id"], 2)
+    cluster.wait_epoch(job.id, 2)
     cluster.proxy.cut()
     time.sleep(10)
     cluster.proxy.restore()
     back = time.monotonic()
-    done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
-    assert done["status"] == "succeeded", done["error"]
-    assert len(done["result"]["history"]["loss"]) == 6
+    done = cluster.wait_status(job.id, {"succeeded", "failed"}, timeout=240)
+    assert done.status == "succeeded", done.error
+    assert len(done.result["history"]["loss"]) == 6
     _report(record_property, "postgres_outage", drill=time.monotonic() - started, back_to_done=time.monotonic() - back)
 
 
@@ -174,25 +175,25 @@ def test_drill_6_cancels_hold_across_worker_restarts(make_cluster, record_proper
     started = time.monotonic()
     cluster: Cluster = make_cluster()
     queued = cluster.client.submit("train", SLOW_TRAIN)
-    assert cluster.client.cancel(queued["id"])["status"] == "cancelled"
+    assert cluster.client.cancel(queued.id).status == "cancelled"
 
     worker = cluster.start_worker()
     running = cluster.client.submit("train", SLOW_TRAIN)
-    cluster.wait_epoch(running["id"], 1)
-    cluster.client.cancel(running["id"])
-    assert cluster.wait_status(running["id"], {"cancelled", "succeeded", "failed"})["status"] == "cancelled"
+    cluster.wait_epoch(running.id, 1)
+    cluster.client.cancel(running.id)
+    assert cluster.wait_status(running.id, {"cancelled", "succeeded", "failed"}).status == "cancelled"
 
     orphan = cluster.client.submit("train", SLOW_TRAIN)
-    cluster.wait_epoch(orphan["id"], 1)
+    cluster.wait_epoch(orphan.id, 1)
     worker.kill()
-    cluster.client.cancel(orphan["id"])
+    cluster.client.cancel(orphan.id)
     cluster.start_worker()
-    assert cluster.wait_status(orphan["id"], {"cancelled", "succeeded", "failed"})["status"] == "cancelled"
+    assert cluster.wait_status(orphan.id, {"cancelled", "succeeded", "failed"}).status == "cancelled"
     time.sleep(3)
     for job in (queued, running, orphan):
-        assert cluster.client.job(job["id"])["status"] == "cancelled"
-        assert cluster.db.jobs.versions_of_job(job["id"]) == []
-        assert claims(cluster, job["id"]) <= 1
+        assert cluster.client.job(job.id).status == "cancelled"
+        assert cluster.db.jobs.versions_of_job(job.id) == []
+        assert claims(cluster, job.id) <= 1
     _report(record_property, "cancels", drill=time.monotonic() - started)
 
 
@@ -207,7 +208,7 @@ def test_drill_7_a_job_that_always_crashes_its_worker_fails_with_worker_lost(mak
     def crash_on_every_claim() -> None:
         seen = 0
         while not stop.is_set():
-            current = cluster.db.jobs.get_any(job["id"])
+            current = cluster.db.jobs.get_any(job.id)
             if current.status == "running" and current.attempts > seen:
                 seen = current.attempts
                 killed.extend(kill_pool_children(worker))
@@ -216,13 +217,13 @@ def test_drill_7_a_job_that_always_crashes_its_worker_fails_with_worker_lost(mak
     crasher = threading.Thread(target=crash_on_every_claim, daemon=True)
     crasher.start()
     try:
-        done = cluster.wait_status(job["id"], {"succeeded", "failed"}, timeout=240)
+        done = cluster.wait_status(job.id, {"succeeded", "failed"}, timeout=240)
     finally:
         stop.set()
-    assert done["status"] == "failed" and done["error"]["code"] == "worker_lost"
-    assert done["attempts"] == 2 and len(killed) == 2
+    assert done.status == "failed" and done.error.code == "worker_lost"
+    assert done.attempts == 2 and len(killed) == 2
     time.sleep(3)
-    assert claims(cluster, job["id"]) == 2
+    assert claims(cluster, job.id) == 2
     _report(record_property, "crash_loop", drill=time.monotonic() - started)
 
 
@@ -233,14 +234,11 @@ def test_drill_8_a_job_over_its_timeout_fails_and_the_worker_moves_on(make_clust
     model = _tiny_model(cluster)
     slow = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 200}, timeout_s=4)
     after = cluster.client.submit("predict", {"model": model, "inputs": [[6.0, 2.9, 4.5, 1.5]]})
-    done = cluster.wait_status(slow["id"], {"succeeded", "failed"}, timeout=120)
-    assert done["status"] == "failed" and done["error"]["code"] == "timeout"
-    ran = (
-        datetime.fromisoformat(done["finished_at"].replace("Z", "+00:00"))
-        - datetime.fromisoformat(done["started_at"].replace("Z", "+00:00"))
-    ).total_seconds()
+    done = cluster.wait_status(slow.id, {"succeeded", "failed"}, timeout=120)
+    assert done.status == "failed" and done.error.code == "timeout"
+    ran = (done.finished_at - done.started_at).total_seconds()
     assert 4 <= ran < 15
-    nxt = cluster.wait_status(after["id"], {"succeeded", "failed"}, timeout=60)
-    assert nxt["status"] == "succeeded"
-    assert np.argmax(nxt["result"]["outputs"][0]) in (0, 1, 2)
+    nxt = cluster.wait_status(after.id, {"succeeded", "failed"}, timeout=60)
+    assert nxt.status == "succeeded"
+    assert np.argmax(nxt.result["outputs"][0]) in (0, 1, 2)
     _report(record_property, "timeout", drill=time.monotonic() - started, timeout_overshoot=ran - 4)

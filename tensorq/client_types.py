@@ -1,0 +1,167 @@
+"""What the Python client returns: plain frozen dataclasses built from the API's JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, Literal, Self
+
+JobType = Literal["train", "predict", "explain", "import"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 timestamp from the API as a datetime (None stays None)."""
+    return datetime.fromisoformat(value) if value else None
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``data`` that ``cls`` has fields for: a newer server's extra fields are ignored."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why a job failed: a stable code, a message, and details (phase, traceback) when known."""
+
+    code: str
+    message: str
+    details: Any = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's ``error`` object."""
+        code, message = str(data.get("code", "error")), str(data.get("message", ""))
+        return cls(code=code, message=message, details=data.get("details"))
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the API shows it; ``result`` and ``progress`` keep the job type's own keys."""
+
+    id: str
+    type: str
+    status: str
+    spec: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    error: JobError | None = None
+    priority: int = 0
+    attempts: int = 0
+    max_attempts: int = 1
+    timeout_s: int | None = None
+    cancel_requested: bool = False
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    waiting_reason: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's job object."""
+        values = _known(cls, data)
+        values["error"] = JobError.from_dict(data["error"]) if data.get("error") else None
+        for name in ("created_at", "started_at", "finished_at"):
+            values[name] = parse_time(data.get(name))
+        return cls(**values)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job has reached a final state."""
+        return self.status in TERMINAL
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the job finished successfully."""
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """A page of jobs, newest first; pass ``next_cursor`` for the next one."""
+
+    jobs: list[Job]
+    next_cursor: str | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's page object."""
+        return cls(jobs=[Job.from_dict(j) for j in data["jobs"]], next_cursor=data.get("next_cursor"))
+
+
+@dataclass(frozen=True)
+class Event:
+    """A state change (``kind == "state"``) or a progress report of a job."""
+
+    seq: int
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    data: dict[str, Any] | None
+    created_at: datetime | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's event object."""
+        values = _known(cls, data)
+        values["created_at"] = parse_time(data.get("created_at"))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An uploaded dataset."""
+
+    id: str
+    name: str
+    format: str
+    size_bytes: int
+    info: dict[str, Any]
+    created_at: datetime | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's dataset object."""
+        values = _known(cls, data)
+        values["created_at"] = parse_time(data.get("created_at"))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model, with the job that trained (or imported) it."""
+
+    version: int
+    training_job_id: str | None
+    architecture: str | None
+    metrics: dict[str, Any]
+    signature: dict[str, Any]
+    created_at: datetime | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's model version object."""
+        values = _known(cls, data)
+        values["created_at"] = parse_time(data.get("created_at"))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A registered model with its versions."""
+
+    id: str
+    name: str
+    created_at: datetime | None
+    latest_version: int | None
+    versions: list[ModelVersion]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's model object."""
+        values = _known(cls, data)
+        values["created_at"] = parse_time(data.get("created_at"))
+        values["versions"] = [ModelVersion.from_dict(v) for v in data.get("versions", [])]
+        return cls(**values)

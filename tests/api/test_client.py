@@ -1,0 +1,123 @@
+"""The typed Python client against the real API (Flask app, real SQLite and Postgres) through httpx's WSGI transport."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tensorq import client_errors as errors
+from tensorq.client import Dataset, Job, JobPage, TensorQClient
+
+TRAIN = {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 2}
+
+
+@pytest.fixture
+def tq(app, key: str) -> Iterator[TensorQClient]:  # type: ignore[no-untyped-def]
+    """The client of tenant 'acme' talking to the real app in this process."""
+    with TensorQClient("http://tensorq.test", key, transport=httpx.WSGITransport(app=app)) as client:
+        yield client
+
+
+def test_submit_get_list_cancel_return_typed_jobs(tq: TensorQClient, publisher) -> None:  # type: ignore[no-untyped-def]
+    job = tq.submit("train", TRAIN, priority=3)
+    assert isinstance(job, Job)
+    assert (job.type, job.status, job.priority, job.error, job.finished) == ("train", "queued", 3, None, False)
+    assert isinstance(job.created_at, datetime) and job.created_at.tzinfo is not None
+    assert publisher.published == [job.id]
+    assert tq.job(job.id) == job
+    page = tq.jobs(status="queued", limit=1)
+    assert isinstance(page, JobPage) and [j.id for j in page.jobs] == [job.id]
+    cancelled = tq.cancel(job.id)
+    assert cancelled.status == "cancelled" and cancelled.finished and not cancelled.succeeded
+    kinds = [(e.kind, e.to_status) for e in tq.events(job.id)]
+    assert kinds == [("state", "queued"), ("state", "cancelled")]
+
+
+def test_each_error_code_raises_its_own_class(tq: TensorQClient, app, db) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(errors.NotFound) as missing:
+        tq.job("0" * 32)
+    assert (missing.value.status, missing.value.code) == (404, "not_found")
+    with pytest.raises(errors.UnknownDataset) as unknown:
+        tq.submit("train", {**TRAIN, "dataset": "nope"})
+    assert isinstance(unknown.value, errors.InvalidRequest) and unknown.value.status == 400
+    with pytest.raises(errors.OutOfRange):
+        tq.submit("train", {**TRAIN, "epochs": 0})
+    job = tq.submit("train", TRAIN)
+    tq.cancel(job.id)
+    with pytest.raises(errors.Conflict):
+        tq.cancel(job.id)
+    with pytest.raises(errors.IdempotencyMismatch):
+        tq.submit("train", TRAIN, idempotency_key="k1")
+        tq.submit("train", {**TRAIN, "epochs": 3}, idempotency_key="k1")
+    with TensorQClient("http://tensorq.test", "tq_bad", transport=httpx.WSGITransport(app=app)) as stranger:
+        with pytest.raises(errors.Unauthorized):
+            stranger.jobs()
+    reader_key = db.keys.create("acme", read_only=True)
+    with TensorQClient("http://tensorq.test", reader_key, transport=httpx.WSGITransport(app=app)) as reader:
+        assert reader.job(job.id).id == job.id
+        with pytest.raises(errors.Forbidden):
+            reader.submit("train", TRAIN)
+
+
+def test_datasets_and_models_are_typed(tq: TensorQClient, tmp_path: Path) -> None:
+    path = tmp_path / "points.npz"
+    np.savez(path, x=np.random.default_rng(0).normal(size=(20, 3)).astype("float32"), y=np.arange(20) % 2)
+    dataset = tq.upload_dataset(path, name="points")
+    assert isinstance(dataset, Dataset) and dataset.format == "npz" and dataset.name == "points"
+    assert [d.id for d in tq.datasets()] == [dataset.id] and tq.dataset(dataset.id) == dataset
+    assert tq.models() == []
+    with pytest.raises(errors.NotFound):
+        tq.model("0" * 32)
+
+
+class Refusing:
+    """A WSGI app that answers ``status`` with ``Retry-After`` ``refusals`` times, then 200 with a job."""
+
+    def __init__(self, status: int, refusals: int, retry_after: str = "2") -> None:
+        self.status, self.refusals, self.retry_after, self.calls = status, refusals, retry_after, 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        self.calls += 1
+        if self.calls <= self.refusals:
+            body = {"error": {"code": "unavailable" if self.status == 503 else "quota_exceeded", "message": "later"}}
+            start_response(
+                f"{self.status} Busy", [("Content-Type", "application/json"), ("Retry-After", self.retry_after)]
+            )
+            return [json.dumps(body).encode()]
+        job = {"id": "j1", "type": "train", "status": "queued", "created_at": "2026-01-01T00:00:00Z"}
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(job).encode()]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured_then_the_call_succeeds(status: int) -> None:
+    server, slept = Refusing(status, refusals=2), []
+    with TensorQClient("http://x", "k", transport=httpx.WSGITransport(app=server), sleep=slept.append) as client:
+        assert client.job("j1").status == "queued"
+    assert server.calls == 3 and slept == [2.0, 2.0]
+
+
+def test_retries_are_bounded_and_each_wait_is_capped() -> None:
+    server, slept = Refusing(503, refusals=10, retry_after="120"), []
+    transport = httpx.WSGITransport(app=server)
+    with TensorQClient("http://x", "k", transport=transport, sleep=slept.append, max_retry_wait=5) as client:
+        with pytest.raises(errors.Unavailable) as refused:
+            client.job("j1")
+    assert server.calls == 4 and slept == [5, 5, 5]
+    assert refused.value.retry_after == 120.0
+
+
+def test_an_unknown_code_maps_by_status_and_a_dead_server_is_a_transport_error() -> None:
+    unknown = errors.error_for(409, "some_new_code", "m")
+    assert type(unknown) is errors.Conflict and unknown.code == "some_new_code"
+    assert type(errors.error_for(418, "teapot", "m")) is errors.APIError
+    with TensorQClient("http://127.0.0.1:9", "k", timeout=2) as client:
+        with pytest.raises(errors.TransportError):
+            client.job("j1")
