@@ -1,4 +1,5 @@
-"""The ``tensorq`` command: migrate, api, worker, keys and demo."""
+"""The ``tensorq`` command: server side (migrate, api, worker, keys, demo) and client side (jobs, models,
+datasets: see ``cli_jobs`` and ``cli_catalog``, which import only the HTTP client)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import sys
 
 import click
 
+from tensorq import __version__
+from tensorq.cli_catalog import datasets, models
+from tensorq.cli_jobs import jobs
 from tensorq.settings import Settings
 
 
 @click.group()
+@click.version_option(__version__, prog_name="tensorq")
 def main() -> None:
     """TensorQ: TensorFlow jobs behind an HTTP API."""
+
+
+main.add_command(jobs)
+main.add_command(models)
+main.add_command(datasets)
 
 
 @main.command()

@@ -53,6 +53,12 @@ def test_client_imports_neither_flask_nor_tensorflow() -> None:
     assert not loaded & {"flask", "tensorflow", "keras", "celery", "sqlalchemy", "numpy", "db", "api", "worker"}
 
 
+def test_the_cli_loads_only_the_client_until_a_server_command_runs() -> None:
+    loaded = _modules_after("import tensorq.cli, tensorq.cli_jobs, tensorq.cli_catalog")
+    assert "rich" in loaded and "httpx" in loaded
+    assert not loaded & {"flask", "tensorflow", "keras", "celery", "sqlalchemy", "numpy", "db", "api", "worker"}
+
+
 def test_no_module_reads_the_environment_but_settings() -> None:
     offenders = []
     for folder in ("api", "db", "ml", "tensorq", "worker", "migrations"):

@@ -1,0 +1,120 @@
+"""``tensorq models`` and ``tensorq datasets``: list, inspect, upload and download through the HTTP API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tensorq.cli_common import ApiGroup, Cli, api_options, short_time
+from tensorq.cli_watch import figures, watch
+
+
+@click.group(cls=ApiGroup)
+def models() -> None:
+    """Registered models: list, show, upload a .keras file, download a version."""
+
+
+@models.command("list")
+@api_options
+def models_list(cli: Cli) -> None:
+    """List your models with their latest version."""
+    found = cli.client.models()
+    if cli.as_json:
+        cli.json(found)
+        return
+    rows = []
+    for model in found:
+        latest = model.versions[-1] if model.versions else None
+        rows.append(
+            (
+                model.id,
+                model.name,
+                model.latest_version,
+                latest.architecture if latest else "",
+                figures(latest.metrics) if latest else "",
+                short_time(model.created_at),
+            )
+        )
+    cli.table(("id", "name", "latest", "architecture", "metrics", "created (UTC)"), rows)
+
+
+@models.command("get")
+@click.argument("model_id")
+@api_options
+def models_get(cli: Cli, model_id: str) -> None:
+    """Show a model and each version with its metrics and the job that made it."""
+    model = cli.client.model(model_id)
+    if cli.as_json:
+        cli.json(model)
+        return
+    click.echo(f"{model.name} ({model.id}), created {short_time(model.created_at)}")
+    rows = [
+        (v.version, v.architecture, v.training_job_id, figures(v.metrics), short_time(v.created_at))
+        for v in model.versions
+    ]
+    cli.table(("version", "architecture", "job", "metrics", "created (UTC)"), rows)
+
+
+@models.command("upload")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", default=None, help="model name (default: the file name)")
+@click.option("--wait", is_flag=True, help="follow the import job to its end")
+@click.option("--timeout", type=float, default=3600, show_default=True, help="with --wait: give up after")
+@api_options
+def models_upload(cli: Cli, path: str, name: str | None, wait: bool, timeout: float) -> None:
+    """Upload a .keras model; prints its import job's id (the job registers the version)."""
+    job = cli.client.upload_model(path, name=name)
+    if wait:
+        if not cli.as_json:
+            click.echo(job.id)
+        sys.exit(watch(cli, job.id, timeout))
+    if cli.as_json:
+        cli.json(job)
+    else:
+        click.echo(job.id)
+
+
+@models.command("download")
+@click.argument("model_id")
+@click.option("--version", "version", type=int, default=None, help="version (default: the latest)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="file (default ./<id>.keras)")
+@api_options
+def models_download(cli: Cli, model_id: str, version: int | None, output: str | None) -> None:
+    """Save a model version's .keras file."""
+    path = cli.client.download_model(model_id, Path(output or f"{model_id}.keras"), version=version)
+    if cli.as_json:
+        cli.json({"model": model_id, "version": version, "path": str(path), "bytes": path.stat().st_size})
+    else:
+        click.echo(f"{path} ({path.stat().st_size} bytes)")
+
+
+@click.group(cls=ApiGroup)
+def datasets() -> None:
+    """Uploaded datasets: list and upload (.npz with x and y, .csv with a label column, .jsonl text)."""
+
+
+@datasets.command("list")
+@api_options
+def datasets_list(cli: Cli) -> None:
+    """List your datasets."""
+    found = cli.client.datasets()
+    if cli.as_json:
+        cli.json(found)
+        return
+    rows = [(d.id, d.name, d.format, d.size_bytes, d.info.get("rows", ""), short_time(d.created_at)) for d in found]
+    cli.table(("id", "name", "format", "bytes", "rows", "created (UTC)"), rows)
+
+
+@datasets.command("upload")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", default=None, help="dataset name (default: the file name)")
+@api_options
+def datasets_upload(cli: Cli, path: str, name: str | None) -> None:
+    """Upload a dataset file and print its id."""
+    dataset = cli.client.upload_dataset(path, name=name)
+    if cli.as_json:
+        cli.json(dataset)
+    else:
+        click.echo(dataset.id)

@@ -1,0 +1,180 @@
+"""The client-side ``tensorq`` commands run as a user runs them, against a real stack: the API, a real worker
+process, a Redis of its own and a SQLite database."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from db.database import Database
+from db.migrate import upgrade
+from tensorq.localstack import ApiThread, WorkerProcess, wait_http
+from tests.conftest import make_settings
+from tests.services import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+IRIS = ["-p", "architecture=mlp", "-p", "dataset=builtin:iris", "-p", "seed=1"]
+
+
+def tensorq(
+    args: list[str], env: dict[str, str], timeout: float = 300, tty: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run ``tensorq ARGS`` in a fresh process; ``tty`` makes rich draw as on a terminal."""
+    extra = {"TTY_COMPATIBLE": "1", "COLUMNS": "160"} if tty else {"TTY_COMPATIBLE": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "tensorq.cli", *args],
+        env={**os.environ, **env, **extra},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """SQLite, a Redis of its own, the API in a thread and one real worker; the CLI's env points at it."""
+    home = tmp_path_factory.mktemp("cli")
+    redis_server = RedisServer(home / "redis").start()
+    settings = make_settings(home, f"sqlite:///{home / 'tq.sqlite3'}", broker_url=redis_server.url, max_inline_rows=5)
+    upgrade(settings.database_url)
+    db = Database(settings)
+    api = ApiThread(settings).start()
+    worker = WorkerProcess(settings, home / "worker.log").start()
+    wait_http(f"{api.url}/readyz")
+    env = {"TENSORQ_URL": api.url, "TENSORQ_KEY": db.keys.create("acme")}
+    try:
+        yield {"env": env, "home": home, "db": db, "url": api.url}
+    finally:
+        worker.stop()
+        api.stop()
+        db.dispose()
+        redis_server.stop()
+
+
+@pytest.fixture(scope="module")
+def trained(stack: dict) -> str:
+    """A training job followed by ``watch`` as plain text (stdout is a pipe): returns its id."""
+    submitted = tensorq(["jobs", "submit", "train", *IRIS, "-p", "epochs=4"], stack["env"])
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    watched = tensorq(["jobs", "watch", job_id], stack["env"])
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    lines = watched.stdout.splitlines()
+    assert [line for line in lines if line.startswith("epoch ")][-1].startswith("epoch 4/4  loss ")
+    assert f"train {job_id}: running" in lines and "succeeded" in lines[-1]
+    return job_id
+
+
+def test_version() -> None:
+    result = tensorq(["--version"], {})
+    assert result.returncode == 0 and result.stdout.strip() == "tensorq, version 0.1.0"
+
+
+def test_watch_a_training_job_with_a_progress_bar_to_exit_0(stack: dict, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"architecture": "mlp", "dataset": "builtin:iris", "epochs": 5, "seed": 2}))
+    result = tensorq(
+        ["jobs", "submit", "train", "--spec", str(spec), "-p", "batch_size=16", "--wait"], stack["env"], tty=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    screen = ANSI.sub("", result.stdout)
+    assert "5/5 epochs" in screen and "━" in screen and "loss " in screen and "\x1b[" in result.stdout
+    job_id = screen.splitlines()[0].strip()
+    got = json.loads(tensorq(["jobs", "get", job_id], stack["env"]).stdout)
+    assert got["status"] == "succeeded" and got["spec"]["batch_size"] == 16 and got["spec"]["epochs"] == 5
+
+
+def test_get_and_list_as_json_and_as_a_table(stack: dict, trained: str) -> None:
+    got = json.loads(tensorq(["jobs", "get", trained], stack["env"]).stdout)
+    assert got["id"] == trained and got["status"] == "succeeded" and len(got["result"]["history"]["loss"]) == 4
+    listed = json.loads(
+        tensorq(["jobs", "list", "--status", "succeeded", "--type", "train", "--json"], stack["env"]).stdout
+    )
+    assert trained in [j["id"] for j in listed["jobs"]]
+    assert all(j["status"] == "succeeded" for j in listed["jobs"])
+    table = tensorq(["jobs", "list", "--since", "1h"], stack["env"]).stdout.splitlines()
+    assert table[0].split("\t")[:3] == ["id", "type", "status"]
+    assert any(line.startswith(f"{trained}\ttrain\tsucceeded\t4/4") for line in table)
+    future = tensorq(["jobs", "list", "--since", "2999-01-01", "--json"], stack["env"]).stdout
+    assert json.loads(future)["jobs"] == []
+    paged = tensorq(["jobs", "list", "--limit", "1"], stack["env"])
+    assert len(paged.stdout.splitlines()) == 2 and "more: --cursor " in paged.stderr
+
+
+def test_models_list_get_download_and_upload_again(stack: dict, trained: str, tmp_path: Path) -> None:
+    env = stack["env"]
+    model_id = json.loads(tensorq(["jobs", "get", trained], env).stdout)["result"]["model_id"]
+    models = json.loads(tensorq(["models", "list", "--json"], env).stdout)
+    assert model_id in [m["id"] for m in models]
+    model = json.loads(tensorq(["models", "get", model_id, "--json"], env).stdout)
+    assert trained in [v["training_job_id"] for v in model["versions"]]
+    assert trained in tensorq(["models", "get", model_id], env).stdout
+    target = tmp_path / "iris.keras"
+    downloaded = tensorq(["models", "download", model_id, "-o", str(target)], env)
+    assert downloaded.returncode == 0 and target.read_bytes()[:2] == b"PK"
+    uploaded = tensorq(["models", "upload", str(target), "--name", "iris-again", "--wait"], env)
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    names = [m["name"] for m in json.loads(tensorq(["models", "list", "--json"], env).stdout)]
+    assert "iris-again" in names
+
+
+def test_predict_artifacts_list_and_download(stack: dict, trained: str, tmp_path: Path) -> None:
+    env = stack["env"]
+    model_id = json.loads(tensorq(["jobs", "get", trained], env).stdout)["result"]["model_id"]
+    rows = json.dumps([[5.1, 3.5, 1.4, 0.2]] * 8)
+    submitted = tensorq(["jobs", "submit", "predict", "-p", f"model={model_id}", "-p", f"inputs={rows}", "--wait"], env)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.splitlines()[0]
+    assert tensorq(["jobs", "artifacts", job_id], env).stdout.split() == ["predictions.csv"]
+    target = tmp_path / "p.csv"
+    fetched = tensorq(["jobs", "artifacts", job_id, "predictions.csv", "-o", str(target)], env)
+    assert fetched.returncode == 0 and len(target.read_text().strip().splitlines()) == 9
+
+
+def test_a_failed_job_exits_1_with_its_code_and_message(stack: dict, tmp_path: Path) -> None:
+    env = stack["env"]
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b,label\n1,x,0\n2,y,1\n")
+    dataset_id = tensorq(["datasets", "upload", str(csv), "--name", "bad"], env).stdout.strip()
+    listed = json.loads(tensorq(["datasets", "list", "--json"], env).stdout)
+    assert {"id": dataset_id, "name": "bad", "format": "csv"}.items() <= next(
+        d for d in listed if d["id"] == dataset_id
+    ).items()
+    spec = ["-p", "architecture=mlp", "-p", f"dataset={dataset_id}", "-p", "label_column=label", "-p", "epochs=1"]
+    result = tensorq(["jobs", "submit", "train", *spec, "-p", "validation_split=0", "--wait"], env)
+    assert result.returncode == 1
+    assert "failed" in result.stderr and "invalid_request: " in result.stderr and "'b'" in result.stderr
+
+
+def test_cancel_makes_watch_exit_3(stack: dict) -> None:
+    env = stack["env"]
+    spec = ["-p", "architecture=mlp", "-p", "dataset=builtin:breast_cancer", "-p", "epochs=5000", "-p", "batch_size=8"]
+    job_id = tensorq(["jobs", "submit", "train", *spec], env).stdout.strip()
+    cancelled = tensorq(["jobs", "cancel", job_id], env)
+    assert cancelled.returncode == 0 and job_id in cancelled.stdout
+    watched = tensorq(["jobs", "watch", job_id, "--timeout", "120"], env)
+    assert watched.returncode == 3 and "cancelled" in watched.stderr
+
+
+def test_api_errors_are_one_line_and_exit_1(stack: dict) -> None:
+    bad_key = tensorq(["jobs", "list"], {**stack["env"], "TENSORQ_KEY": "tq_nope"})
+    assert bad_key.returncode == 1 and bad_key.stderr.startswith("Error: unauthorized: ")
+    missing = tensorq(["jobs", "get", "0" * 32], stack["env"])
+    assert missing.returncode == 1 and "not_found" in missing.stderr
+    bad_param = tensorq(["jobs", "submit", "train", "-p", "epochs"], stack["env"])
+    assert bad_param.returncode == 2 and "key=value" in bad_param.stderr
+    refused = tensorq(
+        ["jobs", "submit", "train", "-p", "architecture=nope", "-p", "dataset=builtin:iris"], stack["env"]
+    )
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: ") and "nope" in refused.stderr
+    no_server = tensorq(["jobs", "list", "--url", "http://127.0.0.1:9"], stack["env"])
+    assert no_server.returncode == 1 and "TransportError" in no_server.stderr
