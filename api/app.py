@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, request
 
-from api import datasets, health, jobs, models, whoami
+from api import datasets, health, jobs, logs, models, whoami
 from api.auth import authenticate_request
 from api.broker_guard import BrokerGuard
 from api.console import register_console
@@ -55,7 +55,7 @@ def create_app(
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
     v1.before_request(_limit_body)
     v1.before_request(authenticate_request)
-    for module in (jobs, datasets, models, whoami):
+    for module in (jobs, logs, datasets, models, whoami):
         v1.register_blueprint(module.bp)
     app.register_blueprint(v1)
     app.register_blueprint(health.bp)

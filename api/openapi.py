@@ -40,6 +40,7 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     responses.Job,
     responses.JobPage,
     responses.EventList,
+    responses.LogPage,
     responses.DatasetOut,
     responses.DatasetList,
     responses.ModelOut,

@@ -198,6 +198,25 @@ class EventList(BaseModel):
     events: list[EventOut]
 
 
+class LogLineOut(BaseModel):
+    """One line a worker wrote while it ran the job."""
+
+    seq: int = Field(description="orders the job's lines; pass the last one as after= for the next page")
+    time: str
+    attempt: int = Field(description="the attempt that wrote it (a re-queued job runs again)")
+    level: str
+    logger: str
+    message: str
+
+
+class LogPage(BaseModel):
+    """A page of a job's log lines, oldest first."""
+
+    lines: list[LogLineOut]
+    next_after: int = Field(description="after= for the next page")
+    finished: bool = Field(description="the job has finished: no line will follow the ones there are")
+
+
 class DatasetOut(BaseModel):
     """An uploaded dataset."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from db.changes import ChangeSignal, redis_url_of
+from db.joblogs import JobLogStore
 from db.jobs import JobStore
 from db.keys import KeyStore
 from db.registry import DatasetCatalog, ModelRegistry
@@ -24,6 +25,7 @@ class Database:
         self.models = ModelRegistry(self.factory)
         self.datasets = DatasetCatalog(self.factory)
         self.keys = KeyStore(self.factory)
+        self.logs = JobLogStore(self.factory, max_lines=settings.job_log_max_lines)
 
     def ping(self) -> None:
         """Run one trivial query; raises Unavailable when the database cannot be reached."""

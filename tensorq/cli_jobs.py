@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from tensorq.cli_common import ApiGroup, Cli, api_options, short_time
+from tensorq.cli_common import ApiGroup, Cli, api_options, short_time, to_jsonable
 from tensorq.cli_watch import watch
-from tensorq.client import Job
+from tensorq.client import Job, LogLine
 
 JOB_TYPES = ("train", "predict", "explain")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -193,6 +193,41 @@ def cancel(cli: Cli, job_id: str) -> None:
         click.echo(f"job {job.id} cancelled")
     else:
         click.echo(f"job {job.id} is {job.status}; it stops at its next batch or epoch")
+
+
+LEVEL_STYLES = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
+
+
+def _print_line(cli: Cli, line: LogLine) -> None:
+    if cli.as_json:
+        click.echo(json.dumps(to_jsonable(line), sort_keys=True))
+        return
+    stamp = line.time.strftime("%H:%M:%S") if line.time else "--:--:--"
+    text = f"{stamp} {line.level:<7} [{line.attempt}] {line.logger}: {line.message}"
+    if cli.interactive:
+        cli.console.print(text, style=LEVEL_STYLES.get(line.level), markup=False, highlight=False)
+    else:
+        click.echo(text)
+
+
+@jobs.command("logs")
+@click.argument("job_id")
+@click.option("-f", "--follow", is_flag=True, help="keep printing new lines until the job has finished")
+@click.option("--after", type=click.IntRange(0), default=0, help="only lines after this seq")
+@api_options
+def logs(cli: Cli, job_id: str, follow: bool, after: int) -> None:
+    """Print the log lines the worker wrote while running the job (time, level, [attempt], logger)."""
+    if follow:
+        for line in cli.client.follow_logs(job_id, after=after):
+            _print_line(cli, line)
+        return
+    while True:
+        page = cli.client.logs(job_id, after=after, limit=1000)
+        for line in page.lines:
+            _print_line(cli, line)
+        if not page.lines:
+            return
+        after = page.next_after
 
 
 @jobs.command("artifacts")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from tensorq.client_errors import (
     TransportError,
     error_for,
 )
-from tensorq.client_types import TERMINAL, Dataset, Event, Job, JobPage, Model
+from tensorq.client_types import TERMINAL, Dataset, Event, Job, JobPage, LogLine, LogPage, Model
 
 __all__ = [
     "TERMINAL",
@@ -33,6 +33,8 @@ __all__ = [
     "Job",
     "JobPage",
     "JobWaitTimeout",
+    "LogLine",
+    "LogPage",
     "Model",
     "TensorQClient",
     "TensorQClientError",
@@ -198,6 +200,25 @@ class TensorQClient:
     def events(self, job_id: str) -> list[Event]:
         """The job's events in order."""
         return [Event.from_dict(e) for e in self._call("GET", f"/v1/jobs/{job_id}/events").json()["events"]]
+
+    def logs(self, job_id: str, *, after: int = 0, limit: int | None = None, wait: float | None = None) -> LogPage:
+        """The job's log lines after ``after`` (a ``seq``); with ``wait``, held until a new line or the end."""
+        params: dict[str, Any] = {"after": after}
+        if limit is not None:
+            params["limit"] = limit
+        if wait:
+            params["wait"] = wait
+        answer = self._call("GET", f"/v1/jobs/{job_id}/logs", params=params, timeout=(wait or 0) + 30)
+        return LogPage.from_dict(answer.json())
+
+    def follow_logs(self, job_id: str, *, after: int = 0, poll: float = 25.0) -> Iterator[LogLine]:
+        """Every log line of the job from ``after`` on, as they come, until the job has finished."""
+        while True:
+            page = self.logs(job_id, after=after, wait=poll)
+            yield from page.lines
+            after = page.next_after
+            if page.finished and not page.lines:
+                return
 
     def artifact(self, job_id: str, name: str) -> bytes:
         """The bytes of one of the job's artifacts."""

@@ -165,3 +165,37 @@ class Model:
         values["created_at"] = parse_time(data.get("created_at"))
         values["versions"] = [ModelVersion.from_dict(v) for v in data.get("versions", [])]
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line a worker wrote while it ran a job; ``seq`` orders a job's lines."""
+
+    seq: int
+    time: datetime | None
+    attempt: int
+    level: str
+    logger: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's log line object."""
+        values = _known(cls, data)
+        values["time"] = parse_time(data.get("time"))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """A page of a job's log; ``next_after`` fetches the next, ``finished`` says no more will come."""
+
+    lines: list[LogLine]
+    next_after: int
+    finished: bool
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's log page object."""
+        lines = [LogLine.from_dict(line) for line in data["lines"]]
+        return cls(lines=lines, next_after=int(data["next_after"]), finished=bool(data["finished"]))

@@ -16,6 +16,8 @@ from kombu import Exchange, Queue
 from tensorq.settings import Settings
 from worker.routing import QUEUES
 
+# Every line a worker logs names the job it was running ("-" outside a job): see worker/joblog.py.
+WORKER_LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] [job %(job_id)s] %(name)s: %(message)s"
 # Above the longest job: recovery relies on leases in SQL, never on redelivery.
 VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
 
@@ -67,6 +69,8 @@ def make_celery(settings: Settings) -> Celery:
         task_default_exchange="predict",
         task_default_routing_key="predict",
         worker_hijack_root_logger=False,
+        worker_log_format=WORKER_LOG_FORMAT,
+        worker_task_log_format=WORKER_LOG_FORMAT,
         # Events let Flower and `celery events` follow workers and tasks; the task id is the job id.
         worker_send_task_events=settings.task_events,
         task_send_sent_event=settings.task_events,

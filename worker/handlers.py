@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import functools
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,10 @@ from db.jobs import ModelVersionDraft
 from ml.catalog import IMPORTED
 from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec, parse
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
+from worker.joblog import current_phase, set_phase
 from worker.runner import HandlerResult, JobContext
 
+log = logging.getLogger(__name__)
 MAX_HEATMAPS = 100
 CSV_CHUNK_ROWS = 4096  # rows of predictions.csv formatted at once
 
@@ -58,13 +62,17 @@ def train(ctx: JobContext) -> HandlerResult:
     from ml.training import train as fit
 
     spec = parse(TrainSpec, ctx.job.spec, where="spec")
+    set_phase("loading data")
+    data = _training_data(ctx, spec)
+    set_phase("building")
     outcome = fit(
         spec,
-        _training_data(ctx, spec),
+        data,
         ctx.settings.job_dir(ctx.job.id),
-        on_epoch=ctx.control.report,
-        should_stop=ctx.control.should_stop,
+        on_epoch=functools.partial(_epoch_done, ctx),
+        should_stop=functools.partial(_batch_done, ctx),
     )
+    set_phase("saving")
     return HandlerResult(
         result={"metrics": outcome.metrics, "history": outcome.history, "epochs_run": outcome.epochs_run},
         model=ModelVersionDraft(
@@ -77,15 +85,37 @@ def train(ctx: JobContext) -> HandlerResult:
     )
 
 
+def _batch_done(ctx: JobContext) -> bool:
+    """After each training batch: whether to stop (the first batch also ends the building phase)."""
+    if current_phase() == "building":
+        set_phase(f"epoch {int((ctx.job.progress or {}).get('epoch', 0)) + 1}")
+    return ctx.control.should_stop()
+
+
+def _epoch_done(ctx: JobContext, progress: dict[str, Any]) -> None:
+    """At each epoch's end: log its figures, report them, and move to the next epoch's phase."""
+    figures = "  ".join(
+        f"{k} {v:.4f}" for k, v in progress.items() if k not in ("epoch", "epochs") and isinstance(v, int | float)
+    )
+    log.info("epoch %d/%d  %s", progress["epoch"], progress["epochs"], figures)
+    ctx.control.report(progress)
+    if progress["epoch"] < progress["epochs"]:
+        set_phase(f"epoch {progress['epoch'] + 1}")
+
+
 def _model(ctx: JobContext, ref: str) -> tuple[Any, Any]:
     """The model version ``ref`` names and the loaded Keras model (cached per process)."""
     from ml.inference import load_model
+
+    set_phase("loading model")
 
     try:
         version = ctx.db.models.resolve(ctx.job.tenant_id, ref)
     except NotFound:
         raise InvalidRequest(f"model {ref} not found", code="unknown_model") from None
-    return version, load_model(version.path)
+    loaded = load_model(version.path)
+    set_phase({"predict": "predicting", "explain": "explaining"}.get(ctx.job.type, "running"))
+    return version, loaded
 
 
 def _task(version: Any) -> str:

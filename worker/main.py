@@ -69,6 +69,9 @@ def start_worker(
     gpu = gpu if gpu is not None else settings.gpu
     pin_gpu(gpu)
     from worker.celery_app import make_celery, remove_stale_bindings
+    from worker.joblog import install_job_id_on_records
+
+    install_job_id_on_records()  # before Celery formats a line with %(job_id)s
 
     _app = make_celery(settings)
     try:

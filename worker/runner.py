@@ -15,6 +15,7 @@ from db.jobs import Deferred, ModelVersionDraft
 from db.records import JobRecord
 from tensorq.errors import JobCancelled, TensorQError, Unavailable
 from tensorq.settings import Settings
+from worker import joblog
 from worker.control import JobControl, JobTimedOut
 from worker.publisher import Publisher
 from worker.retry import with_backoff
@@ -82,7 +83,9 @@ class JobRunner:
             timeout_s=job.timeout_s,
             progress_interval_s=self.settings.progress_min_interval_s,
         )
-        with control:
+        roots = (self.settings.artifact_dir,)
+        with control, joblog.capture(self.db.logs, job.id, job.attempts, roots):
+            log.info("%s job %s: attempt %d of %d on %s", job.type, job.id, job.attempts, job.max_attempts, self.name)
             try:
                 control.check()
                 outcome = self.handlers[job.type](JobContext(self.settings, self.db, job, control))
@@ -92,11 +95,15 @@ class JobRunner:
                 log.warning("job %s: a service is unavailable; handing the job back", job.id)
                 return self._hand_back(job, token, "service_unavailable")
             except TensorQError as exc:
-                error = {"code": exc.code, "message": exc.message, "details": exc.details}
+                log.error("failed while %s: %s: %s", joblog.current_phase(), exc.code, exc.message)
+                details = joblog.failure_details(exc, exc.details)
+                error = {"code": exc.code, "message": exc.message, "details": details}
                 return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
             except Exception as exc:  # noqa: BLE001 - any error in the job itself fails it, with its message
-                log.exception("job %s failed", job.id)
-                error = {"code": "job_error", "message": f"{type(exc).__name__}: {exc}"}
+                log.exception("job %s failed while %s", job.id, joblog.current_phase())
+                message = joblog.scrub(f"{type(exc).__name__}: {exc}", *roots)
+                details = joblog.failure_details(exc, with_traceback=True)
+                error = {"code": "job_error", "message": message, "details": details}
                 return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
             if control.lease_lost.is_set():
                 return "lease_lost"
@@ -116,7 +123,8 @@ class JobRunner:
         return "deferred"
 
     def _write(self, job: JobRecord, status: str, write: Callable[[], bool]) -> str:
-        """Record the outcome under the lease, riding out a short database outage."""
+        """Record the outcome under the lease, riding out a short database outage; the job's log first."""
+        joblog.flush_before_outcome()
         if with_backoff(write, what=f"record {status} for {job.id}"):
             return status
         log.warning("job %s: lease lost before recording %s; nothing written", job.id, status)

@@ -43,6 +43,7 @@ def acme_objects(client, auth, db: Database, settings) -> dict[str, str]:  # typ
 ITEM_ROUTES = [
     ("GET", "/v1/jobs/{job}"),
     ("GET", "/v1/jobs/{job}/events"),
+    ("GET", "/v1/jobs/{job}/logs"),
     ("GET", "/v1/jobs/{job}/artifacts/heatmap_0.png"),
     ("POST", "/v1/jobs/{job}/cancel"),
     ("GET", "/v1/datasets/{dataset}"),

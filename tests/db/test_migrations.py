@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from db.migrate import upgrade
+from db.migrate import alembic_config, upgrade
 from db.models import Base
 from db.session import make_engine
+
+HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def test_the_migrations_form_one_line_of_revisions() -> None:
+    assert HEAD is not None and HEAD >= "0003"
 
 
 def test_upgrade_head_matches_models(database_url: str) -> None:
@@ -20,7 +27,7 @@ def test_upgrade_head_matches_models(database_url: str) -> None:
         tables = set(inspect(conn).get_table_names())
     engine.dispose()
     assert diff == []
-    assert {"jobs", "job_events", "tenants", "api_keys", "datasets", "models", "model_versions"} <= tables
+    assert {"jobs", "job_events", "job_logs", "tenants", "api_keys", "datasets", "models", "model_versions"} <= tables
 
 
 def test_upgrade_is_idempotent(database_url: str) -> None:
@@ -28,7 +35,7 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     upgrade(database_url)
     engine = make_engine(database_url)
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD
     engine.dispose()
 
 
@@ -42,3 +49,16 @@ def test_an_existing_database_gains_the_tenant_status_index(database_url: str) -
         index = {i["name"]: i for i in inspect(conn).get_indexes("jobs")}["ix_jobs_tenant_status"]
     engine.dispose()
     assert index["column_names"] == ["tenant_id", "status"]
+
+
+def test_an_existing_database_gains_the_job_log_table(database_url: str) -> None:
+    upgrade(database_url, "0002")
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        assert "job_logs" not in inspect(conn).get_table_names()
+    engine.dispose()  # SQLite's pooled connection would keep the old schema
+    upgrade(database_url)
+    with engine.connect() as conn:
+        index = {i["name"]: i for i in inspect(conn).get_indexes("job_logs")}["ix_job_logs_job_id_id"]
+    engine.dispose()
+    assert index["column_names"] == ["job_id", "id"]

@@ -52,7 +52,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     wait_http(f"{api.url}/readyz")
     env = {"TENSORQ_URL": api.url, "TENSORQ_KEY": db.keys.create("acme")}
     try:
-        yield {"env": env, "home": home, "db": db, "url": api.url}
+        yield {"env": env, "home": home, "db": db, "url": api.url, "other_key": db.keys.create("other")}
     finally:
         worker.stop()
         api.stop()
@@ -152,7 +152,30 @@ def test_a_failed_job_exits_1_with_its_code_and_message(stack: dict, tmp_path: P
     spec = ["-p", "architecture=mlp", "-p", f"dataset={dataset_id}", "-p", "label_column=label", "-p", "epochs=1"]
     result = tensorq(["jobs", "submit", "train", *spec, "-p", "validation_split=0", "--wait"], env)
     assert result.returncode == 1
-    assert "failed" in result.stderr and "invalid_request: " in result.stderr and "'b'" in result.stderr
+    assert "failed (while loading data): invalid_request: " in result.stderr and "'b'" in result.stderr
+    job_id = result.stdout.splitlines()[0]
+    logs = tensorq(["jobs", "logs", job_id], env)
+    assert logs.returncode == 0, logs.stderr
+    lines = logs.stdout.splitlines()
+    assert "[1] worker.runner: train job " in lines[0]
+    assert any(line.endswith("worker.joblog: phase: loading data") for line in lines)
+    failure = next(line for line in lines if " ERROR " in line)
+    assert "failed while loading data: invalid_request" in failure and "'b'" in failure
+    assert str(stack["home"]) not in logs.stdout
+    assert f"[job {job_id}] worker.runner: failed while loading data" in (stack["home"] / "worker.log").read_text()
+    as_json = [json.loads(line) for line in tensorq(["jobs", "logs", job_id, "--json"], env).stdout.splitlines()]
+    assert [line["message"] for line in as_json] == [line.split(": ", 1)[1] for line in lines]
+
+
+def test_logs_follow_a_training_job_to_its_end(stack: dict, trained: str) -> None:
+    followed = tensorq(["jobs", "logs", trained, "--follow"], stack["env"], timeout=120)
+    assert followed.returncode == 0, followed.stderr
+    text = followed.stdout
+    for phase in ("loading data", "building", "epoch 1", "epoch 4", "saving"):
+        assert f"phase: {phase}" in text
+    assert "worker.handlers: epoch 4/4  " in text and "shap" not in text
+    other = tensorq(["jobs", "logs", trained], {**stack["env"], "TENSORQ_KEY": stack["other_key"]})
+    assert other.returncode == 1 and "not_found" in other.stderr
 
 
 def test_cancel_makes_watch_exit_3(stack: dict) -> None:
