@@ -108,56 +108,56 @@ def test_inspect_ping_and_active_find_the_worker_by_its_unique_name(tools: dict[
     assert node in ping.stdout and "pong" in ping.stdout
 
     job = cluster.client.submit("train", LONG_TRAIN)
-    cluster.wait_epoch(job["id"], 1)
+    cluster.wait_epoch(job.id, 1)
     active = celery(cluster.settings, "inspect", "active", "--json", "--timeout", "5")
     assert active.returncode == 0, active.stderr
     replies = json.loads(active.stdout)
     [(name, tasks)] = replies.items()
     assert name.startswith(node)
-    assert [t["id"] for t in tasks] == [job["id"]]  # the Celery task id is the job id
-    assert tasks[0]["args"] == [job["id"]]
-    cluster.client.cancel(job["id"])
-    assert cluster.wait_status(job["id"], {"cancelled"})["status"] == "cancelled"
+    assert [t["id"] for t in tasks] == [job.id]  # the Celery task id is the job id
+    assert tasks[0]["args"] == [job.id]
+    cluster.client.cancel(job.id)
+    assert cluster.wait_status(job.id, {"cancelled"}).status == "cancelled"
 
 
 def test_revoke_cancels_queued_and_running_jobs_through_the_store(tools: dict[str, Any]) -> None:
     cluster: Cluster = tools["cluster"]
     events: EventLog = tools["events"]
     running = cluster.client.submit("train", LONG_TRAIN)
-    cluster.wait_epoch(running["id"], 1)
+    cluster.wait_epoch(running.id, 1)
     queued = cluster.client.submit("train", LONG_TRAIN)  # waits in Redis: the one pool process is busy
 
-    revoked = celery(cluster.settings, "control", "revoke", "--timeout", "10", queued["id"])
+    revoked = celery(cluster.settings, "control", "revoke", "--timeout", "10", queued.id)
     assert revoked.returncode == 0, revoked.stdout + revoked.stderr
-    assert cluster.client.job(queued["id"])["status"] == "cancelled"  # at once, not when the message is read
+    assert cluster.client.job(queued.id).status == "cancelled"  # at once, not when the message is read
 
-    revoked = celery(cluster.settings, "control", "revoke", "--timeout", "10", running["id"])
+    revoked = celery(cluster.settings, "control", "revoke", "--timeout", "10", running.id)
     assert revoked.returncode == 0, revoked.stdout + revoked.stderr
     assert "cancel requested" in revoked.stdout
-    assert cluster.wait_status(running["id"], {"cancelled", "succeeded", "failed"})["status"] == "cancelled"
+    assert cluster.wait_status(running.id, {"cancelled", "succeeded", "failed"}).status == "cancelled"
 
     # What Flower sees: both tasks end REVOKED, neither SUCCESS; the queued message is discarded unrun.
-    wait_for(lambda: "task-revoked" in events.of(queued["id"]), timeout=60, what="the queued task revoked")
-    wait_for(lambda: "task-revoked" in events.of(running["id"]), timeout=30, what="the running task revoked")
-    assert "task-succeeded" not in events.of(running["id"]) + events.of(queued["id"])
-    assert "task-started" not in events.of(queued["id"])
-    assert cluster.client.job(queued["id"])["attempts"] == 0
+    wait_for(lambda: "task-revoked" in events.of(queued.id), timeout=60, what="the queued task revoked")
+    wait_for(lambda: "task-revoked" in events.of(running.id), timeout=30, what="the running task revoked")
+    assert "task-succeeded" not in events.of(running.id) + events.of(queued.id)
+    assert "task-started" not in events.of(queued.id)
+    assert cluster.client.job(queued.id).attempts == 0
 
 
 def test_a_failed_job_is_a_failed_task_and_revoking_a_finished_job_is_refused(tools: dict[str, Any]) -> None:
     cluster: Cluster = tools["cluster"]
     events: EventLog = tools["events"]
     job = cluster.client.submit("train", LONG_TRAIN, timeout_s=1)
-    failed = cluster.wait_status(job["id"], {"failed", "succeeded", "cancelled"})
-    assert failed["status"] == "failed" and failed["error"]["code"] == "timeout"
-    wait_for(lambda: "task-failed" in events.of(job["id"]), timeout=30, what="task-failed")
-    assert {"task-sent", "task-received", "task-started"} <= set(events.of(job["id"]))
-    assert "task-succeeded" not in events.of(job["id"])
-    failure = next(e for e in events.events if e.get("uuid") == job["id"] and e["type"] == "task-failed")
+    failed = cluster.wait_status(job.id, {"failed", "succeeded", "cancelled"})
+    assert failed.status == "failed" and failed.error.code == "timeout"
+    wait_for(lambda: "task-failed" in events.of(job.id), timeout=30, what="task-failed")
+    assert {"task-sent", "task-received", "task-started"} <= set(events.of(job.id))
+    assert "task-succeeded" not in events.of(job.id)
+    failure = next(e for e in events.events if e.get("uuid") == job.id and e["type"] == "task-failed")
     assert "JobFailed" in failure["exception"] and "timeout" in failure["exception"]
 
-    refused = celery(cluster.settings, "control", "revoke", "--timeout", "10", job["id"])
+    refused = celery(cluster.settings, "control", "revoke", "--timeout", "10", job.id)
     assert "refused" in refused.stdout + refused.stderr
-    assert cluster.client.job(job["id"])["status"] == "failed"
+    assert cluster.client.job(job.id).status == "failed"
     unknown = celery(cluster.settings, "control", "revoke", "--timeout", "10", str(uuid.uuid4()))
     assert "no such job" in unknown.stdout + unknown.stderr
