@@ -52,6 +52,7 @@ def _wait_arg() -> float:
 @operation(
     summary="A job's log lines, oldest first; with wait=N (or follow=true), answered when new lines come",
     responses={200: responses.LogPage},
+    errors=(400, 404, 422),
     query=[
         query("after", {"type": "integer", "minimum": 0}, "only lines with seq above this (next_after of a page)"),
         query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "page size (500)"),

@@ -21,7 +21,7 @@ TRAIN = {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 2}
 @pytest.fixture
 def tq(app, key: str) -> Iterator[TensorQClient]:  # type: ignore[no-untyped-def]
     """The client of tenant 'acme' talking to the real app in this process."""
-    with TensorQClient("http://tensorq.test", key, transport=httpx.WSGITransport(app=app)) as client:
+    with TensorQClient("http://localhost", key, transport=httpx.WSGITransport(app=app)) as client:
         yield client
 
 
@@ -56,11 +56,11 @@ def test_each_error_code_raises_its_own_class(tq: TensorQClient, app, db) -> Non
     with pytest.raises(errors.IdempotencyMismatch):
         tq.submit("train", TRAIN, idempotency_key="k1")
         tq.submit("train", {**TRAIN, "epochs": 3}, idempotency_key="k1")
-    with TensorQClient("http://tensorq.test", "tq_bad", transport=httpx.WSGITransport(app=app)) as stranger:
+    with TensorQClient("http://localhost", "tq_bad", transport=httpx.WSGITransport(app=app)) as stranger:
         with pytest.raises(errors.Unauthorized):
             stranger.jobs()
     reader_key = db.keys.create("acme", read_only=True)
-    with TensorQClient("http://tensorq.test", reader_key, transport=httpx.WSGITransport(app=app)) as reader:
+    with TensorQClient("http://localhost", reader_key, transport=httpx.WSGITransport(app=app)) as reader:
         assert reader.job(job.id).id == job.id
         with pytest.raises(errors.Forbidden):
             reader.submit("train", TRAIN)
