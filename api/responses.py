@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -11,7 +12,9 @@ from db.records import EVENT_KINDS, STATUSES
 from ml.catalog import EXPLAIN_METHODS, PREDICT_MODES
 from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec
 
-JobStatus = Literal[STATUSES]  # type: ignore[valid-type]
+# Named enums, so that a generated client has one JobStatus and one EventKind (values from db.records).
+JobStatus = Enum("JobStatus", [(status, status) for status in STATUSES], type=str)  # type: ignore[misc]
+EventKind = Enum("EventKind", [(kind, kind) for kind in EVENT_KINDS], type=str)  # type: ignore[misc]
 Matrix = list[Any]
 
 
@@ -125,7 +128,7 @@ class JobFields(BaseModel):
     """What every job has, whatever its type."""
 
     id: str
-    status: JobStatus
+    status: JobStatus  # type: ignore[valid-type]
     progress: Progress | None
     error: ErrorBody | None
     priority: int
@@ -185,9 +188,9 @@ class EventOut(BaseModel):
     """A state change, a progress report or a cancel request."""
 
     seq: int
-    kind: Literal[EVENT_KINDS]  # type: ignore[valid-type]
-    from_status: JobStatus | None
-    to_status: JobStatus | None
+    kind: EventKind  # type: ignore[valid-type]
+    from_status: JobStatus | None  # type: ignore[valid-type]
+    to_status: JobStatus | None  # type: ignore[valid-type]
     data: dict[str, Any] | None
     created_at: datetime
 
