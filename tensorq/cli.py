@@ -10,6 +10,7 @@ import click
 from tensorq import __version__
 from tensorq.cli_catalog import datasets, models
 from tensorq.cli_jobs import jobs
+from tensorq.extras import require_extra
 from tensorq.settings import Settings
 
 
@@ -27,6 +28,7 @@ main.add_command(datasets)
 @main.command()
 def migrate() -> None:
     """Bring the database up to the latest schema (Alembic upgrade head)."""
+    require_extra("api", "migrate")
     from db.migrate import upgrade
 
     settings = Settings()
@@ -41,6 +43,7 @@ def migrate() -> None:
 @click.option("--threads", default=16, show_default=True, type=int, help="threads per process (long-polls)")
 def api(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the HTTP API under gunicorn."""
+    require_extra("api", "api")
     from tensorq.server import serve
 
     serve(Settings(), host, port, workers=workers, threads=threads)
@@ -54,6 +57,7 @@ def api(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--name", default=None, help="node name (default tensorq-<cpu|gpuN>-<pid>@<host>)")
 def worker(queues: str, gpu: str | None, concurrency: int, loglevel: str, name: str | None) -> None:
     """Run a Celery worker pinned to one GPU (or the CPU)."""
+    require_extra("worker", "worker")
     from worker.main import start_worker
 
     try:
@@ -69,12 +73,28 @@ def worker(queues: str, gpu: str | None, concurrency: int, loglevel: str, name: 
         raise click.BadParameter(str(exc)) from exc
 
 
+@main.command()
+def autoscale() -> None:
+    """Set the worker-cpu replicas from the SQL backlog through the Docker Engine API (compose service)."""
+    require_extra("autoscale", "autoscale")
+    import logging
+
+    from worker.autoscale.main import run_autoscaler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_autoscaler(Settings())
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.group()
 def keys() -> None:
     """Create, list and revoke API keys."""
 
 
 def _db():  # type: ignore[no-untyped-def]
+    require_extra("api", "keys")
     from db.database import Database
 
     return Database(Settings())
@@ -116,6 +136,7 @@ def keys_revoke(key_id: str) -> None:
 @click.option("--broker", default=None, help="broker URL (default: local Redis if it answers, else filesystem://)")
 def demo(home: str | None, epochs: int, broker: str | None) -> None:
     """Train a CNN on digits, predict and explain, end to end through the API, queue and a worker."""
+    require_extra("all", "demo")
     from tensorq.demo import run_demo
 
     sys.exit(run_demo(home=home, epochs=epochs, broker=broker))

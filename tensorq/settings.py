@@ -60,6 +60,26 @@ class Settings(BaseSettings):
         default=None, description="Storage of the rate limiter (limits URL); default the broker's Redis, else memory."
     )
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty turns CORS off.")
+    queue_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="Prefix of the Celery queue names, so stacks sharing one Redis never take each other's jobs.",
+    )
+    autoscale_service: str = Field(default="worker-cpu", description="Compose service whose replicas are scaled.")
+    autoscale_project: str | None = Field(
+        default=None, description="Compose project of that service (default: the autoscaler container's own)."
+    )
+    autoscale_queues: list[str] = Field(
+        default_factory=lambda: ["train", "predict", "explain"], description="Queues the scaled workers serve."
+    )
+    autoscale_min_workers: int = Field(default=1, ge=0, description="Fewest workers the autoscaler keeps.")
+    autoscale_max_workers: int = Field(default=4, ge=1, description="Most workers the autoscaler starts.")
+    autoscale_jobs_per_worker: int = Field(default=2, ge=1, description="Queued plus running jobs per worker aimed at.")
+    autoscale_cooldown_s: float = Field(
+        default=120.0, ge=0, description="How long fewer workers must suffice before the autoscaler removes any."
+    )
+    autoscale_interval_s: float = Field(default=5.0, gt=0, description="How often the autoscaler reads the backlog.")
+    autoscale_metrics_port: int = Field(default=9100, ge=0, description="Port of the autoscaler's /metrics (0: off).")
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""

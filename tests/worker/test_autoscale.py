@@ -1,0 +1,129 @@
+"""The autoscaler's decisions as pure functions, and its loop on a real database with a replica set we own."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from db.backlog import backlog_by_type
+from db.database import Database
+from db.jobs import NewJob
+from worker.autoscale.loop import Autoscaler, queue_loads
+from worker.autoscale.metrics import AutoscaleMetrics
+from worker.autoscale.policy import Policy, QueueLoad, ScaleState, decide, demand, desired_workers
+
+POLICY = Policy(min_workers=1, max_workers=4, jobs_per_worker=2, cooldown_s=60)
+QUEUES = ("train", "predict", "explain")
+
+
+def test_desired_workers_aims_at_jobs_per_worker_within_bounds() -> None:
+    assert [desired_workers(jobs, POLICY) for jobs in (0, 1, 2, 3, 4, 5, 8, 9, 100)] == [1, 1, 1, 2, 2, 3, 4, 4, 4]
+    floor_zero = Policy(min_workers=0, max_workers=3, jobs_per_worker=1, cooldown_s=0)
+    assert desired_workers(0, floor_zero) == 0
+
+
+def test_demand_counts_queued_and_running_on_served_queues_only() -> None:
+    loads = [QueueLoad("train", 3, 1), QueueLoad("predict", 2, 0), QueueLoad("other", 50, 50)]
+    assert demand(loads, QUEUES) == 6
+    assert demand(loads, ("predict",)) == 2
+
+
+def test_scale_up_is_immediate() -> None:
+    decision = decide(1, 7, POLICY, ScaleState(), now=0.0)
+    assert (decision.target, decision.changes) == (4, True)
+
+
+def test_scale_down_waits_for_the_cooldown_without_a_break() -> None:
+    state = ScaleState()
+    decision = decide(4, 0, POLICY, state, now=100.0)
+    assert decision.target == 4 and decision.state.surplus_since == 100.0
+    decision = decide(4, 0, POLICY, decision.state, now=159.0)
+    assert decision.target == 4
+    decision = decide(4, 0, POLICY, decision.state, now=160.0)
+    assert decision.target == 1 and decision.state == ScaleState()
+
+
+def test_a_backlog_that_returns_resets_the_cooldown() -> None:
+    first = decide(4, 0, POLICY, ScaleState(), now=0.0)
+    back = decide(4, 8, POLICY, first.state, now=50.0)
+    assert back.target == 4 and back.state.surplus_since is None
+    again = decide(4, 0, POLICY, back.state, now=70.0)
+    assert again.target == 4  # the clock started again at 70
+    assert decide(4, 0, POLICY, again.state, now=129.0).target == 4
+    assert decide(4, 0, POLICY, again.state, now=130.0).target == 1
+
+
+def test_partial_surplus_scales_down_to_what_the_backlog_needs() -> None:
+    state = decide(4, 3, POLICY, ScaleState(), now=0.0).state
+    assert decide(4, 3, POLICY, state, now=60.0).target == 2
+
+
+def test_counts_outside_the_bounds_come_back_at_once() -> None:
+    assert decide(0, 0, POLICY, ScaleState(), now=0.0).target == 1
+    assert decide(9, 100, POLICY, ScaleState(), now=0.0).target == 4
+
+
+def test_policy_rejects_impossible_bounds() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="min_workers"):
+        Policy(min_workers=5, max_workers=2, jobs_per_worker=1, cooldown_s=0)
+
+
+class CountingReplicas:
+    """A replica set we own: remembers the count the autoscaler set."""
+
+    def __init__(self, running: int) -> None:
+        self.running = running
+        self.calls: list[int] = []
+
+    def count(self) -> int:
+        return self.running
+
+    def scale_to(self, target: int) -> None:
+        self.calls.append(target)
+        self.running = target
+
+
+def _submit(db: Database, tenant: str, job_type: str, n: int) -> list[str]:
+    tenant_id = db.keys.ensure_tenant(tenant)
+    return [db.jobs.submit(NewJob(tenant_id, job_type, {"n": i})).job.id for i in range(n)]
+
+
+def test_backlog_is_read_per_queue_from_sql(db: Database) -> None:
+    train = _submit(db, "acme", "train", 3)
+    _submit(db, "acme", "predict", 2)
+    _submit(db, "acme", "import", 1)
+    db.jobs.claim(train[0], "w1")
+    loads = {load.queue: load for load in queue_loads(backlog_by_type(db.factory))}
+    assert (loads["train"].queued, loads["train"].running) == (2, 1)
+    # imports share the predict queue
+    assert (loads["predict"].queued, loads["predict"].running) == (3, 0)
+    assert loads["train"].oldest_queued_s >= 0.0
+    assert "explain" not in loads
+
+
+def test_loop_scales_up_then_down_after_cooldown_and_records_metrics(db: Database) -> None:
+    now = [0.0]
+    replicas = CountingReplicas(1)
+    metrics = AutoscaleMetrics("worker-cpu", QUEUES)
+    scaler = Autoscaler(
+        POLICY, QUEUES, lambda: queue_loads(backlog_by_type(db.factory)), replicas, metrics, clock=lambda: now[0]
+    )
+    ids = _submit(db, "acme", "train", 5)
+    assert scaler.step().target == 3
+    text = generate_latest(metrics.registry).decode()
+    assert 'tensorq_queue_depth{queue="train"} 5.0' in text
+    assert 'tensorq_queue_depth{queue="explain"} 0.0' in text
+    assert 'tensorq_workers{service="worker-cpu"} 3.0' in text
+    assert 'tensorq_autoscale_events_total{direction="up",service="worker-cpu"} 1.0' in text
+    for job_id in ids:
+        claim = db.jobs.claim(job_id, "w")
+        db.jobs.finish(job_id, claim.lease_token, {})
+    now[0] = 10.0
+    assert scaler.step().target == 3  # cooling down
+    now[0] = 70.0
+    assert scaler.step().target == 1
+    assert replicas.calls == [3, 1]
+    text = generate_latest(metrics.registry).decode()
+    assert 'tensorq_workers{service="worker-cpu"} 1.0' in text
+    assert 'tensorq_queue_depth{queue="train"} 0.0' in text

@@ -1,0 +1,1 @@
+"""The autoscaler: worker replicas from the SQL backlog (policy, Docker replicas, metrics, loop)."""

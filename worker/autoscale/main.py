@@ -1,0 +1,61 @@
+"""``tensorq autoscale``: build the autoscaler from the settings and run it until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from tensorq.settings import Settings
+from worker.autoscale.loop import Autoscaler, queue_loads
+from worker.autoscale.metrics import AutoscaleMetrics
+from worker.autoscale.policy import Policy
+
+log = logging.getLogger("tensorq.autoscale")
+
+
+def policy_from(settings: Settings) -> Policy:
+    """The scaling policy the settings describe."""
+    return Policy(
+        min_workers=settings.autoscale_min_workers,
+        max_workers=settings.autoscale_max_workers,
+        jobs_per_worker=settings.autoscale_jobs_per_worker,
+        cooldown_s=settings.autoscale_cooldown_s,
+    )
+
+
+def run_autoscaler(settings: Settings) -> None:
+    """Scale the compose service's replicas from the SQL backlog until SIGTERM or SIGINT."""
+    import docker
+
+    from db.backlog import backlog_by_type
+    from db.session import make_engine, make_session_factory
+    from worker.autoscale.replicas import DockerReplicas, own_compose_project
+
+    policy = policy_from(settings)
+    client = docker.from_env()
+    project = settings.autoscale_project or own_compose_project(client)
+    factory = make_session_factory(make_engine(settings.database_url))
+    metrics = AutoscaleMetrics(settings.autoscale_service, settings.autoscale_queues)
+    if settings.autoscale_metrics_port:
+        metrics.serve(settings.autoscale_metrics_port)
+    scaler = Autoscaler(
+        policy,
+        settings.autoscale_queues,
+        lambda: queue_loads(backlog_by_type(factory)),
+        DockerReplicas(client, project, settings.autoscale_service),
+        metrics,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info(
+        "autoscaling %s/%s between %d and %d workers, %d jobs each, %.0fs cooldown",
+        project,
+        settings.autoscale_service,
+        policy.min_workers,
+        policy.max_workers,
+        policy.jobs_per_worker,
+        policy.cooldown_s,
+    )
+    scaler.run(settings.autoscale_interval_s, stop)

@@ -1,0 +1,52 @@
+"""The autoscaler's Prometheus metrics, served from its one process (not per API worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from worker.autoscale.policy import Decision, QueueLoad
+
+
+class AutoscaleMetrics:
+    """Queue depth, oldest queued job, workers and scale events, in a registry of their own."""
+
+    def __init__(self, service: str, queues: Iterable[str]) -> None:
+        self.registry = CollectorRegistry()
+        self.service = service
+        self.queues = tuple(queues)
+        self.depth = Gauge("tensorq_queue_depth", "Jobs queued, per queue.", ["queue"], registry=self.registry)
+        self.running = Gauge("tensorq_queue_running", "Jobs running, per queue.", ["queue"], registry=self.registry)
+        self.oldest = Gauge(
+            "tensorq_oldest_queued_seconds",
+            "Age of the oldest queued job, per queue.",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.workers = Gauge(
+            "tensorq_workers", "Worker replicas running, per service.", ["service"], registry=self.registry
+        )
+        self.desired = Gauge(
+            "tensorq_workers_desired", "Worker replicas the backlog asks for.", ["service"], registry=self.registry
+        )
+        self.events = Counter(
+            "tensorq_autoscale_events", "Replica changes made.", ["service", "direction"], registry=self.registry
+        )
+
+    def observe(self, loads: Iterable[QueueLoad], decision: Decision) -> None:
+        """Record one step: every served queue (zero when idle), the replicas and the change made."""
+        by_queue = {load.queue: load for load in loads}
+        for queue in sorted(set(self.queues) | set(by_queue)):
+            load = by_queue.get(queue, QueueLoad(queue, 0, 0, 0.0))
+            self.depth.labels(queue).set(load.queued)
+            self.running.labels(queue).set(load.running)
+            self.oldest.labels(queue).set(load.oldest_queued_s)
+        self.workers.labels(self.service).set(decision.target)
+        self.desired.labels(self.service).set(decision.desired)
+        if decision.changes:
+            self.events.labels(self.service, "up" if decision.target > decision.current else "down").inc()
+
+    def serve(self, port: int) -> None:
+        """Serve ``/metrics`` on ``port`` from a background thread."""
+        start_http_server(port, registry=self.registry)

@@ -1,0 +1,129 @@
+"""Replicas of one compose service, counted, added and stopped through the Docker Engine API."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+PROJECT = "com.docker.compose.project"
+SERVICE = "com.docker.compose.service"
+NUMBER = "com.docker.compose.container-number"
+AUTOSCALED = "io.tensorq.autoscaled"
+
+
+class Replicas(Protocol):
+    """What the autoscaler needs from a replica set (Docker here; a fake in the policy loop's tests)."""
+
+    def count(self) -> int:
+        """Replicas running now (those being stopped excluded)."""
+        ...
+
+    def scale_to(self, target: int) -> None:
+        """Start or stop replicas until ``target`` run."""
+        ...
+
+
+def own_compose_project(client: Any) -> str:
+    """The compose project of the container this process runs in (its hostname is the container id)."""
+    try:
+        return client.containers.get(socket.gethostname()).labels[PROJECT]
+    except Exception as exc:  # noqa: BLE001 - docker.errors.* or a missing label: say what to set instead
+        raise RuntimeError(
+            "cannot tell the compose project from this container; set TENSORQ_AUTOSCALE_PROJECT"
+        ) from exc
+
+
+class DockerReplicas:
+    """Containers of ``service`` in compose project ``project``: new ones are copies of a running one.
+
+    Copies carry compose's labels (with the next container number), so ``docker compose ps`` lists them and
+    ``docker compose down`` removes them. Stopping sends the image's stop signal (SIGTERM) and waits the
+    service's grace period: a worker hands its running job back before it exits.
+    """
+
+    def __init__(self, client: Any, project: str, service: str) -> None:
+        self.client = client
+        self.project = project
+        self.service = service
+        self._stopping: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _running(self) -> list[Any]:
+        filters = {"label": [f"{PROJECT}={self.project}", f"{SERVICE}={self.service}"], "status": "running"}
+        containers = self.client.containers.list(filters=filters)
+        with self._lock:
+            return [c for c in containers if c.id not in self._stopping]
+
+    def count(self) -> int:
+        """Running replicas, those being stopped excluded."""
+        return len(self._running())
+
+    def scale_to(self, target: int) -> None:
+        """Start copies or stop the newest replicas until ``target`` run."""
+        running = sorted(self._running(), key=lambda c: int(c.labels.get(NUMBER, "0")))
+        if target > len(running):
+            if not running:
+                raise RuntimeError(f"no running {self.service} container to copy; start one with docker compose up")
+            every = self.client.containers.list(
+                all=True, filters={"label": [f"{PROJECT}={self.project}", f"{SERVICE}={self.service}"]}
+            )
+            next_number = max(int(c.labels.get(NUMBER, "0")) for c in every) + 1
+            for number in range(next_number, next_number + target - len(running)):
+                self._start_copy(running[0], number)
+        for container in reversed(running[target:]):
+            with self._lock:
+                self._stopping.add(container.id)
+            threading.Thread(target=self._stop, args=(container,), name=f"stop-{container.name}", daemon=True).start()
+
+    def _start_copy(self, template: Any, number: int) -> None:
+        api = self.client.api
+        attrs = api.inspect_container(template.id)
+        config, host = attrs["Config"], attrs["HostConfig"]
+        labels = {**config.get("Labels", {}), NUMBER: str(number), AUTOSCALED: "true"}
+        networks = attrs["NetworkSettings"]["Networks"]
+        first = next(iter(networks))
+        host_config = api.create_host_config(
+            binds=host.get("Binds") or None,
+            mounts=host.get("Mounts") or None,
+            restart_policy=host.get("RestartPolicy") or None,
+            network_mode=first,
+            init=host.get("Init"),
+        )
+        networking = api.create_networking_config(
+            {first: api.create_endpoint_config(aliases=[self.service, *(networks[first].get("Aliases") or [])])}
+        )
+        name = f"{self.project}-{self.service}-{number}"
+        created = api.create_container(
+            image=config["Image"],
+            command=config.get("Cmd"),
+            entrypoint=config.get("Entrypoint"),
+            environment=config.get("Env"),
+            labels=labels,
+            user=config.get("User") or None,
+            working_dir=config.get("WorkingDir") or None,
+            stop_signal=config.get("StopSignal"),
+            stop_timeout=config.get("StopTimeout"),
+            healthcheck=config.get("Healthcheck"),
+            host_config=host_config,
+            networking_config=networking,
+            name=name,
+        )
+        for other in list(networks)[1:]:
+            api.connect_container_to_network(created["Id"], other)
+        api.start(created["Id"])
+        log.info("started %s", name)
+
+    def _stop(self, container: Any) -> None:
+        timeout = (container.attrs.get("Config") or {}).get("StopTimeout") or 60
+        try:
+            container.stop(timeout=int(timeout))
+            container.remove()
+            log.info("stopped and removed %s", container.name)
+        except Exception:  # noqa: BLE001 - the container may be gone already; the next count tells the truth
+            log.exception("stopping %s", container.name)
+        finally:
+            with self._lock:
+                self._stopping.discard(container.id)
