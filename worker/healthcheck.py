@@ -1,6 +1,6 @@
 """A worker container's health check: its own Celery node answers a ping on the broker.
 
-    python3 -m worker.healthcheck     # exit 0 when a node named ...@<this hostname> replies
+python3 -m worker.healthcheck     # exit 0 when a node named ...@<this hostname> replies
 """
 
 from __future__ import annotations
