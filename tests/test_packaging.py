@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,15 @@ SERVER_PACKAGES = {"tensorflow", "tensorflow-cpu", "keras", "sqlalchemy", "flask
 @pytest.fixture(scope="module")
 def requirements(tmp_path_factory: pytest.TempPathFactory) -> list[Requirement]:
     """Requires-Dist of the package metadata built from pyproject.toml (pip's PEP 517 build, isolated)."""
-    report = tmp_path_factory.mktemp("metadata") / "report.json"
+    folder = tmp_path_factory.mktemp("metadata")
+    project = folder / "project"  # a copy, so the build leaves no egg-info in the checkout
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project / name)
+    report = folder / "report.json"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed", "--no-deps"]
-        + ["--report", str(report), str(ROOT)],
+        + ["--report", str(report), str(project)],
         capture_output=True,
         text=True,
         check=True,
