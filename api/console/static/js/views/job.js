@@ -69,6 +69,19 @@ function trainingPanel() {
   };
 }
 
+// What the job reads: the model it runs (a link) and its dataset, when the spec names them.
+function inputsOf(job) {
+  const spec = job.spec || {};
+  const pairs = [];
+  if (typeof spec.model === "string") {
+    const [modelId, version] = spec.model.split(":");
+    pairs.push(["model", h("a", { href: `#/models/${modelId}`, class: "mono", text: version ? `${shortId(modelId)} v${version}` : shortId(modelId), title: spec.model })]);
+  }
+  if (typeof spec.dataset === "string") pairs.push(["dataset", h("span", { class: "mono", text: spec.dataset })]);
+  if (typeof spec.method === "string") pairs.push(["method", spec.method]);
+  return pairs;
+}
+
 function timeline(events) {
   const states = events.filter((e) => e.kind === "state");
   const progress = events.filter((e) => e.kind === "progress");
@@ -311,6 +324,7 @@ export async function renderJob(ctx, id) {
         ["ran for", job.started_at ? duration(job.started_at, job.finished_at) : "—"],
         ["attempts", `${job.attempts} of ${job.max_attempts}`],
         ["priority", job.priority],
+        ...inputsOf(job),
       ]),
     );
     waiting.hidden = !(job.waiting_reason && job.status === "queued");
