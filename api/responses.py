@@ -8,13 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from db.records import EVENT_KINDS, STATUSES
+from db.records import STATUSES
 from ml.catalog import EXPLAIN_METHODS, PREDICT_MODES
 from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec
 
-# Named enums, so that a generated client has one JobStatus and one EventKind (values from db.records).
+# A named enum, so that a generated client has one JobStatus (values from db.records).
 JobStatus = Enum("JobStatus", [(status, status) for status in STATUSES], type=str)  # type: ignore[misc]
-EventKind = Enum("EventKind", [(kind, kind) for kind in EVENT_KINDS], type=str)  # type: ignore[misc]
 Matrix = list[Any]
 
 
@@ -184,21 +183,56 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
-class EventOut(BaseModel):
-    """A state change, a progress report or a cancel request."""
+class StateData(Open):
+    """What a state change records: the claiming ``worker``, a failure's ``code`` or a hand-back's ``reason``."""
+
+    worker: str | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
+class EventFields(BaseModel):
+    """What every event has."""
 
     seq: int
-    kind: EventKind  # type: ignore[valid-type]
-    from_status: JobStatus | None  # type: ignore[valid-type]
-    to_status: JobStatus | None  # type: ignore[valid-type]
-    data: dict[str, Any] | None
     created_at: datetime
+
+
+class StateEvent(EventFields):
+    """A state change of the job (``from_status`` is null for the first, ``queued``)."""
+
+    kind: Literal["state"]
+    from_status: JobStatus | None  # type: ignore[valid-type]
+    to_status: JobStatus  # type: ignore[valid-type]
+    data: StateData | None
+
+
+class ProgressEvent(EventFields):
+    """A progress report of the running job."""
+
+    kind: Literal["progress"]
+    from_status: None = None
+    to_status: None = None
+    data: Progress
+
+
+class CancelRequestedEvent(EventFields):
+    """A cancel was asked for while the job ran; it stops at its next batch or epoch boundary."""
+
+    kind: Literal["cancel_requested"]
+    from_status: None = None
+    to_status: None = None
+    data: None = None
+
+
+class Event(RootModel[Annotated[StateEvent | ProgressEvent | CancelRequestedEvent, Field(discriminator="kind")]]):
+    """A job's event: its ``kind`` says what it carries."""
 
 
 class EventList(BaseModel):
     """A job's events in order."""
 
-    events: list[EventOut]
+    events: list[Event]
 
 
 class LogLineOut(BaseModel):

@@ -8,6 +8,7 @@ import pytest
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from db.records import EVENT_KINDS, JOB_TYPES
 from ml.catalog import ARCHITECTURES, EXPLAIN_METHODS
 from ml.specs import SPECS
 
@@ -57,7 +58,8 @@ def test_submissions_are_a_union_discriminated_by_type(document: dict[str, Any])
 
 def test_jobs_are_typed_by_type_with_enums_and_date_times(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    assert set(schemas["Job"]["discriminator"]["mapping"]) == {"train", "predict", "explain", "import"}
+    assert set(schemas["Job"]["discriminator"]["mapping"]) == set(JOB_TYPES)
+    assert set(schemas["Event"]["discriminator"]["mapping"]) == set(EVENT_KINDS)
     assert schemas["JobStatus"]["enum"] == ["queued", "running", "succeeded", "failed", "cancelled"]
     assert schemas["TrainSpec"]["properties"]["architecture"]["enum"] == list(ARCHITECTURES)
     assert schemas["ExplainSpec"]["properties"]["method"]["enum"] == list(EXPLAIN_METHODS)

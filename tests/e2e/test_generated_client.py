@@ -138,12 +138,11 @@ def test_a_generated_client_round_trip(stack: dict[str, Any], generated: Any) ->
 
     events = jobs.job_events.sync(train.id, client=client)
     assert isinstance(events, models.EventList)
-    assert [e.to_status.value for e in events.events if e.kind == models.EventKind.STATE] == [
-        "queued",
-        "running",
-        "succeeded",
-    ]
-    assert any(e.kind == models.EventKind.PROGRESS for e in events.events)
+    states = [e for e in events.events if isinstance(e, models.StateEvent)]
+    assert [e.to_status.value for e in states] == ["queued", "running", "succeeded"]
+    assert states[1].data.worker  # the claiming worker, typed
+    progress = [e for e in events.events if isinstance(e, models.ProgressEvent)]
+    assert progress and progress[-1].data.epoch == 3 and "loss" in progress[-1].data.additional_properties
 
     long = models.TrainSpec(architecture=models.TrainSpecArchitecture.MLP, dataset="builtin:iris", epochs=5000)
     queued = jobs.submit_job.sync(client=client, body=models.TrainSubmission(type_="train", spec=long))
