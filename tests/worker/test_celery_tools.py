@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -22,9 +23,10 @@ from tensorq.client import TensorQClient
 from tensorq.localstack import ApiThread, settings_env
 from tests.conftest import make_settings
 from tests.reliability.harness import Cluster, wait_for
-from tests.services import RedisServer
+from tests.services import RedisServer, free_port
 from worker.celery_app import make_celery
 
+FLOWER_USER, FLOWER_PASSWORD = "admin", "flower-test-password"
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
 LONG_TRAIN = {"architecture": "mlp", "dataset": "builtin:digits", "epochs": 400, "batch_size": 16, "seed": 1}
@@ -72,10 +74,13 @@ def tools(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Ite
     client = TensorQClient(api.url, db.keys.create("acme"))
     cluster = Cluster(settings, db, db, redis_server, None, api, client, home)  # type: ignore[arg-type]
     events = EventLog(make_celery(settings))
+    flower = start_flower(settings, home / "flower.log")
     worker = cluster.start_worker()
     try:
-        yield {"cluster": cluster, "worker": worker, "events": events}
+        yield {"cluster": cluster, "worker": worker, "events": events, "flower": flower}
     finally:
+        flower[0].terminate()
+        flower[0].wait(timeout=30)
         events.stop()
         worker.stop()
         cluster.client.close()
@@ -85,6 +90,30 @@ def tools(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Ite
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def start_flower(settings: Any, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Flower on the app as the docs start it (basic auth); returns the process and its URL."""
+    port = free_port()
+    env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "flower", f"--port={port}", "--address=127.0.0.1"]
+        + [f"--basic-auth={FLOWER_USER}:{FLOWER_PASSWORD}"],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _answers(url), timeout=60, what="flower")
+    return proc, url
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthcheck", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def celery(settings: Any, *args: str) -> subprocess.CompletedProcess[str]:
@@ -161,3 +190,18 @@ def test_a_failed_job_is_a_failed_task_and_revoking_a_finished_job_is_refused(to
     assert cluster.client.job(job.id).status == "failed"
     unknown = celery(cluster.settings, "control", "revoke", "--timeout", "10", str(uuid.uuid4()))
     assert "no such job" in unknown.stdout + unknown.stderr
+
+
+def test_flower_shows_the_worker_and_each_task_in_its_jobs_state(tools: dict[str, Any]) -> None:
+    """Run last: by now the module's jobs have ended succeeded, cancelled (revoked) and failed."""
+    _, url = tools["flower"]
+    auth = (FLOWER_USER, FLOWER_PASSWORD)
+    assert httpx.get(f"{url}/api/tasks", timeout=10).status_code == 401  # authentication on
+    workers = httpx.get(f"{url}/api/workers", params={"refresh": "true"}, auth=auth, timeout=30).json()
+    assert [name for name in workers if name.startswith(f"tensorq-cpu-{tools['worker'].proc.pid}@")]
+    tasks = httpx.get(f"{url}/api/tasks", auth=auth, timeout=10).json()
+    jobs = tools["cluster"].client.jobs(limit=50)
+    states = {job.id: tasks.get(job.id, {}).get("state") for job in jobs.jobs}
+    expected = {"succeeded": "SUCCESS", "failed": "FAILURE", "cancelled": "REVOKED"}
+    assert {job.id: expected[job.status] for job in jobs.jobs} == states
+    assert "FAILURE" in states.values() and "REVOKED" in states.values()
