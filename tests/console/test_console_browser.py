@@ -29,6 +29,7 @@ TRAIN_SPEC = {
 }
 NETWORK_404 = re.compile(r"status of 404")
 TEXT_OF = "const found = document.querySelector(arguments[0]); return found && found.innerText"
+IMAGE_LOADED = "return arguments[0].complete && arguments[0].naturalWidth"
 HEADING_ID = "const id = document.querySelector('h1 .mono'); return id && id.textContent"
 ROW_TYPES = "return [...document.querySelectorAll('#jobs-table tbody tr td:nth-child(2)')].map((td) => td.textContent)"
 
@@ -197,15 +198,13 @@ def test_an_explanation_shows_each_heatmap_rendered_beside_its_input(
         driver, "explain", {"model": model_id, "inputs": np.round(images, 1).tolist(), "steps": 32}
     )
     wait_until(lambda: status_of(driver) == "succeeded", 300, "the explanation to succeed", every=0.25)
-    heatmaps = wait_until(
-        lambda: [
-            img
-            for img in driver.find_elements("css selector", "#explanations img.artifact-image")
-            if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)
-        ],
-        30,
-        "the heatmaps to render",
-    )
+
+    def rendered() -> list[Any]:
+        images = driver.find_elements("css selector", "#explanations img.artifact-image")
+        loaded = [i for i in images if driver.execute_script(IMAGE_LOADED, i)]
+        return loaded if len(loaded) == len(images) == 2 else []
+
+    heatmaps = wait_until(rendered, 30, "both heatmaps to render")
     assert [img.get_attribute("data-artifact") for img in heatmaps] == ["heatmap_0.png", "heatmap_1.png"]
     png = httpx.get(
         f"{console_stack['url']}/v1/jobs/{job_id}/artifacts/heatmap_0.png",
@@ -264,6 +263,28 @@ def test_a_running_job_is_cancelled_from_its_page(console_stack: dict, browser: 
     wait_until(lambda: status_of(driver) == "cancelled", 60, "the job to be cancelled", every=0.25)
     assert find(driver, "#cancel-job") is None and find(driver, "#resubmit-job") is not None
     assert "cancelled" in find(driver, "#timeline").text
+    assert console_problems(driver) == []
+
+
+def test_a_failed_job_shows_its_error_phase_and_log_lines(console_stack: dict, browser: Any, screenshots: Any) -> None:
+    driver = browser
+    key = console_stack["keys"]["acme"]
+    dataset = httpx.post(
+        f"{console_stack['url']}/v1/datasets",
+        headers={"Authorization": f"Bearer {key}"},
+        files={"file": ("words.csv", b"a,b,label\n1,x,0\n2,y,1\n3,z,0\n")},
+    ).json()
+    sign_in(driver, console_stack["url"], key)
+    spec = {"architecture": "mlp", "dataset": dataset["id"], "label_column": "label", "validation_split": 0.0}
+    submit_from_page(driver, "train", {**spec, "epochs": 1})
+    wait_until(lambda: status_of(driver) == "failed", 120, "the job to fail", every=0.25)
+    error = wait_until(lambda: driver.execute_script(TEXT_OF, "#job-error"), 10, "the error")
+    assert "invalid_request" in error and "'b'" in error and "phase: loading data" in error
+    logs = wait_until(
+        lambda: (text := driver.execute_script(TEXT_OF, "#job-logs")) and "failed while" in text and text, 20, "logs"
+    )
+    assert "attempt 1 of" in logs
+    driver.save_screenshot(str(screenshots / "failed-job-page.png"))
     assert console_problems(driver) == []
 
 
