@@ -12,6 +12,7 @@ from api.docs import DOCS_CSP, register_docs
 from api.errors import register_error_handlers
 from api.metrics import register_metrics
 from api.quotas import Quotas
+from api.request_text import refuse_nul_in_form, refuse_nul_in_url
 from api.services import Services, services
 from db.changes import ChangeListener, redis_url_of
 from db.database import Database
@@ -55,8 +56,10 @@ def create_app(
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
     v1.before_request(_limit_body)
     v1.before_request(authenticate_request)
+    v1.before_request(refuse_nul_in_form)
     for module in (jobs, logs, datasets, models, whoami):
         v1.register_blueprint(module.bp)
+    app.before_request(refuse_nul_in_url)
     app.register_blueprint(v1)
     app.register_blueprint(health.bp)
     register_docs(app)

@@ -27,7 +27,12 @@ def upload_dataset():  # type: ignore[no-untyped-def]
     who = principal()
     name = (request.form.get("name") or upload.filename or "dataset")[:200]
     svc.quotas.check_dataset_bytes(who, request.content_length or 0)
-    stored = store_upload(upload.stream, svc.settings.dataset_dir(who.tenant_id), svc.settings.max_upload_bytes)
+    stored = store_upload(
+        upload.stream,
+        svc.settings.dataset_dir(who.tenant_id),
+        svc.settings.max_upload_bytes,
+        svc.settings.max_dataset_array_bytes,
+    )
     try:
         record = svc.db.datasets.add(
             who.tenant_id,
@@ -37,6 +42,7 @@ def upload_dataset():  # type: ignore[no-untyped-def]
             path=str(stored.path),
             size_bytes=stored.size_bytes,
             info=stored.info,
+            limit_bytes=svc.quotas.dataset_bytes_limit(who),  # the bytes written, counted atomically
         )
     except Exception:
         stored.path.unlink(missing_ok=True)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import kombu.exceptions
+import redis.exceptions
+import sqlalchemy.exc
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from tensorq.errors import TensorQError
+from tensorq.errors import TensorQError, Unavailable, storage_fault
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,36 @@ def register_error_handlers(app: Flask) -> None:
                 response.headers[name] = value
         return response
 
+    def _outage(exc: Exception):  # type: ignore[no-untyped-def]
+        log.warning("a dependency is unavailable: %s", type(exc).__name__, exc_info=True)
+        outage = Unavailable("a backing service is unavailable; retry later", details={"service": _service(exc)})
+        return _tensorq_error(outage)
+
+    for outage_class in OUTAGES:
+        app.register_error_handler(outage_class, _outage)
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        fault = storage_fault(exc)
+        if fault is not None:
+            log.warning("artifact store fault: %s", exc)
+            return _tensorq_error(fault)
         log.exception("unhandled error")
         return error_response(500, "internal", "internal server error")
+
+
+# A dependency's own "cannot reach it" errors that escaped a guard: each is a 503 with Retry-After.
+OUTAGES = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
+
+
+def _service(exc: Exception) -> str:
+    """Which dependency an outage error belongs to."""
+    if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+        return "database"
+    return "broker"

@@ -6,7 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from tensorq.errors import InvalidRequest
+from tensorq.errors import InvalidRequest, OutOfRange
+
+# Models compute in float32: a larger magnitude would become infinity inside the worker.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def batch_shape(inputs: list[Any], input_shape: list[int | None]) -> tuple[int, ...]:
@@ -20,6 +23,8 @@ def batch_shape(inputs: list[Any], input_shape: list[int | None]) -> tuple[int, 
         ) from exc
     if not np.all(np.isfinite(array)):
         raise InvalidRequest("inputs contain NaN or infinite values")
+    if array.size and np.abs(array).max() > FLOAT32_MAX:
+        raise OutOfRange(f"inputs must lie within float32's range (|x| <= {FLOAT32_MAX:.4g})")
     want = [d for d in input_shape]
     got = list(array.shape)
     if _matches(got[1:], want) or _matches(got[1:], want[:-1]) and want[-1] == 1:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any
@@ -16,8 +15,10 @@ from api.openapi import ARTIFACT, operation, query
 from api.schemas import JobSubmission, parse_submission, request_hash
 from api.services import principal, services
 from db.jobs import NewJob
-from db.records import JOB_TYPES, STATUSES, JobRecord
-from ml.specs import ExplainSpec, PredictSpec, TrainSpec
+from db.records import JOB_TYPES, STATUSES, DatasetRecord, JobRecord
+from ml.catalog import BUILTIN_SHAPES
+from ml.specs import ExplainSpec, PredictSpec, TrainSpec, data_kind
+from tensorq import bounded_json
 from tensorq.errors import InvalidRequest, NotFound, OutOfRange, UnsupportedMedia
 
 log = logging.getLogger(__name__)
@@ -30,35 +31,28 @@ def json_body() -> Any:
     """The request's JSON body: 415 when it is not JSON, 400 when it does not parse."""
     if not request.is_json:
         raise UnsupportedMedia("send the body as application/json")
-    try:
-        return json.loads(request.get_data(cache=True))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"malformed JSON: {exc}") from None
+    return bounded_json.loads(request.get_data(cache=True), what="the JSON body")
 
 
 def _check_references(tenant_id: str, spec: Any) -> None:
     """Refuse before queueing a spec whose dataset, model or inputs cannot run."""
     svc = services()
     dataset = getattr(spec, "dataset", None)
+    record = None
     if dataset and not dataset.startswith("builtin:"):
         try:
             record = svc.db.datasets.get(tenant_id, dataset)
         except NotFound:
             raise InvalidRequest(f"dataset {dataset} not found", code="unknown_dataset") from None
-        labelled = isinstance(spec, TrainSpec) and spec.task == "classify"
-        if labelled and record.format == "csv" and not spec.label_column:
-            raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": record.info.get("columns")})
-        if isinstance(spec, TrainSpec) and spec.label_column and record.format == "csv":
-            if spec.label_column not in record.info.get("columns", []):
-                raise InvalidRequest(
-                    f"label column '{spec.label_column}' is not in the dataset",
-                    details={"columns": record.info.get("columns")},
-                )
+    if isinstance(spec, TrainSpec):
+        _check_training_data(spec, record)
     if isinstance(spec, PredictSpec | ExplainSpec):
         try:
             version = svc.db.models.resolve(tenant_id, spec.model)
         except NotFound:
             raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
+        if isinstance(spec, PredictSpec):
+            spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
         shape = version.signature.get("input_shape")
         if spec.inputs is not None and shape is not None:
             rows = batch_shape(spec.inputs, shape)[0]
@@ -66,6 +60,25 @@ def _check_references(tenant_id: str, spec: Any) -> None:
                 raise OutOfRange("at most 100000 inline input rows; upload a dataset instead")
         if isinstance(spec, ExplainSpec) and isinstance(spec.baseline, list) and shape is not None:
             batch_shape([spec.baseline], shape)
+        if isinstance(spec, ExplainSpec) and spec.background is not None and shape is not None:
+            batch_shape(spec.background, shape)
+
+
+def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:
+    """Refuse training data the architecture cannot learn from, or a CSV without its label column."""
+    if record is None:
+        spec.check_data(data_kind("npz", [0, *BUILTIN_SHAPES[spec.builtin or ""]]))
+        return
+    spec.check_data(data_kind(record.format, record.info.get("x_shape")))
+    if record.format != "csv":
+        return
+    if spec.task == "classify" and not spec.label_column:
+        raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": record.info.get("columns")})
+    if spec.label_column and spec.label_column not in record.info.get("columns", []):
+        raise InvalidRequest(
+            f"label column '{spec.label_column}' is not in the dataset",
+            details={"columns": record.info.get("columns")},
+        )
 
 
 @bp.post("/jobs")
@@ -110,6 +123,7 @@ def submit_job():  # type: ignore[no-untyped-def]
             request_hash=request_hash(body) if key else None,
         ),
         publishing=True,
+        queued_limit=svc.quotas.queued_limit(who),
     )
     job = outcome.job
     if outcome.created:

@@ -20,7 +20,7 @@ from api.uploads import multipart_file, write_limited
 from db.jobs import NewJob
 from ml.model_import import check_zip, staging_path
 from ml.specs import ModelUpload, parse
-from tensorq.errors import InvalidRequest, NotFound
+from tensorq.errors import NotFound
 
 bp = Blueprint("models", __name__)
 
@@ -72,6 +72,7 @@ def upload_model():  # type: ignore[no-untyped-def]
     path = staging_path(svc.settings.artifact_dir, who.tenant_id, upload_id)
     size = _save(upload.stream, path, svc.settings.max_upload_bytes)
     try:
+        svc.quotas.check_model_bytes(who, size)  # the bytes written: a chunked body declares no length
         outcome = svc.db.jobs.submit(
             NewJob(
                 tenant_id=who.tenant_id,
@@ -80,6 +81,7 @@ def upload_model():  # type: ignore[no-untyped-def]
                 max_attempts=svc.settings.default_max_attempts,
             ),
             publishing=True,
+            queued_limit=svc.quotas.queued_limit(who),
         )
     except Exception:
         path.unlink(missing_ok=True)
@@ -115,9 +117,7 @@ def get_model(model_id: str):  # type: ignore[no-untyped-def]
 def download_model(model_id: str):  # type: ignore[no-untyped-def]
     """The ``.keras`` file of ``?version=N`` (default the latest)."""
     version = request.args.get("version")
-    if version is not None and not version.isdigit():
-        raise InvalidRequest("version must be a positive integer")
-    ref = f"{model_id}:{version}" if version else model_id
+    ref = model_id if version is None else f"{model_id}:{version}"
     svc = services()
     record = svc.db.models.resolve(principal().tenant_id, ref)
     root = Path(svc.settings.artifact_dir).resolve()

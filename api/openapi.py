@@ -16,7 +16,7 @@ from api.schemas import JobSubmission
 from ml.specs import SPECS
 
 ERROR_STATUSES = {
-    400: "Malformed input or a spec that cannot run",
+    400: "Malformed input, a spec that cannot run, or a NUL character in the URL or a form field",
     401: "No key, or a bad or revoked key",
     403: "A read-only key on a route that writes",
     404: "Not found, or another tenant's",
@@ -28,8 +28,9 @@ ERROR_STATUSES = {
     429: "A quota or rate limit was hit; retry after Retry-After seconds",
     503: "Database or broker unavailable; retry after Retry-After seconds",
 }
-# Every authenticated route can answer these: the key is checked against the database.
-AUTHENTICATED_ERRORS = (401, 405, 503)
+# Every authenticated route can answer these: the key is checked against the database, and a NUL character
+# anywhere in the URL (an id, a cursor, a version) is a 400.
+AUTHENTICATED_ERRORS = (400, 401, 405, 503)
 BINARY = "binary"
 MULTIPART = "multipart"
 ARTIFACT = "artifact"
@@ -66,7 +67,7 @@ HEADERS = {
 @dataclass(frozen=True)
 class Operation:
     """What the document says about one route; ``errors`` are the statuses the route itself can answer
-    besides 401/405/503, which every authenticated route can."""
+    besides 400/401/405/503, which every authenticated route can."""
 
     summary: str
     responses: dict[int, type[BaseModel] | str]

@@ -10,19 +10,10 @@ from limits import RateLimitItemPerMinute, storage, strategies
 
 from db.database import Database
 from db.records import Principal
-from tensorq.errors import PayloadTooLarge, TensorQError
+from tensorq.errors import PayloadTooLarge, QuotaExceeded
+
+__all__ = ["QuotaExceeded", "Quotas", "limiter_storage_url"]
 from tensorq.settings import Settings
-
-
-class QuotaExceeded(TensorQError):
-    """A tenant is over one of its quotas; ``retry_after`` says when to try again."""
-
-    status = 429
-    code = "quota_exceeded"
-
-    def __init__(self, message: str, *, retry_after: int = 1, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
-        self.retry_after = retry_after
 
 
 def limiter_storage_url(settings: Settings) -> str:
@@ -54,17 +45,18 @@ class Quotas:
                 retry_after=retry,
                 details={"quota": "quota_submissions_per_minute", "limit": per_minute},
             )
-        queued_limit = self.settings.quota(who.tenant_name, "quota_queued_jobs")
-        if self.db.jobs.count_queued(who.tenant_id) >= queued_limit:
-            raise QuotaExceeded(
-                f"{queued_limit} jobs are already queued",
-                retry_after=10,
-                details={"quota": "quota_queued_jobs", "limit": queued_limit},
-            )
+
+    def queued_limit(self, who: Principal) -> int:
+        """How many queued jobs the tenant may have; ``JobStore.submit`` counts and inserts atomically under it."""
+        return self.settings.quota(who.tenant_name, "quota_queued_jobs")
+
+    def dataset_bytes_limit(self, who: Principal) -> int:
+        """The tenant's dataset storage; ``DatasetCatalog.add`` sums and inserts atomically under it."""
+        return self.settings.quota(who.tenant_name, "quota_dataset_bytes")
 
     def check_dataset_bytes(self, who: Principal, incoming: int) -> None:
-        """Refuse an upload that would take the tenant over its dataset storage."""
-        limit = self.settings.quota(who.tenant_name, "quota_dataset_bytes")
+        """Refuse early an upload whose declared length would take the tenant over its dataset storage."""
+        limit = self.dataset_bytes_limit(who)
         used = sum(d.size_bytes for d in self.db.datasets.list(who.tenant_id))
         if used + incoming > limit:
             raise PayloadTooLarge(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import json
+import math
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -15,11 +15,15 @@ from flask import request
 from werkzeug.datastructures import FileStorage
 
 from ml.catalog import TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
+from tensorq import bounded_json
 from tensorq.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 
 MAX_CSV_COLUMNS = 10_000
 MAX_CSV_ROWS = 1_000_000
 MAX_CSV_FIELD = 1_000_000
+# What an .npz's arrays may unpack to (the worker holds them in memory), and the API's read size while checking.
+MAX_NPZ_ARRAY_BYTES = 1024**3
+NPZ_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,14 +59,16 @@ def write_limited(stream: IO[bytes], path: Path, max_bytes: int) -> int:
     return size
 
 
-def store_upload(stream: IO[bytes], folder: Path, max_bytes: int) -> StoredUpload:
+def store_upload(
+    stream: IO[bytes], folder: Path, max_bytes: int, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES
+) -> StoredUpload:
     """Write the upload to ``folder`` under a new id, check it, and describe it; 400 when unusable."""
     folder.mkdir(parents=True, exist_ok=True)
     upload_id = str(uuid.uuid4())
     partial = folder / f".{upload_id}.part"
     try:
         size = write_limited(stream, partial, max_bytes)
-        fmt, info = describe(partial)
+        fmt, info = describe(partial, max_array_bytes)
         final = folder / f"{upload_id}.{fmt}"
         partial.replace(final)
     finally:
@@ -70,12 +76,12 @@ def store_upload(stream: IO[bytes], folder: Path, max_bytes: int) -> StoredUploa
     return StoredUpload(upload_id, fmt, final, size, info)
 
 
-def describe(path: Path) -> tuple[str, dict[str, Any]]:
+def describe(path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES) -> tuple[str, dict[str, Any]]:
     """The format (``npz``, ``jsonl`` or ``csv``) and a summary of the file at ``path``."""
     with path.open("rb") as handle:
         head = handle.read(4)
     if head == b"PK\x03\x04":
-        return "npz", describe_npz(path)
+        return "npz", describe_npz(path, max_array_bytes)
     if _looks_like_jsonl(path):
         return "jsonl", describe_jsonl(path)
     return "csv", describe_csv(path)
@@ -87,9 +93,11 @@ def _looks_like_jsonl(path: Path) -> bool:
         while raw := handle.readline(TEXT_MAX_LINE_BYTES + 1):
             if raw.strip():
                 try:
-                    first = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError):
-                    return False
+                    first = bounded_json.loads(raw, what="the first line")
+                except InvalidRequest as exc:
+                    if exc.code == "invalid_request":
+                        return False  # not JSON: a CSV, checked as one
+                    raise
                 return isinstance(first, dict) and "text" in first
     return False
 
@@ -105,10 +113,7 @@ def describe_jsonl(path: Path) -> dict[str, Any]:
                 raise InvalidRequest(f"line {rows + 1} of the text dataset is longer than {TEXT_MAX_LINE_BYTES} bytes")
             if not raw.strip():
                 continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise InvalidRequest(f"text dataset line {rows + 1} is not UTF-8 JSON: {exc}") from None
+            row = bounded_json.loads(raw, what=f"text dataset line {rows + 1}")
             label = row.get("label") if isinstance(row, dict) else None
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 raise InvalidRequest(f"text dataset line {rows + 1} needs a string 'text'")
@@ -124,27 +129,74 @@ def describe_jsonl(path: Path) -> dict[str, Any]:
     return {"rows": rows, "labels": len(labels)}
 
 
-def describe_npz(path: Path) -> dict[str, Any]:
-    """Shapes of ``x`` and ``y`` in an ``.npz``, loaded without pickles."""
+def _npy_header(archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The shape, dtype and header length of member ``name`` (an ``.npy``), read from its header alone."""
+    with archive.open(name) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _fortran, dtype = np.lib.format.read_array_header_1_0(member)
+            else:
+                shape, _fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        except (ValueError, TypeError, SyntaxError, EOFError) as exc:
+            raise InvalidRequest(f"'{name}' is not an .npy array: {exc}", code="invalid_npz") from None
+        return shape, dtype, member.tell()
+
+
+def describe_npz(path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES) -> dict[str, Any]:
+    """Shapes of ``x`` and ``y`` in an ``.npz``, from the ``.npy`` headers; data is streamed, never loaded whole.
+
+    Declared shapes, dtypes and sizes are checked before a byte of data is read: numeric dtypes only (no
+    pickles), each member's size in the zip directory equal to what its header declares, and the arrays'
+    total under ``max_array_bytes``. Then ``x`` is read in chunks to refuse NaN or infinite values.
+    """
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not {"x", "y"} <= set(archive.files):
-                raise InvalidRequest("an .npz dataset needs arrays 'x' and 'y'", details={"arrays": archive.files})
-            x, y = archive["x"], archive["y"]
-    except InvalidRequest:
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            if not {"x.npy", "y.npy"} <= set(members):
+                names = sorted(name.removesuffix(".npy") for name in members)[:20]
+                raise InvalidRequest("an .npz dataset needs arrays 'x' and 'y'", details={"arrays": names})
+            arrays = {}
+            for key in ("x", "y"):
+                shape, dtype, header = _npy_header(archive, f"{key}.npy")
+                if dtype.hasobject or dtype.kind not in "biuf" or dtype.itemsize > 8:
+                    raise InvalidRequest("'x' and 'y' must be numeric arrays", code="invalid_npz")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if members[f"{key}.npy"].file_size != header + nbytes:
+                    raise InvalidRequest(f"'{key}' is truncated or its header lies about its size", code="invalid_npz")
+                arrays[key] = (shape, dtype, header, nbytes)
+            total = sum(item[3] for item in arrays.values())
+            if total > max_array_bytes:
+                raise PayloadTooLarge(
+                    f"the arrays unpack to {total} bytes; at most {max_array_bytes}",
+                    code="npz_too_large",
+                    details={"uncompressed_bytes": total, "limit": max_array_bytes},
+                )
+            (x_shape, x_dtype, x_header, _), (y_shape, _, _, _) = arrays["x"], arrays["y"]
+            if len(x_shape) < 2 or len(y_shape) != 1 or x_shape[0] != y_shape[0]:
+                raise InvalidRequest(
+                    "'x' must be (N, ...) and 'y' (N,) with the same N",
+                    details={"x_shape": list(x_shape), "y_shape": list(y_shape)},
+                )
+            if x_shape[0] == 0 or math.prod(x_shape[1:]) == 0:
+                raise InvalidRequest("the .npz dataset has no rows (or rows of no values)", code="empty_dataset")
+            if x_dtype.kind == "f":
+                _refuse_non_finite(archive, "x.npy", x_header, x_dtype)
+    except (InvalidRequest, PayloadTooLarge):
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InvalidRequest(f"not a readable .npz of numeric arrays: {exc}") from None
-    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
-        raise InvalidRequest("'x' and 'y' must be numeric arrays")
-    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
-        raise InvalidRequest(
-            "'x' must be (N, ...) and 'y' (N,) with the same N",
-            details={"x_shape": list(x.shape), "y_shape": list(y.shape)},
-        )
-    if not np.all(np.isfinite(x)):
-        raise InvalidRequest("'x' contains NaN or infinite values")
-    return {"rows": int(len(x)), "x_shape": list(x.shape), "y_shape": list(y.shape), "x_dtype": str(x.dtype)}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
+        raise InvalidRequest(f"not a readable .npz of numeric arrays: {exc}", code="invalid_npz") from None
+    return {"rows": int(x_shape[0]), "x_shape": list(x_shape), "y_shape": list(y_shape), "x_dtype": str(x_dtype)}
+
+
+def _refuse_non_finite(archive: zipfile.ZipFile, name: str, header: int, dtype: np.dtype) -> None:
+    """Stream member ``name`` in chunks (bounded memory) and refuse NaN or infinite values."""
+    chunk = NPZ_CHUNK_BYTES - NPZ_CHUNK_BYTES % dtype.itemsize
+    with archive.open(name) as member:
+        member.read(header)
+        while block := member.read(chunk):
+            if not np.all(np.isfinite(np.frombuffer(block, dtype=dtype))):
+                raise InvalidRequest("'x' contains NaN or infinite values")
 
 
 def describe_csv(path: Path) -> dict[str, Any]:

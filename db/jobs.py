@@ -25,8 +25,8 @@ from db.records import (
     aware,
 )
 from db.registry import insert_version, version_record
-from db.session import read_scope, session_scope, write_scope
-from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange
+from db.session import lock_tenant, read_scope, session_scope, write_scope
+from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, QuotaExceeded
 
 # The hottest read (every GET and every long-poll wake), built once: a Core select, no ORM session.
 JOB_BY_ID = select(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"))
@@ -197,11 +197,14 @@ class JobStore:
         return row
 
     # -- submission and reads --------------------------------------------------------
-    def submit(self, new: NewJob, *, publishing: bool = False) -> Submitted:
+    def submit(self, new: NewJob, *, publishing: bool = False, queued_limit: int | None = None) -> Submitted:
         """Commit a new ``queued`` job, or return the one an idempotency key already made.
 
-        With ``publishing`` the caller promises to publish the job right after this commit: it is
-        recorded as published now (no second write), and a failed publish must call ``mark_unpublished``.
+        With ``queued_limit`` the tenant's queued jobs are counted and the job inserted in one transaction
+        that holds the tenant's row lock (``lock_tenant``), so parallel submissions cannot overdraw the
+        quota; over it, QuotaExceeded (429). With ``publishing`` the caller promises to publish the job right
+        after this commit: it is recorded as published now (no second write), and a failed publish must call
+        ``mark_unpublished``.
         """
         if new.idempotency_key:
             existing = self._by_idempotency_key(new)
@@ -234,6 +237,14 @@ class JobStore:
         }
         try:
             with write_scope(self._factory) as conn:
+                if queued_limit is not None:
+                    lock_tenant(conn, new.tenant_id)
+                    if conn.execute(QUEUED_OF_TENANT, {"tenant_id": new.tenant_id}).scalar_one() >= queued_limit:
+                        raise QuotaExceeded(
+                            f"{queued_limit} jobs are already queued",
+                            retry_after=10,
+                            details={"quota": "quota_queued_jobs", "limit": queued_limit},
+                        )
                 conn.execute(insert(Job), row)
                 event = {"job_id": job_id, "kind": "state", "from_status": None, "to_status": "queued", "data": None}
                 conn.execute(insert(JobEvent), {**event, "created_at": now})

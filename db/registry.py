@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Dataset, Model, ModelVersion, utcnow
 from db.records import DatasetRecord, ModelRecord, ModelVersionRecord, aware
-from db.session import read_scope, session_scope
-from tensorq.errors import InvalidRequest, NotFound
+from db.session import lock_tenant, read_scope, session_scope
+from tensorq.errors import InvalidRequest, NotFound, PayloadTooLarge
 
 if TYPE_CHECKING:
     from db.jobs import ModelVersionDraft
@@ -78,6 +79,9 @@ def insert_version(
     return version_record(version, model)
 
 
+VERSION = re.compile(r"[0-9]{1,9}")
+
+
 def parse_model_ref(ref: str) -> tuple[str, int | None]:
     """Split ``"<id>[:<version>]"`` into the id and the version (None for the latest)."""
     model_id, _, version = ref.partition(":")
@@ -85,8 +89,9 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
         raise InvalidRequest("model reference is empty", details={"model": ref})
     if not version:
         return model_id, None
-    if not version.isdigit() or int(version) < 1:
-        raise InvalidRequest("model version must be a positive integer", details={"model": ref})
+    # ASCII digits only ("²".isdigit() is true) and at most 9 of them, so the number fits the INTEGER column.
+    if not VERSION.fullmatch(version) or int(version) < 1:
+        raise InvalidRequest("model version must be a positive integer below 10^9", details={"model": ref})
     return model_id, int(version)
 
 
@@ -166,10 +171,31 @@ class DatasetCatalog:
         self._factory = factory
 
     def add(
-        self, tenant_id: str, *, dataset_id: str, name: str, fmt: str, path: str, size_bytes: int, info: dict[str, Any]
+        self,
+        tenant_id: str,
+        *,
+        dataset_id: str,
+        name: str,
+        fmt: str,
+        path: str,
+        size_bytes: int,
+        info: dict[str, Any],
+        limit_bytes: int | None = None,
     ) -> DatasetRecord:
-        """Record an upload already written to ``path``."""
+        """Record an upload already written to ``path``; with ``limit_bytes`` the tenant's stored bytes are
+        summed and the row inserted under the tenant's row lock, and going over is a 413 ``storage_quota_exceeded``."""
         with session_scope(self._factory) as session:
+            if limit_bytes is not None:
+                lock_tenant(session.connection(), tenant_id)
+                used = session.scalar(
+                    select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(Dataset.tenant_id == tenant_id)
+                )
+                if used + size_bytes > limit_bytes:
+                    raise PayloadTooLarge(
+                        "the upload would exceed the tenant's dataset storage quota",
+                        code="storage_quota_exceeded",
+                        details={"quota": "quota_dataset_bytes", "limit": limit_bytes, "used": int(used)},
+                    )
             row = Dataset(
                 id=dataset_id,
                 tenant_id=tenant_id,

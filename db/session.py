@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.models import Tenant
 from tensorq.errors import Unavailable
 
 
@@ -85,3 +86,12 @@ def write_scope(factory: sessionmaker[Session]) -> Iterator[Connection]:
     engine: Engine = factory.kw["bind"]
     with _unavailable_when_disconnected(), engine.begin() as connection:
         yield connection
+
+
+def lock_tenant(conn: Connection, tenant_id: str) -> None:
+    """Hold the tenant's row until the transaction ends: count-then-insert quotas are then atomic per tenant.
+
+    A no-op UPDATE takes the row lock on Postgres and, as the transaction's first write, SQLite's write
+    lock (waiting under its busy timeout) before anything is counted, so the count that follows is current.
+    """
+    conn.execute(update(Tenant).where(Tenant.id == tenant_id).values(name=Tenant.name))

@@ -11,6 +11,8 @@ TASK_METRICS = {
 }
 EXPLAIN_METHODS = ("integrated_gradients", "smoothgrad", "occlusion", "kernel_shap", "gradient_shap", "lime")
 BUILTIN_DATASETS = ("digits", "breast_cancer", "iris", "wine")
+# The shape of one example of each builtin dataset (digits are 8x8 grey images).
+BUILTIN_SHAPES = {"digits": (8, 8, 1), "breast_cancer": (30,), "iris": (4,), "wine": (13,)}
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PREDICT_MODES = ("encode", "reconstruct", "sample")
 # The architecture recorded for a model brought by its user (``POST /v1/models``).

@@ -10,7 +10,6 @@ TensorFlow, so the API may use ``check_zip``.
 
 from __future__ import annotations
 
-import json
 import uuid
 import zipfile
 from pathlib import Path
@@ -19,12 +18,15 @@ from typing import Any
 import numpy as np
 
 from ml.catalog import REGISTERED_CLASSES
+from tensorq import bounded_json
 from tensorq.errors import InvalidRequest
 
 REQUIRED = ("config.json", "metadata.json")
 MAX_ENTRIES = 10_000
 MAX_UNCOMPRESSED = 8 * 1024**3
 MAX_CONFIG_BYTES = 64 * 1024**2
+# Nested functional models add a few levels each; deeper configs are refused before they are walked.
+MAX_CONFIG_DEPTH = 128
 # Layers that run code or read files named in the config, whatever module they claim.
 DENIED_CLASSES = frozenset({"Lambda", "TFSMLayer", "__lambda__"})
 
@@ -124,11 +126,9 @@ def check_archive(path: str | Path) -> dict[str, Any]:
             info = archive.getinfo("config.json")
             if info.file_size > MAX_CONFIG_BYTES:
                 raise InvalidRequest("config.json is too large")
-            config = json.loads(archive.read(info).decode("utf-8"))
+            config = bounded_json.loads(archive.read(info), what="config.json", max_depth=MAX_CONFIG_DEPTH)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise InvalidRequest(f"not a .keras model file (a zip archive): {exc}") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidRequest(f"config.json is not valid JSON: {exc}") from None
     if not isinstance(config, dict):
         raise InvalidRequest("config.json does not describe a model")
     check_config(config)

@@ -17,7 +17,16 @@ from tensorq.errors import InvalidRequest, OutOfRange
 
 # pydantic error types that mean "well-formed, but out of range" (422); everything else is 400.
 RANGE_ERRORS = frozenset(
-    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_long", "too_short", "multiple_of"}
+    {
+        "params_out_of_range",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "too_long",
+        "too_short",
+        "multiple_of",
+    }
 )
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")]
@@ -31,6 +40,8 @@ ClassWeights = Annotated[
     Discriminator(lambda value: "name" if isinstance(value, str) else "mapping"),
 ]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+# A dataset reference: ``builtin:<name>`` (checked against the catalog) or a server-made dataset id.
+DatasetRef = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^(builtin:[a-z_]{1,40}|[0-9a-fA-F-]{1,36})$")]
 Id = Annotated[str, Field(min_length=1, max_length=200)] | int
 
 
@@ -59,6 +70,91 @@ class EarlyStopping(Strict):
     min_delta: float = Field(default=0.0, ge=0.0, le=1e9)
 
 
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+Activation = Literal["relu", "gelu", "tanh", "elu", "selu", "swish", "sigmoid"]
+
+
+class MlpParams(Strict):
+    """``mlp``: Dense ``hidden`` layer widths, ``dropout`` after each, their ``activation``."""
+
+    hidden: list[Annotated[int, Field(strict=True, ge=1, le=4096)]] = Field(
+        default=[64, 32], min_length=1, max_length=32
+    )
+    dropout: float = Field(default=0.1, ge=0.0, le=0.9)
+    activation: Activation = "relu"
+
+
+class CnnParams(Strict):
+    """``cnn``: Conv2D ``filters`` (square ``kernel_size``), then Dense ``dense`` and ``dropout``."""
+
+    filters: list[Annotated[int, Field(strict=True, ge=1, le=1024)]] = Field(
+        default=[32, 64, 64], min_length=1, max_length=16
+    )
+    dense: int = Field(default=64, strict=True, ge=1, le=8192)
+    dropout: float = Field(default=0.0, ge=0.0, le=0.9)
+    kernel_size: int = Field(default=3, strict=True, ge=1, le=11)
+
+
+class RnnParams(Strict):
+    """``rnn``: an embedding of the vectorised text, ``layers`` recurrent ``cell`` layers, an optional Dense."""
+
+    cell: Literal["lstm", "gru"] = "lstm"
+    units: int = Field(default=64, strict=True, ge=1, le=4096)
+    layers: int = Field(default=1, strict=True, ge=1, le=8)
+    bidirectional: bool = Field(default=False, strict=True)
+    dropout: float = Field(default=0.0, ge=0.0, le=0.9)
+    dense: int = Field(default=0, strict=True, ge=0, le=8192)
+    max_tokens: int = Field(default=20_000, strict=True, ge=100, le=1_000_000)
+    sequence_length: int = Field(default=64, strict=True, ge=1, le=4096)
+    embedding_dim: int = Field(default=64, strict=True, ge=1, le=1024)
+
+
+class VaeParams(Strict):
+    """``vae``: a ``latent_dim`` code between ``hidden`` Dense layers, KL weight ``beta``."""
+
+    latent_dim: int = Field(default=8, strict=True, ge=1, le=1024)
+    hidden: list[Annotated[int, Field(strict=True, ge=1, le=8192)]] = Field(
+        default=[128, 64], min_length=1, max_length=8
+    )
+    beta: float = Field(default=1.0, ge=0.0, le=100.0)
+    activation: Literal["relu", "gelu", "tanh", "elu", "selu", "swish"] = "relu"
+
+
+class RecommenderParams(Strict):
+    """``recommender``: matrix factorisation with ``factors`` per user and item, ``l2`` and ``init_scale``."""
+
+    factors: int = Field(default=16, strict=True, ge=1, le=1024)
+    l2: float = Field(default=1e-4, ge=0.0, le=1.0)
+    init_scale: float = Field(default=0.05, ge=1e-4, le=1.0)
+
+
+# Each architecture's params: what its builder in ml/architectures reads, with the same ranges and defaults.
+ARCHITECTURE_PARAMS: dict[str, type[Strict]] = {
+    "mlp": MlpParams,
+    "cnn": CnnParams,
+    "rnn": RnnParams,
+    "vae": VaeParams,
+    "recommender": RecommenderParams,
+}
+
+
+def _params_of(architecture: str, params: dict[str, Any]) -> Strict:
+    """``params`` checked against the architecture's params model; one error naming each bad param."""
+    try:
+        return ARCHITECTURE_PARAMS[architecture].model_validate(params)
+    except ValidationError as exc:
+        details = error_details(exc, "params")
+        # Unknown params are a 400 that lists the allowed ones; a known param with a bad value a 422.
+        kind = "params_invalid" if any(d["type"] == "extra_forbidden" for d in details) else "params_out_of_range"
+        listed = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        allowed = ", ".join(ARCHITECTURE_PARAMS[architecture].model_fields)
+        raise PydanticCustomError(
+            kind,
+            "{listed} (params of {architecture}: {allowed})",
+            {"listed": listed, "architecture": architecture, "allowed": allowed},
+        ) from None
+
+
 class TrainOptions(Strict):
     """How to train: the architecture and its hyperparameters (what ``ml.training.train`` takes)."""
 
@@ -85,6 +181,11 @@ class TrainOptions(Strict):
         return _known("optimizer", value, OPTIMIZERS)
 
     @model_validator(mode="after")
+    def _params_of_the_architecture(self) -> TrainOptions:
+        _params_of(self.architecture, self.params)
+        return self
+
+    @model_validator(mode="after")
     def _splits_leave_training_data(self) -> TrainOptions:
         if self.validation_split + self.test_split >= 0.9:
             raise ValueError("validation_split + test_split must leave at least 10% of the rows for training")
@@ -105,10 +206,30 @@ class TrainOptions(Strict):
         return TASKS[self.architecture]
 
 
+# What each architecture can learn from: "image" (an .npz of (N, H, W[, C]) or builtin:digits), "tabular"
+# (a CSV, an .npz of (N, F) or another builtin), "text" (a .jsonl); the recommender reads a CSV's columns.
+ARCHITECTURE_DATA: dict[str, tuple[str, ...]] = {
+    "mlp": ("tabular", "image"),
+    "cnn": ("image",),
+    "rnn": ("text", "image"),
+    "vae": ("tabular", "image"),
+    "recommender": ("tabular",),
+}
+
+
+def data_kind(fmt: str, x_shape: list[int] | None) -> str:
+    """The kind of data in a dataset of format ``fmt`` whose ``x`` is shaped ``x_shape`` (npz only)."""
+    if fmt == "jsonl":
+        return "text"
+    if fmt == "npz" and x_shape is not None and len(x_shape) >= 3:
+        return "image"
+    return "tabular"
+
+
 class TrainSpec(TrainOptions):
     """A training job: which architecture, on which data, for how long, and the model's name."""
 
-    dataset: str = Field(min_length=1, max_length=100)
+    dataset: DatasetRef
     model_name: Name | None = None
     label_column: str | None = Field(default=None, min_length=1, max_length=200)
     user_column: Column | None = None
@@ -127,9 +248,28 @@ class TrainSpec(TrainOptions):
         """The builtin dataset's name when ``dataset`` is ``builtin:<name>``, else None."""
         return self.dataset.removeprefix("builtin:") if self.dataset.startswith("builtin:") else None
 
+    def check_data(self, kind: str) -> None:
+        """Raise InvalidRequest when the architecture cannot learn from data of ``kind`` (see ``DATA_KINDS``)."""
+        allowed = ARCHITECTURE_DATA[self.architecture]
+        if kind not in allowed:
+            raise InvalidRequest(
+                f"{self.architecture} cannot train on {kind} data; it takes {' or '.join(allowed)} data",
+                code="data_does_not_fit",
+                details={"architecture": self.architecture, "data": kind, "accepted": list(allowed)},
+            )
+
     def name(self) -> str:
         """The registered model's name: ``model_name``, else ``<architecture>-<dataset>``."""
         return self.model_name or f"{self.architecture}-{self.dataset.removeprefix('builtin:')}"
+
+
+# The predict fields each kind of model does not take ("regress" is an imported model without classes).
+TASK_FOREIGN_OPTIONS: dict[str, tuple[str, ...]] = {
+    "recommend": ("mode", "n", "dataset"),
+    "autoencode": ("user", "k"),
+    "classify": ("mode", "n", "user", "k"),
+    "regress": ("mode", "n", "user", "k"),
+}
 
 
 class PredictSpec(Strict):
@@ -138,12 +278,26 @@ class PredictSpec(Strict):
 
     model: ModelRef
     inputs: list[Any] | None = Field(default=None, min_length=1)
-    dataset: str | None = Field(default=None, min_length=1, max_length=100)
+    dataset: DatasetRef | None = None
     mode: str | None = Field(default=None, json_schema_extra={"enum": [*PREDICT_MODES, None]})
     n: int | None = Field(default=None, ge=1, le=10_000)
     seed: Seed | None = None
     user: Id | None = None
     k: int | None = Field(default=None, ge=1, le=1000)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_builtin(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("builtin:"):
+            _known("builtin dataset", value.removeprefix("builtin:"), BUILTIN_DATASETS)
+        return value
+
+    def refuse_options_of_other_tasks(self, task: str) -> None:
+        """Raise InvalidRequest for fields that do not apply to a ``task`` model (e.g. ``user`` on a classifier)."""
+        foreign = TASK_FOREIGN_OPTIONS.get(task, TASK_FOREIGN_OPTIONS["classify"])
+        given = [name for name in foreign if getattr(self, name) is not None]
+        if given:
+            raise InvalidRequest(f"{', '.join(given)} do not apply to a {task} model", details={"fields": given})
 
     @field_validator("mode")
     @classmethod
@@ -173,7 +327,7 @@ class ExplainSpec(Strict):
     model: ModelRef
     inputs: list[Any] = Field(min_length=1, max_length=1000)
     method: str = Field(default="integrated_gradients", json_schema_extra={"enum": list(EXPLAIN_METHODS)})
-    target: int | None = Field(default=None, ge=0)
+    target: int | None = Field(default=None, ge=0, le=1_000_000)
     steps: int = Field(default=64, ge=1, le=1024)
     baseline: Literal["zeros", "mean"] | list[Any] = "zeros"
     samples: int = Field(default=32, ge=1, le=1024)

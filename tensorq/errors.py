@@ -9,12 +9,16 @@ TensorQError                  base: a code, a message, details and an HTTP statu
 ├── PayloadTooLarge  (413)    a body or upload over its limit
 ├── UnsupportedMedia (415)    a content type the route does not take
 ├── OutOfRange       (422)    a well-formed value outside its allowed range
+├── QuotaExceeded    (429)    a tenant over one of its quotas (with ``retry_after``)
 ├── Unavailable      (503)    the database or the broker cannot be reached
+│   └── StorageUnavailable    the artifact store cannot be written (read-only, full)
 └── JobCancelled              raised inside a running job when a cancel is seen
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 
@@ -92,6 +96,17 @@ class OutOfRange(TensorQError):
     code = "out_of_range"
 
 
+class QuotaExceeded(TensorQError):
+    """A tenant is over one of its quotas; ``retry_after`` says when to try again."""
+
+    status = 429
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int = 1, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 class Unavailable(TensorQError):
     """A backing service (database or broker) cannot be reached; retry later."""
 
@@ -101,6 +116,24 @@ class Unavailable(TensorQError):
     def __init__(self, message: str, *, retry_after: int = 5, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class StorageUnavailable(Unavailable):
+    """The artifact store refuses writes (read-only, full, out of quota or failing); never names a path."""
+
+    code = "storage_unavailable"
+
+
+# errno values that mean the artifact store itself is at fault, not the request.
+STORAGE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM})
+
+
+def storage_fault(exc: BaseException) -> StorageUnavailable | None:
+    """``exc`` as a StorageUnavailable (its reason, no path) when it is a storage fault, else None."""
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        reason = os.strerror(exc.errno).lower()
+        return StorageUnavailable(f"the artifact store cannot be written ({reason})", details={"service": "storage"})
+    return None
 
 
 class JobCancelled(TensorQError):

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="Largest JSON request body.")
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, description="Largest dataset upload.")
+    max_dataset_array_bytes: int = Field(
+        default=1024**3, ge=1, description="What an uploaded .npz's arrays may unpack to (checked from their headers)."
+    )
     max_inline_rows: int = Field(default=1000, description="Predict results with more rows become an artifact.")
     max_wait_s: float = Field(default=30.0, description="Longest ?wait= long-poll the API honours.")
     lease_s: float = Field(default=60.0, description="How long a worker's claim lives without a heartbeat.")

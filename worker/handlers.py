@@ -123,13 +123,6 @@ def _task(version: Any) -> str:
     return str(version.signature.get("task", "classify"))
 
 
-def _refuse_options(spec: PredictSpec, task: str, names: tuple[str, ...]) -> None:
-    """Refuse the spec's options that do not apply to a ``task`` model."""
-    given = [name for name in names if getattr(spec, name) is not None]
-    if given:
-        raise InvalidRequest(f"{', '.join(given)} do not apply to a {task} model", details={"fields": given})
-
-
 def _folder(ctx: JobContext) -> Path:
     folder = ctx.settings.job_dir(ctx.job.id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,14 +137,14 @@ def predict(ctx: JobContext) -> HandlerResult:
     # "task" tells a client (and the OpenAPI document's result union) which shape the result has.
     result: dict[str, Any] = {"task": task, "model_id": version.model_id, "version": version.version}
     if task == "recommend":
-        _refuse_options(spec, task, ("mode", "n", "dataset"))
+        spec.refuse_options_of_other_tasks(task)
         result.update(_recommend(ctx, model, spec))
         return HandlerResult(result)
     if task == "autoencode":
-        _refuse_options(spec, task, ("user", "k"))
+        spec.refuse_options_of_other_tasks(task)
         result.update(_autoencode(ctx, model, spec))
         return HandlerResult(result)
-    _refuse_options(spec, task, ("mode", "n", "user", "k"))
+    spec.refuse_options_of_other_tasks(task)
     from ml.inference import coerce_inputs
     from ml.inference import predict as infer
 

@@ -153,7 +153,7 @@ def test_a_recommender_trains_on_a_csv_without_a_label_column(client, auth) -> N
     ("body", "status"),
     [
         (
-            {"type": "train", "spec": {"architecture": "rnn", "dataset": "builtin:iris", "class_weight": "balanced"}},
+            {"type": "train", "spec": {"architecture": "rnn", "dataset": "builtin:digits", "class_weight": "balanced"}},
             202,
         ),
         (
