@@ -474,6 +474,20 @@ class JobStore:
             )
         return self._changed(job_id, won)
 
+    def retry_later(self, job_id: str, token: str, reason: str) -> bool:
+        """Put a running job back in the queue after an infrastructure fault; the attempt stays counted."""
+        with write_scope(self._factory) as conn:
+            won = self._transition(
+                conn,
+                job_id,
+                "running",
+                "queued",
+                {"lease_token": None, "lease_expires_at": None, "published_at": None},
+                token=token,
+                event_data={"reason": reason},
+            )
+        return self._changed(job_id, won)
+
     def release(self, job_id: str, token: str, reason: str) -> bool:
         """Hand a running job back to the queue without counting the attempt (graceful shutdown)."""
         with write_scope(self._factory) as conn:

@@ -15,6 +15,7 @@ from db.jobs import ModelVersionDraft
 from ml.catalog import IMPORTED
 from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec, parse
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
+from worker.csv_cells import safe_cell
 from worker.joblog import current_phase, set_phase
 from worker.runner import HandlerResult, JobContext
 
@@ -201,7 +202,7 @@ def _recommend(ctx: JobContext, model: Any, spec: PredictSpec) -> dict[str, Any]
     with (_folder(ctx) / "predictions.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["user", "item", "rating"])
-        writer.writerows([u, i, f"{r:.6g}"] for (u, i), r in zip(pairs, ratings, strict=True))
+        writer.writerows([safe_cell(u), safe_cell(i), f"{r:.6g}"] for (u, i), r in zip(pairs, ratings, strict=True))
     return {"rows": len(pairs), "artifacts": ["predictions.csv"], "ratings_preview": ratings[:20].round(6).tolist()}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from db.database import Database
 from db.jobs import Deferred, ModelVersionDraft
 from db.records import JobRecord
-from tensorq.errors import JobCancelled, TensorQError, Unavailable
+from tensorq.errors import JobCancelled, StorageUnavailable, TensorQError, Unavailable, storage_fault
 from tensorq.settings import Settings
 from worker import joblog
 from worker.control import JobControl, JobTimedOut
@@ -22,6 +22,8 @@ from worker.retry import with_backoff
 
 log = logging.getLogger(__name__)
 DEFER_S = 5.0
+# How long a job waits before its next attempt after the artifact store refused a write.
+STORAGE_RETRY_S = 10.0
 
 
 @dataclass
@@ -91,6 +93,8 @@ class JobRunner:
                 outcome = self.handlers[job.type](JobContext(self.settings, self.db, job, control))
             except (JobCancelled, JobTimedOut) as exc:
                 return self._stopped(job, token, control.reason or exc.code)
+            except StorageUnavailable as fault:
+                return self._storage_fault(job, token, fault)
             except Unavailable:
                 log.warning("job %s: a service is unavailable; handing the job back", job.id)
                 return self._hand_back(job, token, "service_unavailable")
@@ -100,6 +104,9 @@ class JobRunner:
                 error = {"code": exc.code, "message": exc.message, "details": details}
                 return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
             except Exception as exc:  # noqa: BLE001 - any error in the job itself fails it, with its message
+                fault = storage_fault(exc)
+                if fault is not None:
+                    return self._storage_fault(job, token, fault)
                 log.exception("job %s failed while %s", job.id, joblog.current_phase())
                 message = joblog.scrub(f"{type(exc).__name__}: {exc}", *roots)
                 details = joblog.failure_details(exc, with_traceback=True)
@@ -110,6 +117,23 @@ class JobRunner:
             return self._write(
                 job, "succeeded", lambda: self.db.jobs.finish(job.id, token, outcome.result, outcome.model)
             )
+
+    def _storage_fault(self, job: JobRecord, token: str, fault: StorageUnavailable) -> str:
+        """An artifact store that cannot be written is not the job's fault: retry it later while attempts
+        remain (the attempt counts), then fail it with ``storage_unavailable`` (a message without paths)."""
+        log.warning("job %s: %s (attempt %d of %d)", job.id, fault.message, job.attempts, job.max_attempts)
+        if job.attempts >= job.max_attempts:
+            error = {**fault.to_dict(), "details": {"service": "storage", "attempts": job.attempts}}
+            return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
+        if not with_backoff(lambda: self.db.jobs.retry_later(job.id, token, fault.code), attempts=4):
+            return "lease_lost"
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(self.db.jobs.get_any(job.id), countdown=STORAGE_RETRY_S)
+                self.db.jobs.mark_published(job.id)
+            except Exception:  # noqa: BLE001 - the reaper re-publishes it
+                log.warning("job %s: re-publish after a storage fault failed; the reaper will do it", job.id)
+        return "retry_later"
 
     def _defer(self, job_id: str, reason: str) -> str:
         """Leave the job queued and publish it again a little later."""

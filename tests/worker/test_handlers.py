@@ -127,3 +127,12 @@ def test_a_large_predict_job_writes_predictions_csv(settings: Settings, db: Data
     np.testing.assert_allclose(table[:, 2:], expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(table[:, 1], expected.argmax(axis=1))
     assert result["classes_preview"] == expected.argmax(axis=1)[:20].tolist()
+
+
+def test_csv_cells_that_start_like_formulas_are_neutralised() -> None:
+    from worker.csv_cells import safe_cell
+
+    assert safe_cell('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert safe_cell("+cmd|' /C calc'!A0") == "'+cmd|' /C calc'!A0"
+    assert safe_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert safe_cell("-0.5") == "-0.5" and safe_cell("user-1") == "user-1" and safe_cell(7) == "7"

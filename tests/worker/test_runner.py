@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from db.database import Database
@@ -153,3 +156,25 @@ def test_the_reaper_leaves_jobs_that_merely_wait_in_a_long_queue(settings: Setti
     assert Reaper(settings, db, publisher).run_once().republished == []
     publisher.depths = {"train": 0}  # the broker forgot its queue
     assert sorted(Reaper(settings, db, publisher).run_once().republished) == sorted(waiting)
+
+
+def test_a_read_only_artifact_store_is_retried_then_failed_as_infrastructure(settings: Settings, db: Database) -> None:
+    folder = settings.artifact_dir / "jobs"
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("this machine does not allow a tmpfs mount")
+    try:
+        spec = {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 1}
+        job_id = _job(db, spec, max_attempts=2)
+        publisher = RecordingPublisher()
+        runner = JobRunner(settings, db, publisher=publisher)
+        assert runner.run(job_id) == "retry_later"
+        job = db.jobs.get_any(job_id)
+        assert (job.status, job.attempts, publisher.published) == ("queued", 1, [job_id])
+        assert runner.run(job_id) == "failed"
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+    job = db.jobs.get_any(job_id)
+    assert job.attempts == 2 and job.error["code"] == "storage_unavailable"
+    assert str(settings.artifact_dir) not in json.dumps(job.error)
