@@ -14,6 +14,7 @@ from api.metrics import register_metrics
 from api.quotas import Quotas
 from api.request_text import refuse_nul_in_form, refuse_nul_in_url
 from api.services import Services, services
+from api.wait_slots import WaitSlots
 from db.changes import ChangeListener, redis_url_of
 from db.database import Database
 from tensorq.settings import Settings
@@ -50,6 +51,7 @@ def create_app(
         publisher=publisher,
         broker_guard=BrokerGuard(publisher),
         quotas=Quotas(settings, database),
+        wait_slots=WaitSlots(settings.max_waits_per_tenant, settings.max_waits),
         changes=ChangeListener(redis_url) if (redis_url := redis_url_of(settings.broker_url)) else None,
     )
 

@@ -165,7 +165,7 @@ def _wait_seconds() -> float:
 @operation(
     summary="A job; with wait=N, answered at its next change (or, with until=finished, when it ends)",
     responses={200: responses.Job},
-    errors=(400, 404, 422),
+    errors=(400, 404, 422, 429),
     query=[
         query("wait", {"type": "number", "minimum": 0}, "seconds to long-poll (at most the server's max_wait_s)"),
         query("until", {"enum": ["finished"]}, "with wait: answer only once the job has finished"),
@@ -177,9 +177,9 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
     if until not in (None, "finished"):
         raise InvalidRequest("until must be 'finished'", details={"allowed": ["finished"]})
     svc = services()
-    job = read_when_changed(
-        svc.db.jobs, svc.changes, principal().tenant_id, job_id, _wait_seconds(), until_finished=until == "finished"
-    )
+    tenant_id, wait_s = principal().tenant_id, _wait_seconds()
+    with svc.wait_slots.hold(tenant_id, wait_s):
+        job = read_when_changed(svc.db.jobs, svc.changes, tenant_id, job_id, wait_s, until_finished=until == "finished")
     return jsonify(job.to_public())
 
 

@@ -52,7 +52,7 @@ def _wait_arg() -> float:
 @operation(
     summary="A job's log lines, oldest first; with wait=N (or follow=true), answered when new lines come",
     responses={200: responses.LogPage},
-    errors=(400, 404, 422),
+    errors=(400, 404, 422, 429),
     query=[
         query("after", {"type": "integer", "minimum": 0}, "only lines with seq above this (next_after of a page)"),
         query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "page size (500)"),
@@ -64,12 +64,16 @@ def job_logs(job_id: str):  # type: ignore[no-untyped-def]
     """The job's lines with ``seq > after``; with a wait, held until one comes or the job finishes."""
     after = _int_arg("after", 0, 0, 2**62)
     limit = _int_arg("limit", 500, 1, MAX_LIMIT)
-    deadline = time.monotonic() + _wait_arg()
+    wait_s = _wait_arg()
+    deadline = time.monotonic() + wait_s
     store, tenant = services().db.logs, principal().tenant_id
     page = store.page(tenant, job_id, after=after, limit=limit)
-    while not page.lines and not page.finished and time.monotonic() < deadline:
-        time.sleep(min(POLL_S, max(deadline - time.monotonic(), 0)))
-        page = store.page(tenant, job_id, after=after, limit=limit)
+    if page.lines or page.finished:
+        return jsonify(_public(page, after))
+    with services().wait_slots.hold(tenant, wait_s):
+        while not page.lines and not page.finished and time.monotonic() < deadline:
+            time.sleep(min(POLL_S, max(deadline - time.monotonic(), 0)))
+            page = store.page(tenant, job_id, after=after, limit=limit)
     return jsonify(_public(page, after))
 
 

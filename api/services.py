@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app, g
 
 from api.broker_guard import BrokerGuard
 from api.quotas import Quotas
+from api.wait_slots import WaitSlots
 from db.changes import ChangeListener
 from db.database import Database
 from db.records import Principal
@@ -25,6 +26,7 @@ class Services:
     broker_guard: BrokerGuard
     quotas: Quotas
     changes: ChangeListener | None = None
+    wait_slots: WaitSlots = field(default_factory=lambda: WaitSlots(4, 8))
 
 
 def services() -> Services:

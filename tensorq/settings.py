@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     )
     max_inline_rows: int = Field(default=1000, description="Predict results with more rows become an artifact.")
     max_wait_s: float = Field(default=30.0, description="Longest ?wait= long-poll the API honours.")
+    max_waits_per_tenant: int = Field(
+        default=4, ge=1, description="Long-polls one tenant may hold at once per API process (more: 429)."
+    )
+    max_waits: int = Field(
+        default=8, ge=1, description="Long-polls held at once per API process, below its request threads (more: 429)."
+    )
     lease_s: float = Field(default=60.0, description="How long a worker's claim lives without a heartbeat.")
     heartbeat_s: float = Field(default=10.0, description="How often a running job renews its lease.")
     publish_grace_s: float = Field(default=120.0, description="Queued jobs older than this are re-published.")

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import threading
+import time
 import tracemalloc
 import zipfile
 from collections.abc import Iterator
@@ -273,3 +274,28 @@ def test_a_chunked_upload_counts_the_bytes_written(client, auth, settings) -> No
     )
     assert response.status_code == 413, response.get_json()
     assert response.get_json()["error"]["code"] == "storage_quota_exceeded"
+
+
+def test_long_polls_are_capped_per_tenant_and_leave_threads_for_others(app, auth, other_auth, db) -> None:
+    tenant = db.keys.ensure_tenant("acme")
+    job_id = db.jobs.submit(NewJob(tenant, "train", {"architecture": "mlp", "dataset": "builtin:iris"})).job.id
+    slots = app.extensions["tensorq"].wait_slots
+    url = f"/v1/jobs/{job_id}?wait=3&until=finished"
+    waiting = [
+        threading.Thread(target=lambda: app.test_client().get(url, headers=auth)) for _ in range(slots.per_tenant)
+    ]
+    for thread in waiting:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while slots._held.get(tenant, 0) < slots.per_tenant and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client = app.test_client()
+    refused = client.get(url, headers=auth)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert refused.get_json()["error"]["code"] == "too_many_waits"
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth).status_code == 200  # a plain read holds no slot
+    assert client.get("/v1/jobs", headers=other_auth).status_code == 200
+    assert client.get("/healthz").status_code == 200
+    for thread in waiting:
+        thread.join()
+    assert slots._held == {}

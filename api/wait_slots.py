@@ -1,0 +1,50 @@
+"""Bounds on long-polls held at once in one API process: per tenant, and in all, so that waiting can never
+take every request thread (other tenants and the health checks always find one free)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tensorq.errors import QuotaExceeded
+
+
+class WaitSlots:
+    """Counts the long-polls each tenant holds; one over a bound is refused with 429 ``too_many_waits``."""
+
+    def __init__(self, per_tenant: int, total: int) -> None:
+        self.per_tenant = per_tenant
+        self.total = total
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, tenant_id: str, wait_s: float) -> Iterator[None]:
+        """Hold a slot while waiting ``wait_s`` seconds (no slot for a plain read, ``wait_s == 0``)."""
+        if wait_s <= 0:
+            yield
+            return
+        with self._lock:
+            mine = self._held.get(tenant_id, 0)
+            if mine >= self.per_tenant or sum(self._held.values()) >= self.total:
+                limit = self.per_tenant if mine >= self.per_tenant else self.total
+                raise QuotaExceeded(
+                    f"at most {limit} long-polls may wait at once; retry, or poll without wait",
+                    code="too_many_waits",
+                    retry_after=1,
+                    details={
+                        "quota": "max_waits_per_tenant" if mine >= self.per_tenant else "max_waits",
+                        "limit": limit,
+                    },
+                )
+            self._held[tenant_id] = mine + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._held[tenant_id] - 1
+                if left:
+                    self._held[tenant_id] = left
+                else:
+                    del self._held[tenant_id]
