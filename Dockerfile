@@ -17,13 +17,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 RUN python3 -m venv /opt/venv \
     && useradd --create-home --uid 10001 --user-group tensorq \
     && mkdir -p /data/artifacts && chown -R tensorq:tensorq /data
-COPY pyproject.toml deploy/requirements.py /opt/tensorq-build/
-# `pipi EXTRAS` installs the requirements of EXTRAS; `pipi-project` installs the project from the build
-# context mounted at /src (nothing of it stays in a layer but the installed package).
+# `pipi FILE` installs a requirements file; `pipi-project` installs the project from the build context
+# mounted at /src (nothing of it stays in a layer but the installed package).
 RUN printf '%s\n' '#!/bin/sh' 'set -e' \
       'index=""; [ "$PIP_NO_INDEX" = 1 ] && index="--no-index"' \
-      'python3 /opt/tensorq-build/requirements.py /opt/tensorq-build/pyproject.toml "$1" > /tmp/requirements.txt' \
-      'pip install -q $index --find-links /wheels -r /tmp/requirements.txt && rm /tmp/requirements.txt' \
+      'pip install -q $index --find-links /wheels -r "$1"' \
       > /usr/local/bin/pipi \
     && printf '%s\n' '#!/bin/sh' 'set -e' \
       'index=""; [ "$PIP_NO_INDEX" = 1 ] && index="--no-index"' \
@@ -32,8 +30,17 @@ RUN printf '%s\n' '#!/bin/sh' 'set -e' \
       > /usr/local/bin/pipi-project \
     && chmod +x /usr/local/bin/pipi /usr/local/bin/pipi-project
 
+# Each image's requirements, read from pyproject.toml's extras. A change elsewhere in pyproject.toml (dev tools,
+# pytest settings) gives the same files, so the dependency layers below stay cached.
+FROM base AS requirements
+COPY pyproject.toml deploy/requirements.py /build/
+RUN python3 /build/requirements.py /build/pyproject.toml api,autoscale,monitoring > /build/api.txt \
+    && python3 /build/requirements.py /build/pyproject.toml worker-cpu > /build/worker-cpu.txt \
+    && python3 /build/requirements.py /build/pyproject.toml gpu > /build/worker-gpu.txt
+
 FROM base AS api
-RUN --mount=type=bind,source=deploy/wheelhouse,target=/wheels pipi api,autoscale,monitoring
+COPY --from=requirements /build/api.txt /opt/requirements.txt
+RUN --mount=type=bind,source=deploy/wheelhouse,target=/wheels pipi /opt/requirements.txt
 RUN --mount=type=bind,source=.,target=/src,rw --mount=type=bind,source=deploy/wheelhouse,target=/wheels pipi-project
 USER tensorq
 WORKDIR /data
@@ -43,7 +50,8 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=6 \
 CMD ["tensorq", "api", "--host", "0.0.0.0", "--port", "8000"]
 
 FROM base AS worker-cpu
-RUN --mount=type=bind,source=deploy/wheelhouse,target=/wheels pipi worker-cpu
+COPY --from=requirements /build/worker-cpu.txt /opt/requirements.txt
+RUN --mount=type=bind,source=deploy/wheelhouse,target=/wheels pipi /opt/requirements.txt
 RUN --mount=type=bind,source=.,target=/src,rw --mount=type=bind,source=deploy/wheelhouse,target=/wheels pipi-project
 USER tensorq
 WORKDIR /data
@@ -53,7 +61,8 @@ CMD ["tensorq", "worker", "--gpu", "none"]
 
 # Only for the compose profile `gpu`: several GB of CUDA wheels. Never built on a CPU host by default.
 FROM base AS worker-gpu
-RUN --mount=type=bind,source=deploy/wheelhouse,target=/wheels pipi gpu
+COPY --from=requirements /build/worker-gpu.txt /opt/requirements.txt
+RUN --mount=type=bind,source=deploy/wheelhouse,target=/wheels pipi /opt/requirements.txt
 RUN --mount=type=bind,source=.,target=/src,rw --mount=type=bind,source=deploy/wheelhouse,target=/wheels pipi-project
 USER tensorq
 WORKDIR /data

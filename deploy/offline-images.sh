@@ -58,12 +58,13 @@ build_standin postgres:15 postgres.Dockerfile
 
 # 3. The wheelhouse: every dependency of the images' extras, for this Python (the images' is Debian's 3.11).
 wheelhouse="$cache/wheelhouse"
-stamp=$( (sed -n '/^\[project\]/,/^\[project.scripts\]/p' "$root/pyproject.toml"; echo "$extras") | sha256sum | cut -c1-16)
+mkdir -p "$wheelhouse"
+# One resolution for all the images' extras, plus the build backend (pip builds the project offline).
+python3 "$root/deploy/requirements.py" "$root/pyproject.toml" "$extras" >"$cache/requirements.next"
+stamp=$(sha256sum <"$cache/requirements.next" | cut -c1-16)
 if [ "$(cat "$wheelhouse/.stamp" 2>/dev/null)" != "$stamp" ]; then
   log "building the wheelhouse for [$extras] (cached in $wheelhouse)"
-  mkdir -p "$wheelhouse"
-  # One resolution for all the images' extras, plus the build backend (pip builds the project offline).
-  python3 "$root/deploy/requirements.py" "$root/pyproject.toml" "$extras" >"$cache/requirements.txt"
+  mv "$cache/requirements.next" "$cache/requirements.txt"
   python3 -m pip wheel -q --disable-pip-version-check --find-links "$wheelhouse" -w "$wheelhouse" \
     -r "$cache/requirements.txt" "setuptools>=77" wheel 2> >(grep -v '^WARNING: Location' >&2) >&2
   # The images' Python may differ in its patch release (markers such as python_full_version < "3.11.3"):
@@ -74,6 +75,7 @@ if [ "$(cat "$wheelhouse/.stamp" 2>/dev/null)" != "$stamp" ]; then
       --find-links /cache/wheelhouse -d /cache/wheelhouse -r /cache/requirements.txt "setuptools>=77" wheel' >&2
   echo "$stamp" >"$wheelhouse/.stamp"
 fi
+rm -f "$cache/requirements.next"
 
 # The Dockerfile bind-mounts deploy/wheelhouse/ from the build context: hard links, no copies.
 find "$root/deploy/wheelhouse" -maxdepth 1 -name '*.whl' -delete

@@ -74,16 +74,17 @@ def worker(queues: str, gpu: str | None, concurrency: int, loglevel: str, name: 
 
 
 @main.command()
-def autoscale() -> None:
+@click.option("--metrics-only", is_flag=True, help="serve the queue metrics without Docker (for KEDA on Kubernetes)")
+def autoscale(metrics_only: bool) -> None:
     """Set the worker-cpu replicas from the SQL backlog through the Docker Engine API (compose service)."""
     require_extra("autoscale", "autoscale")
     import logging
 
-    from worker.autoscale.main import run_autoscaler
+    from worker.autoscale.main import run_autoscaler, run_queue_metrics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        run_autoscaler(Settings())
+        (run_queue_metrics if metrics_only else run_autoscaler)(Settings())
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
 

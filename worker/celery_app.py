@@ -14,7 +14,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from tensorq.settings import Settings
-from worker.routing import QUEUES
+from worker.routing import QUEUES, broker_queue
 
 # Every line a worker logs names the job it was running ("-" outside a job): see worker/joblog.py.
 WORKER_LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] [job %(job_id)s] %(name)s: %(message)s"
@@ -43,9 +43,10 @@ def broker_options(settings: Settings) -> dict:
     }
 
 
-def job_queues() -> list[Queue]:
+def job_queues(prefix: str = "") -> list[Queue]:
     """One direct exchange per queue, named after it and bound with its own name as the routing key."""
-    return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
+    names = [broker_queue(queue, prefix) for queue in QUEUES]
+    return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in names]
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -64,10 +65,13 @@ def make_celery(settings: Settings) -> Celery:
         worker_proc_alive_timeout=120,
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker_options(settings),
-        task_queues=job_queues(),
-        task_default_queue="predict",
-        task_default_exchange="predict",
-        task_default_routing_key="predict",
+        task_queues=job_queues(settings.queue_prefix),
+        task_default_queue=broker_queue("predict", settings.queue_prefix),
+        task_default_exchange=broker_queue("predict", settings.queue_prefix),
+        task_default_routing_key=broker_queue("predict", settings.queue_prefix),
+        # Remote control and events of one stack stay apart from another's on a shared Redis.
+        control_exchange=broker_queue("celery", settings.queue_prefix),
+        event_exchange=broker_queue("celeryev", settings.queue_prefix),
         worker_hijack_root_logger=False,
         worker_log_format=WORKER_LOG_FORMAT,
         worker_task_log_format=WORKER_LOG_FORMAT,
@@ -84,17 +88,18 @@ def remove_stale_bindings(app: Celery) -> list[str]:
     """Drop Redis bindings of a job queue to another queue's exchange (left by releases that bound all
     three queues to exchange ``predict``, so one message reached every queue); returns what it removed."""
     removed: set[str] = set()
+    names = [broker_queue(queue, app.conf.tensorq_settings.queue_prefix) for queue in QUEUES]
     with app.connection_for_write() as conn:
         if conn.transport.driver_type != "redis":
             return []
         channel = conn.default_channel
         client = channel.client
-        for exchange in QUEUES:
+        for exchange in names:
             for key in (channel.keyprefix_queue % exchange, channel.keyprefix_binding_permanent % exchange):
                 for member in client.smembers(key):
                     text = member.decode() if isinstance(member, bytes) else member
                     routing_key, _pattern, queue = text.split(channel.sep)
-                    if queue in QUEUES and (queue, routing_key) != (exchange, exchange):
+                    if queue in names and (queue, routing_key) != (exchange, exchange):
                         client.srem(key, member)
                         removed.add(f"{exchange}/{routing_key} -> {queue}")
     return sorted(removed)

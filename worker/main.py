@@ -10,7 +10,7 @@ from celery.signals import worker_process_init, worker_shutting_down
 
 from tensorq.settings import Settings
 from worker.gpu import pin_gpu
-from worker.routing import QUEUES
+from worker.routing import QUEUES, broker_queue
 
 log = logging.getLogger(__name__)
 _app: Celery | None = None
@@ -67,6 +67,10 @@ def start_worker(
     if unknown:
         raise ValueError(f"unknown queues {sorted(unknown)}; known: {', '.join(QUEUES)}")
     gpu = gpu if gpu is not None else settings.gpu
+    from worker.gpu_check import check_gpu_request
+
+    for info in check_gpu_request(gpu):  # refuses a GPU this host does not have, before anything starts
+        log.info("pinned to GPU %d: %s (%s, %d MiB)", info.index, info.name, info.uuid, info.memory_mib)
     pin_gpu(gpu)
     from worker.celery_app import make_celery, remove_stale_bindings
     from worker.joblog import install_job_id_on_records
@@ -81,7 +85,7 @@ def start_worker(
         log.warning("could not check the queue bindings", exc_info=True)
     argv = [
         "worker",
-        f"--queues={','.join(queues)}",
+        f"--queues={','.join(broker_queue(queue, settings.queue_prefix) for queue in queues)}",
         f"--concurrency={concurrency}",
         "--pool=prefork",
         f"--loglevel={loglevel}",

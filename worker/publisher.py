@@ -8,7 +8,7 @@ from typing import Protocol
 from celery import Celery
 
 from db.records import JobRecord
-from worker.routing import route_for
+from worker.routing import broker_queue, route_for
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,18 @@ class CeleryPublisher:
             route.task,
             args=[job.id],
             task_id=job.id,
-            queue=route.queue,
+            queue=self._queue(route.queue),
             priority=job.priority,
             countdown=countdown,
             # A hard backstop behind the cooperative timeout check; the reaper then fails the job.
             time_limit=job.timeout_s + 60 if job.timeout_s else None,
             retry=False,
         )
+
+    def _queue(self, queue: str) -> str:
+        """The broker's name of ``queue`` under the app's ``queue_prefix``."""
+        settings = getattr(self._app.conf, "tensorq_settings", None)
+        return broker_queue(queue, settings.queue_prefix if settings is not None else "")
 
     def ping(self) -> None:
         """Open a broker connection and close it; raises when the broker is down."""
@@ -56,6 +61,6 @@ class CeleryPublisher:
         """Messages waiting in ``queue`` (all priority levels), or None when the broker cannot say."""
         try:
             with self._app.connection_for_read() as conn:
-                return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+                return conn.default_channel.queue_declare(queue=self._queue(queue), passive=True).message_count
         except Exception:  # noqa: BLE001 - unknown: the caller re-publishes to be safe
             return None

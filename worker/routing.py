@@ -31,3 +31,10 @@ QUEUES = tuple(dict.fromkeys(route.queue for route in ROUTES.values()))
 def route_for(job_type: str) -> Route:
     """The route of ``job_type``; KeyError for an unknown type."""
     return ROUTES[job_type]
+
+
+def broker_queue(queue: str, prefix: str = "") -> str:
+    """The broker's name of ``queue`` under ``TENSORQ_QUEUE_PREFIX`` (``staging`` -> ``staging.train``)."""
+    if not prefix:
+        return queue
+    return f"{prefix}{queue}" if prefix[-1] in ".-_:" else f"{prefix}.{queue}"

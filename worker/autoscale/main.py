@@ -59,3 +59,27 @@ def run_autoscaler(settings: Settings) -> None:
         policy.cooldown_s,
     )
     scaler.run(settings.autoscale_interval_s, stop)
+
+
+def run_queue_metrics(settings: Settings) -> None:
+    """Serve only the backlog metrics (no Docker): what KEDA's Prometheus scaler reads on Kubernetes."""
+    from db.backlog import backlog_by_type
+    from db.session import make_engine, make_session_factory
+    from worker.autoscale.policy import Decision, ScaleState
+
+    if not settings.autoscale_metrics_port:
+        raise RuntimeError("--metrics-only needs TENSORQ_AUTOSCALE_METRICS_PORT")
+    factory = make_session_factory(make_engine(settings.database_url))
+    metrics = AutoscaleMetrics(settings.autoscale_service, settings.autoscale_queues, workers=False)
+    metrics.serve(settings.autoscale_metrics_port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("serving queue metrics on :%d every %.0fs", settings.autoscale_metrics_port, settings.autoscale_interval_s)
+    idle = Decision(0, 0, 0, "metrics only", ScaleState())
+    while not stop.is_set():
+        try:
+            metrics.observe(queue_loads(backlog_by_type(factory)), idle)
+        except Exception:  # noqa: BLE001 - a database hiccup: keep serving the last figures
+            log.exception("reading the backlog failed")
+        stop.wait(settings.autoscale_interval_s)

@@ -12,8 +12,9 @@ from worker.autoscale.policy import Decision, QueueLoad
 class AutoscaleMetrics:
     """Queue depth, oldest queued job, workers and scale events, in a registry of their own."""
 
-    def __init__(self, service: str, queues: Iterable[str]) -> None:
+    def __init__(self, service: str, queues: Iterable[str], workers: bool = True) -> None:
         self.registry = CollectorRegistry()
+        self.track_workers = workers
         self.service = service
         self.queues = tuple(queues)
         self.depth = Gauge("tensorq_queue_depth", "Jobs queued, per queue.", ["queue"], registry=self.registry)
@@ -42,6 +43,8 @@ class AutoscaleMetrics:
             self.depth.labels(queue).set(load.queued)
             self.running.labels(queue).set(load.running)
             self.oldest.labels(queue).set(load.oldest_queued_s)
+        if not self.track_workers:
+            return
         self.workers.labels(self.service).set(decision.target)
         self.desired.labels(self.service).set(decision.desired)
         if decision.changes:

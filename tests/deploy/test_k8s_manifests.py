@@ -1,0 +1,162 @@
+"""deploy/k8s/ checked offline: Kubernetes schemas (kubernetes-validate), and agreement with docker-compose.yml,
+the Dockerfile, the settings and the metrics the autoscaler really exports. Nothing here talks to a cluster."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tensorq.settings import Settings
+from worker.autoscale.metrics import AutoscaleMetrics
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+KUBERNETES_VERSION = "1.30"
+
+
+def _documents() -> list[tuple[str, dict]]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                docs.append((path.name, doc))
+    return docs
+
+
+def _kind(kind: str, name: str | None = None) -> dict:
+    found = [d for _f, d in _documents() if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, (kind, name, len(found))
+    return found[0]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _compose_default(value: str) -> str:
+    """``${NAME:-default}`` -> ``default``."""
+    match = re.fullmatch(r"\$\{[A-Z_]+:-([^}]*)\}", str(value))
+    assert match, value
+    return match.group(1)
+
+
+BUILTIN = [(f, d) for f, d in _documents() if d["kind"] not in ("ScaledObject", "Kustomization")]
+
+
+@pytest.mark.parametrize(("filename", "doc"), BUILTIN, ids=[f"{f}:{d['kind']}" for f, d in BUILTIN])
+def test_manifests_are_valid_kubernetes_objects(filename: str, doc: dict) -> None:
+    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest_but_the_secret_example() -> None:
+    listed = set(_kind("Kustomization")["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
+    assert listed == on_disk
+
+
+SCALED_OBJECT_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "keda.sh/v1alpha1"},
+        "spec": {
+            "type": "object",
+            "required": ["scaleTargetRef", "triggers"],
+            "additionalProperties": False,
+            "properties": {
+                "scaleTargetRef": {"type": "object", "required": ["name"]},
+                "minReplicaCount": {"type": "integer", "minimum": 0},
+                "maxReplicaCount": {"type": "integer", "minimum": 1},
+                "pollingInterval": {"type": "integer"},
+                "cooldownPeriod": {"type": "integer"},
+                "advanced": {"type": "object"},
+                "triggers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "metadata"],
+                        "properties": {
+                            "type": {"const": "prometheus"},
+                            "metadata": {
+                                "type": "object",
+                                "required": ["serverAddress", "query", "threshold"],
+                                "additionalProperties": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def test_keda_scales_the_cpu_workers_like_the_compose_autoscaler() -> None:
+    scaled = _kind("ScaledObject")
+    jsonschema.validate(scaled, SCALED_OBJECT_SCHEMA)
+    worker = _kind("Deployment", scaled["spec"]["scaleTargetRef"]["name"])
+    assert worker["metadata"]["labels"]["app.kubernetes.io/component"] == "worker-cpu"
+    env = _compose()["services"]["autoscaler"]["environment"]
+    spec = scaled["spec"]
+    assert spec["minReplicaCount"] == int(_compose_default(env["TENSORQ_AUTOSCALE_MIN_WORKERS"]))
+    assert spec["maxReplicaCount"] == int(_compose_default(env["TENSORQ_AUTOSCALE_MAX_WORKERS"]))
+    assert spec["cooldownPeriod"] == int(_compose_default(env["TENSORQ_AUTOSCALE_COOLDOWN_S"]))
+    (trigger,) = spec["triggers"]
+    assert trigger["metadata"]["threshold"] == _compose_default(env["TENSORQ_AUTOSCALE_JOBS_PER_WORKER"])
+    # The query reads metrics the autoscaler's process really exports, on the queues the workers serve.
+    exported = {m.name for m in AutoscaleMetrics("worker-cpu", ("train",)).registry.collect()}
+    used = set(re.findall(r"(tensorq_[a-z_]+)\{", trigger["metadata"]["query"]))
+    assert used and used <= exported, (used, exported)
+    command = worker["spec"]["template"]["spec"]["containers"][0]["command"]
+    served = set(command[command.index("--queues") + 1].split(","))
+    for selector in re.findall(r'queue=~"([^"]+)"', trigger["metadata"]["query"]):
+        assert set(selector.split("|")) == served
+
+
+def test_queue_metrics_pod_serves_what_keda_reads() -> None:
+    pod = _kind("Deployment", "tensorq-queue-metrics")["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["command"] == ["tensorq", "autoscale", "--metrics-only"]
+    port = int(_kind("ConfigMap")["data"]["TENSORQ_AUTOSCALE_METRICS_PORT"])
+    assert container["ports"][0]["containerPort"] == port == Settings().autoscale_metrics_port
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+
+
+def test_workloads_match_the_compose_services_and_images() -> None:
+    services = _compose()["services"]
+    worker = _kind("Deployment", "tensorq-worker-cpu")["spec"]["template"]["spec"]
+    assert worker["containers"][0]["command"] == services["worker-cpu"]["command"]
+    assert worker["terminationGracePeriodSeconds"] == 60 and services["worker-cpu"]["stop_grace_period"] == "1m"
+    assert _kind("Job")["spec"]["template"]["spec"]["containers"][0]["command"] == services["migrate"]["command"]
+    uid = int(re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text()).group(1))
+    for _f, doc in _documents():
+        if doc["kind"] in ("Deployment", "Job"):
+            pod = doc["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == uid
+
+
+def test_api_is_ready_on_readyz_and_shares_a_read_write_many_artifact_volume() -> None:
+    api = _kind("Deployment", "tensorq-api")["spec"]["template"]["spec"]
+    assert api["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert _kind("PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteMany"]
+    artifact_dir = _kind("ConfigMap")["data"]["TENSORQ_ARTIFACT_DIR"]
+    assert artifact_dir == _compose()["x-tensorq-env"]["TENSORQ_ARTIFACT_DIR"]
+    for name in ("tensorq-api", "tensorq-worker-cpu"):
+        pod = _kind("Deployment", name)["spec"]["template"]["spec"]
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
+        assert mounts == {"artifacts": artifact_dir} and claims == {"artifacts": "tensorq-artifacts"}
+
+
+def test_every_setting_named_is_a_real_setting_and_compose_settings_are_all_there() -> None:
+    fields = {f"TENSORQ_{name.upper()}" for name in Settings.model_fields}
+    secret = yaml.safe_load((K8S / "secret.example.yaml").read_text())["stringData"]
+    config = _kind("ConfigMap")["data"]
+    assert set(config) | set(secret) <= fields
+    assert set(_compose()["x-tensorq-env"]) <= set(config) | set(secret)
