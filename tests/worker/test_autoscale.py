@@ -127,3 +127,18 @@ def test_loop_scales_up_then_down_after_cooldown_and_records_metrics(db: Databas
     text = generate_latest(metrics.registry).decode()
     assert 'tensorq_workers{service="worker-cpu"} 1.0' in text
     assert 'tensorq_queue_depth{queue="train"} 0.0' in text
+
+
+def test_autoscaler_and_health_check_run_without_tensorflow() -> None:
+    """They run in the API image, which has no TensorFlow."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\nimport worker.autoscale.main, worker.healthcheck, worker.gpu_check\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {name.split(".")[0] for name in json.loads(done.stdout.strip().splitlines()[-1])}
+    assert not loaded & {"tensorflow", "keras"}
