@@ -16,6 +16,7 @@ from api.schemas import JobSubmission, parse_submission, request_hash
 from api.services import principal, services
 from db.jobs import NewJob
 from db.records import JOB_TYPES, STATUSES, DatasetRecord, JobRecord
+from ml.budget import check_params, train_params
 from ml.catalog import BUILTIN_SHAPES
 from ml.specs import ExplainSpec, PredictSpec, TrainSpec, data_kind
 from tensorq import bounded_json
@@ -46,6 +47,7 @@ def _check_references(tenant_id: str, spec: Any) -> None:
             raise InvalidRequest(f"dataset {dataset} not found", code="unknown_dataset") from None
     if isinstance(spec, TrainSpec):
         _check_training_data(spec, record)
+        _check_model_size(spec, record)
     if isinstance(spec, PredictSpec | ExplainSpec):
         try:
             version = svc.db.models.resolve(tenant_id, spec.model)
@@ -62,6 +64,20 @@ def _check_references(tenant_id: str, spec: Any) -> None:
             batch_shape([spec.baseline], shape)
         if isinstance(spec, ExplainSpec) and spec.background is not None and shape is not None:
             batch_shape(spec.background, shape)
+
+
+def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
+    """Refuse a train spec whose model would exceed the tenant's ``max_model_params`` (422 ``model_too_large``)."""
+    if record is None:
+        shape: tuple[int, ...] = BUILTIN_SHAPES[spec.builtin or ""]
+    elif record.format == "npz":
+        shape = tuple(record.info.get("x_shape", [0, 1])[1:])
+    elif record.format == "jsonl":
+        shape = ()
+    else:
+        shape = (max(len(record.info.get("columns", [])) - 1, 1),)
+    limit = services().settings.quota(principal().tenant_name, "max_model_params")
+    check_params(train_params(spec.architecture, spec.params, shape), limit, f"this {spec.architecture}")
 
 
 def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     quota_submissions_per_minute: int = Field(default=600, ge=1, description="Job submissions per tenant per minute.")
     quota_queued_jobs: int = Field(default=1000, ge=1, description="Queued jobs a tenant may have at once.")
     quota_running_jobs: int = Field(default=8, ge=1, description="Jobs of one tenant running at once.")
+    max_model_params: int = Field(
+        default=50_000_000,
+        ge=1,
+        description="Largest model (estimated parameters) a train spec or an uploaded .keras may ask for; "
+        "per tenant in tenant_quotas.",
+    )
     quota_dataset_bytes: int = Field(default=10 * 1024**3, ge=0, description="Dataset storage per tenant.")
     quota_model_bytes: int = Field(default=20 * 1024**3, ge=0, description="Model storage per tenant.")
     tenant_quotas: dict[str, dict[str, int]] = Field(

@@ -301,7 +301,8 @@ def import_model(ctx: JobContext) -> HandlerResult:
     if not staged.is_file():
         raise InvalidRequest("the uploaded model file is gone; upload it again")
     try:
-        _, signature = load(staged)
+        tenant = ctx.db.keys.tenant_name(ctx.job.tenant_id)
+        _, signature = load(staged, max_params=ctx.settings.quota(tenant, "max_model_params"))
     except TensorQError:
         staged.unlink(missing_ok=True)  # refused for good: nothing of it is kept
         raise

@@ -299,3 +299,12 @@ def test_long_polls_are_capped_per_tenant_and_leave_threads_for_others(app, auth
     for thread in waiting:
         thread.join()
     assert slots._held == {}
+
+
+def test_train_specs_over_the_model_budget_are_422_unless_the_tenant_may(client, auth, settings) -> None:
+    params = {"filters": [1024] * 16, "kernel_size": 11, "dense": 8192}
+    body = {"type": "train", "spec": {"architecture": "cnn", "dataset": "builtin:digits", "params": params}}
+    refused = client.post("/v1/jobs", json=body, headers=auth)
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "model_too_large"
+    settings.tenant_quotas = {"acme": {"max_model_params": 10**10}}
+    assert client.post("/v1/jobs", json=body, headers=auth).status_code == 202
