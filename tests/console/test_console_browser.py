@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -56,14 +57,14 @@ def find(driver: Any, selector: str) -> Any:
     return found[0] if found else None
 
 
-def console_problems(driver: Any) -> list[str]:
-    """The browser console's errors since the last call, less the 404s of routes the test expects to miss
-    (another tenant's job, endpoints a server may not have)."""
+def console_problems(driver: Any, expected: re.Pattern[str] = NETWORK_404) -> list[str]:
+    """The browser console's errors since the last call, less the network answers the test expects (by default
+    404s: another tenant's job, endpoints a server may not have)."""
     entries = driver.get_log("browser")
     return [
         e["message"]
         for e in entries
-        if e["level"] == "SEVERE" and not (e.get("source") == "network" and NETWORK_404.search(e["message"]))
+        if e["level"] == "SEVERE" and not (e.get("source") == "network" and expected.search(e["message"]))
     ]
 
 
@@ -254,16 +255,65 @@ def test_the_jobs_list_filters_by_type_and_status(console_stack: dict, browser: 
     assert console_problems(driver) == []
 
 
-def test_a_running_job_is_cancelled_from_its_page(console_stack: dict, browser: Any) -> None:
+def _hold_long_polls(url: str, key: str, job_id: str, count: int, stop: threading.Event) -> list[threading.Thread]:
+    """``count`` threads that each take one of the tenant's long-poll slots (retrying while refused) and hold it
+    until the job finishes or the API's longest wait passes."""
+
+    def hold() -> None:
+        while not stop.is_set():
+            answer = httpx.get(
+                f"{url}/v1/jobs/{job_id}",
+                params={"wait": 30, "until": "finished"},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            )
+            if answer.status_code != 429:
+                return
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=hold, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def test_a_running_job_keeps_moving_when_long_polls_are_refused_and_is_cancelled_from_its_page(
+    console_stack: dict, browser: Any
+) -> None:
     driver = browser
+    url, key = console_stack["url"], console_stack["keys"]["acme"]
+    sign_in(driver, url, key)
     spec = {"architecture": "mlp", "dataset": "builtin:breast_cancer", "epochs": 5000, "batch_size": 8}
-    submit_from_page(driver, "train", spec)
+    job_id = submit_from_page(driver, "train", spec)
     wait_until(lambda: (state := page_state(driver))[0] == "running" and state[1] >= 1, 300, "the job to train")
-    find(driver, "#cancel-job").click()
-    wait_until(lambda: status_of(driver) == "cancelled", 60, "the job to be cancelled", every=0.25)
+
+    # Every long-poll slot of the tenant taken by others: the page must fall back to plain reads.
+    driver.get(f"{url}/console/#/jobs")
+    stop = threading.Event()
+    holders = _hold_long_polls(url, key, job_id, console_stack["settings"].max_waits_per_tenant, stop)
+    try:
+        driver.get(f"{url}/console/#/jobs/{job_id}")
+        refused = re.compile(rf"/v1/jobs/{job_id}\?wait=\S* - Failed to load resource: .*status of 429")
+        entries: list[dict] = []
+
+        def refused_once() -> bool:
+            entries.extend(driver.get_log("browser"))
+            return any(refused.search(e["message"]) for e in entries)
+
+        wait_until(refused_once, 60, "a long-poll refused with 429")
+        first = page_state(driver)[1]
+        wait_until(lambda: page_state(driver)[1] >= first + 2, 30, "progress read without long-polls")
+        assert find(driver, "#banner").is_displayed() is False
+        assert [e["message"] for e in entries if e["level"] == "SEVERE" and not refused.search(e["message"])] == []
+        find(driver, "#cancel-job").click()
+        wait_until(lambda: status_of(driver) == "cancelled", 60, "the job to be cancelled", every=0.25)
+    finally:
+        stop.set()
+        for thread in holders:
+            thread.join(timeout=60)
     assert find(driver, "#cancel-job") is None and find(driver, "#resubmit-job") is not None
     assert "cancelled" in find(driver, "#timeline").text
-    assert console_problems(driver) == []
+    assert console_problems(driver, re.compile(r"status of 4(04|29)")) == []
 
 
 def test_a_failed_job_shows_its_error_phase_and_log_lines(console_stack: dict, browser: Any, screenshots: Any) -> None:

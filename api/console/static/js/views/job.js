@@ -9,6 +9,8 @@ import { artifactImage, inputPicture } from "../images.js";
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const WAIT_S = 25;
 const RETRY_MS = 3000;
+const PLAIN_POLL_MS = 2000; // how often a job is read while long-polls are refused
+const PLAIN_FOR_MS = 30000; // and for how long before a long-poll is tried again
 
 function sleep(ms, signal) {
   return new Promise((resolve) => {
@@ -392,12 +394,20 @@ export async function renderJob(ctx, id) {
   }
 
   await refresh(job);
+  let plainUntil = 0; // while the API refuses another long-poll (429 too_many_waits), read without waiting
   while (!signal.aborted && !TERMINAL.has(job.status)) {
     try {
-      const latest = await getJson(`/v1/jobs/${id}`, { params: { wait: WAIT_S }, signal });
+      const waiting = Date.now() >= plainUntil;
+      if (!waiting) await sleep(PLAIN_POLL_MS, signal);
+      if (signal.aborted) return;
+      const latest = await getJson(`/v1/jobs/${id}`, { params: waiting ? { wait: WAIT_S } : {}, signal });
       await refresh(latest);
     } catch (error) {
       if (signal.aborted) return;
+      if (error instanceof ApiError && error.status === 429) {
+        plainUntil = Date.now() + PLAIN_FOR_MS;
+        continue;
+      }
       ctx.fail(error);
       await sleep(RETRY_MS, signal);
     }
