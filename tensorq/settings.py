@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     quota_submissions_per_minute: int = Field(default=600, ge=1, description="Job submissions per tenant per minute.")
     quota_queued_jobs: int = Field(default=1000, ge=1, description="Queued jobs a tenant may have at once.")
     quota_running_jobs: int = Field(default=8, ge=1, description="Jobs of one tenant running at once.")
+    job_memory_mb: int = Field(
+        default=8192,
+        ge=0,
+        description="Memory one job may add to its worker process (an address-space cap while it runs; "
+        "0 turns it off); over it the job fails with resource_exhausted.",
+    )
+    worker_max_memory_mb: int = Field(
+        default=12288,
+        ge=0,
+        description="Resident memory after which a pool child is replaced once its job ends (0: never).",
+    )
     max_model_params: int = Field(
         default=50_000_000,
         ge=1,

@@ -61,6 +61,9 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # A child left bloated by a job (memory that a failed allocation or a big model did not give back)
+        # is replaced after that job; the per-job ceiling is worker.memory.job_memory_ceiling.
+        worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,
         # A pool child imports TensorFlow at start; Celery's 4 s default kills it under load, in a loop.
         worker_proc_alive_timeout=120,
         broker_connection_retry_on_startup=True,

@@ -17,6 +17,7 @@ from tensorq.errors import JobCancelled, StorageUnavailable, TensorQError, Unava
 from tensorq.settings import Settings
 from worker import joblog
 from worker.control import JobControl, JobTimedOut
+from worker.memory import ceiling_applies, exhausted, job_memory_ceiling
 from worker.publisher import Publisher
 from worker.retry import with_backoff
 
@@ -66,6 +67,7 @@ class JobRunner:
         self.handlers = handlers
         self.publisher = publisher
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.memory_headroom_mb = settings.job_memory_mb if ceiling_applies(settings.gpu) else 0
 
     def run(self, job_id: str) -> str:
         """Claim and run the job; returns how it ended here ('skipped' when the claim was taken)."""
@@ -90,7 +92,8 @@ class JobRunner:
             log.info("%s job %s: attempt %d of %d on %s", job.type, job.id, job.attempts, job.max_attempts, self.name)
             try:
                 control.check()
-                outcome = self.handlers[job.type](JobContext(self.settings, self.db, job, control))
+                with job_memory_ceiling(self.memory_headroom_mb):
+                    outcome = self.handlers[job.type](JobContext(self.settings, self.db, job, control))
             except (JobCancelled, JobTimedOut) as exc:
                 return self._stopped(job, token, control.reason or exc.code)
             except StorageUnavailable as fault:
@@ -104,6 +107,11 @@ class JobRunner:
                 error = {"code": exc.code, "message": exc.message, "details": details}
                 return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
             except Exception as exc:  # noqa: BLE001 - any error in the job itself fails it, with its message
+                over = exhausted(exc)
+                if over is not None:
+                    log.error("job %s: %s", job.id, over.message)
+                    error = over.to_dict()
+                    return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
                 fault = storage_fault(exc)
                 if fault is not None:
                     return self._storage_fault(job, token, fault)

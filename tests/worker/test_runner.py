@@ -178,3 +178,30 @@ def test_a_read_only_artifact_store_is_retried_then_failed_as_infrastructure(set
     job = db.jobs.get_any(job_id)
     assert job.attempts == 2 and job.error["code"] == "storage_unavailable"
     assert str(settings.artifact_dir) not in json.dumps(job.error)
+
+
+def test_a_job_over_the_memory_ceiling_fails_as_resource_exhausted_and_the_next_one_runs(
+    settings: Settings, db: Database
+) -> None:
+    import resource
+
+    import numpy as np
+
+    settings.job_memory_mb = 256
+    settings.gpu = "none"
+    before = resource.getrlimit(resource.RLIMIT_AS)
+
+    def greedy(ctx: JobContext) -> HandlerResult:
+        block = np.ones(2 * 1024**3 // 8)  # 2 GiB
+        return HandlerResult({"sum": float(block[:10].sum())})
+
+    def modest(ctx: JobContext) -> HandlerResult:
+        return HandlerResult({"sum": float(np.ones(1024**2 // 8).sum())})  # 1 MiB
+
+    runner = JobRunner(settings, db, {"train": greedy, "predict": modest})
+    greedy_job = _job(db)
+    assert runner.run(greedy_job) == "failed"
+    assert db.jobs.get_any(greedy_job).error["code"] == "resource_exhausted"
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    modest_job = _job(db, job_type="predict")
+    assert runner.run(modest_job) == "succeeded"
