@@ -6,10 +6,11 @@ const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b
 export function seriesFromProgress(reports) {
   const series = {};
   const epochs = [];
+  const index = new Map();
   for (const report of reports) {
     if (!report || typeof report.epoch !== "number") continue;
-    const index = epochs.indexOf(report.epoch);
-    const at = index >= 0 ? index : epochs.push(report.epoch) - 1;
+    if (!index.has(report.epoch)) index.set(report.epoch, epochs.push(report.epoch) - 1);
+    const at = index.get(report.epoch);
     for (const [name, value] of Object.entries(report)) {
       if (name === "epoch" || name === "epochs" || typeof value !== "number") continue;
       (series[name] ||= [])[at] = value;

@@ -11,6 +11,7 @@ const WAIT_S = 25;
 const RETRY_MS = 3000;
 const PLAIN_POLL_MS = 2000; // how often a job is read while long-polls are refused
 const PLAIN_FOR_MS = 30000; // and for how long before a long-poll is tried again
+const EVENTS_EVERY_MS = 2000; // the longest a running job's timeline goes without a re-read
 
 function sleep(ms, signal) {
   return new Promise((resolve) => {
@@ -385,8 +386,18 @@ export async function renderJob(ctx, id) {
     }
   }
 
+  // The events are re-read on a state change and at most every EVENTS_EVERY_MS; between two reads the
+  // latest progress of each answer is added locally (a long training reports thousands of epochs).
+  let eventsAt = 0;
+  let eventsStatus = null;
   async function refresh(latest) {
-    await refreshEvents().catch(ctx.fail);
+    if (latest.status !== eventsStatus || Date.now() - eventsAt >= EVENTS_EVERY_MS) {
+      await refreshEvents().catch(ctx.fail);
+      eventsAt = Date.now();
+      eventsStatus = latest.status;
+    } else if (latest.progress && typeof latest.progress.epoch === "number") {
+      progressReports.push(latest.progress);
+    }
     apply(latest);
     refreshLogs().catch(() => {
       logsHolder.hidden = true;
