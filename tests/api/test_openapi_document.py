@@ -104,7 +104,9 @@ def test_jobs_are_typed_by_type_with_enums_and_date_times(document: dict[str, An
 def test_each_route_lists_the_errors_it_can_answer_and_its_headers(document: dict[str, Any], settings) -> None:  # type: ignore[no-untyped-def]
     paths = document["paths"]
     get_job = paths["/v1/jobs/{job_id}"]["get"]["responses"]
-    assert set(get_job) == {"200", "400", "401", "404", "405", "422", "503"}
+    # 429: long-polls are capped per tenant and per process (too_many_waits); no 403/409/413/415 on a read.
+    assert set(get_job) == {"200", "400", "401", "404", "405", "422", "429", "503"}
+    assert "Retry-After" in get_job["429"]["headers"]
     assert "Allow" in get_job["405"]["headers"] and "Retry-After" in get_job["503"]["headers"]
     submit = paths["/v1/jobs"]["post"]["responses"]
     assert {"400", "403", "413", "415", "422", "429"} <= set(submit) and "409" not in submit
