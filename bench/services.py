@@ -335,6 +335,9 @@ def running_stack(
             # The bench submits thousands of jobs a minute: its quotas are out of the way (still checked per submit).
             quota_submissions_per_minute=BENCH_QUOTA,
             quota_queued_jobs=BENCH_QUOTA,
+            # Its client threads all wait as one tenant: let them hold 12 of each process's 16 threads.
+            max_waits_per_tenant=12,
+            max_waits=12,
         )
         say(f"  redis {redis_server.url()} · database {url.split('@')[-1]} · folder {folder}")
         upgrade(url)

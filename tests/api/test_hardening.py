@@ -308,3 +308,30 @@ def test_train_specs_over_the_model_budget_are_422_unless_the_tenant_may(client,
     assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "model_too_large"
     settings.tenant_quotas = {"acme": {"max_model_params": 10**10}}
     assert client.post("/v1/jobs", json=body, headers=auth).status_code == 202
+
+
+def test_twenty_parallel_submissions_with_one_idempotency_key_make_one_job(app, auth, db, publisher) -> None:
+    body = {"type": "train", "spec": {"architecture": "mlp", "dataset": "builtin:iris"}}
+    headers = {**auth, "Idempotency-Key": "same-key"}
+    answers: list[tuple[int, str]] = []
+
+    def submit() -> int:
+        response = app.test_client().post("/v1/jobs", json=body, headers=headers)
+        answers.append((response.status_code, response.get_json().get("id", "")))
+        return response.status_code
+
+    assert _in_parallel(20, submit) == [202] * 20
+    assert len({job_id for _, job_id in answers}) == 1
+    assert publisher.published == [answers[0][1]]
+    other = {"type": "train", "spec": {"architecture": "mlp", "dataset": "builtin:wine"}}
+    statuses = _in_parallel(10, lambda: app.test_client().post("/v1/jobs", json=other, headers=headers).status_code)
+    assert statuses == [422] * 10
+    assert db.jobs.count_queued(db.keys.ensure_tenant("acme")) == 1
+
+
+def test_metrics_show_no_tenant(client, auth, other_auth) -> None:
+    body = {"type": "train", "spec": {"architecture": "mlp", "dataset": "builtin:iris"}}
+    assert client.post("/v1/jobs", json=body, headers=auth).status_code == 202
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "tensorq_jobs" in text
+    assert "acme" not in text and "globex" not in text and "tenant" not in text
