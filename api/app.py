@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, request
 
-from api import datasets, health, jobs, logs, models, whoami
+from api import datasets, health, jobs, logs, models, whoami, workers
 from api.auth import authenticate_request
 from api.broker_guard import BrokerGuard
 from api.console import register_console
@@ -55,11 +55,12 @@ def create_app(
         changes=ChangeListener(redis_url) if (redis_url := redis_url_of(settings.broker_url)) else None,
     )
 
+    app.extensions["tensorq.served_queues"] = workers.ServedQueues(database.workers)
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
     v1.before_request(_limit_body)
     v1.before_request(authenticate_request)
     v1.before_request(refuse_nul_in_form)
-    for module in (jobs, logs, datasets, models, whoami):
+    for module in (jobs, logs, datasets, models, whoami, workers):
         v1.register_blueprint(module.bp)
     app.before_request(refuse_nul_in_url)
     app.register_blueprint(v1)

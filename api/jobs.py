@@ -14,6 +14,7 @@ from api.longpoll import read_when_changed
 from api.openapi import ARTIFACT, operation, query
 from api.schemas import JobSubmission, parse_submission, request_hash
 from api.services import principal, services
+from api.workers import public_job
 from db.jobs import NewJob
 from db.records import JOB_TYPES, STATUSES, DatasetRecord, JobRecord
 from ml.budget import check_params, train_params
@@ -196,7 +197,7 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
     tenant_id, wait_s = principal().tenant_id, _wait_seconds()
     with svc.wait_slots.hold(tenant_id, wait_s):
         job = read_when_changed(svc.db.jobs, svc.changes, tenant_id, job_id, wait_s, until_finished=until == "finished")
-    return jsonify(job.to_public())
+    return jsonify(public_job(job))
 
 
 @bp.get("/jobs")
@@ -228,7 +229,7 @@ def list_jobs():  # type: ignore[no-untyped-def]
     jobs, cursor = services().db.jobs.list(
         principal().tenant_id, status=status, type=job_type, limit=limit, cursor=request.args.get("cursor")
     )
-    return jsonify({"jobs": [j.to_public() for j in jobs], "next_cursor": cursor})
+    return jsonify({"jobs": [public_job(j) for j in jobs], "next_cursor": cursor})
 
 
 @bp.post("/jobs/<job_id>/cancel")

@@ -7,15 +7,18 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from api.workers import QUEUE_OF_TYPE
 from db.database import Database
+from db.jobstats import job_durations
 from db.models import Job
 from db.session import session_scope
 
 bp = Blueprint("metrics", __name__)
+DURATION_BOUNDS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
 class JobCollector(Collector):
@@ -34,12 +37,51 @@ class JobCollector(Collector):
         yield gauge
 
 
+class OperationsCollector(Collector):
+    """Job run times by type and outcome, queue depth and oldest wait, and live workers: all read from SQL
+    at scrape time, so any API process answers for the whole system."""
+
+    def __init__(self, db: Database, queue_of_type: dict[str, str]) -> None:
+        self.db = db
+        self.queue_of_type = queue_of_type
+
+    def collect(self) -> Iterator[Metric]:
+        """The histogram and gauges, one query each."""
+        durations = HistogramMetricFamily(
+            "tensorq_job_duration_seconds",
+            "Run time of finished jobs (started to finished)",
+            labels=["type", "outcome"],
+        )
+        for h in job_durations(self.db.factory, DURATION_BOUNDS):
+            buckets = [(_bound(b), n) for b, n in h.buckets] + [("+Inf", h.count)]
+            durations.add_metric([h.job_type, h.outcome], buckets, h.total_s)
+        yield durations
+        depth = GaugeMetricFamily("tensorq_queue_depth", "Jobs queued", labels=["queue"])
+        running = GaugeMetricFamily("tensorq_queue_running", "Jobs running", labels=["queue"])
+        oldest = GaugeMetricFamily("tensorq_queue_oldest_age_seconds", "Age of the oldest queued job", labels=["queue"])
+        serving = GaugeMetricFamily("tensorq_queue_live_workers", "Live workers taking the queue", labels=["queue"])
+        for q in self.db.workers.queues(self.queue_of_type):
+            depth.add_metric([q.name], q.depth)
+            running.add_metric([q.name], q.running)
+            oldest.add_metric([q.name], q.oldest_queued_age_s or 0.0)
+            serving.add_metric([q.name], q.live_workers)
+        yield from (depth, running, oldest, serving)
+        live = GaugeMetricFamily("tensorq_workers_live", "Workers seen within worker_stale_s")
+        live.add_metric([], len(self.db.workers.live()))
+        yield live
+
+
+def _bound(value: float) -> str:
+    return f"{value:g}"
+
+
 def register_metrics(app: Flask, db: Database) -> None:
     """Count every request and serve ``/metrics`` from a registry of this app's own."""
     registry = CollectorRegistry()
     requests = Counter("tensorq_http_requests", "HTTP requests", ["method", "endpoint", "status"], registry=registry)
     latency = Histogram("tensorq_http_request_seconds", "HTTP request latency", ["endpoint"], registry=registry)
     registry.register(JobCollector(db))
+    registry.register(OperationsCollector(db, QUEUE_OF_TYPE))
     app.extensions["tensorq.metrics"] = registry
 
     @app.before_request

@@ -42,6 +42,8 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     responses.JobPage,
     responses.EventList,
     responses.LogPage,
+    responses.WorkerList,
+    responses.QueueList,
     responses.DatasetOut,
     responses.DatasetList,
     responses.ModelOut,
@@ -55,6 +57,7 @@ TAGS = [
     {"name": "datasets", "description": "Upload and list datasets"},
     {"name": "models", "description": "Registered models, their versions and files; upload a .keras model"},
     {"name": "account", "description": "The caller's tenant and key"},
+    {"name": "operations", "description": "Workers and queues (no tenant's data)"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 HEADERS = {
@@ -179,7 +182,14 @@ def _operation(op: Operation, path_params: list[str], operation_id: str, tag: st
 
 def _tag(path: str) -> str:
     section = path.removeprefix("/v1/").split("/")[0]
-    return {"jobs": "jobs", "datasets": "datasets", "models": "models", "whoami": "account"}.get(section, "health")
+    return {
+        "jobs": "jobs",
+        "datasets": "datasets",
+        "models": "models",
+        "whoami": "account",
+        "workers": "operations",
+        "queues": "operations",
+    }.get(section, "health")
 
 
 def build_document(app: Flask, server_url: str = "/") -> dict[str, Any]:

@@ -138,6 +138,9 @@ class JobFields(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    waiting_reason: str | None = Field(
+        default=None, description="why a queued job waits, e.g. no live worker serves queue 'train'"
+    )
 
 
 class TrainJob(JobFields):
@@ -233,6 +236,51 @@ class EventList(BaseModel):
     """A job's events in order."""
 
     events: list[Event]
+
+
+class GpuOut(BaseModel):
+    """A worker's GPU: the ``--gpu`` choice and each device TensorFlow sees."""
+
+    index: str
+    devices: list[dict[str, Any]]
+
+
+class WorkerOut(BaseModel):
+    """A live worker process; ``current_job`` only when that job is the caller's."""
+
+    name: str = Field(description="<celery node>:<pid>")
+    node: str
+    host: str
+    pid: int
+    gpu: GpuOut | None
+    queues: list[str]
+    version: str
+    started_at: datetime
+    busy: bool
+    current_job: str | None
+    last_seen: datetime
+
+
+class WorkerList(BaseModel):
+    """The workers seen within worker_stale_s."""
+
+    workers: list[WorkerOut]
+
+
+class QueueOut(BaseModel):
+    """One queue, every tenant together."""
+
+    name: str
+    depth: int = Field(description="jobs queued")
+    running: int
+    oldest_queued_age_s: float | None
+    live_workers: int
+
+
+class QueueList(BaseModel):
+    """Each queue."""
+
+    queues: list[QueueOut]
 
 
 class LogLineOut(BaseModel):

@@ -10,6 +10,7 @@ from db.jobs import JobStore
 from db.keys import KeyStore
 from db.registry import DatasetCatalog, ModelRegistry
 from db.session import make_engine, make_session_factory, session_scope
+from db.workers import WorkerRegistry
 from tensorq.settings import Settings
 
 
@@ -25,6 +26,7 @@ class Database:
         self.models = ModelRegistry(self.factory)
         self.datasets = DatasetCatalog(self.factory)
         self.keys = KeyStore(self.factory)
+        self.workers = WorkerRegistry(self.factory, stale_s=settings.worker_stale_s)
         self.logs = JobLogStore(self.factory, max_lines=settings.job_log_max_lines)
 
     def ping(self) -> None:

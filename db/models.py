@@ -131,6 +131,23 @@ class JobLog(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Worker(Base):
+    """A worker process that takes jobs: registered at start, its ``last_seen`` renewed by a heartbeat."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    node: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    gpu: Mapped[dict | None] = mapped_column(JSON)
+    queues: Mapped[list] = mapped_column(JSON)
+    version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    current_job: Mapped[str | None] = mapped_column(String(36))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
 class Dataset(Base):
     """An uploaded dataset, stored under a server-made file name."""
 

@@ -8,7 +8,7 @@ import sys
 import click
 
 from tensorq import __version__
-from tensorq.cli_catalog import datasets, models
+from tensorq.cli_catalog import datasets, models, queues, workers
 from tensorq.cli_jobs import jobs
 from tensorq.extras import require_extra
 from tensorq.settings import Settings
@@ -23,6 +23,8 @@ def main() -> None:
 main.add_command(jobs)
 main.add_command(models)
 main.add_command(datasets)
+main.add_command(workers)
+main.add_command(queues)
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""``tensorq models`` and ``tensorq datasets``: list, inspect, upload and download through the HTTP API."""
+"""``tensorq models``, ``tensorq datasets``, ``tensorq workers`` and ``tensorq queues`` through the HTTP API."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tensorq.cli_common import ApiGroup, Cli, api_options, short_time
+from tensorq.cli_common import ApiCommand, ApiGroup, Cli, api_options, short_time
 from tensorq.cli_watch import figures, watch
 
 
@@ -118,3 +118,48 @@ def datasets_upload(cli: Cli, path: str, name: str | None) -> None:
         cli.json(dataset)
     else:
         click.echo(dataset.id)
+
+
+@click.command("workers", cls=ApiCommand)
+@api_options
+def workers(cli: Cli) -> None:
+    """The live workers: name, host, GPU, queues, version, what each runs, when last seen."""
+    found = cli.client.workers()
+    if cli.as_json:
+        cli.json(found)
+        return
+    rows = [
+        (
+            w.name,
+            w.host,
+            (w.gpu or {}).get("index", "cpu"),
+            ",".join(w.queues),
+            w.version,
+            short_time(w.started_at),
+            w.current_job or ("busy" if w.busy else "idle"),
+            short_time(w.last_seen),
+        )
+        for w in found
+    ]
+    cli.table(("name", "host", "gpu", "queues", "version", "started (UTC)", "running", "last seen (UTC)"), rows)
+
+
+@click.command("queues", cls=ApiCommand)
+@api_options
+def queues(cli: Cli) -> None:
+    """Each queue: jobs queued and running, the oldest wait, live workers taking it."""
+    found = cli.client.queues()
+    if cli.as_json:
+        cli.json(found)
+        return
+    rows = [
+        (
+            q.name,
+            q.depth,
+            q.running,
+            f"{q.oldest_queued_age_s:.0f} s" if q.oldest_queued_age_s is not None else "",
+            q.live_workers,
+        )
+        for q in found
+    ]
+    cli.table(("queue", "queued", "running", "oldest wait", "live workers"), rows)

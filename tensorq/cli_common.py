@@ -19,6 +19,16 @@ from tensorq.client_errors import TensorQClientError
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
+def _one_line(exc: TensorQClientError) -> click.ClickException:
+    """A client error as ``Error: <code>: <message>`` (and its details), exit status 1."""
+    code = getattr(exc, "code", type(exc).__name__)
+    message = getattr(exc, "message", str(exc))
+    details = getattr(exc, "details", None)
+    if details:
+        message += f"\n  details: {json.dumps(details, default=str)[:2000]}"
+    return click.ClickException(f"{code}: {message}")
+
+
 class ApiGroup(click.Group):
     """A command group whose commands turn client errors into one clear line and exit status 1."""
 
@@ -27,12 +37,18 @@ class ApiGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TensorQClientError as exc:
-            code = getattr(exc, "code", type(exc).__name__)
-            message = getattr(exc, "message", str(exc))
-            details = getattr(exc, "details", None)
-            if details:
-                message += f"\n  details: {json.dumps(details, default=str)[:2000]}"
-            raise click.ClickException(f"{code}: {message}") from exc
+            raise _one_line(exc) from exc
+
+
+class ApiCommand(click.Command):
+    """A single command that turns client errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a client error becomes ``Error: <code>: <message>``."""
+        try:
+            return super().invoke(ctx)
+        except TensorQClientError as exc:
+            raise _one_line(exc) from exc
 
 
 def api_options(command: Callable[..., Any]) -> Callable[..., Any]:

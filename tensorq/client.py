@@ -23,7 +23,7 @@ from tensorq.client_errors import (
     TransportError,
     error_for,
 )
-from tensorq.client_types import TERMINAL, Dataset, Event, Job, JobPage, LogLine, LogPage, Model
+from tensorq.client_types import TERMINAL, Dataset, Event, Job, JobPage, LogLine, LogPage, Model, Queue, Worker
 
 __all__ = [
     "TERMINAL",
@@ -36,6 +36,8 @@ __all__ = [
     "LogLine",
     "LogPage",
     "Model",
+    "Queue",
+    "Worker",
     "TensorQClient",
     "TensorQClientError",
     "TensorQHTTPError",
@@ -261,3 +263,11 @@ class TensorQClient:
         dest = Path(dest)
         dest.write_bytes(self._call("GET", f"/v1/models/{model_id}/download", params=params).content)
         return dest
+
+    def workers(self) -> list[Worker]:
+        """The live workers (any key may ask; another tenant's job ids are not shown)."""
+        return [Worker.from_dict(w) for w in self._call("GET", "/v1/workers").json()["workers"]]
+
+    def queues(self) -> list[Queue]:
+        """Each queue's depth, running jobs, oldest queued age and live workers."""
+        return [Queue.from_dict(q) for q in self._call("GET", "/v1/queues").json()["queues"]]

@@ -199,3 +199,44 @@ class LogPage:
         """Build from the API's log page object."""
         lines = [LogLine.from_dict(line) for line in data["lines"]]
         return cls(lines=lines, next_after=int(data["next_after"]), finished=bool(data["finished"]))
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A live worker process; ``current_job`` is set only when the job it runs is the caller's."""
+
+    name: str
+    node: str
+    host: str
+    pid: int
+    gpu: dict[str, Any] | None
+    queues: list[str]
+    version: str
+    started_at: datetime | None
+    busy: bool
+    current_job: str | None
+    last_seen: datetime | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's worker object."""
+        values = _known(cls, data)
+        values["started_at"] = parse_time(data.get("started_at"))
+        values["last_seen"] = parse_time(data.get("last_seen"))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Queue:
+    """One queue across every tenant: jobs waiting and running, the oldest wait, live workers on it."""
+
+    name: str
+    depth: int
+    running: int
+    oldest_queued_age_s: float | None
+    live_workers: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's queue object."""
+        return cls(**_known(cls, data))

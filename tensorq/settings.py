@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     reaper_interval_s: float = Field(default=15.0, description="How often a worker runs the reaper.")
     default_max_attempts: int = Field(default=3, ge=1, le=20)
     progress_min_interval_s: float = Field(default=0.5, description="Rate bound on progress writes.")
+    worker_stale_s: float = Field(
+        default=30.0, gt=0, description="A worker not seen for this long is not live (it heartbeats every heartbeat_s)."
+    )
     job_log_max_lines: int = Field(default=2000, ge=10, description="Log lines kept per job (the latest).")
     model_cache_size: int = Field(default=8, ge=1, description="Loaded models kept per worker process.")
     quota_submissions_per_minute: int = Field(default=600, ge=1, description="Job submissions per tenant per minute.")

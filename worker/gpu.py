@@ -43,3 +43,27 @@ def configure_tensorflow() -> list[str]:
         except RuntimeError:  # already initialised: growth can no longer change
             log.warning("could not enable memory growth on %s", device.name)
     return [d.name for d in gpus]
+
+
+def gpu_details(choice: str, visible: list[str]) -> dict[str, object] | None:
+    """What a worker reports about its GPU: the ``--gpu`` choice, and each visible device's name and
+    compute capability as TensorFlow sees them; None on the CPU."""
+    if not visible:
+        return None
+    import tensorflow as tf
+
+    devices = []
+    for device in tf.config.list_physical_devices("GPU"):
+        try:
+            details = tf.config.experimental.get_device_details(device)
+        except (RuntimeError, ValueError):
+            details = {}
+        capability = details.get("compute_capability")
+        devices.append(
+            {
+                "device": device.name,
+                "name": details.get("device_name"),
+                "compute_capability": ".".join(map(str, capability)) if capability else None,
+            }
+        )
+    return {"index": choice, "devices": devices}

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_shutting_down
 
+from db.workers import WorkerInfo, WorkerRegistry
 from tensorq.settings import Settings
 from worker.gpu import pin_gpu
 from worker.routing import QUEUES, broker_queue
 
 log = logging.getLogger(__name__)
 _app: Celery | None = None
+# What this worker serves, for its registration in SQL: set in the parent, read in each pool child.
+_serving: dict[str, Any] = {}
 
 
 @worker_process_init.connect
@@ -33,7 +37,32 @@ def _init_child(**_kwargs: object) -> None:
     gpus = configure_tensorflow()
     set_cache_size(settings.model_cache_size)
     log.info("worker child ready; GPUs visible: %s", gpus or "none (CPU)")
-    Reaper(settings, Database(settings), CeleryPublisher(_app)).start()
+    database = Database(settings)
+    Reaper(settings, database, CeleryPublisher(_app)).start()
+    _announce(settings, database.workers, gpus)
+
+
+def _announce(settings: Settings, registry: WorkerRegistry, gpus: list[str]) -> None:
+    """Register this pool child in SQL (name, host, GPU, queues, version) and keep it heartbeating."""
+    import socket
+
+    from celery.utils.nodenames import host_format
+
+    from tensorq import __version__
+    from worker.gpu import gpu_details
+    from worker.presence import Presence, announce
+
+    node = host_format(str(_serving.get("node", "tensorq@%h")))
+    info = WorkerInfo(
+        name=f"{node}:{os.getpid()}",
+        node=node,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        queues=list(_serving.get("queues", QUEUES)),
+        version=__version__,
+        gpu=gpu_details(str(_serving.get("gpu", "auto")), gpus),
+    )
+    announce(Presence(registry, info, settings.heartbeat_s))
 
 
 @worker_shutting_down.connect
@@ -78,6 +107,7 @@ def start_worker(
     install_job_id_on_records()  # before Celery formats a line with %(job_id)s
 
     _app = make_celery(settings)
+    _serving.update(node=node_name(gpu, name), queues=list(queues), gpu=gpu)
     try:
         for binding in remove_stale_bindings(_app):
             log.warning("removed a stale queue binding: %s", binding)
@@ -89,7 +119,7 @@ def start_worker(
         f"--concurrency={concurrency}",
         "--pool=prefork",
         f"--loglevel={loglevel}",
-        f"--hostname={node_name(gpu, name)}",
+        f"--hostname={_serving['node']}",
         "--without-gossip",
         "--without-mingle",
     ]

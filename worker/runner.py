@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from tensorq.settings import Settings
 from worker import joblog
 from worker.control import JobControl, JobTimedOut
 from worker.memory import ceiling_applies, exhausted, job_memory_ceiling
+from worker.presence import note_job
 from worker.publisher import Publisher
 from worker.retry import with_backoff
 
@@ -46,6 +48,15 @@ class HandlerResult:
 
 
 Handler = Callable[[JobContext], HandlerResult]
+
+
+@contextlib.contextmanager
+def _idle_after() -> Iterator[None]:
+    """Tell this worker's presence it runs nothing once the block ends."""
+    try:
+        yield
+    finally:
+        note_job(None)
 
 
 class JobRunner:
@@ -88,7 +99,8 @@ class JobRunner:
             progress_interval_s=self.settings.progress_min_interval_s,
         )
         roots = (self.settings.artifact_dir,)
-        with control, joblog.capture(self.db.logs, job.id, job.attempts, roots):
+        note_job(job.id)
+        with control, joblog.capture(self.db.logs, job.id, job.attempts, roots), _idle_after():
             log.info("%s job %s: attempt %d of %d on %s", job.type, job.id, job.attempts, job.max_attempts, self.name)
             try:
                 control.check()

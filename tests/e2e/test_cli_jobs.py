@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from db.database import Database
 from db.migrate import upgrade
+from tensorq.client import TensorQClient
 from tensorq.localstack import ApiThread, WorkerProcess, wait_http
 from tests.conftest import make_settings
 from tests.services import RedisServer
@@ -178,10 +180,29 @@ def test_logs_follow_a_training_job_to_its_end(stack: dict, trained: str) -> Non
     assert other.returncode == 1 and "not_found" in other.stderr
 
 
-def test_cancel_makes_watch_exit_3(stack: dict) -> None:
+def test_the_worker_is_in_view_with_the_job_it_runs_and_cancel_makes_watch_exit_3(stack: dict) -> None:
     env = stack["env"]
     spec = ["-p", "architecture=mlp", "-p", "dataset=builtin:breast_cancer", "-p", "epochs=5000", "-p", "batch_size=8"]
     job_id = tensorq(["jobs", "submit", "train", *spec], env).stdout.strip()
+    with TensorQClient(env["TENSORQ_URL"], env["TENSORQ_KEY"]) as client:
+        deadline = time.monotonic() + 120
+        while client.job(job_id, wait=5).status != "running" and time.monotonic() < deadline:
+            pass
+        deadline = time.monotonic() + 30  # the worker reports its job at once; allow a heartbeat
+        while not [w for w in client.workers() if w.current_job == job_id] and time.monotonic() < deadline:
+            time.sleep(0.5)
+    workers = json.loads(tensorq(["workers", "--json"], env).stdout)
+    assert len(workers) == 1, workers
+    worker = workers[0]
+    assert worker["current_job"] == job_id and worker["busy"] is True and worker["version"] == "0.1.0"
+    assert worker["queues"] == ["train", "predict", "explain"] and worker["gpu"] is None
+    assert worker["name"].startswith("tensorq-") and worker["host"]
+    theirs = json.loads(tensorq(["workers", "--json"], {**env, "TENSORQ_KEY": stack["other_key"]}).stdout)
+    assert theirs[0]["busy"] is True and theirs[0]["current_job"] is None
+    queues = {q["name"]: q for q in json.loads(tensorq(["queues", "--json"], env).stdout)}
+    assert queues["train"]["running"] == 1 and queues["train"]["live_workers"] == 1
+    table = tensorq(["workers"], env).stdout.splitlines()
+    assert table[0].startswith("name\thost\tgpu\tqueues") and job_id in table[1]
     cancelled = tensorq(["jobs", "cancel", job_id], env)
     assert cancelled.returncode == 0 and job_id in cancelled.stdout
     watched = tensorq(["jobs", "watch", job_id, "--timeout", "120"], env)

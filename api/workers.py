@@ -1,0 +1,123 @@
+"""Workers and queues in view: ``GET /v1/workers``, ``GET /v1/queues``, and why a queued job waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from api import responses
+from api.openapi import operation
+from api.services import principal, services
+from db.records import JobRecord, iso
+from db.workers import WorkerRegistry
+from worker.routing import ROUTES
+
+bp = Blueprint("workers", __name__)
+QUEUE_OF_TYPE = {job_type: route.queue for job_type, route in ROUTES.items()}
+SERVED_CACHE_S = 2.0  # a job read or a list page asks for the served queues at most this often per process
+
+
+@bp.get("/workers")
+@operation(
+    summary="Live workers: name, host, GPU, queues, version, started, busy, last seen",
+    responses={200: responses.WorkerList},
+    errors=(),
+)
+def list_workers():  # type: ignore[no-untyped-def]
+    """Workers seen within ``worker_stale_s``; the job each runs is shown only to that job's tenant."""
+    tenant = principal().tenant_id
+    workers = services().db.workers.live()
+    return jsonify(
+        {
+            "workers": [
+                {
+                    "name": w.name,
+                    "node": w.node,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "gpu": w.gpu,
+                    "queues": w.queues,
+                    "version": w.version,
+                    "started_at": iso(w.started_at),
+                    "busy": w.current_job is not None,
+                    "current_job": w.current_job if w.current_job_tenant == tenant else None,
+                    "last_seen": iso(w.last_seen),
+                }
+                for w in workers
+            ]
+        }
+    )
+
+
+@bp.get("/queues")
+@operation(
+    summary="Each queue: jobs waiting and running, the oldest wait, live workers",
+    responses={200: responses.QueueList},
+    errors=(),
+)
+def list_queues():  # type: ignore[no-untyped-def]
+    """Depth, running jobs, the oldest queued job's age and the live workers of each queue (all tenants)."""
+    stats = services().db.workers.queues(QUEUE_OF_TYPE)
+    return jsonify(
+        {
+            "queues": [
+                {
+                    "name": q.name,
+                    "depth": q.depth,
+                    "running": q.running,
+                    "oldest_queued_age_s": q.oldest_queued_age_s,
+                    "live_workers": q.live_workers,
+                }
+                for q in stats
+            ]
+        }
+    )
+
+
+class ServedQueues:
+    """The queues some live worker takes, re-read from SQL at most every ``SERVED_CACHE_S``."""
+
+    def __init__(self, registry: WorkerRegistry) -> None:
+        self.registry = registry
+        self._lock = threading.Lock()
+        self._read_at = -SERVED_CACHE_S
+        self._served: set[str] = set()
+
+    def get(self) -> set[str]:
+        """The served queues now (at most ``SERVED_CACHE_S`` old)."""
+        with self._lock:
+            if time.monotonic() - self._read_at >= SERVED_CACHE_S:
+                self._served = self.registry.served_queues()
+                self._read_at = time.monotonic()
+            return self._served
+
+
+def waiting_reason(job: JobRecord, served: ServedQueues, grace_s: float) -> str | None:
+    """Why a queued job waits, when its queue has had no live worker for ``grace_s``; else None."""
+    if job.status != "queued":
+        return None
+    queue = QUEUE_OF_TYPE.get(job.type)
+    if queue is None or queue in served.get():
+        return None
+    created = job.created_at.timestamp() if job.created_at else time.time()
+    if time.time() - created < grace_s:
+        return None
+    return f"no live worker serves queue '{queue}'"
+
+
+def public_job(job: JobRecord) -> dict[str, Any]:
+    """The job as the API shows it, with ``waiting_reason`` when it waits on a queue no worker serves."""
+    svc = services()
+    out = job.to_public()
+    out["waiting_reason"] = waiting_reason(job, served_queues(), svc.settings.worker_stale_s)
+    return out
+
+
+def served_queues() -> ServedQueues:
+    """This app's cache of the served queues."""
+    from flask import current_app
+
+    return current_app.extensions["tensorq.served_queues"]
