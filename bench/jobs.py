@@ -59,7 +59,7 @@ def run_job(
     gets = 0
     while job.status not in TERMINAL:
         if time.perf_counter() > deadline:
-            raise TimeoutError(f"{job_type} job {job['id']} still {job['status']} after {timeout} s")
+            raise TimeoutError(f"{job_type} job {job.id} still {job.status} after {timeout} s")
         job = client.job(job.id, wait=30, until_finished=until_finished)
         gets += 1
     end = time.perf_counter()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Job, Worker, utcnow
@@ -71,7 +71,7 @@ class WorkerRegistry:
         with write_scope(self._factory) as conn:
             conn.execute(delete(Worker).where(Worker.name == info.name))
             conn.execute(
-                Worker.__table__.insert(),
+                insert(Worker),
                 {
                     "name": info.name,
                     "node": info.node,
@@ -155,9 +155,9 @@ class WorkerRegistry:
                 running[queue] += count
                 continue
             depth[queue] += count
-            first = aware(first)
-            if first is not None and (queue not in oldest or first < oldest[queue]):
-                oldest[queue] = first
+            since = aware(first)
+            if since is not None and (queue not in oldest or since < oldest[queue]):
+                oldest[queue] = since
         return [
             QueueStats(
                 name=name,

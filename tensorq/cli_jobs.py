@@ -248,7 +248,7 @@ def artifacts(cli: Cli, job_id: str, name: str | None, output: str | None) -> No
         return
     data = cli.client.artifact(job_id, name)
     if output == "-":
-        click.get_binary_stream("stdout").write(data)
+        sys.stdout.buffer.write(data)
         return
     path = Path(output or Path(name).name)
     path.write_bytes(data)

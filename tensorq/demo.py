@@ -88,9 +88,9 @@ def _round_trip(client: TensorQClient, folder: Path, epochs: int, digits: Any, s
     )
     train = client.wait(train.id, timeout=1800, on_update=show)
     if train.status != "succeeded":
-        click.echo(f"training ended {train['status']}: {train['error']}", err=True)
+        click.echo(f"training ended {train.status}: {train.error}", err=True)
         return 1
-    result = train.result
+    result = train.result or {}
     metrics = result["metrics"]
     click.echo(
         f"  model {result['model_id']} v{result['version']}: "
@@ -102,9 +102,9 @@ def _round_trip(client: TensorQClient, folder: Path, epochs: int, digits: Any, s
     click.echo("\n2. predict: 10 digit images")
     predict = client.run("predict", {"model": result["model_id"], "inputs": images.tolist()}, timeout=600)
     if predict.status != "succeeded":
-        click.echo(f"predict ended {predict['status']}: {predict['error']}", err=True)
+        click.echo(f"predict ended {predict.status}: {predict.error}", err=True)
         return 1
-    predicted = predict.result["classes"]
+    predicted = (predict.result or {})["classes"]
     hits = sum(p == t for p, t in zip(predicted, labels, strict=True))
     click.echo(f"  predicted {predicted}\n  true      {labels}\n  {hits}/10 right")
 
@@ -115,12 +115,13 @@ def _round_trip(client: TensorQClient, folder: Path, epochs: int, digits: Any, s
         timeout=600,
     )
     if explain.status != "succeeded":
-        click.echo(f"explain ended {explain['status']}: {explain['error']}", err=True)
+        click.echo(f"explain ended {explain.status}: {explain.error}", err=True)
         return 1
-    gap = explain.result["quality"]["completeness_gap"]
-    click.echo(f"  targets {explain['result']['targets']}, completeness gap {gap:.2%}")
-    for name in explain.result.get("artifacts", []):
-        path = folder / f"{explain['id'][:8]}-{name}"
+    explained = explain.result or {}
+    gap = explained["quality"]["completeness_gap"]
+    click.echo(f"  targets {explained['targets']}, completeness gap {gap:.2%}")
+    for name in explained.get("artifacts", []):
+        path = folder / f"{explain.id[:8]}-{name}"
         path.write_bytes(client.artifact(explain.id, name))
         click.echo(f"  heatmap: {path}")
     click.echo(f"\nround trip done in {time.monotonic() - started:.1f} s")

@@ -44,7 +44,7 @@ def test_cnn_reaches_97_percent_on_held_out_digits(stack: dict) -> None:  # noqa
     job = client.run("train", spec, timeout=600)
     assert job.status == "succeeded", job.error
     accuracy = job.result["metrics"]["test_accuracy"]
-    print(f"\ncnn/digits through the API: test_accuracy {accuracy:.4f} after {job['result']['epochs_run']} epochs")
+    print(f"\ncnn/digits through the API: test_accuracy {accuracy:.4f} after {job.result['epochs_run']} epochs")
     assert accuracy >= 0.97
     images = load_digits().images[:2].tolist()
     for method in ("occlusion", "lime"):
@@ -74,7 +74,7 @@ def test_rnn_on_an_uploaded_text_set_learns_and_points_at_the_sentiment_words(st
     }
     job = client.run("train", spec, timeout=600)
     assert job.status == "succeeded", job.error
-    print(f"\nrnn/text through the API: test_accuracy {job['result']['metrics']['test_accuracy']:.4f}")
+    print(f"\nrnn/text through the API: test_accuracy {job.result['metrics']['test_accuracy']:.4f}")
     assert job.result["metrics"]["test_accuracy"] >= 0.9
     model = client.model(job.result["model_id"]).versions[-1]
     assert model.signature["class_names"] == ["negative", "positive"] and model.signature["kind"] == "text"

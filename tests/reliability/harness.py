@@ -123,7 +123,7 @@ class Cluster:
             if job.status in statuses:
                 return job
             if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['status']}, wanted {statuses}")
+                raise TimeoutError(f"job {job_id} still {job.status}, wanted {statuses}")
 
     def wait_epoch(self, job_id: str, epoch: int, timeout: float = 120) -> Job:
         """Long-poll until the running job has reported ``epoch``."""
