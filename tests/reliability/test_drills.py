@@ -7,6 +7,8 @@ model version per training job.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime
@@ -242,3 +244,50 @@ def test_drill_8_a_job_over_its_timeout_fails_and_the_worker_moves_on(make_clust
     assert nxt.status == "succeeded"
     assert np.argmax(nxt.result["outputs"][0]) in (0, 1, 2)
     _report(record_property, "timeout", drill=time.monotonic() - started, timeout_overshoot=ran - 4)
+
+
+def test_drill_9_the_artifact_store_goes_read_only_mid_training(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    cluster.start_worker()
+    job = cluster.client.submit("train", SLOW_TRAIN, max_attempts=2)
+    cluster.wait_epoch(job.id, 2)
+    folder = cluster.settings.artifact_dir / "jobs"
+    # The same files stay visible; every write now fails with EROFS, as on a store remounted read-only.
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("this machine does not allow a bind mount")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        done = cluster.wait_status(job.id, {"succeeded", "failed"}, timeout=180)
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+    assert done.error is not None
+    assert (done.status, done.attempts, done.error.code) == ("failed", 2, "storage_unavailable"), done.error
+    assert str(cluster.settings.artifact_dir) not in done.error.message + json.dumps(done.error.details)
+    reasons = [e.data.get("reason") for e in cluster.client.events(job.id) if e.to_status == "queued" and e.data]
+    assert reasons == ["storage_unavailable"]
+    after = cluster.client.run("train", {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 2}, timeout=120)
+    assert after.status == "succeeded", after.error
+    _report(record_property, "read_only_store", drill=time.monotonic() - started)
+
+
+def test_drill_10_kill_9_of_the_only_worker_with_predict_jobs_waiting(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    first = cluster.start_worker()
+    model = _tiny_model(cluster)
+    waiting = [
+        cluster.client.submit("predict", {"model": model, "inputs": [[5.1, 3.5, 1.4, 0.2]]}).id for _ in range(30)
+    ]
+    wait_for(lambda: cluster.client.job(waiting[0]).status == "succeeded", timeout=60, what="a first predict done")
+    first.kill()
+    killed = time.monotonic()
+    cluster.start_worker()
+    for job_id in waiting:
+        done = cluster.wait_status(job_id, {"succeeded", "failed", "cancelled"}, timeout=180)
+        assert done.status == "succeeded", done.error
+        assert claims(cluster, job_id) <= 2
+    _report(
+        record_property, "kill9_predicts", drill=time.monotonic() - started, kill_to_all_done=time.monotonic() - killed
+    )
