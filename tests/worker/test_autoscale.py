@@ -142,3 +142,12 @@ def test_autoscaler_and_health_check_run_without_tensorflow() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = {name.split(".")[0] for name in json.loads(done.stdout.strip().splitlines()[-1])}
     assert not loaded & {"tensorflow", "keras"}
+
+
+def test_gpu_workers_are_recognised_and_never_copied() -> None:
+    from worker.autoscale.replicas import reserves_gpus
+
+    gpu = {"HostConfig": {"DeviceRequests": [{"Driver": "nvidia", "DeviceIDs": ["0"], "Capabilities": [["gpu"]]}]}}
+    assert reserves_gpus(gpu)
+    assert not reserves_gpus({"HostConfig": {"DeviceRequests": None}})
+    assert not reserves_gpus({"HostConfig": {}})

@@ -36,6 +36,12 @@ def own_compose_project(client: Any) -> str:
         ) from exc
 
 
+def reserves_gpus(attrs: dict[str, Any]) -> bool:
+    """Whether a container (``docker inspect`` attributes) reserves GPUs: such workers are one per GPU."""
+    requests = (attrs.get("HostConfig") or {}).get("DeviceRequests") or []
+    return any("gpu" in cap for request in requests for caps in (request.get("Capabilities") or []) for cap in caps)
+
+
 class DockerReplicas:
     """Containers of ``service`` in compose project ``project``: new ones are copies of a running one.
 
@@ -81,6 +87,8 @@ class DockerReplicas:
     def _start_copy(self, template: Any, number: int) -> None:
         api = self.client.api
         attrs = api.inspect_container(template.id)
+        if reserves_gpus(attrs):
+            raise RuntimeError(f"{self.service} reserves a GPU: GPU workers are one per GPU and never autoscaled")
         config, host = attrs["Config"], attrs["HostConfig"]
         labels = {**config.get("Labels", {}), NUMBER: str(number), AUTOSCALED: "true"}
         networks = attrs["NetworkSettings"]["Networks"]
