@@ -371,6 +371,20 @@ def test_the_model_page_shows_its_version_and_the_job_that_made_it(
     assert console_problems(driver) == []
 
 
+def test_the_workers_page_shows_the_live_worker_and_its_queues(
+    console_stack: dict, browser: Any, screenshots: Any
+) -> None:
+    driver = browser
+    sign_in(driver, console_stack["url"], console_stack["keys"]["acme"])
+    driver.get(f"{console_stack['url']}/console/#/workers")
+    workers = wait_until(lambda: driver.execute_script(TEXT_OF, "#workers-table"), 30, "the live worker listed")
+    assert "train" in workers and "explain" in workers and "CPU" in workers
+    queues = wait_until(lambda: driver.execute_script(TEXT_OF, "#queues-table"), 10, "the queues")
+    assert all(name in queues for name in ("train", "predict", "explain"))
+    driver.save_screenshot(str(screenshots / "workers-page.png"))
+    assert console_problems(driver) == []
+
+
 def test_a_read_only_key_sees_the_jobs_but_no_write_buttons(
     console_stack: dict, browser: Any, watched_training: dict
 ) -> None:
