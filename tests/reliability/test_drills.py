@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import httpx
 import numpy as np
 import pytest
 from sqlalchemy import text
@@ -290,4 +291,39 @@ def test_drill_10_kill_9_of_the_only_worker_with_predict_jobs_waiting(make_clust
         assert claims(cluster, job_id) <= 2
     _report(
         record_property, "kill9_predicts", drill=time.monotonic() - started, kill_to_all_done=time.monotonic() - killed
+    )
+
+
+def test_drill_11_a_redis_outage_window_with_api_calls_during_it(make_cluster, record_property) -> None:
+    started = time.monotonic()
+    cluster: Cluster = make_cluster()
+    cluster.start_worker()
+    model = _tiny_model(cluster)
+    headers = {"Authorization": f"Bearer {cluster.admin_db.keys.create('acme')}"}
+    body = {"type": "predict", "spec": {"model": model, "inputs": [[5.1, 3.5, 1.4, 0.2]]}}
+    busy = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 3})
+    cluster.wait_status(busy.id, {"running"})
+    queued = [cluster.client.submit(body["type"], body["spec"]).id for _ in range(5)]  # their messages will be lost
+    cluster.redis.stop()  # no persistence: every queue and the rate limiter's counts are lost
+    accepted, statuses = [busy.id, *queued], []
+    with httpx.Client(base_url=cluster.api.url, headers=headers, timeout=30) as http:
+        for _ in range(6):
+            response = http.post("/v1/jobs", json=body)
+            statuses.append(response.status_code)
+            if response.status_code == 202:
+                accepted.append(response.json()["id"])
+            else:
+                assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0, response.text
+        assert all(http.get(f"/v1/jobs/{job_id}").status_code == 200 for job_id in accepted)
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/readyz").status_code == 503
+    assert 500 not in statuses and 503 in statuses
+    cluster.redis.start()
+    restarted = time.monotonic()
+    for job_id in accepted:
+        done = cluster.wait_status(job_id, {"succeeded", "failed", "cancelled"}, timeout=120)
+        assert done.status == "succeeded", done.error
+        assert claims(cluster, job_id) == 1
+    _report(
+        record_property, "redis_outage", drill=time.monotonic() - started, back_to_done=time.monotonic() - restarted
     )
