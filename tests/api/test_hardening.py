@@ -335,3 +335,29 @@ def test_metrics_show_no_tenant(client, auth, other_auth) -> None:
     text = client.get("/metrics").get_data(as_text=True)
     assert "tensorq_jobs" in text
     assert "acme" not in text and "globex" not in text and "tenant" not in text
+
+
+def test_a_chunked_model_upload_counts_the_bytes_written(client, auth, settings) -> None:
+    from tests.ml.keras_files import zip_bytes
+
+    settings.quota_model_bytes = 1000
+    payload = zip_bytes({"config.json": b"{}" + b" " * 5000, "metadata.json": b"{}"})
+    boundary = "b0undary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.keras"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = client.post(
+        "/v1/models",
+        input_stream=io.BytesIO(body),
+        headers={**auth, "Transfer-Encoding": "chunked"},
+        content_type=f"multipart/form-data; boundary={boundary}",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413, response.get_json()
+    assert response.get_json()["error"]["code"] == "storage_quota_exceeded"
+    assert not list((Path(settings.artifact_dir) / "uploads").rglob("*.keras"))
