@@ -32,7 +32,8 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: str
     url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
     home = tmp_path_factory.mktemp("console")
     redis_server = RedisServer(home / "redis").start()
-    settings = make_settings(home, url, broker_url=redis_server.url)
+    # A worker unseen for 6 s is not live (it heartbeats every 2 s): the last test stops it and waits that long.
+    settings = make_settings(home, url, broker_url=redis_server.url, worker_stale_s=6.0)
     upgrade(url)
     db = Database(settings)
     api = ApiThread(settings).start()
@@ -44,7 +45,7 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: str
         "globex": db.keys.create("globex"),
     }
     try:
-        yield {"url": api.url, "keys": keys, "db": db, "settings": settings, "home": home}
+        yield {"url": api.url, "keys": keys, "db": db, "settings": settings, "home": home, "worker": worker}
     finally:
         worker.stop()
         api.stop()

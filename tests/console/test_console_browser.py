@@ -30,6 +30,9 @@ TRAIN_SPEC = {
 }
 NETWORK_404 = re.compile(r"status of 404")
 TEXT_OF = "const found = document.querySelector(arguments[0]); return found && found.innerText"
+TABLE_CELLS = (
+    "return [...document.querySelectorAll(arguments[0] + ' tr')].map((r) => [...r.cells].map((c) => c.textContent))"
+)
 IMAGE_LOADED = "return arguments[0].complete && arguments[0].naturalWidth"
 HEADING_ID = "const id = document.querySelector('h1 .mono'); return id && id.textContent"
 ROW_TYPES = "return [...document.querySelectorAll('#jobs-table tbody tr td:nth-child(2)')].map((td) => td.textContent)"
@@ -415,4 +418,24 @@ def test_another_tenant_sees_none_of_it(console_stack: dict, browser: Any, watch
     model_id = watched_training["model_href"].rsplit("/", 1)[-1]
     driver.get(f"{url}/console/#/models/{model_id}")
     wait_until(lambda: find(driver, "#model-missing"), 20, "the model's not-found page")
+    assert console_problems(driver) == []
+
+
+def test_with_no_worker_left_a_queued_job_says_why_it_waits(
+    console_stack: dict, browser: Any, screenshots: Any
+) -> None:
+    """Last: it stops the stack's worker."""
+    driver = browser
+    url = console_stack["url"]
+    console_stack["worker"].stop()
+    sign_in(driver, url, console_stack["keys"]["acme"])
+    submit_from_page(driver, "train", {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 1})
+    reason = wait_until(lambda: driver.execute_script(TEXT_OF, "#job-waiting"), 90, "the waiting reason", every=0.5)
+    assert reason == "no live worker serves queue 'train'" and status_of(driver) == "queued"
+    driver.save_screenshot(str(screenshots / "job-page-waiting.png"))
+    driver.get(f"{url}/console/#/workers")
+    workers = wait_until(lambda: find(driver, "#workers .empty"), 20, "no live worker listed")
+    assert "No live workers" in workers.text
+    rows = {row[0]: row for row in driver.execute_script(TABLE_CELLS, "#queues-table")}
+    assert rows["train"][1] == "1" and rows["train"][4] == "0", rows
     assert console_problems(driver) == []
