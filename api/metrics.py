@@ -9,20 +9,16 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from api.workers import QUEUE_OF_TYPE
 from db.database import Database
-from db.jobstats import job_durations
-from db.models import Job
-from db.session import session_scope
+from db.jobstats import job_durations, jobs_by_type_and_status
 
 bp = Blueprint("metrics", __name__)
-DURATION_BOUNDS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
 class JobCollector(Collector):
-    """Counts jobs by type and status at scrape time (the SQL row is the truth, across API processes)."""
+    """Counts jobs by type and status at scrape time from SQL (the finished-job totals and the live backlog)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -30,9 +26,7 @@ class JobCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """One gauge sample per (type, status)."""
         gauge = GaugeMetricFamily("tensorq_jobs", "Jobs by type and status", labels=["type", "status"])
-        with session_scope(self.db.factory) as session:
-            rows = session.execute(select(Job.type, Job.status, func.count()).group_by(Job.type, Job.status)).all()
-        for job_type, status, count in rows:
+        for (job_type, status), count in sorted(jobs_by_type_and_status(self.db.factory).items()):
             gauge.add_metric([job_type, status], count)
         yield gauge
 
@@ -52,7 +46,7 @@ class OperationsCollector(Collector):
             "Run time of finished jobs (started to finished)",
             labels=["type", "outcome"],
         )
-        for h in job_durations(self.db.factory, DURATION_BOUNDS):
+        for h in job_durations(self.db.factory):
             buckets = [(_bound(b), n) for b, n in h.buckets] + [("+Inf", h.count)]
             durations.add_metric([h.job_type, h.outcome], buckets, h.total_s)
         yield durations

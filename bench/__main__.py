@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="runs per figure (3, training 7; quick 1)")
     parser.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in a temp folder)")
     parser.add_argument("--only", default=None, help="comma-separated figure groups (latency, throughput, ...)")
+    parser.add_argument("--grown-finished", type=int, default=None, help="finished jobs the grown figure adds")
+    parser.add_argument("--grown-queued", type=int, default=None, help="queued jobs the grown figure adds")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder with the services' logs")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"unknown figure groups {sorted(wanted - {g.name for g in GROUPS})}; known: {[g.name for g in GROUPS]}")
         return 2
     groups = [g for g in GROUPS if g.name in wanted]
-    sizes = sizes_for(args.quick, args.repeats)
+    sizes = sizes_for(args.quick, args.repeats, args.grown_finished, args.grown_queued)
     mode = "quick" if args.quick else "full"
     info = machine.describe(args.database_url)
     say(f"TensorQ bench ({mode}): {machine.summary(info)}")

@@ -14,6 +14,7 @@ import httpx
 
 from bench import baselines
 from bench.context import Context
+from bench.grown import grown_database
 from bench.jobs import Run, median_parts, run_job
 from bench.measure import CpuMeter, concurrent_rate, percentile, samples
 from bench.services import wait_until
@@ -317,4 +318,6 @@ GROUPS: tuple[Group, ...] = (
     Group("explain", explain_time, ("explain_time", "explain_vs_tape", "explain_cpu")),
     Group("memory", worker_memory, ("worker_rss",), once=True),
     Group("submit", submit_latency, ("submit_latency_p50", "submit_latency_p99", "submit_rps")),
+    # Last: the jobs it adds stay in the database.
+    Group("grown", grown_database, tuple(f"grown_{s}_p50" for s in ("submit", "claim", "e2e", "metrics")), once=True),
 )

@@ -28,6 +28,10 @@ class Sizes:
     memory_first: int
     submit_samples: int
     submit_requests: int
+    # The grown database: finished jobs and queued backlog added, and samples of each step before and after.
+    grown_finished: int
+    grown_queued: int
+    grown_samples: int
 
     def as_dict(self) -> dict[str, int | float]:
         """The sizes as a plain dict (for the JSON and the header)."""
@@ -53,6 +57,9 @@ FULL = Sizes(
     memory_first=10,
     submit_samples=200,
     submit_requests=500,
+    grown_finished=1_000_000,
+    grown_queued=50_000,
+    grown_samples=100,
 )
 
 QUICK = Sizes(
@@ -74,10 +81,22 @@ QUICK = Sizes(
     memory_first=10,
     submit_samples=50,
     submit_requests=150,
+    grown_finished=5_000,
+    grown_queued=2_000,
+    grown_samples=15,
 )
 
 
-def sizes_for(quick: bool, repeats: int | None = None) -> Sizes:
-    """The quick or full sizes; ``repeats``, when given, sets the repeats of every figure."""
+def sizes_for(
+    quick: bool, repeats: int | None = None, grown_finished: int | None = None, grown_queued: int | None = None
+) -> Sizes:
+    """The quick or full sizes; ``repeats``, when given, sets the repeats of every figure, and the grown
+    sizes, when given, how many finished and queued jobs the grown figure adds."""
     chosen = QUICK if quick else FULL
-    return replace(chosen, repeats=repeats, train_repeats=repeats) if repeats else chosen
+    if repeats:
+        chosen = replace(chosen, repeats=repeats, train_repeats=repeats)
+    if grown_finished is not None:
+        chosen = replace(chosen, grown_finished=grown_finished)
+    if grown_queued is not None:
+        chosen = replace(chosen, grown_queued=grown_queued)
+    return chosen

@@ -121,4 +121,27 @@ SPECS: dict[str, FigureSpec] = {
         unit="req/s",
         baseline_label="constant Flask route, same gunicorn, req/s",
     ),
+    "grown_submit_p50": FigureSpec(
+        label="POST /v1/jobs, p50, grown database (--grown-finished, --grown-queued)",
+        unit="ms",
+        baseline_label="the same just before the growth",
+        target=1.3,
+    ),
+    "grown_claim_p50": FigureSpec(
+        label="claim (conditional UPDATE with the running quota), p50, grown database",
+        unit="ms",
+        baseline_label="the same just before the growth",
+        target=1.3,
+    ),
+    "grown_e2e_p50": FigureSpec(
+        label="tiny predict submit -> result, p50, grown database",
+        unit="ms",
+        baseline_label="the same just before the growth",
+        target=1.3,
+    ),
+    "grown_metrics_p50": FigureSpec(
+        label="GET /metrics scrape, p50, grown database (target: under 20 ms at 1 M jobs)",
+        unit="ms",
+        baseline_label="the same just before the growth",
+    ),
 }

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Job, utcnow
+from db.jobstats import live_counts
+from db.models import utcnow
 from db.records import aware
-from db.session import session_scope
+from db.session import read_scope
 
 
 @dataclass(frozen=True)
@@ -26,15 +26,10 @@ class TypeBacklog:
 def backlog_by_type(factory: sessionmaker[Session], now: datetime | None = None) -> list[TypeBacklog]:
     """One row per job type that has queued or running jobs (one grouped query)."""
     now = now or utcnow()
-    query = (
-        select(Job.type, Job.status, func.count(), func.min(Job.created_at))
-        .where(Job.status.in_(("queued", "running")))
-        .group_by(Job.type, Job.status)
-    )
     counts: dict[str, dict[str, int]] = {}
     oldest: dict[str, float] = {}
-    with session_scope(factory) as session:
-        for job_type, status, count, first in session.execute(query):
+    with read_scope(factory) as conn:
+        for job_type, status, count, first in live_counts(conn):
             counts.setdefault(job_type, {"queued": 0, "running": 0})[status] = int(count)
             if status == "queued" and first is not None:
                 oldest[job_type] = max(0.0, (now - aware(first)).total_seconds())

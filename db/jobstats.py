@@ -1,18 +1,28 @@
-"""Figures over every job, computed in SQL at read time (so every API process reports the same)."""
+"""Figures over every job for ``/metrics``: finished jobs from running totals, live ones from the backlog.
+
+The totals (``job_totals``) are kept up in the transaction that finishes each job, so a scrape reads a
+few rows whatever the size of the jobs table; queued and running jobs are counted through the partial
+indexes, so that part costs what the backlog holds, never the history.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Float, case, cast, extract, func, select
+from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
 
-from db.models import Job
+from db.models import Job, JobTotal
+from db.records import aware
 from db.session import read_scope
 
 FINISHED = ("succeeded", "failed", "cancelled")
+# Upper bounds (seconds) of the run-time histogram; the totals are kept per bucket of these.
+DURATION_BOUNDS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+NEVER_STARTED = -1
 
 
 @dataclass(frozen=True)
@@ -26,30 +36,73 @@ class DurationHistogram:
     total_s: float
 
 
-def _seconds(dialect: str) -> ColumnElement[float]:
-    """``finished_at - started_at`` in seconds, in the database's own arithmetic."""
-    if dialect == "sqlite":
-        return (func.julianday(Job.finished_at) - func.julianday(Job.started_at)) * 86400.0
-    return cast(extract("epoch", Job.finished_at - Job.started_at), Float)
+def duration_bucket(started_at: datetime | None, finished_at: datetime | None) -> tuple[int, float]:
+    """The histogram bucket of a run and its seconds (``NEVER_STARTED`` and 0 for a job that never ran)."""
+    started, finished = aware(started_at), aware(finished_at)
+    if started is None or finished is None:
+        return NEVER_STARTED, 0.0
+    seconds = max(0.0, (finished - started).total_seconds())
+    return bisect_left(DURATION_BOUNDS, seconds), seconds
 
 
-def job_durations(factory: sessionmaker[Session], bounds: Sequence[float]) -> list[DurationHistogram]:
-    """One cumulative histogram per (type, outcome) of every finished job that started, in one query."""
+def count_finished(
+    conn: Connection, job_type: str, status: str, started_at: datetime | None, finished_at: datetime | None
+) -> None:
+    """Add one finished job to the totals (inside the transaction that finished it)."""
+    bucket, seconds = duration_bucket(started_at, finished_at)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(JobTotal).values(type=job_type, status=status, bucket=bucket, jobs=1, seconds=seconds)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["type", "status", "bucket"],
+        set_={"jobs": JobTotal.jobs + 1, "seconds": JobTotal.seconds + stmt.excluded.seconds},
+    )
+    conn.execute(stmt)
+
+
+def job_durations(factory: sessionmaker[Session]) -> list[DurationHistogram]:
+    """One cumulative histogram per (type, outcome) of every finished job that started, from the totals."""
     with read_scope(factory) as conn:
-        seconds = _seconds(conn.dialect.name)
-        columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in bounds]
         rows = conn.execute(
-            select(Job.type, Job.status, func.count(), func.sum(seconds), *columns)
-            .where(Job.status.in_(FINISHED), Job.started_at.is_not(None), Job.finished_at.is_not(None))
-            .group_by(Job.type, Job.status)
+            select(JobTotal.type, JobTotal.status, JobTotal.bucket, JobTotal.jobs, JobTotal.seconds).where(
+                JobTotal.bucket != NEVER_STARTED
+            )
         ).all()
-    return [
-        DurationHistogram(
-            job_type=row[0],
-            outcome=row[1],
-            count=int(row[2]),
-            total_s=float(row[3] or 0.0),
-            buckets=[(bound, int(n or 0)) for bound, n in zip(bounds, row[4:], strict=True)],
-        )
-        for row in rows
-    ]
+    per: dict[tuple[str, str], list[int]] = {}
+    seconds: dict[tuple[str, str], float] = {}
+    for job_type, status, bucket, jobs, total in rows:
+        counts = per.setdefault((job_type, status), [0] * (len(DURATION_BOUNDS) + 1))
+        counts[bucket] += int(jobs)
+        seconds[(job_type, status)] = seconds.get((job_type, status), 0.0) + float(total)
+    histograms = []
+    for (job_type, status), counts in sorted(per.items()):
+        cumulative, running = [], 0
+        for bound, n in zip(DURATION_BOUNDS, counts, strict=False):
+            running += n
+            cumulative.append((bound, running))
+        histograms.append(DurationHistogram(job_type, status, cumulative, sum(counts), seconds[(job_type, status)]))
+    return histograms
+
+
+def jobs_by_type_and_status(factory: sessionmaker[Session]) -> dict[tuple[str, str], int]:
+    """How many jobs there are of each (type, status): finished ones from the totals, live ones counted."""
+    with read_scope(factory) as conn:
+        finished = conn.execute(
+            select(JobTotal.type, JobTotal.status, func.sum(JobTotal.jobs)).group_by(JobTotal.type, JobTotal.status)
+        ).all()
+        live = live_counts(conn)
+    counts = {(t, s): int(n) for t, s, n in finished}
+    counts.update({(t, s): n for t, s, n, _ in live})
+    return counts
+
+
+def live_counts(conn: Connection) -> list[tuple[str, str, int, datetime | None]]:
+    """(type, status, jobs, oldest created_at) of queued and running jobs, one partial-index read per status."""
+    rows: list[tuple[str, str, int, datetime | None]] = []
+    for status in ("queued", "running"):
+        rows += [
+            (t, status, int(n), first)
+            for t, n, first in conn.execute(
+                select(Job.type, func.count(), func.min(Job.created_at)).where(Job.status == status).group_by(Job.type)
+            )
+        ]
+    return rows

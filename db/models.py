@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -71,9 +73,33 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
-        Index("ix_jobs_status_published", "status", "published_at"),
         # Quota counts on every submit and claim: queued and running jobs of one tenant.
         Index("ix_jobs_tenant_status", "tenant_id", "status"),
+        # Listing a tenant's jobs of one type, newest first.
+        Index("ix_jobs_tenant_type_created", "tenant_id", "type", "created_at"),
+        # Status-led indexes are partial: their size is the backlog, never the history, and the planner
+        # (which measures an index's pages at plan time) cannot prefer one over the primary key to reach
+        # a job by id, whatever its statistics say. The outbox and the backlog read queued jobs by these.
+        Index(
+            "ix_jobs_queued_type_created",
+            "type",
+            "created_at",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        Index(
+            "ix_jobs_queued_published",
+            "published_at",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        # The lease reaper: running jobs by lease expiry.
+        Index(
+            "ix_jobs_running_lease",
+            "lease_expires_at",
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -100,6 +126,20 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobTotal(Base):
+    """Finished jobs of one type and outcome whose run time fell in one histogram bucket; kept up by the
+    job store in the transaction that finishes each job, so ``/metrics`` never groups the jobs table."""
+
+    __tablename__ = "job_totals"
+
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # Index of the smallest duration bound the run time is under (len(bounds) above all; -1 never started).
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    jobs: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)
 
 
 class JobEvent(Base):

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.jobstats import live_counts
 from db.models import Job, Worker, utcnow
 from db.records import aware
 from db.session import read_scope, write_scope
@@ -137,11 +138,7 @@ class WorkerRegistry:
         """Each queue's depth, running jobs, oldest queued age and live workers (every tenant together)."""
         now = utcnow()
         with read_scope(self._factory) as conn:
-            rows = conn.execute(
-                select(Job.type, Job.status, func.count(), func.min(Job.created_at))
-                .where(Job.status.in_(("queued", "running")))
-                .group_by(Job.type, Job.status)
-            ).all()
+            rows = live_counts(conn)
         live = self.live()
         names = list(dict.fromkeys(queue_of_type.values()))
         depth = dict.fromkeys(names, 0)

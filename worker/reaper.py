@@ -72,7 +72,7 @@ class Reaper:
         lost: list[JobRecord] = []
         for queue, jobs in stale.items():
             depth = self.publisher.queue_depth(queue)
-            if depth is None or depth < self.db.jobs.count_queued_of_type(jobs[0].type):
+            if depth is None or depth < self.db.jobs.count_queued_of_type(jobs[0].type, at_most=depth + 1):
                 lost.extend(jobs)
         return never + lost
 

@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from db.database import Database
 from db.jobs import NewJob
-from db.jobstats import job_durations
+from db.jobstats import job_durations, jobs_by_type_and_status
 from db.models import Job, Worker, utcnow
 from db.session import session_scope
 from db.workers import WorkerInfo, WorkerRegistry
@@ -66,16 +66,23 @@ def test_job_durations_by_type_and_outcome(db: Database) -> None:
     tenant = db.keys.ensure_tenant("acme")
     for seconds, outcome in ((0.3, "succeeded"), (3.0, "succeeded"), (100.0, "failed")):
         job_id = db.jobs.submit(NewJob(tenant, "train", {})).job.id
-        now = utcnow()
-        with session_scope(db.factory) as session:
+        claim = db.jobs.claim(job_id, "w1")
+        with session_scope(db.factory) as session:  # as if it had started ``seconds`` ago
             session.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(status=outcome, started_at=now - timedelta(seconds=seconds), finished_at=now)
+                update(Job).where(Job.id == job_id).values(started_at=utcnow() - timedelta(seconds=seconds))
             )
+        if outcome == "succeeded":
+            assert db.jobs.finish(job_id, claim.lease_token, {})
+        else:
+            assert db.jobs.fail(job_id, claim.lease_token, {"code": "x", "message": "x"})
     db.jobs.submit(NewJob(tenant, "predict", {}))  # queued: not counted
-    found = {(h.job_type, h.outcome): h for h in job_durations(db.factory, (1, 10, 1000))}
+    db.jobs.cancel(tenant, db.jobs.submit(NewJob(tenant, "predict", {})).job.id)  # never ran: no run time
+    found = {(h.job_type, h.outcome): h for h in job_durations(db.factory)}
     assert set(found) == {("train", "succeeded"), ("train", "failed")}
     ok = found[("train", "succeeded")]
-    assert ok.count == 2 and abs(ok.total_s - 3.3) < 0.01 and ok.buckets == [(1, 1), (10, 2), (1000, 2)]
-    assert found[("train", "failed")].buckets == [(1, 0), (10, 0), (1000, 1)]
+    assert ok.count == 2 and abs(ok.total_s - 3.3) < 0.1
+    assert dict(ok.buckets)[0.1] == 0 and dict(ok.buckets)[0.5] == 1 and dict(ok.buckets)[5] == 2
+    assert dict(found[("train", "failed")].buckets)[60] == 0 and dict(found[("train", "failed")].buckets)[300] == 1
+    counts = jobs_by_type_and_status(db.factory)
+    assert counts[("train", "succeeded")] == 2 and counts[("train", "failed")] == 1
+    assert counts[("predict", "queued")] == 1 and counts[("predict", "cancelled")] == 1
