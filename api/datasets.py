@@ -1,10 +1,11 @@
-"""Datasets: upload (``.npz`` with ``x``, ``y``; ``.csv`` with a header), list and get."""
+"""Datasets: upload (``.npz`` with ``x``, ``y``; ``.csv`` with a header), list, get and delete."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
 from api import responses
+from api.artifacts import remove_file
 from api.openapi import MULTIPART, operation
 from api.services import principal, services
 from api.uploads import multipart_file, store_upload
@@ -65,3 +66,17 @@ def list_datasets():  # type: ignore[no-untyped-def]
 def get_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
     """One of the caller's datasets."""
     return jsonify(services().db.datasets.get(principal().tenant_id, dataset_id).to_public())
+
+
+@bp.delete("/datasets/<dataset_id>")
+@operation(
+    summary="Delete a dataset and its file, giving its bytes back to the storage quota",
+    responses={200: responses.Deleted},
+    errors=(403, 404, 409),
+)
+def delete_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
+    """Delete one of the caller's datasets; 409 while a queued or running job reads it."""
+    svc = services()
+    record = svc.db.datasets.delete(principal().tenant_id, dataset_id)
+    freed = remove_file(svc.settings.artifact_dir, record.path) or record.size_bytes
+    return jsonify({"deleted": "dataset", "id": record.id, "freed_bytes": freed})

@@ -1,4 +1,4 @@
-"""Jobs: submit, read (with ``?wait=`` long-poll), list, cancel, events and artifacts."""
+"""Jobs: submit, read (with ``?wait=`` long-poll), list, cancel, retry, delete, events and artifacts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 
 from api import responses
+from api.artifacts import remove_folder
 from api.inputs import batch_shape
 from api.longpoll import read_when_changed
 from api.openapi import ARTIFACT, operation, query
@@ -19,9 +20,9 @@ from db.jobs import NewJob
 from db.records import JOB_TYPES, STATUSES, DatasetRecord, JobRecord
 from ml.budget import check_params, train_params
 from ml.catalog import BUILTIN_SHAPES
-from ml.specs import ExplainSpec, PredictSpec, TrainSpec, data_kind
+from ml.specs import SPECS, ExplainSpec, PredictSpec, TrainSpec, data_kind, parse
 from tensorq import bounded_json
-from tensorq.errors import InvalidRequest, NotFound, OutOfRange, UnsupportedMedia
+from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, UnsupportedMedia
 
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__)
@@ -210,10 +211,17 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
         query("type", {"enum": list(JOB_TYPES)}, "only jobs of this type"),
         query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size (50)"),
         query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+        query(
+            "fields",
+            {"type": "string", "pattern": "^(all|(spec|result)(,(spec|result))?)$"},
+            "add the full spec and/or result to each job's summary: spec, result, spec,result or all",
+        ),
     ],
 )
 def list_jobs():  # type: ignore[no-untyped-def]
-    """The caller's jobs, newest first; filters ``status`` and ``type``; cursor pagination."""
+    """The caller's jobs as summaries (no spec or result unless ``fields`` asks), newest first; filters
+    ``status`` and ``type``; cursor pagination."""
+    extra = _listed_fields(request.args.get("fields"))
     status = request.args.get("status")
     job_type = request.args.get("type")
     if status is not None and status not in STATUSES:
@@ -229,7 +237,27 @@ def list_jobs():  # type: ignore[no-untyped-def]
     jobs, cursor = services().db.jobs.list(
         principal().tenant_id, status=status, type=job_type, limit=limit, cursor=request.args.get("cursor")
     )
-    return jsonify({"jobs": [public_job(j) for j in jobs], "next_cursor": cursor})
+    summaries = [{k: v for k, v in public_job(j).items() if k not in HEAVY_FIELDS or k in extra} for j in jobs]
+    return jsonify({"jobs": summaries, "next_cursor": cursor})
+
+
+# What a listing leaves out unless ``?fields=`` asks: a result may hold thousands of outputs or attributions.
+HEAVY_FIELDS = ("spec", "result")
+
+
+def _listed_fields(raw: str | None) -> set[str]:
+    """The heavy fields ``?fields=`` asks a listing for (``all`` for both); InvalidRequest for unknown ones."""
+    if raw is None:
+        return set()
+    asked = {name.strip() for name in raw.split(",") if name.strip()}
+    if asked == {"all"}:
+        return set(HEAVY_FIELDS)
+    unknown = sorted(asked - set(HEAVY_FIELDS))
+    if unknown or not asked:
+        raise InvalidRequest(
+            f"unknown fields {', '.join(unknown) or '(none)'}", details={"known": [*HEAVY_FIELDS, "all"]}
+        )
+    return asked
 
 
 @bp.post("/jobs/<job_id>/cancel")
@@ -238,6 +266,64 @@ def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
     """Cancel a queued job, or ask a running one to stop at its next boundary; 409 when finished."""
     job = services().db.jobs.cancel(principal().tenant_id, job_id)
     return jsonify(job.to_public()), 202
+
+
+@bp.delete("/jobs/<job_id>")
+@operation(
+    summary="Delete a finished job with its events, logs and artifacts (a model it trained stays)",
+    responses={200: responses.Deleted},
+    errors=(403, 404, 409),
+)
+def delete_job(job_id: str):  # type: ignore[no-untyped-def]
+    """Delete a succeeded, failed or cancelled job; 409 while it is queued or running."""
+    svc = services()
+    record, kept = svc.db.jobs.delete(principal().tenant_id, job_id)
+    freed = remove_folder(svc.settings.artifact_dir, svc.settings.job_dir(record.id), keep=kept)
+    return jsonify({"deleted": "job", "id": record.id, "freed_bytes": freed})
+
+
+@bp.post("/jobs/<job_id>/retry")
+@operation(
+    summary="Submit a failed or cancelled job's spec again as a new job linked to it (retry_of)",
+    responses={202: responses.Job},
+    errors=(403, 404, 409, 429),
+    location=True,
+)
+def retry_job(job_id: str):  # type: ignore[no-untyped-def]
+    """A new queued job with the old one's type, spec, priority and limits; 409 unless it failed or was cancelled."""
+    who = principal()
+    svc = services()
+    old = svc.db.jobs.get(who.tenant_id, job_id)
+    if old.status not in ("failed", "cancelled") or old.type not in SPECS:
+        raise Conflict(
+            f"only failed or cancelled train, predict and explain jobs can be retried; job {job_id} is {old.status}",
+            code="not_retryable",
+            details={"status": old.status, "type": old.type},
+        )
+    svc.broker_guard.check()
+    spec = parse(SPECS[old.type], old.spec, where="spec")
+    _check_references(who.tenant_id, spec)
+    svc.quotas.check_submission(who)
+    if old.type == "train":
+        svc.quotas.check_model_bytes(who)
+    outcome = svc.db.jobs.submit(
+        NewJob(
+            tenant_id=who.tenant_id,
+            type=old.type,
+            spec=old.spec,
+            priority=old.priority,
+            max_attempts=old.max_attempts,
+            timeout_s=old.timeout_s,
+            retry_of=old.id,
+        ),
+        publishing=True,
+        queued_limit=svc.quotas.queued_limit(who),
+    )
+    _publish(outcome.job)
+    response = jsonify(public_job(outcome.job))
+    response.status_code = 202
+    response.headers["Location"] = f"/v1/jobs/{outcome.job.id}"
+    return response
 
 
 @bp.get("/jobs/<job_id>/events")

@@ -13,14 +13,17 @@ from typing import IO
 from flask import Blueprint, jsonify, request, send_file
 
 from api import responses
-from api.jobs import _publish
+from api.artifacts import remove_file
+from api.jobs import _publish, json_body
 from api.openapi import BINARY, MULTIPART, operation, query
+from api.responses import AliasTarget
 from api.services import principal, services
 from api.uploads import multipart_file, write_limited
 from db.jobs import NewJob
+from db.registry import parse_model_ref
 from ml.model_import import check_zip, staging_path
 from ml.specs import ModelUpload, parse
-from tensorq.errors import NotFound
+from tensorq.errors import InvalidRequest, NotFound
 
 bp = Blueprint("models", __name__)
 
@@ -101,10 +104,77 @@ def list_models():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/models/<model_id>")
-@operation(summary="One model with its versions", responses={200: responses.ModelOut}, errors=(404,))
+@operation(
+    summary="One model (by id or name; :version or @alias must exist) with its versions and aliases",
+    responses={200: responses.ModelOut},
+    errors=(404,),
+)
 def get_model(model_id: str):  # type: ignore[no-untyped-def]
-    """One model, its versions, metrics and training jobs."""
+    """One model, its versions (with metrics and lineage) and its aliases."""
     return jsonify(services().db.models.get(principal().tenant_id, model_id).to_public())
+
+
+@bp.delete("/models/<model_id>")
+@operation(
+    summary="Delete a model with all its versions, or one version (name:3, name@alias), and their files",
+    responses={200: responses.Deleted},
+    errors=(403, 404, 409),
+)
+def delete_model(model_id: str):  # type: ignore[no-untyped-def]
+    """Delete the model or the version ``model_id`` names; 409 while a queued or running job uses it."""
+    who = principal()
+    svc = services()
+    gone = svc.db.models.delete(who.tenant_id, model_id, who.key_id)
+    freed = sum(remove_file(svc.settings.artifact_dir, v.path) for v in gone)
+    pinned = parse_model_ref(model_id).pinned
+    body = {
+        "deleted": "model_version" if pinned else "model",
+        "id": gone[0].model_id if gone else model_id,
+        "versions": [v.version for v in gone],
+        "freed_bytes": freed,
+    }
+    return jsonify(body)
+
+
+@bp.put("/models/<model_id>/aliases/<alias>")
+@operation(
+    summary="Point an alias (production, staging, ...) of a model at one of its versions; recorded as an event",
+    body=responses.AliasTarget,
+    responses={200: responses.ModelOut},
+    errors=(403, 404, 415, 422),
+)
+def set_alias(model_id: str, alias: str):  # type: ignore[no-untyped-def]
+    """Create or move ``alias`` to ``{"version": N}``; the model answers with its aliases."""
+    target = parse(AliasTarget, json_body())
+    who = principal()
+    model = services().db.models.set_alias(who.tenant_id, model_id, alias, target.version, who.key_id)
+    return jsonify(model.to_public())
+
+
+@bp.delete("/models/<model_id>/aliases/<alias>")
+@operation(
+    summary="Remove an alias of a model; recorded as an event",
+    responses={200: responses.ModelOut},
+    errors=(403, 404),
+)
+def delete_alias(model_id: str, alias: str):  # type: ignore[no-untyped-def]
+    """Remove ``alias``; the model answers with the aliases left."""
+    who = principal()
+    svc = services()
+    svc.db.models.delete_alias(who.tenant_id, model_id, alias, who.key_id)
+    return jsonify(svc.db.models.get(who.tenant_id, model_id).to_public())
+
+
+@bp.get("/models/<model_id>/events")
+@operation(
+    summary="A model's registry history: aliases set, moved and removed, versions deleted",
+    responses={200: responses.ModelEventList},
+    errors=(404,),
+)
+def model_events(model_id: str):  # type: ignore[no-untyped-def]
+    """The model's registry events, oldest first."""
+    events = services().db.models.events(principal().tenant_id, model_id)
+    return jsonify({"events": [e.to_public() for e in events]})
 
 
 @bp.get("/models/<model_id>/download")
@@ -117,6 +187,8 @@ def get_model(model_id: str):  # type: ignore[no-untyped-def]
 def download_model(model_id: str):  # type: ignore[no-untyped-def]
     """The ``.keras`` file of ``?version=N`` (default the latest)."""
     version = request.args.get("version")
+    if version is not None and parse_model_ref(model_id).pinned:
+        raise InvalidRequest("give the version in the path (name:3, name@alias) or as ?version=, not both")
     ref = model_id if version is None else f"{model_id}:{version}"
     svc = services()
     record = svc.db.models.resolve(principal().tenant_id, ref)

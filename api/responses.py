@@ -62,10 +62,14 @@ class PredictResult(Open):
     task: Literal["classify"]
     model_id: str
     version: int
+    model_name: str | None = Field(default=None, description="the name of the model whose version ran")
+    model_ref: str | None = Field(default=None, description="the reference the spec gave (id, name, :version, @alias)")
     rows: int
     outputs: Matrix | None = None
     classes: list[int] | None = None
     classes_preview: list[int] | None = Field(default=None, description="classes of the first 20 rows")
+    labels: list[str] | None = Field(default=None, description="the class names of classes, when the model has them")
+    labels_preview: list[str] | None = Field(default=None, description="the class names of classes_preview")
     artifacts: list[str] | None = None
 
 
@@ -75,6 +79,8 @@ class RecommenderResult(Open):
     task: Literal["recommend"]
     model_id: str
     version: int
+    model_name: str | None = Field(default=None, description="the name of the model whose version ran")
+    model_ref: str | None = Field(default=None, description="the reference the spec gave (id, name, :version, @alias)")
     user: str | None = None
     items: list[Any] | None = None
     scores: list[float] | None = None
@@ -90,6 +96,8 @@ class GenerativeResult(Open):
     task: Literal["autoencode"]
     model_id: str
     version: int
+    model_name: str | None = Field(default=None, description="the name of the model whose version ran")
+    model_ref: str | None = Field(default=None, description="the reference the spec gave (id, name, :version, @alias)")
     mode: Literal[PREDICT_MODES]  # type: ignore[valid-type]
     rows: int
     artifacts: list[str] | None = None
@@ -103,7 +111,10 @@ class ExplainResult(Open):
 
     model_id: str
     version: int
+    model_name: str | None = Field(default=None, description="the name of the model whose version ran")
+    model_ref: str | None = Field(default=None, description="the reference the spec gave (id, name, :version, @alias)")
     method: Literal[EXPLAIN_METHODS]  # type: ignore[valid-type]
+    baseline: Any = Field(default=None, description="the baseline the attributions are measured against")
     targets: list[int]
     attributions: Matrix
     quality: dict[str, Any]
@@ -141,6 +152,7 @@ class JobFields(BaseModel):
     waiting_reason: str | None = Field(
         default=None, description="why a queued job waits, e.g. no live worker serves queue 'train'"
     )
+    retry_of: str | None = Field(default=None, description="the failed or cancelled job this one retries")
 
 
 class TrainJob(JobFields):
@@ -179,10 +191,18 @@ class Job(RootModel[Annotated[TrainJob | PredictJob | ExplainJob | ImportJob, Fi
     """A job as the API shows it: its ``type`` says which spec and result it has."""
 
 
-class JobPage(BaseModel):
-    """A page of jobs, newest first."""
+class JobSummary(JobFields):
+    """A job in a listing: everything but its spec and result, which ``?fields=spec,result`` adds."""
 
-    jobs: list[Job]
+    type: Literal["train", "predict", "explain", "import"]
+    spec: dict[str, Any] | None = Field(default=None, description="only with fields=spec (or all)")
+    result: dict[str, Any] | None = Field(default=None, description="only with fields=result (or all)")
+
+
+class JobPage(BaseModel):
+    """A page of job summaries, newest first."""
+
+    jobs: list[JobSummary]
     next_cursor: str | None
 
 
@@ -319,6 +339,25 @@ class DatasetList(BaseModel):
     datasets: list[DatasetOut]
 
 
+class LineageDataset(Open):
+    """The dataset a version was trained on: ``ref`` as the spec gave it; an upload's id, name, format and
+    the SHA-256 of its file."""
+
+    ref: str
+    id: str | None = None
+    name: str | None = None
+    format: str | None = None
+    sha256: str | None = None
+
+
+class Lineage(Open):
+    """Where a version came from: the training job, its dataset and its spec (kept after they are deleted)."""
+
+    training_job_id: str | None = None
+    dataset: LineageDataset | None = None
+    spec: dict[str, Any] | None = None
+
+
 class ModelVersionOut(BaseModel):
     """One version of a model."""
 
@@ -327,17 +366,55 @@ class ModelVersionOut(BaseModel):
     architecture: str | None
     metrics: dict[str, Any]
     signature: dict[str, Any]
+    lineage: Lineage | None = Field(description="where the version came from (null for versions older than lineage)")
     created_at: datetime
 
 
 class ModelOut(BaseModel):
-    """A model with its versions."""
+    """A model with its versions and aliases."""
 
     id: str
     name: str
     created_at: datetime
     latest_version: int | None
+    aliases: dict[str, int] = Field(description="alias -> version number")
     versions: list[ModelVersionOut]
+
+
+class AliasTarget(BaseModel):
+    """The body of ``PUT /v1/models/{model_id}/aliases/{alias}``: the version the alias is to name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=999_999_999)
+
+
+class ModelEventOut(BaseModel):
+    """A change to the registry: ``alias_set`` (from_version null when new), ``alias_deleted``,
+    ``version_deleted`` or ``model_deleted``; ``key_id`` is the API key that made it."""
+
+    seq: int
+    model_id: str
+    model_name: str
+    kind: Literal["alias_set", "alias_deleted", "version_deleted", "model_deleted"]
+    data: dict[str, Any]
+    key_id: str | None
+    created_at: datetime
+
+
+class ModelEventList(BaseModel):
+    """A model's registry history, oldest first."""
+
+    events: list[ModelEventOut]
+
+
+class Deleted(BaseModel):
+    """What a delete removed, and the bytes of storage it gave back to the tenant's quota."""
+
+    deleted: Literal["job", "dataset", "model", "model_version"]
+    id: str
+    versions: list[int] | None = Field(default=None, description="the model versions deleted")
+    freed_bytes: int
 
 
 class ModelList(BaseModel):

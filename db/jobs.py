@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,6 +85,7 @@ def job_record(row: Any) -> JobRecord:
         started_at=aware(row.started_at),
         finished_at=aware(row.finished_at),
         published_at=aware(row.published_at),
+        retry_of=getattr(row, "retry_of", None),
     )
 
 
@@ -100,6 +101,7 @@ class NewJob:
     timeout_s: int | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    retry_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class ModelVersionDraft:
     architecture: str | None
     metrics: dict[str, Any]
     signature: dict[str, Any]
+    lineage: dict[str, Any] | None = None
 
 
 def _encode_cursor(created_at: datetime, job_id: str) -> str:
@@ -252,6 +255,7 @@ class JobStore:
             "cancel_requested": False,
             "idempotency_key": new.idempotency_key,
             "request_hash": new.request_hash,
+            "retry_of": new.retry_of,
             "revision": 0,
             "created_at": now,
             "updated_at": now,
@@ -551,6 +555,23 @@ class JobStore:
             record = job_record(row)
         self._changed(job_id)
         return record
+
+    def delete(self, tenant_id: str, job_id: str) -> tuple[JobRecord, list[str]]:
+        """Delete a finished job with its events and logs; Conflict while it is queued or running. Returns the
+        record and the paths of model versions it trained (their files stay: the versions outlive the job)."""
+        with session_scope(self._factory) as session:
+            row = self._row(session, job_id, tenant_id)
+            # One conditional DELETE: a job that is not finished (or stops being so meanwhile) is never removed.
+            record = job_record(row)
+            kept = list(session.scalars(select(ModelVersion.path).where(ModelVersion.training_job_id == job_id)))
+            deleted = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))).rowcount
+            if deleted != 1:
+                raise Conflict(
+                    f"job {job_id} is {record.status}; cancel it first, or wait for it to finish",
+                    code="job_not_finished",
+                    details={"status": record.status},
+                )
+        return record, kept
 
     # -- recovery -----------------------------------------------------------------------
     def requeue_expired(self) -> Recovery:

@@ -120,6 +120,8 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The failed or cancelled job this one retries (no foreign key: the old job may be deleted later).
+    retry_of: Mapped[str | None] = mapped_column(String(36))
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -229,4 +231,37 @@ class ModelVersion(Base):
     architecture: Mapped[str | None] = mapped_column(String(64))
     metrics: Mapped[dict] = mapped_column(JSON)
     signature: Mapped[dict] = mapped_column(JSON)
+    # Where the version came from: training job, dataset (id, name, sha256) and spec; kept after they are deleted.
+    lineage: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelAlias(Base):
+    """A movable name (``production``, ``staging``) of one version of a model."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("model_id", "alias", name="uq_model_aliases_model_alias"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelEvent(Base):
+    """An audit row of the registry: an alias set, moved or removed, a version or model deleted.
+
+    No foreign key to the model: the history outlives what it describes."""
+
+    __tablename__ = "model_events"
+    __table_args__ = (Index("ix_model_events_tenant_model", "tenant_id", "model_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(String(36))
+    model_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict] = mapped_column(JSON)
+    key_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -47,6 +47,7 @@ class JobRecord:
     started_at: datetime | None
     finished_at: datetime | None
     published_at: datetime | None = None
+    retry_of: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -71,6 +72,7 @@ class JobRecord:
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
+            "retry_of": self.retry_of,
         }
 
 
@@ -140,6 +142,7 @@ class ModelVersionRecord:
     metrics: dict[str, Any]
     signature: dict[str, Any]
     created_at: datetime
+    lineage: dict[str, Any] | None = None
 
     def to_public(self) -> dict[str, Any]:
         """The version as the HTTP API shows it (no server path)."""
@@ -149,6 +152,7 @@ class ModelVersionRecord:
             "architecture": self.architecture,
             "metrics": self.metrics,
             "signature": self.signature,
+            "lineage": self.lineage,
             "created_at": iso(self.created_at),
         }
 
@@ -162,6 +166,7 @@ class ModelRecord:
     name: str
     created_at: datetime
     versions: list[ModelVersionRecord] = field(default_factory=list)
+    aliases: dict[str, int] = field(default_factory=dict)
 
     def to_public(self) -> dict[str, Any]:
         """The model as the HTTP API shows it."""
@@ -170,8 +175,28 @@ class ModelRecord:
             "name": self.name,
             "created_at": iso(self.created_at),
             "latest_version": self.versions[-1].version if self.versions else None,
+            "aliases": dict(sorted(self.aliases.items())),
             "versions": [v.to_public() for v in self.versions],
         }
+
+
+@dataclass(frozen=True)
+class ModelEventRecord:
+    """An audit row of the registry: who moved which alias, or deleted which version, and when."""
+
+    seq: int
+    model_id: str
+    model_name: str
+    kind: str
+    data: dict[str, Any]
+    key_id: str | None
+    created_at: datetime
+
+    def to_public(self) -> dict[str, Any]:
+        """The event as the HTTP API shows it."""
+        out = asdict(self)
+        out["created_at"] = iso(self.created_at)
+        return out
 
 
 @dataclass(frozen=True)

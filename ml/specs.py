@@ -30,7 +30,16 @@ RANGE_ERRORS = frozenset(
 )
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")]
-ModelRef = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[0-9a-fA-F-]{1,36}(:[0-9]{1,9})?$")]
+# A model reference: the model's id or name, then optionally ``:<version>`` or ``@<alias>`` (latest without).
+ModelRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=300,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}(:[0-9]{1,9}|@[A-Za-z][A-Za-z0-9_-]{0,63})?$",
+        description="a model id or name, then optionally :<version> or @<alias> (default: the latest version)",
+    ),
+]
 Column = Annotated[str, Field(min_length=1, max_length=200)]
 ClassId = Annotated[str, Field(pattern=r"^[0-9]{1,6}$")]
 ClassWeight = Annotated[float, Field(gt=0.0, le=1e6)]
@@ -230,7 +239,8 @@ class TrainSpec(TrainOptions):
     """A training job: which architecture, on which data, for how long, and the model's name."""
 
     dataset: DatasetRef
-    model_name: Name | None = None
+    register_as: Name | None = Field(default=None, description="the model to add this version to (by name)")
+    model_name: Name | None = Field(default=None, description="the older spelling of register_as")
     label_column: str | None = Field(default=None, min_length=1, max_length=200)
     user_column: Column | None = None
     item_column: Column | None = None
@@ -242,6 +252,12 @@ class TrainSpec(TrainOptions):
         if value.startswith("builtin:"):
             _known("builtin dataset", value.removeprefix("builtin:"), BUILTIN_DATASETS)
         return value
+
+    @model_validator(mode="after")
+    def _one_model_name(self) -> TrainSpec:
+        if self.register_as and self.model_name and self.register_as != self.model_name:
+            raise ValueError("register_as and model_name name different models; give one of them")
+        return self
 
     @property
     def builtin(self) -> str | None:
@@ -259,8 +275,8 @@ class TrainSpec(TrainOptions):
             )
 
     def name(self) -> str:
-        """The registered model's name: ``model_name``, else ``<architecture>-<dataset>``."""
-        return self.model_name or f"{self.architecture}-{self.dataset.removeprefix('builtin:')}"
+        """The registered model's name: ``register_as``, else ``model_name``, else ``<architecture>-<dataset>``."""
+        return self.register_as or self.model_name or f"{self.architecture}-{self.dataset.removeprefix('builtin:')}"
 
 
 # The predict fields each kind of model does not take ("regress" is an imported model without classes).

@@ -13,7 +13,7 @@ from tensorq.cli_watch import figures, watch
 
 @click.group(cls=ApiGroup)
 def models() -> None:
-    """Registered models: list, show, upload a .keras file, download a version."""
+    """Registered models: list, show, alias, delete, upload a .keras file, download a version."""
 
 
 @models.command("list")
@@ -50,11 +50,43 @@ def models_get(cli: Cli, model_id: str) -> None:
         cli.json(model)
         return
     click.echo(f"{model.name} ({model.id}), created {short_time(model.created_at)}")
+    if model.aliases:
+        click.echo(
+            "aliases: " + ", ".join(f"{alias} -> v{version}" for alias, version in sorted(model.aliases.items()))
+        )
     rows = [
         (v.version, v.architecture, v.training_job_id, figures(v.metrics), short_time(v.created_at))
         for v in model.versions
     ]
     cli.table(("version", "architecture", "job", "metrics", "created (UTC)"), rows)
+
+
+@models.command("alias")
+@click.argument("model")
+@click.argument("alias")
+@click.argument("version", type=click.IntRange(1))
+@api_options
+def models_alias(cli: Cli, model: str, alias: str, version: int) -> None:
+    """Point ALIAS (production, staging, ...) of MODEL (its id or name) at VERSION; the move is recorded."""
+    found = cli.client.set_alias(model, alias, version)
+    if cli.as_json:
+        cli.json(found)
+        return
+    click.echo(f"{found.name}@{alias} -> version {version}")
+
+
+@models.command("delete")
+@click.argument("ref")
+@api_options
+def models_delete(cli: Cli, ref: str) -> None:
+    """Delete a model (NAME) or one version (NAME:3, NAME@production) and free their files."""
+    gone = cli.client.delete_model(ref)
+    if cli.as_json:
+        cli.json(gone)
+        return
+    click.echo(
+        f"deleted {gone.deleted.replace('_', ' ')} {ref} (versions {gone.versions}), freed {gone.freed_bytes} bytes"
+    )
 
 
 @models.command("upload")
@@ -105,6 +137,18 @@ def datasets_list(cli: Cli) -> None:
         return
     rows = [(d.id, d.name, d.format, d.size_bytes, d.info.get("rows", ""), short_time(d.created_at)) for d in found]
     cli.table(("id", "name", "format", "bytes", "rows", "created (UTC)"), rows)
+
+
+@datasets.command("delete")
+@click.argument("dataset_id")
+@api_options
+def datasets_delete(cli: Cli, dataset_id: str) -> None:
+    """Delete a dataset and its file (refused while a queued or running job reads it)."""
+    gone = cli.client.delete_dataset(dataset_id)
+    if cli.as_json:
+        cli.json(gone)
+        return
+    click.echo(f"deleted dataset {gone.id}, freed {gone.freed_bytes} bytes")
 
 
 @datasets.command("upload")

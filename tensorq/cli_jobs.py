@@ -1,4 +1,5 @@
-"""``tensorq jobs``: submit, watch, get, list, cancel and fetch the artifacts of jobs through the HTTP API."""
+"""``tensorq jobs``: submit, watch, get, list, cancel, retry, delete and fetch the artifacts of jobs through the
+HTTP API."""
 
 from __future__ import annotations
 
@@ -144,16 +145,25 @@ def _progress_cell(job: Job) -> str:
 @click.option("--since", default=None, help="only jobs created since: 30m, 2h, 1d or an ISO 8601 time")
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @click.option("--cursor", default=None, help="the next cursor a previous page printed")
+@click.option("--fields", default=None, help="with --json: add spec, result, spec,result or all to each job")
 @api_options
 def list_command(
-    cli: Cli, status: str | None, job_type: str | None, since: str | None, limit: int, cursor: str | None
+    cli: Cli,
+    status: str | None,
+    job_type: str | None,
+    since: str | None,
+    limit: int,
+    cursor: str | None,
+    fields: str | None,
 ) -> None:
     """List your jobs, newest first (the next page's cursor goes to stderr)."""
     oldest = parse_since(since) if since else None
     shown: list[Job] = []
     next_cursor = cursor
     while True:
-        page = cli.client.jobs(status=status, type=job_type, limit=limit - len(shown), cursor=next_cursor)
+        page = cli.client.jobs(
+            status=status, type=job_type, limit=limit - len(shown), cursor=next_cursor, fields=fields
+        )
         fresh = [j for j in page.jobs if oldest is None or (j.created_at and j.created_at >= oldest)]
         shown += fresh
         next_cursor = page.next_cursor
@@ -193,6 +203,30 @@ def cancel(cli: Cli, job_id: str) -> None:
         click.echo(f"job {job.id} cancelled")
     else:
         click.echo(f"job {job.id} is {job.status}; it stops at its next batch or epoch")
+
+
+@jobs.command("retry")
+@click.argument("job_id")
+@api_options
+def retry(cli: Cli, job_id: str) -> None:
+    """Submit a failed or cancelled job's spec again as a new job linked to it."""
+    job = cli.client.retry(job_id)
+    if cli.as_json:
+        cli.json(job)
+    else:
+        click.echo(f"job {job.id} queued (retries {job_id})")
+
+
+@jobs.command("delete")
+@click.argument("job_id")
+@api_options
+def delete(cli: Cli, job_id: str) -> None:
+    """Delete a finished job with its events, logs and artifacts (a model it trained stays)."""
+    gone = cli.client.delete_job(job_id)
+    if cli.as_json:
+        cli.json(gone)
+    else:
+        click.echo(f"deleted job {gone.id}, freed {gone.freed_bytes} bytes")
 
 
 LEVEL_STYLES = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}

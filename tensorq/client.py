@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -23,7 +24,20 @@ from tensorq.client_errors import (
     TransportError,
     error_for,
 )
-from tensorq.client_types import TERMINAL, Dataset, Event, Job, JobPage, LogLine, LogPage, Model, Queue, Worker
+from tensorq.client_types import (
+    TERMINAL,
+    Dataset,
+    Deleted,
+    Event,
+    Job,
+    JobPage,
+    LogLine,
+    LogPage,
+    Model,
+    ModelEvent,
+    Queue,
+    Worker,
+)
 
 __all__ = [
     "TERMINAL",
@@ -35,7 +49,9 @@ __all__ = [
     "JobWaitTimeout",
     "LogLine",
     "LogPage",
+    "Deleted",
     "Model",
+    "ModelEvent",
     "Queue",
     "Worker",
     "TensorQClient",
@@ -189,15 +205,25 @@ class TensorQClient:
         type: str | None = None,  # the API's own filter name
         limit: int | None = None,
         cursor: str | None = None,
+        fields: str | None = None,
     ) -> JobPage:
-        """A page of the caller's jobs, newest first (filters: status, type; paging: limit, cursor)."""
-        params = {"status": status, "type": type, "limit": limit, "cursor": cursor}
+        """A page of the caller's jobs, newest first (filters: status, type; paging: limit, cursor); summaries
+        without spec and result unless ``fields`` asks ("spec", "result", "spec,result" or "all")."""
+        params = {"status": status, "type": type, "limit": limit, "cursor": cursor, "fields": fields}
         page = self._call("GET", "/v1/jobs", params={k: v for k, v in params.items() if v is not None})
         return JobPage.from_dict(page.json())
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job (a running one stops at its next batch or epoch)."""
         return Job.from_dict(self._call("POST", f"/v1/jobs/{job_id}/cancel").json())
+
+    def retry(self, job_id: str) -> Job:
+        """Submit a failed or cancelled job's spec again; the new job's ``retry_of`` is ``job_id``."""
+        return Job.from_dict(self._call("POST", f"/v1/jobs/{job_id}/retry").json())
+
+    def delete_job(self, job_id: str) -> Deleted:
+        """Delete a finished job with its events, logs and artifacts."""
+        return Deleted.from_dict(self._call("DELETE", f"/v1/jobs/{job_id}").json())
 
     def events(self, job_id: str) -> list[Event]:
         """The job's events in order."""
@@ -249,6 +275,10 @@ class TensorQClient:
         """One dataset."""
         return Dataset.from_dict(self._call("GET", f"/v1/datasets/{dataset_id}").json())
 
+    def delete_dataset(self, dataset_id: str) -> Deleted:
+        """Delete a dataset and its file (refused while a queued or running job reads it)."""
+        return Deleted.from_dict(self._call("DELETE", f"/v1/datasets/{dataset_id}").json())
+
     def models(self) -> list[Model]:
         """The caller's models."""
         return [Model.from_dict(m) for m in self._call("GET", "/v1/models").json()["models"]]
@@ -256,6 +286,25 @@ class TensorQClient:
     def model(self, model_id: str) -> Model:
         """One model with its versions."""
         return Model.from_dict(self._call("GET", f"/v1/models/{model_id}").json())
+
+    def delete_model(self, ref: str) -> Deleted:
+        """Delete a model (``"churn"``) or one version (``"churn:3"``, ``"churn@production"``) with its files."""
+        return Deleted.from_dict(self._call("DELETE", f"/v1/models/{quote(ref, safe=':@')}").json())
+
+    def set_alias(self, model: str, alias: str, version: int) -> Model:
+        """Point ``alias`` of ``model`` (its id or name) at ``version``; the change is recorded."""
+        path = f"/v1/models/{quote(model, safe='')}/aliases/{quote(alias, safe='')}"
+        return Model.from_dict(self._call("PUT", path, json={"version": version}).json())
+
+    def delete_alias(self, model: str, alias: str) -> Model:
+        """Remove ``alias`` from ``model``."""
+        path = f"/v1/models/{quote(model, safe='')}/aliases/{quote(alias, safe='')}"
+        return Model.from_dict(self._call("DELETE", path).json())
+
+    def model_events(self, model: str) -> list[ModelEvent]:
+        """The model's registry history: aliases set, moved and removed, versions deleted."""
+        answer = self._call("GET", f"/v1/models/{quote(model, safe='')}/events").json()
+        return [ModelEvent.from_dict(e) for e in answer["events"]]
 
     def download_model(self, model_id: str, dest: str | Path, version: int | None = None) -> Path:
         """Save a model version's ``.keras`` file to ``dest``."""

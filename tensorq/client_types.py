@@ -57,6 +57,7 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     waiting_reason: str | None = None
+    retry_of: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -139,6 +140,7 @@ class ModelVersion:
     metrics: dict[str, Any]
     signature: dict[str, Any]
     created_at: datetime | None
+    lineage: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -157,6 +159,7 @@ class Model:
     created_at: datetime | None
     latest_version: int | None
     versions: list[ModelVersion]
+    aliases: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -165,6 +168,41 @@ class Model:
         values["created_at"] = parse_time(data.get("created_at"))
         values["versions"] = [ModelVersion.from_dict(v) for v in data.get("versions", [])]
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """A change to the registry (``alias_set``, ``alias_deleted``, ``version_deleted``, ``model_deleted``)."""
+
+    seq: int
+    model_id: str
+    model_name: str
+    kind: str
+    data: dict[str, Any]
+    key_id: str | None
+    created_at: datetime | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's model event object."""
+        values = _known(cls, data)
+        values["created_at"] = parse_time(data.get("created_at"))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What a delete removed and the storage bytes it freed."""
+
+    deleted: str
+    id: str
+    freed_bytes: int
+    versions: list[int] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's delete answer."""
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)

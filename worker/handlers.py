@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -82,8 +83,32 @@ def train(ctx: JobContext) -> HandlerResult:
             architecture=spec.architecture,
             metrics=outcome.metrics,
             signature=outcome.signature,
+            lineage=_lineage(ctx, spec),
         ),
     )
+
+
+def _lineage(ctx: JobContext, spec: TrainSpec) -> dict[str, Any]:
+    """Where a trained version comes from: its job, its dataset (with the file's SHA-256) and its spec."""
+    dataset: dict[str, Any] = {"ref": spec.dataset}
+    if spec.builtin is None:
+        record = _record(ctx, spec.dataset)
+        digest = hashlib.sha256()
+        with Path(record.path).open("rb") as handle:
+            for chunk in iter(functools.partial(handle.read, 1 << 20), b""):
+                digest.update(chunk)
+        dataset.update({"id": record.id, "name": record.name, "format": record.format, "sha256": digest.hexdigest()})
+    return {"training_job_id": ctx.job.id, "dataset": dataset, "spec": ctx.job.spec}
+
+
+def _model_used(version: Any, ref: str) -> dict[str, Any]:
+    """What a predict or explain result records of the exact version it ran: id, name, number, the reference."""
+    return {
+        "model_id": version.model_id,
+        "model_name": version.model_name,
+        "version": version.version,
+        "model_ref": ref,
+    }
 
 
 def _batch_done(ctx: JobContext) -> bool:
@@ -136,7 +161,7 @@ def predict(ctx: JobContext) -> HandlerResult:
     version, model = _model(ctx, spec.model)
     task = _task(version)
     # "task" tells a client (and the OpenAPI document's result union) which shape the result has.
-    result: dict[str, Any] = {"task": task, "model_id": version.model_id, "version": version.version}
+    result: dict[str, Any] = {"task": task, **_model_used(version, spec.model)}
     if task == "recommend":
         spec.refuse_options_of_other_tasks(task)
         result.update(_recommend(ctx, model, spec))
@@ -153,16 +178,26 @@ def predict(ctx: JobContext) -> HandlerResult:
     outputs = infer(model, x)
     classifies = outputs.ndim == 2 and outputs.shape[1] > 1
     result["rows"] = len(x)
+    names = version.signature.get("class_names") if classifies else None
     if len(x) <= ctx.settings.max_inline_rows:
         result["outputs"] = outputs.round(6).tolist()
         if classifies:
             result["classes"] = outputs.argmax(axis=1).tolist()
+            if names:
+                result["labels"] = _labels(names, result["classes"])
         return HandlerResult(result)
     _write_predictions(_folder(ctx) / "predictions.csv", outputs.reshape(len(outputs), -1))
     result["artifacts"] = ["predictions.csv"]
     if classifies:
         result["classes_preview"] = outputs[:20].argmax(axis=1).tolist()
+        if names:
+            result["labels_preview"] = _labels(names, result["classes_preview"])
     return HandlerResult(result)
+
+
+def _labels(names: list[Any], classes: list[int]) -> list[str]:
+    """The stored class names of class ids (the id itself when the model has fewer names than outputs)."""
+    return [str(names[c]) if c < len(names) else str(c) for c in classes]
 
 
 def _write_predictions(path: Path, probabilities: np.ndarray) -> None:
@@ -268,8 +303,8 @@ def explain(ctx: JobContext) -> HandlerResult:
         seed=spec.seed,
     )
     result: dict[str, Any] = {
-        "model_id": version.model_id,
-        "version": version.version,
+        **_model_used(version, spec.model),
+        "baseline": spec.baseline,
         "method": explanation.method,
         "targets": list(explanation.targets),
         "attributions": _rounded(explanation.attributions),

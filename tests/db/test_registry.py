@@ -1,12 +1,13 @@
-"""Model references: the latest or a pinned version, per tenant, with NotFound for anything else."""
+"""Model references: the latest, a pinned version or an alias, by id or name, per tenant; aliases, their audit,
+and deletes refused while a job uses a version."""
 
 from __future__ import annotations
 
 import pytest
 
 from db.database import Database
-from db.jobs import ModelVersionDraft
-from tensorq.errors import InvalidRequest, NotFound
+from db.jobs import ModelVersionDraft, NewJob
+from tensorq.errors import Conflict, InvalidRequest, NotFound
 
 
 def _register(db: Database, tenant: str, name: str, path: str) -> str:
@@ -34,3 +35,72 @@ def test_unknown_versions_models_and_other_tenants_models_are_not_found(db: Data
         db.models.resolve(db.keys.ensure_tenant("globex"), model_id)
     with pytest.raises(InvalidRequest):
         db.models.resolve(db.keys.ensure_tenant("acme"), f"{model_id}:zero")
+
+
+def test_names_versions_and_aliases_resolve_per_tenant(db: Database) -> None:
+    model_id = _register(db, "acme", "churn", "/v1.keras")
+    _register(db, "acme", "churn", "/v2.keras")
+    _register(db, "globex", "churn", "/theirs.keras")
+    acme = db.keys.ensure_tenant("acme")
+    assert db.models.resolve(acme, "churn").path == "/v2.keras"
+    assert db.models.resolve(acme, "churn:1").path == "/v1.keras"
+    assert db.models.resolve(acme, f"{model_id}:2").path == "/v2.keras"
+    with pytest.raises(NotFound, match="no alias production"):
+        db.models.resolve(acme, "churn@production")
+    model = db.models.set_alias(acme, "churn", "production", 1, key_id="k1")
+    assert model.aliases == {"production": 1}
+    assert db.models.resolve(acme, "churn@production").path == "/v1.keras"
+    db.models.set_alias(acme, model_id, "production", 2, key_id="k2")
+    assert db.models.resolve(acme, "churn@production").path == "/v2.keras"
+    assert db.models.resolve(db.keys.ensure_tenant("globex"), "churn").path == "/theirs.keras"
+    with pytest.raises(NotFound):
+        db.models.resolve(db.keys.ensure_tenant("globex"), "churn@production")
+    db.models.delete_alias(acme, "churn", "production", key_id="k3")
+    with pytest.raises(NotFound, match="no alias"):
+        db.models.resolve(acme, "churn@production")
+    events = db.models.events(acme, "churn")
+    assert [(e.kind, e.data, e.key_id) for e in events] == [
+        ("alias_set", {"alias": "production", "from_version": None, "to_version": 1}, "k1"),
+        ("alias_set", {"alias": "production", "from_version": 1, "to_version": 2}, "k2"),
+        ("alias_deleted", {"alias": "production", "from_version": 2}, "k3"),
+    ]
+    with pytest.raises(InvalidRequest, match="no version 9"):
+        db.models.set_alias(acme, "churn", "staging", 9, key_id=None)
+    with pytest.raises(InvalidRequest):
+        db.models.set_alias(acme, "churn", "not an alias", 1, key_id=None)
+    with pytest.raises(InvalidRequest):
+        db.models.set_alias(acme, "churn:1", "staging", 1, key_id=None)
+
+
+def test_aliases_survive_a_new_database_object(settings, db: Database) -> None:  # type: ignore[no-untyped-def]
+    _register(db, "acme", "churn", "/v1.keras")
+    acme = db.keys.ensure_tenant("acme")
+    db.models.set_alias(acme, "churn", "production", 1, key_id=None)
+    db.dispose()
+    again = Database(settings)
+    try:
+        assert again.models.resolve(acme, "churn@production").path == "/v1.keras"
+    finally:
+        again.dispose()
+
+
+def test_a_version_in_use_by_a_queued_job_cannot_be_deleted(db: Database) -> None:
+    _register(db, "acme", "churn", "/v1.keras")
+    _register(db, "acme", "churn", "/v2.keras")
+    acme = db.keys.ensure_tenant("acme")
+    db.models.set_alias(acme, "churn", "production", 1, key_id=None)
+    queued = db.jobs.submit(NewJob(tenant_id=acme, type="predict", spec={"model": "churn@production", "inputs": [[1]]}))
+    with pytest.raises(Conflict) as caught:
+        db.models.delete(acme, "churn:1", key_id=None)
+    assert caught.value.code == "model_in_use" and caught.value.details == {"jobs": [queued.job.id]}
+    with pytest.raises(Conflict):
+        db.models.delete(acme, "churn", key_id=None)
+    gone = db.models.delete(acme, "churn:2", key_id=None)  # not what the job uses
+    assert [v.path for v in gone] == ["/v2.keras"]
+    db.jobs.cancel(acme, queued.job.id)
+    gone = db.models.delete(acme, "churn@production", key_id=None)
+    assert [v.version for v in gone] == [1]
+    assert db.models.get(acme, "churn").versions == [] and db.models.get(acme, "churn").aliases == {}
+    db.models.delete(acme, "churn", key_id=None)
+    with pytest.raises(NotFound):
+        db.models.get(acme, "churn")

@@ -222,3 +222,28 @@ def test_api_errors_are_one_line_and_exit_1(stack: dict) -> None:
     assert refused.returncode == 1 and refused.stderr.startswith("Error: ") and "nope" in refused.stderr
     no_server = tensorq(["jobs", "list", "--url", "http://127.0.0.1:9"], stack["env"])
     assert no_server.returncode == 1 and "TransportError" in no_server.stderr
+
+
+def test_alias_retry_and_delete_through_the_cli(stack: dict, trained: str) -> None:
+    env = stack["env"]
+    result = json.loads(tensorq(["jobs", "get", trained], env).stdout)["result"]
+    name = json.loads(tensorq(["models", "get", result["model_id"], "--json"], env).stdout)["name"]
+    moved = tensorq(["models", "alias", name, "production", str(result["version"])], env)
+    assert moved.returncode == 0 and f"{name}@production -> version {result['version']}" in moved.stdout
+    assert f"production -> v{result['version']}" in tensorq(["models", "get", name], env).stdout
+    predicted = tensorq(
+        ["jobs", "submit", "predict", "-p", f"model={name}@production", "-p", "inputs=[[5.1,3.5,1.4,0.2]]", "--wait"],
+        env,
+    )
+    assert predicted.returncode == 0, predicted.stdout + predicted.stderr
+    spec = ["-p", "architecture=mlp", "-p", "dataset=builtin:iris", "-p", "epochs=5000"]
+    job_id = tensorq(["jobs", "submit", "train", *spec], env).stdout.strip()
+    tensorq(["jobs", "cancel", job_id], env)
+    assert tensorq(["jobs", "watch", job_id, "--timeout", "120"], env).returncode == 3
+    retried = json.loads(tensorq(["jobs", "retry", job_id, "--json"], env).stdout)
+    assert retried["retry_of"] == job_id and retried["id"] != job_id
+    tensorq(["jobs", "cancel", retried["id"]], env)
+    assert tensorq(["jobs", "watch", retried["id"], "--timeout", "120"], env).returncode == 3
+    deleted = tensorq(["jobs", "delete", job_id], env)
+    assert deleted.returncode == 0 and f"deleted job {job_id}" in deleted.stdout
+    assert tensorq(["jobs", "get", job_id], env).returncode == 1

@@ -199,3 +199,27 @@ def test_tensorflow_lives_in_the_pool_child_not_the_forking_parent(stack: dict, 
 
     assert not loaded_tensorflow(parent)
     assert any(loaded_tensorflow(child) for child in children)
+
+
+def test_a_name_and_an_alias_resolve_in_the_worker_after_a_fresh_api_start(stack: dict, trained: dict) -> None:
+    client: TensorQClient = stack["client"]
+    version = trained.result["version"]
+    assert client.set_alias("digits", "production", version).aliases == {"production": version}
+    # A second API built from the same settings (its own engine, nothing in memory from the first) and a new key.
+    fresh = ApiThread(stack["settings"]).start()
+    try:
+        wait_http(f"{fresh.url}/readyz")
+        with TensorQClient(fresh.url, stack["db"].keys.create("acme")) as again:
+            assert again.model("digits@production").aliases == {"production": version}
+            image = np.zeros((8, 8)).tolist()
+            predicted = again.run("predict", {"model": "digits@production", "inputs": [image]}, timeout=300)
+            assert predicted.status == "succeeded", predicted.error
+            assert predicted.result["model_name"] == "digits" and predicted.result["version"] == version
+            assert predicted.result["model_ref"] == "digits@production"
+            explained = again.run("explain", {"model": f"digits:{version}", "inputs": [image], "steps": 8}, timeout=300)
+            assert explained.status == "succeeded", explained.error
+            assert explained.result["version"] == version and explained.result["baseline"] == "zeros"
+            events = again.model_events("digits")
+            assert [(e.kind, e.data["to_version"]) for e in events] == [("alias_set", version)]
+    finally:
+        fresh.stop()
