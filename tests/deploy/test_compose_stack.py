@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.deploy.stack import Stack
+from tests.deploy.stack import Stack, free_port
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(2400)]
 
@@ -21,13 +21,14 @@ STACK_SETTINGS = {
     "TENSORQ_AUTOSCALE_COOLDOWN_S": str(COOLDOWN_S),
     "TENSORQ_AUTOSCALE_INTERVAL_S": "2",
     "TENSORQ_API_WORKERS": "1",
+    "TENSORQ_FLOWER_PASSWORD": "flower-secret",
 }
 # Several seconds each on one CPU worker: enough to keep three workers busy.
 SHORT_TRAIN = {"architecture": "mlp", "dataset": "builtin:digits", "epochs": 12, "params": {"hidden": [128, 64]}}
 # Submitted last and far longer: when only these two run, one worker suffices, and once the cooldown has
 # passed the autoscaler stops the two newest workers while at least one of them runs one of these jobs
 # (the two jobs run on two different workers; only worker 1 is kept): a hand-back is certain.
-LONG_TRAIN = {**SHORT_TRAIN, "epochs": 80}
+LONG_TRAIN = {**SHORT_TRAIN, "epochs": 40}
 BACKLOG = [SHORT_TRAIN] * 6 + [LONG_TRAIN] * 2
 
 
@@ -151,6 +152,36 @@ def test_the_autoscaler_serves_queue_metrics(stack: Stack, started: dict) -> Non
     assert 'tensorq_oldest_queued_seconds{queue="predict"}' in text
     assert f'tensorq_workers{{service="worker-cpu"}} {float(MIN_WORKERS)}' in text
     assert 'tensorq_autoscale_events_total{direction="up",service="worker-cpu"}' in text
+
+
+def test_flower_under_the_monitoring_profile_needs_its_password_and_sees_the_workers(
+    stack: Stack, started: dict
+) -> None:
+    port = free_port()
+    stack.env["TENSORQ_FLOWER_PORT"] = str(port)
+    stack.compose("--profile", "monitoring", "up", "-d", "flower")
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            try:
+                return httpx.get(url, timeout=3).status_code == 401
+            except httpx.HTTPError:
+                return False
+
+        _until(answers, 120, "Flower behind basic auth")
+        assert httpx.get(f"{url}/api/workers", auth=("admin", "wrong"), timeout=10).status_code == 401
+
+        def workers() -> dict:
+            answer = httpx.get(
+                f"{url}/api/workers", params={"refresh": "1"}, auth=("admin", "flower-secret"), timeout=30
+            )
+            assert answer.status_code == 200, answer.text
+            return {name: info for name, info in answer.json().items() if name.startswith("tensorq-cpu")}
+
+        assert _until(workers, 90, "Flower listing the CPU worker", every_s=3)
+    finally:
+        stack.compose("--profile", "monitoring", "rm", "-sf", "flower", check=False)
 
 
 def test_figures_are_recorded(stack: Stack, started: dict) -> None:
