@@ -139,6 +139,8 @@ def submit_job():  # type: ignore[no-untyped-def]
             timeout_s=submission.timeout_s,
             idempotency_key=key,
             request_hash=request_hash(body) if key else None,
+            name=submission.name,
+            tags=tuple(submission.tags),
         ),
         publishing=True,
         queued_limit=svc.quotas.queued_limit(who),
@@ -211,6 +213,8 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
         query("type", {"enum": list(JOB_TYPES)}, "only jobs of this type"),
         query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size (50)"),
         query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+        query("name", {"type": "string", "minLength": 1, "maxLength": 200}, "only jobs of this name"),
+        query("tag", {"type": "string", "minLength": 1, "maxLength": 64}, "only jobs with this tag"),
         query(
             "fields",
             {"type": "string", "pattern": "^(all|(spec|result)(,(spec|result))?)$"},
@@ -220,7 +224,7 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
 )
 def list_jobs():  # type: ignore[no-untyped-def]
     """The caller's jobs as summaries (no spec or result unless ``fields`` asks), newest first; filters
-    ``status`` and ``type``; cursor pagination."""
+    ``status``, ``type``, ``name`` and ``tag``; cursor pagination."""
     extra = _listed_fields(request.args.get("fields"))
     status = request.args.get("status")
     job_type = request.args.get("type")
@@ -235,7 +239,13 @@ def list_jobs():  # type: ignore[no-untyped-def]
     if not 1 <= limit <= 200:
         raise OutOfRange("limit must be between 1 and 200")
     jobs, cursor = services().db.jobs.list(
-        principal().tenant_id, status=status, type=job_type, limit=limit, cursor=request.args.get("cursor")
+        principal().tenant_id,
+        status=status,
+        type=job_type,
+        limit=limit,
+        cursor=request.args.get("cursor"),
+        name=request.args.get("name") or None,
+        tag=request.args.get("tag") or None,
     )
     summaries = [{k: v for k, v in public_job(j).items() if k not in HEAVY_FIELDS or k in extra} for j in jobs]
     return jsonify({"jobs": summaries, "next_cursor": cursor})
@@ -315,6 +325,8 @@ def retry_job(job_id: str):  # type: ignore[no-untyped-def]
             max_attempts=old.max_attempts,
             timeout_s=old.timeout_s,
             retry_of=old.id,
+            name=old.name,
+            tags=tuple(old.tags),
         ),
         publishing=True,
         queued_limit=svc.quotas.queued_limit(who),

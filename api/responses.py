@@ -153,6 +153,8 @@ class JobFields(BaseModel):
         default=None, description="why a queued job waits, e.g. no live worker serves queue 'train'"
     )
     retry_of: str | None = Field(default=None, description="the failed or cancelled job this one retries")
+    name: str | None = Field(default=None, description="the label the submission gave")
+    tags: list[str] = Field(default_factory=list, description="the submission's tags")
 
 
 class TrainJob(JobFields):

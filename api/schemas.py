@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from ml.specs import SPECS, Strict, parse
+from ml.specs import SPECS, Name, Strict, parse
+
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
 
 
 class JobSubmission(Strict):
@@ -19,6 +21,13 @@ class JobSubmission(Strict):
     priority: int = Field(default=5, ge=0, le=9)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     timeout_s: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
+    name: Name | None = Field(default=None, description="a label for the job; GET /v1/jobs?name= filters on it")
+    tags: list[Tag] = Field(default_factory=list, max_length=20, description="GET /v1/jobs?tag= filters on one")
+
+    @field_validator("tags")
+    @classmethod
+    def _each_tag_once(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
 
 def parse_submission(body: Any) -> tuple[JobSubmission, Strict]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobstats import count_finished
-from db.models import Job, JobEvent, Model, ModelVersion, Tenant, utcnow
+from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
 from db.records import (
     TERMINAL,
     Claim,
@@ -86,6 +86,8 @@ def job_record(row: Any) -> JobRecord:
         finished_at=aware(row.finished_at),
         published_at=aware(row.published_at),
         retry_of=getattr(row, "retry_of", None),
+        name=getattr(row, "name", None),
+        tags=list(getattr(row, "tags", None) or []),
     )
 
 
@@ -102,6 +104,8 @@ class NewJob:
     idempotency_key: str | None = None
     request_hash: str | None = None
     retry_of: str | None = None
+    name: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,8 @@ class JobStore:
             "idempotency_key": new.idempotency_key,
             "request_hash": new.request_hash,
             "retry_of": new.retry_of,
+            "name": new.name,
+            "tags": list(new.tags) or None,
             "revision": 0,
             "created_at": now,
             "updated_at": now,
@@ -275,6 +281,8 @@ class JobStore:
                             details={"quota": "quota_queued_jobs", "limit": queued_limit},
                         )
                 conn.execute(insert(Job), row)
+                if new.tags:
+                    conn.execute(insert(JobTag), [{"job_id": job_id, "tag": tag} for tag in dict.fromkeys(new.tags)])
                 event = {"job_id": job_id, "kind": "state", "from_status": None, "to_status": "queued", "data": None}
                 conn.execute(insert(JobEvent), {**event, "created_at": now})
         except IntegrityError:
@@ -336,9 +344,16 @@ class JobStore:
         type: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        name: str | None = None,
+        tag: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
-        """The tenant's jobs, newest first, with the cursor of the next page (or None)."""
+        """The tenant's jobs, newest first, with the cursor of the next page (or None); ``name`` and ``tag``
+        filter on the job's name and one of its tags."""
         stmt = select(Job).where(Job.tenant_id == tenant_id)
+        if name:
+            stmt = stmt.where(Job.name == name)
+        if tag:
+            stmt = stmt.where(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == tag)))
         if status:
             stmt = stmt.where(Job.status == status)
         if type:

@@ -122,6 +122,9 @@ class Job(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # The failed or cancelled job this one retries (no foreign key: the old job may be deleted later).
     retry_of: Mapped[str | None] = mapped_column(String(36))
+    # A caller's label for the job and its tags (each tag is also a job_tags row, for filtering).
+    name: Mapped[str | None] = mapped_column(String(200))
+    tags: Mapped[list | None] = mapped_column(JSON)
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -156,6 +159,16 @@ class JobEvent(Base):
     to_status: Mapped[str | None] = mapped_column(String(16))
     data: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobTag(Base):
+    """One tag of a job: listings filter on ``tag`` through this table (portable, indexed)."""
+
+    __tablename__ = "job_tags"
+    __table_args__ = (Index("ix_job_tags_tag_job", "tag", "job_id"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class JobLog(Base):

@@ -48,6 +48,8 @@ class JobRecord:
     finished_at: datetime | None
     published_at: datetime | None = None
     retry_of: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
@@ -73,6 +75,8 @@ class JobRecord:
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "retry_of": self.retry_of,
+            "name": self.name,
+            "tags": list(self.tags),
         }
 
 

@@ -80,6 +80,8 @@ def parse_since(text: str) -> datetime:
 @click.option("--max-attempts", type=int, default=None)
 @click.option("--timeout-s", type=int, default=None, help="fail the job after this many seconds of running")
 @click.option("--idempotency-key", default=None, help="submitting again with the same key returns the same job")
+@click.option("--name", default=None, help="a label for the job (jobs list --name finds it)")
+@click.option("--tag", "tags", multiple=True, help="a tag for the job (repeatable; jobs list --tag finds it)")
 @click.option("--wait", is_flag=True, help="follow the job to its end (as 'watch') and exit with its outcome")
 @click.option("--timeout", type=float, default=24 * 3600, show_default=True, help="with --wait: give up after")
 @api_options
@@ -92,6 +94,8 @@ def submit(
     max_attempts: int | None,
     timeout_s: int | None,
     idempotency_key: str | None,
+    name: str | None,
+    tags: tuple[str, ...],
     wait: bool,
     timeout: float,
 ) -> None:
@@ -104,6 +108,8 @@ def submit(
         max_attempts=max_attempts,
         timeout_s=timeout_s,
         idempotency_key=idempotency_key,
+        name=name,
+        tags=list(tags) or None,
     )
     if wait:
         if not cli.as_json:
@@ -145,6 +151,8 @@ def _progress_cell(job: Job) -> str:
 @click.option("--since", default=None, help="only jobs created since: 30m, 2h, 1d or an ISO 8601 time")
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @click.option("--cursor", default=None, help="the next cursor a previous page printed")
+@click.option("--name", default=None, help="only jobs of this name")
+@click.option("--tag", default=None, help="only jobs with this tag")
 @click.option("--fields", default=None, help="with --json: add spec, result, spec,result or all to each job")
 @api_options
 def list_command(
@@ -154,6 +162,8 @@ def list_command(
     since: str | None,
     limit: int,
     cursor: str | None,
+    name: str | None,
+    tag: str | None,
     fields: str | None,
 ) -> None:
     """List your jobs, newest first (the next page's cursor goes to stderr)."""
@@ -162,7 +172,13 @@ def list_command(
     next_cursor = cursor
     while True:
         page = cli.client.jobs(
-            status=status, type=job_type, limit=limit - len(shown), cursor=next_cursor, fields=fields
+            status=status,
+            type=job_type,
+            limit=limit - len(shown),
+            cursor=next_cursor,
+            fields=fields,
+            name=name,
+            tag=tag,
         )
         fresh = [j for j in page.jobs if oldest is None or (j.created_at and j.created_at >= oldest)]
         shown += fresh

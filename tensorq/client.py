@@ -153,10 +153,13 @@ class TensorQClient:
         priority: int | None = None,
         max_attempts: int | None = None,
         timeout_s: int | None = None,
+        name: str | None = None,
+        tags: list[str] | None = None,
     ) -> Job:
-        """Submit a job (``train``, ``predict`` or ``explain``); returns it as queued."""
+        """Submit a job (``train``, ``predict`` or ``explain``), optionally named and tagged; returns it queued."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         options = {"priority": priority, "max_attempts": max_attempts, "timeout_s": timeout_s}
+        options.update({"name": name, "tags": tags})
         body = {"type": job_type, "spec": spec, **{k: v for k, v in options.items() if v is not None}}
         return Job.from_dict(self._call("POST", "/v1/jobs", json=body, headers=headers).json())
 
@@ -206,10 +209,13 @@ class TensorQClient:
         limit: int | None = None,
         cursor: str | None = None,
         fields: str | None = None,
+        name: str | None = None,
+        tag: str | None = None,
     ) -> JobPage:
         """A page of the caller's jobs, newest first (filters: status, type; paging: limit, cursor); summaries
         without spec and result unless ``fields`` asks ("spec", "result", "spec,result" or "all")."""
         params = {"status": status, "type": type, "limit": limit, "cursor": cursor, "fields": fields}
+        params.update({"name": name, "tag": tag})
         page = self._call("GET", "/v1/jobs", params={k: v for k, v in params.items() if v is not None})
         return JobPage.from_dict(page.json())
 

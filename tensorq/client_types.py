@@ -58,6 +58,8 @@ class Job:
     finished_at: datetime | None = None
     waiting_reason: str | None = None
     retry_of: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

@@ -105,3 +105,33 @@ def test_listings_are_summaries_unless_fields_asks(client, auth) -> None:  # typ
     assert full["spec"] == job["spec"] and full["result"] is None
     refused = client.get("/v1/jobs?fields=spec,secrets", headers=auth)
     assert refused.status_code == 400 and "secrets" in refused.get_json()["error"]["message"]
+
+
+def test_jobs_carry_a_name_and_tags_that_listings_filter_on(client, auth, other_auth) -> None:  # type: ignore[no-untyped-def]
+    spec = {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 1}
+    tagged = client.post(
+        "/v1/jobs",
+        json={"type": "train", "spec": spec, "name": "nightly churn", "tags": ["churn", "nightly", "churn"]},
+        headers=auth,
+    ).get_json()
+    assert tagged["name"] == "nightly churn" and tagged["tags"] == ["churn", "nightly"]
+    plain = _submit(client, auth, "train", spec)
+    assert plain["name"] is None and plain["tags"] == []
+    client.post("/v1/jobs", json={"type": "train", "spec": spec, "tags": ["churn"]}, headers=other_auth)
+
+    def ids(query: str, headers=auth) -> list[str]:  # type: ignore[no-untyped-def]
+        return [j["id"] for j in client.get(f"/v1/jobs?{query}", headers=headers).get_json()["jobs"]]
+
+    assert ids("tag=churn") == [tagged["id"]] and ids("tag=nightly&type=train") == [tagged["id"]]
+    assert ids("name=nightly%20churn") == [tagged["id"]] and ids("tag=weekly") == []
+    assert ids("") == [plain["id"], tagged["id"]]
+    bad = client.post("/v1/jobs", json={"type": "train", "spec": spec, "tags": ["no spaces"]}, headers=auth)
+    assert bad.status_code == 400
+    too_many = client.post(
+        "/v1/jobs", json={"type": "train", "spec": spec, "tags": [f"t{i}" for i in range(21)]}, headers=auth
+    )
+    assert too_many.status_code == 422
+    client.post(f"/v1/jobs/{tagged['id']}/cancel", headers=auth)
+    retried = client.post(f"/v1/jobs/{tagged['id']}/retry", headers=auth).get_json()
+    assert (retried["name"], retried["tags"]) == ("nightly churn", ["churn", "nightly"])
+    assert ids("tag=churn") == [retried["id"], tagged["id"]]

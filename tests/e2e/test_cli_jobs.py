@@ -237,7 +237,9 @@ def test_alias_retry_and_delete_through_the_cli(stack: dict, trained: str) -> No
     )
     assert predicted.returncode == 0, predicted.stdout + predicted.stderr
     spec = ["-p", "architecture=mlp", "-p", "dataset=builtin:iris", "-p", "epochs=5000"]
-    job_id = tensorq(["jobs", "submit", "train", *spec], env).stdout.strip()
+    job_id = tensorq(["jobs", "submit", "train", *spec, "--name", "long one", "--tag", "long"], env).stdout.strip()
+    tagged = json.loads(tensorq(["jobs", "list", "--tag", "long", "--json"], env).stdout)["jobs"]
+    assert [(j["id"], j["name"], j["tags"]) for j in tagged] == [(job_id, "long one", ["long"])]
     tensorq(["jobs", "cancel", job_id], env)
     assert tensorq(["jobs", "watch", job_id, "--timeout", "120"], env).returncode == 3
     retried = json.loads(tensorq(["jobs", "retry", job_id, "--json"], env).stdout)
