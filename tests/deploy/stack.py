@@ -98,8 +98,12 @@ class Stack:
 
     def replicas(self, service: str) -> int:
         """Running containers of ``service`` in this project."""
-        done = self.compose("ps", "-q", "--status", "running", service, check=False)
-        return len([line for line in done.stdout.splitlines() if line.strip()])
+        for _attempt in range(5):  # `compose ps` can fail while the autoscaler creates or removes a container
+            done = self.compose("ps", "-q", "--status", "running", service, check=False)
+            if done.returncode == 0:
+                return len([line for line in done.stdout.splitlines() if line.strip()])
+            time.sleep(0.5)
+        raise AssertionError(f"docker compose ps failed: {done.stderr[-2000:]}")
 
     def logs(self, *services: str) -> str:
         """The last lines of the services' logs."""
