@@ -10,10 +10,11 @@ from flask import Blueprint, jsonify, request, send_file
 
 from api import responses
 from api.artifacts import remove_folder
+from api.batch import is_batch, submit_batch
 from api.inputs import batch_shape
 from api.longpoll import read_when_changed
 from api.openapi import ARTIFACT, operation, query
-from api.schemas import JobSubmission, parse_submission, request_hash
+from api.schemas import JobBatch, JobSubmission, parse_submission, request_hash
 from api.services import principal, services
 from api.workers import public_job
 from db.jobs import NewJob
@@ -37,8 +38,9 @@ def json_body() -> Any:
     return bounded_json.loads(request.get_data(cache=True), what="the JSON body")
 
 
-def _check_references(tenant_id: str, spec: Any) -> None:
-    """Refuse before queueing a spec whose dataset, model or inputs cannot run."""
+def check_references(tenant_id: str, spec: Any, versions: dict[str, Any] | None = None) -> None:
+    """Refuse before queueing a spec whose dataset, model or inputs cannot run (``versions`` caches the
+    models resolved across the jobs of one batch)."""
     svc = services()
     dataset = getattr(spec, "dataset", None)
     record = None
@@ -52,7 +54,10 @@ def _check_references(tenant_id: str, spec: Any) -> None:
         _check_model_size(spec, record)
     if isinstance(spec, PredictSpec | ExplainSpec):
         try:
-            version = svc.db.models.resolve(tenant_id, spec.model)
+            version = versions.get(spec.model) if versions is not None else None
+            version = version or svc.db.models.resolve(tenant_id, spec.model)
+            if versions is not None:
+                versions[spec.model] = version
         except NotFound:
             raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
         if isinstance(spec, PredictSpec):
@@ -101,9 +106,9 @@ def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:
 
 @bp.post("/jobs")
 @operation(
-    summary="Submit a train, predict or explain job",
-    body=JobSubmission,
-    responses={202: responses.Job},
+    summary='Submit a train, predict or explain job, or a batch of them ({"jobs": [...]}, all or none)',
+    body=(JobSubmission, JobBatch),
+    responses={202: (responses.Job, responses.JobBatchResult)},
     errors=(400, 403, 413, 415, 422, 429),
     location=True,
     headers=[
@@ -116,13 +121,16 @@ def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:
     ],
 )
 def submit_job():  # type: ignore[no-untyped-def]
-    """Validate, commit as ``queued``, then publish; answers 202 with the job."""
+    """Validate, commit as ``queued``, then publish; answers 202 with the job (or, for ``{"jobs": [...]}``,
+    with the batch's jobs in order)."""
     body = json_body()
+    if is_batch(body):
+        return submit_batch(body)
     submission, spec = parse_submission(body)
     who = principal()
     svc = services()
     svc.broker_guard.check()
-    _check_references(who.tenant_id, spec)
+    check_references(who.tenant_id, spec)
     svc.quotas.check_submission(who)
     if submission.type == "train":
         svc.quotas.check_model_bytes(who)
@@ -312,7 +320,7 @@ def retry_job(job_id: str):  # type: ignore[no-untyped-def]
         )
     svc.broker_guard.check()
     spec = parse(SPECS[old.type], old.spec, where="spec")
-    _check_references(who.tenant_id, spec)
+    check_references(who.tenant_id, spec)
     svc.quotas.check_submission(who)
     if old.type == "train":
         svc.quotas.check_model_bytes(who)

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api import responses
-from api.schemas import JobSubmission
+from api.schemas import JobBatch, JobSubmission
 from ml.specs import SPECS
 
 ERROR_STATUSES = {
@@ -36,6 +36,8 @@ MULTIPART = "multipart"
 ARTIFACT = "artifact"
 SCHEMA_MODELS: list[type[BaseModel]] = [
     JobSubmission,
+    JobBatch,
+    responses.JobBatchResult,
     *SPECS.values(),
     responses.ErrorResponse,
     responses.Job,
@@ -70,14 +72,18 @@ HEADERS = {
 }
 
 
+# What a body or answer holds: a schema, one of several schemas, or one of the non-JSON kinds above.
+Kind = type[BaseModel] | tuple[type[BaseModel], ...] | str
+
+
 @dataclass(frozen=True)
 class Operation:
     """What the document says about one route; ``errors`` are the statuses the route itself can answer
     besides 400/401/405/503, which every authenticated route can."""
 
     summary: str
-    responses: dict[int, type[BaseModel] | str]
-    body: type[BaseModel] | str | None = None
+    responses: dict[int, Kind]
+    body: Kind | None = None
     query: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, Any]] = field(default_factory=list)
     errors: tuple[int, ...] = ()
@@ -129,7 +135,9 @@ def _components() -> dict[str, Any]:
     return schemas
 
 
-def _content(kind: type[BaseModel] | str) -> dict[str, Any]:
+def _content(kind: Kind) -> dict[str, Any]:
+    if isinstance(kind, tuple):
+        return {"application/json": {"schema": {"oneOf": [_ref(member) for member in kind]}}}
     binary = {"schema": {"type": "string", "format": "binary"}}
     if kind == BINARY:
         return {"application/octet-stream": binary}
@@ -153,7 +161,7 @@ def _headers(*names: str) -> dict[str, Any]:
     return {"headers": {name: HEADERS[name] for name in names}} if names else {}
 
 
-def _answer(status: int, kind: type[BaseModel] | str, op: Operation) -> dict[str, Any]:
+def _answer(status: int, kind: Kind, op: Operation) -> dict[str, Any]:
     description = "Created" if status == 201 else "Accepted" if status == 202 else "OK"
     if status >= 400:
         description = ERROR_STATUSES.get(status, "Error")

@@ -33,11 +33,11 @@ class Quotas:
         self.db = db
         self._window = strategies.MovingWindowRateLimiter(storage.storage_from_string(limiter_storage_url(settings)))
 
-    def check_submission(self, who: Principal) -> None:
-        """Count one submission against the per-minute limit, and refuse when the tenant's queue is full."""
+    def check_submission(self, who: Principal, cost: int = 1) -> None:
+        """Count ``cost`` submissions (a batch's jobs) against the per-minute limit."""
         per_minute = self.settings.quota(who.tenant_name, "quota_submissions_per_minute")
         item = RateLimitItemPerMinute(per_minute)
-        if not self._window.hit(item, "submit", who.tenant_id):
+        if not self._window.hit(item, "submit", who.tenant_id, cost=cost):
             reset_at, _remaining = self._window.get_window_stats(item, "submit", who.tenant_id)
             retry = max(1, math.ceil(reset_at - time.time()))
             raise QuotaExceeded(

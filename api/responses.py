@@ -193,6 +193,12 @@ class Job(RootModel[Annotated[TrainJob | PredictJob | ExplainJob | ImportJob, Fi
     """A job as the API shows it: its ``type`` says which spec and result it has."""
 
 
+class JobBatchResult(BaseModel):
+    """The jobs of a batch submission, in the order they were sent."""
+
+    jobs: list[Job]
+
+
 class JobSummary(JobFields):
     """A job in a listing: everything but its spec and result, which ``?fields=spec,result`` adds."""
 

@@ -30,6 +30,12 @@ class JobSubmission(Strict):
         return list(dict.fromkeys(value))
 
 
+class JobBatch(Strict):
+    """The body of ``POST /v1/jobs`` for a batch: up to ``max_batch_jobs`` submissions, committed together."""
+
+    jobs: list[JobSubmission] = Field(min_length=1)
+
+
 def parse_submission(body: Any) -> tuple[JobSubmission, Strict]:
     """The submission and its typed spec."""
     submission = parse(JobSubmission, body)

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from bench import baselines
+from bench.batch import batch_throughput
 from bench.context import Context
 from bench.grown import grown_database
 from bench.jobs import Run, median_parts, run_job
@@ -318,6 +319,7 @@ GROUPS: tuple[Group, ...] = (
     Group("explain", explain_time, ("explain_time", "explain_vs_tape", "explain_cpu")),
     Group("memory", worker_memory, ("worker_rss",), once=True),
     Group("submit", submit_latency, ("submit_latency_p50", "submit_latency_p99", "submit_rps")),
+    Group("batch", batch_throughput, ("batch_throughput",)),
     # Last: the jobs it adds stay in the database.
     Group("grown", grown_database, tuple(f"grown_{s}_p50" for s in ("submit", "claim", "e2e", "metrics")), once=True),
 )

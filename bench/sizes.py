@@ -32,6 +32,7 @@ class Sizes:
     grown_finished: int
     grown_queued: int
     grown_samples: int
+    batch_count: int  # 100-job batches in the batch figure
 
     def as_dict(self) -> dict[str, int | float]:
         """The sizes as a plain dict (for the JSON and the header)."""
@@ -60,6 +61,7 @@ FULL = Sizes(
     grown_finished=1_000_000,
     grown_queued=50_000,
     grown_samples=100,
+    batch_count=10,
 )
 
 QUICK = Sizes(
@@ -84,6 +86,7 @@ QUICK = Sizes(
     grown_finished=5_000,
     grown_queued=2_000,
     grown_samples=15,
+    batch_count=2,
 )
 
 

@@ -121,6 +121,13 @@ SPECS: dict[str, FigureSpec] = {
         unit="req/s",
         baseline_label="constant Flask route, same gunicorn, req/s",
     ),
+    "batch_throughput": FigureSpec(
+        label="tiny predict jobs/s, POST /v1/jobs with 100-job batches, to the last success",
+        unit="jobs/s",
+        baseline_label="raw Celery group() of 100 no-op tasks, .get() each group",
+        target=1.0,
+        at_least=True,
+    ),
     "grown_submit_p50": FigureSpec(
         label="POST /v1/jobs, p50, grown database (--grown-finished, --grown-queued)",
         unit="ms",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -144,6 +145,42 @@ class ModelVersionDraft:
     lineage: dict[str, Any] | None = None
 
 
+def _new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
+    """The jobs-table row of a new ``queued`` job."""
+    return {
+        "id": str(uuid.uuid4()),
+        "tenant_id": new.tenant_id,
+        "type": new.type,
+        "status": "queued",
+        "spec": new.spec,
+        "progress": None,
+        "result": None,
+        "error": None,
+        "priority": new.priority,
+        "attempts": 0,
+        "max_attempts": new.max_attempts,
+        "timeout_s": new.timeout_s,
+        "cancel_requested": False,
+        "idempotency_key": new.idempotency_key,
+        "request_hash": new.request_hash,
+        "retry_of": new.retry_of,
+        "name": new.name,
+        "tags": list(new.tags) or None,
+        "revision": 0,
+        "created_at": now,
+        "updated_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "published_at": now if publishing else None,
+    }
+
+
+def batch_key(key: str, index: int) -> str:
+    """The idempotency key stored on job ``index`` of a batch submitted under ``key`` (the unique
+    ``(tenant, key)`` constraint holds one job each, and a single submission's key never collides)."""
+    return f"batch:{hashlib.sha256(key.encode()).hexdigest()[:40]}:{index}"
+
+
 def _encode_cursor(created_at: datetime, job_id: str) -> str:
     raw = json.dumps([aware(created_at).isoformat(), job_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -241,34 +278,9 @@ class JobStore:
             existing = self._by_idempotency_key(new)
             if existing is not None:
                 return existing
-        job_id = str(uuid.uuid4())
-        now = utcnow()
-        row = {
-            "id": job_id,
-            "tenant_id": new.tenant_id,
-            "type": new.type,
-            "status": "queued",
-            "spec": new.spec,
-            "progress": None,
-            "result": None,
-            "error": None,
-            "priority": new.priority,
-            "attempts": 0,
-            "max_attempts": new.max_attempts,
-            "timeout_s": new.timeout_s,
-            "cancel_requested": False,
-            "idempotency_key": new.idempotency_key,
-            "request_hash": new.request_hash,
-            "retry_of": new.retry_of,
-            "name": new.name,
-            "tags": list(new.tags) or None,
-            "revision": 0,
-            "created_at": now,
-            "updated_at": now,
-            "started_at": None,
-            "finished_at": None,
-            "published_at": now if publishing else None,
-        }
+        row = _new_row(new, utcnow(), publishing)
+        job_id = row["id"]
+        now = row["created_at"]
         try:
             with write_scope(self._factory) as conn:
                 if queued_limit is not None:
@@ -310,6 +322,92 @@ class JobStore:
                     details={"job_id": row.id},
                 )
             return Submitted(job_record(row), created=False)
+
+    def submit_many(
+        self,
+        news: list[NewJob],
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        publishing: bool = False,
+        queued_limit: int | None = None,
+    ) -> tuple[list[JobRecord], bool]:
+        """Commit a batch of new ``queued`` jobs of one tenant in one transaction, in order; with
+        ``idempotency_key`` a repeat of the same batch returns the jobs the first one made. The queued
+        quota covers the whole batch (QuotaExceeded when it would go over). Returns (jobs, created)."""
+        if not news:
+            return [], False
+        tenant_id = news[0].tenant_id
+        if idempotency_key:
+            existing = self._batch_by_key(tenant_id, idempotency_key, request_hash, len(news))
+            if existing is not None:
+                return existing, False
+            news = [
+                replace(new, idempotency_key=batch_key(idempotency_key, i), request_hash=request_hash)
+                for i, new in enumerate(news)
+            ]
+        now = utcnow()
+        rows = [_new_row(new, now, publishing) for new in news]
+        events = [
+            {
+                "job_id": r["id"],
+                "kind": "state",
+                "from_status": None,
+                "to_status": "queued",
+                "data": None,
+                "created_at": now,
+            }
+            for r in rows
+        ]
+        try:
+            with write_scope(self._factory) as conn:
+                if queued_limit is not None:
+                    lock_tenant(conn, tenant_id)
+                    queued = conn.execute(QUEUED_OF_TENANT, {"tenant_id": tenant_id, "at_most": queued_limit})
+                    if queued.scalar_one() + len(rows) > queued_limit:
+                        raise QuotaExceeded(
+                            f"{len(rows)} more jobs would exceed the {queued_limit} queued jobs allowed",
+                            retry_after=10,
+                            details={"quota": "quota_queued_jobs", "limit": queued_limit, "jobs": len(rows)},
+                        )
+                conn.execute(insert(Job), rows)
+                tags = [
+                    {"job_id": r["id"], "tag": tag}
+                    for new, r in zip(news, rows, strict=True)
+                    for tag in dict.fromkeys(new.tags)
+                ]
+                if tags:
+                    conn.execute(insert(JobTag), tags)
+                conn.execute(insert(JobEvent), events)
+        except IntegrityError:
+            # The same batch, committed by a parallel request first.
+            existing = (
+                self._batch_by_key(tenant_id, idempotency_key, request_hash, len(rows)) if idempotency_key else None
+            )
+            if existing is None:
+                raise
+            return existing, False
+        return [job_record(SimpleNamespace(**r)) for r in rows], True
+
+    def _batch_by_key(self, tenant_id: str, key: str, request_hash: str | None, size: int) -> list[JobRecord] | None:
+        """The jobs a batch under ``key`` made (None when there is none, or it expired and is freed)."""
+        keys = [batch_key(key, i) for i in range(size)]
+        with session_scope(self._factory) as session:
+            found = session.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key.in_(keys))).all()
+            if not found:
+                return None
+            if any(row.request_hash != request_hash for row in found) or len(found) != size:
+                raise OutOfRange(
+                    "Idempotency-Key was already used with a different request body",
+                    code="idempotency_mismatch",
+                    details={"job_ids": [row.id for row in found][:10]},
+                )
+            if min(aware(row.created_at) for row in found) < utcnow() - timedelta(hours=24):
+                for row in found:  # an expired key: free it for this new submission
+                    row.idempotency_key = None
+                return None
+            order = {k: i for i, k in enumerate(keys)}
+            return [job_record(row) for row in sorted(found, key=lambda r: order[r.idempotency_key])]
 
     def mark_published(self, job_id: str) -> None:
         """Record that the job's message was handed to the broker."""

@@ -121,6 +121,33 @@ def submit(
         click.echo(job.id)
 
 
+@jobs.command("submit-many")
+@click.argument("batch_file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--idempotency-key", default=None, help="submitting the same batch again returns the same jobs")
+@api_options
+def submit_many(cli: Cli, batch_file: str, idempotency_key: str | None) -> None:
+    """Submit a batch in one request, all or none: BATCH_FILE ('-': stdin) holds a JSON array of submissions
+    (``{"type", "spec", "priority"?, ...}``) or one per line; prints the ids in order."""
+    text = sys.stdin.read() if batch_file == "-" else Path(batch_file).read_text()
+    try:
+        stripped = text.strip()
+        items = (
+            json.loads(stripped)
+            if stripped.startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="BATCH_FILE") from None
+    if not items or not all(isinstance(item, dict) for item in items):
+        raise click.BadParameter("give a non-empty list of JSON objects", param_hint="BATCH_FILE")
+    submitted = cli.client.submit_many(items, idempotency_key=idempotency_key)
+    if cli.as_json:
+        cli.json(submitted)
+    else:
+        for job in submitted:
+            click.echo(job.id)
+
+
 @jobs.command("watch")
 @click.argument("job_id")
 @click.option("--timeout", type=float, default=24 * 3600, show_default=True, help="give up after this many seconds")

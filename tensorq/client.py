@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,15 @@ class TensorQClient:
         options.update({"name": name, "tags": tags})
         body = {"type": job_type, "spec": spec, **{k: v for k, v in options.items() if v is not None}}
         return Job.from_dict(self._call("POST", "/v1/jobs", json=body, headers=headers).json())
+
+    def submit_many(self, jobs: Sequence[Mapping[str, Any]], *, idempotency_key: str | None = None) -> list[Job]:
+        """Submit a batch in one request: each item is a submission body (``{"type", "spec", "priority"?,
+        "max_attempts"?, "timeout_s"?}``); all are queued or none (a bad one's index is in the error's details).
+        Returns the jobs in the order given."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = {"jobs": [dict(job) for job in jobs]}
+        answer = self._call("POST", "/v1/jobs", json=body, headers=headers).json()
+        return [Job.from_dict(job) for job in answer["jobs"]]
 
     def job(self, job_id: str, *, wait: float | None = None, until_finished: bool = False) -> Job:
         """The job now, or after its next change within ``wait`` seconds (with ``until_finished``: its end)."""

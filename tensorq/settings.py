@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(default=8, ge=1, description="Loaded models kept per worker process.")
     quota_submissions_per_minute: int = Field(default=600, ge=1, description="Job submissions per tenant per minute.")
     quota_queued_jobs: int = Field(default=1000, ge=1, description="Queued jobs a tenant may have at once.")
+    max_batch_jobs: int = Field(default=1000, ge=1, description='Jobs in one batch submission ({"jobs": [...]}).')
     quota_running_jobs: int = Field(default=8, ge=1, description="Jobs of one tenant running at once.")
     job_memory_mb: int = Field(
         default=8192,

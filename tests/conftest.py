@@ -153,6 +153,11 @@ class RecordingPublisher:
             raise ConnectionError("broker down")
         self.published.append(job.id)
 
+    def publish_many(self, jobs: list[JobRecord]) -> None:
+        """Record each job in order, or fail like a broker that is down."""
+        for job in jobs:
+            self.publish(job)
+
     def ping(self) -> None:
         """Fail when set down."""
         if self.down:

@@ -19,6 +19,9 @@ class Publisher(Protocol):
     def publish(self, job: JobRecord, countdown: float | None = None) -> None:
         """Send the job's message (after ``countdown`` seconds); raise when the broker cannot take it."""
 
+    def publish_many(self, jobs: list[JobRecord]) -> None:
+        """Send each job's message, in order, over one broker connection; raise at the first it cannot take."""
+
     def ping(self) -> None:
         """Raise when the broker cannot be reached."""
 
@@ -32,12 +35,13 @@ class CeleryPublisher:
     def __init__(self, app: Celery) -> None:
         self._app = app
 
-    def publish(self, job: JobRecord, countdown: float | None = None) -> None:
+    def publish(self, job: JobRecord, countdown: float | None = None, producer: object | None = None) -> None:
         """Send ``job.id`` to the job type's queue with the job's priority; the Celery task id is the job id."""
         route = route_for(job.type)
         self._app.send_task(
             route.task,
             args=[job.id],
+            producer=producer,
             task_id=job.id,
             queue=self._queue(route.queue),
             priority=job.priority,
@@ -46,6 +50,12 @@ class CeleryPublisher:
             time_limit=job.timeout_s + 60 if job.timeout_s else None,
             retry=False,
         )
+
+    def publish_many(self, jobs: list[JobRecord]) -> None:
+        """Send each job's message, in order, through one producer (one connection from the pool)."""
+        with self._app.producer_or_acquire() as producer:
+            for job in jobs:
+                self.publish(job, producer=producer)
 
     def _queue(self, queue: str) -> str:
         """The broker's name of ``queue`` under the app's ``queue_prefix``."""

@@ -41,6 +41,17 @@ def test_submit_get_list_cancel_return_typed_jobs(tq: TensorQClient, publisher) 
     assert kinds == [("state", "queued"), ("state", "cancelled")]
 
 
+def test_submit_many_returns_the_typed_jobs_in_order(tq: TensorQClient, publisher) -> None:  # type: ignore[no-untyped-def]
+    batch = [{"type": "train", "spec": {**TRAIN, "epochs": n}} for n in (1, 2, 3)]
+    jobs = tq.submit_many(batch, idempotency_key="b1")
+    assert [j.spec["epochs"] for j in jobs] == [1, 2, 3] and all(isinstance(j, Job) for j in jobs)
+    assert publisher.published == [j.id for j in jobs]
+    assert [j.id for j in tq.submit_many(batch, idempotency_key="b1")] == [j.id for j in jobs]
+    with pytest.raises(errors.InvalidRequest) as bad:
+        tq.submit_many([*batch, {"type": "train", "spec": {"architecture": "nope", "dataset": "builtin:iris"}}])
+    assert bad.value.details["index"] == 3
+
+
 def test_each_error_code_raises_its_own_class(tq: TensorQClient, app, db) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(errors.NotFound) as missing:
         tq.job("0" * 32)

@@ -142,6 +142,21 @@ def test_predict_artifacts_list_and_download(stack: dict, trained: str, tmp_path
     assert fetched.returncode == 0 and len(target.read_text().strip().splitlines()) == 9
 
 
+def test_submit_many_queues_a_batch_and_prints_the_ids_in_order(stack: dict, trained: str, tmp_path: Path) -> None:
+    env = stack["env"]
+    model_id = json.loads(tensorq(["jobs", "get", trained], env).stdout)["result"]["model_id"]
+    lines = [{"type": "predict", "spec": {"model": model_id, "inputs": [[5.1, 3.5, 1.4, x]]}} for x in (0.1, 0.2, 0.3)]
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    submitted = tensorq(["jobs", "submit-many", str(batch)], env)
+    assert submitted.returncode == 0, submitted.stderr
+    ids = submitted.stdout.split()
+    assert len(ids) == 3
+    for job_id, line in zip(ids, lines, strict=True):
+        assert tensorq(["jobs", "watch", job_id], env).returncode == 0
+        assert json.loads(tensorq(["jobs", "get", job_id], env).stdout)["spec"]["inputs"] == line["spec"]["inputs"]
+
+
 def test_a_failed_job_exits_1_with_its_code_and_message(stack: dict, tmp_path: Path) -> None:
     env = stack["env"]
     csv = tmp_path / "t.csv"

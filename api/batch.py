@@ -1,0 +1,110 @@
+"""Batch submission: ``POST /v1/jobs`` with ``{"jobs": [...]}`` validates every job, commits them in one
+transaction and publishes them over one broker connection; a bad job fails the whole request."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from api.schemas import parse_submission, request_hash
+from api.services import principal, services
+from db.jobs import NewJob
+from db.records import JobRecord
+from tensorq.errors import InvalidRequest, OutOfRange, TensorQError
+
+log = logging.getLogger(__name__)
+
+
+def is_batch(body: Any) -> bool:
+    """Whether a submission body is a batch (``{"jobs": [...]}``) rather than one job."""
+    return isinstance(body, dict) and "jobs" in body
+
+
+def _at(index: int, exc: TensorQError) -> TensorQError:
+    """The error of job ``index`` of a batch, its index in ``details``."""
+    details = exc.details if isinstance(exc.details, dict) else {"errors": exc.details} if exc.details else {}
+    exc.details = {**details, "index": index}
+    exc.message = f"jobs[{index}]: {exc.message}"
+    return exc
+
+
+def _parse(body: dict[str, Any], limit: int) -> list[Any]:
+    """The batch's (submission, spec) pairs, in order."""
+    if set(body) != {"jobs"}:
+        raise InvalidRequest("a batch body has only 'jobs'", details={"unexpected": sorted(set(body) - {"jobs"})})
+    items = body["jobs"]
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest("'jobs' must be a non-empty list of job submissions")
+    if len(items) > limit:
+        raise OutOfRange(f"at most {limit} jobs in one batch", details={"limit": limit, "jobs": len(items)})
+    parsed = []
+    for index, item in enumerate(items):
+        try:
+            parsed.append(parse_submission(item))
+        except TensorQError as exc:
+            raise _at(index, exc) from None
+    return parsed
+
+
+def submit_batch(body: dict[str, Any]) -> Response:
+    """Validate every job, count the batch against the quotas, commit it in one transaction, publish it."""
+    from api.jobs import check_references  # the single-job route's checks (that module routes here)
+
+    svc = services()
+    who = principal()
+    parsed = _parse(body, svc.settings.max_batch_jobs)
+    svc.broker_guard.check()
+    versions: dict[str, Any] = {}
+    for index, (_, spec) in enumerate(parsed):
+        try:
+            check_references(who.tenant_id, spec, versions)
+        except TensorQError as exc:
+            raise _at(index, exc) from None
+    if any(submission.type == "train" for submission, _ in parsed):
+        svc.quotas.check_model_bytes(who)
+    svc.quotas.check_submission(who, cost=len(parsed))
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 200):
+        raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
+    news = [
+        NewJob(
+            tenant_id=who.tenant_id,
+            type=submission.type,
+            spec=spec.model_dump(mode="json", exclude_none=True),
+            priority=submission.priority,
+            max_attempts=submission.max_attempts or svc.settings.default_max_attempts,
+            timeout_s=submission.timeout_s,
+            name=submission.name,
+            tags=tuple(submission.tags),
+        )
+        for submission, spec in parsed
+    ]
+    jobs, created = svc.db.jobs.submit_many(
+        news,
+        idempotency_key=key,
+        request_hash=request_hash(body) if key else None,
+        publishing=True,
+        queued_limit=svc.quotas.queued_limit(who),
+    )
+    if created:
+        _publish_all(jobs)
+    response = jsonify({"jobs": [job.to_public() for job in jobs]})
+    response.status_code = 202
+    return response
+
+
+def _publish_all(jobs: list[JobRecord]) -> None:
+    """Send the batch's messages (committed as published); on a failure the rest are left to the reaper."""
+    svc = services()
+    try:
+        svc.publisher.publish_many(jobs)
+    except Exception:  # noqa: BLE001 - any broker failure: the outbox recovers them
+        log.warning("publish of a batch of %d jobs failed; the reaper will re-publish them", len(jobs), exc_info=True)
+        svc.broker_guard.mark_down()
+        for job in jobs:
+            try:
+                svc.db.jobs.mark_unpublished(job.id)  # only those still queued and unclaimed change
+            except Exception:  # noqa: BLE001 - then the reaper finds it after publish_grace_s instead
+                log.warning("job %s: could not mark it unpublished", job.id, exc_info=True)
