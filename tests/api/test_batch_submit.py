@@ -24,7 +24,10 @@ def _predict(model: str, row: list[float] | None = None) -> dict:
 
 def test_a_batch_is_queued_in_order_and_published(client, auth, db: Database, publisher: RecordingPublisher) -> None:
     model = _register_model(db)
-    body = {"jobs": [_predict(model, [float(i)] * 4) for i in range(3)] + [{**TRAIN, "priority": 7, "name": "nightly", "tags": ["a", "b"]}]}
+    body = {
+        "jobs": [_predict(model, [float(i)] * 4) for i in range(3)]
+        + [{**TRAIN, "priority": 7, "name": "nightly", "tags": ["a", "b"]}]
+    }
     response = client.post("/v1/jobs", json=body, headers=auth)
     assert response.status_code == 202, response.get_json()
     jobs = response.get_json()["jobs"]
