@@ -21,7 +21,7 @@ from db.jobs import NewJob
 from db.records import JOB_TYPES, STATUSES, DatasetRecord, JobRecord
 from ml.budget import check_params, train_params
 from ml.catalog import BUILTIN_SHAPES
-from ml.specs import SPECS, ExplainSpec, PredictSpec, TrainSpec, data_kind, parse
+from ml.specs import SPECS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features, parse
 from tensorq import bounded_json
 from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, UnsupportedMedia
 
@@ -62,6 +62,7 @@ def check_references(tenant_id: str, spec: Any, versions: dict[str, Any] | None 
             raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
         if isinstance(spec, PredictSpec):
             spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
+            _check_table(spec, record, version)
         shape = version.signature.get("input_shape")
         if spec.inputs is not None and shape is not None:
             rows = batch_shape(spec.inputs, shape)[0]
@@ -85,6 +86,23 @@ def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
         shape = (max(len(record.info.get("columns", [])) - 1, 1),)
     limit = services().settings.quota(principal().tenant_name, "max_model_params")
     check_params(train_params(spec.architecture, spec.params, shape), limit, f"this {spec.architecture}")
+
+
+def _check_table(spec: PredictSpec, record: DatasetRecord | None, version: Any) -> None:
+    """Refuse a CSV to predict on that lacks the model's feature columns or the named label column."""
+    features = named_features(version)
+    if record is None or record.format != "csv" or not features:
+        return
+    columns = record.info.get("columns") or []
+    missing = [name for name in features if name not in columns]
+    if missing:
+        raise InvalidRequest(
+            f"the dataset lacks the model's feature columns {', '.join(missing)}",
+            code="missing_columns",
+            details={"missing": missing, "features": features},
+        )
+    if spec.label_column and spec.label_column not in columns:
+        raise InvalidRequest(f"label column '{spec.label_column}' is not in the dataset", details={"columns": columns})
 
 
 def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:

@@ -70,6 +70,9 @@ class PredictResult(Open):
     classes_preview: list[int] | None = Field(default=None, description="classes of the first 20 rows")
     labels: list[str] | None = Field(default=None, description="the class names of classes, when the model has them")
     labels_preview: list[str] | None = Field(default=None, description="the class names of classes_preview")
+    metrics: dict[str, float | int] | None = Field(
+        default=None, description="accuracy (or rmse) and labelled_rows when the dataset has labels"
+    )
     artifacts: list[str] | None = None
 
 

@@ -183,6 +183,61 @@ def load_csv(
     return Dataset(x, y, "tabular", feature_names=features, class_names=class_names)
 
 
+def load_csv_columns(
+    path: str | Path,
+    feature_names: list[str],
+    label_column: str | None = None,
+    class_names: list[str] | None = None,
+    max_rows: int = 1_000_000,
+    max_columns: int = 10_000,
+    *,
+    require_label: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(x, y)``: the columns a model was trained on, by name and in its order, from any CSV that has them
+    (other columns are ignored); with ``label_column`` also the labels (else ``y`` is None), as ids into
+    ``class_names`` when the model has names. Without ``require_label`` a missing label column just means no labels."""
+    header, rows = _read_csv(path, max_rows, max_columns)
+    missing = [name for name in feature_names if name not in header]
+    if missing:
+        raise InvalidRequest(
+            f"the CSV lacks the model's feature columns {', '.join(missing)}",
+            code="missing_columns",
+            details={"missing": missing, "features": feature_names},
+        )
+    if label_column is not None and label_column not in header:
+        if require_label:
+            raise InvalidRequest(f"label column '{label_column}' not in the CSV", details={"columns": header})
+        label_column = None
+    x = np.empty((len(rows), len(feature_names)), dtype=np.float32)
+    for j_out, name in enumerate(feature_names):
+        j_in = header.index(name)
+        try:
+            x[:, j_out] = [float(row[j_in]) for row in rows]
+        except ValueError:
+            raise InvalidRequest(f"column '{name}' is not numeric", details={"column": name}) from None
+    if label_column is None:
+        return x, None
+    labels = [row[header.index(label_column)].strip() for row in rows]
+    if class_names:
+        index = {str(name): i for i, name in enumerate(class_names)}
+        unknown = sorted({v for v in labels if v not in index})
+        if unknown:
+            raise InvalidRequest(
+                f"label column '{label_column}' has values the model does not know",
+                code="unknown_labels",
+                details={"unknown": unknown[:20], "classes": [str(c) for c in class_names]},
+            )
+        y = np.asarray([index[v] for v in labels], dtype=np.int64)
+    else:
+        try:
+            y = np.asarray([float(v) for v in labels], dtype=np.float64)
+        except ValueError:
+            raise InvalidRequest(
+                f"label column '{label_column}' is not numeric", details={"column": label_column}
+            ) from None
+    return x, y
+
+
 def _class_ids(labels: list[str], where: str) -> tuple[np.ndarray, list[str] | None]:
     """Integer labels as they are, or string labels as ids into their sorted names."""
     if any(not v for v in labels):

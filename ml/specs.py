@@ -281,8 +281,8 @@ class TrainSpec(TrainOptions):
 
 # The predict fields each kind of model does not take ("regress" is an imported model without classes).
 TASK_FOREIGN_OPTIONS: dict[str, tuple[str, ...]] = {
-    "recommend": ("mode", "n", "dataset"),
-    "autoencode": ("user", "k"),
+    "recommend": ("mode", "n", "dataset", "label_column"),
+    "autoencode": ("user", "k", "label_column"),
     "classify": ("mode", "n", "user", "k"),
     "regress": ("mode", "n", "user", "k"),
 }
@@ -300,6 +300,9 @@ class PredictSpec(Strict):
     seed: Seed | None = None
     user: Id | None = None
     k: int | None = Field(default=None, ge=1, le=1000)
+    label_column: Column | None = Field(
+        default=None, description="with a CSV dataset: score the predictions against this column"
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -332,7 +335,16 @@ class PredictSpec(Strict):
             raise ValueError("'n' goes with mode 'sample'")
         if self.k is not None and self.user is None:
             raise ValueError("'k' goes with 'user'")
+        if self.label_column is not None and self.dataset is None:
+            raise ValueError("'label_column' goes with 'dataset'")
         return self
+
+
+def named_features(version: Any) -> list[str] | None:
+    """The feature columns a version reads a CSV by (name, in order): those of a version trained on a CSV."""
+    dataset = (getattr(version, "lineage", None) or {}).get("dataset") or {}
+    features = version.signature.get("feature_names")
+    return list(features) if dataset.get("format") == "csv" and features else None
 
 
 class ExplainSpec(Strict):

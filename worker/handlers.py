@@ -14,7 +14,7 @@ import numpy as np
 
 from db.jobs import ModelVersionDraft
 from ml.catalog import IMPORTED
-from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec, parse
+from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
 from worker.csv_cells import safe_cell
 from worker.joblog import current_phase, set_phase
@@ -174,10 +174,13 @@ def predict(ctx: JobContext) -> HandlerResult:
     from ml.inference import coerce_inputs
     from ml.inference import predict as infer
 
-    x = coerce_inputs(model, _inputs(ctx, spec))
+    raw, labels = _table(ctx, spec, version)
+    x = coerce_inputs(model, raw)
     outputs = infer(model, x)
     classifies = outputs.ndim == 2 and outputs.shape[1] > 1
     result["rows"] = len(x)
+    if labels is not None:
+        result["metrics"] = _scores(outputs, labels, classifies)
     names = version.signature.get("class_names") if classifies else None
     if len(x) <= ctx.settings.max_inline_rows:
         result["outputs"] = outputs.round(6).tolist()
@@ -213,6 +216,37 @@ def _write_predictions(path: Path, probabilities: np.ndarray) -> None:
             cells[:, 1] = part.argmax(axis=1)
             cells[:, 2:] = part
             handle.write((line * len(part)) % tuple(cells.ravel().tolist()))
+
+
+def _table(ctx: JobContext, spec: PredictSpec, version: Any) -> tuple[Any, np.ndarray | None]:
+    """A classifier's rows and, when the table has them, labels: a CSV is read by the model's own feature
+    columns (any table that has them; other columns ignored), labels from ``label_column`` or, when the
+    table has it, the column the version was trained against."""
+    features = named_features(version)
+    if spec.dataset is None or spec.dataset.startswith("builtin:") or not features:
+        return _inputs(ctx, spec), None
+    record = _record(ctx, spec.dataset)
+    if record.format != "csv":
+        return _inputs(ctx, spec), None
+    from ml.datasets import load_csv_columns
+
+    trained_on = ((version.lineage or {}).get("spec") or {}).get("label_column")
+    return load_csv_columns(
+        record.path,
+        list(features),
+        spec.label_column or trained_on,
+        version.signature.get("class_names"),
+        require_label=spec.label_column is not None,
+    )
+
+
+def _scores(outputs: np.ndarray, labels: np.ndarray, classifies: bool) -> dict[str, Any]:
+    """How the predictions fare against the table's labels: accuracy for a classifier, else RMSE."""
+    if classifies:
+        hits = outputs.argmax(axis=1) == labels.astype(np.int64)
+        return {"accuracy": round(float(hits.mean()), 6), "labelled_rows": len(labels)}
+    error = outputs.reshape(len(outputs), -1)[:, 0] - labels.astype(np.float64)
+    return {"rmse": round(float(np.sqrt(np.mean(error**2))), 6), "labelled_rows": len(labels)}
 
 
 def _inputs(ctx: JobContext, spec: PredictSpec) -> Any:

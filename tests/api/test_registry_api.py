@@ -93,3 +93,36 @@ def test_named_versions_and_aliases_resolve_everywhere_with_lineage(
     assert bad.status_code == 400
     assert client.delete("/v1/models/churn/aliases/production", headers=auth).get_json()["aliases"] == {}
     assert client.delete("/v1/models/churn/aliases/production", headers=auth).status_code == 404
+
+
+def _upload(client, auth, payload: bytes, name: str) -> str:  # type: ignore[no-untyped-def]
+    response = client.post(
+        "/v1/datasets", data={"file": (io.BytesIO(payload), name)}, headers=auth, content_type="multipart/form-data"
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def test_a_csv_model_predicts_on_any_table_with_its_columns_and_scores_the_labels(
+    client, auth, settings: Settings, db: Database
+) -> None:
+    runner = JobRunner(settings, db)
+    training = _upload(client, auth, CSV, "t.csv")
+    spec = {"architecture": "mlp", "epochs": 2, "dataset": training, "label_column": "label", "register_as": "csv"}
+    _run(client, auth, runner, "train", spec)
+    same = _run(client, auth, runner, "predict", {"model": "csv", "dataset": training})["result"]
+    assert same["rows"] == len(FEATURES) and same["metrics"]["labelled_rows"] == len(FEATURES)
+    truth = [LABELS[int(a > 0)] for a in FEATURES[:, 0]]
+    hits = sum(p == t for p, t in zip(same["labels"], truth, strict=True))
+    assert same["metrics"]["accuracy"] == round(hits / len(truth), 6)
+    # Columns in another order, an extra column, no labels: the model reads its own columns by name.
+    shuffled = "d,extra,b,a,c\n" + "".join(f"{d},x,{b},{a},{c}\n" for a, b, c, d in FEATURES[:5])
+    other = _upload(client, auth, shuffled.encode(), "other.csv")
+    scored = _run(client, auth, runner, "predict", {"model": "csv", "dataset": other})["result"]
+    assert scored["labels"] == same["labels"][:5] and "metrics" not in scored
+    missing = _upload(client, auth, b"a,b,c\n1,2,3\n", "missing.csv")
+    asked = {"type": "predict", "spec": {"model": "csv", "dataset": missing}}
+    refused = client.post("/v1/jobs", json=asked, headers=auth)
+    assert refused.status_code == 400 and refused.get_json()["error"]["details"]["missing"] == ["d"]
+    unlabelled = {"model": "csv", "dataset": other, "label_column": "label"}
+    assert client.post("/v1/jobs", json={"type": "predict", "spec": unlabelled}, headers=auth).status_code == 400
