@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from api import responses
-from api.artifacts import remove_file
 from api.openapi import MULTIPART, operation
 from api.services import principal, services
 from api.uploads import multipart_file, store_upload
+from tensorq.artifacts import remove_file
 
 bp = Blueprint("datasets", __name__)
 

@@ -9,7 +9,6 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 
 from api import responses
-from api.artifacts import remove_folder
 from api.batch import is_batch, submit_batch
 from api.inputs import batch_shape
 from api.longpoll import read_when_changed
@@ -23,6 +22,7 @@ from ml.budget import check_params, train_params
 from ml.catalog import BUILTIN_SHAPES
 from ml.specs import SPECS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features, parse
 from tensorq import bounded_json
+from tensorq.artifacts import remove_folder
 from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, UnsupportedMedia
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ from typing import IO
 from flask import Blueprint, jsonify, request, send_file
 
 from api import responses
-from api.artifacts import remove_file
 from api.jobs import _publish, json_body
 from api.openapi import BINARY, MULTIPART, operation, query
 from api.responses import AliasTarget
@@ -23,6 +22,7 @@ from db.jobs import NewJob
 from db.registry import parse_model_ref
 from ml.model_import import check_zip, staging_path
 from ml.specs import ModelUpload, parse
+from tensorq.artifacts import remove_file
 from tensorq.errors import InvalidRequest, NotFound
 
 bp = Blueprint("models", __name__)

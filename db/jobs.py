@@ -686,6 +686,26 @@ class JobStore:
                 )
         return record, kept
 
+    def sweep_finished(self, before: datetime, limit: int = 200) -> list[tuple[str, list[str]]]:
+        """Delete up to ``limit`` jobs that finished before ``before`` (retention); each deleted job's id with
+        the model files it trained (kept: versions outlive their job). Concurrent sweeps delete each once."""
+        swept: list[tuple[str, list[str]]] = []
+        with session_scope(self._factory) as session:
+            ids = list(
+                session.scalars(
+                    select(Job.id)
+                    .where(Job.status.in_(TERMINAL), Job.finished_at < before)
+                    .order_by(Job.finished_at)
+                    .limit(limit)
+                )
+            )
+            for job_id in ids:
+                kept = list(session.scalars(select(ModelVersion.path).where(ModelVersion.training_job_id == job_id)))
+                done = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))).rowcount
+                if done == 1:
+                    swept.append((job_id, kept))
+        return swept
+
     # -- recovery -----------------------------------------------------------------------
     def requeue_expired(self) -> Recovery:
         """Deal with running jobs whose lease expired: each is cancelled when a cancel was asked,

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=10.0, description="How often a running job renews its lease.")
     publish_grace_s: float = Field(default=120.0, description="Queued jobs older than this are re-published.")
     reaper_interval_s: float = Field(default=15.0, description="How often a worker runs the reaper.")
+    job_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Finished jobs (results, events, logs, artifacts) older than this are deleted by the reaper; "
+        "models they trained stay. Unset: kept until deleted.",
+    )
     default_max_attempts: int = Field(default=3, ge=1, le=20)
     progress_min_interval_s: float = Field(default=0.5, description="Rate bound on progress writes.")
     worker_stale_s: float = Field(

@@ -1,4 +1,5 @@
-"""The reaper: re-queues jobs whose lease expired and re-publishes queued jobs the broker may have lost.
+"""The reaper: re-queues jobs whose lease expired, re-publishes queued jobs the broker may have lost, and
+(with ``job_retention_days``) deletes finished jobs past their retention.
 
 It runs as a thread inside every worker child process (never in the forking parent), so recovery
 needs no extra service; concurrent reapers are safe because every transition is a conditional UPDATE
@@ -10,9 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from db.database import Database
 from db.records import JobRecord
+from tensorq.artifacts import remove_folder
 from tensorq.settings import Settings
 from worker.publisher import Publisher
 from worker.routing import route_for
@@ -28,6 +31,7 @@ class ReapReport:
     failed: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     republished: list[str] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)
 
 
 class Reaper:
@@ -57,9 +61,20 @@ class Reaper:
                 break
             self.db.jobs.mark_published(job.id)
             report.republished.append(job.id)
-        if report.requeued or report.failed or report.cancelled or report.republished:
+        report.swept = self._sweep()
+        if report.requeued or report.failed or report.cancelled or report.republished or report.swept:
             log.info("reaper: %s", report)
         return report
+
+    def _sweep(self) -> list[str]:
+        """Retention: delete finished jobs older than ``job_retention_days`` with their folders (not their models)."""
+        days = self.settings.job_retention_days
+        if not days:
+            return []
+        swept = self.db.jobs.sweep_finished(datetime.now(UTC) - timedelta(days=days))
+        for job_id, kept in swept:
+            remove_folder(self.settings.artifact_dir, self.settings.job_dir(job_id), keep=kept)
+        return [job_id for job_id, _ in swept]
 
     def _maybe_lost(self, candidates: list[JobRecord]) -> list[JobRecord]:
         """Jobs whose message may be gone: never published, or published long ago while their queue

@@ -35,11 +35,17 @@ def remove_folder(root: str | Path, folder: str | Path, keep: list[str]) -> int:
     for item in sorted(target.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if item in kept:
             continue
-        if item.is_file() or item.is_symlink():
-            freed += item.lstat().st_size
-            item.unlink(missing_ok=True)
-        elif item.is_dir() and not any(item.iterdir()):
-            item.rmdir()
-    if not any(target.iterdir()):
-        target.rmdir()
+        try:
+            if item.is_file() or item.is_symlink():
+                freed += item.lstat().st_size
+                item.unlink(missing_ok=True)
+            elif item.is_dir() and not any(item.iterdir()):
+                item.rmdir()
+        except FileNotFoundError:  # a concurrent sweep removed it first
+            continue
+    try:
+        if not any(target.iterdir()):
+            target.rmdir()
+    except FileNotFoundError:
+        pass
     return freed
