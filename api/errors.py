@@ -14,6 +14,31 @@ from tensorq.errors import TensorQError, Unavailable, storage_fault
 
 log = logging.getLogger(__name__)
 
+# The one code -> HTTP status table. An error's own code is looked up first, then its classes' codes.
+HTTP_STATUS: dict[str, int] = {
+    "invalid_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "timeout": 408,
+    "conflict": 409,
+    "cancelled": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "out_of_range": 422,
+    "quota_exceeded": 429,
+    "internal": 500,
+    "unavailable": 503,
+}
+
+
+def http_status(exc: TensorQError) -> int:
+    """The HTTP status of ``exc``: its code's, else the nearest class code's, else 500."""
+    for code in (exc.code, *(getattr(cls, "code", None) for cls in type(exc).__mro__)):
+        if code in HTTP_STATUS:
+            return HTTP_STATUS[code]
+    return 500
+
 
 def error_response(status: int, code: str, message: str, details: object = None):  # type: ignore[no-untyped-def]
     """A JSON error response."""
@@ -27,7 +52,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(TensorQError)
     def _tensorq_error(exc: TensorQError):  # type: ignore[no-untyped-def]
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(http_status(exc), exc.code, exc.message, exc.details)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)

@@ -43,7 +43,7 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error, always close.
 
-    A lost or refused database connection surfaces as ``Unavailable`` (HTTP 503).
+    A lost or refused database connection surfaces as ``Unavailable``.
     """
     session = factory()
     try:
@@ -59,7 +59,7 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 @contextmanager
 def _unavailable_when_disconnected() -> Iterator[None]:
-    """Raise a lost or refused database connection as ``Unavailable`` (HTTP 503)."""
+    """Raise a lost or refused database connection as ``Unavailable``."""
     try:
         yield
     except (OperationalError, InterfaceError) as exc:

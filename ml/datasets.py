@@ -37,7 +37,7 @@ class Dataset:
 
 
 def _labels(y: np.ndarray) -> np.ndarray:
-    """``y`` as int64 class ids; whole-number floats are accepted, anything else is a 400."""
+    """``y`` as int64 class ids; whole-number floats are accepted, anything else is an InvalidRequest."""
     if y.ndim != 1:
         raise InvalidRequest(f"y must be one label per row (1-D), not shaped {list(y.shape)}")
     if y.dtype.kind in "iub":

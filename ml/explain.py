@@ -247,7 +247,7 @@ def explain(
     baseline: str | np.ndarray = "zeros",
     **options: Any,
 ) -> Explanation:
-    """Run the named method; an unknown one is a 400 listing the known ones.
+    """Run the named method; an unknown one is an InvalidRequest listing the known ones.
 
     ``options``: ``samples``, ``noise`` (smoothgrad); ``window``, ``stride`` (occlusion, and ``window`` for
     lime's patches); ``nsamples`` (kernel_shap, gradient_shap, lime); ``background`` rows (SHAP); ``seed``.

@@ -67,7 +67,7 @@ def check_entries(archive: zipfile.ZipFile) -> None:
 
 
 def check_zip(path: str | Path) -> None:
-    """``check_entries`` on the file at ``path``; anything that is not a zip is a 400."""
+    """``check_entries`` on the file at ``path``; anything that is not a zip is an InvalidRequest."""
     try:
         with zipfile.ZipFile(path) as archive:
             check_entries(archive)

@@ -1,4 +1,4 @@
-"""Recommender answers: ratings of (user, item) pairs and a user's top-k items; unseen ids are a clear 400."""
+"""Recommender answers: ratings of (user, item) pairs and a user's top-k items; unseen ids are InvalidRequest."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ MAX_K = 1000
 
 
 def layer_of(model: Any) -> MatrixFactorization:
-    """The model's MatrixFactorization layer; a model without one is not a recommender (400)."""
+    """The model's MatrixFactorization layer; a model without one is not a recommender (InvalidRequest)."""
     for layer in getattr(model, "layers", []):
         if isinstance(layer, MatrixFactorization):
             return layer
@@ -65,7 +65,7 @@ def _score(model: Any, pairs: np.ndarray, batch_size: int = 65_536) -> np.ndarra
 
 
 def rate(model: Any, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs and their predicted ratings; any id the model never saw is a 400 naming it."""
+    """The pairs and their predicted ratings; any id the model never saw is an InvalidRequest naming it."""
     layer = layer_of(model)
     pairs = pairs_of(inputs)
     _known(layer, list(pairs[:, 0]), list(pairs[:, 1]))

@@ -38,7 +38,7 @@ def known() -> list[str]:
 
 
 def get(name: str) -> Builder:
-    """The builder registered as ``name``; an unknown name is a 400 listing the known ones."""
+    """The builder registered as ``name``; an unknown name is an InvalidRequest listing the known ones."""
     if name not in _BUILDERS and name in ARCHITECTURES:
         importlib.import_module(f"ml.architectures.{name}")
     if name not in _BUILDERS:
@@ -48,7 +48,7 @@ def get(name: str) -> Builder:
 
 
 def check_params(params: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
-    """``defaults`` updated with ``params``; unknown keys are a 400 naming the allowed ones."""
+    """``defaults`` updated with ``params``; unknown keys are an InvalidRequest naming the allowed ones."""
     if params is None:
         params = {}
     if not isinstance(params, dict):
@@ -67,7 +67,7 @@ def _out_of_range(name: str, message: str) -> OutOfRange:
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:
-    """``value`` as an int in ``[low, high]``; anything else is a 422 naming the param."""
+    """``value`` as an int in ``[low, high]``; anything else is an OutOfRange naming the param."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _out_of_range(name, f"must be an integer between {low} and {high}")
     if not low <= value <= high:
@@ -76,7 +76,7 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
 
 
 def check_float(name: str, value: Any, low: float, high: float) -> float:
-    """``value`` as a float in ``[low, high]``; anything else is a 422 naming the param."""
+    """``value`` as a float in ``[low, high]``; anything else is an OutOfRange naming the param."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _out_of_range(name, f"must be a number between {low} and {high}")
     if not low <= value <= high:
@@ -85,14 +85,14 @@ def check_float(name: str, value: Any, low: float, high: float) -> float:
 
 
 def check_int_list(name: str, value: Any, low: int, high: int, max_len: int = 32) -> list[int]:
-    """``value`` as a non-empty list of ints in ``[low, high]``; anything else is a 422."""
+    """``value`` as a non-empty list of ints in ``[low, high]``; anything else is an OutOfRange."""
     if not isinstance(value, list | tuple) or not 1 <= len(value) <= max_len:
         raise _out_of_range(name, f"must be a list of 1 to {max_len} integers")
     return [check_int(name, item, low, high) for item in value]
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``; anything else is a 422 listing them."""
+    """``value`` if it is one of ``choices``; anything else is an OutOfRange listing them."""
     if value not in choices:
         raise OutOfRange(
             f"params.{name} must be one of {', '.join(choices)}",
@@ -102,7 +102,7 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
 
 
 def check_bool(name: str, value: Any) -> bool:
-    """``value`` if it is true or false; anything else is a 422 naming the param."""
+    """``value`` if it is true or false; anything else is an OutOfRange naming the param."""
     if not isinstance(value, bool):
         raise _out_of_range(name, "must be true or false")
     return value

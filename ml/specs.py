@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 from ml.catalog import ARCHITECTURES, BUILTIN_DATASETS, EXPLAIN_METHODS, OPTIMIZERS, PREDICT_MODES, TASK_METRICS, TASKS
 from tensorq.errors import InvalidRequest, OutOfRange
 
-# pydantic error types that mean "well-formed, but out of range" (422); everything else is 400.
+# pydantic error types that mean "well-formed, but out of range" (OutOfRange); everything else is InvalidRequest.
 RANGE_ERRORS = frozenset(
     {
         "params_out_of_range",
@@ -43,7 +43,7 @@ ModelRef = Annotated[
 Column = Annotated[str, Field(min_length=1, max_length=200)]
 ClassId = Annotated[str, Field(pattern=r"^[0-9]{1,6}$")]
 ClassWeight = Annotated[float, Field(gt=0.0, le=1e6)]
-# "balanced", or class id -> weight; the discriminator keeps a bad weight's error to the mapping (422, not 400).
+# "balanced", or class id -> weight; the discriminator keeps a bad weight's error to the mapping (OutOfRange).
 ClassWeights = Annotated[
     Annotated[Literal["balanced"], Tag("name")] | Annotated[dict[ClassId, ClassWeight], Tag("mapping")],
     Discriminator(lambda value: "name" if isinstance(value, str) else "mapping"),

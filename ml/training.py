@@ -19,7 +19,7 @@ from ml.tasks.base import model_input
 from tensorq.errors import InvalidRequest, JobCancelled, OutOfRange, TensorQError
 
 MODEL = "model.keras"
-# Validation errors that mean the config cannot run at all (400); any other is a value out of its range (422).
+# Validation errors that mean the config cannot run at all (InvalidRequest); any other is an OutOfRange.
 SHAPE_ERRORS = frozenset({"unknown_name", "extra_forbidden", "missing", "model_type", "dict_type", "union_tag_invalid"})
 
 

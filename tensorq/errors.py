@@ -1,18 +1,21 @@
-"""The one coded error tree of TensorQ; the API maps it to HTTP in exactly one place.
+"""The one coded error tree of TensorQ. Errors carry codes; only ``api/errors.py`` knows HTTP statuses.
 
-TensorQError                  base: a code, a message, details and an HTTP status
-├── InvalidRequest   (400)    malformed input or a spec that cannot run
-├── Unauthorized     (401)    no key, a bad key or a revoked key
-├── Forbidden        (403)    a key that may not do this (read-only)
-├── NotFound         (404)    missing, or another tenant's
-├── Conflict         (409)    an illegal state transition
-├── PayloadTooLarge  (413)    a body or upload over its limit
-├── UnsupportedMedia (415)    a content type the route does not take
-├── OutOfRange       (422)    a well-formed value outside its allowed range
-├── QuotaExceeded    (429)    a tenant over one of its quotas (with ``retry_after``)
-├── Unavailable      (503)    the database or the broker cannot be reached
-│   └── StorageUnavailable    the artifact store cannot be written (read-only, full)
-└── JobCancelled              raised inside a running job when a cancel is seen
+TensorQError       internal                base: a code, a message and details
+├── InvalidRequest   invalid_request         malformed input or a spec that cannot run
+├── Unauthorized     unauthorized            no key, a bad key or a revoked key
+├── Forbidden        forbidden               a key that may not do this (read-only)
+├── NotFound         not_found               missing, or another tenant's
+├── Conflict         conflict                an illegal state transition
+├── PayloadTooLarge  payload_too_large       a body or upload over its limit
+├── UnsupportedMedia unsupported_media_type  a content type the route does not take
+├── OutOfRange       out_of_range            a well-formed value outside its allowed range
+├── QuotaExceeded    quota_exceeded          a tenant over one of its quotas (with ``retry_after``)
+├── Unavailable      unavailable             the database or the broker cannot be reached
+│   └── StorageUnavailable  storage_unavailable  the artifact store cannot be written (read-only, full)
+└── JobCancelled     cancelled               raised inside a running job when a cancel is seen
+
+An instance may carry a more precise code (``InvalidRequest(..., code="unknown_model")``); the API
+answers with the status of the most precise code it knows, else of the class's code.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from typing import Any
 class TensorQError(Exception):
     """Base of every error TensorQ raises on purpose."""
 
-    status = 500
     code = "internal"
 
     def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
@@ -35,71 +37,58 @@ class TensorQError(Exception):
             self.code = code
         self.details = details
 
-    def to_dict(self) -> dict[str, Any]:
-        """The error as the API's JSON error body."""
-        return {"code": self.code, "message": self.message, "details": self.details}
-
 
 class InvalidRequest(TensorQError):
     """Malformed input, or a spec that cannot run (unknown architecture, wrong shape)."""
 
-    status = 400
     code = "invalid_request"
 
 
 class Unauthorized(TensorQError):
     """No API key, an unknown one or a revoked one."""
 
-    status = 401
     code = "unauthorized"
 
 
 class Forbidden(TensorQError):
     """A valid key whose scope does not allow the action."""
 
-    status = 403
     code = "forbidden"
 
 
 class NotFound(TensorQError):
     """The object does not exist or belongs to another tenant."""
 
-    status = 404
     code = "not_found"
 
 
 class Conflict(TensorQError):
     """The object is not in a state that allows the action."""
 
-    status = 409
     code = "conflict"
 
 
 class PayloadTooLarge(TensorQError):
     """A request body or upload over its configured limit."""
 
-    status = 413
     code = "payload_too_large"
 
 
 class UnsupportedMedia(TensorQError):
     """A content type the route does not accept."""
 
-    status = 415
     code = "unsupported_media_type"
 
 
 class OutOfRange(TensorQError):
     """A well-formed value outside its allowed range."""
 
-    status = 422
     code = "out_of_range"
 
 
 class QuotaExceeded(TensorQError):
     """A tenant is over one of its quotas; ``retry_after`` says when to try again."""
 
-    status = 429
     code = "quota_exceeded"
 
     def __init__(self, message: str, *, retry_after: int = 1, **kwargs: Any) -> None:
@@ -110,7 +99,6 @@ class QuotaExceeded(TensorQError):
 class Unavailable(TensorQError):
     """A backing service (database or broker) cannot be reached; retry later."""
 
-    status = 503
     code = "unavailable"
 
     def __init__(self, message: str, *, retry_after: int = 5, **kwargs: Any) -> None:
@@ -139,5 +127,4 @@ def storage_fault(exc: BaseException) -> StorageUnavailable | None:
 class JobCancelled(TensorQError):
     """Raised inside a running job when its cancellation has been requested."""
 
-    status = 409
     code = "cancelled"

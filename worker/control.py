@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 class JobTimedOut(TensorQError):
     """The job ran past its ``timeout_s``."""
 
-    status = 408
     code = "timeout"
 
 

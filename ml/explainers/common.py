@@ -40,14 +40,14 @@ def is_int(value: Any) -> bool:
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:
-    """``value`` as an int in ``[low, high]``; anything else is a 422 naming the field."""
+    """``value`` as an int in ``[low, high]``; anything else is an OutOfRange naming the field."""
     if not is_int(value) or not low <= value <= high:
         raise OutOfRange(f"{name} must be an integer in {low}..{high}", details={"field": name})
     return int(value)
 
 
 def check_float(name: str, value: Any, low: float, high: float) -> float:
-    """``value`` as a float in ``[low, high]``; anything else is a 422 naming the field."""
+    """``value`` as a float in ``[low, high]``; anything else is an OutOfRange naming the field."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
         raise OutOfRange(f"{name} must be a number in [{low}, {high}]", details={"field": name})
     return float(value)

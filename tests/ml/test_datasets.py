@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from api.errors import http_status
 from ml.datasets import (
     BUILTINS,
     Dataset,
@@ -47,7 +48,7 @@ def test_unknown_builtin_lists_the_known_ones() -> None:
         load_builtin("mnist")
     for name in BUILTINS:
         assert name in caught.value.message
-    assert caught.value.status == 400
+    assert http_status(caught.value) == 400
 
 
 @pytest.mark.parametrize(

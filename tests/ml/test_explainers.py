@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import shap
 
+from api.errors import http_status
 from ml.explain import QUALITY, explain
 from tensorq.errors import InvalidRequest, OutOfRange
 from tests.ml.conftest import Trained
@@ -126,7 +127,7 @@ def test_options_out_of_range_are_422_naming_the_field(
 ) -> None:
     with pytest.raises(OutOfRange) as caught:
         explain(trained_mlp.model, trained_mlp.held_out.x[:1], method, **options)
-    assert caught.value.details["field"] == field and caught.value.status == 422
+    assert caught.value.details["field"] == field and http_status(caught.value) == 422
 
 
 def test_background_must_match_the_inputs(trained_mlp: Trained) -> None:

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from api.errors import http_status
 from ml import inference
 from ml.inference import coerce_inputs, input_signature, load_model, predict, set_cache_size
 from tensorq.errors import InvalidRequest, OutOfRange
@@ -102,7 +103,7 @@ def test_shape_mismatch_names_the_expected_shape(trained_mlp: Trained, trained_c
     with pytest.raises(InvalidRequest, match="does not match the model's") as caught:
         coerce_inputs(trained_mlp.model, [[1.0, 2.0, 3.0]])
     assert caught.value.details == {"expected_shape": ["batch", 30], "got_shape": [1, 3]}
-    assert caught.value.status == 400
+    assert http_status(caught.value) == 400
     with pytest.raises(InvalidRequest) as caught:
         coerce_inputs(trained_cnn.model, np.zeros((2, 28, 28)))
     assert caught.value.details["expected_shape"] == ["batch", 8, 8, 1]

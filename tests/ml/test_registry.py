@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import pytest
 
+from api.errors import http_status
 from ml import registry
 from tensorq.errors import InvalidRequest, OutOfRange
 
@@ -55,7 +56,7 @@ def test_bad_param_values_are_out_of_range(name: str, params: dict, field: str) 
     with pytest.raises(OutOfRange) as caught:
         registry.get(name)((8, 8, 1), 10, params)
     assert caught.value.details["field"] == field
-    assert caught.value.status == 422
+    assert http_status(caught.value) == 422
 
 
 def _layer_types(model: keras.Model) -> list[str]:
