@@ -26,6 +26,7 @@ HTTP_STATUS: dict[str, int] = {
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "out_of_range": 422,
+    "resource_exhausted": 422,
     "quota_exceeded": 429,
     "internal": 500,
     "unavailable": 503,

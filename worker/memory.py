@@ -19,7 +19,6 @@ EXHAUSTION_NAMES = frozenset({"ResourceExhaustedError", "_ArrayMemoryError"})
 class ResourceExhausted(TensorQError):
     """The job asked for more memory than the worker's per-job ceiling."""
 
-    status = 422
     code = "resource_exhausted"
 
 
