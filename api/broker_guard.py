@@ -7,11 +7,14 @@ made at most once per ``probe_interval_s``, reaches the broker again.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from tensorq.errors import Unavailable
 from worker.publisher import Publisher
+
+log = logging.getLogger(__name__)
 
 
 class BrokerGuard:
@@ -40,7 +43,7 @@ class BrokerGuard:
                 try:
                     self._publisher.ping()
                     self._down = False
-                except Exception:  # noqa: BLE001 - still down
-                    pass
+                except Exception:  # noqa: BLE001 - still down, whatever the client library raised
+                    log.info("broker probe failed; still refusing submissions", exc_info=True)
             if self._down:
                 raise Unavailable("the broker is unavailable; retry later", details={"service": "broker"})

@@ -13,4 +13,5 @@ from ml.architectures.vae import VariationalAutoencoder
 from ml.catalog import REGISTERED_CLASSES
 
 CLASSES = (VariationalAutoencoder, MatrixFactorization)
-assert {keras.saving.get_registered_name(cls) for cls in CLASSES} == REGISTERED_CLASSES
+if {keras.saving.get_registered_name(cls) for cls in CLASSES} != REGISTERED_CLASSES:
+    raise RuntimeError("ml.catalog.REGISTERED_CLASSES does not name the classes registered here")

@@ -15,14 +15,13 @@ from ml.catalog import BUILTIN_DATASETS, TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from tensorq.errors import InvalidRequest, OutOfRange
 
 BUILTINS = BUILTIN_DATASETS
-KINDS = ("tabular", "image", "text", "interactions")
 # What a broken or hostile .npz raises from np.load: bad zip, pickled objects, truncated arrays.
 _NPZ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile)
 
 
 @dataclass
 class Dataset:
-    """Inputs ``x`` and targets ``y``; ``kind`` is one of KINDS.
+    """Inputs ``x`` and targets ``y``; ``kind`` is "tabular", "image", "text" or "interactions".
 
     tabular and image: ``x`` float32 (N, features) or (N, H, W, C), ``y`` int64 class ids (zeros when
     unlabelled); text: ``x`` an object array of N strings, ``y`` class ids; interactions: ``x`` an

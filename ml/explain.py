@@ -273,11 +273,6 @@ def explain(
         return smoothgrad(
             model, x, target, options.get("samples", 32), options.get("noise", 0.15), baseline, options["seed"]
         )
-    if takes_strings(model):
-        if not (isinstance(baseline, str) and baseline == "zeros"):
-            raise OutOfRange(
-                "text models are explained against leaving words out; baseline must be 'zeros'",
-                details={"field": "baseline"},
-            )
+    if takes_strings(model):  # its baseline is "zeros" (checked above): words left out
         return _text_perturbation(model, x, method, target, options)
     return _numeric_perturbation(model, x, method, target, baseline, options)

@@ -1,4 +1,4 @@
-"""The layer boundaries of DESIGN.md, checked in fresh interpreters."""
+"""The layer boundaries of docs/architecture.md, checked in fresh interpreters."""
 
 from __future__ import annotations
 

@@ -73,4 +73,5 @@ class CeleryPublisher:
             with self._app.connection_for_read() as conn:
                 return conn.default_channel.queue_declare(queue=self._queue(queue), passive=True).message_count
         except Exception:  # noqa: BLE001 - unknown: the caller re-publishes to be safe
+            log.warning("depth of queue %s unknown; its stale jobs will be re-published", queue, exc_info=True)
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -90,10 +91,12 @@ def test_without_signals_a_long_poll_falls_back_to_polling(db: Database) -> None
     assert job.status == "succeeded"
 
 
-def test_a_signal_to_an_unreachable_redis_is_dropped_quietly() -> None:
+def test_a_signal_to_an_unreachable_redis_is_dropped_quietly(caplog: pytest.LogCaptureFixture) -> None:
     signal = ChangeSignal("redis://127.0.0.1:1/0")
-    signal("some-job")  # refused: no error, and the next one is skipped without trying
-    signal("some-job")
+    with caplog.at_level(logging.DEBUG, logger="db.changes"):
+        assert signal("some-job") is None  # refused: no error raised
+        assert signal("some-job") is None  # and the next one is skipped without trying
+    assert [r.getMessage() for r in caplog.records] == ["change signal for job some-job not sent"]
 
 
 @pytest.fixture

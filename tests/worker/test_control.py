@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from db.database import Database
 from db.jobs import NewJob
 from tensorq.errors import JobCancelled
@@ -64,9 +66,5 @@ def test_a_cancel_is_seen_at_the_next_check_interval(db: Database) -> None:
         db.jobs.cancel(db.jobs.get_any(job_id).tenant_id, job_id)
         assert _eventually(control.should_stop)
         assert control.reason == "cancelled"
-        try:
+        with pytest.raises(JobCancelled):
             control.check()
-        except JobCancelled:
-            pass
-        else:
-            raise AssertionError("check() did not raise after the cancel")
