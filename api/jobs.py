@@ -41,37 +41,49 @@ def json_body() -> Any:
 def check_references(tenant_id: str, spec: Any, versions: dict[str, Any] | None = None) -> None:
     """Refuse before queueing a spec whose dataset, model or inputs cannot run (``versions`` caches the
     models resolved across the jobs of one batch)."""
-    svc = services()
     dataset = getattr(spec, "dataset", None)
-    record = None
-    if dataset and not dataset.startswith("builtin:"):
-        try:
-            record = svc.db.datasets.get(tenant_id, dataset)
-        except NotFound:
-            raise InvalidRequest(f"dataset {dataset} not found", code="unknown_dataset") from None
+    record = _dataset_record(tenant_id, dataset) if dataset and not dataset.startswith("builtin:") else None
     if isinstance(spec, TrainSpec):
         _check_training_data(spec, record)
         _check_model_size(spec, record)
     if isinstance(spec, PredictSpec | ExplainSpec):
-        try:
-            version = versions.get(spec.model) if versions is not None else None
-            version = version or svc.db.models.resolve(tenant_id, spec.model)
-            if versions is not None:
-                versions[spec.model] = version
-        except NotFound:
-            raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
-        if isinstance(spec, PredictSpec):
-            spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
-            _check_table(spec, record, version)
-        shape = version.signature.get("input_shape")
-        if spec.inputs is not None and shape is not None:
-            rows = batch_shape(spec.inputs, shape)[0]
-            if isinstance(spec, PredictSpec) and rows > 100_000:
-                raise OutOfRange("at most 100000 inline input rows; upload a dataset instead")
-        if isinstance(spec, ExplainSpec) and isinstance(spec.baseline, list) and shape is not None:
-            batch_shape([spec.baseline], shape)
-        if isinstance(spec, ExplainSpec) and spec.background is not None and shape is not None:
-            batch_shape(spec.background, shape)
+        _check_model_inputs(tenant_id, spec, record, versions)
+
+
+def _dataset_record(tenant_id: str, dataset: str) -> DatasetRecord:
+    """The tenant's dataset; a missing one is an InvalidRequest ``unknown_dataset``."""
+    try:
+        return services().db.datasets.get(tenant_id, dataset)
+    except NotFound:
+        raise InvalidRequest(f"dataset {dataset} not found", code="unknown_dataset") from None
+
+
+def _check_model_inputs(
+    tenant_id: str, spec: PredictSpec | ExplainSpec, record: DatasetRecord | None, versions: dict[str, Any] | None
+) -> None:
+    """The tenant's model exists, takes the spec's options and table, and inline inputs (an explain baseline
+    and background too) have its input shape."""
+    try:
+        version = versions.get(spec.model) if versions is not None else None
+        version = version or services().db.models.resolve(tenant_id, spec.model)
+        if versions is not None:
+            versions[spec.model] = version
+    except NotFound:
+        raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
+    if isinstance(spec, PredictSpec):
+        spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
+        _check_table(spec, record, version)
+    shape = version.signature.get("input_shape")
+    if shape is None:
+        return
+    if spec.inputs is not None:
+        rows = batch_shape(spec.inputs, shape)[0]
+        if isinstance(spec, PredictSpec) and rows > 100_000:
+            raise OutOfRange("at most 100000 inline input rows; upload a dataset instead")
+    if isinstance(spec, ExplainSpec) and isinstance(spec.baseline, list):
+        batch_shape([spec.baseline], shape)
+    if isinstance(spec, ExplainSpec) and spec.background is not None:
+        batch_shape(spec.background, shape)
 
 
 def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
@@ -113,13 +125,11 @@ def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:
     spec.check_data(data_kind(record.format, record.info.get("x_shape")))
     if record.format != "csv":
         return
+    columns = record.info.get("columns")
     if spec.task == "classify" and not spec.label_column:
-        raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": record.info.get("columns")})
-    if spec.label_column and spec.label_column not in record.info.get("columns", []):
-        raise InvalidRequest(
-            f"label column '{spec.label_column}' is not in the dataset",
-            details={"columns": record.info.get("columns")},
-        )
+        raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": columns})
+    if spec.label_column and spec.label_column not in (columns or []):
+        raise InvalidRequest(f"label column '{spec.label_column}' is not in the dataset", details={"columns": columns})
 
 
 @bp.post("/jobs")

@@ -21,16 +21,16 @@ def as_images(x: np.ndarray) -> np.ndarray:
 
 
 def train(x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, validation_split: float, seed: int) -> dict:
-    """``model.fit`` of the registry's CNN as a plain Keras script would: seconds for build+fit and fit alone."""
+    """``model.fit`` of the built-in CNN as a plain Keras script would: seconds for build+fit and fit alone."""
     import keras
 
-    from ml import registry
+    from ml import builders
 
     x = as_images(x)
     keras.utils.set_random_seed(seed)
     watch = Stopwatch()
     start = time.perf_counter()
-    model = registry.get("cnn")(tuple(x.shape[1:]), int(y.max()) + 1, {})
+    model = builders.get("cnn")(tuple(x.shape[1:]), int(y.max()) + 1, {})
     cut = int(len(x) * (1 - validation_split))
     for layer in model.layers:
         if isinstance(layer, keras.layers.Normalization):

@@ -11,7 +11,7 @@ from typing import Any
 import keras
 from pydantic import ValidationError
 
-from ml import registry, tasks
+from ml import builders, tasks
 from ml.checkpoint import CHECKPOINT, load_best_weights, load_checkpoint, save_best_weights, save_checkpoint
 from ml.datasets import Dataset, split
 from ml.specs import EarlyStopping, TrainOptions
@@ -143,6 +143,83 @@ class _Progress(keras.callbacks.Callback):
             self.on_epoch({"epoch": epoch + 1, "epochs": self.total, **figures})
 
 
+@dataclass
+class _Splits:
+    """The rows to fit on, and the held-out validation and test rows (None when their split is 0)."""
+
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
+
+
+@dataclass
+class _Start:
+    """Where fitting starts: a fresh model at epoch 0, or the checkpoint's model, epoch and history."""
+
+    model: keras.Model
+    epoch: int
+    history: dict[str, list[float]]
+    stopping_state: dict[str, Any] | None
+    from_checkpoint: bool
+
+    def finished(self, epochs: int) -> bool:
+        """Whether the checkpoint already ran every epoch or stopped early."""
+        return self.epoch >= epochs or bool(self.stopping_state and self.stopping_state.get("stopped"))
+
+
+def _splits(task: tasks.Task, data: Dataset, config: TrainOptions) -> _Splits:
+    """Test rows first, then validation rows, both fixed by the seed (0 without one) so that a resumed
+    job validates on the same rows."""
+    seed = config.seed if config.seed is not None else 0
+    test = val = None
+    if config.test_split > 0:
+        data, test = split(data, config.test_split, seed, stratified=task.stratified)
+    if config.validation_split > 0:
+        data, val = split(data, config.validation_split, seed + 1, stratified=task.stratified)
+    return _Splits(data, val, test)
+
+
+def _start(task: tasks.Task, config: TrainOptions, data: Dataset, num_classes: int, workdir: Path) -> _Start:
+    """Resume from the folder's checkpoint when its model fits this data, else build and compile a new one."""
+    resumed = load_checkpoint(workdir)
+    if resumed is not None and task.fits(resumed.model, data, num_classes):
+        return _Start(resumed.model, resumed.epoch, resumed.history, resumed.early_stopping, from_checkpoint=True)
+    model = task.build(config.architecture, config.params, data, num_classes)
+    task.compile(model, _optimizer(config.optimizer, config.learning_rate))
+    return _Start(model, 0, {}, None, from_checkpoint=False)
+
+
+def _fit(
+    task: tasks.Task, config: TrainOptions, splits: _Splits, start: _Start, callbacks: list, options: dict[str, Any]
+) -> None:
+    """Keras ``fit`` from the start epoch to ``config.epochs``, with the task's targets and fit options."""
+    val = splits.val
+    start.model.fit(
+        model_input(splits.train.x),
+        task.targets(splits.train),
+        validation_data=(model_input(val.x), task.targets(val)) if val is not None else None,
+        epochs=config.epochs,
+        initial_epoch=start.epoch,
+        batch_size=config.batch_size,
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=0,
+        **options,
+    )
+
+
+def _save(model: keras.Model, workdir: Path, checkpoint_is_final: bool) -> Path:
+    """Write ``model.keras`` atomically; a copy of the last checkpoint when that is this very model."""
+    model_path = workdir / MODEL
+    tmp = workdir / f".{MODEL}.tmp.keras"
+    if checkpoint_is_final:
+        shutil.copyfile(workdir / CHECKPOINT, tmp)  # no second save
+    else:
+        model.save(tmp)
+    tmp.replace(model_path)
+    return model_path
+
+
 def train(
     config: TrainOptions,
     data: Dataset,
@@ -153,74 +230,42 @@ def train(
     """Train per ``config`` on ``data`` in ``workdir``, resuming from its checkpoint when one exists."""
     config = checked(config)
     task = tasks.for_architecture(config.architecture)
-    registry.get(config.architecture)  # an unknown architecture is refused before any work
+    builders.get(config.architecture)  # an unknown architecture is refused before any work
     num_classes = task.check(data)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
-    # The splits are fixed by the seed (0 without one) so a resumed job validates on the same rows.
-    split_seed = config.seed if config.seed is not None else 0
-    full = data
-    data = task.prepare(data)
-    test = val = None
-    if config.test_split > 0:
-        data, test = split(data, config.test_split, split_seed, stratified=task.stratified)
-    if config.validation_split > 0:
-        data, val = split(data, config.validation_split, split_seed + 1, stratified=task.stratified)
-    fit_options = task.fit_options(config.class_weight, data, num_classes)
+    splits = _splits(task, task.prepare(data), config)
+    fit_options = task.fit_options(config.class_weight, splits.train, num_classes)  # refused before any build
+    start = _start(task, config, splits.train, num_classes, workdir)
+    model, history = start.model, start.history
 
-    resumed = load_checkpoint(workdir)
-    if resumed is not None and task.fits(resumed.model, data, num_classes):
-        model, initial_epoch, history = resumed.model, resumed.epoch, resumed.history
-        stopping_state = resumed.early_stopping
-    else:
-        model = task.build(config.architecture, config.params, data, num_classes)
-        task.compile(model, _optimizer(config.optimizer, config.learning_rate))
-        initial_epoch, history, stopping_state = 0, {}, None
     early_stopping = None
     if config.early_stopping is not None:
-        args = _early_stopping_args(config.early_stopping, val is not None)
-        early_stopping = _EarlyStopping(workdir, stopping_state, **args)
+        args = _early_stopping_args(config.early_stopping, splits.val is not None)
+        early_stopping = _EarlyStopping(workdir, start.stopping_state, **args)
     progress = _Progress(config.epochs, workdir, history, on_epoch, should_stop, early_stopping)
-    if resumed is not None and model is resumed.model:
-        progress.checkpointed_epoch = initial_epoch
-    callbacks = [c for c in (early_stopping, progress) if c is not None]
-    finished = initial_epoch >= config.epochs or bool(stopping_state and stopping_state.get("stopped"))
-    if finished and early_stopping is not None:  # stopped before the final save: keep the best weights
+    if start.from_checkpoint:
+        progress.checkpointed_epoch = start.epoch
+    if not start.finished(config.epochs):
+        _fit(task, config, splits, start, [c for c in (early_stopping, progress) if c is not None], fit_options)
+    elif early_stopping is not None:  # stopped before the final save: keep the best weights
         best_weights = load_best_weights(workdir)
         if best_weights is not None:
             model.set_weights(best_weights)
-    if not finished:
-        model.fit(
-            model_input(data.x),
-            task.targets(data),
-            validation_data=(model_input(val.x), task.targets(val)) if val is not None else None,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            batch_size=config.batch_size,
-            callbacks=callbacks,
-            shuffle=True,
-            verbose=0,
-            **fit_options,
-        )
+
     metrics = {name: values[-1] for name, values in history.items() if values}
-    if test is not None:
-        metrics.update(task.test_metrics(model, data, test))
-    model_path = workdir / MODEL
-    tmp = workdir / f".{MODEL}.tmp.keras"
+    if splits.test is not None:
+        metrics.update(task.test_metrics(model, splits.train, splits.test))
     epochs_run = len(history.get("loss", []))
-    if early_stopping is None and progress.checkpointed_epoch == epochs_run:
-        shutil.copyfile(workdir / CHECKPOINT, tmp)  # the last checkpoint is this very model: no second save
-    else:
-        model.save(tmp)
-    tmp.replace(model_path)
+    checkpoint_is_final = early_stopping is None and progress.checkpointed_epoch == epochs_run
     return TrainOutcome(
-        model_path=model_path,
+        model_path=_save(model, workdir, checkpoint_is_final),
         metrics=metrics,
         history=history,
-        input_shape=list(data.x.shape[1:]),
+        input_shape=list(splits.train.x.shape[1:]),
         num_classes=num_classes,
         epochs_run=epochs_run,
-        signature=task.signature(model, full, num_classes),
+        signature=task.signature(model, data, num_classes),
     )

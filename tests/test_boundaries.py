@@ -18,7 +18,7 @@ def _modules_after(code: str) -> set[str]:
 
 def test_ml_imports_no_service_package() -> None:
     loaded = _modules_after(
-        "import ml.datasets, ml.registry, ml.training, ml.inference, ml.explain, ml.heatmap, ml.catalog\n"
+        "import ml.datasets, ml.builders, ml.training, ml.inference, ml.explain, ml.heatmap, ml.catalog\n"
         "import ml.architectures.mlp, ml.architectures.cnn"
     )
     assert "tensorflow" in loaded or "keras" in loaded
@@ -26,7 +26,7 @@ def test_ml_imports_no_service_package() -> None:
 
 
 def test_importing_ml_package_does_not_load_tensorflow() -> None:
-    loaded = _modules_after("import ml, ml.catalog, ml.datasets, ml.registry")
+    loaded = _modules_after("import ml, ml.catalog, ml.datasets, ml.builders")
     assert not loaded & {"tensorflow", "keras"}
 
 

@@ -303,24 +303,14 @@ def _rounded(attributions: np.ndarray | list[np.ndarray]) -> list[Any]:
 def explain(ctx: JobContext) -> HandlerResult:
     """Attributions for the inputs, the method's quality figure, words for text, and heatmaps for images."""
     from ml.explain import explain as attribute
-    from ml.heatmap import save_heatmap
-    from ml.inference import coerce_inputs, takes_strings
+    from ml.inference import coerce_inputs
 
     spec = parse(ExplainSpec, ctx.job.spec, where="spec")
     version, model = _model(ctx, spec.model)
     if _task(version) != "classify":
         raise InvalidRequest("explanations are for classifiers (class probabilities)", details={"task": _task(version)})
     x = coerce_inputs(model, spec.inputs)
-    baseline: Any = spec.baseline
-    if isinstance(baseline, list):
-        if takes_strings(model):
-            raise InvalidRequest("a text model's baseline is 'zeros' (words left out)")
-        baseline = coerce_inputs(model, [baseline])[0]
-    background = None
-    if spec.background is not None:
-        if takes_strings(model):
-            raise InvalidRequest("background rows are for numeric inputs")
-        background = coerce_inputs(model, spec.background)
+    baseline, background = _reference_rows(model, spec)
     explanation = attribute(
         model,
         x,
@@ -351,14 +341,36 @@ def explain(ctx: JobContext) -> HandlerResult:
     if version.signature.get("feature_names"):
         result["feature_names"] = version.signature["feature_names"]
     if version.signature.get("kind") == "image":
-        folder = _folder(ctx)
-        names = []
-        for i in range(min(len(x), MAX_HEATMAPS)):
-            name = f"heatmap_{i}.png"
-            save_heatmap(x[i], explanation.attributions[i], folder / name, title=f"class {explanation.targets[i]}")
-            names.append(name)
-        result["artifacts"] = names
+        result["artifacts"] = _heatmaps(_folder(ctx), x, explanation)
     return HandlerResult(result)
+
+
+def _reference_rows(model: Any, spec: ExplainSpec) -> tuple[Any, Any]:
+    """The baseline ("zeros", "mean" or one row in the model's input form) and the SHAP background rows."""
+    from ml.inference import coerce_inputs, takes_strings
+
+    baseline: Any = spec.baseline
+    if isinstance(baseline, list):
+        if takes_strings(model):
+            raise InvalidRequest("a text model's baseline is 'zeros' (words left out)")
+        baseline = coerce_inputs(model, [baseline])[0]
+    if spec.background is None:
+        return baseline, None
+    if takes_strings(model):
+        raise InvalidRequest("background rows are for numeric inputs")
+    return baseline, coerce_inputs(model, spec.background)
+
+
+def _heatmaps(folder: Path, x: np.ndarray, explanation: Any) -> list[str]:
+    """A heatmap PNG per input image (the first MAX_HEATMAPS); their file names."""
+    from ml.heatmap import save_heatmap
+
+    names = []
+    for i in range(min(len(x), MAX_HEATMAPS)):
+        name = f"heatmap_{i}.png"
+        save_heatmap(x[i], explanation.attributions[i], folder / name, title=f"class {explanation.targets[i]}")
+        names.append(name)
+    return names
 
 
 def import_model(ctx: JobContext) -> HandlerResult:

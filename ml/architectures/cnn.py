@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from ml.registry import check_float, check_int, check_int_list, check_params, register
+from ml.builders import check_float, check_int, check_int_list, check_params, register
 from tensorq.errors import InvalidRequest
 
 DEFAULTS: dict[str, Any] = {"filters": [32, 64, 64], "dense": 64, "dropout": 0.0, "kernel_size": 3}

@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from ml.registry import check_choice, check_float, check_int_list, check_params, register
+from ml.builders import check_choice, check_float, check_int_list, check_params, register
 
 DEFAULTS: dict[str, Any] = {"hidden": [64, 32], "dropout": 0.1, "activation": "relu"}
 ACTIVATIONS = ("relu", "gelu", "tanh", "elu", "selu", "swish", "sigmoid")

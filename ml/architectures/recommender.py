@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from ml.registry import check_float, check_int, check_params, register
+from ml.builders import check_float, check_int, check_params, register
 from tensorq.errors import InvalidRequest
 
 DEFAULTS: dict[str, Any] = {"factors": 16, "l2": 1e-4, "init_scale": 0.05}

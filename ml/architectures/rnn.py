@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from ml.registry import check_bool, check_choice, check_float, check_int, check_params, register
+from ml.builders import check_bool, check_choice, check_float, check_int, check_params, register
 from tensorq.errors import InvalidRequest
 
 DEFAULTS: dict[str, Any] = {

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from ml.registry import check_choice, check_float, check_int, check_int_list, check_params, register
+from ml.builders import check_choice, check_float, check_int, check_int_list, check_params, register
 
 DEFAULTS: dict[str, Any] = {"latent_dim": 8, "hidden": [128, 64], "beta": 1.0, "activation": "relu"}
 ACTIVATIONS = ("relu", "gelu", "tanh", "elu", "selu", "swish")

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ml import registry
+from ml import builders
 from ml.datasets import Dataset
 from ml.tasks.base import Task, adapt_preprocessing, check_numeric
 from tensorq.errors import InvalidRequest
@@ -36,7 +36,7 @@ class Autoencode(Task):
 
     def build(self, architecture: str, params: dict[str, Any], train: Dataset, num_classes: int) -> keras.Model:
         """The registered builder's model, normalisation adapted."""
-        model = registry.get(architecture)(tuple(train.x.shape[1:]), 0, params)
+        model = builders.get(architecture)(tuple(train.x.shape[1:]), 0, params)
         adapt_preprocessing(model, train.x)
         return model
 

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ml import registry
+from ml import builders
 from ml.datasets import Dataset
 from ml.tasks.base import Task, adapt_preprocessing
 from tensorq.errors import InvalidRequest, OutOfRange
@@ -63,7 +63,7 @@ class Classify(Task):
 
     def build(self, architecture: str, params: dict[str, Any], train: Dataset, num_classes: int) -> keras.Model:
         """The registered builder's model, preprocessing adapted."""
-        model = registry.get(architecture)(tuple(train.x.shape[1:]), num_classes, params)
+        model = builders.get(architecture)(tuple(train.x.shape[1:]), num_classes, params)
         adapt_preprocessing(model, train.x)
         return model
 

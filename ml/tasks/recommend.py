@@ -7,7 +7,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ml import registry
+from ml import builders
 from ml.datasets import Dataset
 from ml.tasks.base import Task, model_input
 from tensorq.errors import InvalidRequest
@@ -42,7 +42,7 @@ class Recommend(Task):
     def build(self, architecture: str, params: dict[str, Any], train: Dataset, num_classes: int) -> keras.Model:
         """A model over the training rows' users and items, its global bias starting at their mean rating."""
         users, items = vocabularies(train.x)
-        return registry.get(architecture)(users, items, float(np.mean(train.y)), params)
+        return builders.get(architecture)(users, items, float(np.mean(train.y)), params)
 
     def compile(self, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
         """Mean squared error, with RMSE."""

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from ml import registry
+from ml import builders
 from ml.architectures.recommender import MatrixFactorization
 from ml.datasets import Dataset, load_builtin, load_interactions
 from ml.inference import load_model
@@ -110,7 +110,7 @@ def test_recommender_needs_interactions_and_checks_params(tmp_path: Path) -> Non
     with pytest.raises(InvalidRequest, match="recommender"):
         train(TrainConfig("mlp", {}, epochs=1), _interactions(["a", "b"], ["x", "y"], np.ones(2, np.float32)), tmp_path)
     with pytest.raises(OutOfRange) as caught:
-        registry.get("recommender")(["a"], ["b"], 3.0, {"factors": 0})
+        builders.get("recommender")(["a"], ["b"], 3.0, {"factors": 0})
     assert caught.value.details["field"] == "params.factors"
     with pytest.raises(InvalidRequest, match="unknown params"):
-        registry.get("recommender")(["a"], ["b"], 3.0, {"rank": 3})
+        builders.get("recommender")(["a"], ["b"], 3.0, {"rank": 3})

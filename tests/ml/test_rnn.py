@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from ml import registry
+from ml import builders
 from ml.datasets import Dataset
 from ml.explain import explain
 from ml.inference import coerce_inputs, input_signature, load_model, predict
@@ -97,7 +97,7 @@ def test_numeric_sequences_train_with_a_gru(tmp_path: Path) -> None:
     assert outcome.metrics["val_accuracy"] >= 0.8
     assert model.input_shape == (None, 12, 3) and outcome.signature["input_shape"] == [12, 3]
     # A 3-D .npz loads as (N, T, F, 1); the rnn takes that too.
-    three = registry.get("rnn")((12, 3, 1), 2, {"units": 4})
+    three = builders.get("rnn")((12, 3, 1), 2, {"units": 4})
     assert three.output_shape == (None, 2)
 
 
@@ -123,13 +123,13 @@ def test_same_seed_same_history(tmp_path: Path) -> None:
 )
 def test_rnn_params_are_range_checked(params: dict, field: str) -> None:
     with pytest.raises(OutOfRange) as caught:
-        registry.get("rnn")((), 2, params)
+        builders.get("rnn")((), 2, params)
     assert caught.value.details["field"] == field
 
 
 def test_rnn_refuses_images_and_uses_no_lambda() -> None:
     with pytest.raises(InvalidRequest, match="text or sequences"):
-        registry.get("rnn")((8, 8, 3), 2, {})
-    model = registry.get("rnn")((), 3, {"layers": 2, "bidirectional": True, "dense": 8})
+        builders.get("rnn")((8, 8, 3), 2, {})
+    model = builders.get("rnn")((), 3, {"layers": 2, "bidirectional": True, "dense": 8})
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
     assert model.output_shape == (None, 3)

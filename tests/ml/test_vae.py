@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from ml import generative, registry
+from ml import builders, generative
 from ml.architectures.vae import VariationalAutoencoder
 from ml.datasets import Dataset, load_builtin, split
 from ml.inference import load_model
@@ -109,7 +109,7 @@ def test_vae_refuses_text_class_weights_and_bad_params(tmp_path: Path) -> None:
             TrainConfig("vae", {}, epochs=1, early_stopping={"monitor": "val_accuracy"}), load_builtin("iris"), tmp_path
         )
     with pytest.raises(OutOfRange) as caught:
-        registry.get("vae")((4,), 0, {"latent_dim": 0})
+        builders.get("vae")((4,), 0, {"latent_dim": 0})
     assert caught.value.details["field"] == "params.latent_dim"
 
 

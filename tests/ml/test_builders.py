@@ -6,36 +6,36 @@ import keras
 import pytest
 
 from api.errors import http_status
-from ml import registry
+from ml import builders
 from tensorq.errors import InvalidRequest, OutOfRange
 
 
 def test_unknown_architecture_lists_the_known_ones() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        registry.get("transformer")
+        builders.get("transformer")
     assert caught.value.message.startswith("unknown architecture 'transformer'; known: mlp, cnn")
-    assert caught.value.details == {"known": registry.known()}
-    assert {"mlp", "cnn"} <= set(registry.known())
+    assert caught.value.details == {"known": builders.known()}
+    assert {"mlp", "cnn"} <= set(builders.known())
 
 
 def test_registered_builders_are_found_by_name() -> None:
-    @registry.register("tiny_for_test")
+    @builders.register("tiny_for_test")
     def tiny(input_shape: tuple[int, ...], num_classes: int, params: dict) -> keras.Model:
         """A softmax layer and nothing else."""
         inputs = keras.Input(input_shape)
         return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(inputs))
 
     try:
-        assert registry.get("tiny_for_test") is tiny
-        assert "tiny_for_test" in registry.known()
+        assert builders.get("tiny_for_test") is tiny
+        assert "tiny_for_test" in builders.known()
     finally:
-        registry._BUILDERS.pop("tiny_for_test")
+        builders._BUILDERS.pop("tiny_for_test")
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_unknown_params_list_the_allowed_ones(name: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        registry.get(name)((8, 8, 1), 10, {"layers": 3})
+        builders.get(name)((8, 8, 1), 10, {"layers": 3})
     assert "layers" in caught.value.message
     assert "dropout" in caught.value.details["allowed"]
 
@@ -54,7 +54,7 @@ def test_unknown_params_list_the_allowed_ones(name: str) -> None:
 )
 def test_bad_param_values_are_out_of_range(name: str, params: dict, field: str) -> None:
     with pytest.raises(OutOfRange) as caught:
-        registry.get(name)((8, 8, 1), 10, params)
+        builders.get(name)((8, 8, 1), 10, params)
     assert caught.value.details["field"] == field
     assert http_status(caught.value) == 422
 
@@ -64,7 +64,7 @@ def _layer_types(model: keras.Model) -> list[str]:
 
 
 def test_mlp_defaults() -> None:
-    model = registry.get("mlp")((30,), 2, {})
+    model = builders.get("mlp")((30,), 2, {})
     assert _layer_types(model) == [
         "InputLayer",
         "Normalization",
@@ -80,12 +80,12 @@ def test_mlp_defaults() -> None:
 
 
 def test_mlp_flattens_images() -> None:
-    model = registry.get("mlp")((8, 8, 1), 10, {"hidden": [16], "dropout": 0.0})
+    model = builders.get("mlp")((8, 8, 1), 10, {"hidden": [16], "dropout": 0.0})
     assert "Flatten" in _layer_types(model) and model.output_shape == (None, 10)
 
 
 def test_cnn_is_the_keras_mnist_convnet_adapted_to_8x8() -> None:
-    model = registry.get("cnn")((8, 8, 1), 10, {})
+    model = builders.get("cnn")((8, 8, 1), 10, {})
     assert _layer_types(model) == [
         "InputLayer",
         "Normalization",
@@ -104,18 +104,18 @@ def test_cnn_is_the_keras_mnist_convnet_adapted_to_8x8() -> None:
 
 
 def test_cnn_skips_pooling_that_would_shrink_below_2_pixels() -> None:
-    model = registry.get("cnn")((4, 4, 1), 3, {"filters": [8, 8, 8]})
+    model = builders.get("cnn")((4, 4, 1), 3, {"filters": [8, 8, 8]})
     assert _layer_types(model).count("MaxPooling2D") == 1
-    big = registry.get("cnn")((28, 28, 1), 10, {})
+    big = builders.get("cnn")((28, 28, 1), 10, {})
     assert big.get_layer("flatten").output.shape == (None, 7 * 7 * 64)
 
 
 def test_cnn_needs_images() -> None:
     with pytest.raises(InvalidRequest, match="images"):
-        registry.get("cnn")((30,), 2, {})
+        builders.get("cnn")((30,), 2, {})
 
 
 @pytest.mark.parametrize(("name", "shape"), [("mlp", (5,)), ("cnn", (8, 8, 1))])
 def test_builders_use_no_lambda_layers(name: str, shape: tuple[int, ...]) -> None:
-    model = registry.get(name)(shape, 3, {})
+    model = builders.get(name)(shape, 3, {})
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
