@@ -10,7 +10,6 @@ from flask import Blueprint, jsonify, request, send_file
 
 from api import responses
 from api.batch import is_batch, submit_batch
-from api.inputs import batch_shape
 from api.longpoll import read_when_changed
 from api.openapi import ARTIFACT, operation, query
 from api.schemas import JobBatch, JobSubmission, parse_submission, request_hash
@@ -21,6 +20,7 @@ from db.records import JOB_TYPES, STATUSES, DatasetRecord, JobRecord
 from ml.budget import check_params, train_params
 from ml.catalog import BUILTIN_SHAPES
 from ml.specs import SPECS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features, parse
+from ml.validation import batch_shape
 from tensorq import bounded_json
 from tensorq.artifacts import remove_folder
 from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, UnsupportedMedia

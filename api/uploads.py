@@ -15,6 +15,7 @@ from flask import request
 from werkzeug.datastructures import FileStorage
 
 from ml.catalog import TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
+from ml.validation import text_row
 from tensorq import bounded_json
 from tensorq.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 
@@ -108,17 +109,13 @@ def describe_jsonl(path: Path) -> dict[str, Any]:
     rows = 0
     labels: set[str] = set()
     with path.open("rb") as handle:
+        number = 0
         while raw := handle.readline(TEXT_MAX_LINE_BYTES + 1):
-            if len(raw) > TEXT_MAX_LINE_BYTES:
-                raise InvalidRequest(f"line {rows + 1} of the text dataset is longer than {TEXT_MAX_LINE_BYTES} bytes")
-            if not raw.strip():
+            number += 1
+            row = text_row(raw, number, TEXT_MAX_LINE_BYTES)
+            if row is None:
                 continue
-            row = bounded_json.loads(raw, what=f"text dataset line {rows + 1}")
-            label = row.get("label") if isinstance(row, dict) else None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise InvalidRequest(f"text dataset line {rows + 1} needs a string 'text'")
-            if isinstance(label, bool) or not isinstance(label, int | str):
-                raise InvalidRequest(f"text dataset line {rows + 1} needs an integer or string 'label'")
+            _, label = row
             rows += 1
             if rows > TEXT_MAX_ROWS:
                 raise InvalidRequest(f"a text dataset may have at most {TEXT_MAX_ROWS} lines")

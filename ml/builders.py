@@ -11,10 +11,10 @@ it is made from the interactions' ids, not from a shape. The built-in builders l
 from __future__ import annotations
 
 import importlib
-import numbers
 from collections.abc import Callable
 from typing import Any
 
+from ml import validation
 from ml.catalog import ARCHITECTURES
 from tensorq.errors import InvalidRequest, OutOfRange
 
@@ -67,21 +67,13 @@ def _out_of_range(name: str, message: str) -> OutOfRange:
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:
-    """``value`` as an int in ``[low, high]``; anything else is an OutOfRange naming the param."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise _out_of_range(name, f"must be an integer between {low} and {high}")
-    if not low <= value <= high:
-        raise _out_of_range(name, f"must be between {low} and {high}")
-    return int(value)
+    """Param ``name`` as an int in ``[low, high]``; anything else is an OutOfRange naming ``params.<name>``."""
+    return validation.check_int(f"params.{name}", value, low, high)
 
 
 def check_float(name: str, value: Any, low: float, high: float) -> float:
-    """``value`` as a float in ``[low, high]``; anything else is an OutOfRange naming the param."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _out_of_range(name, f"must be a number between {low} and {high}")
-    if not low <= value <= high:
-        raise _out_of_range(name, f"must be between {low} and {high}")
-    return float(value)
+    """Param ``name`` as a float in ``[low, high]``; anything else is an OutOfRange naming ``params.<name>``."""
+    return validation.check_float(f"params.{name}", value, low, high)
 
 
 def check_int_list(name: str, value: Any, low: int, high: int, max_len: int = 32) -> list[int]:
@@ -106,8 +98,3 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise _out_of_range(name, "must be true or false")
     return value
-
-
-def check_range(name: str, value: float, low: float, high: float) -> None:
-    """Raise OutOfRange when ``value`` is not a number in ``[low, high]``."""
-    check_float(name, value, low, high)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import zipfile
 from dataclasses import dataclass, replace
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.catalog import BUILTIN_DATASETS, TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
+from ml.validation import text_row
 from tensorq.errors import InvalidRequest, OutOfRange
 
 BUILTINS = BUILTIN_DATASETS
@@ -258,22 +258,13 @@ def load_jsonl(
     try:
         with open(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
-                if len(raw) > max_line:
-                    raise InvalidRequest(f"line {number} is longer than {max_line} bytes", details={"line": number})
-                if not raw.strip():
+                row = text_row(raw, number, max_line, require_labels)
+                if row is None:
                     continue
                 if len(texts) >= max_rows:
                     raise InvalidRequest(f"at most {max_rows} lines")
-                try:
-                    row = json.loads(raw.decode("utf-8"))
-                except ValueError as exc:
-                    raise InvalidRequest(f"line {number} is not JSON: {exc}", details={"line": number}) from None
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                    raise InvalidRequest(f"line {number} needs a string 'text'", details={"line": number})
-                label = row.get("label")
-                if require_labels and (isinstance(label, bool) or not isinstance(label, int | str)):
-                    raise InvalidRequest(f"line {number} needs an integer or string 'label'", details={"line": number})
-                texts.append(row["text"])
+                text, label = row
+                texts.append(text)
                 labels.append(str(label).strip() if label is not None else "0")
     except OSError as exc:
         raise InvalidRequest(f"not a readable .jsonl file: {exc}") from None

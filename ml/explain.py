@@ -27,13 +27,12 @@ from ml.explainers.common import (
     Explanation,
     background_rows,
     baseline_row,
-    check_float,
-    check_int,
     choose_targets,
     relative_gaps,
     totals,
 )
 from ml.inference import takes_strings
+from ml.validation import check_float, check_int
 from tensorq.errors import InvalidRequest, OutOfRange
 
 MAX_STEPS = gradients.MAX_STEPS

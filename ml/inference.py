@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 import ml.custom_objects  # noqa: F401 - registers TensorQ's own Keras classes before any load
+from ml.validation import input_layout, shape_mismatch
 from tensorq.errors import InvalidRequest, OutOfRange
 
 MAX_TEXT_CHARS = 100_000
@@ -95,10 +96,6 @@ def coerce_texts(inputs: Any) -> np.ndarray:
     return np.asarray([str(t) for t in texts], dtype=object)
 
 
-def _fits(shape: list[int], want: list[int | None]) -> bool:
-    return len(shape) == len(want) and all(w is None or s == w for s, w in zip(shape, want, strict=True))
-
-
 def coerce_inputs(model: keras.Model, inputs: Any) -> np.ndarray:
     """``inputs`` as a batch the model takes: float32, a single example with a batch axis, (H, W) with a
     channel; strings for a text model."""
@@ -116,20 +113,14 @@ def coerce_inputs(model: keras.Model, inputs: Any) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 becomes inf, refused below
         x = array.astype(np.float32, copy=False)
     got = list(x.shape)
-    channel = bool(want) and want[-1] == 1
-    if x.ndim > 0 and _fits(got[1:], want):
-        pass
-    elif x.ndim > 0 and channel and _fits([*got[1:], 1], want):
+    layout = input_layout(got, want)
+    if layout is None:
+        raise shape_mismatch(got, want)
+    add_batch, add_channel = layout
+    if add_channel:
         x = x[..., None]
-    elif _fits(got, want):
+    if add_batch:
         x = x[None, ...]
-    elif channel and _fits([*got, 1], want):
-        x = x[None, ..., None]
-    else:
-        raise InvalidRequest(
-            f"input shape {got} does not match the model's input shape {want}",
-            details={"expected_shape": expected, "got_shape": got},
-        )
     if len(x) == 0:
         raise InvalidRequest("inputs are empty", details={"expected_shape": expected, "got_shape": got})
     # Integers and booleans always fit float32's range: only floats need the (full-pass) check.

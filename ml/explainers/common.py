@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ml.validation import is_int
 from tensorq.errors import InvalidRequest, OutOfRange
 
 # Gaps are relative to |f(x)[t] - f(reference)[t]|, a difference of probabilities; below this floor that
@@ -32,25 +32,6 @@ class Explanation:
     def per_input_gap(self) -> list[float]:
         """The per-input quality figures (a gap for integrated gradients and SHAP)."""
         return self.per_input_quality
-
-
-def is_int(value: Any) -> bool:
-    """Whether ``value`` is an integer (and not a bool)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def check_int(name: str, value: Any, low: int, high: int) -> int:
-    """``value`` as an int in ``[low, high]``; anything else is an OutOfRange naming the field."""
-    if not is_int(value) or not low <= value <= high:
-        raise OutOfRange(f"{name} must be an integer in {low}..{high}", details={"field": name})
-    return int(value)
-
-
-def check_float(name: str, value: Any, low: float, high: float) -> float:
-    """``value`` as a float in ``[low, high]``; anything else is an OutOfRange naming the field."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
-        raise OutOfRange(f"{name} must be a number in [{low}, {high}]", details={"field": name})
-    return float(value)
 
 
 def baseline_row(x: np.ndarray, baseline: str | np.ndarray) -> np.ndarray:
