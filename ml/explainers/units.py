@@ -14,7 +14,10 @@ import tensorflow as tf
 
 from ml.inference import predict
 
+# What Keras's TextVectorization strips with "strip_punctuation" (the same pattern as the layer's).
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
+_STANDARDIZE = (None, "lower", "strip_punctuation", "lower_and_strip_punctuation")
+_SPLIT = ("whitespace", "character")
 
 
 @dataclass
@@ -96,14 +99,29 @@ def spread(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def tokens(model: keras.Model, text: str) -> list[str]:
-    """The words the model sees in ``text``: its TextVectorization's standardisation and split, cut to its
-    sequence length; for other string models, the lower-cased text without punctuation split on whitespace."""
+    """The words the model sees in ``text``: its TextVectorization's standardisation, split and n-grams (read
+    from the layer's public config), cut to its sequence length; for other string models, or a layer with
+    its own callables, the lower-cased text without punctuation split on whitespace."""
     vectorize = next((la for la in model.layers if isinstance(la, keras.layers.TextVectorization)), None)
-    if vectorize is not None and hasattr(vectorize, "_preprocess"):
-        words = [w.decode("utf-8") for w in vectorize._preprocess(tf.constant([text])).to_list()[0]]
-        length = getattr(vectorize, "_output_sequence_length", None)
-        return words[:length] if length else words
-    return _PUNCTUATION.sub("", text.lower()).split()
+    config = vectorize.get_config() if vectorize is not None else {}
+    standardize, split, ngrams = config.get("standardize"), config.get("split"), config.get("ngrams")
+    if vectorize is None or standardize not in _STANDARDIZE or split not in _SPLIT:
+        return _PUNCTUATION.sub("", text.lower()).split()
+    inputs = tf.constant([text])
+    if standardize in ("lower", "lower_and_strip_punctuation"):
+        inputs = tf.strings.lower(inputs)
+    if standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
+        inputs = tf.strings.regex_replace(inputs, _PUNCTUATION.pattern, "")
+    if split == "whitespace":
+        inputs = tf.strings.split(inputs)
+    elif split == "character":
+        inputs = tf.strings.unicode_split(inputs, "UTF-8")
+    if ngrams is not None:  # an int n means every width up to n, as the layer reads it
+        widths = tuple(range(1, ngrams + 1)) if isinstance(ngrams, int) else tuple(ngrams)
+        inputs = tf.strings.ngrams(inputs, ngram_width=widths, separator=" ")
+    words = [w.decode("utf-8") for w in inputs.to_list()[0]]
+    length = config.get("output_sequence_length")
+    return words[:length] if length else words
 
 
 def text_units(words: list[str]) -> Units:

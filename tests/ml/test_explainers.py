@@ -135,3 +135,30 @@ def test_background_must_match_the_inputs(trained_mlp: Trained) -> None:
         explain(trained_mlp.model, trained_mlp.held_out.x[:1], "kernel_shap", background=np.zeros((3, 4)))
     with pytest.raises(InvalidRequest, match="unknown explain options"):
         explain(trained_mlp.model, trained_mlp.held_out.x[:1], "lime", kernel_width=3)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"standardize": "lower", "split": "whitespace"},
+        {"standardize": None, "split": "character"},
+        {"ngrams": 2, "output_sequence_length": 5},
+    ],
+)
+def test_text_tokens_are_the_words_the_vectorizer_looks_up(options: dict) -> None:
+    import keras
+
+    from ml.explainers.units import tokens
+
+    vectorize = keras.layers.TextVectorization(**options)
+    corpus = ["The cat, the HAT!", "a dog's bone; the end", "über naïve café"]
+    vectorize.adapt(corpus)
+    model = keras.Sequential([keras.Input(shape=(), dtype="string"), vectorize])
+    vocabulary = vectorize.get_vocabulary()
+    for text in [*corpus, "An unseen, new text: the cat"]:
+        words = tokens(model, text)
+        ids = np.asarray(vectorize(np.asarray([text]))).ravel().tolist()
+        expected = [vocabulary.index(w) if w in vocabulary else 1 for w in words]
+        assert ids[: len(words)] == expected
+        assert all(i == 0 for i in ids[len(words) :])  # only padding after the words
