@@ -35,7 +35,7 @@ def test_train_estimates_are_close_to_the_built_models(architecture: str, params
     import ml.architectures.mlp  # noqa: F401
     import ml.architectures.rnn  # noqa: F401
     import ml.architectures.vae  # noqa: F401
-    from ml.registry import get
+    from ml.builders import get
 
     model = get(architecture)(shape, 10, params)
     real, estimate = _trainable(model), train_params(architecture, params, shape)
