@@ -37,6 +37,10 @@ class TensorQError(Exception):
             self.code = code
         self.details = details
 
+    def to_dict(self) -> dict[str, Any]:
+        """The error as a job's ``error`` and the API's error body carry it."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
 
 class InvalidRequest(TensorQError):
     """Malformed input, or a spec that cannot run (unknown architecture, wrong shape)."""
