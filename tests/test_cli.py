@@ -33,7 +33,7 @@ def test_migrate_then_keys_create_list_revoke(tmp_path: Path) -> None:
     assert key.startswith("tq_")
     principal = Database(Settings(database_url=url)).keys.authenticate(key)
     listed = _tensorq(["keys", "list"], env).stdout
-    assert principal.key_id in listed and "acme" in listed and key.split("_")[2] not in listed
+    assert principal.key_id in listed and "acme" in listed and key.split("_", 2)[2] not in listed
     assert _tensorq(["keys", "revoke", principal.key_id], env).returncode == 0
     assert "revoked" in _tensorq(["keys", "list"], env).stdout
     assert _tensorq(["keys", "revoke", "nope"], env).returncode != 0
