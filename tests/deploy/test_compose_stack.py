@@ -27,8 +27,9 @@ STACK_SETTINGS = {
 SHORT_TRAIN = {"architecture": "mlp", "dataset": "builtin:digits", "epochs": 12, "params": {"hidden": [128, 64]}}
 # Submitted last and far longer: when only these two run, one worker suffices, and once the cooldown has
 # passed the autoscaler stops the two newest workers while at least one of them runs one of these jobs
-# (the two jobs run on two different workers; only worker 1 is kept): a hand-back is certain.
-LONG_TRAIN = {**SHORT_TRAIN, "epochs": 40}
+# (the two jobs run on two different workers; only worker 1 is kept): a hand-back is certain as long as they
+# outlast the short jobs by more than the cooldown, which 150 epochs do on a quiet machine too (about 40 s).
+LONG_TRAIN = {**SHORT_TRAIN, "epochs": 150}
 BACKLOG = [SHORT_TRAIN] * 6 + [LONG_TRAIN] * 2
 
 
@@ -114,6 +115,8 @@ def test_workers_follow_the_backlog_and_no_job_is_lost_or_repeated(stack: Stack,
     finally:
         sampling.set()
         sampler.join()
+    # The wait above saw MIN before the sampler's next tick may have: record that last state too.
+    timeline.append((round(time.monotonic() - submitted_at, 1), stack.replicas("worker-cpu")))
     at_max = next(t for t, n in timeline if n == MAX_WORKERS)
     stack.figures["scale_up_s"] = at_max  # from the first submission to MAX replicas running
     stack.figures["back_to_min_s"] = next(t for t, n in timeline if t > at_max and n == MIN_WORKERS)
@@ -147,10 +150,16 @@ def test_workers_follow_the_backlog_and_no_job_is_lost_or_repeated(stack: Stack,
 
 def test_the_autoscaler_serves_queue_metrics(stack: Stack, started: dict) -> None:
     code = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9100/metrics').read().decode())"
-    text = stack.compose("exec", "-T", "autoscaler", "python3", "-c", code).stdout
+    workers_at_min = f'tensorq_workers{{service="worker-cpu"}} {float(MIN_WORKERS)}'
+
+    def scraped() -> str | None:
+        text = stack.compose("exec", "-T", "autoscaler", "python3", "-c", code).stdout
+        return text if workers_at_min in text else None
+
+    # The gauge follows the replicas at the autoscaler's next step after the scale-down.
+    text = _until(scraped, 60, f"the autoscaler's metrics to show {workers_at_min}", every_s=2)
     assert 'tensorq_queue_depth{queue="train"} 0.0' in text
     assert 'tensorq_oldest_queued_seconds{queue="predict"}' in text
-    assert f'tensorq_workers{{service="worker-cpu"}} {float(MIN_WORKERS)}' in text
     assert 'tensorq_autoscale_events_total{direction="up",service="worker-cpu"}' in text
 
 
