@@ -7,27 +7,29 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.jobstats import count_finished
 from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
 from db.records import (
     TERMINAL,
     Claim,
     EventRecord,
     JobRecord,
+    ModelVersionDraft,
     ModelVersionRecord,
     aware,
 )
+from db.recovery import Recovery, requeue_expired
 from db.registry import insert_version, version_record
 from db.session import lock_tenant, read_scope, session_scope, write_scope
+from db.transitions import job_record, status_is, transition
 from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, QuotaExceeded
 
 # The hottest read (every GET and every long-poll wake), built once: a Core select, no ORM session.
@@ -45,51 +47,6 @@ QUEUED_OF_TENANT = _bounded_count(Job.tenant_id == bindparam("tenant_id"), Job.s
 RUNNING_OF_TENANT = _bounded_count(Job.tenant_id == bindparam("tenant_id"), Job.status == "running")
 QUEUED_OF_TYPE = _bounded_count(Job.type == bindparam("job_type"), Job.status == "queued")
 UNBOUNDED = 2**62
-
-
-def _status_is(status: str) -> Any:
-    """The status test of a statement that reaches its job by id: written as an expression that no index
-    (and no partial index's predicate) matches, so the planner takes the primary key whatever its statistics
-    say. Behind 50,000 queued jobs with stale statistics Postgres otherwise walked the status index (70 ms)."""
-    return Job.status.concat("") == status
-
-
-LEGAL_TRANSITIONS = {
-    (None, "queued"),
-    ("queued", "running"),
-    ("queued", "cancelled"),
-    ("running", "succeeded"),
-    ("running", "failed"),
-    ("running", "cancelled"),
-    ("running", "queued"),
-}
-
-
-def job_record(row: Any) -> JobRecord:
-    """The plain record of a job row (an ORM ``Job`` or a Core row of the jobs table)."""
-    return JobRecord(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        type=row.type,
-        status=row.status,
-        spec=row.spec,
-        progress=row.progress,
-        result=row.result,
-        error=row.error,
-        priority=row.priority,
-        attempts=row.attempts,
-        max_attempts=row.max_attempts,
-        timeout_s=row.timeout_s,
-        cancel_requested=row.cancel_requested,
-        revision=row.revision,
-        created_at=aware(row.created_at),
-        started_at=aware(row.started_at),
-        finished_at=aware(row.finished_at),
-        published_at=aware(row.published_at),
-        retry_of=getattr(row, "retry_of", None),
-        name=getattr(row, "name", None),
-        tags=list(getattr(row, "tags", None) or []),
-    )
 
 
 @dataclass(frozen=True)
@@ -124,25 +81,37 @@ class Deferred:
     reason: str
 
 
-@dataclass
-class Recovery:
-    """What one pass over expired leases did."""
+class Batch(NamedTuple):
+    """The outcome of a batch submission: its jobs in order, and whether this call created them."""
 
-    requeued: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
+    jobs: list[JobRecord]
+    created: bool
 
 
-@dataclass(frozen=True)
-class ModelVersionDraft:
-    """A trained model to register in the same transaction that finishes its job."""
+class Page(NamedTuple):
+    """One page of a tenant's jobs, newest first, and the cursor of the next page (None on the last)."""
 
-    model_name: str
-    path: str
-    architecture: str | None
-    metrics: dict[str, Any]
-    signature: dict[str, Any]
-    lineage: dict[str, Any] | None = None
+    jobs: list[JobRecord]
+    next_cursor: str | None
+
+
+class Deleted(NamedTuple):
+    """A deleted job, and the files of the model versions it trained (kept: versions outlive their job)."""
+
+    job: JobRecord
+    kept_paths: list[str]
+
+
+class Swept(NamedTuple):
+    """A job deleted by retention, and the model files it trained (kept)."""
+
+    job_id: str
+    kept_paths: list[str]
+
+
+_RELEASED: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
+# A training job's model registration may collide with a concurrent one (name or version number): tries.
+REGISTER_TRIES = 3
 
 
 def _new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
@@ -215,49 +184,6 @@ class JobStore:
         return changed
 
     # -- helpers -----------------------------------------------------------------
-    def _transition(
-        self,
-        conn: Connection,
-        job_id: str,
-        expected: str,
-        target: str,
-        values: dict[str, Any],
-        *,
-        token: str | None = None,
-        extra_where: list[Any] | None = None,
-        event_data: dict[str, Any] | None = None,
-        returning: bool = False,
-    ) -> Any:
-        """One conditional UPDATE from ``expected`` to ``target``; logs the event when it wins.
-
-        Returns whether it won, or with ``returning`` the updated row (None when it lost).
-        """
-        assert (expected, target) in LEGAL_TRANSITIONS, (expected, target)
-        where = [Job.id == job_id, _status_is(expected), *(extra_where or [])]
-        if token is not None:
-            where.append(Job.lease_token == token)
-        now = utcnow()
-        stmt = (
-            update(Job)
-            .where(and_(*where))
-            .values(status=target, revision=Job.revision + 1, updated_at=now, **values)
-            .execution_options(synchronize_session=False)
-        )
-        if returning:
-            won = conn.execute(stmt.returning(*Job.__table__.c)).one_or_none()
-        elif target in TERMINAL:
-            won = conn.execute(stmt.returning(Job.type, Job.started_at, Job.finished_at)).one_or_none()
-        else:
-            won = conn.execute(stmt).rowcount == 1
-        if not won:
-            return None if returning else False
-        if target in TERMINAL:
-            count_finished(conn, won.type, target, won.started_at, won.finished_at)
-            won = won if returning else True
-        event = {"kind": "state", "from_status": expected, "to_status": target, "data": event_data}
-        conn.execute(insert(JobEvent), {"job_id": job_id, "created_at": now, **event})
-        return won
-
     def _row(self, session: Session, job_id: str, tenant_id: str | None = None) -> Job:
         row = session.get(Job, job_id)
         if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
@@ -331,17 +257,17 @@ class JobStore:
         request_hash: str | None = None,
         publishing: bool = False,
         queued_limit: int | None = None,
-    ) -> tuple[list[JobRecord], bool]:
+    ) -> Batch:
         """Commit a batch of new ``queued`` jobs of one tenant in one transaction, in order; with
         ``idempotency_key`` a repeat of the same batch returns the jobs the first one made. The queued
-        quota covers the whole batch (QuotaExceeded when it would go over). Returns (jobs, created)."""
+        quota covers the whole batch (QuotaExceeded when it would go over)."""
         if not news:
-            return [], False
+            return Batch([], created=False)
         tenant_id = news[0].tenant_id
         if idempotency_key:
             existing = self._batch_by_key(tenant_id, idempotency_key, request_hash, len(news))
             if existing is not None:
-                return existing, False
+                return Batch(existing, created=False)
             news = [
                 replace(new, idempotency_key=batch_key(idempotency_key, i), request_hash=request_hash)
                 for i, new in enumerate(news)
@@ -386,8 +312,8 @@ class JobStore:
             )
             if existing is None:
                 raise
-            return existing, False
-        return [job_record(SimpleNamespace(**r)) for r in rows], True
+            return Batch(existing, created=False)
+        return Batch([job_record(SimpleNamespace(**r)) for r in rows], created=True)
 
     def _batch_by_key(self, tenant_id: str, key: str, request_hash: str | None, size: int) -> list[JobRecord] | None:
         """The jobs a batch under ``key`` made (None when there is none, or it expired and is freed)."""
@@ -417,7 +343,7 @@ class JobStore:
     def mark_unpublished(self, job_id: str) -> None:
         """Record that the job's publish failed, so that the reaper's outbox sends it soon."""
         with session_scope(self._factory) as session:
-            session.execute(update(Job).where(Job.id == job_id, _status_is("queued")).values(published_at=None))
+            session.execute(update(Job).where(Job.id == job_id, status_is("queued")).values(published_at=None))
 
     def get(self, tenant_id: str, job_id: str) -> JobRecord:
         """The tenant's job, or NotFound (also for another tenant's)."""
@@ -444,7 +370,7 @@ class JobStore:
         cursor: str | None = None,
         name: str | None = None,
         tag: str | None = None,
-    ) -> tuple[list[JobRecord], str | None]:
+    ) -> Page:
         """The tenant's jobs, newest first, with the cursor of the next page (or None); ``name`` and ``tag``
         filter on the job's name and one of its tags."""
         stmt = select(Job).where(Job.tenant_id == tenant_id)
@@ -464,7 +390,7 @@ class JobStore:
             rows = list(session.scalars(stmt))
         page = [job_record(r) for r in rows[:limit]]
         next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-        return page, next_cursor
+        return Page(page, next_cursor)
 
     def events(self, tenant_id: str, job_id: str) -> list[EventRecord]:
         """The job's events in the order they happened."""
@@ -489,7 +415,7 @@ class JobStore:
                 tenant = conn.execute(
                     select(Tenant.id, Tenant.name)
                     .join(Job, Job.tenant_id == Tenant.id)
-                    .where(Job.id == job_id, _status_is("queued"))
+                    .where(Job.id == job_id, status_is("queued"))
                     .with_for_update(of=Tenant)
                 ).one_or_none()
                 if tenant is None:
@@ -498,7 +424,7 @@ class JobStore:
                 running = conn.execute(RUNNING_OF_TENANT, {"tenant_id": tenant.id, "at_most": limit}).scalar_one()
                 if running >= limit:
                     return Deferred("quota_running_jobs")
-            row = self._transition(
+            job = transition(
                 conn,
                 job_id,
                 "queued",
@@ -510,13 +436,12 @@ class JobStore:
                     "started_at": now,
                     "worker": worker,
                 },
-                extra_where=[Job.cancel_requested.is_(False)],
+                extra_where=(Job.cancel_requested.is_(False),),
                 event_data={"worker": worker},
-                returning=True,
             )
-            if row is None:
-                return None
-            claim = Claim(job_record(row), token)
+        if job is None:
+            return None
+        claim = Claim(job, token)
         self._changed(job_id)
         return claim
 
@@ -535,7 +460,7 @@ class JobStore:
         with write_scope(self._factory) as conn:
             stmt = (
                 update(Job)
-                .where(Job.id == job_id, _status_is("running"), Job.lease_token == token)
+                .where(Job.id == job_id, status_is("running"), Job.lease_token == token)
                 .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_s))
             )
             return conn.execute(stmt).rowcount == 1
@@ -546,7 +471,7 @@ class JobStore:
         with write_scope(self._factory) as conn:
             stmt = (
                 update(Job)
-                .where(Job.id == job_id, _status_is("running"), Job.lease_token == token)
+                .where(Job.id == job_id, status_is("running"), Job.lease_token == token)
                 .values(progress=progress, revision=Job.revision + 1, updated_at=now)
             )
             if conn.execute(stmt).rowcount != 1:
@@ -562,84 +487,60 @@ class JobStore:
 
     def finish(self, job_id: str, token: str, result: dict[str, Any], model: ModelVersionDraft | None = None) -> bool:
         """``running -> succeeded`` under the lease; registers the trained model in the same transaction."""
-        if model is None:
-            with write_scope(self._factory) as conn:
-                done = {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
-                won = self._transition(conn, job_id, "running", "succeeded", {"result": result, **done}, token=token)
-            return self._changed(job_id, won)
-        for attempt in range(3):
+        tries = REGISTER_TRIES if model is not None else 1
+        attempt = 1
+        while True:
             try:
                 with session_scope(self._factory) as session:
-                    done = {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
-                    if not self._transition(
-                        session.connection(), job_id, "running", "succeeded", {"result": result, **done}, token=token
-                    ):
-                        return False
-                    tenant_id = session.scalar(select(Job.tenant_id).where(Job.id == job_id))
-                    version = insert_version(session, tenant_id, job_id, model)
-                    full = {**result, "model_id": version.model_id, "version": version.version}
-                    session.execute(update(Job).where(Job.id == job_id).values(result=full))
-                return self._changed(job_id)
+                    won = self._succeed(session, job_id, token, result, model)
+                return self._changed(job_id, won)
             except IntegrityError:
                 # A concurrent registration took the model name or version number first: try again.
-                if attempt == 2:
+                if attempt == tries:
                     raise
-        return False
+                attempt += 1
+
+    @staticmethod
+    def _succeed(
+        session: Session, job_id: str, token: str, result: dict[str, Any], model: ModelVersionDraft | None
+    ) -> bool:
+        """The ``running -> succeeded`` update, then the model version it trained and its number in the result."""
+        done = {**_RELEASED, "finished_at": utcnow(), "result": result}
+        job = transition(session.connection(), job_id, "running", "succeeded", done, token=token)
+        if job is None:
+            return False
+        if model is not None:
+            version = insert_version(session, job.tenant_id, job_id, model)
+            full = {**result, "model_id": version.model_id, "version": version.version}
+            session.execute(update(Job).where(Job.id == job_id).values(result=full))
+        return True
 
     def fail(self, job_id: str, token: str, error: dict[str, Any]) -> bool:
         """``running -> failed`` under the lease, with ``{"code", "message"}``."""
-        with write_scope(self._factory) as conn:
-            won = self._transition(
-                conn,
-                job_id,
-                "running",
-                "failed",
-                {"error": error, "finished_at": utcnow(), "lease_token": None, "lease_expires_at": None},
-                token=token,
-                event_data={"code": error.get("code")},
-            )
-        return self._changed(job_id, won)
+        done = {**_RELEASED, "error": error, "finished_at": utcnow()}
+        return self._leave_running(job_id, token, "failed", done, {"code": error.get("code")})
 
     def mark_cancelled(self, job_id: str, token: str) -> bool:
         """``running -> cancelled`` once the worker has stopped at a boundary."""
-        with write_scope(self._factory) as conn:
-            won = self._transition(
-                conn,
-                job_id,
-                "running",
-                "cancelled",
-                {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None},
-                token=token,
-            )
-        return self._changed(job_id, won)
+        return self._leave_running(job_id, token, "cancelled", {**_RELEASED, "finished_at": utcnow()})
 
     def retry_later(self, job_id: str, token: str, reason: str) -> bool:
         """Put a running job back in the queue after an infrastructure fault; the attempt stays counted."""
-        with write_scope(self._factory) as conn:
-            won = self._transition(
-                conn,
-                job_id,
-                "running",
-                "queued",
-                {"lease_token": None, "lease_expires_at": None, "published_at": None},
-                token=token,
-                event_data={"reason": reason},
-            )
-        return self._changed(job_id, won)
+        values = {**_RELEASED, "published_at": None}
+        return self._leave_running(job_id, token, "queued", values, {"reason": reason})
 
     def release(self, job_id: str, token: str, reason: str) -> bool:
         """Hand a running job back to the queue without counting the attempt (graceful shutdown)."""
+        values = {**_RELEASED, "attempts": Job.attempts - 1, "published_at": None}
+        return self._leave_running(job_id, token, "queued", values, {"reason": reason})
+
+    def _leave_running(
+        self, job_id: str, token: str, target: str, values: dict[str, Any], note: dict[str, Any] | None = None
+    ) -> bool:
+        """``running -> target`` under the lease token in its own transaction; whether it won."""
         with write_scope(self._factory) as conn:
-            won = self._transition(
-                conn,
-                job_id,
-                "running",
-                "queued",
-                {"attempts": Job.attempts - 1, "lease_token": None, "lease_expires_at": None, "published_at": None},
-                token=token,
-                event_data={"reason": reason},
-            )
-        return self._changed(job_id, won)
+            job = transition(conn, job_id, "running", target, values, token=token, event_data=note)
+        return self._changed(job_id, job is not None)
 
     # -- client side -----------------------------------------------------------------
     def cancel(self, tenant_id: str, job_id: str) -> JobRecord:
@@ -648,28 +549,30 @@ class JobStore:
             row = self._row(session, job_id, tenant_id)
             now = utcnow()
             queued = {"cancel_requested": True, "finished_at": now}
-            if self._transition(session.connection(), job_id, "queued", "cancelled", queued):
-                pass
-            elif (
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, _status_is("running"))
-                    .values(cancel_requested=True, revision=Job.revision + 1, updated_at=now)
-                ).rowcount
-                == 1
-            ):
-                session.add(JobEvent(job_id=job_id, kind="cancel_requested", created_at=now))
-            else:
-                session.refresh(row)
-                if row.status in TERMINAL:
-                    raise Conflict(f"job {job_id} is already {row.status}", details={"status": row.status})
+            if transition(session.connection(), job_id, "queued", "cancelled", queued) is None:
+                self._request_cancel(session, row, now)
             session.flush()
             session.refresh(row)
             record = job_record(row)
         self._changed(job_id)
         return record
 
-    def delete(self, tenant_id: str, job_id: str) -> tuple[JobRecord, list[str]]:
+    @staticmethod
+    def _request_cancel(session: Session, row: Job, now: datetime) -> None:
+        """Flag a running job for its worker to stop at the next batch; Conflict when it already finished."""
+        asked = session.execute(
+            update(Job)
+            .where(Job.id == row.id, status_is("running"))
+            .values(cancel_requested=True, revision=Job.revision + 1, updated_at=now)
+        )
+        if asked.rowcount == 1:
+            session.add(JobEvent(job_id=row.id, kind="cancel_requested", created_at=now))
+            return
+        session.refresh(row)
+        if row.status in TERMINAL:
+            raise Conflict(f"job {row.id} is already {row.status}", details={"status": row.status})
+
+    def delete(self, tenant_id: str, job_id: str) -> Deleted:
         """Delete a finished job with its events and logs; Conflict while it is queued or running. Returns the
         record and the paths of model versions it trained (their files stay: the versions outlive the job)."""
         with session_scope(self._factory) as session:
@@ -684,12 +587,12 @@ class JobStore:
                     code="job_not_finished",
                     details={"status": record.status},
                 )
-        return record, kept
+        return Deleted(record, kept)
 
-    def sweep_finished(self, before: datetime, limit: int = 200) -> list[tuple[str, list[str]]]:
+    def sweep_finished(self, before: datetime, limit: int = 200) -> list[Swept]:
         """Delete up to ``limit`` jobs that finished before ``before`` (retention); each deleted job's id with
         the model files it trained (kept: versions outlive their job). Concurrent sweeps delete each once."""
-        swept: list[tuple[str, list[str]]] = []
+        swept: list[Swept] = []
         with session_scope(self._factory) as session:
             ids = list(
                 session.scalars(
@@ -703,55 +606,13 @@ class JobStore:
                 kept = list(session.scalars(select(ModelVersion.path).where(ModelVersion.training_job_id == job_id)))
                 done = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))).rowcount
                 if done == 1:
-                    swept.append((job_id, kept))
+                    swept.append(Swept(job_id, kept))
         return swept
 
     # -- recovery -----------------------------------------------------------------------
     def requeue_expired(self) -> Recovery:
-        """Deal with running jobs whose lease expired: each is cancelled when a cancel was asked,
-        failed with ``timeout`` past its ``timeout_s``, failed with ``worker_lost`` at ``max_attempts``,
-        and re-queued otherwise."""
-        now = utcnow()
-        recovery = Recovery()
-        with read_scope(self._factory) as conn:
-            expired = conn.execute(
-                select(
-                    Job.id,
-                    Job.lease_token,
-                    Job.attempts,
-                    Job.max_attempts,
-                    Job.cancel_requested,
-                    Job.timeout_s,
-                    Job.started_at,
-                ).where(Job.status == "running", Job.lease_expires_at < now)
-            ).all()
-        for row in expired:
-            # One transaction per job: a worker finishing one of them at the same time never waits on a
-            # lock this pass holds for another job (or for the finished-job totals).
-            target, values, note, bucket = self._settle_expired(row, now, recovery)
-            with write_scope(self._factory) as conn:
-                won = self._transition(conn, row.id, "running", target, values, token=row.lease_token, event_data=note)
-            if won:
-                bucket.append(row.id)
-        for job_id in recovery.requeued + recovery.failed + recovery.cancelled:
-            self._changed(job_id)
-        return recovery
-
-    @staticmethod
-    def _settle_expired(row: Any, now: datetime, recovery: Recovery) -> tuple[str, dict[str, Any], dict, list[str]]:
-        """Where an expired lease leads: cancelled, failed (timeout or worker_lost) or back to queued."""
-        released = {"lease_token": None, "lease_expires_at": None}
-        done = {**released, "finished_at": now}
-        started = aware(row.started_at)
-        if row.cancel_requested:
-            return "cancelled", done, {"reason": "lease_expired"}, recovery.cancelled
-        if row.timeout_s and started and now - started > timedelta(seconds=row.timeout_s):
-            error = {"code": "timeout", "message": f"job exceeded its timeout_s of {row.timeout_s}"}
-            return "failed", {**done, "error": error}, {"code": "timeout"}, recovery.failed
-        if row.attempts >= row.max_attempts:
-            error = {"code": "worker_lost", "message": f"worker lost {row.attempts} times; giving up"}
-            return "failed", {**done, "error": error}, {"code": "worker_lost"}, recovery.failed
-        return "queued", {**released, "published_at": None}, {"reason": "lease_expired"}, recovery.requeued
+        """Settle running jobs whose lease expired (``db.recovery.requeue_expired``)."""
+        return requeue_expired(self._factory, self._on_change)
 
     def unpublished(self, older_than_s: float, limit: int = 500, settle_s: float = 2.0) -> list[JobRecord]:
         """Queued jobs never published (for ``settle_s``), or published longer ago than ``older_than_s``."""

@@ -162,6 +162,18 @@ class ModelVersionRecord:
 
 
 @dataclass(frozen=True)
+class ModelVersionDraft:
+    """A trained model to register (in the same transaction that finishes its job, for a training job)."""
+
+    model_name: str
+    path: str
+    architecture: str | None
+    metrics: dict[str, Any]
+    signature: dict[str, Any]
+    lineage: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class ModelRecord:
     """A model with its versions, oldest first."""
 

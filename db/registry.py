@@ -5,19 +5,15 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Dataset, Job, Model, ModelAlias, ModelEvent, ModelVersion, utcnow
-from db.records import DatasetRecord, ModelEventRecord, ModelRecord, ModelVersionRecord, aware
+from db.records import DatasetRecord, ModelEventRecord, ModelRecord, ModelVersionDraft, ModelVersionRecord, aware
 from db.session import lock_tenant, read_scope, session_scope
 from tensorq.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
-
-if TYPE_CHECKING:
-    from db.jobs import ModelVersionDraft
-
 
 # A model reference resolves on every predict and explain (at submit and in the worker): Core selects, built once.
 _VERSION_COLUMNS = select(

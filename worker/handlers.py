@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from db.jobs import ModelVersionDraft
+from db.records import ModelVersionDraft
 from ml.catalog import IMPORTED
 from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
 from tensorq.errors import InvalidRequest, NotFound, TensorQError

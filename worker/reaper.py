@@ -10,28 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from db.database import Database
 from db.records import JobRecord
+from db.recovery import Recovery
 from tensorq.artifacts import remove_folder
 from tensorq.settings import Settings
 from worker.publisher import Publisher
 from worker.routing import route_for
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ReapReport:
-    """What one pass of the reaper did."""
-
-    requeued: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-    republished: list[str] = field(default_factory=list)
-    swept: list[str] = field(default_factory=list)
 
 
 class Reaper:
@@ -44,11 +33,9 @@ class Reaper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def run_once(self) -> ReapReport:
-        """One pass: expired leases first, then queued jobs without a recent publish."""
-        report = ReapReport()
-        recovery = self.db.jobs.requeue_expired()
-        report.requeued, report.failed, report.cancelled = recovery.requeued, recovery.failed, recovery.cancelled
+    def run_once(self) -> Recovery:
+        """One pass: expired leases first, then queued jobs without a recent publish, then retention."""
+        report = self.db.jobs.requeue_expired()
         pending = [self.db.jobs.get_any(job_id) for job_id in report.requeued]
         pending += self._maybe_lost(
             [j for j in self.db.jobs.unpublished(self.settings.publish_grace_s) if j.id not in report.requeued]
@@ -62,7 +49,7 @@ class Reaper:
             self.db.jobs.mark_published(job.id)
             report.republished.append(job.id)
         report.swept = self._sweep()
-        if report.requeued or report.failed or report.cancelled or report.republished or report.swept:
+        if report.did_anything():
             log.info("reaper: %s", report)
         return report
 
@@ -72,9 +59,9 @@ class Reaper:
         if not days:
             return []
         swept = self.db.jobs.sweep_finished(datetime.now(UTC) - timedelta(days=days))
-        for job_id, kept in swept:
-            remove_folder(self.settings.artifact_dir, self.settings.job_dir(job_id), keep=kept)
-        return [job_id for job_id, _ in swept]
+        for job in swept:
+            remove_folder(self.settings.artifact_dir, self.settings.job_dir(job.job_id), keep=job.kept_paths)
+        return [job.job_id for job in swept]
 
     def _maybe_lost(self, candidates: list[JobRecord]) -> list[JobRecord]:
         """Jobs whose message may be gone: never published, or published long ago while their queue

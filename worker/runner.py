@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.database import Database
-from db.jobs import Deferred, ModelVersionDraft
-from db.records import JobRecord
+from db.jobs import Deferred
+from db.records import JobRecord, ModelVersionDraft
 from tensorq.errors import JobCancelled, StorageUnavailable, TensorQError, Unavailable, storage_fault
 from tensorq.settings import Settings
 from worker import joblog

@@ -1,0 +1,102 @@
+"""Recovery from lost workers: running jobs whose lease expired are settled, one transaction each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Job, utcnow
+from db.records import aware
+from db.session import read_scope, write_scope
+from db.transitions import transition
+
+
+@dataclass
+class Recovery:
+    """What one recovery pass did, by job id: leases settled, messages re-published, finished jobs swept."""
+
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    republished: list[str] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)
+
+    def settled(self) -> list[str]:
+        """The jobs whose expired lease this pass settled."""
+        return self.requeued + self.failed + self.cancelled
+
+    def did_anything(self) -> bool:
+        """Whether the pass changed any job."""
+        return bool(self.settled() or self.republished or self.swept)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Where an expired lease leads: the target status, the columns it writes and its event's data."""
+
+    target: str
+    values: dict[str, Any]
+    note: dict[str, Any]
+
+
+_EXPIRED = select(
+    Job.id,
+    Job.lease_token,
+    Job.attempts,
+    Job.max_attempts,
+    Job.cancel_requested,
+    Job.timeout_s,
+    Job.started_at,
+)
+
+
+def settle(row: Row[Any], now: datetime) -> Settlement:
+    """Where an expired lease leads: cancelled, failed (timeout or worker_lost) or back to queued."""
+    released: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
+    done = {**released, "finished_at": now}
+    started = aware(row.started_at)
+    if row.cancel_requested:
+        return Settlement("cancelled", done, {"reason": "lease_expired"})
+    if row.timeout_s and started and now - started > timedelta(seconds=row.timeout_s):
+        error = {"code": "timeout", "message": f"job exceeded its timeout_s of {row.timeout_s}"}
+        return Settlement("failed", {**done, "error": error}, {"code": "timeout"})
+    if row.attempts >= row.max_attempts:
+        error = {"code": "worker_lost", "message": f"worker lost {row.attempts} times; giving up"}
+        return Settlement("failed", {**done, "error": error}, {"code": "worker_lost"})
+    return Settlement("queued", {**released, "published_at": None}, {"reason": "lease_expired"})
+
+
+def requeue_expired(factory: sessionmaker[Session], on_change: Callable[[str], None] | None = None) -> Recovery:
+    """Deal with running jobs whose lease expired: each is cancelled when a cancel was asked,
+    failed with ``timeout`` past its ``timeout_s``, failed with ``worker_lost`` at ``max_attempts``,
+    and re-queued otherwise. ``on_change`` hears of each settled job after its commit."""
+    now = utcnow()
+    recovery = Recovery()
+    with read_scope(factory) as conn:
+        expired = conn.execute(_EXPIRED.where(Job.status == "running", Job.lease_expires_at < now)).all()
+    buckets = {"queued": recovery.requeued, "failed": recovery.failed, "cancelled": recovery.cancelled}
+    for row in expired:
+        # One transaction per job: a worker finishing one of them at the same time never waits on a
+        # lock this pass holds for another job (or for the finished-job totals).
+        settlement = settle(row, now)
+        with write_scope(factory) as conn:
+            won = transition(
+                conn,
+                row.id,
+                "running",
+                settlement.target,
+                settlement.values,
+                token=row.lease_token,
+                event_data=settlement.note,
+            )
+        if won is not None:
+            buckets[settlement.target].append(row.id)
+    if on_change is not None:
+        for job_id in recovery.settled():
+            on_change(job_id)
+    return recovery
