@@ -8,6 +8,7 @@ indexes, so that part costs what the backlog holds, never the history.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,6 +56,28 @@ def count_finished(
     stmt = stmt.on_conflict_do_update(
         index_elements=["type", "status", "bucket"],
         set_={"jobs": JobTotal.jobs + 1, "seconds": JobTotal.seconds + stmt.excluded.seconds},
+    )
+    conn.execute(stmt)
+
+
+def count_finished_many(
+    conn: Connection, finished: Iterable[tuple[str, str, datetime | None, datetime | None]]
+) -> None:
+    """Add several finished jobs, each ``(type, status, started_at, finished_at)``, to the totals in one upsert."""
+    totals: dict[tuple[str, str, int], list[float]] = {}
+    for job_type, status, started_at, finished_at in finished:
+        bucket, seconds = duration_bucket(started_at, finished_at)
+        entry = totals.setdefault((job_type, status, bucket), [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds
+    if not totals:
+        return
+    rows = [{"type": t, "status": s, "bucket": b, "jobs": n, "seconds": sec} for (t, s, b), (n, sec) in totals.items()]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(JobTotal).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["type", "status", "bucket"],
+        set_={"jobs": JobTotal.jobs + stmt.excluded.jobs, "seconds": JobTotal.seconds + stmt.excluded.seconds},
     )
     conn.execute(stmt)
 

@@ -69,6 +69,20 @@ class Settings(BaseSettings):
     quota_queued_jobs: int = Field(default=1000, ge=1, description="Queued jobs a tenant may have at once.")
     max_batch_jobs: int = Field(default=1000, ge=1, description='Jobs in one batch submission ({"jobs": [...]}).')
     quota_running_jobs: int = Field(default=8, ge=1, description="Jobs of one tenant running at once.")
+    batch_max_jobs: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Micro-batching: a worker that takes a predict job on inline inputs claims with it up to this "
+        "many queued jobs (in all) of the same tenant and model version and runs one forward pass over them; "
+        "1 turns it off.",
+    )
+    batch_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=10_000,
+        description="Micro-batching: how long a batch that is not full waits for more jobs before it runs (ms).",
+    )
     job_memory_mb: int = Field(
         default=8192,
         ge=0,

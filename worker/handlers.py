@@ -183,11 +183,7 @@ def predict(ctx: JobContext) -> HandlerResult:
         result["metrics"] = _scores(outputs, labels, classifies)
     names = version.signature.get("class_names") if classifies else None
     if len(x) <= ctx.settings.max_inline_rows:
-        result["outputs"] = outputs.round(6).tolist()
-        if classifies:
-            result["classes"] = outputs.argmax(axis=1).tolist()
-            if names:
-                result["labels"] = _labels(names, result["classes"])
+        result.update(inline_outputs(version, outputs))
         return HandlerResult(result)
     _write_predictions(_folder(ctx) / "predictions.csv", outputs.reshape(len(outputs), -1))
     result["artifacts"] = ["predictions.csv"]
@@ -196,6 +192,22 @@ def predict(ctx: JobContext) -> HandlerResult:
         if names:
             result["labels_preview"] = _labels(names, result["classes_preview"])
     return HandlerResult(result)
+
+
+def predict_result(version: Any, ref: str, rows: int) -> dict[str, Any]:
+    """The head of a classifier's (or regressor's) predict result: its task, the version it ran, the rows."""
+    return {"task": _task(version), **_model_used(version, ref), "rows": rows}
+
+
+def inline_outputs(version: Any, outputs: np.ndarray) -> dict[str, Any]:
+    """The outputs of a predict result kept inline: rounded outputs, and classes (with labels) for a classifier."""
+    part: dict[str, Any] = {"outputs": outputs.round(6).tolist()}
+    if outputs.ndim == 2 and outputs.shape[1] > 1:
+        part["classes"] = outputs.argmax(axis=1).tolist()
+        names = version.signature.get("class_names")
+        if names:
+            part["labels"] = _labels(names, part["classes"])
+    return part
 
 
 def _labels(names: list[Any], classes: list[int]) -> list[str]:

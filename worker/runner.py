@@ -81,7 +81,14 @@ class JobRunner:
         self.memory_headroom_mb = settings.job_memory_mb if ceiling_applies(settings.gpu) else 0
 
     def run(self, job_id: str) -> str:
-        """Claim and run the job; returns how it ended here ('skipped' when the claim was taken)."""
+        """Claim and run the job; returns how it ended here ('skipped' when the claim was taken).
+
+        With micro-batching on (``batch_max_jobs`` > 1) a predict job on inline inputs is claimed and run
+        together with queued jobs of the same model version (``worker/batch.py``)."""
+        if self.settings.batch_max_jobs > 1:
+            from worker.batch import run_batched
+
+            return run_batched(self, job_id)
         limit = functools.partial(self.settings.quota, name="quota_running_jobs")
         claim = with_backoff(lambda: self.db.jobs.claim(job_id, self.name, limit), what=f"claim {job_id}")
         if claim is None:
@@ -89,7 +96,10 @@ class JobRunner:
             return "skipped"
         if isinstance(claim, Deferred):
             return self._defer(job_id, claim.reason)
-        job, token = claim.job, claim.lease_token
+        return self.run_claimed(claim.job, claim.lease_token)
+
+    def run_claimed(self, job: JobRecord, token: str) -> str:
+        """Run a job this worker has claimed under ``token`` and record its outcome; how it ended here."""
         control = JobControl(
             self.db.jobs,
             job.id,

@@ -1,0 +1,217 @@
+"""Micro-batching in the worker: predict jobs on inline inputs of one model version run as one forward pass.
+
+A worker that takes such a job claims with it, in the same transaction, up to ``batch_max_jobs`` queued
+jobs of the same tenant whose model references resolve to the same version (``db/batch_claim.py``), waits
+at most ``batch_wait_ms`` for more when the batch is not full, checks and coerces each job's inputs on its
+own (a job whose inputs are refused fails alone), runs the model once over the concatenated rows, and
+records every outcome in one transaction. The batch-mates' own messages, delivered later, find their jobs
+taken and are acknowledged without running anything. Any fault of the batch as a whole (the model cannot
+be loaded, the forward pass raises) makes each job run alone through ``JobRunner.run_claimed``, exactly as
+without batching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from db.batch_claim import BatchClaim, BatchStore, Outcome
+from db.joblogs import LogLine
+from db.jobs import Deferred
+from db.models import utcnow
+from db.records import JobRecord
+from ml.specs import PredictSpec, parse
+from tensorq.errors import JobCancelled, TensorQError
+from worker.control import JobControl, JobTimedOut, LeaseLost, WorkerDraining
+from worker.memory import job_memory_ceiling
+from worker.presence import note_job
+from worker.retry import with_backoff
+
+if TYPE_CHECKING:
+    from worker.runner import JobRunner
+
+log = logging.getLogger(__name__)
+# Predict options that make a job run alone (a dataset to read, a recommender's or a vae's own modes).
+ALONE_OPTIONS = ("dataset", "mode", "n", "seed", "user", "k", "label_column")
+# Model tasks whose predict results are the plain outputs of one forward pass.
+UNBATCHED_TASKS = ("recommend", "autoencode")
+
+
+def batchable(job_type: str, spec: dict[str, Any], max_rows: int) -> str | None:
+    """The model reference of a job that may share a forward pass: a predict on at most ``max_rows`` inline
+    inputs and no other option; None for every other job (it runs alone)."""
+    if job_type != "predict" or not isinstance(spec, dict):
+        return None
+    inputs, ref = spec.get("inputs"), spec.get("model")
+    if not isinstance(inputs, list) or not isinstance(ref, str) or len(inputs) > max_rows:
+        return None
+    if any(spec.get(name) is not None for name in ALONE_OPTIONS):
+        return None
+    return ref
+
+
+def _store(runner: JobRunner) -> BatchStore:
+    """The runner's batch store (built on first use)."""
+    store = getattr(runner, "_batch_store", None)
+    if store is None:
+        store = BatchStore(runner.db.jobs)
+        runner._batch_store = store  # type: ignore[attr-defined]  # noqa: SLF001
+    return store
+
+
+def run_batched(runner: JobRunner, job_id: str) -> str:
+    """Claim the job with its batch-mates and run them; how ``job_id`` ended here ('skipped' when taken)."""
+    settings = runner.settings
+    store = _store(runner)
+    limit = functools.partial(settings.quota, name="quota_running_jobs")
+    check = functools.partial(batchable, max_rows=settings.max_inline_rows)
+    most = settings.batch_max_jobs
+    claim = with_backoff(
+        lambda: store.claim(job_id, runner.name, max_jobs=most, batchable=check, running_limit=limit),
+        what=f"claim {job_id}",
+    )
+    if claim is None:
+        log.info("job %s: not claimable (taken, cancelled or finished); skipping", job_id)
+        return "skipped"
+    if isinstance(claim, Deferred):
+        return runner._defer(job_id, claim.reason)  # noqa: SLF001
+    if claim.version is not None and settings.batch_wait_ms > 0 and len(claim.jobs) < most:
+        time.sleep(settings.batch_wait_ms / 1000)
+        room = most - len(claim.jobs)
+        current = claim
+        claim = with_backoff(
+            lambda: store.claim_more(current, runner.name, room=room, batchable=check, running_limit=limit),
+            what=f"claim more after {job_id}",
+        )
+    if len(claim.jobs) == 1:
+        return runner.run_claimed(claim.first, claim.lease_token)
+    ended = _Batch(runner, store, claim).run()
+    return ended.get(job_id, "skipped")
+
+
+class _Batch:
+    """One claimed batch: checks, the forward pass, the outcomes."""
+
+    def __init__(self, runner: JobRunner, store: BatchStore, claim: BatchClaim) -> None:
+        self.runner = runner
+        self.store = store
+        self.claim = claim
+        self.token = claim.lease_token
+
+    def run(self) -> dict[str, str]:
+        """Run every job of the batch (one forward pass, or each alone after a fault); each job's end here."""
+        settings = self.runner.settings
+        controls = {
+            job.id: JobControl(
+                self.runner.db.jobs,
+                job.id,
+                self.token,
+                heartbeat_s=settings.heartbeat_s,
+                timeout_s=job.timeout_s,
+                progress_interval_s=settings.progress_min_interval_s,
+            )
+            for job in self.claim.jobs
+        }
+        ended: dict[str, str] = {}
+        note_job(self.claim.first.id)
+        with contextlib.ExitStack() as stack:
+            for control in controls.values():
+                stack.enter_context(control)
+            stack.callback(note_job, None)
+            try:
+                outcomes, alone = self._predict(controls, ended)
+            except WorkerDraining:
+                return {job.id: self.runner._hand_back(job, self.token, "worker_shutdown") for job in self.claim.jobs}  # noqa: SLF001
+            except Exception:  # noqa: BLE001 - a fault of the batch as a whole: each job runs alone, as unbatched
+                log.warning("batch of %d jobs failed as a whole; running each alone", len(controls), exc_info=True)
+                outcomes, alone = {}, [j for j in self.claim.jobs if j.id not in ended]
+            if outcomes:
+                ended.update(with_backoff(lambda: self.store.finish(self.token, outcomes), what="record a batch"))
+            for job in alone:
+                ended[job.id] = self.runner.run_claimed(job, self.token)
+        return ended
+
+    def _predict(
+        self, controls: dict[str, JobControl], ended: dict[str, str]
+    ) -> tuple[dict[str, Outcome], list[JobRecord]]:
+        """The outcome of each job that ran in the batch's forward pass, and the jobs that must run alone."""
+        from ml.inference import coerce_inputs, load_model
+        from ml.inference import predict as infer
+        from worker.handlers import inline_outputs, predict_result
+
+        version = self.claim.version
+        assert version is not None
+        if str(version.signature.get("task", "classify")) in UNBATCHED_TASKS:
+            return {}, list(self.claim.jobs)
+        outcomes: dict[str, Outcome] = {}
+        alone: list[JobRecord] = []
+        ready: list[tuple[JobRecord, PredictSpec, np.ndarray]] = []
+        model = load_model(version.path)
+        for job in self.claim.jobs:
+            try:
+                controls[job.id].check()
+                spec = parse(PredictSpec, job.spec, where="spec")
+                spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
+                x = coerce_inputs(model, spec.inputs)
+            except LeaseLost:
+                ended[job.id] = "lease_lost"
+                continue
+            except WorkerDraining:
+                raise
+            except JobTimedOut:
+                error = {"code": "timeout", "message": f"job exceeded its timeout_s of {job.timeout_s}"}
+                outcomes[job.id] = Outcome("failed", error=error, log=self._lines(job, error))
+                continue
+            except JobCancelled:
+                outcomes[job.id] = Outcome("cancelled", log=self._lines(job))
+                continue
+            except TensorQError as exc:
+                details = {**(exc.details if isinstance(exc.details, dict) else {}), "phase": "predicting"}
+                error = {"code": exc.code, "message": exc.message, "details": details}
+                outcomes[job.id] = Outcome("failed", error=error, log=self._lines(job, error))
+                continue
+            if len(x) > self.runner.settings.max_inline_rows:
+                alone.append(job)  # its outputs become an artifact: the single-job path writes it
+                continue
+            ready.append((job, spec, x))
+        if ready:
+            with job_memory_ceiling(self.runner.memory_headroom_mb):
+                outputs = infer(model, np.concatenate([x for _, _, x in ready]))
+            ends = np.cumsum([len(x) for _, _, x in ready])
+            for (job, spec, x), part in zip(ready, np.split(outputs, ends[:-1]), strict=True):
+                result = {**predict_result(version, spec.model, len(x)), **inline_outputs(version, part)}
+                outcomes[job.id] = Outcome("succeeded", result=result, log=self._lines(job))
+        return outcomes, alone
+
+    def _lines(self, job: JobRecord, error: dict[str, Any] | None = None) -> list[LogLine]:
+        """The job's own log lines for this attempt (written with its outcome)."""
+        version = self.claim.version
+        size = len(self.claim.jobs)
+        where = f"{version.model_name}:{version.version}" if version is not None else "?"
+        now = utcnow()
+        lines = [
+            LogLine(
+                job.attempts,
+                "INFO",
+                __name__,
+                f"{job.type} job {job.id}: attempt {job.attempts} of {job.max_attempts} on {self.runner.name}, "
+                f"one of a batch of {size} on {where}",
+                now,
+            )
+        ]
+        if error is not None:
+            lines.append(
+                LogLine(
+                    job.attempts,
+                    "ERROR",
+                    __name__,
+                    f"failed while predicting: {error['code']}: {error['message']}",
+                    now,
+                )
+            )
+        return lines
