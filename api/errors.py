@@ -26,6 +26,10 @@ HTTP_STATUS: dict[str, int] = {
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "out_of_range": 422,
+    # A table whose column a model cannot use (no values, free text, a label with gaps), or of a type
+    # tables do not hold: well-formed, refused for its content (see docs/data.md).
+    "unusable_column": 422,
+    "unsupported_column_type": 422,
     "resource_exhausted": 422,
     "quota_exceeded": 429,
     "internal": 500,

@@ -21,4 +21,6 @@ IMPORTED = "imported"
 TEXT_MAX_ROWS = 1_000_000
 TEXT_MAX_LINE_BYTES = 100_000
 # TensorQ's own Keras classes as a saved model's config.json names them ("registered_name"); see ml.custom_objects.
-REGISTERED_CLASSES = frozenset({"tensorq>VariationalAutoencoder", "tensorq>MatrixFactorization"})
+REGISTERED_CLASSES = frozenset(
+    {"tensorq>VariationalAutoencoder", "tensorq>MatrixFactorization", "tensorq>TabularEncoder"}
+)

@@ -11,7 +11,8 @@ import keras
 from ml.architectures.recommender import MatrixFactorization
 from ml.architectures.vae import VariationalAutoencoder
 from ml.catalog import REGISTERED_CLASSES
+from ml.encoding import TabularEncoder
 
-CLASSES = (VariationalAutoencoder, MatrixFactorization)
+CLASSES = (VariationalAutoencoder, MatrixFactorization, TabularEncoder)
 if {keras.saving.get_registered_name(cls) for cls in CLASSES} != REGISTERED_CLASSES:
     raise RuntimeError("ml.catalog.REGISTERED_CLASSES does not name the classes registered here")

@@ -1,15 +1,20 @@
-"""Datasets: scikit-learn built-ins, uploaded ``.npz``, ``.csv`` and ``.jsonl``, and MNIST-format ``.npz`` files."""
+"""Datasets: scikit-learn built-ins, uploaded ``.npz``, ``.csv``, ``.parquet`` and ``.jsonl``, and MNIST-format
+``.npz`` files.
+
+A table (CSV or Parquet) of complete numeric feature columns loads as float32 ``x``; one with a categorical
+column or a missing cell loads as its cells (an object array of strings, "" for missing) with ``columns``, the
+feature columns' schema entries (``ml.tabular``), for the model's own encoder layer (``ml.encoding``)."""
 
 from __future__ import annotations
 
 import csv
-import math
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ml import parquet, tabular
 from ml.catalog import BUILTIN_DATASETS, TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from ml.validation import text_row
 from tensorq.errors import InvalidRequest, OutOfRange
@@ -17,6 +22,10 @@ from tensorq.errors import InvalidRequest, OutOfRange
 BUILTINS = BUILTIN_DATASETS
 # What a broken or hostile .npz raises from np.load: bad zip, pickled objects, truncated arrays.
 _NPZ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile)
+TABLE_FORMATS = ("csv", "parquet")
+MAX_TABLE_ROWS = 1_000_000
+MAX_TABLE_COLUMNS = 10_000
+MAX_TABLE_BYTES = 4 * 1024**3  # what a Parquet file may unpack to in the worker (uploads are held to less)
 
 
 @dataclass
@@ -33,6 +42,7 @@ class Dataset:
     kind: str
     feature_names: list[str] | None = None
     class_names: list[str] | None = None
+    columns: list[dict] | None = None  # the feature columns' schema entries when ``x`` holds a table's cells
 
 
 def _labels(y: np.ndarray) -> np.ndarray:
@@ -152,34 +162,156 @@ def _read_csv(path: str | Path, max_rows: int, max_columns: int) -> tuple[list[s
     return header, rows
 
 
-def load_csv(
-    path: str | Path, label_column: str | None, max_rows: int = 1_000_000, max_columns: int = 10_000
+def read_table(
+    path: str | Path, fmt: str, max_rows: int = MAX_TABLE_ROWS, max_columns: int = MAX_TABLE_COLUMNS
+) -> tuple[list[str], list[list[str]]]:
+    """A CSV's or Parquet file's column names and each column's cells (stripped text, "" when missing)."""
+    if fmt == "parquet":
+        return parquet.read(Path(path), max_rows, max_columns, MAX_TABLE_BYTES)
+    header, rows = _read_csv(path, max_rows, max_columns)
+    columns = [[tabular.as_cell(cell) for cell in column] for column in zip(*rows, strict=True)] if rows else []
+    return header, columns or [[] for _ in header]
+
+
+def _features(header: list[str], columns: list[list[str]], schema: list[dict]) -> tuple[np.ndarray, list[dict] | None]:
+    """The feature columns as float32 when all are complete numbers, else as cells with their schema entries."""
+    at = {name: j for j, name in enumerate(header)}
+    rows = len(columns[0]) if columns else 0
+    if not tabular.is_mixed(schema):
+        x = np.empty((rows, len(schema)), dtype=np.float32)
+        for j, entry in enumerate(schema):
+            x[:, j] = [float(v) for v in columns[at[entry["name"]]]]
+        return x, None
+    x = np.empty((rows, len(schema)), dtype=object)
+    for j, entry in enumerate(schema):
+        x[:, j] = columns[at[entry["name"]]]
+    return x, list(schema)
+
+
+def load_table(
+    path: str | Path,
+    fmt: str,
+    label_column: str | None,
+    categorical: list[str] | tuple[str, ...] = (),
+    ignore: list[str] | tuple[str, ...] = (),
+    *,
+    numeric_only: bool = False,
+    max_rows: int = MAX_TABLE_ROWS,
+    max_columns: int = MAX_TABLE_COLUMNS,
 ) -> Dataset:
-    """A CSV with a header; numeric feature columns and a label column of integers or strings.
+    """A CSV or Parquet table: the feature columns (every column but the label and ``ignore``) and a label
+    column of integers or strings. Types are inferred (``ml.tabular``), ``categorical`` columns are categories
+    whatever their cells; an unusable column is an ``unusable_column`` error naming it. With ``numeric_only``
+    (autoencoders) every feature must be a complete number column.
 
     Without ``label_column`` every column is a feature and the labels are zeros (for autoencoders).
     """
-    header, rows = _read_csv(path, max_rows, max_columns)
+    header, columns = read_table(path, fmt, max_rows, max_columns)
     if label_column is not None and label_column not in header:
-        raise InvalidRequest(f"label column '{label_column}' not in the CSV", details={"columns": header})
-    label_at = header.index(label_column) if label_column is not None else -1
-    feature_at = [j for j in range(len(header)) if j != label_at]
-    x = np.empty((len(rows), len(feature_at)), dtype=np.float32)
-    for j_out, j_in in enumerate(feature_at):
-        try:
-            column = [float(row[j_in]) for row in rows]
-        except ValueError:
-            raise InvalidRequest(f"column '{header[j_in]}' is not numeric", details={"column": header[j_in]}) from None
-        if not all(math.isfinite(v) for v in column):
-            raise InvalidRequest(
-                f"column '{header[j_in]}' has NaN or infinite values", details={"column": header[j_in]}
-            )
-        x[:, j_out] = column
-    features = [header[j] for j in feature_at]
+        where = "the CSV" if fmt == "csv" else "the table"
+        raise InvalidRequest(f"label column '{label_column}' not in {where}", details={"columns": header})
+    schema = tabular.infer_schema(header, columns, categorical)
+    features = tabular.check_columns(schema, label_column, categorical, ignore, needs_numeric=numeric_only)
+    x, described = _features(header, columns, features)
+    names = [entry["name"] for entry in features]
     if label_column is None:
-        return Dataset(x, np.zeros(len(rows), dtype=np.int64), "tabular", feature_names=features)
-    y, class_names = _class_ids([row[label_at].strip() for row in rows], f"label column '{label_column}'")
-    return Dataset(x, y, "tabular", feature_names=features, class_names=class_names)
+        return Dataset(x, np.zeros(len(x), dtype=np.int64), "tabular", feature_names=names, columns=described)
+    y, class_names = _class_ids(columns[header.index(label_column)], f"label column '{label_column}'")
+    return Dataset(x, y, "tabular", feature_names=names, class_names=class_names, columns=described)
+
+
+def load_csv(
+    path: str | Path, label_column: str | None, max_rows: int = 1_000_000, max_columns: int = 10_000
+) -> Dataset:
+    """A CSV with a header (see ``load_table``)."""
+    return load_table(path, "csv", label_column, max_rows=max_rows, max_columns=max_columns)
+
+
+def load_columns(
+    path: str | Path,
+    fmt: str,
+    feature_names: list[str],
+    label_column: str | None = None,
+    class_names: list[str] | None = None,
+    columns: list[dict] | None = None,
+    *,
+    require_label: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(x, y)``: the columns a model was trained on, by name and in its order, from any table that has them
+    (other columns are ignored); with ``label_column`` also the labels (else ``y`` is None), as ids into
+    ``class_names`` when the model has names. ``columns`` (the model's column schema) means the model encodes
+    cells itself: ``x`` is then cells, numeric columns checked to hold numbers; without it ``x`` is float32 and
+    a missing cell is refused. Without ``require_label`` a missing label column just means no labels."""
+    header, cells = read_table(path, fmt)
+    missing = [name for name in feature_names if name not in header]
+    if missing:
+        raise InvalidRequest(
+            f"the table lacks the model's feature columns {', '.join(missing)}",
+            code="missing_columns",
+            details={"missing": missing, "features": feature_names},
+        )
+    if label_column is not None and label_column not in header:
+        if require_label:
+            raise InvalidRequest(f"label column '{label_column}' not in the table", details={"columns": header})
+        label_column = None
+    rows = len(cells[0]) if cells else 0
+    x = np.empty((rows, len(feature_names)), dtype=object if columns else np.float32)
+    for j_out, name in enumerate(feature_names):
+        column = cells[header.index(name)]
+        numeric = columns is None or columns[j_out]["type"] == "numeric"
+        if numeric:
+            _check_numbers(name, column, allow_missing=columns is not None)
+        x[:, j_out] = column if columns else [float(v) for v in column]
+    if label_column is None:
+        return x, None
+    return x, _scored_labels(cells[header.index(label_column)], label_column, class_names)
+
+
+def _check_numbers(name: str, cells: list[str], allow_missing: bool) -> None:
+    """Refuse a cell of a numeric column that is not a finite number (or, without ``allow_missing``, missing)."""
+    for i, cell in enumerate(cells):
+        if not cell:
+            if allow_missing:
+                continue
+            count = sum(1 for c in cells if not c)
+            raise InvalidRequest(
+                f"column '{name}' has {count} missing values; this model was trained on complete numeric data "
+                "and does not impute (train on data with missing cells for a model that does)",
+                code="unusable_column",
+                details={"column": name, "missing": count},
+            )
+        if tabular.number(cell) is None:
+            raise InvalidRequest(
+                f"column '{name}' is numeric for the model, but row {i + 1} holds '{cell[:80]}'",
+                code="unusable_column",
+                details={"column": name, "row": i + 1},
+            )
+
+
+def _scored_labels(labels: list[str], label_column: str, class_names: list[str] | None) -> np.ndarray:
+    """Labels to score predictions against: ids into ``class_names``, else numbers."""
+    if any(not v for v in labels):
+        raise InvalidRequest(
+            f"label column '{label_column}' has missing values",
+            code="unusable_column",
+            details={"column": label_column, "missing": sum(1 for v in labels if not v)},
+        )
+    if class_names:
+        index = {str(name): i for i, name in enumerate(class_names)}
+        unknown = sorted({v for v in labels if v not in index})
+        if unknown:
+            raise InvalidRequest(
+                f"label column '{label_column}' has values the model does not know",
+                code="unknown_labels",
+                details={"unknown": unknown[:20], "classes": [str(c) for c in class_names]},
+            )
+        return np.asarray([index[v] for v in labels], dtype=np.int64)
+    try:
+        return np.asarray([float(v) for v in labels], dtype=np.float64)
+    except ValueError:
+        raise InvalidRequest(
+            f"label column '{label_column}' is not numeric", details={"column": label_column}
+        ) from None
 
 
 def load_csv_columns(
@@ -192,49 +324,8 @@ def load_csv_columns(
     *,
     require_label: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(x, y)``: the columns a model was trained on, by name and in its order, from any CSV that has them
-    (other columns are ignored); with ``label_column`` also the labels (else ``y`` is None), as ids into
-    ``class_names`` when the model has names. Without ``require_label`` a missing label column just means no labels."""
-    header, rows = _read_csv(path, max_rows, max_columns)
-    missing = [name for name in feature_names if name not in header]
-    if missing:
-        raise InvalidRequest(
-            f"the CSV lacks the model's feature columns {', '.join(missing)}",
-            code="missing_columns",
-            details={"missing": missing, "features": feature_names},
-        )
-    if label_column is not None and label_column not in header:
-        if require_label:
-            raise InvalidRequest(f"label column '{label_column}' not in the CSV", details={"columns": header})
-        label_column = None
-    x = np.empty((len(rows), len(feature_names)), dtype=np.float32)
-    for j_out, name in enumerate(feature_names):
-        j_in = header.index(name)
-        try:
-            x[:, j_out] = [float(row[j_in]) for row in rows]
-        except ValueError:
-            raise InvalidRequest(f"column '{name}' is not numeric", details={"column": name}) from None
-    if label_column is None:
-        return x, None
-    labels = [row[header.index(label_column)].strip() for row in rows]
-    if class_names:
-        index = {str(name): i for i, name in enumerate(class_names)}
-        unknown = sorted({v for v in labels if v not in index})
-        if unknown:
-            raise InvalidRequest(
-                f"label column '{label_column}' has values the model does not know",
-                code="unknown_labels",
-                details={"unknown": unknown[:20], "classes": [str(c) for c in class_names]},
-            )
-        y = np.asarray([index[v] for v in labels], dtype=np.int64)
-    else:
-        try:
-            y = np.asarray([float(v) for v in labels], dtype=np.float64)
-        except ValueError:
-            raise InvalidRequest(
-                f"label column '{label_column}' is not numeric", details={"column": label_column}
-            ) from None
-    return x, y
+    """``load_columns`` of a CSV for a model that takes float32 rows."""
+    return load_columns(path, "csv", feature_names, label_column, class_names, require_label=require_label)
 
 
 def _class_ids(labels: list[str], where: str) -> tuple[np.ndarray, list[str] | None]:
@@ -306,17 +397,21 @@ def load_file(
     label_column: str | None = None,
     *,
     require_labels: bool = True,
+    categorical: list[str] | tuple[str, ...] = (),
+    ignore: list[str] | tuple[str, ...] = (),
+    numeric_only: bool = False,
 ) -> Dataset:
-    """Load an uploaded dataset by its recorded format ("npz", "csv" or "jsonl")."""
+    """Load an uploaded dataset by its recorded format ("npz", "csv", "parquet" or "jsonl"); tables per
+    ``load_table``."""
     if fmt == "npz":
         return load_npz(path)
-    if fmt == "csv":
+    if fmt in TABLE_FORMATS:
         if not label_column and require_labels:
-            raise InvalidRequest("a CSV dataset needs 'label_column'")
-        return load_csv(path, label_column or None)
+            raise InvalidRequest(f"a {fmt.upper() if fmt == 'csv' else 'Parquet'} dataset needs 'label_column'")
+        return load_table(path, fmt, label_column or None, categorical, ignore, numeric_only=numeric_only)
     if fmt == "jsonl":
         return load_jsonl(path, require_labels=require_labels)
-    raise InvalidRequest(f"unknown dataset format '{fmt}'; known: npz, csv, jsonl")
+    raise InvalidRequest(f"unknown dataset format '{fmt}'; known: npz, csv, parquet, jsonl")
 
 
 def split(ds: Dataset, test_fraction: float, seed: int, stratified: bool = True) -> tuple[Dataset, Dataset]:

@@ -11,7 +11,8 @@ Methods (``ml.catalog.EXPLAIN_METHODS``) and their quality figure:
 - ``lime``: ``local_fit_r2``, the weighted R^2 of LIME's linear fit, the worst input.
 
 The predicted class is explained unless ``target`` names one. Text models (one string per row) are
-explained per word: gradient methods in the embedding space, the others by leaving words out.
+explained per word: gradient methods in the embedding space, the others by leaving words out. Models of a
+table's cells (categorical columns, missing values) are explained per column (``ml.explainers.table``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import keras
 import numpy as np
 
 from ml.catalog import EXPLAIN_METHODS
+from ml.encoding import encoder_of
 from ml.explainers import gradients, occlusion, shapley, surrogate, units, views
 from ml.explainers.common import (
     Explanation,
@@ -31,6 +33,7 @@ from ml.explainers.common import (
     relative_gaps,
     totals,
 )
+from ml.explainers.table import explain_table
 from ml.inference import takes_strings
 from ml.validation import check_float, check_int
 from tensorq.errors import InvalidRequest, OutOfRange
@@ -259,13 +262,20 @@ def explain(
     if unknown:
         raise InvalidRequest(f"unknown explain options {unknown}")
     options["seed"] = check_int("seed", options.get("seed", 0), 0, 2**31 - 1)
+    if "nsamples" in options:
+        options["nsamples"] = check_int("nsamples", options["nsamples"], 1, shapley.MAX_NSAMPLES)
+    if encoder_of(model) is not None:
+        if "window" in options:
+            options["window"] = check_int("window", options["window"], 1, MAX_WINDOW)
+        if "stride" in options:
+            options["stride"] = check_int("stride", options["stride"], 1, MAX_WINDOW)
+        steps = check_int("steps", steps, 1, MAX_STEPS)
+        return explain_table(model, x, method, target, steps, baseline, options)
     if takes_strings(model) and not (isinstance(baseline, str) and baseline == "zeros"):
         raise OutOfRange(
             "text is explained against zero embeddings or left-out words; baseline must be 'zeros'",
             details={"field": "baseline"},
         )
-    if "nsamples" in options:
-        options["nsamples"] = check_int("nsamples", options["nsamples"], 1, shapley.MAX_NSAMPLES)
     if method == "integrated_gradients":
         return integrated_gradients(model, x, target=target, steps=steps, baseline=baseline)
     if method == "smoothgrad":

@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 import ml.custom_objects  # noqa: F401 - registers TensorQ's own Keras classes before any load
+from ml.encoding import encoder_of
+from ml.tabular import row_cells
 from ml.validation import input_layout, shape_mismatch
 from tensorq.errors import InvalidRequest, OutOfRange
 
@@ -98,7 +100,13 @@ def coerce_texts(inputs: Any) -> np.ndarray:
 
 def coerce_inputs(model: keras.Model, inputs: Any) -> np.ndarray:
     """``inputs`` as a batch the model takes: float32, a single example with a batch axis, (H, W) with a
-    channel; strings for a text model."""
+    channel; strings for a text model; rows of cells (strings, "" when missing) for a table model."""
+    encoder = encoder_of(model)
+    if encoder is not None:
+        if isinstance(inputs, np.ndarray) and inputs.dtype == object and inputs.ndim == 2:
+            return inputs  # a table's cells, read and checked by ml.datasets.load_columns
+        rows = inputs.tolist() if isinstance(inputs, np.ndarray) else inputs
+        return np.asarray(row_cells(rows, encoder.columns), dtype=object)
     if takes_strings(model) and _input_shape(model) in ([], [1]):
         texts = coerce_texts(inputs)
         return texts if _input_shape(model) == [] else texts.reshape(-1, 1)

@@ -242,6 +242,14 @@ class TrainSpec(TrainOptions):
     register_as: Name | None = Field(default=None, description="the model to add this version to (by name)")
     model_name: Name | None = Field(default=None, description="the older spelling of register_as")
     label_column: str | None = Field(default=None, min_length=1, max_length=200)
+    categorical_columns: list[Column] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="a table's columns to treat as categories even when their cells are numbers",
+    )
+    ignore_columns: list[Column] | None = Field(
+        default=None, max_length=10_000, description="a table's columns to leave out of the features"
+    )
     user_column: Column | None = None
     item_column: Column | None = None
     rating_column: Column | None = None
@@ -340,11 +348,15 @@ class PredictSpec(Strict):
         return self
 
 
+TABLE_FORMATS = ("csv", "parquet")
+
+
 def named_features(version: Any) -> list[str] | None:
-    """The feature columns a version reads a CSV by (name, in order): those of a version trained on a CSV."""
+    """The feature columns a version reads a table by (name, in order): those of a version trained on a
+    table (CSV or Parquet)."""
     dataset = (getattr(version, "lineage", None) or {}).get("dataset") or {}
     features = version.signature.get("feature_names")
-    return list(features) if dataset.get("format") == "csv" and features else None
+    return list(features) if dataset.get("format") in TABLE_FORMATS and features else None
 
 
 class ExplainSpec(Strict):

@@ -14,7 +14,7 @@ import numpy as np
 
 from db.records import ModelVersionDraft
 from ml.catalog import IMPORTED
-from ml.specs import ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
+from ml.specs import TABLE_FORMATS, ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
 from worker.csv_cells import safe_cell
 from worker.joblog import current_phase, set_phase
@@ -33,14 +33,17 @@ def _record(ctx: JobContext, ref: str) -> Any:
         raise InvalidRequest(f"dataset {ref} not found", code="unknown_dataset") from None
 
 
-def _dataset(ctx: JobContext, ref: str, label_column: str | None = None, require_labels: bool = True) -> Any:
-    """Load a dataset spec value: ``builtin:<name>`` or one of the tenant's dataset ids."""
+def _dataset(
+    ctx: JobContext, ref: str, label_column: str | None = None, require_labels: bool = True, **table: Any
+) -> Any:
+    """Load a dataset spec value: ``builtin:<name>`` or one of the tenant's dataset ids (``table``: how a
+    table's columns are read, see ``ml.datasets.load_table``)."""
     from ml import datasets
 
     if ref.startswith("builtin:"):
         return datasets.load_builtin(ref.removeprefix("builtin:"))
     record = _record(ctx, ref)
-    return datasets.load_file(record.path, record.format, label_column, require_labels=require_labels)
+    return datasets.load_file(record.path, record.format, label_column, require_labels=require_labels, **table)
 
 
 def _training_data(ctx: JobContext, spec: TrainSpec) -> Any:
@@ -48,7 +51,15 @@ def _training_data(ctx: JobContext, spec: TrainSpec) -> Any:
     from ml import datasets
 
     if spec.task != "recommend":
-        return _dataset(ctx, spec.dataset, spec.label_column, require_labels=spec.task == "classify")
+        return _dataset(
+            ctx,
+            spec.dataset,
+            spec.label_column,
+            require_labels=spec.task == "classify",
+            categorical=spec.categorical_columns or (),
+            ignore=spec.ignore_columns or (),
+            numeric_only=spec.task == "autoencode",
+        )
     if spec.builtin is not None:
         raise InvalidRequest("the recommender trains on an uploaded interactions CSV (user, item, rating columns)")
     record = _record(ctx, spec.dataset)
@@ -76,7 +87,7 @@ def train(ctx: JobContext) -> HandlerResult:
     )
     set_phase("saving")
     return HandlerResult(
-        result={"metrics": outcome.metrics, "history": outcome.history, "epochs_run": outcome.epochs_run},
+        result=_train_result(outcome),
         model=ModelVersionDraft(
             model_name=spec.name(),
             path=str(outcome.model_path),
@@ -86,6 +97,14 @@ def train(ctx: JobContext) -> HandlerResult:
             lineage=_lineage(ctx, spec),
         ),
     )
+
+
+def _train_result(outcome: Any) -> dict[str, Any]:
+    """A training job's result: figures, history, epochs run and, for a table, what was done to each column."""
+    result = {"metrics": outcome.metrics, "history": outcome.history, "epochs_run": outcome.epochs_run}
+    if outcome.signature.get("columns"):
+        result["columns"] = outcome.signature["columns"]
+    return result
 
 
 def _lineage(ctx: JobContext, spec: TrainSpec) -> dict[str, Any]:
@@ -231,23 +250,26 @@ def _write_predictions(path: Path, probabilities: np.ndarray) -> None:
 
 
 def _table(ctx: JobContext, spec: PredictSpec, version: Any) -> tuple[Any, np.ndarray | None]:
-    """A classifier's rows and, when the table has them, labels: a CSV is read by the model's own feature
-    columns (any table that has them; other columns ignored), labels from ``label_column`` or, when the
-    table has it, the column the version was trained against."""
+    """A classifier's rows and, when the table has them, labels: a table (CSV or Parquet) is read by the
+    model's own feature columns (any table that has them; other columns ignored; as cells for a model with a
+    table encoder), labels from ``label_column`` or, when the table has it, the column the version was
+    trained against."""
     features = named_features(version)
     if spec.dataset is None or spec.dataset.startswith("builtin:") or not features:
         return _inputs(ctx, spec), None
     record = _record(ctx, spec.dataset)
-    if record.format != "csv":
+    if record.format not in TABLE_FORMATS:
         return _inputs(ctx, spec), None
-    from ml.datasets import load_csv_columns
+    from ml.datasets import load_columns
 
     trained_on = ((version.lineage or {}).get("spec") or {}).get("label_column")
-    return load_csv_columns(
+    return load_columns(
         record.path,
+        record.format,
         list(features),
         spec.label_column or trained_on,
         version.signature.get("class_names"),
+        version.signature.get("columns"),
         require_label=spec.label_column is not None,
     )
 
@@ -359,9 +381,12 @@ def explain(ctx: JobContext) -> HandlerResult:
 
 def _reference_rows(model: Any, spec: ExplainSpec) -> tuple[Any, Any]:
     """The baseline ("zeros", "mean" or one row in the model's input form) and the SHAP background rows."""
+    from ml.encoding import encoder_of
     from ml.inference import coerce_inputs, takes_strings
 
     baseline: Any = spec.baseline
+    if encoder_of(model) is not None:  # a table model: rows of cells, checked by the explainer
+        return baseline, None if spec.background is None else coerce_inputs(model, spec.background)
     if isinstance(baseline, list):
         if takes_strings(model):
             raise InvalidRequest("a text model's baseline is 'zeros' (words left out)")

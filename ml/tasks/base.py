@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import keras
@@ -29,6 +30,19 @@ def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> None:
             layer.adapt(model_input(x))
 
 
+def table_model(builder: Any, params: dict[str, Any], train: Dataset, num_classes: int) -> keras.Model:
+    """A model for a table's cells (``train.columns`` set): the ``TabularEncoder`` fitted to the training rows,
+    then ``builder``'s model on the encoded numbers, its preprocessing adapted to them."""
+    from ml.encoding import fit_encoder, floor_variance, wrap
+
+    encoder = fit_encoder(list(train.columns or []), train.x)
+    encoded = np.asarray(encoder(model_input(train.x)), dtype=np.float32)
+    head = builder((encoder.width,), num_classes, params)
+    adapt_preprocessing(head, encoded)
+    floor_variance(head)
+    return wrap(encoder, head)
+
+
 def check_numeric(data: Dataset, what: str) -> None:
     """Refuse non-numeric or non-finite features."""
     if data.kind not in ("tabular", "image") or data.x.dtype.kind not in "biuf":
@@ -54,9 +68,8 @@ class Task:
 
     def prepare(self, data: Dataset) -> Dataset:
         """``data`` with ``x`` in the dtype the model takes."""
-        if data.x.dtype.kind in "biuf":
-            return Dataset(np.asarray(data.x, dtype=np.float32), np.asarray(data.y), data.kind)
-        return Dataset(np.asarray(data.x, dtype=object), np.asarray(data.y), data.kind)
+        dtype = np.float32 if data.x.dtype.kind in "biuf" else object
+        return replace(data, x=np.asarray(data.x, dtype=dtype), y=np.asarray(data.y))
 
     def build(self, architecture: str, params: dict[str, Any], train: Dataset, num_classes: int) -> keras.Model:
         """A fresh model, its preprocessing adapted to ``train`` (not compiled)."""

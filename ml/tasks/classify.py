@@ -10,7 +10,7 @@ import numpy as np
 
 from ml import builders
 from ml.datasets import Dataset
-from ml.tasks.base import Task, adapt_preprocessing
+from ml.tasks.base import Task, adapt_preprocessing, table_model
 from tensorq.errors import InvalidRequest, OutOfRange
 
 
@@ -62,7 +62,9 @@ class Classify(Task):
         return num_classes
 
     def build(self, architecture: str, params: dict[str, Any], train: Dataset, num_classes: int) -> keras.Model:
-        """The registered builder's model, preprocessing adapted."""
+        """The registered builder's model, preprocessing adapted (behind the table encoder for a table's cells)."""
+        if train.columns is not None:
+            return table_model(builders.get(architecture), params, train, num_classes)
         model = builders.get(architecture)(tuple(train.x.shape[1:]), num_classes, params)
         adapt_preprocessing(model, train.x)
         return model
@@ -88,12 +90,17 @@ class Classify(Task):
     def signature(self, model: keras.Model, data: Dataset, num_classes: int) -> dict[str, Any]:
         """Input shape (None for text: one string per row), classes and their names, feature names."""
         text = data.kind == "text"
-        return {
+        signature = {
             "task": self.name,
             "input_shape": None if text else list(data.x.shape[1:]),
-            "input_dtype": "string" if text else "float32",
+            "input_dtype": "string" if text or data.columns is not None else "float32",
             "num_classes": num_classes,
             "kind": data.kind,
             "feature_names": data.feature_names,
             "class_names": data.class_names,
         }
+        if data.columns is not None:
+            from ml.encoding import encoder_of, report
+
+            signature["columns"] = report(encoder_of(model), data.columns)
+        return signature

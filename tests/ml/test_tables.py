@@ -1,0 +1,208 @@
+"""Tables with categorical columns and missing cells: schema inference, unusable columns, Parquet, and a real
+mlp trained, reloaded with safe_mode (in a fresh process too), predicting and explaining per column."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from api.errors import http_status
+from ml import tabular
+from ml.datasets import load_columns, load_table
+from tensorq.errors import InvalidRequest
+from tests.ml.mixed_table import mixed_csv, mixed_parquet
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, text: str, name: str = "t.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_types_are_inferred_with_missing_counts(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(mixed_csv())
+    data = load_table(path, "csv", "label", categorical=["plan"])
+    assert data.x.dtype == object and data.x.shape == (240, 4)
+    by_name = {c["name"]: c for c in data.columns or []}
+    assert [by_name[n]["type"] for n in ("age", "income", "city", "plan")] == [
+        "numeric",
+        "numeric",
+        "categorical",
+        "categorical",
+    ]
+    assert by_name["income"]["missing"] == len(range(3, 240, 11))
+    assert by_name["city"]["missing"] == len(range(7, 240, 17))  # blanks and "NA" alike
+    assert data.class_names == ["no", "yes"]
+
+
+def test_a_complete_numeric_table_still_loads_as_float32(tmp_path: Path) -> None:
+    data = load_table(_write(tmp_path, "a,b,label\n1,2.5,x\n3,4,y\n"), "csv", "label")
+    assert data.x.dtype == np.float32 and data.columns is None
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "why"),
+    [
+        ("a,b,label\n,1,x\n,2,y\n", "a", "all 2 values are missing"),
+        ("a,label\n1,x\n2,\n", "label", "missing values"),
+        (
+            "id,a,label\n" + "".join(f"user{i},{i},{'xy'[i % 2]}\n" for i in range(120)),
+            "id",
+            "free text or identifiers",
+        ),
+    ],
+)
+def test_an_unusable_column_is_named_with_the_reason(tmp_path: Path, text: str, column: str, why: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        load_table(_write(tmp_path, text), "csv", "label")
+    assert caught.value.code == "unusable_column" and http_status(caught.value) == 422
+    assert f"column '{column}'" in caught.value.message and why in caught.value.message
+    assert caught.value.details["columns"][0]["column"] == column
+
+
+def test_an_ignored_column_is_left_out(tmp_path: Path) -> None:
+    text = "id,a,label\n" + "".join(f"user{i},{i},{'xy'[i % 2]}\n" for i in range(120))
+    data = load_table(_write(tmp_path, text), "csv", "label", ignore=["id"])
+    assert data.feature_names == ["a"]
+
+
+def test_a_vae_refuses_a_table_with_categories(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest, match="column 'b'"):
+        load_table(_write(tmp_path, "a,b\n1,x\n2,y\n"), "csv", None, numeric_only=True)
+
+
+def test_parquet_reads_like_the_same_csv(tmp_path: Path) -> None:
+    mixed_parquet(str(tmp_path / "t.parquet"))
+    (tmp_path / "t.csv").write_bytes(mixed_csv())
+    from_parquet = load_table(tmp_path / "t.parquet", "parquet", "label")
+    from_csv = load_table(tmp_path / "t.csv", "csv", "label")
+    assert from_parquet.feature_names == from_csv.feature_names
+    assert [c["type"] for c in from_parquet.columns or []] == [c["type"] for c in from_csv.columns or []]
+    assert np.array_equal(from_parquet.y, from_csv.y)
+    assert from_parquet.x[5, 0] == "" and from_parquet.x[0, 2] == from_csv.x[0, 2]
+
+
+def test_parquet_with_an_unsupported_column_type_is_refused_from_its_footer(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ml.parquet import footer
+
+    pq.write_table(pa.table({"a": [1, 2], "tags": [[1], [2]]}), tmp_path / "n.parquet")
+    with pytest.raises(InvalidRequest) as caught:
+        footer(tmp_path / "n.parquet", 100, 100, 10**6)
+    assert caught.value.code == "unsupported_column_type" and "'tags'" in caught.value.message
+    pq.write_table(pa.table({"a": list(range(1000))}), tmp_path / "big.parquet")
+    with pytest.raises(InvalidRequest, match="at most 10 rows"):
+        footer(tmp_path / "big.parquet", 10, 100, 10**6)
+
+
+def test_inline_rows_become_cells_and_a_bad_number_is_named() -> None:
+    columns = [{"name": "age", "type": "numeric"}, {"name": "city", "type": "categorical"}]
+    assert tabular.row_cells([30, "Paris"], columns) == [["30", "Paris"]]
+    assert tabular.row_cells([[None, "Lyon"], [1.5, None]], columns) == [["", "Lyon"], ["1.5", ""]]
+    with pytest.raises(InvalidRequest, match="column 'age' is numeric"):
+        tabular.row_cells([["old", "Paris"]], columns)
+
+
+@pytest.fixture(scope="module")
+def table_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, object]:
+    """An mlp trained on the mixed CSV (plan declared categorical); the folder, the CSV and the outcome."""
+    from ml.training import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("table")
+    path = folder / "mixed.csv"
+    path.write_bytes(mixed_csv())
+    data = load_table(path, "csv", "label", categorical=["plan"])
+    config = TrainConfig("mlp", {"hidden": [32]}, epochs=40, seed=1, validation_split=0.2, batch_size=16)
+    return folder, path, train(config, data, folder / "job")
+
+
+def test_the_training_reports_each_column_and_learns(table_model) -> None:  # type: ignore[no-untyped-def]
+    _, _, outcome = table_model
+    columns = {c["name"]: c for c in outcome.signature["columns"]}
+    assert columns["city"]["type"] == "categorical" and columns["city"]["vocabulary_size"] == 4
+    assert columns["city"]["imputation"] == "missing category"
+    assert columns["income"]["imputation"] == "mean + missing indicator" and columns["income"]["missing"] == 22
+    assert columns["plan"] == {**columns["plan"], "type": "categorical", "vocabulary_size": 3}
+    assert outcome.signature["input_dtype"] == "string" and outcome.signature["input_shape"] == [4]
+    assert outcome.metrics["val_accuracy"] >= 0.8
+
+
+def test_the_model_predicts_on_its_training_file_and_on_inline_rows(table_model) -> None:  # type: ignore[no-untyped-def]
+    from ml.inference import coerce_inputs, load_model, predict
+
+    _, path, outcome = table_model
+    model = load_model(outcome.model_path)
+    names = outcome.signature["feature_names"]
+    x, y = load_columns(path, "csv", names, "label", ["no", "yes"], outcome.signature["columns"])
+    accuracy = float((predict(model, x).argmax(axis=1) == y).mean())
+    assert accuracy >= 0.8
+    inline = coerce_inputs(model, [[None, 20.0, "Paris", "2"], [40, None, "Atlantis", 1]])  # unseen city: [UNK]
+    assert inline.tolist() == [["", "20.0", "Paris", "2"], ["40", "", "Atlantis", "1"]]
+    assert predict(model, inline).shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "method", ["integrated_gradients", "smoothgrad", "gradient_shap", "occlusion", "kernel_shap", "lime"]
+)
+def test_explanations_are_per_column(table_model, method: str) -> None:  # type: ignore[no-untyped-def]
+    from ml.explain import explain
+    from ml.inference import coerce_inputs, load_model
+
+    _, _, outcome = table_model
+    model = load_model(outcome.model_path)
+    x = coerce_inputs(model, [[30, 20.0, "Paris", "2"], [None, 70.0, "", "1"]])
+    result = explain(model, x, method, nsamples=64 if method != "integrated_gradients" else None)
+    assert np.asarray(result.attributions).shape == (2, 4)
+    if method == "integrated_gradients":  # completeness holds per column: sums are kept
+        assert result.quality["completeness_gap"] < 0.05
+    if method == "occlusion":
+        assert result.quality["additivity_gap"] >= 0.0
+
+
+def test_integrated_gradients_column_sums_match_the_output_difference(table_model) -> None:  # type: ignore[no-untyped-def]
+    from ml.explain import explain
+    from ml.inference import coerce_inputs, load_model, predict
+
+    _, _, outcome = table_model
+    model = load_model(outcome.model_path)
+    x = coerce_inputs(model, [[30, 20.0, "Paris", "2"]])
+    result = explain(model, x, "integrated_gradients", steps=256)
+    t = result.targets[0]
+    blank = predict(model, np.asarray([["", "", "", ""]], dtype=object))[0, t]
+    difference = float(result.predictions[0, t] - blank)
+    assert float(np.sum(result.attributions[0])) == pytest.approx(difference, abs=0.02)
+
+
+def test_the_saved_model_reloads_in_a_fresh_process_with_safe_mode(table_model) -> None:  # type: ignore[no-untyped-def]
+    from ml.inference import load_model, predict
+
+    _, _, outcome = table_model
+    rows = [["30", "20.0", "Paris", "2"], ["", "", "", ""], ["55", "81", "Lille", "3"]]
+    here = predict(load_model(outcome.model_path), np.asarray(rows, dtype=object))
+    script = (
+        "import json, sys, keras, numpy as np, tensorflow as tf\n"
+        "import ml.custom_objects\n"
+        "m = keras.models.load_model(sys.argv[1], safe_mode=True, compile=False)\n"
+        "print(json.dumps(np.asarray(m(tf.constant(json.loads(sys.argv[2])))).tolist()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(outcome.model_path), json.dumps(rows)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
+        timeout=240,
+        check=True,
+    )
+    there = np.asarray(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert np.allclose(here, there, atol=1e-5)
