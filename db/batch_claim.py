@@ -20,12 +20,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from db.joblogs import MAX_MESSAGE_CHARS, LogLine
-from db.jobs import RUNNING_OF_TENANT, Deferred, JobStore, job_record
+from db.jobs import RUNNING_OF_TENANT, Deferred, JobStore
 from db.jobstats import count_finished_many
 from db.models import Job, JobEvent, JobLog, Tenant, utcnow
 from db.records import TERMINAL, JobRecord, ModelVersionRecord
 from db.registry import parse_model_ref, resolve_on
 from db.session import write_scope
+from db.transitions import job_record, status_is
 from tensorq.errors import TensorQError
 
 # The model reference of a job that may share a forward pass, or None (it runs alone): the worker's call.
@@ -33,12 +34,6 @@ Batchable = Callable[[str, dict[str, Any]], str | None]
 # Queued jobs a claim reads to pick its batch-mates from, per free place in the batch (bounded whatever the backlog).
 SCAN_PER_PLACE = 4
 MIN_SCAN = 64
-
-
-def _status_is(status: str) -> Any:
-    """The status test of a statement that reaches its jobs by id, written so that no index matches it (the
-    planner then takes the primary key whatever its statistics say: see ``db.jobs``)."""
-    return Job.status.concat("") == status
 
 
 @dataclass(frozen=True)
@@ -95,7 +90,7 @@ class BatchStore:
             first = conn.execute(
                 select(Job.id, Job.tenant_id, Job.type, Job.spec, Tenant.name)
                 .join(Tenant, Tenant.id == Job.tenant_id)
-                .where(Job.id == job_id, _status_is("queued"), Job.cancel_requested.is_(False))
+                .where(Job.id == job_id, status_is("queued"), Job.cancel_requested.is_(False))
                 .with_for_update(of=Tenant)
             ).one_or_none()
             if first is None:
@@ -201,7 +196,7 @@ class BatchStore:
         """``queued -> running`` for those of ``ids`` still queued and not cancelled, in one UPDATE; their events."""
         rows = conn.execute(
             update(Job)
-            .where(Job.id.in_(ids), _status_is("queued"), Job.cancel_requested.is_(False))
+            .where(Job.id.in_(ids), status_is("queued"), Job.cancel_requested.is_(False))
             .values(
                 status="running",
                 revision=Job.revision + 1,
@@ -233,7 +228,7 @@ class BatchStore:
         now = utcnow()
         ended: dict[str, str] = dict.fromkeys(outcomes, "lease_lost")
         done = {"finished_at": now, "lease_token": None, "lease_expires_at": None, "updated_at": now}
-        owned = [Job.lease_token == token, _status_is("running")]
+        owned = [Job.lease_token == token, status_is("running")]
         events: list[dict[str, Any]] = []
         finished: list[tuple[str, str, datetime | None, datetime | None]] = []
         with write_scope(self._factory) as conn:

@@ -52,8 +52,9 @@ class CeleryPublisher:
         )
 
     def publish_many(self, jobs: list[JobRecord]) -> None:
-        """Send each job's message, in order, through one producer (one connection from the pool)."""
-        with self._app.producer_or_acquire() as producer:
+        """Send each job's message, in order, through one producer; on Redis the pushes go out as one pipeline
+        (kombu's ``Producer.batch``: other transports publish each at once)."""
+        with self._app.producer_or_acquire() as producer, producer.batch():
             for job in jobs:
                 self.publish(job, producer=producer)
 

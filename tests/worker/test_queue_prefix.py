@@ -80,3 +80,26 @@ def test_two_stacks_on_one_redis_never_take_each_others_jobs(redis_url: str, tmp
     finally:
         for app in apps.values():
             app.close()
+
+
+def test_publish_many_sends_every_message_in_one_pipeline_in_order(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    one_by_one: list[str] = []
+    plain = redis.Redis.execute_command
+
+    def record(self, *args, **options):  # type: ignore[no-untyped-def]
+        one_by_one.append(str(args[0]).upper())
+        return plain(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", record)  # a pipeline buffers its commands instead
+    app = make_celery(Settings(broker_url=redis_url, artifact_dir=tmp_path / "a", queue_prefix="pipe"))
+    jobs = [_job("predict") for _ in range(25)]
+    try:
+        CeleryPublisher(app).publish_many(jobs)
+        assert "LPUSH" not in one_by_one
+        assert _consume(app) == [job.id for job in jobs]
+    finally:
+        app.close()
