@@ -17,7 +17,7 @@ from api.services import principal, services
 from api.workers import public_job
 from db.jobs import NewJob
 from db.records import JOB_TYPES, STATUSES, DatasetRecord, JobRecord
-from ml.budget import check_params, train_params
+from ml.budget import check_memory, check_params, train_estimate
 from ml.catalog import BUILTIN_SHAPES
 from ml.specs import SPECS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features, parse
 from ml.validation import batch_shape
@@ -87,7 +87,8 @@ def _check_model_inputs(
 
 
 def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
-    """Refuse a train spec whose model would exceed the tenant's ``max_model_params`` (422 ``model_too_large``)."""
+    """Refuse a train spec whose model would exceed the tenant's ``max_model_params`` (422 ``model_too_large``)
+    or whose training would need more memory than its ``max_job_memory_mb`` (422 ``memory_budget_exceeded``)."""
     if record is None:
         shape: tuple[int, ...] = BUILTIN_SHAPES[spec.builtin or ""]
     elif record.format == "npz":
@@ -96,8 +97,11 @@ def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
         shape = ()
     else:
         shape = (max(len(record.info.get("columns", [])) - 1, 1),)
-    limit = services().settings.quota(principal().tenant_name, "max_model_params")
-    check_params(train_params(spec.architecture, spec.params, shape), limit, f"this {spec.architecture}")
+    settings, tenant = services().settings, principal().tenant_name
+    estimate = train_estimate(spec.architecture, spec.typed_params, shape)
+    what = f"this {spec.architecture}"
+    check_params(estimate.params, settings.quota(tenant, "max_model_params"), what)
+    check_memory(estimate.train_bytes(spec.batch_size, spec.optimizer), settings.memory_budget_mb(tenant), what)
 
 
 def _check_table(spec: PredictSpec, record: DatasetRecord | None, version: Any) -> None:

@@ -6,6 +6,11 @@ training code adapts it to the training rows) and end in softmax probabilities; 
 get and return is in ``ml.tasks``. The recommender's builder is ``fn(users, items, global_mean, params)``:
 it is made from the interactions' ids, not from a shape. The built-in builders live in
 ``ml.architectures`` and are imported on first use, so importing this module does not import TensorFlow.
+
+``params`` (always the last argument) reaches a built-in builder as its typed params model from
+``ml.specs`` (``CnnParams``, ...), validated and with its defaults: ``ml.specs`` is the one place that says
+what is valid, and the builders repeat none of its checks. Builders registered at run time get ``params``
+as given.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from ml import validation
 from ml.catalog import ARCHITECTURES
-from tensorq.errors import InvalidRequest, OutOfRange
+from ml.specs import ARCHITECTURE_PARAMS, architecture_params
+from tensorq.errors import InvalidRequest
 
 Builder = Callable[..., Any]
 _BUILDERS: dict[str, Builder] = {}
@@ -38,63 +43,20 @@ def known() -> list[str]:
 
 
 def get(name: str) -> Builder:
-    """The builder registered as ``name``; an unknown name is an InvalidRequest listing the known ones."""
+    """The builder registered as ``name``, taking its params as a mapping or as its params model (validated
+    by ``ml.specs`` before the builder runs); an unknown name is an InvalidRequest listing the known ones."""
     if name not in _BUILDERS and name in ARCHITECTURES:
         importlib.import_module(f"ml.architectures.{name}")
     if name not in _BUILDERS:
         names = known()
         raise InvalidRequest(f"unknown architecture '{name}'; known: {', '.join(names)}", details={"known": names})
-    return _BUILDERS[name]
+    fn = _BUILDERS[name]
+    if name not in ARCHITECTURE_PARAMS:
+        return fn
 
+    def build(*args: Any) -> Any:
+        *inputs, params = args
+        return fn(*inputs, architecture_params(name, params))
 
-def check_params(params: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
-    """``defaults`` updated with ``params``; unknown keys are an InvalidRequest naming the allowed ones."""
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise InvalidRequest("params must be an object")
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise InvalidRequest(
-            f"unknown params {unknown}; allowed: {sorted(defaults)}",
-            details={"unknown": unknown, "allowed": sorted(defaults)},
-        )
-    return {**defaults, **params}
-
-
-def _out_of_range(name: str, message: str) -> OutOfRange:
-    return OutOfRange(f"params.{name} {message}", details={"field": f"params.{name}"})
-
-
-def check_int(name: str, value: Any, low: int, high: int) -> int:
-    """Param ``name`` as an int in ``[low, high]``; anything else is an OutOfRange naming ``params.<name>``."""
-    return validation.check_int(f"params.{name}", value, low, high)
-
-
-def check_float(name: str, value: Any, low: float, high: float) -> float:
-    """Param ``name`` as a float in ``[low, high]``; anything else is an OutOfRange naming ``params.<name>``."""
-    return validation.check_float(f"params.{name}", value, low, high)
-
-
-def check_int_list(name: str, value: Any, low: int, high: int, max_len: int = 32) -> list[int]:
-    """``value`` as a non-empty list of ints in ``[low, high]``; anything else is an OutOfRange."""
-    if not isinstance(value, list | tuple) or not 1 <= len(value) <= max_len:
-        raise _out_of_range(name, f"must be a list of 1 to {max_len} integers")
-    return [check_int(name, item, low, high) for item in value]
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``; anything else is an OutOfRange listing them."""
-    if value not in choices:
-        raise OutOfRange(
-            f"params.{name} must be one of {', '.join(choices)}",
-            details={"field": f"params.{name}", "allowed": list(choices)},
-        )
-    return str(value)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """``value`` if it is true or false; anything else is an OutOfRange naming the param."""
-    if not isinstance(value, bool):
-        raise _out_of_range(name, "must be true or false")
-    return value
+    build.__doc__ = fn.__doc__
+    return build

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 import ml.custom_objects  # noqa: F401 - registers TensorQ's own Keras classes before any load
+from ml.budget import PREDICT_BATCH
 from ml.encoding import encoder_of
 from ml.tabular import row_cells
 from ml.validation import input_layout, shape_mismatch
@@ -155,7 +156,7 @@ def _serving_fn(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     return fn
 
 
-def predict(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """The model's outputs on ``x``, calling it directly on batches (no ``model.predict`` leaks or retracing)."""
     if batch_size < 1:
         raise OutOfRange("batch_size must be >= 1", details={"field": "batch_size"})

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.budget import check_params, config_params
+from ml.budget import PREDICT_BATCH, check_memory, check_params, config_estimate
 from ml.catalog import REGISTERED_CLASSES
 from tensorq import bounded_json
 from tensorq.errors import InvalidRequest
@@ -165,16 +165,19 @@ def describe(model: Any) -> dict[str, Any]:
     }
 
 
-def load(path: str | Path, max_params: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Check (with ``max_params``, the parameters its config declares too, before Keras builds anything), then
-    load with ``safe_mode=True`` and run once on a zero input; the model and its signature."""
+def load(path: str | Path, max_params: int | None = None, max_memory_mb: int = 0) -> tuple[Any, dict[str, Any]]:
+    """Check (with ``max_params`` and ``max_memory_mb``, the parameters its config declares and the memory a
+    predict batch would need too, before Keras builds anything), then load with ``safe_mode=True`` and run
+    once on a zero input; the model and its signature."""
     import keras
 
     import ml.custom_objects  # noqa: F401 - TensorQ's own classes load; nothing else custom does
 
     config = check_archive(path)
+    estimate = config_estimate(config)
     if max_params is not None:
-        check_params(config_params(config), max_params, "the uploaded model")
+        check_params(estimate.params, max_params, "the uploaded model")
+    check_memory(estimate.inference_bytes(PREDICT_BATCH), max_memory_mb, "the uploaded model")
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001 - any failure to rebuild the model is the file's fault

@@ -147,6 +147,32 @@ ARCHITECTURE_PARAMS: dict[str, type[Strict]] = {
 }
 
 
+def architecture_params(architecture: str, params: Any) -> Strict:
+    """``params`` as the architecture's params model (a model already is one); unknown params are an
+    InvalidRequest listing the allowed ones, a known param with a bad value an OutOfRange naming it."""
+    schema = ARCHITECTURE_PARAMS[architecture]
+    if isinstance(params, schema):
+        return params
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise InvalidRequest("params must be an object", details={"field": "params"})
+    try:
+        return schema.model_validate(params)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        allowed = list(schema.model_fields)
+        unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+        if unknown:
+            raise InvalidRequest(
+                f"unknown params {unknown}; allowed: {allowed}", details={"unknown": unknown, "allowed": allowed}
+            ) from None
+        field = f"params.{errors[0]['loc'][0]}"
+        raise OutOfRange(
+            f"{field}: {errors[0]['msg']}", details={"field": field, "errors": error_details(exc, "params")}
+        ) from None
+
+
 def _params_of(architecture: str, params: dict[str, Any]) -> Strict:
     """``params`` checked against the architecture's params model; one error naming each bad param."""
     try:
@@ -213,6 +239,11 @@ class TrainOptions(Strict):
     def task(self) -> str:
         """What the architecture learns: "classify", "autoencode" or "recommend"."""
         return TASKS[self.architecture]
+
+    @property
+    def typed_params(self) -> Strict:
+        """``params`` as the architecture's params model, defaults filled in."""
+        return architecture_params(self.architecture, self.params)
 
 
 # What each architecture can learn from: "image" (an .npz of (N, H, W[, C]) or builtin:digits), "tabular"

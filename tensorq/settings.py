@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         description="Largest model (estimated parameters) a train spec or an uploaded .keras may ask for; "
         "per tenant in tenant_quotas.",
     )
+    max_job_memory_mb: int = Field(
+        default=0,
+        ge=0,
+        description="Most memory a train spec (weights, gradients, optimizer state, a batch's activations) or an "
+        "uploaded .keras (weights, a predict batch's activations) may need, estimated before it is built; "
+        "0: job_memory_mb; per tenant in tenant_quotas.",
+    )
     quota_dataset_bytes: int = Field(default=10 * 1024**3, ge=0, description="Dataset storage per tenant.")
     quota_model_bytes: int = Field(default=20 * 1024**3, ge=0, description="Model storage per tenant.")
     tenant_quotas: dict[str, dict[str, int]] = Field(
@@ -134,6 +141,10 @@ class Settings(BaseSettings):
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
         return int(self.tenant_quotas.get(tenant, {}).get(name, getattr(self, name)))
+
+    def memory_budget_mb(self, tenant: str) -> int:
+        """The most memory (MB) one job of ``tenant`` may be estimated to need; 0 for no limit."""
+        return self.quota(tenant, "max_job_memory_mb") or self.job_memory_mb
 
     def job_dir(self, job_id: str) -> Path:
         """The artifact folder of one job."""

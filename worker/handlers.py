@@ -420,7 +420,11 @@ def import_model(ctx: JobContext) -> HandlerResult:
         raise InvalidRequest("the uploaded model file is gone; upload it again")
     try:
         tenant = ctx.db.keys.tenant_name(ctx.job.tenant_id)
-        _, signature = load(staged, max_params=ctx.settings.quota(tenant, "max_model_params"))
+        _, signature = load(
+            staged,
+            max_params=ctx.settings.quota(tenant, "max_model_params"),
+            max_memory_mb=ctx.settings.memory_budget_mb(tenant),
+        )
     except TensorQError:
         staged.unlink(missing_ok=True)  # refused for good: nothing of it is kept
         raise

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 
-from ml.builders import check_float, check_int, check_int_list, check_params, register
+from ml.builders import register
+from ml.specs import CnnParams
 from tensorq.errors import InvalidRequest
-
-DEFAULTS: dict[str, Any] = {"filters": [32, 64, 64], "dense": 64, "dropout": 0.0, "kernel_size": 3}
 
 
 @register("cnn")
-def build(input_shape: tuple[int, ...], num_classes: int, params: dict[str, Any]) -> keras.Model:
+def build(input_shape: tuple[int, ...], num_classes: int, params: CnnParams) -> keras.Model:
     """Input, Normalization (one mean and variance), Conv2D stack, Dense, softmax over the classes.
 
     Each entry of ``filters`` is a Conv2D (``kernel_size`` square, relu, same padding), with a 2x2
     max-pool between consecutive ones while the image stays at least 2 pixels on its short side;
     then Flatten, Dense ``dense`` (relu), optional Dropout ``dropout``, and the softmax.
-    Params (defaults): ``filters`` 1..1024 each ([32, 64, 64]); ``dense`` 1..8192 (64);
-    ``dropout`` 0.0..0.9 (0.0); ``kernel_size`` 1..11 (3).
+    Params, their ranges and defaults: ``ml.specs.CnnParams``.
     """
-    p = check_params(params, DEFAULTS)
-    filters = check_int_list("filters", p["filters"], 1, 1024, max_len=16)
-    dense = check_int("dense", p["dense"], 1, 8192)
-    dropout = check_float("dropout", p["dropout"], 0.0, 0.9)
-    kernel_size = check_int("kernel_size", p["kernel_size"], 1, 11)
+    filters, dense, dropout, kernel_size = params.filters, params.dense, params.dropout, params.kernel_size
     if len(input_shape) != 3:
         raise InvalidRequest(
             f"cnn needs images shaped (height, width, channels), not {list(input_shape)}",

@@ -7,10 +7,10 @@ from typing import Any
 import keras
 from keras import ops
 
-from ml.builders import check_float, check_int, check_params, register
+from ml.builders import register
+from ml.specs import RecommenderParams
 from tensorq.errors import InvalidRequest
 
-DEFAULTS: dict[str, Any] = {"factors": 16, "l2": 1e-4, "init_scale": 0.05}
 MAX_IDS = 10_000_000
 
 
@@ -87,16 +87,13 @@ class MatrixFactorization(keras.layers.Layer):
 
 
 @register("recommender")
-def build(users: list[str], items: list[str], global_mean: float, params: dict[str, Any]) -> keras.Model:
+def build(users: list[str], items: list[str], global_mean: float, params: RecommenderParams) -> keras.Model:
     """A model from (batch, 2) string pairs to (batch,) ratings, around a MatrixFactorization layer named "mf".
 
-    Params (defaults): ``factors`` latent size 1..1024 (16); ``l2`` penalty on every table 0.0..1.0
-    (1e-4); ``init_scale`` standard deviation of the initial factors 0.0001..1.0 (0.05).
+    Params (``factors`` latent size, ``l2`` penalty on every table, ``init_scale`` standard deviation of the
+    initial factors), their ranges and defaults: ``ml.specs.RecommenderParams``.
     """
-    p = check_params(params, DEFAULTS)
-    factors = check_int("factors", p["factors"], 1, 1024)
-    l2 = check_float("l2", p["l2"], 0.0, 1.0)
-    init_scale = check_float("init_scale", p["init_scale"], 1e-4, 1.0)
+    factors, l2, init_scale = params.factors, params.l2, params.init_scale
     if not users or not items or len(users) > MAX_IDS or len(items) > MAX_IDS:
         raise InvalidRequest(f"a recommender needs 1 to {MAX_IDS} users and items")
     inputs = keras.Input(shape=(2,), dtype="string", name="pair")

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 
-from ml.builders import check_bool, check_choice, check_float, check_int, check_params, register
+from ml.builders import register
+from ml.specs import RnnParams
 from tensorq.errors import InvalidRequest
-
-DEFAULTS: dict[str, Any] = {
-    "cell": "lstm",
-    "units": 64,
-    "layers": 1,
-    "bidirectional": False,
-    "dropout": 0.0,
-    "dense": 0,
-    "max_tokens": 20_000,
-    "sequence_length": 64,
-    "embedding_dim": 64,
-}
-CELLS = ("lstm", "gru")
 
 
 def _recurrent(cell: str, units: int, return_sequences: bool, dropout: float, name: str) -> keras.layers.Layer:
@@ -29,7 +15,7 @@ def _recurrent(cell: str, units: int, return_sequences: bool, dropout: float, na
 
 
 @register("rnn")
-def build(input_shape: tuple[int, ...], num_classes: int, params: dict[str, Any]) -> keras.Model:
+def build(input_shape: tuple[int, ...], num_classes: int, params: RnnParams) -> keras.Model:
     """Text or a sequence in, recurrent layers, softmax over the classes.
 
     Text (``input_shape`` ``()``, one string per row): a ``TextVectorization`` layer named "vectorize"
@@ -39,20 +25,11 @@ def build(input_shape: tuple[int, ...], num_classes: int, params: dict[str, Any]
     per-feature ``Normalization``. Then ``layers`` recurrent layers of ``units`` (``cell`` "lstm" or
     "gru", each wrapped in ``Bidirectional`` when ``bidirectional``), an optional Dense ``dense`` (relu),
     and the softmax.
-    Params (defaults): ``cell`` ("lstm"); ``units`` 1..4096 (64); ``layers`` 1..8 (1); ``bidirectional``
-    (false); ``dropout`` on the recurrent inputs, 0.0..0.9 (0.0); ``dense`` 0..8192, 0 for none (0);
-    ``max_tokens`` 100..1000000 (20000); ``sequence_length`` 1..4096 (64); ``embedding_dim`` 1..1024 (64).
+    Params, their ranges and defaults: ``ml.specs.RnnParams``.
     """
-    p = check_params(params, DEFAULTS)
-    cell = check_choice("cell", p["cell"], CELLS)
-    units = check_int("units", p["units"], 1, 4096)
-    layers = check_int("layers", p["layers"], 1, 8)
-    bidirectional = check_bool("bidirectional", p["bidirectional"])
-    dropout = check_float("dropout", p["dropout"], 0.0, 0.9)
-    dense = check_int("dense", p["dense"], 0, 8192)
-    max_tokens = check_int("max_tokens", p["max_tokens"], 100, 1_000_000)
-    sequence_length = check_int("sequence_length", p["sequence_length"], 1, 4096)
-    embedding_dim = check_int("embedding_dim", p["embedding_dim"], 1, 1024)
+    cell, units, layers, dropout, dense = params.cell, params.units, params.layers, params.dropout, params.dense
+    bidirectional, max_tokens = params.bidirectional, params.max_tokens
+    sequence_length, embedding_dim = params.sequence_length, params.embedding_dim
     shape = tuple(input_shape)
     if shape == ():
         inputs = keras.Input(shape=(), dtype="string", name="text")

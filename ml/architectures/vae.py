@@ -9,10 +9,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from ml.builders import check_choice, check_float, check_int, check_int_list, check_params, register
-
-DEFAULTS: dict[str, Any] = {"latent_dim": 8, "hidden": [128, 64], "beta": 1.0, "activation": "relu"}
-ACTIVATIONS = ("relu", "gelu", "tanh", "elu", "selu", "swish")
+from ml.builders import register
+from ml.specs import VaeParams
 
 
 @keras.saving.register_keras_serializable(package="tensorq")
@@ -131,20 +129,19 @@ class VariationalAutoencoder(keras.Model):
 
 
 @register("vae")
-def build(input_shape: tuple[int, ...], num_classes: int, params: dict[str, Any]) -> keras.Model:
+def build(input_shape: tuple[int, ...], num_classes: int, params: VaeParams) -> keras.Model:
     """A VariationalAutoencoder over rows shaped ``input_shape`` (``num_classes`` is not used).
 
     Images (H, W, C) are normalised with one mean and variance, tabular rows per feature; both are
     flattened into Dense layers ``hidden`` (mirrored in the decoder) around a ``latent_dim`` Gaussian.
-    Params (defaults): ``latent_dim`` 1..1024 (8); ``hidden`` widths 1..8192 each ([128, 64]); ``beta``
-    the KL weight, 0.0..100.0 (1.0); ``activation`` one of ACTIVATIONS ("relu").
+    Params (``latent_dim``, ``hidden`` widths, ``beta`` the KL weight, ``activation``), their ranges and
+    defaults: ``ml.specs.VaeParams``.
     """
-    p = check_params(params, DEFAULTS)
     return VariationalAutoencoder(
         data_shape=tuple(input_shape),
-        latent_dim=check_int("latent_dim", p["latent_dim"], 1, 1024),
-        hidden=check_int_list("hidden", p["hidden"], 1, 8192, max_len=8),
-        beta=check_float("beta", p["beta"], 0.0, 100.0),
-        activation=check_choice("activation", p["activation"], ACTIVATIONS),
+        latent_dim=params.latent_dim,
+        hidden=list(params.hidden),
+        beta=params.beta,
+        activation=params.activation,
         name="vae",
     )

@@ -307,7 +307,26 @@ def test_train_specs_over_the_model_budget_are_422_unless_the_tenant_may(client,
     refused = client.post("/v1/jobs", json=body, headers=auth)
     assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "model_too_large"
     settings.tenant_quotas = {"acme": {"max_model_params": 10**10}}
+    # 2 billion weights, their gradients and Adam's two moments: 31 GiB, over the 8 GiB a job may use.
+    refused = client.post("/v1/jobs", json=body, headers=auth)
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "memory_budget_exceeded"
+    settings.tenant_quotas = {"acme": {"max_model_params": 10**10, "max_job_memory_mb": 10**6}}
     assert client.post("/v1/jobs", json=body, headers=auth).status_code == 202
+
+
+def test_train_specs_over_the_memory_budget_are_422_unless_the_tenant_may(client, auth, settings) -> None:
+    # About 1.3 million weights (far under max_model_params), but a batch of 65,536 rows of 8x8x1024 activations.
+    params = {"filters": [1024, 1024], "kernel_size": 1, "dense": 16}
+    spec = {"architecture": "cnn", "dataset": "builtin:digits", "params": params, "batch_size": 65_536}
+    refused = client.post("/v1/jobs", json={"type": "train", "spec": spec}, headers=auth)
+    assert refused.status_code == 422, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["code"] == "memory_budget_exceeded"
+    assert error["details"]["limit_mb"] == settings.job_memory_mb and error["details"]["estimated_mb"] > 8192
+    ordinary = {**spec, "batch_size": 32}
+    assert client.post("/v1/jobs", json={"type": "train", "spec": ordinary}, headers=auth).status_code == 202
+    settings.tenant_quotas = {"acme": {"max_job_memory_mb": 1_000_000}}
+    assert client.post("/v1/jobs", json={"type": "train", "spec": spec}, headers=auth).status_code == 202
 
 
 def test_twenty_parallel_submissions_with_one_idempotency_key_make_one_job(app, auth, db, publisher) -> None:

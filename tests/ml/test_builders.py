@@ -7,6 +7,7 @@ import pytest
 
 from api.errors import http_status
 from ml import builders
+from ml.specs import ARCHITECTURE_PARAMS, CnnParams, MlpParams, RecommenderParams, RnnParams, VaeParams
 from tensorq.errors import InvalidRequest, OutOfRange
 
 
@@ -30,6 +31,47 @@ def test_registered_builders_are_found_by_name() -> None:
         assert "tiny_for_test" in builders.known()
     finally:
         builders._BUILDERS.pop("tiny_for_test")
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "params", "typed"),
+    [
+        ("mlp", ((4,), 2), {"hidden": [8]}, MlpParams(hidden=[8])),
+        ("cnn", ((8, 8, 1), 2), {}, CnnParams()),
+        ("rnn", ((), 2), {"cell": "gru"}, RnnParams(cell="gru")),
+        ("vae", ((4,), 0), {"latent_dim": 2}, VaeParams(latent_dim=2)),
+        ("recommender", (["a"], ["b"], 3.0), {"factors": 4}, RecommenderParams(factors=4)),
+    ],
+)
+def test_builders_get_only_params_validated_by_the_specs(name: str, args: tuple, params: dict, typed) -> None:
+    """ml.specs is the one place that checks params: a builder runs only on its validated params model."""
+    builders.get(name)  # imports and registers the real builder
+    seen: list = []
+    real = builders._BUILDERS[name]
+    builders._BUILDERS[name] = lambda *given: seen.append(given[-1])
+    try:
+        builders.get(name)(*args, params)
+        assert seen == [typed] and type(seen[0]) is ARCHITECTURE_PARAMS[name]
+        builders.get(name)(*args, typed)
+        assert seen[-1] is typed
+        with pytest.raises(OutOfRange):
+            builders.get(name)(*args, {**params, next(iter(ARCHITECTURE_PARAMS[name].model_fields)): -1})
+        with pytest.raises(InvalidRequest):
+            builders.get(name)(*args, {"no_such_param": 1})
+        assert len(seen) == 2
+    finally:
+        builders._BUILDERS[name] = real
+
+
+def test_no_builder_repeats_a_range_check_of_the_specs() -> None:
+    """The architectures read their typed params; none of them checks a range or a choice of its own."""
+    from pathlib import Path
+
+    import ml.architectures
+
+    for source in Path(ml.architectures.__file__).parent.glob("*.py"):
+        text = source.read_text()
+        assert "check_" not in text and "DEFAULTS" not in text, source.name
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
