@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import text
 
 from db.database import Database
-from db.jobs import LEGAL_TRANSITIONS
 from db.records import TERMINAL
+from db.transitions import LEGAL_TRANSITIONS
 from tensorq.client import Event, Job, TensorQClient
 from tensorq.localstack import ApiThread, WorkerProcess
 from tensorq.settings import Settings
