@@ -1,5 +1,1 @@
-"""The thin HTTP API: validates, records and enqueues jobs; never imports TensorFlow."""
-
-from api.app import create_app
-
-__all__ = ["create_app"]
+"""The thin HTTP API: validates, records and enqueues jobs; never imports TensorFlow (``api.app.create_app``)."""

@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the Flask application factory."""
+"""``create_app(settings, publisher=...)``: the Flask application factory."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from api.services import Services, services
 from api.wait_slots import WaitSlots
 from db.changes import ChangeListener, redis_url_of
 from db.database import Database
+from tensorq.routing import Publisher
 from tensorq.settings import Settings
-from worker.publisher import CeleryPublisher, Publisher
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -29,21 +29,12 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    database: Database | None = None,
-    publisher: Publisher | None = None,
-) -> Flask:
-    """Build the API for ``settings``; tests may inject the database or the publisher."""
-    settings = settings or Settings()
+def create_app(settings: Settings, *, publisher: Publisher, database: Database | None = None) -> Flask:
+    """Build the API for ``settings``, enqueueing through ``publisher`` (``tensorq.webapp.make_app`` passes the
+    Celery one); tests may inject the database too."""
     app = Flask("tensorq.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    if publisher is None:
-        from worker.celery_app import make_celery
-
-        publisher = CeleryPublisher(make_celery(settings))
     database = database or Database(settings)
     app.extensions["tensorq"] = Services(
         settings=settings,

@@ -8,10 +8,11 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
+from api.outbox import publish_all
+from api.references import check_references
 from api.schemas import parse_submission, request_hash
 from api.services import principal, services
 from db.jobs import NewJob
-from db.records import JobRecord
 from tensorq.errors import InvalidRequest, OutOfRange, TensorQError
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ def _parse(body: dict[str, Any], limit: int) -> list[Any]:
 
 def submit_batch(body: dict[str, Any]) -> Response:
     """Validate every job, count the batch against the quotas, commit it in one transaction, publish it."""
-    from api.jobs import check_references  # the single-job route's checks (that module routes here)
-
     svc = services()
     who = principal()
     parsed = _parse(body, svc.settings.max_batch_jobs)
@@ -89,22 +88,7 @@ def submit_batch(body: dict[str, Any]) -> Response:
         queued_limit=svc.quotas.queued_limit(who),
     )
     if created:
-        _publish_all(jobs)
+        publish_all(jobs)
     response = jsonify({"jobs": [job.to_public() for job in jobs]})
     response.status_code = 202
     return response
-
-
-def _publish_all(jobs: list[JobRecord]) -> None:
-    """Send the batch's messages (committed as published); on a failure the rest are left to the reaper."""
-    svc = services()
-    try:
-        svc.publisher.publish_many(jobs)
-    except Exception:  # noqa: BLE001 - any broker failure: the outbox recovers them
-        log.warning("publish of a batch of %d jobs failed; the reaper will re-publish them", len(jobs), exc_info=True)
-        svc.broker_guard.mark_down()
-        for job in jobs:
-            try:
-                svc.db.jobs.mark_unpublished(job.id)  # only those still queued and unclaimed change
-            except Exception:  # noqa: BLE001 - then the reaper finds it after publish_grace_s instead
-                log.warning("job %s: could not mark it unpublished", job.id, exc_info=True)

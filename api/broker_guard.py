@@ -12,7 +12,7 @@ import threading
 import time
 
 from tensorq.errors import Unavailable
-from worker.publisher import Publisher
+from tensorq.routing import Publisher
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 from flask import Blueprint, jsonify, request, send_file
 
@@ -12,128 +11,22 @@ from api import responses
 from api.batch import is_batch, submit_batch
 from api.longpoll import read_when_changed
 from api.openapi import ARTIFACT, operation, query
+from api.outbox import publish
+from api.references import check_references
+from api.request_text import json_body
 from api.schemas import JobBatch, JobSubmission, parse_submission, request_hash
 from api.services import principal, services
 from api.workers import public_job
 from db.jobs import NewJob
-from db.records import JOB_TYPES, STATUSES, DatasetRecord, JobRecord
-from ml.budget import check_memory, check_params, train_estimate
-from ml.catalog import BUILTIN_SHAPES
-from ml.specs import SPECS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features, parse
-from ml.validation import batch_shape
-from tensorq import bounded_json
+from db.records import JOB_TYPES, STATUSES
+from ml.specs import SPECS, parse
 from tensorq.artifacts import remove_folder
-from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, UnsupportedMedia
+from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange
 
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__)
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def json_body() -> Any:
-    """The request's JSON body: 415 when it is not JSON, 400 when it does not parse."""
-    if not request.is_json:
-        raise UnsupportedMedia("send the body as application/json")
-    return bounded_json.loads(request.get_data(cache=True), what="the JSON body")
-
-
-def check_references(tenant_id: str, spec: Any, versions: dict[str, Any] | None = None) -> None:
-    """Refuse before queueing a spec whose dataset, model or inputs cannot run (``versions`` caches the
-    models resolved across the jobs of one batch)."""
-    dataset = getattr(spec, "dataset", None)
-    record = _dataset_record(tenant_id, dataset) if dataset and not dataset.startswith("builtin:") else None
-    if isinstance(spec, TrainSpec):
-        _check_training_data(spec, record)
-        _check_model_size(spec, record)
-    if isinstance(spec, PredictSpec | ExplainSpec):
-        _check_model_inputs(tenant_id, spec, record, versions)
-
-
-def _dataset_record(tenant_id: str, dataset: str) -> DatasetRecord:
-    """The tenant's dataset; a missing one is an InvalidRequest ``unknown_dataset``."""
-    try:
-        return services().db.datasets.get(tenant_id, dataset)
-    except NotFound:
-        raise InvalidRequest(f"dataset {dataset} not found", code="unknown_dataset") from None
-
-
-def _check_model_inputs(
-    tenant_id: str, spec: PredictSpec | ExplainSpec, record: DatasetRecord | None, versions: dict[str, Any] | None
-) -> None:
-    """The tenant's model exists, takes the spec's options and table, and inline inputs (an explain baseline
-    and background too) have its input shape."""
-    try:
-        version = versions.get(spec.model) if versions is not None else None
-        version = version or services().db.models.resolve(tenant_id, spec.model)
-        if versions is not None:
-            versions[spec.model] = version
-    except NotFound:
-        raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
-    if isinstance(spec, PredictSpec):
-        spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
-        _check_table(spec, record, version)
-    shape = version.signature.get("input_shape")
-    if shape is None:
-        return
-    if spec.inputs is not None:
-        rows = batch_shape(spec.inputs, shape)[0]
-        if isinstance(spec, PredictSpec) and rows > 100_000:
-            raise OutOfRange("at most 100000 inline input rows; upload a dataset instead")
-    if isinstance(spec, ExplainSpec) and isinstance(spec.baseline, list):
-        batch_shape([spec.baseline], shape)
-    if isinstance(spec, ExplainSpec) and spec.background is not None:
-        batch_shape(spec.background, shape)
-
-
-def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
-    """Refuse a train spec whose model would exceed the tenant's ``max_model_params`` (422 ``model_too_large``)
-    or whose training would need more memory than its ``max_job_memory_mb`` (422 ``memory_budget_exceeded``)."""
-    if record is None:
-        shape: tuple[int, ...] = BUILTIN_SHAPES[spec.builtin or ""]
-    elif record.format == "npz":
-        shape = tuple(record.info.get("x_shape", [0, 1])[1:])
-    elif record.format == "jsonl":
-        shape = ()
-    else:
-        shape = (max(len(record.info.get("columns", [])) - 1, 1),)
-    settings, tenant = services().settings, principal().tenant_name
-    estimate = train_estimate(spec.architecture, spec.typed_params, shape)
-    what = f"this {spec.architecture}"
-    check_params(estimate.params, settings.quota(tenant, "max_model_params"), what)
-    check_memory(estimate.train_bytes(spec.batch_size, spec.optimizer), settings.memory_budget_mb(tenant), what)
-
-
-def _check_table(spec: PredictSpec, record: DatasetRecord | None, version: Any) -> None:
-    """Refuse a CSV to predict on that lacks the model's feature columns or the named label column."""
-    features = named_features(version)
-    if record is None or record.format != "csv" or not features:
-        return
-    columns = record.info.get("columns") or []
-    missing = [name for name in features if name not in columns]
-    if missing:
-        raise InvalidRequest(
-            f"the dataset lacks the model's feature columns {', '.join(missing)}",
-            code="missing_columns",
-            details={"missing": missing, "features": features},
-        )
-    if spec.label_column and spec.label_column not in columns:
-        raise InvalidRequest(f"label column '{spec.label_column}' is not in the dataset", details={"columns": columns})
-
-
-def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:
-    """Refuse training data the architecture cannot learn from, or a CSV without its label column."""
-    if record is None:
-        spec.check_data(data_kind("npz", [0, *BUILTIN_SHAPES[spec.builtin or ""]]))
-        return
-    spec.check_data(data_kind(record.format, record.info.get("x_shape")))
-    if record.format != "csv":
-        return
-    columns = record.info.get("columns")
-    if spec.task == "classify" and not spec.label_column:
-        raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": columns})
-    if spec.label_column and spec.label_column not in (columns or []):
-        raise InvalidRequest(f"label column '{spec.label_column}' is not in the dataset", details={"columns": columns})
 
 
 @bp.post("/jobs")
@@ -187,25 +80,11 @@ def submit_job():  # type: ignore[no-untyped-def]
     )
     job = outcome.job
     if outcome.created:
-        _publish(job)
+        publish(job)
     response = jsonify(job.to_public())
     response.status_code = 202
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return response
-
-
-def _publish(job: JobRecord) -> None:
-    """Send the job's message (it was committed as published); a failure leaves it for the reaper."""
-    svc = services()
-    try:
-        svc.publisher.publish(job)
-    except Exception:  # noqa: BLE001 - any broker failure: the outbox recovers it
-        log.warning("publish of job %s failed; the reaper will re-publish it", job.id, exc_info=True)
-        svc.broker_guard.mark_down()
-        try:
-            svc.db.jobs.mark_unpublished(job.id)
-        except Exception:  # noqa: BLE001 - then the reaper finds it after publish_grace_s instead
-            log.warning("job %s: could not mark it unpublished", job.id, exc_info=True)
 
 
 def _wait_seconds() -> float:
@@ -371,7 +250,7 @@ def retry_job(job_id: str):  # type: ignore[no-untyped-def]
         publishing=True,
         queued_limit=svc.quotas.queued_limit(who),
     )
-    _publish(outcome.job)
+    publish(outcome.job)
     response = jsonify(public_job(outcome.job))
     response.status_code = 202
     response.headers["Location"] = f"/v1/jobs/{outcome.job.id}"

@@ -13,8 +13,9 @@ from typing import IO
 from flask import Blueprint, jsonify, request, send_file
 
 from api import responses
-from api.jobs import _publish, json_body
 from api.openapi import BINARY, MULTIPART, operation, query
+from api.outbox import publish
+from api.request_text import json_body
 from api.responses import AliasTarget
 from api.services import principal, services
 from api.uploads import multipart_file, write_limited
@@ -89,7 +90,7 @@ def upload_model():  # type: ignore[no-untyped-def]
     except Exception:
         path.unlink(missing_ok=True)
         raise
-    _publish(outcome.job)
+    publish(outcome.job)
     response = jsonify(outcome.job.to_public())
     response.status_code = 202
     response.headers["Location"] = f"/v1/jobs/{outcome.job.id}"

@@ -1,10 +1,21 @@
-"""Refuses request text no database column can hold: a NUL character in the path, the query or form fields."""
+"""The request's text: its JSON body, and refusals of text no database column can hold (a NUL character in the
+path, the query or form fields)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
 
-from tensorq.errors import InvalidRequest
+from tensorq import bounded_json
+from tensorq.errors import InvalidRequest, UnsupportedMedia
+
+
+def json_body() -> Any:
+    """The request's JSON body: 415 when it is not JSON, 400 when it does not parse."""
+    if not request.is_json:
+        raise UnsupportedMedia("send the body as application/json")
+    return bounded_json.loads(request.get_data(cache=True), what="the JSON body")
 
 
 def _has_nul(*texts: str | None) -> bool:

@@ -13,7 +13,7 @@ from api.openapi import operation
 from api.services import principal, services
 from db.records import JobRecord, iso
 from db.workers import WorkerRegistry
-from worker.routing import ROUTES
+from tensorq.routing import ROUTES
 
 bp = Blueprint("workers", __name__)
 QUEUE_OF_TYPE = {job_type: route.queue for job_type, route in ROUTES.items()}

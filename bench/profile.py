@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from api import create_app
+    from api.app import create_app
     from db.database import Database
     from db.migrate import upgrade
     from tensorq.settings import Settings

@@ -50,9 +50,9 @@ class ApiThread:
     """The API served by werkzeug in a background thread on a free port."""
 
     def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> None:
-        from api import create_app
+        from tensorq.webapp import make_app
 
-        self.app = create_app(settings)
+        self.app = make_app(settings)
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="tensorq-api", daemon=True)

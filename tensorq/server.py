@@ -20,9 +20,9 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):  # type: ignore[no-untyped-def]
-        from api import create_app
+        from tensorq.webapp import make_app
 
-        return create_app(self.settings)
+        return make_app(self.settings)
 
 
 def serve(settings: Settings, host: str, port: int, workers: int = 2, threads: int = 16) -> None:

@@ -177,7 +177,7 @@ def publisher() -> RecordingPublisher:
 @pytest.fixture
 def app(settings: Settings, db: Database, publisher: RecordingPublisher):  # type: ignore[no-untyped-def]
     """The API on a migrated database with a recording publisher."""
-    from api import create_app
+    from api.app import create_app
     from tests.openapi_check import DocumentCheck
 
     application = create_app(settings, database=db, publisher=publisher)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from worker.routing import QUEUES
+from tensorq.routing import QUEUES
 
 
 def free_port() -> int:

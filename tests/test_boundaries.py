@@ -32,11 +32,27 @@ def test_importing_ml_package_does_not_load_tensorflow() -> None:
 
 def test_api_never_imports_tensorflow() -> None:
     loaded = _modules_after(
-        "from api import create_app\nfrom tensorq.settings import Settings\n"
-        "create_app(Settings(database_url='sqlite://', broker_url='memory://'))"
+        "from tensorq.webapp import make_app\nfrom tensorq.settings import Settings\n"
+        "make_app(Settings(database_url='sqlite://', broker_url='memory://'))"
     )
     assert "flask" in loaded
     assert not loaded & {"tensorflow", "keras"}
+
+
+def test_the_api_reaches_the_broker_only_through_the_publisher_it_is_given() -> None:
+    loaded = _modules_after(
+        "from api.app import create_app\nfrom tensorq.settings import Settings\n"
+        "class Publisher:\n    def ping(self): pass\n"
+        "create_app(Settings(database_url='sqlite://', broker_url='memory://'), publisher=Publisher())"
+    )
+    assert "flask" in loaded
+    assert not loaded & {"worker", "celery", "tensorflow", "keras"}
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    from tests.import_graph import circles, graph
+
+    assert circles(graph(lazy=True)) == []
 
 
 def test_worker_parent_never_imports_tensorflow() -> None:

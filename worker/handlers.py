@@ -16,9 +16,9 @@ from db.records import ModelVersionDraft
 from ml.catalog import IMPORTED
 from ml.specs import TABLE_FORMATS, ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
+from worker.context import HandlerResult, JobContext
 from worker.csv_cells import safe_cell
 from worker.joblog import current_phase, set_phase
-from worker.runner import HandlerResult, JobContext
 
 log = logging.getLogger(__name__)
 MAX_HEATMAPS = 100

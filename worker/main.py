@@ -10,9 +10,9 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_shutting_down
 
 from db.workers import WorkerInfo, WorkerRegistry
+from tensorq.routing import QUEUES, broker_queue
 from tensorq.settings import Settings
 from worker.gpu import pin_gpu
-from worker.routing import QUEUES, broker_queue
 
 log = logging.getLogger(__name__)
 _app: Celery | None = None

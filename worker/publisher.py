@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol
 
 from celery import Celery
 
 from db.records import JobRecord
-from worker.routing import broker_queue, route_for
+from tensorq.routing import Publisher, broker_queue, route_for
 
 log = logging.getLogger(__name__)
-
-
-class Publisher(Protocol):
-    """Anything that can send a job's id to its queue."""
-
-    def publish(self, job: JobRecord, countdown: float | None = None) -> None:
-        """Send the job's message (after ``countdown`` seconds); raise when the broker cannot take it."""
-
-    def publish_many(self, jobs: list[JobRecord]) -> None:
-        """Send each job's message, in order, over one broker connection; raise at the first it cannot take."""
-
-    def ping(self) -> None:
-        """Raise when the broker cannot be reached."""
-
-    def queue_depth(self, queue: str) -> int | None:
-        """Messages waiting in ``queue``, or None when the broker cannot say."""
+__all__ = ["CeleryPublisher", "Publisher"]
 
 
 class CeleryPublisher:

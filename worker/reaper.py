@@ -16,9 +16,8 @@ from db.database import Database
 from db.records import JobRecord
 from db.recovery import Recovery
 from tensorq.artifacts import remove_folder
+from tensorq.routing import Publisher, route_for
 from tensorq.settings import Settings
-from worker.publisher import Publisher
-from worker.routing import route_for
 
 log = logging.getLogger(__name__)
 

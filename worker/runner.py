@@ -8,46 +8,24 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 from db.database import Database
 from db.jobs import Deferred
-from db.records import JobRecord, ModelVersionDraft
+from db.records import JobRecord
 from tensorq.errors import JobCancelled, StorageUnavailable, TensorQError, Unavailable, storage_fault
+from tensorq.routing import Publisher
 from tensorq.settings import Settings
 from worker import joblog
+from worker.context import Handler, JobContext
 from worker.control import JobControl, JobTimedOut
 from worker.memory import ceiling_applies, exhausted, job_memory_ceiling
 from worker.presence import note_job
-from worker.publisher import Publisher
 from worker.retry import with_backoff
 
 log = logging.getLogger(__name__)
 DEFER_S = 5.0
 # How long a job waits before its next attempt after the artifact store refused a write.
 STORAGE_RETRY_S = 10.0
-
-
-@dataclass
-class JobContext:
-    """Everything a handler may use for one job."""
-
-    settings: Settings
-    db: Database
-    job: JobRecord
-    control: JobControl
-
-
-@dataclass
-class HandlerResult:
-    """What a handler produced: the job's result and, for training, the model to register."""
-
-    result: dict[str, Any]
-    model: ModelVersionDraft | None = None
-
-
-Handler = Callable[[JobContext], HandlerResult]
 
 
 @contextlib.contextmanager

@@ -6,8 +6,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from tensorq.routing import LEGACY_TASKS, RUN_JOB
 from worker.outcome import JobFailed, report
-from worker.routing import LEGACY_TASKS, RUN_JOB
 from worker.runner import JobRunner
 
 _runner: JobRunner | None = None

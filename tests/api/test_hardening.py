@@ -184,7 +184,7 @@ def test_checking_a_decompression_bomb_keeps_memory_bounded(tmp_path: Path) -> N
 
 
 def test_a_down_rate_limiter_store_is_503_with_retry_after(tmp_path, settings, db, publisher, auth) -> None:  # type: ignore[no-untyped-def]
-    from api import create_app
+    from api.app import create_app
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path, settings.database_url, ratelimit_storage_url="redis://127.0.0.1:1/0")

@@ -15,9 +15,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api import create_app
 from db.database import Database
 from db.migrate import upgrade
+from tensorq.webapp import make_app
 from tests.conftest import make_settings
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -29,7 +29,7 @@ def fuzzed(tmp_path: Path, postgres_url: str, redis_url: str):  # type: ignore[n
     settings = make_settings(tmp_path, postgres_url, broker_url=redis_url)
     upgrade(postgres_url)
     db = Database(settings)
-    app = create_app(settings, database=db)
+    app = make_app(settings, database=db)
     yield app, db.keys.create("fuzz")
     db.dispose()
 

@@ -174,7 +174,7 @@ def test_cors_is_off_unless_configured(client) -> None:
 
 
 def test_cors_answers_configured_origins_only(settings, db, publisher) -> None:
-    from api import create_app
+    from api.app import create_app
 
     settings.cors_origins = ["https://console.example"]
     client = create_app(settings, database=db, publisher=publisher).test_client()

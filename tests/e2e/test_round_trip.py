@@ -138,8 +138,8 @@ def test_explain_gives_attributions_completeness_and_a_heatmap(stack: dict, trai
 
 
 def test_a_message_delivered_three_times_runs_once(stack: dict, trained: dict) -> None:
+    from tensorq.routing import route_for
     from worker.celery_app import make_celery
-    from worker.routing import route_for
 
     client: TensorQClient = stack["client"]
     job = client.submit("predict", {"model": trained.result["model_id"], "inputs": [np.zeros((8, 8)).tolist()]})

@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import text
 
 from tensorq.client import Event
+from tensorq.routing import route_for
 from tests.reliability.harness import Cluster, claims, kill_pool_children, state_events, wait_for
 from worker.celery_app import make_celery
-from worker.routing import route_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

@@ -9,7 +9,8 @@ from db.database import Database
 from db.jobs import NewJob
 from tensorq.settings import Settings
 from worker import joblog
-from worker.runner import HandlerResult, JobContext, JobRunner
+from worker.context import HandlerResult, JobContext
+from worker.runner import JobRunner
 
 
 def _job(db: Database) -> tuple[str, str]:

@@ -8,11 +8,11 @@ import redis
 from celery import Celery
 from kombu import Queue
 
+from tensorq.routing import QUEUES
 from tensorq.settings import Settings
 from tests.conftest import make_settings
 from worker.celery_app import make_celery, remove_stale_bindings
 from worker.main import node_name
-from worker.routing import QUEUES
 
 
 def _lengths(url: str) -> dict[str, int]:

@@ -15,8 +15,9 @@ from db.models import Job, utcnow
 from db.session import session_scope
 from tensorq.settings import Settings
 from tests.conftest import RecordingPublisher
+from worker.context import HandlerResult, JobContext
 from worker.reaper import Reaper
-from worker.runner import HandlerResult, JobContext, JobRunner
+from worker.runner import JobRunner
 
 
 def _job(db: Database, spec: dict | None = None, job_type: str = "train", **kw: object) -> str:

@@ -1,0 +1,111 @@
+"""Checks of a spec against the tenant's datasets and models, made before the job is queued."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.services import principal, services
+from db.records import DatasetRecord
+from ml.budget import check_memory, check_params, train_estimate
+from ml.catalog import BUILTIN_SHAPES
+from ml.specs import ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features
+from ml.validation import batch_shape
+from tensorq.errors import InvalidRequest, NotFound, OutOfRange
+
+
+def check_references(tenant_id: str, spec: Any, versions: dict[str, Any] | None = None) -> None:
+    """Refuse before queueing a spec whose dataset, model or inputs cannot run (``versions`` caches the
+    models resolved across the jobs of one batch)."""
+    dataset = getattr(spec, "dataset", None)
+    record = _dataset_record(tenant_id, dataset) if dataset and not dataset.startswith("builtin:") else None
+    if isinstance(spec, TrainSpec):
+        _check_training_data(spec, record)
+        _check_model_size(spec, record)
+    if isinstance(spec, PredictSpec | ExplainSpec):
+        _check_model_inputs(tenant_id, spec, record, versions)
+
+
+def _dataset_record(tenant_id: str, dataset: str) -> DatasetRecord:
+    """The tenant's dataset; a missing one is an InvalidRequest ``unknown_dataset``."""
+    try:
+        return services().db.datasets.get(tenant_id, dataset)
+    except NotFound:
+        raise InvalidRequest(f"dataset {dataset} not found", code="unknown_dataset") from None
+
+
+def _check_model_inputs(
+    tenant_id: str, spec: PredictSpec | ExplainSpec, record: DatasetRecord | None, versions: dict[str, Any] | None
+) -> None:
+    """The tenant's model exists, takes the spec's options and table, and inline inputs (an explain baseline
+    and background too) have its input shape."""
+    try:
+        version = versions.get(spec.model) if versions is not None else None
+        version = version or services().db.models.resolve(tenant_id, spec.model)
+        if versions is not None:
+            versions[spec.model] = version
+    except NotFound:
+        raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
+    if isinstance(spec, PredictSpec):
+        spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
+        _check_table(spec, record, version)
+    shape = version.signature.get("input_shape")
+    if shape is None:
+        return
+    if spec.inputs is not None:
+        rows = batch_shape(spec.inputs, shape)[0]
+        if isinstance(spec, PredictSpec) and rows > 100_000:
+            raise OutOfRange("at most 100000 inline input rows; upload a dataset instead")
+    if isinstance(spec, ExplainSpec) and isinstance(spec.baseline, list):
+        batch_shape([spec.baseline], shape)
+    if isinstance(spec, ExplainSpec) and spec.background is not None:
+        batch_shape(spec.background, shape)
+
+
+def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
+    """Refuse a train spec whose model would exceed the tenant's ``max_model_params`` (422 ``model_too_large``)
+    or whose training would need more memory than its ``max_job_memory_mb`` (422 ``memory_budget_exceeded``)."""
+    if record is None:
+        shape: tuple[int, ...] = BUILTIN_SHAPES[spec.builtin or ""]
+    elif record.format == "npz":
+        shape = tuple(record.info.get("x_shape", [0, 1])[1:])
+    elif record.format == "jsonl":
+        shape = ()
+    else:
+        shape = (max(len(record.info.get("columns", [])) - 1, 1),)
+    settings, tenant = services().settings, principal().tenant_name
+    estimate = train_estimate(spec.architecture, spec.typed_params, shape)
+    what = f"this {spec.architecture}"
+    check_params(estimate.params, settings.quota(tenant, "max_model_params"), what)
+    check_memory(estimate.train_bytes(spec.batch_size, spec.optimizer), settings.memory_budget_mb(tenant), what)
+
+
+def _check_table(spec: PredictSpec, record: DatasetRecord | None, version: Any) -> None:
+    """Refuse a CSV to predict on that lacks the model's feature columns or the named label column."""
+    features = named_features(version)
+    if record is None or record.format != "csv" or not features:
+        return
+    columns = record.info.get("columns") or []
+    missing = [name for name in features if name not in columns]
+    if missing:
+        raise InvalidRequest(
+            f"the dataset lacks the model's feature columns {', '.join(missing)}",
+            code="missing_columns",
+            details={"missing": missing, "features": features},
+        )
+    if spec.label_column and spec.label_column not in columns:
+        raise InvalidRequest(f"label column '{spec.label_column}' is not in the dataset", details={"columns": columns})
+
+
+def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:
+    """Refuse training data the architecture cannot learn from, or a CSV without its label column."""
+    if record is None:
+        spec.check_data(data_kind("npz", [0, *BUILTIN_SHAPES[spec.builtin or ""]]))
+        return
+    spec.check_data(data_kind(record.format, record.info.get("x_shape")))
+    if record.format != "csv":
+        return
+    columns = record.info.get("columns")
+    if spec.task == "classify" and not spec.label_column:
+        raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": columns})
+    if spec.label_column and spec.label_column not in (columns or []):
+        raise InvalidRequest(f"label column '{spec.label_column}' is not in the dataset", details={"columns": columns})

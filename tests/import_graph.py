@@ -1,0 +1,132 @@
+"""Print the import circles between modules and between packages (module-level imports only).
+
+Imports inside functions are left out (they run late, so they cannot make an import circle at load time);
+``--lazy`` counts them too (a dependency all the same). Imports under ``if TYPE_CHECKING:`` never run: never
+counted.
+Usage: ``python -m tests.import_graph [--lazy] [--layers] [--list]`` (``test_boundaries`` keeps the module figure 0).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGES = ("api", "db", "worker", "ml", "tensorq", "bench")
+# tensorq/ is both the ground everything imports and the entry points that import everything: ``--layers``
+# counts its entry points as a package of their own.
+ENTRY_POINTS = ("tensorq.cli", "tensorq.demo", "tensorq.server", "tensorq.localstack", "tensorq.webapp")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of a source file under the repository root."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _top_level_imports(tree: ast.Module, here: str, is_package: bool, lazy: bool = False) -> set[str]:
+    """The modules a file imports at load time (with ``lazy``, in functions too); never under TYPE_CHECKING."""
+    found: set[str] = set()
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo += node.orelse
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = here.split(".")
+                anchor = anchor if is_package else anchor[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif lazy or not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo += [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt)]
+    return found
+
+
+def graph(lazy: bool = False) -> dict[str, set[str]]:
+    """module -> the project modules it imports at load time (with ``lazy``, anywhere)."""
+    files = {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    edges: dict[str, set[str]] = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(), str(path))
+        imported = _top_level_imports(tree, name, path.name == "__init__.py", lazy)
+        edges[name] = {m for m in imported if m in files and m != name}
+    return edges
+
+
+def circles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    sys.setrecursionlimit(10000)
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in edges.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _package(module: str) -> str:
+    """The package a module counts in (with ``--layers``, tensorq's entry points count as ``tensorq:top``)."""
+    if "--layers" in sys.argv and module.startswith(ENTRY_POINTS):
+        return "tensorq:top"
+    return module.split(".")[0]
+
+
+def main() -> None:
+    """Print the figures (and with ``--list`` the circles themselves)."""
+    edges = graph(lazy="--lazy" in sys.argv)
+    modules = circles(edges)
+    packages: dict[str, set[str]] = {}
+    for src, dsts in edges.items():
+        for dst in dsts:
+            a, b = _package(src), _package(dst)
+            if a != b:
+                packages.setdefault(a, set()).add(b)
+    package_circles = circles(packages)
+    pairs = sorted({(a, b) for a, ds in packages.items() for b in ds if a in packages.get(b, set()) and a < b})
+    print(f"module-level circles: {len(modules)} ({sum(len(c) for c in modules)} modules)")
+    print(f"package-level circles: {len(package_circles)}; mutually importing package pairs: {len(pairs)}")
+    if "--list" in sys.argv:
+        for component in modules:
+            print("  modules:", " ".join(component))
+        for component in package_circles:
+            print("  packages:", " ".join(component))
+        for a, b in pairs:
+            print(f"  pair: {a} <-> {b}")
+
+
+if __name__ == "__main__":
+    main()
