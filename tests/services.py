@@ -21,11 +21,13 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server of the test's own, without persistence, that can be restarted."""
+    """A redis-server of the test's own, that can be restarted on the same port and folder; without persistence,
+    or with ``appendonly`` its AOF there (``appendfsync everysec``, as production runs it)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, appendonly: bool = False) -> None:
         self.port = free_port()
         self.folder = folder
+        self.appendonly = appendonly
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,7 +49,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 str(self.folder),
             ],
@@ -64,7 +68,7 @@ class RedisServer:
         raise TimeoutError("redis-server did not start")
 
     def stop(self) -> None:
-        """Stop it; without persistence every queue is lost."""
+        """Stop it (SIGTERM: with AOF, Redis writes it out first); without persistence every queue is lost."""
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=10)

@@ -73,7 +73,11 @@ class Reaper:
         lost: list[JobRecord] = []
         for queue, jobs in stale.items():
             depth = self.publisher.queue_depth(queue)
-            if depth is None or depth < self.db.jobs.count_queued_of_type(jobs[0].type, at_most=depth + 1):
+            # Jobs never published have no message to count: only the others must be matched by the queue.
+            unsent = sum(1 for j in never if route_for(j.type).queue == queue)
+            if depth is None or depth + unsent < self.db.jobs.count_queued_of_type(
+                jobs[0].type, at_most=depth + unsent + 1
+            ):
                 lost.extend(jobs)
         return never + lost
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import threading
 import time
 import tracemalloc
@@ -18,6 +17,7 @@ import pytest
 from api.uploads import describe_npz
 from db.database import Database
 from db.jobs import ModelVersionDraft, NewJob
+from tests.storage import read_only
 
 
 def _npz(**arrays: object) -> bytes:
@@ -199,14 +199,10 @@ def test_a_down_rate_limiter_store_is_503_with_retry_after(tmp_path, settings, d
 
 @pytest.fixture
 def read_only_datasets(settings) -> Iterator[Path]:  # type: ignore[no-untyped-def]
-    """The tenant dataset folders on a read-only file system (a tmpfs mount; skipped where mounts are refused)."""
+    """The tenant dataset folders refusing every write (a read-only mount as root, no write permission otherwise)."""
     folder = Path(settings.artifact_dir) / "datasets"
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("this machine does not allow a tmpfs mount")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+    with read_only(folder):
+        yield folder
 
 
 def test_a_read_only_store_is_503_without_server_paths(client, auth, read_only_datasets, settings) -> None:

@@ -24,14 +24,14 @@ def make_cluster(tmp_path: Path, postgres_server: str) -> Iterator:
     made: list[tuple[Cluster, str]] = []
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
 
-    def make(**overrides: object) -> Cluster:
+    def make(redis_appendonly: bool = False, **overrides: object) -> Cluster:
         name = f"tensorq_drill_{uuid.uuid4().hex[:8]}"
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         direct = make_url(postgres_server).set(database=name)
         proxy = TcpProxy((direct.host or "127.0.0.1", direct.port or 5432))
         through_proxy = direct.set(host="127.0.0.1", port=proxy.port)
-        redis_server = RedisServer(tmp_path / "redis").start()
+        redis_server = RedisServer(tmp_path / "redis", appendonly=redis_appendonly).start()
         values = {
             "lease_s": 4.0,
             "heartbeat_s": 1.0,
