@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
+from api import present
 from api.outbox import publish_all
 from api.references import check_references
 from api.schemas import parse_submission, request_hash
@@ -89,6 +90,6 @@ def submit_batch(body: dict[str, Any]) -> Response:
     )
     if created:
         publish_all(jobs)
-    response = jsonify({"jobs": [job.to_public() for job in jobs]})
+    response = jsonify({"jobs": [present.job(job) for job in jobs]})
     response.status_code = 202
     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from api import responses
+from api import present, responses
 from api.openapi import MULTIPART, operation
 from api.services import principal, services
 from api.uploads import multipart_file, store_upload
@@ -48,7 +48,7 @@ def upload_dataset():  # type: ignore[no-untyped-def]
     except Exception:
         stored.path.unlink(missing_ok=True)
         raise
-    response = jsonify(record.to_public())
+    response = jsonify(present.dataset(record))
     response.status_code = 201
     response.headers["Location"] = f"/v1/datasets/{record.id}"
     return response
@@ -58,14 +58,14 @@ def upload_dataset():  # type: ignore[no-untyped-def]
 @operation(summary="The caller's datasets", responses={200: responses.DatasetList})
 def list_datasets():  # type: ignore[no-untyped-def]
     """The caller's datasets, newest first."""
-    return jsonify({"datasets": [d.to_public() for d in services().db.datasets.list(principal().tenant_id)]})
+    return jsonify({"datasets": [present.dataset(d) for d in services().db.datasets.list(principal().tenant_id)]})
 
 
 @bp.get("/datasets/<dataset_id>")
 @operation(summary="One dataset", responses={200: responses.DatasetOut}, errors=(404,))
 def get_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
     """One of the caller's datasets."""
-    return jsonify(services().db.datasets.get(principal().tenant_id, dataset_id).to_public())
+    return jsonify(present.dataset(services().db.datasets.get(principal().tenant_id, dataset_id)))
 
 
 @bp.delete("/datasets/<dataset_id>")

@@ -7,7 +7,7 @@ import re
 
 from flask import Blueprint, jsonify, request, send_file
 
-from api import responses
+from api import present, responses
 from api.batch import is_batch, submit_batch
 from api.longpoll import read_when_changed
 from api.openapi import ARTIFACT, operation, query
@@ -81,7 +81,7 @@ def submit_job():  # type: ignore[no-untyped-def]
     job = outcome.job
     if outcome.created:
         publish(job)
-    response = jsonify(job.to_public())
+    response = jsonify(present.job(job))
     response.status_code = 202
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return response
@@ -194,7 +194,7 @@ def _listed_fields(raw: str | None) -> set[str]:
 def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
     """Cancel a queued job, or ask a running one to stop at its next boundary; 409 when finished."""
     job = services().db.jobs.cancel(principal().tenant_id, job_id)
-    return jsonify(job.to_public()), 202
+    return jsonify(present.job(job)), 202
 
 
 @bp.delete("/jobs/<job_id>")
@@ -262,7 +262,7 @@ def retry_job(job_id: str):  # type: ignore[no-untyped-def]
 def job_events(job_id: str):  # type: ignore[no-untyped-def]
     """The job's state changes and progress events, in order."""
     events = services().db.jobs.events(principal().tenant_id, job_id)
-    return jsonify({"events": [e.to_public() for e in events]})
+    return jsonify({"events": [present.event(e) for e in events]})
 
 
 @bp.get("/jobs/<job_id>/artifacts/<name>")

@@ -12,7 +12,6 @@ from prometheus_client.registry import Collector
 
 from api.workers import QUEUE_OF_TYPE
 from db.database import Database
-from db.jobstats import job_durations, jobs_by_type_and_status
 
 bp = Blueprint("metrics", __name__)
 
@@ -26,7 +25,7 @@ class JobCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """One gauge sample per (type, status)."""
         gauge = GaugeMetricFamily("tensorq_jobs", "Jobs by type and status", labels=["type", "status"])
-        for (job_type, status), count in sorted(jobs_by_type_and_status(self.db.factory).items()):
+        for (job_type, status), count in sorted(self.db.stats.by_type_and_status().items()):
             gauge.add_metric([job_type, status], count)
         yield gauge
 
@@ -46,7 +45,7 @@ class OperationsCollector(Collector):
             "Run time of finished jobs (started to finished)",
             labels=["type", "outcome"],
         )
-        for h in job_durations(self.db.factory):
+        for h in self.db.stats.durations():
             buckets = [(_bound(b), n) for b, n in h.buckets] + [("+Inf", h.count)]
             durations.add_metric([h.job_type, h.outcome], buckets, h.total_s)
         yield durations

@@ -12,7 +12,7 @@ from typing import IO
 
 from flask import Blueprint, jsonify, request, send_file
 
-from api import responses
+from api import present, responses
 from api.openapi import BINARY, MULTIPART, operation, query
 from api.outbox import publish
 from api.request_text import json_body
@@ -91,7 +91,7 @@ def upload_model():  # type: ignore[no-untyped-def]
         path.unlink(missing_ok=True)
         raise
     publish(outcome.job)
-    response = jsonify(outcome.job.to_public())
+    response = jsonify(present.job(outcome.job))
     response.status_code = 202
     response.headers["Location"] = f"/v1/jobs/{outcome.job.id}"
     return response
@@ -101,7 +101,7 @@ def upload_model():  # type: ignore[no-untyped-def]
 @operation(summary="The caller's models", responses={200: responses.ModelList})
 def list_models():  # type: ignore[no-untyped-def]
     """The caller's models with their versions."""
-    return jsonify({"models": [m.to_public() for m in services().db.models.list(principal().tenant_id)]})
+    return jsonify({"models": [present.model(m) for m in services().db.models.list(principal().tenant_id)]})
 
 
 @bp.get("/models/<model_id>")
@@ -112,7 +112,7 @@ def list_models():  # type: ignore[no-untyped-def]
 )
 def get_model(model_id: str):  # type: ignore[no-untyped-def]
     """One model, its versions (with metrics and lineage) and its aliases."""
-    return jsonify(services().db.models.get(principal().tenant_id, model_id).to_public())
+    return jsonify(present.model(services().db.models.get(principal().tenant_id, model_id)))
 
 
 @bp.delete("/models/<model_id>")
@@ -149,7 +149,7 @@ def set_alias(model_id: str, alias: str):  # type: ignore[no-untyped-def]
     target = parse(AliasTarget, json_body())
     who = principal()
     model = services().db.models.set_alias(who.tenant_id, model_id, alias, target.version, who.key_id)
-    return jsonify(model.to_public())
+    return jsonify(present.model(model))
 
 
 @bp.delete("/models/<model_id>/aliases/<alias>")
@@ -163,7 +163,7 @@ def delete_alias(model_id: str, alias: str):  # type: ignore[no-untyped-def]
     who = principal()
     svc = services()
     svc.db.models.delete_alias(who.tenant_id, model_id, alias, who.key_id)
-    return jsonify(svc.db.models.get(who.tenant_id, model_id).to_public())
+    return jsonify(present.model(svc.db.models.get(who.tenant_id, model_id)))
 
 
 @bp.get("/models/<model_id>/events")
@@ -175,7 +175,7 @@ def delete_alias(model_id: str, alias: str):  # type: ignore[no-untyped-def]
 def model_events(model_id: str):  # type: ignore[no-untyped-def]
     """The model's registry events, oldest first."""
     events = services().db.models.events(principal().tenant_id, model_id)
-    return jsonify({"events": [e.to_public() for e in events]})
+    return jsonify({"events": [present.event(e) for e in events]})
 
 
 @bp.get("/models/<model_id>/download")

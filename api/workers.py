@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from api import responses
+from api import present, responses
 from api.openapi import operation
 from api.services import principal, services
 from db.records import JobRecord, iso
@@ -111,7 +111,7 @@ def waiting_reason(job: JobRecord, served: ServedQueues, grace_s: float) -> str 
 def public_job(job: JobRecord) -> dict[str, Any]:
     """The job as the API shows it, with ``waiting_reason`` when it waits on a queue no worker serves."""
     svc = services()
-    out = job.to_public()
+    out = present.job(job)
     out["waiting_reason"] = waiting_reason(job, served_queues(), svc.settings.worker_stale_s)
     return out
 

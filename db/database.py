@@ -7,6 +7,7 @@ from sqlalchemy import text
 from db.changes import ChangeSignal, redis_url_of
 from db.joblogs import JobLogStore
 from db.jobs import JobStore
+from db.jobstats import JobStats
 from db.keys import KeyStore
 from db.registry import DatasetCatalog, ModelRegistry
 from db.session import make_engine, make_session_factory, session_scope
@@ -23,6 +24,7 @@ class Database:
         redis_url = redis_url_of(settings.broker_url)
         signal = ChangeSignal(redis_url) if redis_url else None
         self.jobs = JobStore(self.factory, lease_s=settings.lease_s, on_change=signal)
+        self.stats = JobStats(self.factory)
         self.models = ModelRegistry(self.factory)
         self.datasets = DatasetCatalog(self.factory)
         self.keys = KeyStore(self.factory)

@@ -129,3 +129,18 @@ def live_counts(conn: Connection) -> list[tuple[str, str, int, datetime | None]]
             )
         ]
     return rows
+
+
+class JobStats:
+    """The ``/metrics`` figures of every job, read from the totals and the live backlog."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    def durations(self) -> list[DurationHistogram]:
+        """One cumulative run-time histogram per (type, outcome)."""
+        return job_durations(self._factory)
+
+    def by_type_and_status(self) -> dict[tuple[str, str], int]:
+        """How many jobs there are of each (type, status)."""
+        return jobs_by_type_and_status(self._factory)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,29 +56,6 @@ class JobRecord:
         """Whether the job has reached one of its final states."""
         return self.status in TERMINAL
 
-    def to_public(self) -> dict[str, Any]:
-        """The job as the HTTP API shows it."""
-        return {
-            "id": self.id,
-            "type": self.type,
-            "status": self.status,
-            "spec": self.spec,
-            "progress": self.progress,
-            "result": self.result,
-            "error": self.error,
-            "priority": self.priority,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "timeout_s": self.timeout_s,
-            "cancel_requested": self.cancel_requested,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-            "retry_of": self.retry_of,
-            "name": self.name,
-            "tags": list(self.tags),
-        }
-
 
 @dataclass(frozen=True)
 class Claim:
@@ -99,12 +76,6 @@ class EventRecord:
     data: dict[str, Any] | None
     created_at: datetime
 
-    def to_public(self) -> dict[str, Any]:
-        """The event as the HTTP API shows it."""
-        out = asdict(self)
-        out["created_at"] = iso(self.created_at)
-        return out
-
 
 @dataclass(frozen=True)
 class DatasetRecord:
@@ -118,17 +89,6 @@ class DatasetRecord:
     size_bytes: int
     info: dict[str, Any]
     created_at: datetime
-
-    def to_public(self) -> dict[str, Any]:
-        """The dataset as the HTTP API shows it (no server path)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "format": self.format,
-            "size_bytes": self.size_bytes,
-            "info": self.info,
-            "created_at": iso(self.created_at),
-        }
 
 
 @dataclass(frozen=True)
@@ -147,18 +107,6 @@ class ModelVersionRecord:
     signature: dict[str, Any]
     created_at: datetime
     lineage: dict[str, Any] | None = None
-
-    def to_public(self) -> dict[str, Any]:
-        """The version as the HTTP API shows it (no server path)."""
-        return {
-            "version": self.version,
-            "training_job_id": self.training_job_id,
-            "architecture": self.architecture,
-            "metrics": self.metrics,
-            "signature": self.signature,
-            "lineage": self.lineage,
-            "created_at": iso(self.created_at),
-        }
 
 
 @dataclass(frozen=True)
@@ -184,17 +132,6 @@ class ModelRecord:
     versions: list[ModelVersionRecord] = field(default_factory=list)
     aliases: dict[str, int] = field(default_factory=dict)
 
-    def to_public(self) -> dict[str, Any]:
-        """The model as the HTTP API shows it."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "created_at": iso(self.created_at),
-            "latest_version": self.versions[-1].version if self.versions else None,
-            "aliases": dict(sorted(self.aliases.items())),
-            "versions": [v.to_public() for v in self.versions],
-        }
-
 
 @dataclass(frozen=True)
 class ModelEventRecord:
@@ -207,12 +144,6 @@ class ModelEventRecord:
     data: dict[str, Any]
     key_id: str | None
     created_at: datetime
-
-    def to_public(self) -> dict[str, Any]:
-        """The event as the HTTP API shows it."""
-        out = asdict(self)
-        out["created_at"] = iso(self.created_at)
-        return out
 
 
 @dataclass(frozen=True)

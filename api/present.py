@@ -1,0 +1,77 @@
+"""How the HTTP API shows the stores' records: one function per record type (``api/responses.py`` documents
+each shape for OpenAPI). Records never serialise themselves; server paths and tenant ids are never shown."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from db.records import DatasetRecord, EventRecord, JobRecord, ModelEventRecord, ModelRecord, ModelVersionRecord, iso
+
+
+def job(record: JobRecord) -> dict[str, Any]:
+    """The job as the HTTP API shows it."""
+    return {
+        "id": record.id,
+        "type": record.type,
+        "status": record.status,
+        "spec": record.spec,
+        "progress": record.progress,
+        "result": record.result,
+        "error": record.error,
+        "priority": record.priority,
+        "attempts": record.attempts,
+        "max_attempts": record.max_attempts,
+        "timeout_s": record.timeout_s,
+        "cancel_requested": record.cancel_requested,
+        "created_at": iso(record.created_at),
+        "started_at": iso(record.started_at),
+        "finished_at": iso(record.finished_at),
+        "retry_of": record.retry_of,
+        "name": record.name,
+        "tags": list(record.tags),
+    }
+
+
+def event(record: EventRecord | ModelEventRecord) -> dict[str, Any]:
+    """A job's or a model's event as the HTTP API shows it."""
+    out = asdict(record)
+    out["created_at"] = iso(record.created_at)
+    return out
+
+
+def dataset(record: DatasetRecord) -> dict[str, Any]:
+    """The dataset as the HTTP API shows it (no server path)."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "format": record.format,
+        "size_bytes": record.size_bytes,
+        "info": record.info,
+        "created_at": iso(record.created_at),
+    }
+
+
+def model_version(record: ModelVersionRecord) -> dict[str, Any]:
+    """The version as the HTTP API shows it (no server path)."""
+    return {
+        "version": record.version,
+        "training_job_id": record.training_job_id,
+        "architecture": record.architecture,
+        "metrics": record.metrics,
+        "signature": record.signature,
+        "lineage": record.lineage,
+        "created_at": iso(record.created_at),
+    }
+
+
+def model(record: ModelRecord) -> dict[str, Any]:
+    """The model as the HTTP API shows it, with its versions oldest first."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "created_at": iso(record.created_at),
+        "latest_version": record.versions[-1].version if record.versions else None,
+        "aliases": dict(sorted(record.aliases.items())),
+        "versions": [model_version(v) for v in record.versions],
+    }
