@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -45,7 +45,7 @@ def _bounded_count(*where: Any) -> Any:
 
 QUEUED_OF_TENANT = _bounded_count(Job.tenant_id == bindparam("tenant_id"), Job.status == "queued")
 RUNNING_OF_TENANT = _bounded_count(Job.tenant_id == bindparam("tenant_id"), Job.status == "running")
-QUEUED_OF_TYPE = _bounded_count(Job.type == bindparam("job_type"), Job.status == "queued")
+QUEUED_OF_TYPES = _bounded_count(Job.type.in_(bindparam("job_types", expanding=True)), Job.status == "queued")
 UNBOUNDED = 2**62
 
 
@@ -445,10 +445,11 @@ class JobStore:
         self._changed(job_id)
         return claim
 
-    def count_queued_of_type(self, job_type: str, at_most: int = UNBOUNDED) -> int:
-        """How many jobs of ``job_type`` wait, across tenants (counting stops at ``at_most``)."""
+    def count_queued_of_types(self, job_types: Collection[str], at_most: int = UNBOUNDED) -> int:
+        """How many jobs of any of ``job_types`` wait, across tenants (counting stops at ``at_most``)."""
         with read_scope(self._factory) as connection:
-            return connection.execute(QUEUED_OF_TYPE, {"job_type": job_type, "at_most": at_most}).scalar_one()
+            params = {"job_types": list(job_types), "at_most": at_most}
+            return connection.execute(QUEUED_OF_TYPES, params).scalar_one()
 
     def count_queued(self, tenant_id: str, at_most: int = UNBOUNDED) -> int:
         """How many jobs the tenant has waiting (counting stops at ``at_most``: a Core select, built once)."""

@@ -41,6 +41,11 @@ def route_for(job_type: str) -> Route:
     return ROUTES[job_type]
 
 
+def types_of(queue: str) -> tuple[str, ...]:
+    """The job types whose messages go to ``queue`` (``predict`` carries imports too)."""
+    return tuple(job_type for job_type, route in ROUTES.items() if route.queue == queue)
+
+
 def broker_queue(queue: str, prefix: str = "") -> str:
     """The broker's name of ``queue`` under ``TENSORQ_QUEUE_PREFIX`` (``staging`` -> ``staging.train``)."""
     if not prefix:

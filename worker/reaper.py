@@ -16,7 +16,7 @@ from db.database import Database
 from db.records import JobRecord
 from db.recovery import Recovery
 from tensorq.artifacts import remove_folder
-from tensorq.routing import Publisher, route_for
+from tensorq.routing import Publisher, route_for, types_of
 from tensorq.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,13 @@ class Reaper:
             depth = self.publisher.queue_depth(queue)
             # Jobs never published have no message to count: only the others must be matched by the queue.
             unsent = sum(1 for j in never if route_for(j.type).queue == queue)
-            if depth is None or depth + unsent < self.db.jobs.count_queued_of_type(
-                jobs[0].type, at_most=depth + unsent + 1
-            ):
+            if depth is None or depth + unsent < self._waiting_in(queue, at_most=depth + unsent + 1):
                 lost.extend(jobs)
         return never + lost
+
+    def _waiting_in(self, queue: str, at_most: int) -> int:
+        """Queued jobs of every type routed to ``queue`` (imports share predict's), counted up to ``at_most``."""
+        return self.db.jobs.count_queued_of_types(types_of(queue), at_most=at_most)
 
     def start(self) -> None:
         """Run passes every ``reaper_interval_s`` in a daemon thread."""

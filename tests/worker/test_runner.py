@@ -164,6 +164,18 @@ def test_the_reaper_leaves_jobs_that_merely_wait_in_a_long_queue(settings: Setti
     assert sorted(Reaper(settings, db, publisher).run_once().republished) == sorted(waiting)
 
 
+def test_the_reaper_counts_every_job_type_of_a_queue_against_its_depth(settings: Settings, db: Database) -> None:
+    publisher = RecordingPublisher()
+    predicts = [_job(db, job_type="predict") for _ in range(2)]
+    imports = [_job(db, job_type="import") for _ in range(2)]
+    with session_scope(db.factory) as session:
+        session.execute(update(Job).values(published_at=utcnow() - timedelta(hours=1)))
+    publisher.depths = {"predict": 4}  # imports share the predict queue: four messages for four jobs
+    assert Reaper(settings, db, publisher).run_once().republished == []
+    publisher.depths = {"predict": 2}  # two of them lost: which ones the broker cannot say, so all go again
+    assert sorted(Reaper(settings, db, publisher).run_once().republished) == sorted(predicts + imports)
+
+
 def test_a_read_only_artifact_store_is_retried_then_failed_as_infrastructure(settings: Settings, db: Database) -> None:
     with read_only(settings.artifact_dir / "jobs"):  # EROFS as root, EACCES otherwise: both storage faults
         spec = {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 1}
