@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         description="Finished jobs (results, events, logs, artifacts) older than this are deleted by the reaper; "
         "models they trained stay. Unset: kept until deleted.",
     )
+    db_retry_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=30,
+        description="Tries of a worker's claim and final write while the database is unavailable, 0.5 s doubling "
+        "to 8 s apart (8: 31.5 s); after them the job is left to its lease and the reaper.",
+    )
     default_max_attempts: int = Field(default=3, ge=1, le=20)
     progress_min_interval_s: float = Field(default=0.5, description="Rate bound on progress writes.")
     worker_stale_s: float = Field(

@@ -27,6 +27,7 @@ def _init_child(**_kwargs: object) -> None:
         return
     from db.database import Database
     from ml.inference import set_cache_size
+    from worker import retry
     from worker.drain import install_drain_handler
     from worker.gpu import configure_tensorflow
     from worker.publisher import CeleryPublisher
@@ -36,6 +37,7 @@ def _init_child(**_kwargs: object) -> None:
     settings: Settings = _app.conf.tensorq_settings
     gpus = configure_tensorflow()
     set_cache_size(settings.model_cache_size)
+    retry.configure(settings.db_retry_attempts)
     log.info("worker child ready; GPUs visible: %s", gpus or "none (CPU)")
     database = Database(settings)
     Reaper(settings, database, CeleryPublisher(_app)).start()

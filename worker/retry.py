@@ -11,12 +11,26 @@ from tensorq.errors import Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Tries of a call without its own count: the process's setting (``db_retry_attempts``), set by ``configure``.
+_attempts = 8
+
+
+def configure(attempts: int) -> None:
+    """Set the tries of every ``with_backoff`` call that names none (a worker child does, from its settings)."""
+    global _attempts
+    _attempts = attempts
+
+
+def budget_s(attempts: int, base_s: float = 0.5, cap_s: float = 8.0) -> float:
+    """Seconds ``attempts`` tries wait in all between them (8 tries: 31.5 s)."""
+    return sum(min(base_s * 2**i, cap_s) for i in range(attempts - 1))
 
 
 def with_backoff(
-    fn: Callable[[], T], *, attempts: int = 8, base_s: float = 0.5, cap_s: float = 8.0, what: str = "call"
+    fn: Callable[[], T], *, attempts: int | None = None, base_s: float = 0.5, cap_s: float = 8.0, what: str = "call"
 ) -> T:
     """``fn()``, retried on ``Unavailable`` with delays base, 2*base, ... capped at ``cap_s``; other errors pass."""
+    attempts = attempts or _attempts
     delay = base_s
     for attempt in range(1, attempts + 1):
         try:
