@@ -1,4 +1,5 @@
-"""Datasets: upload (``.npz`` with ``x``, ``y``; ``.csv`` with a header), list, get and delete."""
+"""Datasets: upload (``.npz`` with ``x``, ``y``; ``.csv`` with a header; ``.parquet``; ``.jsonl``), list, get (with
+the schema and first rows inferred at upload) and delete."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ bp = Blueprint("datasets", __name__)
 
 @bp.post("/datasets")
 @operation(
-    summary="Upload an .npz, .csv or .jsonl dataset",
+    summary="Upload an .npz, .csv, .parquet or .jsonl dataset",
     body=MULTIPART,
-    responses={201: responses.DatasetOut},
+    responses={201: responses.DatasetDetail},
     errors=(400, 403, 413, 415),
     location=True,
 )
@@ -43,12 +44,13 @@ def upload_dataset():  # type: ignore[no-untyped-def]
             path=str(stored.path),
             size_bytes=stored.size_bytes,
             info=stored.info,
+            profile=stored.profile,
             limit_bytes=svc.quotas.dataset_bytes_limit(who),  # the bytes written, counted atomically
         )
     except Exception:
         stored.path.unlink(missing_ok=True)
         raise
-    response = jsonify(present.dataset(record))
+    response = jsonify(present.dataset(record, preview=True))
     response.status_code = 201
     response.headers["Location"] = f"/v1/datasets/{record.id}"
     return response
@@ -62,10 +64,14 @@ def list_datasets():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/datasets/<dataset_id>")
-@operation(summary="One dataset", responses={200: responses.DatasetOut}, errors=(404,))
+@operation(
+    summary="One dataset, with its inferred schema (column, type, missing cells) and first rows",
+    responses={200: responses.DatasetDetail},
+    errors=(404,),
+)
 def get_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
-    """One of the caller's datasets."""
-    return jsonify(present.dataset(services().db.datasets.get(principal().tenant_id, dataset_id)))
+    """One of the caller's datasets, its schema and preview as stored at upload (no file is read)."""
+    return jsonify(present.dataset(services().db.datasets.get(principal().tenant_id, dataset_id), preview=True))
 
 
 @bp.delete("/datasets/<dataset_id>")

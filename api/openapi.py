@@ -47,6 +47,7 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     responses.WorkerList,
     responses.QueueList,
     responses.DatasetOut,
+    responses.DatasetDetail,
     responses.DatasetList,
     responses.ModelOut,
     responses.ModelList,

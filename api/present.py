@@ -40,9 +40,9 @@ def event(record: EventRecord | ModelEventRecord) -> dict[str, Any]:
     return out
 
 
-def dataset(record: DatasetRecord) -> dict[str, Any]:
-    """The dataset as the HTTP API shows it (no server path)."""
-    return {
+def dataset(record: DatasetRecord, preview: bool = False) -> dict[str, Any]:
+    """The dataset as the HTTP API shows it (no server path); with ``preview`` its schema and first rows."""
+    public = {
         "id": record.id,
         "name": record.name,
         "format": record.format,
@@ -50,6 +50,10 @@ def dataset(record: DatasetRecord) -> dict[str, Any]:
         "info": record.info,
         "created_at": iso(record.created_at),
     }
+    if preview:
+        public["schema"] = record.schema
+        public["preview"] = (record.profile or {}).get("preview")
+    return public
 
 
 def model_version(record: ModelVersionRecord) -> dict[str, Any]:

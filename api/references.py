@@ -6,9 +6,10 @@ from typing import Any
 
 from api.services import principal, services
 from db.records import DatasetRecord
+from ml import tabular
 from ml.budget import check_memory, check_params, train_estimate
 from ml.catalog import BUILTIN_SHAPES
-from ml.specs import ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features
+from ml.specs import TABLE_FORMATS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features
 from ml.validation import batch_shape
 from tensorq.errors import InvalidRequest, NotFound, OutOfRange
 
@@ -48,6 +49,9 @@ def _check_model_inputs(
     if isinstance(spec, PredictSpec):
         spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
         _check_table(spec, record, version)
+    if version.signature.get("columns"):  # a table model: inline rows of cells, numbers where it reads numbers
+        _check_cells(spec, version.signature["columns"])
+        return
     shape = version.signature.get("input_shape")
     if shape is None:
         return
@@ -61,6 +65,18 @@ def _check_model_inputs(
         batch_shape(spec.background, shape)
 
 
+def _check_cells(spec: PredictSpec | ExplainSpec, columns: list[dict[str, Any]]) -> None:
+    """Inline rows (and an explain baseline row and background rows) as cells a table model takes."""
+    if spec.inputs is not None:
+        rows = len(tabular.row_cells(spec.inputs, columns))
+        if isinstance(spec, PredictSpec) and rows > 100_000:
+            raise OutOfRange("at most 100000 inline input rows; upload a dataset instead")
+    if isinstance(spec, ExplainSpec) and isinstance(spec.baseline, list):
+        tabular.row_cells([spec.baseline], columns)
+    if isinstance(spec, ExplainSpec) and spec.background is not None:
+        tabular.row_cells(spec.background, columns)
+
+
 def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
     """Refuse a train spec whose model would exceed the tenant's ``max_model_params`` (422 ``model_too_large``)
     or whose training would need more memory than its ``max_job_memory_mb`` (422 ``memory_budget_exceeded``)."""
@@ -70,6 +86,10 @@ def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
         shape = tuple(record.info.get("x_shape", [0, 1])[1:])
     elif record.format == "jsonl":
         shape = ()
+    elif record.schema is not None and spec.task != "recommend":
+        features = _table_features(spec, record)
+        mixed = tabular.is_mixed(features) or bool(spec.categorical_columns)
+        shape = (tabular.encoded_width(features) if mixed else len(features),)
     else:
         shape = (max(len(record.info.get("columns", [])) - 1, 1),)
     settings, tenant = services().settings, principal().tenant_name
@@ -80,9 +100,10 @@ def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
 
 
 def _check_table(spec: PredictSpec, record: DatasetRecord | None, version: Any) -> None:
-    """Refuse a CSV to predict on that lacks the model's feature columns or the named label column."""
+    """Refuse a table to predict on that lacks the model's feature columns or the named label column, or whose
+    column cannot feed the model (cells that are not numbers, or missing cells for a model that does not impute)."""
     features = named_features(version)
-    if record is None or record.format != "csv" or not features:
+    if record is None or record.format not in TABLE_FORMATS or not features:
         return
     columns = record.info.get("columns") or []
     missing = [name for name in features if name not in columns]
@@ -94,18 +115,38 @@ def _check_table(spec: PredictSpec, record: DatasetRecord | None, version: Any) 
         )
     if spec.label_column and spec.label_column not in columns:
         raise InvalidRequest(f"label column '{spec.label_column}' is not in the dataset", details={"columns": columns})
+    if record.schema is not None:
+        tabular.check_predict_columns(record.schema, features, version.signature.get("columns"))
+
+
+def _table_features(spec: TrainSpec, record: DatasetRecord) -> list[dict[str, Any]]:
+    """The feature columns of a profiled table for this spec; ``unusable_column`` naming each one (or the
+    label) a model cannot use, and why."""
+    return tabular.check_columns(
+        record.schema or [],
+        spec.label_column,
+        spec.categorical_columns or (),
+        spec.ignore_columns or (),
+        needs_numeric=spec.task == "autoencode",
+    )
 
 
 def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:
-    """Refuse training data the architecture cannot learn from, or a CSV without its label column."""
+    """Refuse training data the architecture cannot learn from, a table without its label column, or a table
+    with a column no model can use (``ml.tabular.check_columns``)."""
     if record is None:
         spec.check_data(data_kind("npz", [0, *BUILTIN_SHAPES[spec.builtin or ""]]))
         return
     spec.check_data(data_kind(record.format, record.info.get("x_shape")))
-    if record.format != "csv":
+    if record.format not in TABLE_FORMATS:
+        if spec.categorical_columns or spec.ignore_columns:
+            raise InvalidRequest("categorical_columns and ignore_columns go with a table (CSV or Parquet) dataset")
         return
     columns = record.info.get("columns")
     if spec.task == "classify" and not spec.label_column:
-        raise InvalidRequest("a CSV dataset needs 'label_column'", details={"columns": columns})
+        what = "a CSV" if record.format == "csv" else "a Parquet"
+        raise InvalidRequest(f"{what} dataset needs 'label_column'", details={"columns": columns})
     if spec.label_column and spec.label_column not in (columns or []):
         raise InvalidRequest(f"label column '{spec.label_column}' is not in the dataset", details={"columns": columns})
+    if record.schema is not None and spec.task != "recommend":
+        _table_features(spec, record)

@@ -333,15 +333,41 @@ class LogPage(BaseModel):
     finished: bool = Field(description="the job has finished: no line will follow the ones there are")
 
 
+class DatasetColumn(Open):
+    """One column of a table as inferred at upload: its type (numeric, categorical, text or empty), missing
+    cells, distinct values (non-numeric columns, capped at 1001) and, when a model cannot use it, why."""
+
+    name: str
+    type: Literal["numeric", "categorical", "text", "empty"]
+    missing: int
+    distinct: int | None = None
+    problem: str | None = None
+
+
+class DatasetPreview(BaseModel):
+    """The first rows of a table (at most 10), each cell as text cut to 200 characters, null when missing."""
+
+    columns: list[str]
+    rows: list[list[str | None]]
+
+
 class DatasetOut(BaseModel):
     """An uploaded dataset."""
 
     id: str
     name: str
-    format: str
+    format: Literal["npz", "csv", "parquet", "jsonl"]
     size_bytes: int
     info: dict[str, Any]
     created_at: datetime
+
+
+class DatasetDetail(DatasetOut):
+    """One dataset with its inferred schema and first rows (null for an .npz, or an upload made before they
+    were kept)."""
+
+    schema_: list[DatasetColumn] | None = Field(alias="schema")
+    preview: DatasetPreview | None
 
 
 class DatasetList(BaseModel):

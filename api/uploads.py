@@ -1,4 +1,7 @@
-"""Uploads: the multipart file, size-limited copies, datasets typed by content (never by name), server-made names."""
+"""Uploads: the multipart file, size-limited copies, datasets typed by content (never by name), server-made names.
+
+A table (CSV or Parquet) is profiled in the same bounded pass that checks it: each column's inferred type and
+missing cells (``ml.tabular``) and its first rows, stored with the dataset for ``GET /v1/datasets/{id}``."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import numpy as np
 from flask import request
 from werkzeug.datastructures import FileStorage
 
+from ml import parquet, tabular
 from ml.catalog import TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from ml.validation import text_row
 from tensorq import bounded_json
@@ -36,6 +40,7 @@ class StoredUpload:
     path: Path
     size_bytes: int
     info: dict[str, Any]
+    profile: dict[str, Any] | None = None  # {"schema": [...], "preview": {...}} of a table or a text dataset
 
 
 def multipart_file(kind: str) -> FileStorage:
@@ -69,23 +74,33 @@ def store_upload(
     partial = folder / f".{upload_id}.part"
     try:
         size = write_limited(stream, partial, max_bytes)
-        fmt, info = describe(partial, max_array_bytes)
+        fmt, info, profile = profile_upload(partial, max_array_bytes)
         final = folder / f"{upload_id}.{fmt}"
         partial.replace(final)
     finally:
         partial.unlink(missing_ok=True)
-    return StoredUpload(upload_id, fmt, final, size, info)
+    return StoredUpload(upload_id, fmt, final, size, info, profile)
 
 
 def describe(path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES) -> tuple[str, dict[str, Any]]:
-    """The format (``npz``, ``jsonl`` or ``csv``) and a summary of the file at ``path``."""
+    """The format (``npz``, ``parquet``, ``jsonl`` or ``csv``) and a summary of the file at ``path``."""
+    fmt, info, _ = profile_upload(path, max_array_bytes)
+    return fmt, info
+
+
+def profile_upload(
+    path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """The format, a summary, and the schema and first rows (None for an ``.npz``) of the file at ``path``."""
     with path.open("rb") as handle:
         head = handle.read(4)
     if head == b"PK\x03\x04":
-        return "npz", describe_npz(path, max_array_bytes)
+        return "npz", describe_npz(path, max_array_bytes), None
+    if parquet.is_parquet(path):
+        return "parquet", *profile_parquet(path, max_array_bytes)
     if _looks_like_jsonl(path):
-        return "jsonl", describe_jsonl(path)
-    return "csv", describe_csv(path)
+        return "jsonl", *profile_jsonl(path)
+    return "csv", *profile_csv(path)
 
 
 def _looks_like_jsonl(path: Path) -> bool:
@@ -104,10 +119,16 @@ def _looks_like_jsonl(path: Path) -> bool:
 
 
 def describe_jsonl(path: Path) -> dict[str, Any]:
+    """Rows and label count of a text dataset (see ``profile_jsonl``)."""
+    return profile_jsonl(path)[0]
+
+
+def profile_jsonl(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Rows and label count of a text dataset: one JSON object per line with a string ``text`` and an integer
-    or string ``label``, within bounded line count and length."""
+    or string ``label``, within bounded line count and length; its schema and first lines."""
     rows = 0
     labels: set[str] = set()
+    first: list[list[Any]] = []
     with path.open("rb") as handle:
         number = 0
         while raw := handle.readline(TEXT_MAX_LINE_BYTES + 1):
@@ -115,7 +136,9 @@ def describe_jsonl(path: Path) -> dict[str, Any]:
             row = text_row(raw, number, TEXT_MAX_LINE_BYTES)
             if row is None:
                 continue
-            _, label = row
+            text, label = row
+            if len(first) < tabular.PREVIEW_ROWS:
+                first.append([text, label])
             rows += 1
             if rows > TEXT_MAX_ROWS:
                 raise InvalidRequest(f"a text dataset may have at most {TEXT_MAX_ROWS} lines")
@@ -123,7 +146,12 @@ def describe_jsonl(path: Path) -> dict[str, Any]:
                 labels.add(str(label))
     if rows == 0:
         raise InvalidRequest("the text dataset has no rows")
-    return {"rows": rows, "labels": len(labels)}
+    schema = [
+        {"name": "text", "type": "text", "missing": 0},
+        {"name": "label", "type": "categorical", "missing": 0, "distinct": len(labels)},
+    ]
+    profile = {"schema": schema, "preview": tabular.preview(["text", "label"], first)}
+    return {"rows": rows, "labels": len(labels)}, profile
 
 
 def _npy_header(archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -197,8 +225,16 @@ def _refuse_non_finite(archive: zipfile.ZipFile, name: str, header: int, dtype: 
 
 
 def describe_csv(path: Path) -> dict[str, Any]:
-    """Columns and row count of a UTF-8 CSV with a header, within bounded rows and columns."""
+    """Columns and row count of a UTF-8 CSV (see ``profile_csv``)."""
+    return profile_csv(path)[0]
+
+
+def profile_csv(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Columns and row count of a UTF-8 CSV with a header, within bounded rows and columns; in the same pass,
+    each column's profile (bounded: counts and at most ``MAX_CATEGORIES`` + 1 value hashes) and the first rows."""
     csv.field_size_limit(MAX_CSV_FIELD)
+    profiles: list[tabular.ColumnProfile] = []
+    first: list[list[str]] = []
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
@@ -209,6 +245,7 @@ def describe_csv(path: Path) -> dict[str, Any]:
                 raise InvalidRequest(f"a CSV dataset may have at most {MAX_CSV_COLUMNS} columns")
             if len(set(header)) != len(header):
                 raise InvalidRequest("CSV column names must be unique")
+            profiles = [tabular.ColumnProfile(name.strip()) for name in header]
             rows = 0
             for row in reader:
                 if not row:
@@ -218,8 +255,32 @@ def describe_csv(path: Path) -> dict[str, Any]:
                 rows += 1
                 if rows > MAX_CSV_ROWS:
                     raise InvalidRequest(f"a CSV dataset may have at most {MAX_CSV_ROWS} rows")
+                if all(not cell.strip() for cell in row):
+                    continue  # a blank line: the loaders skip it too
+                for profile, cell in zip(profiles, row, strict=True):
+                    profile.add(tabular.as_cell(cell))
+                if len(first) < tabular.PREVIEW_ROWS:
+                    first.append(row)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InvalidRequest(f"not a UTF-8 CSV file (or an .npz): {exc}") from None
     if rows == 0:
         raise InvalidRequest("the CSV dataset has no data rows")
-    return {"rows": rows, "columns": header}
+    schema = [profile.summary() for profile in profiles]
+    names = [profile.name for profile in profiles]
+    return {"rows": rows, "columns": header}, {"schema": schema, "preview": tabular.preview(names, first)}
+
+
+def profile_parquet(path: Path, max_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Parquet table's rows and columns from its footer (limits checked before any data is read), then its
+    columns' profiles and first rows, one row group batch at a time."""
+    info = parquet.footer(path, MAX_CSV_ROWS, MAX_CSV_COLUMNS, max_bytes)
+    header = info["columns"]
+    profiles = [tabular.ColumnProfile(name) for name in header]
+    first: list[list[str]] = []
+    for _, cells in parquet.batches(path):
+        for profile, column in zip(profiles, cells, strict=True):
+            profile.add_all(column)
+        if len(first) < tabular.PREVIEW_ROWS:
+            first.extend([list(row) for row in zip(*cells, strict=True)][: tabular.PREVIEW_ROWS - len(first)])
+    schema = [profile.summary() for profile in profiles]
+    return info, {"schema": schema, "preview": tabular.preview(header, first)}

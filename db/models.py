@@ -215,6 +215,9 @@ class Dataset(Base):
     path: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     info: Mapped[dict] = mapped_column(JSON)
+    # A table's or text dataset's inferred schema and first rows, computed at upload (None for .npz files
+    # and for datasets uploaded before it was kept): {"schema": [...], "preview": {"columns", "rows"}}.
+    profile: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -89,6 +89,12 @@ class DatasetRecord:
     size_bytes: int
     info: dict[str, Any]
     created_at: datetime
+    profile: dict[str, Any] | None = None
+
+    @property
+    def schema(self) -> list[dict[str, Any]] | None:
+        """Each column's inferred type and missing cells (``ml.tabular``), when the upload was profiled."""
+        return (self.profile or {}).get("schema")
 
 
 @dataclass(frozen=True)

@@ -387,6 +387,7 @@ def dataset_record(row: Dataset) -> DatasetRecord:
         size_bytes=row.size_bytes,
         info=row.info,
         created_at=aware(row.created_at),
+        profile=row.profile,
     )
 
 
@@ -407,6 +408,7 @@ class DatasetCatalog:
         size_bytes: int,
         info: dict[str, Any],
         limit_bytes: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> DatasetRecord:
         """Record an upload already written to ``path``; with ``limit_bytes`` the tenant's stored bytes are
         summed and the row inserted under the tenant's row lock, and going over is a 413 ``storage_quota_exceeded``."""
@@ -430,6 +432,7 @@ class DatasetCatalog:
                 path=path,
                 size_bytes=size_bytes,
                 info=info,
+                profile=profile,
                 created_at=utcnow(),
             )
             session.add(row)

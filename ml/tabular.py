@@ -201,6 +201,31 @@ def check_columns(
     return features
 
 
+def check_predict_columns(
+    schema: Sequence[dict[str, Any]], features: Sequence[str], model_columns: Sequence[dict[str, Any]] | None
+) -> None:
+    """Refuse (``unusable_column``) a table to predict on whose column cannot feed the model: a numeric feature
+    column holding other cells, or, for a model without an encoder (``model_columns`` None), a missing cell."""
+    by_name = {entry["name"]: entry for entry in schema}
+    types = {c["name"]: c["type"] for c in model_columns} if model_columns else {}
+    problems = []
+    for name in features:
+        entry = by_name.get(name)
+        if entry is None:
+            continue
+        numeric = model_columns is None or types.get(name) == "numeric"
+        if numeric and entry["type"] not in ("numeric", "empty"):
+            problems.append(
+                {"column": name, "problem": f"the model reads numbers, the table holds {entry['type']} cells"}
+            )
+        elif model_columns is None and entry.get("missing"):
+            why = f"{entry['missing']} missing values; this model was trained on complete numbers and does not impute"
+            problems.append({"column": name, "problem": why})
+    if problems:
+        listed = "; ".join(f"column '{p['column']}': {p['problem']}" for p in problems)
+        raise InvalidRequest(f"unusable columns: {listed}", code="unusable_column", details={"columns": problems})
+
+
 def encoded_width(features: Sequence[dict[str, Any]]) -> int:
     """How many numbers the encoder makes of a row of these columns (for the model-size check at submit)."""
     width = 0
