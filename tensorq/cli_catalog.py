@@ -124,7 +124,7 @@ def models_download(cli: Cli, model_id: str, version: int | None, output: str | 
 
 @click.group(cls=ApiGroup)
 def datasets() -> None:
-    """Uploaded datasets: list and upload (.npz with x and y, .csv with a label column, .jsonl text)."""
+    """Uploaded datasets: list, show, upload (.npz with x and y, .csv or .parquet tables, .jsonl text), delete."""
 
 
 @datasets.command("list")
@@ -137,6 +137,27 @@ def datasets_list(cli: Cli) -> None:
         return
     rows = [(d.id, d.name, d.format, d.size_bytes, d.info.get("rows", ""), short_time(d.created_at)) for d in found]
     cli.table(("id", "name", "format", "bytes", "rows", "created (UTC)"), rows)
+
+
+@datasets.command("get")
+@click.argument("dataset_id")
+@api_options
+def datasets_get(cli: Cli, dataset_id: str) -> None:
+    """Show a dataset: its columns' inferred types and missing cells, and its first rows."""
+    dataset = cli.client.dataset(dataset_id)
+    if cli.as_json:
+        cli.json(dataset)
+        return
+    rows = dataset.info.get("rows", "?")
+    click.echo(f"{dataset.name} ({dataset.id}), {dataset.format}, {rows} rows, {dataset.size_bytes} bytes")
+    if dataset.schema:
+        cli.table(
+            ("column", "type", "missing", "distinct", "problem"),
+            [(c["name"], c["type"], c["missing"], c.get("distinct", ""), c.get("problem", "")) for c in dataset.schema],
+        )
+    if dataset.preview and dataset.preview.get("rows"):
+        shown = [["" if cell is None else cell for cell in row] for row in dataset.preview["rows"]]
+        cli.table(tuple(dataset.preview["columns"]), shown)
 
 
 @datasets.command("delete")

@@ -268,7 +268,7 @@ class TensorQClient:
         return self._call("GET", f"/v1/jobs/{job_id}/artifacts/{name}").content
 
     def upload_dataset(self, path: str | Path, name: str | None = None) -> Dataset:
-        """Upload an ``.npz``, ``.csv`` or ``.jsonl`` dataset."""
+        """Upload an ``.npz``, ``.csv``, ``.parquet`` or ``.jsonl`` dataset (told apart by content)."""
         path = Path(path)
         files = {"file": (path.name, path.read_bytes(), "application/octet-stream")}
         return Dataset.from_dict(
@@ -287,7 +287,7 @@ class TensorQClient:
         return [Dataset.from_dict(d) for d in self._call("GET", "/v1/datasets").json()["datasets"]]
 
     def dataset(self, dataset_id: str) -> Dataset:
-        """One dataset."""
+        """One dataset, with its inferred schema and first rows."""
         return Dataset.from_dict(self._call("GET", f"/v1/datasets/{dataset_id}").json())
 
     def delete_dataset(self, dataset_id: str) -> Deleted:

@@ -123,6 +123,10 @@ class Dataset:
     size_bytes: int
     info: dict[str, Any]
     created_at: datetime | None
+    # Set by ``Client.dataset`` (and an upload): each column's inferred type and missing cells, and the first
+    # rows (``{"columns": [...], "rows": [[...]]}``); None in listings, for .npz files and older uploads.
+    schema: list[dict[str, Any]] | None = None
+    preview: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

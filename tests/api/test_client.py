@@ -89,6 +89,24 @@ def test_datasets_and_models_are_typed(tq: TensorQClient, tmp_path: Path) -> Non
         tq.model("0" * 32)
 
 
+def test_a_table_dataset_shows_its_schema_and_first_rows(tq: TensorQClient, tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("age,city,label\n30,Paris,yes\n,Lyon,no\n41,,yes\n")
+    uploaded = tq.upload_dataset(path)
+    shown = tq.dataset(uploaded.id)
+    assert shown == uploaded
+    assert [(c["name"], c["type"], c["missing"]) for c in shown.schema or []] == [
+        ("age", "numeric", 1),
+        ("city", "categorical", 1),
+        ("label", "categorical", 0),
+    ]
+    assert shown.preview == {
+        "columns": ["age", "city", "label"],
+        "rows": [["30", "Paris", "yes"], [None, "Lyon", "no"], ["41", None, "yes"]],
+    }
+    assert tq.datasets()[0].schema is None  # listings stay light
+
+
 class Refusing:
     """A WSGI app that answers ``status`` with ``Retry-After`` ``refusals`` times, then 200 with a job."""
 

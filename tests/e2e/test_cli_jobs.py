@@ -160,16 +160,25 @@ def test_submit_many_queues_a_batch_and_prints_the_ids_in_order(stack: dict, tra
 def test_a_failed_job_exits_1_with_its_code_and_message(stack: dict, tmp_path: Path) -> None:
     env = stack["env"]
     csv = tmp_path / "t.csv"
-    csv.write_text("a,b,label\n1,x,0\n2,y,1\n")
+    csv.write_text("a,b,label\n1,x,0\n2,y,0\n")  # one class: refused by the worker, not at submit
     dataset_id = tensorq(["datasets", "upload", str(csv), "--name", "bad"], env).stdout.strip()
     listed = json.loads(tensorq(["datasets", "list", "--json"], env).stdout)
     assert {"id": dataset_id, "name": "bad", "format": "csv"}.items() <= next(
         d for d in listed if d["id"] == dataset_id
     ).items()
+    shown = json.loads(tensorq(["datasets", "get", dataset_id, "--json"], env).stdout)
+    assert [(c["name"], c["type"]) for c in shown["schema"]] == [
+        ("a", "numeric"),
+        ("b", "categorical"),
+        ("label", "numeric"),
+    ]
+    assert shown["preview"]["rows"] == [["1", "x", "0"], ["2", "y", "0"]]
+    table = tensorq(["datasets", "get", dataset_id], env).stdout
+    assert "categorical" in table and "missing" in table
     spec = ["-p", "architecture=mlp", "-p", f"dataset={dataset_id}", "-p", "label_column=label", "-p", "epochs=1"]
     result = tensorq(["jobs", "submit", "train", *spec, "-p", "validation_split=0", "--wait"], env)
     assert result.returncode == 1
-    assert "failed (while loading data): invalid_request: " in result.stderr and "'b'" in result.stderr
+    assert "failed (while building): invalid_request: " in result.stderr and "two classes" in result.stderr
     job_id = result.stdout.splitlines()[0]
     logs = tensorq(["jobs", "logs", job_id], env)
     assert logs.returncode == 0, logs.stderr
@@ -177,9 +186,9 @@ def test_a_failed_job_exits_1_with_its_code_and_message(stack: dict, tmp_path: P
     assert "[1] worker.runner: train job " in lines[0]
     assert any(line.endswith("worker.joblog: phase: loading data") for line in lines)
     failure = next(line for line in lines if " ERROR " in line)
-    assert "failed while loading data: invalid_request" in failure and "'b'" in failure
+    assert "failed while building: invalid_request" in failure and "two classes" in failure
     assert str(stack["home"]) not in logs.stdout
-    assert f"[job {job_id}] worker.runner: failed while loading data" in (stack["home"] / "worker.log").read_text()
+    assert f"[job {job_id}] worker.runner: failed while building" in (stack["home"] / "worker.log").read_text()
     as_json = [json.loads(line) for line in tensorq(["jobs", "logs", job_id, "--json"], env).stdout.splitlines()]
     assert [line["message"] for line in as_json] == [line.split(": ", 1)[1] for line in lines]
 
