@@ -146,12 +146,28 @@ def describe(model: Any) -> dict[str, Any]:
     dtype = str(model.inputs[0].dtype)
     input_shape = list(model.inputs[0].shape[1:])
     output_shape = list(model.outputs[0].shape[1:])
+    classes = output_shape[0] if len(output_shape) == 1 and output_shape[0] and output_shape[0] > 1 else None
+    from ml.encoding import encoder_of
+
+    encoder = encoder_of(model)
+    if encoder is not None:  # a table model of TensorQ's: rows of cells, its columns known by name
+        columns = [{"name": c["name"], "type": c["type"]} for c in encoder.columns]
+        return {
+            "task": "classify" if classes else "regress",
+            "input_shape": [len(columns)],
+            "input_dtype": "string",
+            "output_shape": output_shape,
+            "num_classes": classes,
+            "kind": "tabular",
+            "feature_names": [c["name"] for c in columns],
+            "class_names": None,
+            "columns": columns,
+        }
     if dtype == "string":
         if input_shape not in ([], [1]):
             raise InvalidRequest("a string-input model must take one string per row", details={"shape": input_shape})
     elif not dtype.startswith(("float", "int", "uint")):
         raise InvalidRequest(f"inputs of dtype {dtype} are not supported")
-    classes = output_shape[0] if len(output_shape) == 1 and output_shape[0] and output_shape[0] > 1 else None
     text = dtype == "string"
     return {
         "task": "classify" if classes else "regress",
@@ -189,7 +205,8 @@ def load(path: str | Path, max_params: int | None = None, max_memory_mb: int = 0
         raise InvalidRequest("inputs must have a fixed shape (only the batch axis may vary)")
     try:
         if signature["input_dtype"] == "string":
-            probe: Any = np.asarray([""] * 2, dtype=object).reshape((2, *model.inputs[0].shape[1:]))
+            cells = int(np.prod(model.inputs[0].shape[1:]))  # a string of a text model, a table's cells
+            probe: Any = np.asarray([""] * 2 * cells, dtype=object).reshape((2, *model.inputs[0].shape[1:]))
             import tensorflow as tf
 
             probe = tf.constant(probe.astype(str))

@@ -13,6 +13,7 @@ from tensorq.errors import InvalidRequest, PayloadTooLarge
 
 MAGIC = b"PAR1"
 BATCH_ROWS = 65_536
+BATCH_CELLS = 1_000_000  # cells per batch: a wide table is read in fewer rows at a time
 
 
 def is_parquet(path: Path) -> bool:
@@ -84,13 +85,16 @@ def footer(path: Path, max_rows: int, max_columns: int, max_bytes: int) -> dict[
 
 
 def batches(path: Path, columns: Sequence[str] | None = None) -> Iterator[tuple[list[str], list[list[str]]]]:
-    """The table ``BATCH_ROWS`` rows at a time: the column names and, per column, its cells (``as_cell``)."""
+    """The table at most ``BATCH_ROWS`` rows and ``BATCH_CELLS`` cells at a time: the column names and, per
+    column, its cells (``as_cell``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         handle = pq.ParquetFile(path)
-        for batch in handle.iter_batches(batch_size=BATCH_ROWS, columns=list(columns) if columns else None):
+        width = len(columns) if columns else max(1, len(handle.schema_arrow.names))
+        rows = max(1, min(BATCH_ROWS, BATCH_CELLS // width))
+        for batch in handle.iter_batches(batch_size=rows, columns=list(columns) if columns else None):
             yield list(batch.schema.names), [[as_cell(v) for v in col.to_pylist()] for col in batch.columns]
     except (pa.ArrowException, OSError) as exc:
         raise InvalidRequest(f"not a readable Parquet file: {exc}", code="invalid_parquet") from None

@@ -206,3 +206,13 @@ def test_the_saved_model_reloads_in_a_fresh_process_with_safe_mode(table_model) 
     )
     there = np.asarray(json.loads(done.stdout.strip().splitlines()[-1]))
     assert np.allclose(here, there, atol=1e-5)
+
+
+def test_a_table_model_imported_back_keeps_its_columns(table_model) -> None:  # type: ignore[no-untyped-def]
+    from ml.model_import import load
+
+    _, _, outcome = table_model
+    _, signature = load(outcome.model_path)
+    assert signature["input_dtype"] == "string" and signature["kind"] == "tabular"
+    assert signature["feature_names"] == ["age", "income", "city", "plan"]
+    assert [c["type"] for c in signature["columns"]] == ["numeric", "numeric", "categorical", "categorical"]

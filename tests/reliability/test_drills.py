@@ -320,4 +320,3 @@ def test_drill_11_a_redis_outage_window_with_api_calls_during_it(make_cluster, r
     _report(
         record_property, "redis_outage", drill=time.monotonic() - started, back_to_done=time.monotonic() - restarted
     )
-
