@@ -14,7 +14,7 @@ function infoText(info) {
 }
 
 function uploadForm(reload, fail) {
-  const file = h("input", { id: "dataset-file", type: "file", accept: ".npz,.csv,.jsonl" });
+  const file = h("input", { id: "dataset-file", type: "file", accept: ".npz,.csv,.parquet,.jsonl" });
   const button = h("button", { id: "dataset-upload", type: "submit", text: "Upload" });
   const form = h("form", { class: "row", novalidate: true }, file, button);
   form.addEventListener("submit", async (event) => {
@@ -33,7 +33,7 @@ function uploadForm(reload, fail) {
       button.disabled = false;
     }
   });
-  return section("Upload a dataset", h("p", { class: "hint", text: ".npz with x and y, .csv with a label column, or .jsonl text." }), form);
+  return section("Upload a dataset", h("p", { class: "hint", text: ".npz with x and y, a .csv or .parquet table (columns typed on upload: see docs/data.md), or .jsonl text." }), form);
 }
 
 export async function renderDatasets(ctx) {
