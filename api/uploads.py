@@ -29,6 +29,8 @@ MAX_CSV_FIELD = 1_000_000
 # What an .npz's arrays may unpack to (the worker holds them in memory), and the API's read size while checking.
 MAX_NPZ_ARRAY_BYTES = 1024**3
 NPZ_CHUNK_BYTES = 4 * 1024 * 1024
+# Rows of a CSV profiled at once (in Arrow's kernels): a chunk holds at most this many rows' cells.
+PROFILE_CHUNK_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,7 @@ def profile_csv(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     csv.field_size_limit(MAX_CSV_FIELD)
     profiles: list[tabular.ColumnProfile] = []
     first: list[list[str]] = []
+    chunk: list[list[str]] = []
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
@@ -257,10 +260,13 @@ def profile_csv(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
                     raise InvalidRequest(f"a CSV dataset may have at most {MAX_CSV_ROWS} rows")
                 if all(not cell.strip() for cell in row):
                     continue  # a blank line: the loaders skip it too
-                for profile, cell in zip(profiles, row, strict=True):
-                    profile.add(tabular.as_cell(cell))
+                chunk.append(row)
+                if len(chunk) >= PROFILE_CHUNK_ROWS:
+                    _profile_rows(profiles, chunk)
+                    chunk = []
                 if len(first) < tabular.PREVIEW_ROWS:
                     first.append(row)
+            _profile_rows(profiles, chunk)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InvalidRequest(f"not a UTF-8 CSV file (or an .npz): {exc}") from None
     if rows == 0:
@@ -268,6 +274,13 @@ def profile_csv(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     schema = [profile.summary() for profile in profiles]
     names = [profile.name for profile in profiles]
     return {"rows": rows, "columns": header}, {"schema": schema, "preview": tabular.preview(names, first)}
+
+
+def _profile_rows(profiles: list[tabular.ColumnProfile], rows: list[list[str]]) -> None:
+    """Count a chunk of rows into each column's profile."""
+    if rows:
+        for profile, column in zip(profiles, zip(*rows, strict=True), strict=True):
+            profile.add_all(column)
 
 
 def profile_parquet(path: Path, max_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:

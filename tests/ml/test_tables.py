@@ -105,6 +105,45 @@ def test_parquet_with_an_unsupported_column_type_is_refused_from_its_footer(tmp_
         footer(tmp_path / "big.parquet", 10, 100, 10**6)
 
 
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "1",
+        "-2.5",
+        "+.5",
+        "1.",
+        "1e5",
+        "1.E-3",
+        "007",
+        "1_000",
+        "inf",
+        "-Infinity",
+        "nan",
+        "0x10",
+        "١٢",
+        "1e",
+        "e5",
+        ".",
+        "- 1",
+        "1.5.2",
+    ],
+)
+def test_a_number_is_what_the_encoder_layer_parses(cell: str) -> None:
+    import re
+
+    assert (tabular.number(cell) is not None) == (re.fullmatch(tabular.NUMBER_PATTERN, cell) is not None)
+
+
+def test_batch_profiles_count_as_cell_by_cell_ones() -> None:
+    cells = ["1", " 2.5 ", "", "NA", "n/a", " None", "x", "1e999", "1_0", "Paris", "paris", "Paris", "null", "-3"]
+    one, batch = tabular.ColumnProfile("a"), tabular.ColumnProfile("a")
+    for cell in cells:
+        one.add(cell.strip())
+    batch.add_all(cells)
+    assert (one.rows, one.missing, one.non_numeric) == (batch.rows, batch.missing, batch.non_numeric) == (14, 5, 6)
+    assert one.distinct == batch.distinct
+
+
 def test_inline_rows_become_cells_and_a_bad_number_is_named() -> None:
     columns = [{"name": "age", "type": "numeric"}, {"name": "city", "type": "categorical"}]
     assert tabular.row_cells([30, "Paris"], columns) == [["30", "Paris"]]
