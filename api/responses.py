@@ -54,6 +54,11 @@ class TrainResult(Open):
     metrics: dict[str, float | None]
     history: dict[str, list[float | None]]
     epochs_run: int | None = None
+    columns: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="a table with categories or missing cells: per feature column its type, missing cells, "
+        "imputation and vocabulary_size (see docs/data.md)",
+    )
 
 
 class PredictResult(Open):

@@ -255,3 +255,15 @@ def test_a_table_model_imported_back_keeps_its_columns(table_model) -> None:  # 
     assert signature["input_dtype"] == "string" and signature["kind"] == "tabular"
     assert signature["feature_names"] == ["age", "income", "city", "plan"]
     assert [c["type"] for c in signature["columns"]] == ["numeric", "numeric", "categorical", "categorical"]
+
+
+def test_a_table_model_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    from ml.training import TrainConfig, train
+
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(mixed_csv(120))
+    data = load_table(path, "csv", "label")
+    first = train(TrainConfig("mlp", {"hidden": [8]}, epochs=2, seed=1), data, tmp_path / "job")
+    again = train(TrainConfig("mlp", {"hidden": [8]}, epochs=4, seed=1), data, tmp_path / "job")
+    assert again.history["loss"][:2] == first.history["loss"] and again.epochs_run == 4
+    assert again.signature["columns"] == first.signature["columns"]
