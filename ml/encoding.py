@@ -1,7 +1,8 @@
 """The encoder a table's model carries: one row of cells (strings) in, a row of numbers out, inside the saved
 model, so that predicting on a table needs nothing but the model.
 
-Per feature column, in order:
+Per feature column (the output holds the numeric columns' values, then their missing indicators, then the
+categorical columns' one-hot slots; ``positions`` says where each column's numbers are):
 
 - numeric: ``(value - mean) / std`` with the mean and standard deviation of the training rows' present
   cells; a missing cell (or one that is not a number) becomes 0, i.e. the training mean, and when the
@@ -46,19 +47,31 @@ class TabularEncoder(keras.layers.Layer):
     def build(self, input_shape: Any) -> None:
         self.built = True  # the lookups hold their vocabularies already; nothing else has state
 
-    def slices(self) -> list[tuple[int, int]]:
-        """Where each column's numbers lie in the output, ``(start, stop)`` per column."""
-        spans, start = [], 0
-        for c in self.columns:
-            size = (2 if c["indicator"] else 1) if c["type"] == "numeric" else len(c["vocabulary"]) + 1
-            spans.append((start, start + size))
-            start += size
+    def _numeric(self) -> list[int]:
+        return [j for j, c in enumerate(self.columns) if c["type"] == "numeric"]
+
+    def positions(self) -> list[list[int]]:
+        """Where each column's numbers lie in the output: the numeric columns' scaled values first (in column
+        order), then their missing indicators, then each categorical column's one-hot slots."""
+        numeric = self._numeric()
+        flagged = [j for j in numeric if self.columns[j]["indicator"]]
+        spans: list[list[int]] = [[] for _ in self.columns]
+        for k, j in enumerate(numeric):
+            spans[j].append(k)
+        for k, j in enumerate(flagged):
+            spans[j].append(len(numeric) + k)
+        start = len(numeric) + len(flagged)
+        for j, c in enumerate(self.columns):
+            if c["type"] == "categorical":
+                size = len(c["vocabulary"]) + 1
+                spans[j] = list(range(start, start + size))
+                start += size
         return spans
 
     @property
     def width(self) -> int:
         """How many numbers one row becomes."""
-        return self.slices()[-1][1] if self.columns else 0
+        return sum(len(span) for span in self.positions())
 
     def call(self, inputs: Any) -> Any:
         cells = tf.strings.strip(tf.convert_to_tensor(inputs, dtype=tf.string))
@@ -67,19 +80,24 @@ class TabularEncoder(keras.layers.Layer):
         for token in sorted(MISSING_TOKENS):
             missing = tf.logical_or(missing, tf.equal(lowered, token))
         cells = tf.where(missing, tf.constant(MISSING_SLOT), cells)
-        parts, lookups = [], iter(self.lookups)
+        parts = []
+        numeric = self._numeric()
+        if numeric:  # every numeric column at once: a wide table stays a small graph
+            block = tf.gather(cells, numeric, axis=1)
+            present = tf.strings.regex_full_match(block, NUMBER_PATTERN)
+            value = tf.strings.to_number(tf.where(present, block, tf.constant("0")), out_type=tf.float32)
+            present = tf.logical_and(present, tf.math.is_finite(value))
+            means = tf.constant([float(self.columns[j]["mean"]) for j in numeric], dtype=tf.float32)
+            stds = tf.constant([float(self.columns[j]["std"]) for j in numeric], dtype=tf.float32)
+            scaled = (tf.where(present, value, means) - means) / stds
+            parts.append(scaled)
+            flagged = [k for k, j in enumerate(numeric) if self.columns[j]["indicator"]]
+            if flagged:
+                parts.append(tf.gather(tf.cast(tf.logical_not(present), tf.float32), flagged, axis=1))
+        lookups = iter(self.lookups)
         for j, c in enumerate(self.columns):
-            column = cells[:, j]
-            if c["type"] == "numeric":
-                present = tf.strings.regex_full_match(column, NUMBER_PATTERN)
-                value = tf.strings.to_number(tf.where(present, column, tf.constant("0")), out_type=tf.float32)
-                present = tf.logical_and(present, tf.math.is_finite(value))
-                scaled = (value - float(c["mean"])) / float(c["std"])
-                parts.append(tf.where(present, scaled, tf.zeros_like(scaled))[:, None])
-                if c["indicator"]:
-                    parts.append(tf.cast(tf.logical_not(present), tf.float32)[:, None])
-            else:
-                parts.append(tf.cast(next(lookups)(column), tf.float32))
+            if c["type"] == "categorical":
+                parts.append(tf.cast(next(lookups)(cells[:, j]), tf.float32))
         return tf.concat(parts, axis=1)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:

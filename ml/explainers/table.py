@@ -53,8 +53,8 @@ def reference_row(model: keras.Model, x: np.ndarray, baseline: Any) -> np.ndarra
 
 def _per_column(model: keras.Model, attributions: np.ndarray) -> np.ndarray:
     """Encoded attributions (n, width) summed per column (n, columns)."""
-    spans = encoder_of(model).slices()  # type: ignore[union-attr]
-    return np.stack([attributions[:, a:b].sum(axis=1) for a, b in spans], axis=1).astype(np.float32)
+    spans = encoder_of(model).positions()  # type: ignore[union-attr]
+    return np.stack([attributions[:, span].sum(axis=1) for span in spans], axis=1).astype(np.float32)
 
 
 def _gradient(

@@ -267,3 +267,24 @@ def test_a_table_model_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     again = train(TrainConfig("mlp", {"hidden": [8]}, epochs=4, seed=1), data, tmp_path / "job")
     assert again.history["loss"][:2] == first.history["loss"] and again.epochs_run == 4
     assert again.signature["columns"] == first.signature["columns"]
+
+
+def test_the_encoder_is_one_graph_for_all_numeric_columns_and_its_positions_cover_the_output() -> None:
+    import tensorflow as tf
+
+    from ml.encoding import fit_encoder
+
+    rng = np.random.default_rng(0)
+    cells = rng.normal(size=(50, 300)).round(3).astype(str).astype(object)
+    cells[::7, ::3] = ""
+    cells[:, 5] = rng.choice(["a", "b", "c"], size=50)
+    schema = [{"name": f"c{j}", "type": "categorical" if j == 5 else "numeric"} for j in range(300)]
+    encoder = fit_encoder(schema, cells)
+    out = np.asarray(encoder(tf.constant(cells.astype(str))))
+    spans = encoder.positions()
+    assert sorted(i for span in spans for i in span) == list(range(out.shape[1])) == list(range(encoder.width))
+    assert len(spans[5]) == 5 and out[:, spans[5]].sum(axis=1).tolist() == [1.0] * 50  # a, b, c, missing, [UNK]
+    assert len(spans[0]) == 2 and out[0, spans[0][1]] == 1.0 and out[0, spans[0][0]] == 0.0  # row 0 is blank there
+    assert np.allclose(out[:, spans[1][0]].mean(), 0.0, atol=1e-5)  # standardised on the training rows
+    ops = tf.function(lambda x: encoder(x)).get_concrete_function(tf.TensorSpec([None, 300], tf.string))
+    assert len(ops.graph.get_operations()) < 200  # not one subgraph per column
