@@ -29,8 +29,9 @@ MAX_CSV_FIELD = 1_000_000
 # What an .npz's arrays may unpack to (the worker holds them in memory), and the API's read size while checking.
 MAX_NPZ_ARRAY_BYTES = 1024**3
 NPZ_CHUNK_BYTES = 4 * 1024 * 1024
-# Rows of a CSV profiled at once (in Arrow's kernels): a chunk holds at most this many rows' cells.
+# Rows of a CSV profiled at once (in Arrow's kernels): at most this many rows, and this many cells.
 PROFILE_CHUNK_ROWS = 4096
+PROFILE_CHUNK_CELLS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ def profile_csv(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             if len(set(header)) != len(header):
                 raise InvalidRequest("CSV column names must be unique")
             profiles = [tabular.ColumnProfile(name.strip()) for name in header]
+            chunk_rows = max(1, min(PROFILE_CHUNK_ROWS, PROFILE_CHUNK_CELLS // len(header)))
             rows = 0
             for row in reader:
                 if not row:
@@ -261,7 +263,7 @@ def profile_csv(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
                 if all(not cell.strip() for cell in row):
                     continue  # a blank line: the loaders skip it too
                 chunk.append(row)
-                if len(chunk) >= PROFILE_CHUNK_ROWS:
+                if len(chunk) >= chunk_rows:
                     _profile_rows(profiles, chunk)
                     chunk = []
                 if len(first) < tabular.PREVIEW_ROWS:
