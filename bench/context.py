@@ -32,6 +32,8 @@ class Context:
     predict_x: np.ndarray | None = None
     predict_path: Path | None = None
     warmed: set[str] = field(default_factory=set)
+    # Figures per repeat that later groups compare against (micro-batching on, against off).
+    measured: dict[int, dict[str, float]] = field(default_factory=dict)
     _raw_app: Any = None
 
     def client(self) -> TensorQClient:

@@ -14,6 +14,7 @@ import httpx
 
 from bench import baselines
 from bench.batch import batch_throughput
+from bench.batching import batching, client_rate
 from bench.context import Context
 from bench.grown import grown_database
 from bench.jobs import Run, median_parts, run_job
@@ -52,6 +53,9 @@ def e2e_latency(ctx: Context, run: int) -> list[Measurement]:
     noop = ctx.raw_noop()
     raw = samples(lambda: noop.delay().get(timeout=30), sizes.latency_samples, warmup=sizes.latency_warmup)
     walls = [r.wall_s for r in runs]
+    ctx.measured.setdefault(run, {}).update(
+        {"latency_p50": percentile(walls, 50), "latency_p99": percentile(walls, 99)}
+    )
     details = {**median_parts(runs), "samples": float(len(runs))}
     each_details = {**median_parts(each), "samples": float(len(each))}
     return [
@@ -73,22 +77,15 @@ def throughput(ctx: Context, run: int) -> list[Measurement]:
     client threads) on both sides: on a small machine the rate is the cores divided by their sum.
     """
     sizes = ctx.sizes
-    pids = ctx.stack.pids
-    opened: list[TensorQClient] = []
-    try:
-        with CpuMeter({name: pids[name] for name in ("api", "worker", "redis")}) as ours:
-            rate = concurrent_rate(
-                lambda: _job_caller(ctx, "predict", ctx.tiny_spec(), opened), sizes.clients, sizes.throughput_jobs
-            )
-    finally:
-        for client in opened:
-            client.close()
+    rate, ours, per_claim = client_rate(ctx)
     noop = ctx.raw_noop()
+    pids = ctx.stack.pids
     with CpuMeter({name: pids[name] for name in ("raw_worker", "redis")}) as raw:
         raw_rate = concurrent_rate(
             lambda: lambda: noop.delay().get(timeout=60), sizes.clients, sizes.raw_throughput_tasks
         )
-    details = {"clients": float(sizes.clients)}
+    ctx.measured.setdefault(run, {}).update({"throughput": rate, "raw_throughput": raw_rate})
+    details = {"clients": float(sizes.clients), "jobs_per_claim": per_claim}
     details.update({f"cpu_ms_per_job_{name}": MS * s / sizes.throughput_jobs for name, s in ours.used.items()})
     details["cpu_ms_per_job_total"] = MS * sum(ours.used.values()) / sizes.throughput_jobs
     details.update({f"raw_cpu_ms_per_task_{name}": MS * s / sizes.raw_throughput_tasks for name, s in raw.used.items()})
@@ -320,6 +317,12 @@ GROUPS: tuple[Group, ...] = (
     Group("memory", worker_memory, ("worker_rss",), once=True),
     Group("submit", submit_latency, ("submit_latency_p50", "submit_latency_p99", "submit_rps")),
     Group("batch", batch_throughput, ("batch_throughput",)),
+    # After latency and throughput (it compares with their figures of the same repeat); restarts the worker.
+    Group(
+        "batching",
+        batching,
+        ("throughput_batching_off", "throughput_on_vs_off", "latency_p50_on_vs_off", "latency_p99_on_vs_off"),
+    ),
     # Last: the jobs it adds stay in the database.
     Group("grown", grown_database, tuple(f"grown_{s}_p50" for s in ("submit", "claim", "e2e", "metrics")), once=True),
 )

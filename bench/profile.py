@@ -163,13 +163,26 @@ def main(argv: list[str] | None = None) -> int:
             runner.run(job_id)
         with api_sql.counting() as c_get:
             http.get(f"/v1/jobs/{job_id}?wait=30", headers=headers)
+        unbatched = JobRunner(settings.model_copy(update={"batch_max_jobs": 1}), worker_db)
+        with worker_sql.counting() as c_off:
+            unbatched.run(submit("predict", spec))
+        batch = [submit("predict", spec) for _ in range(settings.batch_max_jobs)]
+        with worker_sql.counting() as c_batch:
+            for queued in batch:  # the first delivery runs the whole batch, the others find their job taken
+                runner.run(queued)
         for name, counted in (
             ("POST /v1/jobs (submit)", c_submit),
-            ("worker JobRunner.run", c_run),
+            ("worker JobRunner.run (batch of 1)", c_run),
+            ("worker, micro-batching off", c_off),
             ("GET ?wait=0.3 on a queued job", c_poll),
             ("GET ?wait=30 on a finished job", c_get),
         ):
-            print(f"  {name:32s} {counted['statements']:3d} / {counted['commits']:2d}  {counted['kinds']}")
+            print(f"  {name:34s} {counted['statements']:3d} / {counted['commits']:2d}  {counted['kinds']}")
+        n = len(batch)
+        print(
+            f"  worker, a batch of {n} with its {n - 1} skipped deliveries, per job: "
+            f"{c_batch['statements'] / n:.2f} statements / {c_batch['commits'] / n:.2f} commits  {c_batch['kinds']}"
+        )
 
         print(f"\ncProfile: {args.jobs} x POST /v1/jobs (Flask test client, no broker)")
         ids: list[str] = []

@@ -263,6 +263,12 @@ class TensorQWorker:
         finally:
             _signal_group(self.pid, signal.SIGCONT)
 
+    def restart(self, settings: Settings) -> None:
+        """Stop the worker and start it again with ``settings`` (its log goes on in the same file)."""
+        self.stop()
+        self.process = WorkerProcess(settings, self.log_path, gpu="none")
+        self.start()
+
     def stop(self) -> None:
         """SIGCONT, then stop gracefully and kill the group if it lingers."""
         if self.process.proc is None:
@@ -289,6 +295,11 @@ class Stack:
     db: Database
     # The root pid of each service's process tree (for CPU accounting): api, worker, raw_worker, redis.
     pids: dict[str, int] = field(default_factory=dict)
+
+    def restart_worker(self, settings: Settings) -> None:
+        """Restart the TensorQ worker with ``settings`` (the API keeps its own); its pid is updated."""
+        self.worker.restart(settings)
+        self.pids["worker"] = self.worker.pid
 
     def log_tails(self, chars: int = 3000) -> str:
         """The end of every service log, for a failure report."""
@@ -335,6 +346,8 @@ def running_stack(
             # The bench submits thousands of jobs a minute: its quotas are out of the way (still checked per submit).
             quota_submissions_per_minute=BENCH_QUOTA,
             quota_queued_jobs=BENCH_QUOTA,
+            # A micro-batch counts against the running quota job by job: out of the way like the others.
+            quota_running_jobs=BENCH_QUOTA,
             # Its client threads all wait as one tenant: let them hold 12 of each process's 16 threads.
             max_waits_per_tenant=12,
             max_waits=12,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -209,11 +210,18 @@ def _fit(
 
 
 def _save(model: keras.Model, workdir: Path, checkpoint_is_final: bool) -> Path:
-    """Write ``model.keras`` atomically; a copy of the last checkpoint when that is this very model."""
+    """Write ``model.keras`` atomically. When the last checkpoint is this very model, ``model.keras`` is a hard
+    link to it (no second save, and one file's bytes on disk rather than two identical files; the checkpoint
+    stays for a resume until the job is recorded, and a later checkpoint replaces its name, not the bytes);
+    a copy where the store has no hard links."""
     model_path = workdir / MODEL
     tmp = workdir / f".{MODEL}.tmp.keras"
+    tmp.unlink(missing_ok=True)
     if checkpoint_is_final:
-        shutil.copyfile(workdir / CHECKPOINT, tmp)  # no second save
+        try:
+            os.link(workdir / CHECKPOINT, tmp)
+        except OSError:
+            shutil.copyfile(workdir / CHECKPOINT, tmp)
     else:
         model.save(tmp)
     tmp.replace(model_path)

@@ -88,8 +88,9 @@ def run_batched(runner: JobRunner, job_id: str) -> str:
             lambda: store.claim_more(current, runner.name, room=room, batchable=check, running_limit=limit),
             what=f"claim more after {job_id}",
         )
-    if len(claim.jobs) == 1:
+    if claim.version is None:  # not batchable: the single-job path, exactly as without batching
         return runner.run_claimed(claim.first, claim.lease_token)
+    # A batch of one too: its outcome and log lines are then recorded in one transaction.
     ended = _Batch(runner, store, claim).run()
     return ended.get(job_id, "skipped")
 
@@ -200,7 +201,7 @@ class _Batch:
                 "INFO",
                 __name__,
                 f"{job.type} job {job.id}: attempt {job.attempts} of {job.max_attempts} on {self.runner.name}, "
-                f"one of a batch of {size} on {where}",
+                f"in a batch of {size} on model {where}",
                 now,
             )
         ]

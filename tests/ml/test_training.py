@@ -52,6 +52,13 @@ def test_same_seed_same_history(tmp_path: Path) -> None:
         np.testing.assert_allclose(first.history[name], second.history[name], rtol=0, atol=1e-6)
 
 
+def test_the_final_checkpoint_and_the_model_are_one_file_on_disk(tmp_path: Path) -> None:
+    outcome = train(TrainConfig("mlp", {"hidden": [8]}, epochs=2, seed=3), _small(), tmp_path)
+    checkpoint = tmp_path / "checkpoint.keras"
+    assert outcome.model_path.samefile(checkpoint) and checkpoint.stat().st_nlink == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "checkpoint.keras", "model.keras"]
+
+
 def test_the_saved_model_is_the_trained_model_with_its_optimizer_state(tmp_path: Path) -> None:
     data = _small()
     config = TrainConfig("mlp", {"hidden": [8]}, epochs=2, batch_size=32, validation_split=0.0, seed=3)

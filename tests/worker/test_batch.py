@@ -51,7 +51,7 @@ def test_a_batch_gives_each_job_the_result_it_gets_alone(settings: Settings, db:
     for job in jobs:
         claims = [e for e in db.jobs.events(job.tenant_id, job.id) if e.to_status == "running"]
         assert len(claims) == 1 and claims[0].data["batch_size"] == 4
-        assert any("one of a batch of 4" in line.message for line in db.logs.page(job.tenant_id, job.id).lines)
+        assert any("in a batch of 4" in line.message for line in db.logs.page(job.tenant_id, job.id).lines)
 
     alone = make_settings(Path(settings.artifact_dir).parent, settings.database_url, batch_max_jobs=1)
     one_by_one = [_submit(db, "predict", spec) for spec in specs]
