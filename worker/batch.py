@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,18 +81,19 @@ def run_batched(runner: JobRunner, job_id: str) -> str:
         return "skipped"
     if isinstance(claim, Deferred):
         return runner._defer(job_id, claim.reason)  # noqa: SLF001
-    if claim.version is not None and settings.batch_wait_ms > 0 and len(claim.jobs) < most:
-        time.sleep(settings.batch_wait_ms / 1000)
-        room = most - len(claim.jobs)
-        current = claim
-        claim = with_backoff(
-            lambda: store.claim_more(current, runner.name, room=room, batchable=check, running_limit=limit),
-            what=f"claim more after {job_id}",
-        )
     if claim.version is None:  # not batchable: the single-job path, exactly as without batching
         return runner.run_claimed(claim.first, claim.lease_token)
+    grow = None
+    if settings.batch_wait_ms > 0 and len(claim.jobs) < most:
+
+        def grow(current: BatchClaim) -> BatchClaim:
+            """After the wait, the jobs that arrived meanwhile (the claimed ones keep their leases alive)."""
+            time.sleep(settings.batch_wait_ms / 1000)
+            room = most - len(current.jobs)
+            return store.claim_more(current, runner.name, room=room, batchable=check, running_limit=limit)
+
     # A batch of one too: its outcome and log lines are then recorded in one transaction.
-    ended = _Batch(runner, store, claim).run()
+    ended = _Batch(runner, store, claim).run(grow)
     return ended.get(job_id, "skipped")
 
 
@@ -104,26 +106,21 @@ class _Batch:
         self.claim = claim
         self.token = claim.lease_token
 
-    def run(self) -> dict[str, str]:
-        """Run every job of the batch (one forward pass, or each alone after a fault); each job's end here."""
-        settings = self.runner.settings
-        controls = {
-            job.id: JobControl(
-                self.runner.db.jobs,
-                job.id,
-                self.token,
-                heartbeat_s=settings.heartbeat_s,
-                timeout_s=job.timeout_s,
-                progress_interval_s=settings.progress_min_interval_s,
-            )
-            for job in self.claim.jobs
-        }
+    def run(self, grow: Callable[[BatchClaim], BatchClaim] | None = None) -> dict[str, str]:
+        """Run every job of the batch (one forward pass, or each alone after a fault); each job's end here.
+        ``grow`` (the batching wait) may add jobs first, while the claimed ones' leases are kept alive."""
+        controls: dict[str, JobControl] = {}
         ended: dict[str, str] = {}
         note_job(self.claim.first.id)
         with contextlib.ExitStack() as stack:
-            for control in controls.values():
-                stack.enter_context(control)
             stack.callback(note_job, None)
+            self._keep(controls, stack)
+            if grow is not None:
+                try:
+                    self.claim = grow(self.claim)
+                except Exception:  # noqa: BLE001 - a database blip: run the jobs already claimed
+                    log.warning("could not claim more jobs for a batch; running the %d claimed", len(controls))
+                self._keep(controls, stack)
             try:
                 outcomes, alone = self._predict(controls, ended)
             except WorkerDraining:
@@ -136,6 +133,22 @@ class _Batch:
             for job in alone:
                 ended[job.id] = self.runner.run_claimed(job, self.token)
         return ended
+
+    def _keep(self, controls: dict[str, JobControl], stack: contextlib.ExitStack) -> None:
+        """Keep the lease of every job of the claim alive (and watch for its cancel) until the batch ends."""
+        settings = self.runner.settings
+        for job in self.claim.jobs:
+            if job.id not in controls:
+                controls[job.id] = stack.enter_context(
+                    JobControl(
+                        self.runner.db.jobs,
+                        job.id,
+                        self.token,
+                        heartbeat_s=settings.heartbeat_s,
+                        timeout_s=job.timeout_s,
+                        progress_interval_s=settings.progress_min_interval_s,
+                    )
+                )
 
     def _predict(
         self, controls: dict[str, JobControl], ended: dict[str, str]
