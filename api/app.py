@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, request
 
-from api import datasets, health, jobs, logs, models, whoami, workers
+from api import datasets, health, jobs, logs, models, webhooks, whoami, workers
 from api.auth import authenticate_request
 from api.broker_guard import BrokerGuard
 from api.console import register_console
@@ -51,7 +51,7 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
     v1.before_request(_limit_body)
     v1.before_request(authenticate_request)
     v1.before_request(refuse_nul_in_form)
-    for module in (jobs, logs, datasets, models, whoami, workers):
+    for module in (jobs, logs, datasets, models, whoami, workers, webhooks):
         v1.register_blueprint(module.bp)
     app.before_request(refuse_nul_in_url)
     app.register_blueprint(v1)

@@ -13,6 +13,7 @@ from api.outbox import publish_all
 from api.references import check_references
 from api.schemas import parse_submission, request_hash
 from api.services import principal, services
+from api.webhooks import check_callback
 from db.jobs import NewJob
 from tensorq.errors import InvalidRequest, OutOfRange, TensorQError
 
@@ -57,9 +58,10 @@ def submit_batch(body: dict[str, Any]) -> Response:
     parsed = _parse(body, svc.settings.max_batch_jobs)
     svc.broker_guard.check()
     versions: dict[str, Any] = {}
-    for index, (_, spec) in enumerate(parsed):
+    for index, (submission, spec) in enumerate(parsed):
         try:
             check_references(who.tenant_id, spec, versions)
+            check_callback(who.tenant_id, submission.callback_url)
         except TensorQError as exc:
             raise _at(index, exc) from None
     if any(submission.type == "train" for submission, _ in parsed):
@@ -78,6 +80,8 @@ def submit_batch(body: dict[str, Any]) -> Response:
             timeout_s=submission.timeout_s,
             name=submission.name,
             tags=tuple(submission.tags),
+            callback_url=submission.callback_url,
+            max_retries=submission.max_retries,
         )
         for submission, spec in parsed
     ]

@@ -16,6 +16,7 @@ from api.references import check_references
 from api.request_text import json_body
 from api.schemas import JobBatch, JobSubmission, parse_submission, request_hash
 from api.services import principal, services
+from api.webhooks import check_callback
 from api.workers import public_job
 from db.jobs import NewJob
 from db.records import JOB_TYPES, STATUSES
@@ -56,6 +57,7 @@ def submit_job():  # type: ignore[no-untyped-def]
     svc = services()
     svc.broker_guard.check()
     check_references(who.tenant_id, spec)
+    check_callback(who.tenant_id, submission.callback_url)
     svc.quotas.check_submission(who)
     if submission.type == "train":
         svc.quotas.check_model_bytes(who)
@@ -74,6 +76,8 @@ def submit_job():  # type: ignore[no-untyped-def]
             request_hash=request_hash(body) if key else None,
             name=submission.name,
             tags=tuple(submission.tags),
+            callback_url=submission.callback_url,
+            max_retries=submission.max_retries,
         ),
         publishing=True,
         queued_limit=svc.quotas.queued_limit(who),
@@ -246,6 +250,9 @@ def retry_job(job_id: str):  # type: ignore[no-untyped-def]
             retry_of=old.id,
             name=old.name,
             tags=tuple(old.tags),
+            callback_url=old.callback_url,
+            max_retries=old.max_retries,
+            retry_number=old.retry_number + 1,
         ),
         publishing=True,
         queued_limit=svc.quotas.queued_limit(who),

@@ -57,6 +57,9 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     responses.Health,
     responses.Readiness,
     responses.Identity,
+    responses.WebhookSecret,
+    responses.WebhookSecretState,
+    responses.WebhookDeliveryList,
 ]
 TAGS = [
     {"name": "jobs", "description": "Submit, follow and cancel train, predict, explain and import jobs"},
@@ -199,6 +202,7 @@ def _tag(path: str) -> str:
         "datasets": "datasets",
         "models": "models",
         "whoami": "account",
+        "webhook-secret": "account",
         "workers": "operations",
         "queues": "operations",
     }.get(section, "health")

@@ -3,10 +3,12 @@ each shape for OpenAPI). Records never serialise themselves; server paths and te
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
 from db.records import DatasetRecord, EventRecord, JobRecord, ModelEventRecord, ModelRecord, ModelVersionRecord, iso
+from db.webhooks import Delivery
 
 
 def job(record: JobRecord) -> dict[str, Any]:
@@ -30,6 +32,29 @@ def job(record: JobRecord) -> dict[str, Any]:
         "retry_of": record.retry_of,
         "name": record.name,
         "tags": list(record.tags),
+        "callback_url": record.callback_url,
+        "max_retries": record.max_retries,
+        "retry_number": record.retry_number,
+    }
+
+
+def notification(record: JobRecord) -> bytes:
+    """A webhook's body: the job as ``GET /v1/jobs/{id}`` shows a finished job, as compact JSON."""
+    return json.dumps({**job(record), "waiting_reason": None}, separators=(",", ":")).encode()
+
+
+def webhook_delivery(record: Delivery) -> dict[str, Any]:
+    """A webhook delivery as the HTTP API shows it (its body is the job's record)."""
+    return {
+        "id": record.id,
+        "job_id": record.job_id,
+        "event": record.event,
+        "url": record.url,
+        "status": record.status,
+        "attempts": record.attempts,
+        "last_error": record.last_error,
+        "created_at": iso(record.created_at),
+        "delivered_at": iso(record.delivered_at),
     }
 
 

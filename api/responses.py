@@ -163,6 +163,11 @@ class JobFields(BaseModel):
     retry_of: str | None = Field(default=None, description="the failed or cancelled job this one retries")
     name: str | None = Field(default=None, description="the label the submission gave")
     tags: list[str] = Field(default_factory=list, description="the submission's tags")
+    callback_url: str | None = Field(default=None, description="where the job's record is POSTed when it ends")
+    max_retries: int = Field(default=0, description="automatic retries allowed on a retryable failure")
+    retry_number: int = Field(
+        default=0, description="how many retries precede this job in its retry_of chain (0: a first submission)"
+    )
 
 
 class TrainJob(JobFields):
@@ -476,6 +481,41 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(description="database and broker: 'ok' or 'unavailable: ...'")
+
+
+class WebhookSecret(BaseModel):
+    """The tenant's new webhook signing secret: shown this once; deliveries are signed with it from now on."""
+
+    secret: str = Field(description="the HMAC-SHA256 key of the TensorQ-Signature header")
+    created_at: datetime
+    replaced: bool = Field(description="whether it replaced an older secret (which no longer signs anything)")
+
+
+class WebhookSecretState(BaseModel):
+    """Whether the tenant has a webhook signing secret, and since when (never the secret itself)."""
+
+    configured: bool
+    created_at: datetime | None
+
+
+class WebhookDelivery(BaseModel):
+    """One notification of a job's terminal state (its body is the job's record)."""
+
+    id: str = Field(description="the TensorQ-Delivery header: the same on every attempt")
+    job_id: str
+    event: Literal["job.succeeded", "job.failed", "job.cancelled"]
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class WebhookDeliveryList(BaseModel):
+    """A job's webhook deliveries, oldest first."""
+
+    deliveries: list[WebhookDelivery]
 
 
 class Identity(BaseModel):

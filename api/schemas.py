@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from ml.specs import SPECS, Name, Strict, parse
+from tensorq.retry_policy import MAX_RETRIES_LIMIT
+from tensorq.webhook_targets import MAX_URL_LENGTH
 
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
 
@@ -23,6 +25,20 @@ class JobSubmission(Strict):
     timeout_s: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
     name: Name | None = Field(default=None, description="a label for the job; GET /v1/jobs?name= filters on it")
     tags: list[Tag] = Field(default_factory=list, max_length=20, description="GET /v1/jobs?tag= filters on one")
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="an http(s) URL that gets the job's record, signed, when it ends (see docs/webhooks.md); "
+        "internal addresses are refused (422 callback_url_forbidden) unless the operator allowed them",
+    )
+    max_retries: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_RETRIES_LIMIT,
+        description="automatic retries on a retryable failure (resource_exhausted, storage_unavailable, "
+        "worker_lost, timeout, unavailable): each is a new job linked by retry_of",
+    )
 
     @field_validator("tags")
     @classmethod

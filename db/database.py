@@ -11,6 +11,7 @@ from db.jobstats import JobStats
 from db.keys import KeyStore
 from db.registry import DatasetCatalog, ModelRegistry
 from db.session import make_engine, make_session_factory, session_scope
+from db.webhooks import WebhookOutbox
 from db.workers import WorkerRegistry
 from tensorq.settings import Settings
 
@@ -30,6 +31,7 @@ class Database:
         self.keys = KeyStore(self.factory)
         self.workers = WorkerRegistry(self.factory, stale_s=settings.worker_stale_s)
         self.logs = JobLogStore(self.factory, max_lines=settings.job_log_max_lines)
+        self.webhooks = WebhookOutbox(self.factory)
 
     def ping(self) -> None:
         """Run one trivial query; raises Unavailable when the database cannot be reached."""

@@ -16,7 +16,9 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.followups import follow_up
 from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
+from db.newjob import NewJob, new_row
 from db.records import (
     TERMINAL,
     Claim,
@@ -47,23 +49,6 @@ QUEUED_OF_TENANT = _bounded_count(Job.tenant_id == bindparam("tenant_id"), Job.s
 RUNNING_OF_TENANT = _bounded_count(Job.tenant_id == bindparam("tenant_id"), Job.status == "running")
 QUEUED_OF_TYPES = _bounded_count(Job.type.in_(bindparam("job_types", expanding=True)), Job.status == "queued")
 UNBOUNDED = 2**62
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """What a submission asks for."""
-
-    tenant_id: str
-    type: str
-    spec: dict[str, Any]
-    priority: int = 5
-    max_attempts: int = 3
-    timeout_s: int | None = None
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-    retry_of: str | None = None
-    name: str | None = None
-    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,36 +97,6 @@ class Swept(NamedTuple):
 _RELEASED: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
 # A training job's model registration may collide with a concurrent one (name or version number): tries.
 REGISTER_TRIES = 3
-
-
-def _new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
-    """The jobs-table row of a new ``queued`` job."""
-    return {
-        "id": str(uuid.uuid4()),
-        "tenant_id": new.tenant_id,
-        "type": new.type,
-        "status": "queued",
-        "spec": new.spec,
-        "progress": None,
-        "result": None,
-        "error": None,
-        "priority": new.priority,
-        "attempts": 0,
-        "max_attempts": new.max_attempts,
-        "timeout_s": new.timeout_s,
-        "cancel_requested": False,
-        "idempotency_key": new.idempotency_key,
-        "request_hash": new.request_hash,
-        "retry_of": new.retry_of,
-        "name": new.name,
-        "tags": list(new.tags) or None,
-        "revision": 0,
-        "created_at": now,
-        "updated_at": now,
-        "started_at": None,
-        "finished_at": None,
-        "published_at": now if publishing else None,
-    }
 
 
 def batch_key(key: str, index: int) -> str:
@@ -204,7 +159,7 @@ class JobStore:
             existing = self._by_idempotency_key(new)
             if existing is not None:
                 return existing
-        row = _new_row(new, utcnow(), publishing)
+        row = new_row(new, utcnow(), publishing)
         job_id = row["id"]
         now = row["created_at"]
         try:
@@ -273,7 +228,7 @@ class JobStore:
                 for i, new in enumerate(news)
             ]
         now = utcnow()
-        rows = [_new_row(new, now, publishing) for new in news]
+        rows = [new_row(new, now, publishing) for new in news]
         events = [
             {
                 "job_id": r["id"],
@@ -507,13 +462,16 @@ class JobStore:
     ) -> bool:
         """The ``running -> succeeded`` update, then the model version it trained and its number in the result."""
         done = {**_RELEASED, "finished_at": utcnow(), "result": result}
-        job = transition(session.connection(), job_id, "running", "succeeded", done, token=token)
+        conn = session.connection()
+        job = transition(conn, job_id, "running", "succeeded", done, token=token, follow=False)
         if job is None:
             return False
         if model is not None:
             version = insert_version(session, job.tenant_id, job_id, model)
             full = {**result, "model_id": version.model_id, "version": version.version}
             session.execute(update(Job).where(Job.id == job_id).values(result=full))
+            job = replace(job, result=full)
+        follow_up(conn, job)  # the notification carries the registered version
         return True
 
     def fail(self, job_id: str, token: str, error: dict[str, Any]) -> bool:

@@ -125,6 +125,11 @@ class Job(Base):
     # A caller's label for the job and its tags (each tag is also a job_tags row, for filtering).
     name: Mapped[str | None] = mapped_column(String(200))
     tags: Mapped[list | None] = mapped_column(JSON)
+    # Where to POST the job's record when it ends (the webhook outbox), and the automatic retry policy:
+    # a retryable failure resubmits it while retry_number (retries before it in its chain) < max_retries.
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    max_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -281,3 +286,45 @@ class ModelEvent(Base):
     data: Mapped[dict] = mapped_column(JSON)
     key_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookSecret(Base):
+    """A tenant's webhook signing secret: kept as is (it must sign), shown only when created or rotated."""
+
+    __tablename__ = "webhook_secrets"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The webhook outbox: one notification of a job's terminal state, written in the transaction of that
+    state change and sent (at least once) by a worker's sender. No foreign key to the job: a notification
+    outlives a job deleted before it was delivered."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # The sender reads pending deliveries by due time; delivered and given-up ones stay out of the index.
+        Index(
+            "ix_webhook_deliveries_pending_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_job_id", "job_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(String(36))
+    event: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    # The job's record when it ended (db.webhooks.snapshot); the body is its API presentation.
+    record: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

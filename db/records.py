@@ -50,6 +50,9 @@ class JobRecord:
     retry_of: str | None = None
     name: str | None = None
     tags: list[str] = field(default_factory=list)
+    callback_url: str | None = None
+    max_retries: int = 0
+    retry_number: int = 0
 
     @property
     def terminal(self) -> bool:

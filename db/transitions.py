@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, insert, update
 
+from db.followups import follow_up
 from db.jobstats import count_finished
 from db.models import Job, JobEvent, utcnow
 from db.records import TERMINAL, JobRecord, aware
@@ -52,6 +53,9 @@ def job_record(row: Any) -> JobRecord:
         retry_of=getattr(row, "retry_of", None),
         name=getattr(row, "name", None),
         tags=list(getattr(row, "tags", None) or []),
+        callback_url=getattr(row, "callback_url", None),
+        max_retries=getattr(row, "max_retries", None) or 0,
+        retry_number=getattr(row, "retry_number", None) or 0,
     )
 
 
@@ -65,11 +69,14 @@ def transition(
     token: str | None = None,
     extra_where: tuple[ColumnElement[bool], ...] = (),
     event_data: dict[str, Any] | None = None,
+    follow: bool = True,
 ) -> JobRecord | None:
     """One conditional UPDATE from ``expected`` to ``target``, its event logged in the same transaction.
 
     Returns the job as the update left it, or None when it lost (another writer moved the job first, or
-    ``token`` is no longer the job's lease). A job reaching a final state is added to the totals.
+    ``token`` is no longer the job's lease). A job reaching a final state is added to the totals and, unless
+    ``follow`` is False (the caller then calls ``db.followups.follow_up`` once the row is complete), gets its
+    follow-ups (webhook notification, automatic retry) in the same transaction.
     """
     if (expected, target) not in LEGAL_TRANSITIONS:
         raise ValueError(f"illegal transition {expected} -> {target}")
@@ -90,6 +97,8 @@ def transition(
     job = job_record(row)
     if target in TERMINAL:
         count_finished(conn, job.type, target, job.started_at, job.finished_at)
+        if follow and (noted := follow_up(conn, job)):
+            event_data = {**(event_data or {}), **noted}
     event = {"kind": "state", "from_status": expected, "to_status": target, "data": event_data}
     conn.execute(insert(JobEvent), {"job_id": job_id, "created_at": now, **event})
     return job

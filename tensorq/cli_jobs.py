@@ -82,6 +82,8 @@ def parse_since(text: str) -> datetime:
 @click.option("--idempotency-key", default=None, help="submitting again with the same key returns the same job")
 @click.option("--name", default=None, help="a label for the job (jobs list --name finds it)")
 @click.option("--tag", "tags", multiple=True, help="a tag for the job (repeatable; jobs list --tag finds it)")
+@click.option("--callback-url", default=None, help="POST the job's record here, signed, when it ends (webhooks)")
+@click.option("--max-retries", type=click.IntRange(0, 10), default=None, help="resubmit it after a retryable failure")
 @click.option("--wait", is_flag=True, help="follow the job to its end (as 'watch') and exit with its outcome")
 @click.option("--timeout", type=float, default=24 * 3600, show_default=True, help="with --wait: give up after")
 @api_options
@@ -96,6 +98,8 @@ def submit(
     idempotency_key: str | None,
     name: str | None,
     tags: tuple[str, ...],
+    callback_url: str | None,
+    max_retries: int | None,
     wait: bool,
     timeout: float,
 ) -> None:
@@ -110,6 +114,8 @@ def submit(
         idempotency_key=idempotency_key,
         name=name,
         tags=list(tags) or None,
+        callback_url=callback_url,
+        max_retries=max_retries,
     )
     if wait:
         if not cli.as_json:

@@ -36,11 +36,15 @@ from tensorq.client_types import (
     Model,
     ModelEvent,
     Queue,
+    WebhookDelivery,
+    WebhookSecret,
     Worker,
 )
 
 __all__ = [
     "TERMINAL",
+    "WebhookDelivery",
+    "WebhookSecret",
     "APIError",
     "Dataset",
     "Event",
@@ -155,11 +159,14 @@ class TensorQClient:
         timeout_s: int | None = None,
         name: str | None = None,
         tags: list[str] | None = None,
+        callback_url: str | None = None,
+        max_retries: int | None = None,
     ) -> Job:
-        """Submit a job (``train``, ``predict`` or ``explain``), optionally named and tagged; returns it queued."""
+        """Submit a job (``train``, ``predict`` or ``explain``), optionally named and tagged, with a webhook
+        ``callback_url`` and an automatic retry policy (``max_retries``); returns it queued."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         options = {"priority": priority, "max_attempts": max_attempts, "timeout_s": timeout_s}
-        options.update({"name": name, "tags": tags})
+        options.update({"name": name, "tags": tags, "callback_url": callback_url, "max_retries": max_retries})
         body = {"type": job_type, "spec": spec, **{k: v for k, v in options.items() if v is not None}}
         return Job.from_dict(self._call("POST", "/v1/jobs", json=body, headers=headers).json())
 
@@ -239,6 +246,15 @@ class TensorQClient:
     def delete_job(self, job_id: str) -> Deleted:
         """Delete a finished job with its events, logs and artifacts."""
         return Deleted.from_dict(self._call("DELETE", f"/v1/jobs/{job_id}").json())
+
+    def webhook_deliveries(self, job_id: str) -> list[WebhookDelivery]:
+        """The job's webhook deliveries (status, attempts, last error), oldest first."""
+        answer = self._call("GET", f"/v1/jobs/{job_id}/webhooks").json()
+        return [WebhookDelivery.from_dict(d) for d in answer["deliveries"]]
+
+    def rotate_webhook_secret(self) -> WebhookSecret:
+        """Create or rotate the tenant's webhook signing secret; the answer is the only time it is shown."""
+        return WebhookSecret.from_dict(self._call("POST", "/v1/webhook-secret").json())
 
     def events(self, job_id: str) -> list[Event]:
         """The job's events in order."""

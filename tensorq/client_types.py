@@ -60,6 +60,9 @@ class Job:
     retry_of: str | None = None
     name: str | None = None
     tags: list[str] = field(default_factory=list)
+    callback_url: str | None = None
+    max_retries: int = 0
+    retry_number: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -209,6 +212,48 @@ class Deleted:
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's delete answer."""
         return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class WebhookSecret:
+    """The tenant's new webhook signing secret (shown once) and whether it replaced an older one."""
+
+    secret: str
+    created_at: datetime | None = None
+    replaced: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's answer."""
+        values = _known(cls, data)
+        values["created_at"] = parse_time(data.get("created_at"))
+        return cls(**values)
+
+    def __repr__(self) -> str:
+        return f"WebhookSecret(secret='whsec_…', created_at={self.created_at!r}, replaced={self.replaced})"
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One notification of a job's end: its id (the TensorQ-Delivery header), status and attempts."""
+
+    id: str
+    job_id: str
+    event: str
+    url: str
+    status: str
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from the API's delivery object."""
+        values = _known(cls, data)
+        for name in ("created_at", "delivered_at"):
+            values[name] = parse_time(data.get(name))
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,18 @@ class Settings(BaseSettings):
         "to 8 s apart (8: 31.5 s); after them the job is left to its lease and the reaper.",
     )
     default_max_attempts: int = Field(default=3, ge=1, le=20)
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names, addresses or CIDR blocks a job's callback_url may reach although they are "
+        'internal (loopback, private, link-local), e.g. ["127.0.0.1", "10.1.0.0/16", "hooks.corp"] (JSON).',
+    )
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Connect and read timeout of a delivery.")
+    webhook_max_attempts: int = Field(default=12, ge=1, le=50, description="Deliveries tried before giving up.")
+    webhook_backoff_s: float = Field(
+        default=10.0, gt=0, description="Wait after a delivery's first failed attempt; doubles after each one."
+    )
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0, description="Longest wait between two attempts.")
+    webhook_interval_s: float = Field(default=2.0, gt=0, description="How often a worker's sender reads the outbox.")
     progress_min_interval_s: float = Field(default=0.5, description="Rate bound on progress writes.")
     worker_stale_s: float = Field(
         default=30.0, gt=0, description="A worker not seen for this long is not live (it heartbeats every heartbeat_s)."

@@ -22,7 +22,7 @@ _serving: dict[str, Any] = {}
 
 @worker_process_init.connect
 def _init_child(**_kwargs: object) -> None:
-    """In each pool child: import TensorFlow there (never in the parent) and start the reaper."""
+    """In each pool child: import TensorFlow there (never in the parent), start the reaper and the webhook sender."""
     if _app is None:
         return
     from db.database import Database
@@ -32,6 +32,7 @@ def _init_child(**_kwargs: object) -> None:
     from worker.gpu import configure_tensorflow
     from worker.publisher import CeleryPublisher
     from worker.reaper import Reaper
+    from worker.webhooks import WebhookSender
 
     install_drain_handler()
     settings: Settings = _app.conf.tensorq_settings
@@ -41,6 +42,7 @@ def _init_child(**_kwargs: object) -> None:
     log.info("worker child ready; GPUs visible: %s", gpus or "none (CPU)")
     database = Database(settings)
     Reaper(settings, database, CeleryPublisher(_app)).start()
+    WebhookSender(settings, database).start()
     _announce(settings, database.workers, gpus)
 
 

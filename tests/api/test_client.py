@@ -151,3 +151,24 @@ def test_an_unknown_code_maps_by_status_and_a_dead_server_is_a_transport_error()
     with TensorQClient("http://127.0.0.1:9", "k", timeout=2) as client:
         with pytest.raises(errors.TransportError):
             client.job("j1")
+
+
+def test_webhooks_and_the_retry_policy_through_the_client(tq: TensorQClient, settings) -> None:  # type: ignore[no-untyped-def]
+    from tensorq.client import WebhookSecret
+
+    settings.webhook_allowed_hosts = ["127.0.0.1"]
+    with pytest.raises(errors.OutOfRange) as missing:
+        tq.submit("train", TRAIN, callback_url="http://127.0.0.1:9/hook")
+    assert missing.value.code == "webhook_secret_missing"
+    secret = tq.rotate_webhook_secret()
+    assert isinstance(secret, WebhookSecret) and secret.secret.startswith("whsec_")
+    assert secret.secret not in repr(secret)
+    job = tq.submit("train", TRAIN, name="n", tags=["t"], callback_url="http://127.0.0.1:9/hook", max_retries=2)
+    assert (job.callback_url, job.max_retries, job.retry_number) == ("http://127.0.0.1:9/hook", 2, 0)
+    assert tq.webhook_deliveries(job.id) == []
+    tq.cancel(job.id)
+    (delivery,) = tq.webhook_deliveries(job.id)
+    assert (delivery.event, delivery.status, delivery.attempts) == ("job.cancelled", "pending", 0)
+    with pytest.raises(errors.OutOfRange) as internal:
+        tq.submit("train", TRAIN, callback_url="http://10.0.0.1/hook")
+    assert internal.value.code == "callback_url_forbidden"
