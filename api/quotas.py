@@ -1,4 +1,5 @@
-"""Per-tenant quotas at the API: submissions per minute (the ``limits`` library), queued jobs, storage."""
+"""Per-tenant quotas at the API: submissions per minute (the ``limits`` library's sliding window counter),
+queued jobs, storage."""
 
 from __future__ import annotations
 
@@ -31,7 +32,11 @@ class Quotas:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
-        self._window = strategies.MovingWindowRateLimiter(storage.storage_from_string(limiter_storage_url(settings)))
+        # A sliding window of two counters (this minute's and the last one's, weighted): two Redis keys per
+        # tenant whatever the quota, where a moving window kept one entry per submission (40 k at a high quota).
+        self._window = strategies.SlidingWindowCounterRateLimiter(
+            storage.storage_from_string(limiter_storage_url(settings))
+        )
 
     def check_submission(self, who: Principal, cost: int = 1) -> None:
         """Count ``cost`` submissions (a batch's jobs) against the per-minute limit."""

@@ -201,3 +201,21 @@ def test_model_storage_quota_refuses_more_training(client, auth, settings, acme_
     assert response.status_code == 413 and response.get_json()["error"]["details"]["quota"] == "quota_model_bytes"
     settings.quota_model_bytes = 10_000
     assert client.post("/v1/jobs", json=TRAIN, headers=auth).status_code == 202
+
+
+def test_the_submission_rate_keeps_two_counters_per_tenant_not_an_entry_per_submission(
+    client, auth, settings, db
+) -> None:
+    import redis
+
+    settings.tenant_quotas = {"acme": {"quota_submissions_per_minute": 1000}}
+    for _ in range(30):
+        assert client.post("/v1/jobs", json=TRAIN, headers=auth).status_code == 202
+    tenant = db.keys.ensure_tenant("acme")
+    store = redis.Redis.from_url(settings.broker_url)
+    try:
+        keys = [key for key in store.scan_iter(match=f"*{tenant}*") if b"submit" in key]
+        assert 1 <= len(keys) <= 2
+        assert {store.type(key) for key in keys} == {b"string"}  # counters, not a list of 30 timestamps
+    finally:
+        store.close()
