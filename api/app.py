@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Flask, request
+from flask.json.provider import DefaultJSONProvider
 
 from api import datasets, health, jobs, logs, models, webhooks, whoami, workers
 from api.auth import authenticate_request
@@ -34,7 +35,7 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
     Celery one); tests may inject the database too."""
     app = Flask("tensorq.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
+    app.json = _InOrderJSON(app)
     database = database or Database(settings)
     app.extensions["tensorq"] = Services(
         settings=settings,
@@ -62,7 +63,7 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
     register_error_handlers(app)
 
     @app.after_request
-    def _security_headers(response):  # type: ignore[no-untyped-def]
+    def _security_headers(response):
         if request.path.startswith("/docs"):
             response.headers["Content-Security-Policy"] = DOCS_CSP
         for name, value in SECURITY_HEADERS.items():
@@ -75,6 +76,12 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
         CORS(app, origins=settings.cors_origins, allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
 
     return app
+
+
+class _InOrderJSON(DefaultJSONProvider):
+    """Flask's JSON with each object's keys in the order the API builds them (not sorted)."""
+
+    sort_keys = False
 
 
 def _limit_body() -> None:

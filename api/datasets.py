@@ -22,7 +22,7 @@ bp = Blueprint("datasets", __name__)
     errors=(400, 403, 413, 415),
     location=True,
 )
-def upload_dataset():  # type: ignore[no-untyped-def]
+def upload_dataset():
     """Store a multipart ``file`` under a server-made name and register it; 201 with the dataset."""
     upload = multipart_file("datasets")
     svc = services()
@@ -58,7 +58,7 @@ def upload_dataset():  # type: ignore[no-untyped-def]
 
 @bp.get("/datasets")
 @operation(summary="The caller's datasets", responses={200: responses.DatasetList})
-def list_datasets():  # type: ignore[no-untyped-def]
+def list_datasets():
     """The caller's datasets, newest first."""
     return jsonify({"datasets": [present.dataset(d) for d in services().db.datasets.list(principal().tenant_id)]})
 
@@ -69,7 +69,7 @@ def list_datasets():  # type: ignore[no-untyped-def]
     responses={200: responses.DatasetDetail},
     errors=(404,),
 )
-def get_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
+def get_dataset(dataset_id: str):
     """One of the caller's datasets, its schema and preview as stored at upload (no file is read)."""
     return jsonify(present.dataset(services().db.datasets.get(principal().tenant_id, dataset_id), preview=True))
 
@@ -80,7 +80,7 @@ def get_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
     responses={200: responses.Deleted},
     errors=(403, 404, 409),
 )
-def delete_dataset(dataset_id: str):  # type: ignore[no-untyped-def]
+def delete_dataset(dataset_id: str):
     """Delete one of the caller's datasets; 409 while a queued or running job reads it."""
     svc = services()
     record = svc.db.datasets.delete(principal().tenant_id, dataset_id)

@@ -13,7 +13,7 @@ DOCS_CSP = (
 
 
 @bp.get("/openapi.json")
-def openapi_document():  # type: ignore[no-untyped-def]
+def openapi_document():
     """The OpenAPI 3.1 document, built once per process; its server is the URL it was fetched from."""
     from api.openapi import build_document
 

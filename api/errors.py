@@ -49,7 +49,7 @@ def http_status(exc: TensorQError) -> int:
     return 500
 
 
-def error_response(status: int, code: str, message: str, details: object = None):  # type: ignore[no-untyped-def]
+def error_response(status: int, code: str, message: str, details: object = None):
     """A JSON error response."""
     response = jsonify({"error": {"code": code, "message": message, "details": details}})
     response.status_code = status
@@ -60,7 +60,7 @@ def register_error_handlers(app: Flask) -> None:
     """Map TensorQ errors, HTTP errors and anything unexpected to JSON bodies."""
 
     @app.errorhandler(TensorQError)
-    def _tensorq_error(exc: TensorQError):  # type: ignore[no-untyped-def]
+    def _tensorq_error(exc: TensorQError):
         response = error_response(http_status(exc), exc.code, exc.message, exc.details)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
@@ -68,7 +68,7 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
         response = error_response(exc.code or 500, code, exc.description or exc.name)
         for name, value in exc.get_headers():
@@ -76,7 +76,7 @@ def register_error_handlers(app: Flask) -> None:
                 response.headers[name] = value
         return response
 
-    def _outage(exc: Exception):  # type: ignore[no-untyped-def]
+    def _outage(exc: Exception):
         log.warning("a dependency is unavailable: %s", type(exc).__name__, exc_info=True)
         outage = Unavailable("a backing service is unavailable; retry later", details={"service": _service(exc)})
         return _tensorq_error(outage)
@@ -85,7 +85,7 @@ def register_error_handlers(app: Flask) -> None:
         app.register_error_handler(outage_class, _outage)
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(exc: Exception):
         fault = storage_fault(exc)
         if fault is not None:
             log.warning("artifact store fault: %s", exc)

@@ -46,7 +46,7 @@ ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
         }
     ],
 )
-def submit_job():  # type: ignore[no-untyped-def]
+def submit_job():
     """Validate, commit as ``queued``, then publish; answers 202 with the job (or, for ``{"jobs": [...]}``,
     with the batch's jobs in order)."""
     body = json_body()
@@ -114,7 +114,7 @@ def _wait_seconds() -> float:
         query("until", {"enum": ["finished"]}, "with wait: answer only once the job has finished"),
     ],
 )
-def get_job(job_id: str):  # type: ignore[no-untyped-def]
+def get_job(job_id: str):
     """The job; with ``?wait=N`` it answers on the first change (``until=finished``: the end) or after N seconds."""
     until = request.args.get("until")
     if until not in (None, "finished"):
@@ -145,7 +145,7 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
         ),
     ],
 )
-def list_jobs():  # type: ignore[no-untyped-def]
+def list_jobs():
     """The caller's jobs as summaries (no spec or result unless ``fields`` asks), newest first; filters
     ``status``, ``type``, ``name`` and ``tag``; cursor pagination."""
     extra = _listed_fields(request.args.get("fields"))
@@ -195,7 +195,7 @@ def _listed_fields(raw: str | None) -> set[str]:
 
 @bp.post("/jobs/<job_id>/cancel")
 @operation(summary="Cancel a queued or running job", responses={202: responses.Job}, errors=(403, 404, 409))
-def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
+def cancel_job(job_id: str):
     """Cancel a queued job, or ask a running one to stop at its next boundary; 409 when finished."""
     job = services().db.jobs.cancel(principal().tenant_id, job_id)
     return jsonify(present.job(job)), 202
@@ -207,7 +207,7 @@ def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
     responses={200: responses.Deleted},
     errors=(403, 404, 409),
 )
-def delete_job(job_id: str):  # type: ignore[no-untyped-def]
+def delete_job(job_id: str):
     """Delete a succeeded, failed or cancelled job; 409 while it is queued or running."""
     svc = services()
     record, kept = svc.db.jobs.delete(principal().tenant_id, job_id)
@@ -222,7 +222,7 @@ def delete_job(job_id: str):  # type: ignore[no-untyped-def]
     errors=(403, 404, 409, 429),
     location=True,
 )
-def retry_job(job_id: str):  # type: ignore[no-untyped-def]
+def retry_job(job_id: str):
     """A new queued job with the old one's type, spec, priority and limits; 409 unless it failed or was cancelled."""
     who = principal()
     svc = services()
@@ -266,7 +266,7 @@ def retry_job(job_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/jobs/<job_id>/events")
 @operation(summary="A job's state changes and progress, in order", responses={200: responses.EventList}, errors=(404,))
-def job_events(job_id: str):  # type: ignore[no-untyped-def]
+def job_events(job_id: str):
     """The job's state changes and progress events, in order."""
     events = services().db.jobs.events(principal().tenant_id, job_id)
     return jsonify({"events": [present.event(e) for e in events]})
@@ -278,7 +278,7 @@ def job_events(job_id: str):  # type: ignore[no-untyped-def]
     responses={200: ARTIFACT},
     errors=(404,),
 )
-def job_artifact(job_id: str, name: str):  # type: ignore[no-untyped-def]
+def job_artifact(job_id: str, name: str):
     """A file the job listed in its result; the path is checked to stay in the job's folder."""
     svc = services()
     job = svc.db.jobs.get(principal().tenant_id, job_id)

@@ -60,7 +60,7 @@ def _wait_arg() -> float:
         query("follow", {"type": "boolean"}, "wait as long as the API allows for a new line"),
     ],
 )
-def job_logs(job_id: str):  # type: ignore[no-untyped-def]
+def job_logs(job_id: str):
     """The job's lines with ``seq > after``; with a wait, held until one comes or the job finishes."""
     after = _int_arg("after", 0, 0, 2**62)
     limit = _int_arg("limit", 500, 1, MAX_LIMIT)

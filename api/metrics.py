@@ -82,7 +82,7 @@ def register_metrics(app: Flask, db: Database) -> None:
         g.started = time.perf_counter()
 
     @app.after_request
-    def _count(response):  # type: ignore[no-untyped-def]
+    def _count(response):
         endpoint = request.endpoint or "unmatched"
         requests.labels(request.method, endpoint, str(response.status_code)).inc()
         if "started" in g:

@@ -63,7 +63,7 @@ def _model_name(filename: str | None) -> str:
     errors=(400, 403, 413, 415, 429),
     location=True,
 )
-def upload_model():  # type: ignore[no-untyped-def]
+def upload_model():
     """Store a multipart ``file`` (a ``.keras`` model) and queue its import; 202 with the import job."""
     upload = multipart_file("models")
     svc = services()
@@ -99,7 +99,7 @@ def upload_model():  # type: ignore[no-untyped-def]
 
 @bp.get("/models")
 @operation(summary="The caller's models", responses={200: responses.ModelList})
-def list_models():  # type: ignore[no-untyped-def]
+def list_models():
     """The caller's models with their versions."""
     return jsonify({"models": [present.model(m) for m in services().db.models.list(principal().tenant_id)]})
 
@@ -110,7 +110,7 @@ def list_models():  # type: ignore[no-untyped-def]
     responses={200: responses.ModelOut},
     errors=(404,),
 )
-def get_model(model_id: str):  # type: ignore[no-untyped-def]
+def get_model(model_id: str):
     """One model, its versions (with metrics and lineage) and its aliases."""
     return jsonify(present.model(services().db.models.get(principal().tenant_id, model_id)))
 
@@ -121,7 +121,7 @@ def get_model(model_id: str):  # type: ignore[no-untyped-def]
     responses={200: responses.Deleted},
     errors=(403, 404, 409),
 )
-def delete_model(model_id: str):  # type: ignore[no-untyped-def]
+def delete_model(model_id: str):
     """Delete the model or the version ``model_id`` names; 409 while a queued or running job uses it."""
     who = principal()
     svc = services()
@@ -144,7 +144,7 @@ def delete_model(model_id: str):  # type: ignore[no-untyped-def]
     responses={200: responses.ModelOut},
     errors=(403, 404, 415, 422),
 )
-def set_alias(model_id: str, alias: str):  # type: ignore[no-untyped-def]
+def set_alias(model_id: str, alias: str):
     """Create or move ``alias`` to ``{"version": N}``; the model answers with its aliases."""
     target = parse(AliasTarget, json_body())
     who = principal()
@@ -158,7 +158,7 @@ def set_alias(model_id: str, alias: str):  # type: ignore[no-untyped-def]
     responses={200: responses.ModelOut},
     errors=(403, 404),
 )
-def delete_alias(model_id: str, alias: str):  # type: ignore[no-untyped-def]
+def delete_alias(model_id: str, alias: str):
     """Remove ``alias``; the model answers with the aliases left."""
     who = principal()
     svc = services()
@@ -172,7 +172,7 @@ def delete_alias(model_id: str, alias: str):  # type: ignore[no-untyped-def]
     responses={200: responses.ModelEventList},
     errors=(404,),
 )
-def model_events(model_id: str):  # type: ignore[no-untyped-def]
+def model_events(model_id: str):
     """The model's registry events, oldest first."""
     events = services().db.models.events(principal().tenant_id, model_id)
     return jsonify({"events": [present.event(e) for e in events]})
@@ -185,7 +185,7 @@ def model_events(model_id: str):  # type: ignore[no-untyped-def]
     errors=(400, 404),
     query=[query("version", {"type": "string", "pattern": "^[0-9]{1,9}$"}, "version number (default the latest)")],
 )
-def download_model(model_id: str):  # type: ignore[no-untyped-def]
+def download_model(model_id: str):
     """The ``.keras`` file of ``?version=N`` (default the latest)."""
     version = request.args.get("version")
     if version is not None and parse_model_ref(model_id).pinned:

@@ -146,7 +146,7 @@ class JobFields(BaseModel):
     """What every job has, whatever its type."""
 
     id: str
-    status: JobStatus  # type: ignore[valid-type]
+    status: JobStatus
     progress: Progress | None
     error: ErrorBody | None
     priority: int
@@ -246,8 +246,8 @@ class StateEvent(EventFields):
     """A state change of the job (``from_status`` is null for the first, ``queued``)."""
 
     kind: Literal["state"]
-    from_status: JobStatus | None  # type: ignore[valid-type]
-    to_status: JobStatus  # type: ignore[valid-type]
+    from_status: JobStatus | None
+    to_status: JobStatus
     data: StateData | None
 
 

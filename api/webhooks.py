@@ -35,7 +35,7 @@ def check_callback(tenant_id: str, url: str | None) -> None:
     responses={201: responses.WebhookSecret},
     errors=(403,),
 )
-def rotate_webhook_secret():  # type: ignore[no-untyped-def]
+def rotate_webhook_secret():
     """A new secret that signs every delivery from now on (pending ones too); the old one stops at once."""
     secret, created_at, replaced = services().db.webhooks.rotate_secret(principal().tenant_id)
     return jsonify({"secret": secret, "created_at": iso(created_at), "replaced": replaced}), 201
@@ -46,7 +46,7 @@ def rotate_webhook_secret():  # type: ignore[no-untyped-def]
     summary="Whether the tenant has a webhook signing secret, and since when (never the secret)",
     responses={200: responses.WebhookSecretState},
 )
-def webhook_secret_state():  # type: ignore[no-untyped-def]
+def webhook_secret_state():
     """Whether a secret exists and when it was made."""
     created_at = services().db.webhooks.secret_created_at(principal().tenant_id)
     return jsonify({"configured": created_at is not None, "created_at": iso(created_at)})
@@ -58,7 +58,7 @@ def webhook_secret_state():  # type: ignore[no-untyped-def]
     responses={200: responses.WebhookDeliveryList},
     errors=(404,),
 )
-def job_deliveries(job_id: str):  # type: ignore[no-untyped-def]
+def job_deliveries(job_id: str):
     """The deliveries of the job's notifications, oldest first (404 for another tenant's job)."""
     svc = services()
     tenant_id = principal().tenant_id

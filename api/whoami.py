@@ -13,7 +13,7 @@ bp = Blueprint("whoami", __name__)
 
 @bp.get("/whoami")
 @operation(summary="The caller's tenant and the scope of its key", responses={200: responses.Identity})
-def whoami():  # type: ignore[no-untyped-def]
+def whoami():
     """The tenant behind the key and whether the key is read-only; never the key itself."""
     who = principal()
     return jsonify(

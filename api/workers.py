@@ -26,7 +26,7 @@ SERVED_CACHE_S = 2.0  # a job read or a list page asks for the served queues at 
     responses={200: responses.WorkerList},
     errors=(),
 )
-def list_workers():  # type: ignore[no-untyped-def]
+def list_workers():
     """Workers seen within ``worker_stale_s``; the job each runs is shown only to that job's tenant."""
     tenant = principal().tenant_id
     workers = services().db.workers.live()
@@ -58,7 +58,7 @@ def list_workers():  # type: ignore[no-untyped-def]
     responses={200: responses.QueueList},
     errors=(),
 )
-def list_queues():  # type: ignore[no-untyped-def]
+def list_queues():
     """Depth, running jobs, the oldest queued job's age and the live workers of each queue (all tenants)."""
     stats = services().db.workers.queues(QUEUE_OF_TYPE)
     return jsonify(

@@ -12,12 +12,12 @@ its own lease expiry, renewed per job); that lets the finish address the batch i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, bindparam, insert, or_, select, update
 
 from db.joblogs import MAX_MESSAGE_CHARS, LogLine
 from db.jobs import RUNNING_OF_TENANT, Deferred, JobStore
@@ -192,7 +192,7 @@ class BatchStore:
                     break
         return chosen
 
-    def _take(self, conn: Connection, ids: list[str], token: str, worker: str, now: datetime) -> list[Any]:
+    def _take(self, conn: Connection, ids: list[str], token: str, worker: str, now: datetime) -> Sequence[Row[Any]]:
         """``queued -> running`` for those of ``ids`` still queued and not cancelled, in one UPDATE; their events."""
         rows = conn.execute(
             update(Job)
@@ -233,7 +233,7 @@ class BatchStore:
         finished: list[tuple[str, str, datetime | None, datetime | None]] = []
         with write_scope(self._factory) as conn:
             stopped = [job_id for job_id, outcome in outcomes.items() if outcome.status == "cancelled"]
-            asked = Job.cancel_requested.is_(True)
+            asked: ColumnElement[bool] = Job.cancel_requested.is_(True)
             if stopped:
                 asked = or_(asked, Job.id.in_(stopped))
             cancelled = conn.execute(

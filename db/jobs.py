@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import json
 import uuid
@@ -30,7 +31,7 @@ from db.records import (
 )
 from db.recovery import Recovery, requeue_expired
 from db.registry import insert_version, version_record
-from db.session import lock_tenant, read_scope, session_scope, write_scope
+from db.session import lock_tenant, read_scope, rowcount, session_scope, write_scope
 from db.transitions import job_record, status_is, transition
 from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, QuotaExceeded
 
@@ -287,7 +288,7 @@ class JobStore:
                 for row in found:  # an expired key: free it for this new submission
                     row.idempotency_key = None
                 return None
-            order = {k: i for i, k in enumerate(keys)}
+            order: dict[str | None, int] = {k: i for i, k in enumerate(keys)}
             return [job_record(row) for row in sorted(found, key=lambda r: order[r.idempotency_key])]
 
     def mark_published(self, job_id: str) -> None:
@@ -347,7 +348,7 @@ class JobStore:
         next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
         return Page(page, next_cursor)
 
-    def events(self, tenant_id: str, job_id: str) -> list[EventRecord]:
+    def events(self, tenant_id: str, job_id: str) -> builtins.list[EventRecord]:
         """The job's events in the order they happened."""
         with session_scope(self._factory) as session:
             self._row(session, job_id, tenant_id)
@@ -524,7 +525,7 @@ class JobStore:
             .where(Job.id == row.id, status_is("running"))
             .values(cancel_requested=True, revision=Job.revision + 1, updated_at=now)
         )
-        if asked.rowcount == 1:
+        if rowcount(asked) == 1:
             session.add(JobEvent(job_id=row.id, kind="cancel_requested", created_at=now))
             return
         session.refresh(row)
@@ -539,7 +540,7 @@ class JobStore:
             # One conditional DELETE: a job that is not finished (or stops being so meanwhile) is never removed.
             record = job_record(row)
             kept = list(session.scalars(select(ModelVersion.path).where(ModelVersion.training_job_id == job_id)))
-            deleted = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))).rowcount
+            deleted = rowcount(session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))))
             if deleted != 1:
                 raise Conflict(
                     f"job {job_id} is {record.status}; cancel it first, or wait for it to finish",
@@ -548,7 +549,7 @@ class JobStore:
                 )
         return Deleted(record, kept)
 
-    def sweep_finished(self, before: datetime, limit: int = 200) -> list[Swept]:
+    def sweep_finished(self, before: datetime, limit: int = 200) -> builtins.list[Swept]:
         """Delete up to ``limit`` jobs that finished before ``before`` (retention); each deleted job's id with
         the model files it trained (kept: versions outlive their job). Concurrent sweeps delete each once."""
         swept: list[Swept] = []
@@ -563,7 +564,7 @@ class JobStore:
             )
             for job_id in ids:
                 kept = list(session.scalars(select(ModelVersion.path).where(ModelVersion.training_job_id == job_id)))
-                done = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))).rowcount
+                done = rowcount(session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))))
                 if done == 1:
                     swept.append(Swept(job_id, kept))
         return swept
@@ -573,7 +574,7 @@ class JobStore:
         """Settle running jobs whose lease expired (``db.recovery.requeue_expired``)."""
         return requeue_expired(self._factory, self._on_change)
 
-    def unpublished(self, older_than_s: float, limit: int = 500, settle_s: float = 2.0) -> list[JobRecord]:
+    def unpublished(self, older_than_s: float, limit: int = 500, settle_s: float = 2.0) -> builtins.list[JobRecord]:
         """Queued jobs never published (for ``settle_s``), or published longer ago than ``older_than_s``."""
         now = utcnow()
         stmt = (
@@ -591,7 +592,7 @@ class JobStore:
         with session_scope(self._factory) as session:
             return [job_record(r) for r in session.scalars(stmt)]
 
-    def versions_of_job(self, job_id: str) -> list[ModelVersionRecord]:
+    def versions_of_job(self, job_id: str) -> builtins.list[ModelVersionRecord]:
         """Model versions registered by a training job (at most one)."""
         with session_scope(self._factory) as session:
             rows = session.execute(

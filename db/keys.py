@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import ApiKey, Tenant, utcnow
 from db.records import Principal, aware, iso
-from db.session import read_scope, session_scope
+from db.session import read_scope, rowcount, session_scope
 from tensorq.errors import NotFound, Unauthorized
 
 KEY_PREFIX = "tq"
@@ -138,8 +138,10 @@ class KeyStore:
     def revoke(self, key_id: str) -> None:
         """Revoke a key by its id; NotFound when there is no such key."""
         with session_scope(self._factory) as session:
-            changed = session.execute(
-                update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
-            ).rowcount
+            changed = rowcount(
+                session.execute(
+                    update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+                )
+            )
             if changed == 0 and session.get(ApiKey, key_id) is None:
                 raise NotFound(f"API key {key_id} not found")

@@ -55,7 +55,7 @@ _EXPIRED = select(
 )
 
 
-def settle(row: Row[Any], now: datetime) -> Settlement:
+def settle(row: Row[*tuple[Any, ...]], now: datetime) -> Settlement:
     """Where an expired lease leads: cancelled, failed (timeout or worker_lost) or back to queued."""
     released: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
     done = {**released, "finished_at": now}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 import uuid
 from dataclasses import dataclass
@@ -250,7 +251,7 @@ class ModelRegistry:
             session.delete(row)
             self._audit(session, model, "alias_deleted", {"alias": alias, "from_version": previous}, key_id)
 
-    def events(self, tenant_id: str, ref: str) -> list[ModelEventRecord]:
+    def events(self, tenant_id: str, ref: str) -> builtins.list[ModelEventRecord]:
         """The model's registry history (alias moves, deletions), oldest first."""
         with session_scope(self._factory) as session:
             model = self._model(session, tenant_id, self._plain(ref))
@@ -272,7 +273,7 @@ class ModelRegistry:
                 for r in rows
             ]
 
-    def delete(self, tenant_id: str, ref: str, key_id: str | None) -> list[ModelVersionRecord]:
+    def delete(self, tenant_id: str, ref: str, key_id: str | None) -> builtins.list[ModelVersionRecord]:
         """Delete a model (``ref`` without a version) or one version (``name:3``, ``name@production``); the
         deleted versions are returned so that the caller removes their files. Conflict while a queued or
         running predict or explain job refers to what would go."""
@@ -333,7 +334,7 @@ class ModelRegistry:
         return model
 
     @staticmethod
-    def _numbers(session: Session, model_id: str) -> list[int]:
+    def _numbers(session: Session, model_id: str) -> builtins.list[int]:
         return list(
             session.scalars(
                 select(ModelVersion.version).where(ModelVersion.model_id == model_id).order_by(ModelVersion.version)
@@ -415,9 +416,7 @@ class DatasetCatalog:
         with session_scope(self._factory) as session:
             if limit_bytes is not None:
                 lock_tenant(session.connection(), tenant_id)
-                used = session.scalar(
-                    select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(Dataset.tenant_id == tenant_id)
-                )
+                used = session.scalar(select(func.sum(Dataset.size_bytes)).where(Dataset.tenant_id == tenant_id)) or 0
                 if used + size_bytes > limit_bytes:
                     raise PayloadTooLarge(
                         "the upload would exceed the tenant's dataset storage quota",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event, update
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,7 +24,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -95,3 +96,8 @@ def lock_tenant(conn: Connection, tenant_id: str) -> None:
     lock (waiting under its busy timeout) before anything is counted, so the count that follows is current.
     """
     conn.execute(update(Tenant).where(Tenant.id == tenant_id).values(name=Tenant.name))
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched: a session types its result as ``Result``, whose cursor has the count."""
+    return cast(CursorResult[Any], result).rowcount

@@ -53,7 +53,7 @@ def _delivery(row: WebhookDelivery) -> Delivery:
         attempts=row.attempts,
         status=row.status,
         last_error=row.last_error,
-        created_at=aware(row.created_at),  # type: ignore[arg-type]
+        created_at=aware(row.created_at),
         delivered_at=aware(row.delivered_at),
     )
 

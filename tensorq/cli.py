@@ -96,7 +96,7 @@ def keys() -> None:
     """Create, list and revoke API keys."""
 
 
-def _db():  # type: ignore[no-untyped-def]
+def _db():
     require_extra("api", "keys")
     from db.database import Database
 

@@ -165,7 +165,7 @@ class TensorQClient:
         """Submit a job (``train``, ``predict`` or ``explain``), optionally named and tagged, with a webhook
         ``callback_url`` and an automatic retry policy (``max_retries``); returns it queued."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        options = {"priority": priority, "max_attempts": max_attempts, "timeout_s": timeout_s}
+        options: dict[str, Any] = {"priority": priority, "max_attempts": max_attempts, "timeout_s": timeout_s}
         options.update({"name": name, "tags": tags, "callback_url": callback_url, "max_retries": max_retries})
         body = {"type": job_type, "spec": spec, **{k: v for k, v in options.items() if v is not None}}
         return Job.from_dict(self._call("POST", "/v1/jobs", json=body, headers=headers).json())

@@ -19,7 +19,7 @@ class _Gunicorn(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self):  # type: ignore[no-untyped-def]
+    def load(self):
         from tensorq.webapp import make_app
 
         return make_app(self.settings)

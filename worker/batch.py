@@ -178,7 +178,7 @@ class _Batch:
             except WorkerDraining:
                 raise
             except JobTimedOut:
-                error = {"code": "timeout", "message": f"job exceeded its timeout_s of {job.timeout_s}"}
+                error: dict[str, Any] = {"code": "timeout", "message": f"job exceeded its timeout_s of {job.timeout_s}"}
                 outcomes[job.id] = Outcome("failed", error=error, log=self._lines(job, error))
                 continue
             except JobCancelled:

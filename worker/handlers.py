@@ -16,7 +16,7 @@ from db.records import ModelVersionDraft
 from ml.catalog import IMPORTED
 from ml.specs import TABLE_FORMATS, ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
-from worker.context import HandlerResult, JobContext
+from worker.context import Handler, HandlerResult, JobContext
 from worker.csv_cells import safe_cell
 from worker.joblog import current_phase, set_phase
 
@@ -439,4 +439,4 @@ def import_model(ctx: JobContext) -> HandlerResult:
     )
 
 
-HANDLERS = {"train": train, "predict": predict, "explain": explain, "import": import_model}
+HANDLERS: dict[str, Handler] = {"train": train, "predict": predict, "explain": explain, "import": import_model}

@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 # Loggers whose INFO lines belong in a job's log; everything else (shap, absl, urllib3...) from WARNING up.
 PROJECT_LOGGERS = frozenset({"tensorq", "worker", "ml", "db", "api"})
 FLUSH_EVERY_S = 1.0
-MAX_TRACEBACK_CHARS = 8000
+# The end of a traceback kept in a job's log line (a stored line holds 4000 characters).
+MAX_TRACEBACK_CHARS = 3500
 
 _ROOT = str(Path(__file__).resolve().parents[1]) + "/"
 _PACKAGES = re.compile(r"/[^\s\"':]*/(?:site|dist)-packages/")
@@ -76,22 +77,24 @@ class JobLog:
 CURRENT: ContextVar[JobLog | None] = ContextVar("tensorq_job_log", default=None)
 
 
-def _with_job_id(factory: Any) -> Any:
-    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = factory(*args, **kwargs)
+class _WithJobId:
+    """A log record factory that puts the current job's id on each record it makes."""
+
+    def __init__(self, factory: Callable[..., logging.LogRecord]) -> None:
+        self.factory = factory
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.factory(*args, **kwargs)
         current = CURRENT.get()
         record.job_id = current.job_id if current is not None else "-"
         return record
-
-    make.tensorq_job_id = True  # type: ignore[attr-defined]
-    return make
 
 
 def install_job_id_on_records() -> None:
     """Give every log record of this process a ``job_id`` attribute (``-`` outside a job); idempotent."""
     factory = logging.getLogRecordFactory()
-    if not getattr(factory, "tensorq_job_id", False):
-        logging.setLogRecordFactory(_with_job_id(factory))
+    if not isinstance(factory, _WithJobId):
+        logging.setLogRecordFactory(_WithJobId(factory))
 
 
 def wanted(record: logging.LogRecord) -> bool:
@@ -170,16 +173,15 @@ def flush_before_outcome() -> None:
         current.flush(close=True)
 
 
-def failure_details(exc: BaseException, details: Any = None, *, with_traceback: bool = False) -> dict[str, Any]:
-    """An error's ``details`` with the phase it failed in and, for an unexpected error, its traceback
-    (server paths removed)."""
+def traceback_tail(exc: BaseException) -> str:
+    """The end of the exception's traceback, where its type and text are (paths are removed as the line is kept)."""
+    return "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+
+
+def failure_details(exc: BaseException, details: Any = None) -> dict[str, Any]:
+    """An error's ``details`` with the phase it failed in (an unexpected error's traceback goes to the job's log)."""
     out: dict[str, Any] = dict(details) if isinstance(details, dict) else ({} if details is None else {"info": details})
     phase = current_phase()
     if phase is not None:
         out["phase"] = phase
-    if with_traceback:
-        current = CURRENT.get()
-        roots = current.roots if current is not None else ()
-        text = "".join(traceback.format_exception(exc))
-        out["traceback"] = scrub(text, *roots)[-MAX_TRACEBACK_CHARS:]
     return out

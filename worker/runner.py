@@ -37,6 +37,13 @@ def _idle_after() -> Iterator[None]:
         note_job(None)
 
 
+def _default_handlers() -> dict[str, Handler]:
+    """The handler of each job type (imported on first use: they reach the TensorFlow core lazily)."""
+    from worker.handlers import HANDLERS
+
+    return HANDLERS
+
+
 class JobRunner:
     """One per worker process: holds the database and runs jobs by id."""
 
@@ -49,11 +56,7 @@ class JobRunner:
     ) -> None:
         self.settings = settings
         self.db = db or Database(settings)
-        if handlers is None:
-            from worker.handlers import HANDLERS
-
-            handlers = HANDLERS
-        self.handlers = handlers
+        self.handlers: dict[str, Handler] = handlers if handlers is not None else _default_handlers()
         self.publisher = publisher
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.memory_headroom_mb = settings.job_memory_mb if ceiling_applies(settings.gpu) else 0
@@ -106,25 +109,32 @@ class JobRunner:
                 details = joblog.failure_details(exc, exc.details)
                 error = {"code": exc.code, "message": exc.message, "details": details}
                 return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
-            except Exception as exc:  # noqa: BLE001 - any error in the job itself fails it, with its message
-                over = exhausted(exc)
-                if over is not None:
-                    log.error("job %s: %s", job.id, over.message)
-                    error = over.to_dict()
-                    return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
-                fault = storage_fault(exc)
-                if fault is not None:
-                    return self._storage_fault(job, token, fault)
-                log.exception("job %s failed while %s", job.id, joblog.current_phase())
-                message = joblog.scrub(f"{type(exc).__name__}: {exc}", *roots)
-                details = joblog.failure_details(exc, with_traceback=True)
-                error = {"code": "job_error", "message": message, "details": details}
-                return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
+            except Exception as exc:  # noqa: BLE001 - any error in the job itself fails it
+                return self._unexpected(job, token, exc)
             if control.lease_lost.is_set():
                 return "lease_lost"
             return self._write(
                 job, "succeeded", lambda: self.db.jobs.finish(job.id, token, outcome.result, outcome.model)
             )
+
+    def _unexpected(self, job: JobRecord, token: str, exc: Exception) -> str:
+        """An exception TensorQ did not raise on purpose. Memory exhaustion and a store that refuses writes are
+        recognised; any other fails the job with ``internal`` and "unexpected <type> while <phase>": its text may
+        hold data or paths, so it and the traceback (paths removed) go only to the job's log, which only the
+        job's tenant reads."""
+        over = exhausted(exc)
+        if over is not None:
+            log.error("job %s: %s", job.id, over.message)
+            error = over.to_dict()
+            return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
+        fault = storage_fault(exc)
+        if fault is not None:
+            return self._storage_fault(job, token, fault)
+        phase = joblog.current_phase() or "running"
+        log.error("job %s failed while %s\n%s", job.id, phase, joblog.traceback_tail(exc))
+        message = f"unexpected {type(exc).__name__} while {phase}"
+        error = {"code": "internal", "message": message, "details": joblog.failure_details(exc)}
+        return self._write(job, "failed", lambda: self.db.jobs.fail(job.id, token, error))
 
     def _storage_fault(self, job: JobRecord, token: str, fault: StorageUnavailable) -> str:
         """An artifact store that cannot be written is not the job's fault: retry it later while attempts

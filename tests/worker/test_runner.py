@@ -45,14 +45,20 @@ def test_a_cancelled_queued_job_never_runs(settings: Settings, db: Database) -> 
     assert runner.run(job_id) == "skipped"
 
 
-def test_an_unexpected_error_fails_the_job_with_its_message(settings: Settings, db: Database) -> None:
+def test_an_unexpected_error_fails_the_job_naming_its_type_and_keeps_its_text_in_the_log(
+    settings: Settings, db: Database
+) -> None:
     def handler(ctx: JobContext) -> HandlerResult:
         raise RuntimeError("boom at step 3")
 
     job_id = _job(db)
     assert JobRunner(settings, db, {"train": handler}).run(job_id) == "failed"
-    error = db.jobs.get_any(job_id).error
-    assert error["code"] == "job_error" and "boom at step 3" in error["message"]
+    job = db.jobs.get_any(job_id)
+    assert job.error is not None
+    assert job.error["code"] == "internal"
+    assert job.error["message"] == "unexpected RuntimeError while starting"
+    messages = [line.message for line in db.logs.page(job.tenant_id, job_id).lines]
+    assert any("boom at step 3" in m for m in messages)
 
 
 def test_a_worker_whose_lease_was_taken_over_writes_nothing(settings: Settings, db: Database) -> None:
