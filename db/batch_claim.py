@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, bindparam, insert, or_, select, update
 
+from db.followups import follow_up
 from db.joblogs import MAX_MESSAGE_CHARS, LogLine
 from db.jobs import RUNNING_OF_TENANT, Deferred, JobStore
 from db.jobstats import count_finished_many
@@ -241,11 +242,11 @@ class BatchStore:
                 .where(Job.id.in_(list(outcomes)), *owned, asked)
                 .values(status="cancelled", revision=Job.revision + 1, **done)
                 .execution_options(synchronize_session=False)
-                .returning(Job.id, Job.type, Job.started_at)
+                .returning(*Job.__table__.c)
             ).all()
             for row in cancelled:
                 ended[row.id] = "cancelled"
-                events.append(_event(row.id, "cancelled", None))
+                events.append(_event(row.id, "cancelled", follow_up(conn, job_record(row)) or None))
                 finished.append((row.type, "cancelled", row.started_at, now))
             statement = (
                 update(Job)
@@ -258,7 +259,7 @@ class BatchStore:
                     **done,
                 )
                 .execution_options(synchronize_session=False)
-                .returning(Job.type, Job.started_at)
+                .returning(*Job.__table__.c)
             )
             for job_id, outcome in outcomes.items():
                 if ended[job_id] == "cancelled" or outcome.status == "cancelled":
@@ -276,7 +277,10 @@ class BatchStore:
                     continue
                 ended[job_id] = outcome.status
                 code = (outcome.error or {}).get("code") if outcome.status == "failed" else None
-                events.append(_event(job_id, outcome.status, {"code": code} if code else None))
+                data = {"code": code} if code else {}
+                # The job's webhook notification and automatic retry, in this transaction (db.followups).
+                data.update(follow_up(conn, job_record(won)))
+                events.append(_event(job_id, outcome.status, data or None))
                 finished.append((won.type, outcome.status, won.started_at, now))
             if events:
                 conn.execute(insert(JobEvent), [{**e, "created_at": now} for e in events])

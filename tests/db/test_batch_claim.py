@@ -145,3 +145,21 @@ def test_a_job_taken_over_by_the_reaper_is_left_alone_by_the_finish(db: Database
     ended = BatchStore(db.jobs).finish(claim.lease_token, {i: Outcome("succeeded", result={}) for i in ids})
     assert ended == {ids[0]: "succeeded", ids[1]: "lease_lost"}
     assert db.jobs.get_any(ids[1]).status == "queued"
+
+
+def test_a_batch_finish_sets_off_each_jobs_webhook_and_retry_in_its_transaction(db: Database) -> None:
+    acme = db.keys.ensure_tenant("acme")
+    _model(db, acme, "iris")
+    spec = {"model": "iris", "inputs": [[1.0, 2.0]]}
+    hooked = db.jobs.submit(NewJob(acme, "predict", spec, callback_url="https://example.com/hook")).job.id
+    retried = db.jobs.submit(NewJob(acme, "predict", spec, max_retries=1)).job.id
+    claim = _claim(db, hooked)
+    assert {j.id for j in claim.jobs} == {hooked, retried}
+    timeout = {"code": "timeout", "message": "job exceeded its timeout_s of 1"}
+    outcomes = {hooked: Outcome("succeeded", result={}), retried: Outcome("failed", error=timeout)}
+    BatchStore(db.jobs).finish(claim.lease_token, outcomes)
+    ended = {job_id: [e for e in db.jobs.events(acme, job_id) if e.kind == "state"][-1] for job_id in outcomes}
+    assert ended[hooked].data and "delivery" in ended[hooked].data
+    retry_id = ended[retried].data["retry_job_id"]
+    again = db.jobs.get_any(retry_id)
+    assert (again.status, again.retry_of, again.retry_number) == ("queued", retried, 1)
