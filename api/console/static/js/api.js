@@ -90,3 +90,11 @@ export async function optionalJson(path, options = {}) {
     throw error;
   }
 }
+
+export async function putJson(path, json, options = {}) {
+  return (await request("PUT", path, { ...options, json })).json();
+}
+
+export async function deleteJson(path, options = {}) {
+  return (await request("DELETE", path, options)).json();
+}

@@ -118,3 +118,41 @@ export function saveBlob(blob, name) {
 export function section(title, ...children) {
   return h("section", { class: "panel" }, h("h2", { text: title }), children);
 }
+
+// A button that asks before it acts: the first click shows the question with "Yes" and "Keep"; "Yes" runs
+// `onConfirm` (errors go to `fail`). The confirming button is `.confirm-yes`, with the id `<id>-confirm`.
+export function confirmButton({ id, label, question, onConfirm, fail, data }) {
+  const holder = h("span", { class: "confirm" });
+  const start = h("button", { type: "button", class: "danger small", id, text: label, dataset: data });
+  function reset() {
+    replace(holder, start);
+  }
+  start.addEventListener("click", () => {
+    const yes = h("button", { type: "button", class: "danger small confirm-yes", id: id ? `${id}-confirm` : undefined, text: `Yes, ${label.toLowerCase()}` });
+    const no = h("button", { type: "button", class: "secondary small confirm-no", text: "Keep" });
+    yes.addEventListener("click", async () => {
+      yes.disabled = true;
+      no.disabled = true;
+      try {
+        await onConfirm();
+      } catch (error) {
+        if (fail) fail(error);
+      } finally {
+        reset();
+      }
+    });
+    no.addEventListener("click", reset);
+    replace(holder, h("span", { class: "question", text: question }), yes, no);
+  });
+  append(holder, start);
+  return holder;
+}
+
+// A job's tags as small chips; with `onPick`, each is a button that picks that tag.
+export function tagChips(tags, onPick) {
+  return (tags || []).map((tag) =>
+    onPick
+      ? h("button", { type: "button", class: "tag", text: tag, dataset: { tag }, on: { click: () => onPick(tag) } })
+      : h("span", { class: "tag", text: tag, dataset: { tag } }),
+  );
+}

@@ -1,7 +1,7 @@
-// The tenant's datasets, and an upload form for write keys.
+// The tenant's datasets, and an upload form and delete buttons for write keys.
 
-import { getJson, request } from "../api.js";
-import { append, bytes, h, replace, section, shortId, table, when } from "../dom.js";
+import { deleteJson, getJson, request } from "../api.js";
+import { append, bytes, confirmButton, h, replace, section, shortId, table, when } from "../dom.js";
 
 function infoText(info) {
   return Object.entries(info || {})
@@ -40,6 +40,20 @@ export async function renderDatasets(ctx) {
   const holder = h("div");
   async function load() {
     const answer = await getJson("/v1/datasets", { signal: ctx.signal });
+    const remove = {
+      label: "",
+      cell: (d) =>
+        confirmButton({
+          label: "Delete",
+          question: `Delete ${d.name} and free its storage?`,
+          data: { datasetId: d.id },
+          fail: ctx.fail,
+          onConfirm: async () => {
+            await deleteJson(`/v1/datasets/${d.id}`);
+            await load();
+          },
+        }),
+    };
     replace(
       holder,
       table(
@@ -50,6 +64,7 @@ export async function renderDatasets(ctx) {
           { label: "Size", cell: (d) => bytes(d.size_bytes) },
           { label: "Shape", cell: (d) => infoText(d.info) },
           { label: "Uploaded", cell: (d) => when(d.created_at) },
+          ...(ctx.canWrite ? [remove] : []),
         ],
         answer.datasets,
         { empty: "No datasets uploaded. Built-in ones (builtin:digits, builtin:iris, …) need no upload.", id: "datasets-table" },

@@ -1,9 +1,25 @@
 // One job: its state, a live progress bar and curves while it trains (driven by the ?wait= long-poll), the
 // timeline of its events, the result, its artifacts (heatmaps beside their inputs), its logs, cancel and resubmit.
 
-import { ApiError, getBlob, getJson, optionalJson, postJson, request } from "../api.js";
+import { ApiError, deleteJson, getBlob, getJson, optionalJson, postJson, request } from "../api.js";
 import { curveChart, seriesFromHistory, seriesFromProgress } from "../charts.js";
-import { append, duration, facts, h, jsonText, number, replace, saveBlob, section, shortId, statusBadge, table, when } from "../dom.js";
+import {
+  append,
+  confirmButton,
+  duration,
+  facts,
+  h,
+  jsonText,
+  number,
+  replace,
+  saveBlob,
+  section,
+  shortId,
+  statusBadge,
+  table,
+  tagChips,
+  when,
+} from "../dom.js";
 import { artifactImage, inputPicture } from "../images.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -268,8 +284,13 @@ export async function renderJob(ctx, id) {
   let finishedShown = false;
   let shownError = "null";
 
+  // Drawn again only when what they offer changes: a re-read must not close a delete confirmation being answered.
+  let actionsFor = null;
   function renderActions() {
     if (!ctx.canWrite) return replace(actions);
+    const offered = `${job.status}|${job.cancel_requested}`;
+    if (offered === actionsFor) return actions;
+    actionsFor = offered;
     const buttons = [];
     if (!TERMINAL.has(job.status)) {
       buttons.push(
@@ -291,6 +312,26 @@ export async function renderJob(ctx, id) {
         }),
       );
     } else if (job.type !== "import") {
+      if (job.status === "failed" || job.status === "cancelled") {
+        buttons.push(
+          h("button", {
+            id: "retry-job",
+            type: "button",
+            text: "Retry",
+            title: "submit this job's spec again as a new job linked to this one",
+            on: {
+              click: async () => {
+                try {
+                  const again = await postJson(`/v1/jobs/${job.id}/retry`, {});
+                  ctx.navigate(`#/jobs/${again.id}`);
+                } catch (error) {
+                  ctx.fail(error);
+                }
+              },
+            },
+          }),
+        );
+      }
       buttons.push(
         h("button", {
           id: "resubmit-job",
@@ -311,6 +352,20 @@ export async function renderJob(ctx, id) {
         }),
       );
     }
+    if (TERMINAL.has(job.status)) {
+      buttons.push(
+        confirmButton({
+          id: "delete-job",
+          label: "Delete",
+          question: "Delete this job with its events, logs and artifacts? A model it trained stays.",
+          fail: ctx.fail,
+          onConfirm: async () => {
+            await deleteJson(`/v1/jobs/${job.id}`);
+            ctx.navigate("#/jobs");
+          },
+        }),
+      );
+    }
     return replace(actions, buttons);
   }
 
@@ -327,6 +382,13 @@ export async function renderJob(ctx, id) {
         ["ran for", job.started_at ? duration(job.started_at, job.finished_at) : "—"],
         ["attempts", `${job.attempts} of ${job.max_attempts}`],
         ["priority", job.priority],
+        ["name", h("span", { id: "job-name", text: job.name || "—" })],
+        ["tags", h("span", { id: "job-tags" }, job.tags && job.tags.length ? tagChips(job.tags) : "—")],
+        ...(job.retry_of
+          ? [["retry of", h("a", { href: `#/jobs/${job.retry_of}`, id: "job-retry-of", class: "mono", title: job.retry_of, text: shortId(job.retry_of) })]]
+          : []),
+        ...(job.max_retries || job.retry_number ? [["retries", `${job.retry_number || 0} of ${job.max_retries || 0} automatic`]] : []),
+        ...(job.callback_url ? [["webhook", h("span", { class: "mono", text: job.callback_url })]] : []),
         ...inputsOf(job),
       ]),
     );

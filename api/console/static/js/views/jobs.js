@@ -1,8 +1,8 @@
-// The jobs list: live (refreshed every few seconds), filtered by status and type, paged by cursor; and a form
-// that submits a new job (write keys only).
+// The jobs list: live (refreshed every few seconds), filtered by status, type, name and tag, paged by cursor; and a
+// form that submits a new job, named and tagged (write keys only).
 
 import { getJson, postJson } from "../api.js";
-import { append, duration, h, replace, section, shortId, statusBadge, table, when } from "../dom.js";
+import { append, duration, h, replace, section, shortId, statusBadge, table, tagChips, when } from "../dom.js";
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 const TYPES = ["train", "predict", "explain", "import"];
@@ -16,7 +16,7 @@ export const SPEC_TEMPLATES = {
 };
 
 // Kept while the tab lives, so coming back to the list shows the same filters.
-const state = { status: "", type: "", cursors: [null] };
+const state = { status: "", type: "", name: "", tag: "", cursors: [null] };
 
 function progressText(job) {
   const progress = job.progress || {};
@@ -25,11 +25,18 @@ function progressText(job) {
   return "";
 }
 
-function jobsTable(jobs) {
+// Tags typed as "a, b c": split on commas and blanks, each once.
+export function parseTags(text) {
+  return [...new Set(String(text || "").split(/[\s,]+/).filter(Boolean))];
+}
+
+function jobsTable(jobs, pickTag) {
   return table(
     [
       { label: "Job", cell: (j) => h("a", { href: `#/jobs/${j.id}`, title: j.id, class: "mono job-link", text: shortId(j.id), dataset: { jobId: j.id } }) },
       { label: "Type", cell: (j) => j.type },
+      { label: "Name", cell: (j) => h("span", { class: "job-name", text: j.name || "—" }) },
+      { label: "Tags", cell: (j) => h("span", { class: "job-tags" }, tagChips(j.tags, pickTag)) },
       { label: "Status", cell: (j) => statusBadge(j.status) },
       { label: "Progress", cell: (j) => progressText(j) },
       { label: "Created", cell: (j) => when(j.created_at) },
@@ -66,12 +73,15 @@ function submitForm(ctx) {
     if (!edited) spec.value = JSON.stringify(SPEC_TEMPLATES[type.value], null, 2);
   });
   const priority = h("input", { id: "new-job-priority", type: "number", min: "0", max: "9", value: "5" });
+  const name = h("input", { id: "new-job-name", type: "text", maxlength: "200", placeholder: "optional", autocomplete: "off" });
+  const tags = h("input", { id: "new-job-tags", type: "text", placeholder: "e.g. churn, nightly", autocomplete: "off" });
   const note = h("p", { class: "error", role: "alert", hidden: true, id: "new-job-error" });
   const button = h("button", { id: "submit-job", type: "submit", text: "Submit job" });
   const form = h(
     "form",
     { id: "new-job", class: "new-job", novalidate: true },
     h("div", { class: "row" }, h("label", { class: "inline" }, "Type ", type), h("label", { class: "inline" }, "Priority ", priority)),
+    h("div", { class: "row" }, h("label", { class: "inline" }, "Name ", name), h("label", { class: "inline" }, "Tags ", tags)),
     h("label", { for: "new-job-spec", text: "Spec (JSON)" }),
     spec,
     note,
@@ -93,6 +103,9 @@ function submitForm(ctx) {
       const body = { type: type.value, spec: parsed };
       const level = Number.parseInt(priority.value, 10);
       if (!Number.isNaN(level)) body.priority = level;
+      if (name.value.trim()) body.name = name.value.trim();
+      const tagList = parseTags(tags.value);
+      if (tagList.length) body.tags = tagList;
       const job = await postJson("/v1/jobs", body);
       ctx.navigate(`#/jobs/${job.id}`);
     } catch (error) {
@@ -118,11 +131,18 @@ export async function renderJobs(ctx) {
     busy = true;
     try {
       const page = await getJson("/v1/jobs", {
-        params: { status: state.status, type: state.type, limit: PAGE_SIZE, cursor: state.cursors[state.cursors.length - 1] },
+        params: {
+          status: state.status,
+          type: state.type,
+          name: state.name,
+          tag: state.tag,
+          limit: PAGE_SIZE,
+          cursor: state.cursors[state.cursors.length - 1],
+        },
         signal: ctx.signal,
       });
       nextCursor = page.next_cursor;
-      replace(listHolder, jobsTable(page.jobs));
+      replace(listHolder, jobsTable(page.jobs, pickTag));
       previous.disabled = state.cursors.length <= 1;
       next.disabled = !nextCursor;
       pageLabel.textContent = `page ${state.cursors.length}`;
@@ -139,6 +159,22 @@ export async function renderJobs(ctx) {
       state.cursors = [null];
       load();
     };
+  }
+  function textFilter(id, field, label, placeholder) {
+    const input = h("input", { id, type: "search", value: state[field], placeholder, autocomplete: "off" });
+    const apply = () => {
+      const value = input.value.trim();
+      if (value !== state[field]) refilter(field)(value);
+    };
+    input.addEventListener("change", apply);
+    input.addEventListener("search", apply);
+    return [h("label", { class: "inline" }, `${label} `, input), input];
+  }
+  const [nameFilter] = textFilter("filter-name", "name", "name", "any name");
+  const [tagFilter, tagInput] = textFilter("filter-tag", "tag", "tag", "any tag");
+  function pickTag(tag) {
+    tagInput.value = tag;
+    refilter("tag")(tag);
   }
   previous.addEventListener("click", () => {
     if (state.cursors.length > 1) state.cursors.pop();
@@ -158,9 +194,11 @@ export async function renderJobs(ctx) {
       "All jobs",
       h(
         "div",
-        { class: "row toolbar" },
+        { class: "row toolbar filters" },
         select("filter-status", "status", STATUSES, state.status, refilter("status")),
         select("filter-type", "type", TYPES, state.type, refilter("type")),
+        nameFilter,
+        tagFilter,
         h("span", { class: "live", text: "live" }),
       ),
       listHolder,
