@@ -29,14 +29,18 @@ def test_quick_bench_runs_end_to_end_and_fills_every_figure(tmp_path: Path) -> N
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
     result = json.loads(out.read_text())
-    assert result["mode"] == "quick" and result["errors"] == []
-    assert result["machine"]["cores"] >= 1 and result["machine"]["packages"]["tensorflow"]
+    assert result["mode"] == "quick"
+    assert result["errors"] == []
+    assert result["machine"]["cores"] >= 1
+    assert result["machine"]["packages"]["tensorflow"]
     names = {f["name"] for f in result["figures"]}
     assert {"e2e_latency_p50", "throughput", "train_time", "predict_time", "explain_time", "worker_rss"} <= names
     assert {"submit_latency_p50", "submit_rps"} <= names
     for figure in result["figures"]:
         for key in ("value", "baseline", "ratio"):
             value = figure[key]
-            assert isinstance(value, int | float) and math.isfinite(value), (figure["name"], key, value)
-        assert figure["baseline_label"] and figure["target"]
+            assert isinstance(value, int | float), (figure["name"], key, value)
+            assert math.isfinite(value), (figure["name"], key, value)
+        assert figure["baseline_label"]
+        assert figure["target"]
         assert figure["runs"], figure["name"]

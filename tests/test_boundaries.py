@@ -71,7 +71,8 @@ def test_client_imports_neither_flask_nor_tensorflow() -> None:
 
 def test_the_cli_loads_only_the_client_until_a_server_command_runs() -> None:
     loaded = _modules_after("import tensorq.cli, tensorq.cli_jobs, tensorq.cli_catalog")
-    assert "rich" in loaded and "httpx" in loaded
+    assert "rich" in loaded
+    assert "httpx" in loaded
     assert not loaded & {"flask", "tensorflow", "keras", "celery", "sqlalchemy", "numpy", "db", "api", "worker"}
 
 

@@ -33,7 +33,9 @@ def test_migrate_then_keys_create_list_revoke(tmp_path: Path) -> None:
     assert key.startswith("tq_")
     principal = Database(Settings(database_url=url)).keys.authenticate(key)
     listed = _tensorq(["keys", "list"], env).stdout
-    assert principal.key_id in listed and "acme" in listed and key.split("_", 2)[2] not in listed
+    assert principal.key_id in listed
+    assert "acme" in listed
+    assert key.split("_", 2)[2] not in listed
     assert _tensorq(["keys", "revoke", principal.key_id], env).returncode == 0
     assert "revoked" in _tensorq(["keys", "list"], env).stdout
     assert _tensorq(["keys", "revoke", "nope"], env).returncode != 0
@@ -54,4 +56,5 @@ def test_demo_runs_the_round_trip_without_redis(tmp_path: Path) -> None:
     assert "round trip done" in result.stdout
     assert "completeness gap" in result.stdout
     heatmaps = list(tmp_path.glob("*-heatmap_0.png"))
-    assert heatmaps and heatmaps[0].read_bytes()[:4] == b"\x89PNG"
+    assert heatmaps
+    assert heatmaps[0].read_bytes()[:4] == b"\x89PNG"

@@ -80,8 +80,12 @@ def test_every_service_dependency_exists_and_migrations_run_first() -> None:
 
 def test_dockerfile_targets_exist() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    assert "AS api" in text and "AS worker-cpu" in text and "AS worker-gpu" in text
-    assert "ARG PYTHON_IMAGE=" in text and "USER tensorq" in text and "HEALTHCHECK" in text
+    assert "AS api" in text
+    assert "AS worker-cpu" in text
+    assert "AS worker-gpu" in text
+    assert "ARG PYTHON_IMAGE=" in text
+    assert "USER tensorq" in text
+    assert "HEALTHCHECK" in text
     for service in _compose()["services"].values():
         if "build" in service:
             assert f"AS {service['build']['target']}" in text

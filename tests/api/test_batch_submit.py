@@ -33,7 +33,8 @@ def test_a_batch_is_queued_in_order_and_published(client, auth, db: Database, pu
     jobs = response.get_json()["jobs"]
     assert [j["type"] for j in jobs] == ["predict"] * 3 + ["train"]
     assert [j["spec"]["inputs"][0][0] for j in jobs[:3]] == [0.0, 1.0, 2.0]
-    assert all(j["status"] == "queued" for j in jobs) and jobs[3]["spec"]["batch_size"] == 32
+    assert all(j["status"] == "queued" for j in jobs)
+    assert jobs[3]["spec"]["batch_size"] == 32
     assert (jobs[3]["name"], sorted(jobs[3]["tags"])) == ("nightly", ["a", "b"])
     tagged = client.get("/v1/jobs?tag=a", headers=auth).get_json()["jobs"]
     assert [j["id"] for j in tagged] == [jobs[3]["id"]]
@@ -54,7 +55,8 @@ def test_one_bad_job_fails_the_whole_batch_with_its_index(client, auth, db: Data
         response = client.post("/v1/jobs", json=body, headers=auth)
         assert response.status_code == status, (bad, response.get_json())
         error = response.get_json()["error"]
-        assert error["details"]["index"] == 2 and error["message"].startswith("jobs[2]: "), error
+        assert error["details"]["index"] == 2, error
+        assert error["message"].startswith("jobs[2]: "), error
     assert publisher.published == []
     assert client.get("/v1/jobs?type=predict", headers=auth).get_json()["jobs"] == []
 
@@ -62,13 +64,15 @@ def test_one_bad_job_fails_the_whole_batch_with_its_index(client, auth, db: Data
 def test_batch_limits_and_malformed_batches(client, auth, db: Database, publisher) -> None:
     model = _register_model(db)
     too_many = client.post("/v1/jobs", json={"jobs": [_predict(model)] * 5}, headers=auth)
-    assert too_many.status_code == 422 and too_many.get_json()["error"]["details"] == {"limit": 4, "jobs": 5}
+    assert too_many.status_code == 422
+    assert too_many.get_json()["error"]["details"] == {"limit": 4, "jobs": 5}
     for body in ({"jobs": []}, {"jobs": "x"}, {"jobs": [_predict(model)], "type": "predict"}):
         assert client.post("/v1/jobs", json=body, headers=auth).status_code == 400, body
     assert client.post("/v1/jobs", json={"jobs": [_predict(model)] * 4}, headers=auth).status_code == 202
     # 4 queued + 3 more would pass the quota of 6: none of the 3 is queued.
     over = client.post("/v1/jobs", json={"jobs": [_predict(model)] * 3}, headers=auth)
-    assert over.status_code == 429 and over.get_json()["error"]["details"]["quota"] == "quota_queued_jobs"
+    assert over.status_code == 429
+    assert over.get_json()["error"]["details"]["quota"] == "quota_queued_jobs"
     assert len(publisher.published) == 4
     assert client.post("/v1/jobs", json={"jobs": [_predict(model)] * 2}, headers=auth).status_code == 202
 
@@ -81,9 +85,12 @@ def test_an_idempotency_key_covers_the_batch(client, auth, db: Database, publish
     again = client.post("/v1/jobs", json=body, headers=headers)
     assert first.status_code == again.status_code == 202
     ids = [j["id"] for j in first.get_json()["jobs"]]
-    assert [j["id"] for j in again.get_json()["jobs"]] == ids and publisher.published == ids
+    assert [j["id"] for j in again.get_json()["jobs"]] == ids
+    assert publisher.published == ids
     other = client.post("/v1/jobs", json={"jobs": body["jobs"][:1]}, headers=headers)
-    assert other.status_code == 422 and other.get_json()["error"]["code"] == "idempotency_mismatch"
+    assert other.status_code == 422
+    assert other.get_json()["error"]["code"] == "idempotency_mismatch"
     # A single submission under the same key is its own request.
     single = client.post("/v1/jobs", json=body["jobs"][0], headers=headers)
-    assert single.status_code == 202 and single.get_json()["id"] not in ids
+    assert single.status_code == 202
+    assert single.get_json()["id"] not in ids

@@ -30,13 +30,17 @@ def test_submit_get_list_cancel_return_typed_jobs(tq: TensorQClient, publisher) 
     job = tq.submit("train", TRAIN, priority=3)
     assert isinstance(job, Job)
     assert (job.type, job.status, job.priority, job.error, job.finished) == ("train", "queued", 3, None, False)
-    assert isinstance(job.created_at, datetime) and job.created_at.tzinfo is not None
+    assert isinstance(job.created_at, datetime)
+    assert job.created_at.tzinfo is not None
     assert publisher.published == [job.id]
     assert tq.job(job.id) == job
     page = tq.jobs(status="queued", limit=1)
-    assert isinstance(page, JobPage) and [j.id for j in page.jobs] == [job.id]
+    assert isinstance(page, JobPage)
+    assert [j.id for j in page.jobs] == [job.id]
     cancelled = tq.cancel(job.id)
-    assert cancelled.status == "cancelled" and cancelled.finished and not cancelled.succeeded
+    assert cancelled.status == "cancelled"
+    assert cancelled.finished
+    assert not cancelled.succeeded
     kinds = [(e.kind, e.to_status) for e in tq.events(job.id)]
     assert kinds == [("state", "queued"), ("state", "cancelled")]
 
@@ -44,7 +48,8 @@ def test_submit_get_list_cancel_return_typed_jobs(tq: TensorQClient, publisher) 
 def test_submit_many_returns_the_typed_jobs_in_order(tq: TensorQClient, publisher) -> None:  # type: ignore[no-untyped-def]
     batch = [{"type": "train", "spec": {**TRAIN, "epochs": n}} for n in (1, 2, 3)]
     jobs = tq.submit_many(batch, idempotency_key="b1")
-    assert [j.spec["epochs"] for j in jobs] == [1, 2, 3] and all(isinstance(j, Job) for j in jobs)
+    assert [j.spec["epochs"] for j in jobs] == [1, 2, 3]
+    assert all(isinstance(j, Job) for j in jobs)
     assert publisher.published == [j.id for j in jobs]
     assert [j.id for j in tq.submit_many(batch, idempotency_key="b1")] == [j.id for j in jobs]
     with pytest.raises(errors.InvalidRequest) as bad:
@@ -58,7 +63,8 @@ def test_each_error_code_raises_its_own_class(tq: TensorQClient, app, db) -> Non
     assert (missing.value.status, missing.value.code) == (404, "not_found")
     with pytest.raises(errors.UnknownDataset) as unknown:
         tq.submit("train", {**TRAIN, "dataset": str(uuid.uuid4())})
-    assert isinstance(unknown.value, errors.InvalidRequest) and unknown.value.status == 400
+    assert isinstance(unknown.value, errors.InvalidRequest)
+    assert unknown.value.status == 400
     with pytest.raises(errors.OutOfRange):
         tq.jobs(limit=500)
     job = tq.submit("train", TRAIN)
@@ -82,8 +88,11 @@ def test_datasets_and_models_are_typed(tq: TensorQClient, tmp_path: Path) -> Non
     path = tmp_path / "points.npz"
     np.savez(path, x=np.random.default_rng(0).normal(size=(20, 3)).astype("float32"), y=np.arange(20) % 2)
     dataset = tq.upload_dataset(path, name="points")
-    assert isinstance(dataset, Dataset) and dataset.format == "npz" and dataset.name == "points"
-    assert [d.id for d in tq.datasets()] == [dataset.id] and tq.dataset(dataset.id) == dataset
+    assert isinstance(dataset, Dataset)
+    assert dataset.format == "npz"
+    assert dataset.name == "points"
+    assert [d.id for d in tq.datasets()] == [dataset.id]
+    assert tq.dataset(dataset.id) == dataset
     assert tq.models() == []
     with pytest.raises(errors.NotFound):
         tq.model("0" * 32)
@@ -131,7 +140,8 @@ def test_retry_after_is_honoured_then_the_call_succeeds(status: int) -> None:
     server, slept = Refusing(status, refusals=2), []
     with TensorQClient("http://x", "k", transport=httpx.WSGITransport(app=server), sleep=slept.append) as client:
         assert client.job("j1").status == "queued"
-    assert server.calls == 3 and slept == [2.0, 2.0]
+    assert server.calls == 3
+    assert slept == [2.0, 2.0]
 
 
 def test_retries_are_bounded_and_each_wait_is_capped() -> None:
@@ -140,13 +150,15 @@ def test_retries_are_bounded_and_each_wait_is_capped() -> None:
     with TensorQClient("http://x", "k", transport=transport, sleep=slept.append, max_retry_wait=5) as client:
         with pytest.raises(errors.Unavailable) as refused:
             client.job("j1")
-    assert server.calls == 4 and slept == [5, 5, 5]
+    assert server.calls == 4
+    assert slept == [5, 5, 5]
     assert refused.value.retry_after == 120.0
 
 
 def test_an_unknown_code_maps_by_status_and_a_dead_server_is_a_transport_error() -> None:
     unknown = errors.error_for(409, "some_new_code", "m")
-    assert type(unknown) is errors.Conflict and unknown.code == "some_new_code"
+    assert type(unknown) is errors.Conflict
+    assert unknown.code == "some_new_code"
     assert type(errors.error_for(418, "teapot", "m")) is errors.APIError
     with TensorQClient("http://127.0.0.1:9", "k", timeout=2) as client:
         with pytest.raises(errors.TransportError):
@@ -161,7 +173,8 @@ def test_webhooks_and_the_retry_policy_through_the_client(tq: TensorQClient, set
         tq.submit("train", TRAIN, callback_url="http://127.0.0.1:9/hook")
     assert missing.value.code == "webhook_secret_missing"
     secret = tq.rotate_webhook_secret()
-    assert isinstance(secret, WebhookSecret) and secret.secret.startswith("whsec_")
+    assert isinstance(secret, WebhookSecret)
+    assert secret.secret.startswith("whsec_")
     assert secret.secret not in repr(secret)
     job = tq.submit("train", TRAIN, name="n", tags=["t"], callback_url="http://127.0.0.1:9/hook", max_retries=2)
     assert (job.callback_url, job.max_retries, job.retry_number) == ("http://127.0.0.1:9/hook", 2, 0)

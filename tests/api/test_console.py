@@ -44,12 +44,16 @@ def _page(client) -> tuple[object, _Page]:  # type: ignore[no-untyped-def]
 
 def test_the_console_page_is_served_with_a_strict_csp(client) -> None:
     response, _ = _page(client)
-    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
     csp = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
     assert csp["default-src"] == "'self'"
-    assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'"
+    assert csp["script-src"] == "'self'"
+    assert csp["style-src"] == "'self'"
     assert csp["img-src"] == "'self' blob: data:"
-    assert csp["frame-ancestors"] == "'none'" and csp["form-action"] == "'none'" and csp["base-uri"] == "'none'"
+    assert csp["frame-ancestors"] == "'none'"
+    assert csp["form-action"] == "'none'"
+    assert csp["base-uri"] == "'none'"
     assert "unsafe" not in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
@@ -58,7 +62,8 @@ def test_the_console_page_is_served_with_a_strict_csp(client) -> None:
 
 def test_console_without_the_slash_redirects_to_it(client) -> None:
     response = client.get("/console")
-    assert response.status_code in (301, 308) and response.headers["Location"].endswith("/console/")
+    assert response.status_code in (301, 308)
+    assert response.headers["Location"].endswith("/console/")
 
 
 def test_the_page_has_no_inline_script_style_or_handler_and_loads_only_local_files(client) -> None:
@@ -79,7 +84,8 @@ def test_scripts_build_the_page_without_markup_strings_or_eval() -> None:
         source = path.read_text()
         for pattern in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
             assert pattern not in source, f"{path.name} uses {pattern}"
-        assert ".style." not in source and 'setAttribute("style"' not in source, f"{path.name} writes a style"
+        assert ".style." not in source, f"{path.name} writes a style"
+        assert 'setAttribute("style"' not in source, f"{path.name} writes a style"
         for pattern in ("localStorage", "document.cookie"):
             assert pattern not in source, f"{path.name} keeps state beyond the tab"
 
@@ -92,7 +98,8 @@ def test_every_module_import_resolves_to_a_packaged_file() -> None:
 
 def test_the_chart_library_is_vendored_with_its_licence(client) -> None:
     library = client.get("/console/static/vendor/chart.umd.min.js")
-    assert library.status_code == 200 and b"Chart.js v4" in library.data[:200]
+    assert library.status_code == 200
+    assert b"Chart.js v4" in library.data[:200]
     assert "javascript" in library.mimetype
     assert b"MIT License" in (STATIC / "vendor" / "chart.js-LICENSE.md").read_bytes()
 
@@ -105,7 +112,8 @@ def test_static_files_do_not_escape_their_folder(client) -> None:
 def test_whoami_names_the_tenant_and_the_scope_of_the_key(client, db, auth) -> None:
     answer = client.get("/v1/whoami", headers=auth)
     assert answer.status_code == 200
-    assert answer.json["tenant"] == "acme" and answer.json["read_only"] is False
+    assert answer.json["tenant"] == "acme"
+    assert answer.json["read_only"] is False
     assert set(answer.json) == {"tenant", "tenant_id", "key_id", "read_only"}
     read_only = {"Authorization": f"Bearer {db.keys.create('acme', read_only=True)}"}
     assert client.get("/v1/whoami", headers=read_only).json["read_only"] is True
@@ -116,4 +124,5 @@ def test_package_data_declares_every_console_file() -> None:
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["api.console"]
     package = STATIC.parent
     declared = {p for pattern in patterns for p in package.glob(pattern) if p.is_file()}
-    assert ASSETS and [str(p.relative_to(ROOT)) for p in ASSETS if p not in declared] == []
+    assert ASSETS
+    assert [str(p.relative_to(ROOT)) for p in ASSETS if p not in declared] == []

@@ -25,7 +25,8 @@ def test_npz_upload_is_described_and_stored_under_a_server_name(client, auth, se
     response = _upload(client, auth, _npz(x=np.zeros((10, 3)), y=np.arange(10) % 2), "../../evil.npz")
     assert response.status_code == 201
     dataset = response.get_json()
-    assert dataset["format"] == "npz" and dataset["info"]["x_shape"] == [10, 3]
+    assert dataset["format"] == "npz"
+    assert dataset["info"]["x_shape"] == [10, 3]
     assert "path" not in dataset
     stored = list(Path(settings.artifact_dir).rglob("*.npz"))
     assert [p.name for p in stored] == [f"{dataset['id']}.npz"]
@@ -80,4 +81,5 @@ def test_csv_training_needs_an_existing_label_column(client, auth) -> None:
     assert client.post("/v1/jobs", json={"type": "train", "spec": base}, headers=auth).status_code == 400
     missing = {**base, "label_column": "zzz"}
     response = client.post("/v1/jobs", json={"type": "train", "spec": missing}, headers=auth)
-    assert response.status_code == 400 and response.get_json()["error"]["details"]["columns"] == ["a", "b"]
+    assert response.status_code == 400
+    assert response.get_json()["error"]["details"]["columns"] == ["a", "b"]

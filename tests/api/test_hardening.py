@@ -68,7 +68,8 @@ def test_a_nul_in_any_id_or_cursor_is_400(client, auth, method: str, path: str) 
 def test_a_nul_in_a_form_field_is_400(client, auth) -> None:
     data = {"file": (io.BytesIO(b"a,b\n1,2\n"), "d.csv"), "name": "bad\x00name"}
     response = client.post("/v1/datasets", data=data, headers=auth, content_type="multipart/form-data")
-    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_characters"
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_characters"
 
 
 @pytest.mark.parametrize("version", ["%C2%B2", "99999999999", "-1", "0", "1:2"])
@@ -100,7 +101,8 @@ def test_deep_or_nul_json_bodies_are_400(client, auth, body: str) -> None:
 def test_a_deeply_nested_jsonl_first_line_is_400(client, auth) -> None:
     line = '{"text": "a", "label": 1, "x": ' + "[" * 500 + "]" * 500 + "}\n"
     response = _upload(client, auth, line.encode(), "t.jsonl")
-    assert response.status_code == 400 and response.get_json()["error"]["code"] == "too_deep"
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "too_deep"
 
 
 @pytest.mark.parametrize(
@@ -160,13 +162,15 @@ def test_npz_members_that_are_not_arrays_or_claim_too_much_are_refused(client, a
 
     settings.max_dataset_array_bytes = 1_000_000
     response = _upload(client, auth, _npz(x=np.zeros((2000, 100)), y=np.zeros(2000)))
-    assert response.status_code == 413 and response.get_json()["error"]["code"] == "npz_too_large"
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "npz_too_large"
     assert [p for p in Path(settings.artifact_dir).rglob("*") if p.is_file()] == []
 
 
 def test_an_npz_with_no_rows_is_400(client, auth) -> None:
     response = _upload(client, auth, _npz(x=np.zeros((0, 3)), y=np.zeros(0)))
-    assert response.status_code == 400 and response.get_json()["error"]["code"] == "empty_dataset"
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "empty_dataset"
 
 
 def test_checking_a_decompression_bomb_keeps_memory_bounded(tmp_path: Path) -> None:
@@ -191,10 +195,12 @@ def test_a_down_rate_limiter_store_is_503_with_retry_after(tmp_path, settings, d
     client = create_app(settings, database=db, publisher=publisher).test_client()
     body = {"type": "train", "spec": {"architecture": "mlp", "dataset": "builtin:iris"}}
     response = client.post("/v1/jobs", json=body, headers=auth)
-    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
     upload = {"file": (io.BytesIO(b"PK\x03\x04"), "m.keras")}
     response = client.post("/v1/models", data=upload, headers=auth, content_type="multipart/form-data")
-    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
 
 
 @pytest.fixture
@@ -207,7 +213,8 @@ def read_only_datasets(settings) -> Iterator[Path]:  # type: ignore[no-untyped-d
 
 def test_a_read_only_store_is_503_without_server_paths(client, auth, read_only_datasets, settings) -> None:
     response = _upload(client, auth, b"a,b\n1,2\n", "d.csv")
-    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
     assert response.get_json()["error"]["code"] == "storage_unavailable"
     assert str(settings.artifact_dir) not in response.get_data(as_text=True)
 
@@ -244,7 +251,8 @@ def test_the_dataset_quota_holds_under_parallel_uploads(app, auth, db, settings)
         return _upload(app.test_client(), auth, csv, "d.csv").status_code
 
     statuses = _in_parallel(20, upload)
-    assert statuses.count(201) == 6 and statuses.count(413) == 14
+    assert statuses.count(201) == 6
+    assert statuses.count(413) == 14
     stored = sum(d.size_bytes for d in db.datasets.list(db.keys.ensure_tenant("acme")))
     assert stored <= 20_000
 
@@ -287,7 +295,8 @@ def test_long_polls_are_capped_per_tenant_and_leave_threads_for_others(app, auth
         time.sleep(0.01)
     client = app.test_client()
     refused = client.get(url, headers=auth)
-    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "1"
     assert refused.get_json()["error"]["code"] == "too_many_waits"
     assert client.get(f"/v1/jobs/{job_id}", headers=auth).status_code == 200  # a plain read holds no slot
     assert client.get("/v1/jobs", headers=other_auth).status_code == 200
@@ -301,11 +310,13 @@ def test_train_specs_over_the_model_budget_are_422_unless_the_tenant_may(client,
     params = {"filters": [1024] * 16, "kernel_size": 11, "dense": 8192}
     body = {"type": "train", "spec": {"architecture": "cnn", "dataset": "builtin:digits", "params": params}}
     refused = client.post("/v1/jobs", json=body, headers=auth)
-    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "model_too_large"
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["code"] == "model_too_large"
     settings.tenant_quotas = {"acme": {"max_model_params": 10**10}}
     # 2 billion weights, their gradients and Adam's two moments: 31 GiB, over the 8 GiB a job may use.
     refused = client.post("/v1/jobs", json=body, headers=auth)
-    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "memory_budget_exceeded"
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["code"] == "memory_budget_exceeded"
     settings.tenant_quotas = {"acme": {"max_model_params": 10**10, "max_job_memory_mb": 10**6}}
     assert client.post("/v1/jobs", json=body, headers=auth).status_code == 202
 
@@ -318,7 +329,8 @@ def test_train_specs_over_the_memory_budget_are_422_unless_the_tenant_may(client
     assert refused.status_code == 422, refused.get_json()
     error = refused.get_json()["error"]
     assert error["code"] == "memory_budget_exceeded"
-    assert error["details"]["limit_mb"] == settings.job_memory_mb and error["details"]["estimated_mb"] > 8192
+    assert error["details"]["limit_mb"] == settings.job_memory_mb
+    assert error["details"]["estimated_mb"] > 8192
     ordinary = {**spec, "batch_size": 32}
     assert client.post("/v1/jobs", json={"type": "train", "spec": ordinary}, headers=auth).status_code == 202
     settings.tenant_quotas = {"acme": {"max_job_memory_mb": 1_000_000}}
@@ -349,7 +361,9 @@ def test_metrics_show_no_tenant(client, auth, other_auth) -> None:
     assert client.post("/v1/jobs", json=body, headers=auth).status_code == 202
     text = client.get("/metrics").get_data(as_text=True)
     assert "tensorq_jobs" in text
-    assert "acme" not in text and "globex" not in text and "tenant" not in text
+    assert "acme" not in text
+    assert "globex" not in text
+    assert "tenant" not in text
 
 
 def test_a_chunked_model_upload_counts_the_bytes_written(client, auth, settings) -> None:

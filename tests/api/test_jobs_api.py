@@ -29,7 +29,8 @@ def test_submit_answers_202_with_location_and_publishes(client, auth, publisher:
     assert response.status_code == 202
     job = response.get_json()
     assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
-    assert job["status"] == "queued" and job["attempts"] == 0
+    assert job["status"] == "queued"
+    assert job["attempts"] == 0
     assert job["spec"]["batch_size"] == 32  # defaults are filled in and stored
     assert publisher.published == [job["id"]]
     assert client.get(f"/v1/jobs/{job['id']}", headers=auth).get_json()["status"] == "queued"
@@ -42,7 +43,8 @@ def test_a_broker_failure_keeps_the_job_for_the_outbox_then_refuses_with_503(cli
     job_id = response.get_json()["id"]
     assert [j.id for j in db.jobs.unpublished(older_than_s=60, settle_s=0)] == [job_id]
     refused = client.post("/v1/jobs", json=TRAIN, headers=auth)
-    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"]
     assert refused.get_json()["error"]["details"] == {"service": "broker"}
     assert len(client.get("/v1/jobs", headers=auth).get_json()["jobs"]) == 1
     publisher.down = False
@@ -80,14 +82,16 @@ def test_bad_submissions_are_refused_and_nothing_is_stored(client, auth, db, pub
     response = client.post("/v1/jobs", json=body, headers=auth)
     assert response.status_code == status
     error = response.get_json()["error"]
-    assert error["message"] and field in [d["field"] for d in error["details"]]
+    assert error["message"]
+    assert field in [d["field"] for d in error["details"]]
     assert client.get("/v1/jobs", headers=auth).get_json()["jobs"] == []
     assert publisher.published == []
 
 
 def test_malformed_json_is_400_and_wrong_content_type_415(client, auth) -> None:
     bad = client.post("/v1/jobs", data="{not json", headers={**auth, "Content-Type": "application/json"})
-    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_request"
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["code"] == "invalid_request"
     wrong = client.post("/v1/jobs", data="type=train", headers={**auth, "Content-Type": "text/plain"})
     assert wrong.status_code == 415
 
@@ -147,7 +151,8 @@ def test_list_filters_and_cursor(client, auth) -> None:
 def test_cancel_queued_then_409_and_events_show_the_path(client, auth) -> None:
     job_id = client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()["id"]
     response = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
-    assert response.status_code == 202 and response.get_json()["status"] == "cancelled"
+    assert response.status_code == 202
+    assert response.get_json()["status"] == "cancelled"
     assert client.post(f"/v1/jobs/{job_id}/cancel", headers=auth).status_code == 409
     events = client.get(f"/v1/jobs/{job_id}/events", headers=auth).get_json()["events"]
     assert [(e["from_status"], e["to_status"]) for e in events] == [(None, "queued"), ("queued", "cancelled")]
@@ -182,9 +187,11 @@ def test_until_finished_answers_at_the_end_not_at_the_claim_or_progress(client, 
     worker.start()
     job = client.get(f"/v1/jobs/{job_id}?wait=10&until=finished", headers=auth).get_json()
     worker.join()
-    assert job["status"] == "succeeded" and job["progress"] == {"epoch": 1, "epochs": 2}
+    assert job["status"] == "succeeded"
+    assert job["progress"] == {"epoch": 1, "epochs": 2}
     bad = client.get(f"/v1/jobs/{job_id}?wait=1&until=running", headers=auth)
-    assert bad.status_code == 400 and bad.get_json()["error"]["details"]["allowed"] == ["finished"]
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["details"]["allowed"] == ["finished"]
 
 
 def test_until_finished_gives_the_job_as_it_is_when_the_wait_runs_out(client, auth) -> None:
@@ -230,7 +237,8 @@ def test_predict_inputs_are_checked_against_the_model_signature(client, auth, db
     unknown = client.post(
         "/v1/jobs", json={"type": "predict", "spec": {"model": "0" * 8, "inputs": [[1, 2, 3, 4]]}}, headers=auth
     )
-    assert unknown.status_code == 400 and unknown.get_json()["error"]["code"] == "unknown_model"
+    assert unknown.status_code == 400
+    assert unknown.get_json()["error"]["code"] == "unknown_model"
 
 
 def test_models_of_another_tenant_cannot_be_used_or_seen(client, other_auth, db) -> None:
@@ -253,14 +261,16 @@ def test_health_and_readiness(client, publisher) -> None:
     assert client.get("/readyz").status_code == 200
     publisher.down = True
     response = client.get("/readyz")
-    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
     assert response.get_json()["checks"]["database"] == "ok"
     assert response.get_json()["checks"]["broker"].startswith("unavailable")
 
 
 def test_unknown_routes_and_methods_answer_json(client, auth) -> None:
     missing = client.get("/v1/nothing", headers=auth)
-    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+    assert missing.status_code == 404
+    assert missing.get_json()["error"]["code"] == "not_found"
     assert client.delete("/v1/jobs", headers=auth).status_code == 405
 
 

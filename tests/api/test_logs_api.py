@@ -20,7 +20,8 @@ def test_lines_page_by_seq(client, auth, db: Database) -> None:  # type: ignore[
     job_id = client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()["id"]
     db.logs.append(job_id, _lines("one", "two", "three"))
     first = client.get(f"/v1/jobs/{job_id}/logs?limit=2", headers=auth).get_json()
-    assert [line["message"] for line in first["lines"]] == ["one", "two"] and first["finished"] is False
+    assert [line["message"] for line in first["lines"]] == ["one", "two"]
+    assert first["finished"] is False
     assert set(first["lines"][0]) == {"seq", "time", "attempt", "level", "logger", "message"}
     rest = client.get(f"/v1/jobs/{job_id}/logs?after={first['next_after']}", headers=auth).get_json()
     assert [line["message"] for line in rest["lines"]] == ["three"]
@@ -32,7 +33,8 @@ def test_another_tenant_gets_404_and_bad_arguments_get_400_or_422(client, auth, 
     job_id = client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()["id"]
     db.logs.append(job_id, _lines("secret"))
     theirs = client.get(f"/v1/jobs/{job_id}/logs", headers=other_auth)
-    assert theirs.status_code == 404 and "secret" not in theirs.get_data(as_text=True)
+    assert theirs.status_code == 404
+    assert "secret" not in theirs.get_data(as_text=True)
     assert client.get(f"/v1/jobs/{job_id}/logs").status_code == 401
     assert client.get(f"/v1/jobs/{job_id}/logs?after=x", headers=auth).status_code == 400
     assert client.get(f"/v1/jobs/{job_id}/logs?limit=0", headers=auth).status_code == 422
@@ -45,8 +47,11 @@ def test_a_long_poll_answers_when_a_line_comes_or_the_job_ends(client, auth, db)
     timer.start()
     started = time.monotonic()
     page = client.get(f"/v1/jobs/{job_id}/logs?wait=10", headers=auth).get_json()
-    assert [line["message"] for line in page["lines"]] == ["late"] and time.monotonic() - started < 5
+    assert [line["message"] for line in page["lines"]] == ["late"]
+    assert time.monotonic() - started < 5
     client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
     started = time.monotonic()
     done = client.get(f"/v1/jobs/{job_id}/logs?follow=true&after={page['next_after']}", headers=auth).get_json()
-    assert done["lines"] == [] and done["finished"] is True and time.monotonic() - started < 2
+    assert done["lines"] == []
+    assert done["finished"] is True
+    assert time.monotonic() - started < 2

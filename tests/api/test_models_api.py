@@ -34,10 +34,14 @@ def test_a_keras_model_is_stored_and_its_import_job_queued(client, auth, setting
     response = _upload(client, auth, payload, "../../mine.keras")
     assert response.status_code == 202
     job = response.get_json()
-    assert job["type"] == "import" and job["status"] == "queued"
-    assert response.headers["Location"] == f"/v1/jobs/{job['id']}" and publisher.published == [job["id"]]
-    assert job["spec"]["model_name"] == "mine" and job["spec"]["size_bytes"] == len(payload)
-    assert "path" not in job["spec"] and str(settings.artifact_dir) not in str(job["spec"])
+    assert job["type"] == "import"
+    assert job["status"] == "queued"
+    assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
+    assert publisher.published == [job["id"]]
+    assert job["spec"]["model_name"] == "mine"
+    assert job["spec"]["size_bytes"] == len(payload)
+    assert "path" not in job["spec"]
+    assert str(settings.artifact_dir) not in str(job["spec"])
     stored = _files(settings)
     assert [p.name for p in stored] == [f"{job['spec']['upload']}.keras"]
     assert stored[0].read_bytes() == payload
@@ -57,14 +61,16 @@ def test_the_import_job_registers_a_model_that_predicts_and_explains(
     model = client.get(f"/v1/models/{model_id}", headers=auth).get_json()
     assert model["name"] == "my classifier"
     version = model["versions"][0]
-    assert version["architecture"] == "imported" and version["training_job_id"] == job["id"]
+    assert version["architecture"] == "imported"
+    assert version["training_job_id"] == job["id"]
     assert version["signature"]["num_classes"] == 3
     assert _files(settings) == [settings.job_dir(job["id"]) / "model.keras"]  # the staged upload is gone
 
     wrong = client.post(
         "/v1/jobs", json={"type": "predict", "spec": {"model": model_id, "inputs": [[1, 2]]}}, headers=auth
     )
-    assert wrong.status_code == 400 and wrong.get_json()["error"]["details"]["expected_shape"] == ["batch", 4]
+    assert wrong.status_code == 400
+    assert wrong.get_json()["error"]["details"]["expected_shape"] == ["batch", 4]
     for job_type, spec in (
         ("predict", {"model": model_id, "inputs": [[1, 2, 3, 4], [0, 0, 0, 1]]}),
         ("explain", {"model": model_id, "inputs": [[1, 2, 3, 4]], "method": "kernel_shap", "nsamples": 50}),
@@ -73,9 +79,11 @@ def test_the_import_job_registers_a_model_that_predicts_and_explains(
         assert runner.run(submitted["id"]) == "succeeded"
         result = client.get(f"/v1/jobs/{submitted['id']}", headers=auth).get_json()["result"]
         if job_type == "predict":
-            assert np.array(result["outputs"]).shape == (2, 3) and len(result["classes"]) == 2
+            assert np.array(result["outputs"]).shape == (2, 3)
+            assert len(result["classes"]) == 2
         else:
-            assert np.array(result["attributions"]).shape == (1, 4) and result["quality"]["additivity_gap"] < 0.01
+            assert np.array(result["attributions"]).shape == (1, 4)
+            assert result["quality"]["additivity_gap"] < 0.01
 
 
 def test_a_lambda_model_fails_its_import_and_its_code_never_runs(
@@ -101,8 +109,10 @@ def test_files_that_are_not_keras_models_are_400_at_once(
     client, auth, settings, publisher: RecordingPublisher, payload: bytes, filename: str
 ) -> None:
     response = _upload(client, auth, payload, filename)
-    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_request"
-    assert publisher.published == [] and _files(settings) == []
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_request"
+    assert publisher.published == []
+    assert _files(settings) == []
     assert client.get("/v1/jobs", headers=auth).get_json()["jobs"] == []
 
 
@@ -128,14 +138,16 @@ def test_text_datasets_upload_as_jsonl(client, auth) -> None:
         content_type="multipart/form-data",
     )
     assert response.status_code == 201
-    assert response.get_json()["format"] == "jsonl" and response.get_json()["info"] == {"rows": 2, "labels": 2}
+    assert response.get_json()["format"] == "jsonl"
+    assert response.get_json()["info"] == {"rows": 2, "labels": 2}
     bad = client.post(
         "/v1/datasets",
         data={"file": (io.BytesIO(b'{"text": "a"}\n'), "r.jsonl")},
         headers=auth,
         content_type="multipart/form-data",
     )
-    assert bad.status_code == 400 and "'label'" in bad.get_json()["error"]["message"]
+    assert bad.status_code == 400
+    assert "'label'" in bad.get_json()["error"]["message"]
 
 
 def test_a_recommender_trains_on_a_csv_without_a_label_column(client, auth) -> None:

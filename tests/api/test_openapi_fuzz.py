@@ -53,7 +53,9 @@ def test_every_operation_answers_without_server_errors_and_as_documented(fuzzed)
         tested.append(operation.label)
     assert len(tested) >= 14, tested
     print(f"\nfuzzed {len(tested)} operations: status counts {dict(sorted(statuses.items()))}")
-    assert sum(statuses.values()) >= 100 and 200 in statuses and 400 in statuses
+    assert sum(statuses.values()) >= 100
+    assert 200 in statuses
+    assert 400 in statuses
 
 
 def test_every_v1_operation_in_the_document_needs_a_key(fuzzed) -> None:  # type: ignore[no-untyped-def]
@@ -87,6 +89,7 @@ def test_document_is_openapi_3_1_built_from_the_validating_schemas(fuzzed) -> No
 def test_swagger_ui_is_served_from_package_files(fuzzed) -> None:  # type: ignore[no-untyped-def]
     client = fuzzed[0].test_client()
     page = client.get("/docs/")
-    assert page.status_code == 200 and b"swagger" in page.data.lower()
+    assert page.status_code == 200
+    assert b"swagger" in page.data.lower()
     assert client.get("/docs/swagger-ui-bundle.js").status_code == 200
     assert "'self'" in page.headers["Content-Security-Policy"]

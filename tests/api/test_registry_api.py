@@ -43,9 +43,12 @@ def test_named_versions_and_aliases_resolve_everywhere_with_lineage(
     assert first["result"]["model_id"] == second["result"]["model_id"]
 
     model = client.get("/v1/models/churn", headers=auth).get_json()
-    assert model["name"] == "churn" and model["latest_version"] == 2 and model["aliases"] == {}
+    assert model["name"] == "churn"
+    assert model["latest_version"] == 2
+    assert model["aliases"] == {}
     lineage = model["versions"][1]["lineage"]
-    assert lineage["training_job_id"] == second["id"] and lineage["spec"]["register_as"] == "churn"
+    assert lineage["training_job_id"] == second["id"]
+    assert lineage["spec"]["register_as"] == "churn"
     assert lineage["dataset"] == {
         "ref": upload["id"],
         "id": upload["id"],
@@ -56,12 +59,14 @@ def test_named_versions_and_aliases_resolve_everywhere_with_lineage(
     assert model["versions"][0]["lineage"]["dataset"] == {"ref": "builtin:iris"}
 
     moved = client.put("/v1/models/churn/aliases/production", json={"version": 1}, headers=auth)
-    assert moved.status_code == 200 and moved.get_json()["aliases"] == {"production": 1}
+    assert moved.status_code == 200
+    assert moved.get_json()["aliases"] == {"production": 1}
     assert client.get("/v1/models/churn@production", headers=auth).status_code == 200
     assert client.get("/v1/models/churn@staging", headers=auth).status_code == 404
     assert client.get("/v1/models/churn", headers=other_auth).status_code == 404
     refused = client.put("/v1/models/churn/aliases/production", json={"version": 7}, headers=auth)
-    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "unknown_version"
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["code"] == "unknown_version"
     assert client.put("/v1/models/churn/aliases/production", json={"version": 0}, headers=auth).status_code == 422
 
     rows = [[0.5, -1.0, 0.2, 0.1]]
@@ -70,7 +75,8 @@ def test_named_versions_and_aliases_resolve_everywhere_with_lineage(
     iris = ["setosa", "versicolor", "virginica"]
     assert predicted["labels"] == [iris[c] for c in predicted["classes"]]
     latest = _run(client, auth, runner, "predict", {"model": "churn", "inputs": rows})["result"]
-    assert latest["version"] == 2 and latest["labels"] == [LABELS[c] for c in latest["classes"]]
+    assert latest["version"] == 2
+    assert latest["labels"] == [LABELS[c] for c in latest["classes"]]
     explained = _run(
         client, auth, runner, "explain", {"model": "churn:2", "inputs": rows, "method": "integrated_gradients"}
     )["result"]
@@ -78,7 +84,8 @@ def test_named_versions_and_aliases_resolve_everywhere_with_lineage(
 
     client.put("/v1/models/churn/aliases/production", json={"version": 2}, headers=auth)
     download = client.get("/v1/models/churn@production/download", headers=auth)
-    assert download.status_code == 200 and "churn-v2.keras" in download.headers["Content-Disposition"]
+    assert download.status_code == 200
+    assert "churn-v2.keras" in download.headers["Content-Disposition"]
     assert client.get("/v1/models/churn@production/download?version=1", headers=auth).status_code == 400
     events = client.get("/v1/models/churn/events", headers=auth).get_json()["events"]
     assert [(e["kind"], e["data"]["from_version"], e["data"]["to_version"]) for e in events] == [
@@ -88,7 +95,8 @@ def test_named_versions_and_aliases_resolve_everywhere_with_lineage(
     unknown = client.post(
         "/v1/jobs", json={"type": "predict", "spec": {"model": "churn@canary", "inputs": rows}}, headers=auth
     )
-    assert unknown.status_code == 400 and unknown.get_json()["error"]["code"] == "unknown_model"
+    assert unknown.status_code == 400
+    assert unknown.get_json()["error"]["code"] == "unknown_model"
     bad = client.post("/v1/jobs", json={"type": "predict", "spec": {"model": "churn@", "inputs": rows}}, headers=auth)
     assert bad.status_code == 400
     assert client.delete("/v1/models/churn/aliases/production", headers=auth).get_json()["aliases"] == {}
@@ -111,7 +119,8 @@ def test_a_csv_model_predicts_on_any_table_with_its_columns_and_scores_the_label
     spec = {"architecture": "mlp", "epochs": 2, "dataset": training, "label_column": "label", "register_as": "csv"}
     _run(client, auth, runner, "train", spec)
     same = _run(client, auth, runner, "predict", {"model": "csv", "dataset": training})["result"]
-    assert same["rows"] == len(FEATURES) and same["metrics"]["labelled_rows"] == len(FEATURES)
+    assert same["rows"] == len(FEATURES)
+    assert same["metrics"]["labelled_rows"] == len(FEATURES)
     truth = [LABELS[int(a > 0)] for a in FEATURES[:, 0]]
     hits = sum(p == t for p, t in zip(same["labels"], truth, strict=True))
     assert same["metrics"]["accuracy"] == round(hits / len(truth), 6)
@@ -119,10 +128,12 @@ def test_a_csv_model_predicts_on_any_table_with_its_columns_and_scores_the_label
     shuffled = "d,extra,b,a,c\n" + "".join(f"{d},x,{b},{a},{c}\n" for a, b, c, d in FEATURES[:5])
     other = _upload(client, auth, shuffled.encode(), "other.csv")
     scored = _run(client, auth, runner, "predict", {"model": "csv", "dataset": other})["result"]
-    assert scored["labels"] == same["labels"][:5] and "metrics" not in scored
+    assert scored["labels"] == same["labels"][:5]
+    assert "metrics" not in scored
     missing = _upload(client, auth, b"a,b,c\n1,2,3\n", "missing.csv")
     asked = {"type": "predict", "spec": {"model": "csv", "dataset": missing}}
     refused = client.post("/v1/jobs", json=asked, headers=auth)
-    assert refused.status_code == 400 and refused.get_json()["error"]["details"]["missing"] == ["d"]
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["details"]["missing"] == ["d"]
     unlabelled = {"model": "csv", "dataset": other, "label_column": "label"}
     assert client.post("/v1/jobs", json={"type": "predict", "spec": unlabelled}, headers=auth).status_code == 400

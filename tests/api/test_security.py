@@ -25,7 +25,8 @@ def acme_objects(client, auth, db: Database, settings) -> dict[str, str]:  # typ
     (folder / "heatmap_0.png").write_bytes(b"\x89PNG fake")
     model_file = settings.artifact_dir / "m.keras"
     model_file.write_bytes(b"PK fake")
-    assert claim is not None and db.jobs.finish(
+    assert claim is not None
+    assert db.jobs.finish(
         job.id,
         claim.lease_token,
         {"metrics": {}, "history": {}, "artifacts": ["heatmap_0.png"]},
@@ -60,7 +61,8 @@ def test_another_tenants_object_is_404_on_every_item_route(
     own = client.open(path, method=method, headers=auth)
     assert own.status_code in (200, 202, 409), (path, own.status_code)
     theirs = client.open(path, method=method, headers=other_auth)
-    assert theirs.status_code == 404 and theirs.get_json()["error"]["code"] == "not_found"
+    assert theirs.status_code == 404
+    assert theirs.get_json()["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize(
@@ -130,7 +132,8 @@ def test_the_61st_submission_in_a_minute_is_429_at_a_60_per_minute_limit(client,
     for _ in range(60):
         assert client.post("/v1/jobs", json=TRAIN, headers=auth).status_code == 202
     refused = client.post("/v1/jobs", json=TRAIN, headers=auth)
-    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
     assert refused.get_json()["error"]["details"]["quota"] == "quota_submissions_per_minute"
     assert len(client.get("/v1/jobs?limit=200", headers=auth).get_json()["jobs"]) == 60
 
@@ -147,7 +150,8 @@ def test_queued_jobs_quota_is_429(client, auth, settings) -> None:
     assert client.post("/v1/jobs", json=TRAIN, headers=auth).status_code == 202
     assert client.post("/v1/jobs", json=TRAIN, headers=auth).status_code == 202
     response = client.post("/v1/jobs", json=TRAIN, headers=auth)
-    assert response.status_code == 429 and response.get_json()["error"]["details"]["quota"] == "quota_queued_jobs"
+    assert response.status_code == 429
+    assert response.get_json()["error"]["details"]["quota"] == "quota_queued_jobs"
 
 
 def test_dataset_storage_quota_is_413(client, auth, settings) -> None:
@@ -165,7 +169,8 @@ def test_dataset_storage_quota_is_413(client, auth, settings) -> None:
         headers=auth,
         content_type="multipart/form-data",
     )
-    assert second.status_code == 413 and second.get_json()["error"]["code"] == "storage_quota_exceeded"
+    assert second.status_code == 413
+    assert second.get_json()["error"]["code"] == "storage_quota_exceeded"
 
 
 def test_cors_is_off_unless_configured(client) -> None:
@@ -191,14 +196,16 @@ def test_keys_and_authorization_headers_never_reach_the_logs(client, key, caplog
     client.get("/v1/jobs", headers={"Authorization": f"Bearer {key}x"})
     client.post("/v1/jobs", data="{bad", headers={**headers, "Content-Type": "application/json"})
     logged = caplog.text
-    assert key not in logged and key.split("_", 2)[2] not in logged
+    assert key not in logged
+    assert key.split("_", 2)[2] not in logged
     assert "Bearer tq_" not in logged
 
 
 def test_model_storage_quota_refuses_more_training(client, auth, settings, acme_objects) -> None:
     settings.quota_model_bytes = 5
     response = client.post("/v1/jobs", json=TRAIN, headers=auth)
-    assert response.status_code == 413 and response.get_json()["error"]["details"]["quota"] == "quota_model_bytes"
+    assert response.status_code == 413
+    assert response.get_json()["error"]["details"]["quota"] == "quota_model_bytes"
     settings.quota_model_bytes = 10_000
     assert client.post("/v1/jobs", json=TRAIN, headers=auth).status_code == 202
 

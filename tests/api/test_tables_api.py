@@ -58,9 +58,13 @@ def test_a_mixed_csv_is_previewed_trained_predicted_with_its_labels_and_explaine
         "numeric",  # inferred; the train spec declares it categorical
         "categorical",
     ]
-    assert schema["income"]["missing"] == 22 and schema["city"]["missing"] == 14 and schema["city"]["distinct"] == 4
+    assert schema["income"]["missing"] == 22
+    assert schema["city"]["missing"] == 14
+    assert schema["city"]["distinct"] == 4
     assert shown["preview"]["columns"] == ["age", "income", "city", "plan", "label"]
-    assert len(shown["preview"]["rows"]) == 10 and shown["preview"]["rows"][3][1] is None  # row 3's blank income
+    # row 3's blank income
+    assert len(shown["preview"]["rows"]) == 10
+    assert shown["preview"]["rows"][3][1] is None
     listed = client.get("/v1/datasets", headers=auth).get_json()["datasets"]
     assert "preview" not in listed[0]
 
@@ -77,11 +81,13 @@ def test_a_mixed_csv_is_previewed_trained_predicted_with_its_labels_and_explaine
     }
     trained = _run(client, auth, runner, "train", spec)["result"]
     columns = {c["name"]: c for c in trained["columns"]}
-    assert columns["city"]["vocabulary_size"] == len(CITIES) and columns["plan"]["type"] == "categorical"
+    assert columns["city"]["vocabulary_size"] == len(CITIES)
+    assert columns["plan"]["type"] == "categorical"
     assert columns["age"]["imputation"] == "mean + missing indicator"
 
     predicted = _run(client, auth, runner, "predict", {"model": "churn", "dataset": dataset})["result"]
-    assert predicted["rows"] == 240 and predicted["metrics"]["labelled_rows"] == 240
+    assert predicted["rows"] == 240
+    assert predicted["metrics"]["labelled_rows"] == 240
     assert predicted["metrics"]["accuracy"] >= 0.8
     assert set(predicted["labels"]) <= {"no", "yes"}
 
@@ -105,7 +111,8 @@ def test_parquet_uploads_trains_and_predicts_on_itself_and_on_the_csv(
     uploaded = _upload(client, auth, (tmp_path / "t.parquet").read_bytes(), "t.bin")
     assert uploaded.status_code == 201, uploaded.get_json()
     body = uploaded.get_json()
-    assert body["format"] == "parquet" and body["info"]["rows"] == 240
+    assert body["format"] == "parquet"
+    assert body["info"]["rows"] == 240
     assert {c["name"]: c["type"] for c in body["schema"]}["city"] == "categorical"
     assert body["preview"]["rows"][5][0] is None  # a null int64 cell
     spec = {"architecture": "mlp", "epochs": 30, "seed": 2, "dataset": body["id"], "label_column": "label"}
@@ -140,8 +147,10 @@ def test_an_unusable_column_is_refused_at_submit_naming_it(  # type: ignore[no-u
     if asked["architecture"] == "vae":
         del asked["label_column"]
     error = _refused(client, auth, "train", asked)
-    assert error["status"] == 422 and error["code"] == "unusable_column"
-    assert f"column '{column}'" in error["message"] and why in error["message"]
+    assert error["status"] == 422
+    assert error["code"] == "unusable_column"
+    assert f"column '{column}'" in error["message"]
+    assert why in error["message"]
     assert error["details"]["columns"][0]["column"] == column
 
 
@@ -151,7 +160,8 @@ def test_ignore_columns_leaves_an_unusable_column_out_and_unknown_names_are_refu
     spec = {"architecture": "mlp", "dataset": dataset, "label_column": "label", "ignore_columns": ["note"]}
     assert client.post("/v1/jobs", json={"type": "train", "spec": spec}, headers=auth).status_code == 202
     unknown = _refused(client, auth, "train", spec | {"categorical_columns": ["nope"]})
-    assert unknown["code"] == "unknown_columns" and unknown["details"]["unknown"] == ["nope"]
+    assert unknown["code"] == "unknown_columns"
+    assert unknown["details"]["unknown"] == ["nope"]
 
 
 def test_a_model_without_an_encoder_refuses_a_table_with_gaps_at_submit(
@@ -173,7 +183,9 @@ def test_a_model_without_an_encoder_refuses_a_table_with_gaps_at_submit(
     )
     gaps = _uploaded(client, auth, b"a,b\n1,\n2,3\n", "g.csv")
     error = _refused(client, auth, "predict", {"model": "plain", "dataset": gaps})
-    assert error["code"] == "unusable_column" and "column 'b'" in error["message"] and "impute" in error["message"]
+    assert error["code"] == "unusable_column"
+    assert "column 'b'" in error["message"]
+    assert "impute" in error["message"]
 
 
 def test_a_parquet_file_over_the_limits_is_refused_from_its_footer(tmp_path: Path) -> None:

@@ -124,7 +124,8 @@ def test_one_signed_post_per_terminal_state(client, auth, hooks, db: Database, r
         assert [(d["id"], d["status"], d["attempts"]) for d in deliveries] == [
             (headers["tensorq-delivery"], "delivered", 1)
         ]
-    assert by_job[done["id"]][1]["name"] == "nightly" and by_job[failed["id"]][1]["status"] == "failed"
+    assert by_job[done["id"]][1]["name"] == "nightly"
+    assert by_job[failed["id"]][1]["status"] == "failed"
     assert all(path == "/hook" for _, _, path in receiver.requests)
 
 
@@ -166,7 +167,8 @@ def test_a_failing_receiver_gets_retries_with_one_delivery_id(client, auth, hook
     for request in receiver.requests:
         _signed(request, secret)
     (delivery,) = client.get(f"/v1/jobs/{job['id']}/webhooks", headers=auth).get_json()["deliveries"]
-    assert delivery["status"] == "delivered" and delivery["attempts"] == 4
+    assert delivery["status"] == "delivered"
+    assert delivery["attempts"] == 4
 
 
 def test_a_receiver_that_never_answers_2xx_is_given_up_on(client, auth, hooks, db, receiver, secret) -> None:  # type: ignore[no-untyped-def]
@@ -176,7 +178,9 @@ def test_a_receiver_that_never_answers_2xx_is_given_up_on(client, auth, hooks, d
     job = _submit(client, auth, receiver.url)
     assert JobRunner(hooks, db, {"train": _ok}).run(job["id"]) == "succeeded"
     sender = WebhookSender(hooks, db)
-    assert sender.run_once().retrying and not sender.run_once().given_up  # the backoff holds it back
+    # the backoff holds it back
+    assert sender.run_once().retrying
+    assert not sender.run_once().given_up
     time.sleep(0.6)
     assert len(sender.run_once().given_up) == 1
     (delivery,) = client.get(f"/v1/jobs/{job['id']}/webhooks", headers=auth).get_json()["deliveries"]
@@ -205,7 +209,8 @@ def test_an_internal_or_malformed_callback_url_is_refused_at_submit(client, auth
     assert answer.status_code == 422, answer.get_json()
     assert answer.get_json()["error"]["code"] == code
     batch = client.post("/v1/jobs", json={"jobs": [{"type": "train", "spec": SPEC, "callback_url": url}]}, headers=auth)
-    assert batch.status_code == 422 and batch.get_json()["error"]["code"] == code
+    assert batch.status_code == 422
+    assert batch.get_json()["error"]["code"] == code
 
 
 def test_an_address_allowed_at_submit_but_not_at_delivery_is_not_contacted(
@@ -224,14 +229,18 @@ def test_the_signing_secret_is_shown_once_and_required(client, auth, hooks, db) 
     refused = client.post(
         "/v1/jobs", json={"type": "train", "spec": SPEC, "callback_url": "http://127.0.0.1/h"}, headers=auth
     )
-    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "webhook_secret_missing"
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["code"] == "webhook_secret_missing"
     assert client.get("/v1/webhook-secret", headers=auth).get_json() == {"configured": False, "created_at": None}
     first = client.post("/v1/webhook-secret", headers=auth).get_json()
-    assert first["secret"].startswith("whsec_") and first["replaced"] is False
+    assert first["secret"].startswith("whsec_")
+    assert first["replaced"] is False
     state = client.get("/v1/webhook-secret", headers=auth).get_json()
-    assert state["configured"] is True and first["secret"] not in json.dumps(state)
+    assert state["configured"] is True
+    assert first["secret"] not in json.dumps(state)
     second = client.post("/v1/webhook-secret", headers=auth).get_json()
-    assert second["replaced"] is True and second["secret"] != first["secret"]
+    assert second["replaced"] is True
+    assert second["secret"] != first["secret"]
     read_only = {"Authorization": f"Bearer {db.keys.create('acme', read_only=True)}"}
     assert client.post("/v1/webhook-secret", headers=read_only).status_code == 403
 

@@ -30,7 +30,9 @@ def test_workers_show_no_other_tenants_job(client, auth, other_auth, db: Databas
     _worker(db, "tensorq-cpu@h:7", ["train", "predict"])
     db.workers.heartbeat("tensorq-cpu@h:7", job_id)
     ours = client.get("/v1/workers", headers=auth).get_json()["workers"]
-    assert len(ours) == 1 and ours[0]["current_job"] == job_id and ours[0]["busy"] is True
+    assert len(ours) == 1
+    assert ours[0]["current_job"] == job_id
+    assert ours[0]["busy"] is True
     assert {k: ours[0][k] for k in ("name", "host", "queues", "version", "gpu")} == {
         "name": "tensorq-cpu@h:7",
         "host": "h",
@@ -39,9 +41,11 @@ def test_workers_show_no_other_tenants_job(client, auth, other_auth, db: Databas
         "gpu": None,
     }
     theirs = client.get("/v1/workers", headers=other_auth).get_json()["workers"]
-    assert theirs[0]["busy"] is True and theirs[0]["current_job"] is None
+    assert theirs[0]["busy"] is True
+    assert theirs[0]["current_job"] is None
     assert job_id not in client.get("/v1/workers", headers=other_auth).get_data(as_text=True)
-    assert client.get("/v1/workers").status_code == 401 and client.get("/v1/queues").status_code == 401
+    assert client.get("/v1/workers").status_code == 401
+    assert client.get("/v1/queues").status_code == 401
 
 
 def test_queues_count_every_tenant_together(client, auth, other_auth, db: Database) -> None:  # type: ignore[no-untyped-def]
@@ -49,8 +53,10 @@ def test_queues_count_every_tenant_together(client, auth, other_auth, db: Databa
     client.post("/v1/jobs", json=TRAIN, headers=other_auth)
     queues = {q["name"]: q for q in client.get("/v1/queues", headers=auth).get_json()["queues"]}
     assert set(queues) == {"train", "predict", "explain"}
-    assert queues["train"]["depth"] == 2 and queues["train"]["live_workers"] == 0
-    assert queues["train"]["oldest_queued_age_s"] >= 0 and queues["predict"]["oldest_queued_age_s"] is None
+    assert queues["train"]["depth"] == 2
+    assert queues["train"]["live_workers"] == 0
+    assert queues["train"]["oldest_queued_age_s"] >= 0
+    assert queues["predict"]["oldest_queued_age_s"] is None
 
 
 def test_a_job_waiting_on_a_queue_no_worker_serves_says_so(client, auth, db: Database, settings) -> None:  # type: ignore[no-untyped-def]

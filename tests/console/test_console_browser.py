@@ -164,7 +164,9 @@ def test_the_console_page_carries_a_strict_csp(console_stack: dict) -> None:
     page = httpx.get(f"{console_stack['url']}/console/")
     csp = page.headers["Content-Security-Policy"]
     assert page.status_code == 200
-    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert "default-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
     assert page.headers["X-Content-Type-Options"] == "nosniff"
 
 
@@ -181,13 +183,17 @@ def test_a_training_job_submitted_from_the_page_shows_progress_and_curves_moving
     assert all(row[2] == EPOCHS for row in running if row[1] > 0)
     assert [row[1] for row in running] == sorted(row[1] for row in running), "progress went backwards"
     assert watched_training["final_points"] == EPOCHS
-    assert "loss" in watched_training["series"].split(",") and "val_loss" in watched_training["series"].split(",")
+    assert "loss" in watched_training["series"].split(",")
+    assert "val_loss" in watched_training["series"].split(",")
     assert "accuracy" in watched_training["metric_series"].split(",")
     timeline = watched_training["timeline"]
-    assert "queued" in timeline and "running" in timeline and "succeeded" in timeline
+    assert "queued" in timeline
+    assert "running" in timeline
+    assert "succeeded" in timeline
     assert f"{EPOCHS} progress reports" in timeline
     assert "/console/#/models/" in watched_training["model_href"]
-    assert watched_training["screenshot"] is not None and watched_training["screenshot"].stat().st_size > 10_000
+    assert watched_training["screenshot"] is not None
+    assert watched_training["screenshot"].stat().st_size > 10_000
     assert watched_training["cookies"] == []
     assert watched_training["problems"] == []
 
@@ -217,10 +223,12 @@ def test_an_explanation_shows_each_heatmap_rendered_beside_its_input(
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     rendered = driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", heatmaps[0])
-    assert rendered == [width, height] and width > 100
+    assert rendered == [width, height]
+    assert width > 100
     assert heatmaps[0].get_attribute("src").startswith("blob:")
     inputs = driver.find_elements("css selector", "#explanations canvas.input-picture")
-    assert len(inputs) == 2 and inputs[0].get_attribute("width") == "8"
+    assert len(inputs) == 2
+    assert inputs[0].get_attribute("width") == "8"
     assert find(driver, "#result").text.count("completeness_gap") == 1
     driver.save_screenshot(str(screenshots / "explanation-page.png"))
     assert console_problems(driver) == []
@@ -314,7 +322,8 @@ def test_a_running_job_keeps_moving_when_long_polls_are_refused_and_is_cancelled
         stop.set()
         for thread in holders:
             thread.join(timeout=60)
-    assert find(driver, "#cancel-job") is None and find(driver, "#resubmit-job") is not None
+    assert find(driver, "#cancel-job") is None
+    assert find(driver, "#resubmit-job") is not None
     assert "cancelled" in find(driver, "#timeline").text
     assert console_problems(driver, re.compile(r"status of 4(04|29)")) == []
 
@@ -332,7 +341,9 @@ def test_a_failed_job_shows_its_error_phase_and_log_lines(console_stack: dict, b
     submit_from_page(driver, "train", {**spec, "epochs": 1})
     wait_until(lambda: status_of(driver) == "failed", 120, "the job to fail", every=0.25)
     error = wait_until(lambda: driver.execute_script(TEXT_OF, "#job-error"), 10, "the error")
-    assert "invalid_request" in error and "'b'" in error and "phase: loading data" in error
+    assert "invalid_request" in error
+    assert "'b'" in error
+    assert "phase: loading data" in error
     logs = wait_until(
         lambda: (text := driver.execute_script(TEXT_OF, "#job-logs")) and "failed while" in text and text, 20, "logs"
     )
@@ -355,7 +366,8 @@ def test_a_dataset_uploaded_from_the_page_is_listed(console_stack: dict, browser
         20,
         "the uploaded dataset listed",
     )
-    assert "rows 30" in table.text and "label" in table.text
+    assert "rows 30" in table.text
+    assert "label" in table.text
     assert console_problems(driver) == []
 
 
@@ -369,7 +381,9 @@ def test_the_model_page_shows_its_version_and_the_job_that_made_it(
     wait_until(lambda: find(driver, f'#models-table a[href="#/models/{model_id}"]'), 20, "the model listed").click()
     versions = wait_until(lambda: find(driver, "#versions-table"), 20, "the model's versions")
     assert find(driver, f'#versions-table a[href="#/jobs/{watched_training["job_id"]}"]') is not None
-    assert "cnn" in versions.text and "accuracy" in versions.text and "Download .keras" in versions.text
+    assert "cnn" in versions.text
+    assert "accuracy" in versions.text
+    assert "Download .keras" in versions.text
     driver.save_screenshot(str(screenshots / "model-page.png"))
     assert console_problems(driver) == []
 
@@ -381,7 +395,9 @@ def test_the_workers_page_shows_the_live_worker_and_its_queues(
     sign_in(driver, console_stack["url"], console_stack["keys"]["acme"])
     driver.get(f"{console_stack['url']}/console/#/workers")
     workers = wait_until(lambda: driver.execute_script(TEXT_OF, "#workers-table"), 30, "the live worker listed")
-    assert "train" in workers and "explain" in workers and "CPU" in workers
+    assert "train" in workers
+    assert "explain" in workers
+    assert "CPU" in workers
     queues = wait_until(lambda: driver.execute_script(TEXT_OF, "#queues-table"), 10, "the queues")
     assert all(name in queues for name in ("train", "predict", "explain"))
     driver.save_screenshot(str(screenshots / "workers-page.png"))
@@ -409,7 +425,8 @@ def test_another_tenant_sees_none_of_it(console_stack: dict, browser: Any, watch
     driver = browser
     url = console_stack["url"]
     sign_in(driver, url, console_stack["keys"]["globex"])
-    assert find(driver, "#jobs-table") is None and "No jobs" in find(driver, "#jobs-list").text
+    assert find(driver, "#jobs-table") is None
+    assert "No jobs" in find(driver, "#jobs-list").text
     driver.get(f"{url}/console/#/jobs/{watched_training['job_id']}")
     wait_until(lambda: find(driver, "#job-missing"), 20, "the not-found page")
     driver.get(f"{url}/console/#/models")
@@ -431,11 +448,13 @@ def test_with_no_worker_left_a_queued_job_says_why_it_waits(
     sign_in(driver, url, console_stack["keys"]["acme"])
     submit_from_page(driver, "train", {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 1})
     reason = wait_until(lambda: driver.execute_script(TEXT_OF, "#job-waiting"), 90, "the waiting reason", every=0.5)
-    assert reason == "no live worker serves queue 'train'" and status_of(driver) == "queued"
+    assert reason == "no live worker serves queue 'train'"
+    assert status_of(driver) == "queued"
     driver.save_screenshot(str(screenshots / "job-page-waiting.png"))
     driver.get(f"{url}/console/#/workers")
     workers = wait_until(lambda: find(driver, "#workers .empty"), 20, "no live worker listed")
     assert "No live workers" in workers.text
     rows = {row[0]: row for row in driver.execute_script(TABLE_CELLS, "#queues-table")}
-    assert rows["train"][1] == "1" and rows["train"][4] == "0", rows
+    assert rows["train"][1] == "1", rows
+    assert rows["train"][4] == "0", rows
     assert console_problems(driver) == []

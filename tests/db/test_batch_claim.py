@@ -70,7 +70,8 @@ def test_a_claim_takes_the_queued_predicts_of_the_same_model_version_in_one_tran
         claim = _claim(db, first)
     assert [j.id for j in claim.jobs][0] == first
     assert {j.id for j in claim.jobs} == {first, *same}
-    assert claim.version is not None and claim.version.model_id == model_id
+    assert claim.version is not None
+    assert claim.version.model_id == model_id
     assert len(commits) == 1
     for job in claim.jobs:
         current = db.jobs.get_any(job.id)
@@ -93,7 +94,9 @@ def test_the_batch_stays_within_its_size_and_the_tenants_running_quota(db: Datab
     assert len(_claim(db, ids[5], limit=7).jobs) == 3  # 4 already run: 3 places left under a quota of 7
     store = BatchStore(db.jobs)
     deferred = store.claim(ids[9], "w", max_jobs=32, batchable=_check, running_limit=lambda _: 7)
-    assert not isinstance(deferred, BatchClaim) and deferred is not None and deferred.reason == "quota_running_jobs"
+    assert not isinstance(deferred, BatchClaim)
+    assert deferred is not None
+    assert deferred.reason == "quota_running_jobs"
 
 
 def test_claim_more_adds_jobs_that_arrived_during_the_wait_under_the_same_lease(db: Database) -> None:
@@ -102,7 +105,8 @@ def test_claim_more_adds_jobs_that_arrived_during_the_wait_under_the_same_lease(
     claim = _claim(db, _predict(db, acme, "iris"))
     later = [_predict(db, acme, "iris") for _ in range(3)]
     more = BatchStore(db.jobs).claim_more(claim, "w", room=2, batchable=_check)
-    assert len(more.jobs) == 3 and {j.id for j in more.jobs[1:]} <= set(later)
+    assert len(more.jobs) == 3
+    assert {j.id for j in more.jobs[1:]} <= set(later)
     assert {db.jobs.get_any(j.id).status for j in more.jobs} == {"running"}
 
 
@@ -124,7 +128,8 @@ def test_a_finish_records_every_outcome_in_one_transaction_and_a_cancel_stops_on
     assert len(commits) == 1
     assert ended == {ids[0]: "succeeded", ids[1]: "cancelled", ids[2]: "failed", ids[3]: "cancelled"}
     jobs = {job_id: db.jobs.get_any(job_id) for job_id in ids}
-    assert jobs[ids[0]].result == {"rows": 1} and jobs[ids[1]].result is None
+    assert jobs[ids[0]].result == {"rows": 1}
+    assert jobs[ids[1]].result is None
     assert jobs[ids[2]].error == {"code": "invalid_request", "message": "bad inputs"}
     for job_id in ids:
         states = [(e.from_status, e.to_status) for e in db.jobs.events(acme, job_id) if e.kind == "state"]

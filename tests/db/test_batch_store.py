@@ -30,7 +30,8 @@ def test_parallel_repeats_of_one_keyed_batch_make_one_set_of_jobs(db: Database) 
     for thread in threads:
         thread.join()
     assert errors == []
-    assert len({tuple(ids) for ids, _ in results}) == 1 and sum(created for _, created in results) == 1
+    assert len({tuple(ids) for ids, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
     ids = results[0][0]
     assert [db.jobs.get_any(job_id).spec["n"] for job_id in ids] == list(range(20))
     assert db.jobs.count_queued(tenant) == 20

@@ -68,13 +68,15 @@ def test_a_long_poll_reads_the_row_again_only_when_signalled(db: Database, liste
     tenant = db.jobs.get_any(job_id).tenant_id
     with listener.watch(job_id) as claimed:  # let the claim's own signal arrive before the long-poll starts
         claim = db.jobs.claim(job_id, "w1")
-        assert claim is not None and claimed.wait(10)
+        assert claim is not None
+        assert claimed.wait(10)
     finisher = threading.Timer(0.5, lambda: db.jobs.finish(job_id, claim.lease_token, {"ok": True}))
     with SelectCounter(db) as counter:
         finisher.start()
         job = read_when_changed(db.jobs, listener, tenant, job_id, wait_s=30)
     finisher.join()
-    assert job.status == "succeeded" and job.result == {"ok": True}
+    assert job.status == "succeeded"
+    assert job.result == {"ok": True}
     # The first read and the one after the signal; polling every 20-250 ms would have read 5 times or more.
     assert counter.selects == 2
 
@@ -116,5 +118,6 @@ def test_transitions_commit_when_signals_cannot_be_sent(unreachable_broker_db: D
     db = unreachable_broker_db
     job_id = _job(db)
     claim = db.jobs.claim(job_id, "w1")
-    assert claim is not None and db.jobs.finish(job_id, claim.lease_token, {"ok": True})
+    assert claim is not None
+    assert db.jobs.finish(job_id, claim.lease_token, {"ok": True})
     assert db.jobs.get_any(job_id).status == "succeeded"

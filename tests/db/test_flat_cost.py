@@ -140,7 +140,9 @@ def test_the_migration_counts_the_jobs_already_finished(tmp_path, database_url: 
     try:
         assert jobs_by_type_and_status(db.factory) == {("train", "succeeded"): 2, ("train", "cancelled"): 1}
         (train,) = job_durations(db.factory)
-        assert train.count == 2 and abs(train.total_s - 4.0) < 0.01 and dict(train.buckets)[1] == 0
+        assert train.count == 2
+        assert abs(train.total_s - 4.0) < 0.01
+        assert dict(train.buckets)[1] == 0
         assert dict(train.buckets)[5] == 2
     finally:
         db.dispose()

@@ -32,11 +32,15 @@ def test_happy_path_records_each_state_as_an_event(db: Database) -> None:
     tenant = _tenant(db)
     job_id = _submit(db, tenant)
     claim = db.jobs.claim(job_id, "w1")
-    assert claim is not None and claim.job.status == "running" and claim.job.attempts == 1
+    assert claim is not None
+    assert claim.job.status == "running"
+    assert claim.job.attempts == 1
     assert db.jobs.report_progress(job_id, claim.lease_token, {"epoch": 1, "epochs": 1})
     assert db.jobs.finish(job_id, claim.lease_token, {"metrics": {}}, _draft())
     job = db.jobs.get(tenant, job_id)
-    assert job.status == "succeeded" and job.result["version"] == 1 and job.finished_at is not None
+    assert job.status == "succeeded"
+    assert job.result["version"] == 1
+    assert job.finished_at is not None
     kinds = [(e.kind, e.from_status, e.to_status) for e in db.jobs.events(tenant, job_id)]
     assert kinds == [
         ("state", None, "queued"),
@@ -93,7 +97,8 @@ def test_at_most_one_model_version_per_training_job(db: Database) -> None:
     tenant = _tenant(db)
     job_id = _submit(db, tenant)
     claim = db.jobs.claim(job_id, "w1")
-    assert claim is not None and db.jobs.finish(job_id, claim.lease_token, {}, _draft())
+    assert claim is not None
+    assert db.jobs.finish(job_id, claim.lease_token, {}, _draft())
     version = db.jobs.versions_of_job(job_id)[0]
     with pytest.raises(IntegrityError), session_scope(db.factory) as session:
         session.add(
@@ -126,7 +131,8 @@ def test_cancel_running_asks_the_worker_to_stop(db: Database) -> None:
     assert claim is not None
     assert not db.jobs.cancel_requested(job_id)
     job = db.jobs.cancel(tenant, job_id)
-    assert job.status == "running" and job.cancel_requested
+    assert job.status == "running"
+    assert job.cancel_requested
     assert db.jobs.cancel_requested(job_id)
     assert db.jobs.mark_cancelled(job_id, claim.lease_token)
     assert db.jobs.get(tenant, job_id).status == "cancelled"
@@ -154,19 +160,23 @@ def test_expired_leases_requeue_then_fail_with_worker_lost(db: Database) -> None
     assert db.jobs.requeue_expired().requeued == [job_id]
     assert not db.jobs.heartbeat(job_id, first.lease_token)
     second = db.jobs.claim(job_id, "w2")
-    assert second is not None and second.job.attempts == 2
+    assert second is not None
+    assert second.job.attempts == 2
     _expire(db, job_id)
     assert db.jobs.requeue_expired().failed == [job_id]
     job = db.jobs.get(tenant, job_id)
-    assert job.status == "failed" and job.error["code"] == "worker_lost"
+    assert job.status == "failed"
+    assert job.error["code"] == "worker_lost"
 
 
 def test_release_hands_back_without_counting_the_attempt(db: Database) -> None:
     job_id = _submit(db, _tenant(db))
     claim = db.jobs.claim(job_id, "w1")
-    assert claim is not None and db.jobs.release(job_id, claim.lease_token, "shutdown")
+    assert claim is not None
+    assert db.jobs.release(job_id, claim.lease_token, "shutdown")
     job = db.jobs.get_any(job_id)
-    assert job.status == "queued" and job.attempts == 0
+    assert job.status == "queued"
+    assert job.attempts == 0
 
 
 def test_unpublished_jobs_are_found_for_the_outbox(db: Database) -> None:
@@ -181,7 +191,9 @@ def test_idempotency_key_returns_the_same_job_or_422(db: Database) -> None:
     tenant = _tenant(db)
     first = db.jobs.submit(NewJob(tenant, "train", {"a": 1}, idempotency_key="k1", request_hash="h1"))
     again = db.jobs.submit(NewJob(tenant, "train", {"a": 1}, idempotency_key="k1", request_hash="h1"))
-    assert first.created and not again.created and again.job.id == first.job.id
+    assert first.created
+    assert not again.created
+    assert again.job.id == first.job.id
     with pytest.raises(OutOfRange):
         db.jobs.submit(NewJob(tenant, "train", {"a": 2}, idempotency_key="k1", request_hash="h2"))
     other = db.jobs.submit(NewJob(_tenant(db, "globex"), "train", {"a": 1}, idempotency_key="k1", request_hash="h1"))
@@ -210,7 +222,8 @@ def test_api_keys_hash_revoke_and_scope(db: Database) -> None:
     principal = db.keys.authenticate(key)
     assert principal.read_only
     listed = db.keys.list()
-    assert [k.id for k in listed] == [principal.key_id] and listed[0].last_used_at is not None
+    assert [k.id for k in listed] == [principal.key_id]
+    assert listed[0].last_used_at is not None
     with pytest.raises(Unauthorized):
         db.keys.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B"))
     db.keys.revoke(principal.key_id)

@@ -37,7 +37,9 @@ def test_a_batch_over_the_bound_keeps_its_tail_and_long_lines_are_cut(db: Databa
     store = JobLogStore(db.factory, max_lines=10)
     store.append(job_id, [_line(i) for i in range(25)] + [LogLine(1, "ERROR", "x", "y" * 10_000, utcnow())])
     lines = store.page(acme, job_id).lines
-    assert len(lines) == 10 and lines[0].message == "line 16" and len(lines[-1].message) == 4000
+    assert len(lines) == 10
+    assert lines[0].message == "line 16"
+    assert len(lines[-1].message) == 4000
 
 
 def test_another_tenants_job_log_is_not_found_and_finished_is_reported(db: Database) -> None:

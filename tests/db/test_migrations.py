@@ -15,7 +15,8 @@ HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head
 
 
 def test_the_migrations_form_one_line_of_revisions() -> None:
-    assert HEAD is not None and HEAD >= "0003"
+    assert HEAD is not None
+    assert HEAD >= "0003"
 
 
 def test_upgrade_head_matches_models(database_url: str) -> None:

@@ -92,7 +92,8 @@ def test_a_version_in_use_by_a_queued_job_cannot_be_deleted(db: Database) -> Non
     queued = db.jobs.submit(NewJob(tenant_id=acme, type="predict", spec={"model": "churn@production", "inputs": [[1]]}))
     with pytest.raises(Conflict) as caught:
         db.models.delete(acme, "churn:1", key_id=None)
-    assert caught.value.code == "model_in_use" and caught.value.details == {"jobs": [queued.job.id]}
+    assert caught.value.code == "model_in_use"
+    assert caught.value.details == {"jobs": [queued.job.id]}
     with pytest.raises(Conflict):
         db.models.delete(acme, "churn", key_id=None)
     gone = db.models.delete(acme, "churn:2", key_id=None)  # not what the job uses
@@ -100,7 +101,8 @@ def test_a_version_in_use_by_a_queued_job_cannot_be_deleted(db: Database) -> Non
     db.jobs.cancel(acme, queued.job.id)
     gone = db.models.delete(acme, "churn@production", key_id=None)
     assert [v.version for v in gone] == [1]
-    assert db.models.get(acme, "churn").versions == [] and db.models.get(acme, "churn").aliases == {}
+    assert db.models.get(acme, "churn").versions == []
+    assert db.models.get(acme, "churn").aliases == {}
     db.models.delete(acme, "churn", key_id=None)
     with pytest.raises(NotFound):
         db.models.get(acme, "churn")

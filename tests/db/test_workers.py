@@ -38,7 +38,8 @@ def test_register_heartbeat_live_and_stale(db: Database) -> None:
     a = registry.live()[0]
     assert (a.current_job, a.current_job_tenant) == (job_id, tenant)
     _age(db, Worker, "last_seen", "b", 60)
-    assert [w.name for w in registry.live()] == ["a"] and registry.served_queues() == {"train"}
+    assert [w.name for w in registry.live()] == ["a"]
+    assert registry.served_queues() == {"train"}
     assert registry.heartbeat("nobody", None) is False
     registry.leave("a")
     assert registry.live() == []
@@ -59,7 +60,8 @@ def test_queue_depth_running_oldest_age_and_live_workers(db: Database) -> None:
     assert (stats["train"].depth, stats["train"].running, stats["train"].live_workers) == (2, 0, 1)
     assert 119 <= stats["train"].oldest_queued_age_s < 200
     assert (stats["predict"].depth, stats["predict"].running, stats["predict"].live_workers) == (1, 1, 0)
-    assert stats["explain"].depth == 0 and stats["explain"].oldest_queued_age_s is None
+    assert stats["explain"].depth == 0
+    assert stats["explain"].oldest_queued_age_s is None
 
 
 def test_job_durations_by_type_and_outcome(db: Database) -> None:
@@ -80,9 +82,15 @@ def test_job_durations_by_type_and_outcome(db: Database) -> None:
     found = {(h.job_type, h.outcome): h for h in job_durations(db.factory)}
     assert set(found) == {("train", "succeeded"), ("train", "failed")}
     ok = found[("train", "succeeded")]
-    assert ok.count == 2 and abs(ok.total_s - 3.3) < 0.1
-    assert dict(ok.buckets)[0.1] == 0 and dict(ok.buckets)[0.5] == 1 and dict(ok.buckets)[5] == 2
-    assert dict(found[("train", "failed")].buckets)[60] == 0 and dict(found[("train", "failed")].buckets)[300] == 1
+    assert ok.count == 2
+    assert abs(ok.total_s - 3.3) < 0.1
+    assert dict(ok.buckets)[0.1] == 0
+    assert dict(ok.buckets)[0.5] == 1
+    assert dict(ok.buckets)[5] == 2
+    assert dict(found[("train", "failed")].buckets)[60] == 0
+    assert dict(found[("train", "failed")].buckets)[300] == 1
     counts = jobs_by_type_and_status(db.factory)
-    assert counts[("train", "succeeded")] == 2 and counts[("train", "failed")] == 1
-    assert counts[("predict", "queued")] == 1 and counts[("predict", "cancelled")] == 1
+    assert counts[("train", "succeeded")] == 2
+    assert counts[("train", "failed")] == 1
+    assert counts[("predict", "queued")] == 1
+    assert counts[("predict", "cancelled")] == 1

@@ -84,7 +84,8 @@ def test_a_small_model_trains_through_the_published_port(stack: Stack, started: 
     model = client.get(f"/v1/models/{job['result']['model_id']}").json()
     assert [v["training_job_id"] for v in model["versions"]] == [job["id"]]
     download = client.get(f"/v1/models/{model['id']}/download")
-    assert download.status_code == 200 and len(download.content) > 1000
+    assert download.status_code == 200
+    assert len(download.content) > 1000
 
 
 def test_workers_follow_the_backlog_and_no_job_is_lost_or_repeated(stack: Stack, started: dict) -> None:
@@ -130,7 +131,8 @@ def test_workers_follow_the_backlog_and_no_job_is_lost_or_repeated(stack: Stack,
         claims = sum(1 for e in events if e["to_status"] == "running")
         returned = sum(1 for e in events if e["from_status"] == "running" and e["to_status"] == "queued")
         finished = [e for e in events if e["to_status"] == "succeeded"]
-        assert claims == 1 + returned and len(finished) == 1, events
+        assert claims == 1 + returned, events
+        assert len(finished) == 1, events
         hand_backs += returned
     stack.figures["hand_backs"] = hand_backs
     # The scale-down happened while a long job ran on a stopped worker: it came back and still succeeded once.
@@ -145,7 +147,8 @@ def test_workers_follow_the_backlog_and_no_job_is_lost_or_repeated(stack: Stack,
     assert sorted(v for v in versions if v in ids) == sorted(ids)
 
     log = stack.logs("autoscaler")
-    assert f"-> {MAX_WORKERS} workers" in log and f"-> {MIN_WORKERS} workers" in log, log
+    assert f"-> {MAX_WORKERS} workers" in log, log
+    assert f"-> {MIN_WORKERS} workers" in log, log
 
 
 def test_the_autoscaler_serves_queue_metrics(stack: Stack, started: dict) -> None:

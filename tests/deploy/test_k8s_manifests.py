@@ -112,7 +112,8 @@ def test_keda_scales_the_cpu_workers_like_the_compose_autoscaler() -> None:
     # The query reads metrics the autoscaler's process really exports, on the queues the workers serve.
     exported = {m.name for m in AutoscaleMetrics("worker-cpu", ("train",)).registry.collect()}
     used = set(re.findall(r"(tensorq_[a-z_]+)\{", trigger["metadata"]["query"]))
-    assert used and used <= exported, (used, exported)
+    assert used, (used, exported)
+    assert used <= exported, (used, exported)
     command = worker["spec"]["template"]["spec"]["containers"][0]["command"]
     served = set(command[command.index("--queues") + 1].split(","))
     for selector in re.findall(r'queue=~"([^"]+)"', trigger["metadata"]["query"]):
@@ -132,13 +133,15 @@ def test_workloads_match_the_compose_services_and_images() -> None:
     services = _compose()["services"]
     worker = _kind("Deployment", "tensorq-worker-cpu")["spec"]["template"]["spec"]
     assert worker["containers"][0]["command"] == services["worker-cpu"]["command"]
-    assert worker["terminationGracePeriodSeconds"] == 60 and services["worker-cpu"]["stop_grace_period"] == "1m"
+    assert worker["terminationGracePeriodSeconds"] == 60
+    assert services["worker-cpu"]["stop_grace_period"] == "1m"
     assert _kind("Job")["spec"]["template"]["spec"]["containers"][0]["command"] == services["migrate"]["command"]
     uid = int(re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text()).group(1))
     for _f, doc in _documents():
         if doc["kind"] in ("Deployment", "Job"):
             pod = doc["spec"]["template"]["spec"]
-            assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == uid
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            assert pod["securityContext"]["runAsUser"] == uid
 
 
 def test_api_is_ready_on_readyz_and_shares_a_read_write_many_artifact_volume() -> None:
@@ -151,7 +154,8 @@ def test_api_is_ready_on_readyz_and_shares_a_read_write_many_artifact_volume() -
         pod = _kind("Deployment", name)["spec"]["template"]["spec"]
         mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
         claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
-        assert mounts == {"artifacts": artifact_dir} and claims == {"artifacts": "tensorq-artifacts"}
+        assert mounts == {"artifacts": artifact_dir}
+        assert claims == {"artifacts": "tensorq-artifacts"}
 
 
 def test_every_setting_named_is_a_real_setting_and_compose_settings_are_all_there() -> None:

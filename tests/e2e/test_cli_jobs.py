@@ -72,13 +72,15 @@ def trained(stack: dict) -> str:
     assert watched.returncode == 0, watched.stdout + watched.stderr
     lines = watched.stdout.splitlines()
     assert [line for line in lines if line.startswith("epoch ")][-1].startswith("epoch 4/4  loss ")
-    assert f"train {job_id}: running" in lines and "succeeded" in lines[-1]
+    assert f"train {job_id}: running" in lines
+    assert "succeeded" in lines[-1]
     return job_id
 
 
 def test_version() -> None:
     result = tensorq(["--version"], {})
-    assert result.returncode == 0 and result.stdout.strip() == "tensorq, version 0.1.0"
+    assert result.returncode == 0
+    assert result.stdout.strip() == "tensorq, version 0.1.0"
 
 
 def test_watch_a_training_job_with_a_progress_bar_to_exit_0(stack: dict, tmp_path: Path) -> None:
@@ -89,15 +91,22 @@ def test_watch_a_training_job_with_a_progress_bar_to_exit_0(stack: dict, tmp_pat
     )
     assert result.returncode == 0, result.stdout + result.stderr
     screen = ANSI.sub("", result.stdout)
-    assert "5/5 epochs" in screen and "━" in screen and "loss " in screen and "\x1b[" in result.stdout
+    assert "5/5 epochs" in screen
+    assert "━" in screen
+    assert "loss " in screen
+    assert "\x1b[" in result.stdout
     job_id = screen.splitlines()[0].strip()
     got = json.loads(tensorq(["jobs", "get", job_id], stack["env"]).stdout)
-    assert got["status"] == "succeeded" and got["spec"]["batch_size"] == 16 and got["spec"]["epochs"] == 5
+    assert got["status"] == "succeeded"
+    assert got["spec"]["batch_size"] == 16
+    assert got["spec"]["epochs"] == 5
 
 
 def test_get_and_list_as_json_and_as_a_table(stack: dict, trained: str) -> None:
     got = json.loads(tensorq(["jobs", "get", trained], stack["env"]).stdout)
-    assert got["id"] == trained and got["status"] == "succeeded" and len(got["result"]["history"]["loss"]) == 4
+    assert got["id"] == trained
+    assert got["status"] == "succeeded"
+    assert len(got["result"]["history"]["loss"]) == 4
     listed = json.loads(
         tensorq(["jobs", "list", "--status", "succeeded", "--type", "train", "--json"], stack["env"]).stdout
     )
@@ -109,7 +118,8 @@ def test_get_and_list_as_json_and_as_a_table(stack: dict, trained: str) -> None:
     future = tensorq(["jobs", "list", "--since", "2999-01-01", "--json"], stack["env"]).stdout
     assert json.loads(future)["jobs"] == []
     paged = tensorq(["jobs", "list", "--limit", "1"], stack["env"])
-    assert len(paged.stdout.splitlines()) == 2 and "more: --cursor " in paged.stderr
+    assert len(paged.stdout.splitlines()) == 2
+    assert "more: --cursor " in paged.stderr
 
 
 def test_models_list_get_download_and_upload_again(stack: dict, trained: str, tmp_path: Path) -> None:
@@ -122,7 +132,8 @@ def test_models_list_get_download_and_upload_again(stack: dict, trained: str, tm
     assert trained in tensorq(["models", "get", model_id], env).stdout
     target = tmp_path / "iris.keras"
     downloaded = tensorq(["models", "download", model_id, "-o", str(target)], env)
-    assert downloaded.returncode == 0 and target.read_bytes()[:2] == b"PK"
+    assert downloaded.returncode == 0
+    assert target.read_bytes()[:2] == b"PK"
     uploaded = tensorq(["models", "upload", str(target), "--name", "iris-again", "--wait"], env)
     assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
     names = [m["name"] for m in json.loads(tensorq(["models", "list", "--json"], env).stdout)]
@@ -139,7 +150,8 @@ def test_predict_artifacts_list_and_download(stack: dict, trained: str, tmp_path
     assert tensorq(["jobs", "artifacts", job_id], env).stdout.split() == ["predictions.csv"]
     target = tmp_path / "p.csv"
     fetched = tensorq(["jobs", "artifacts", job_id, "predictions.csv", "-o", str(target)], env)
-    assert fetched.returncode == 0 and len(target.read_text().strip().splitlines()) == 9
+    assert fetched.returncode == 0
+    assert len(target.read_text().strip().splitlines()) == 9
 
 
 def test_submit_many_queues_a_batch_and_prints_the_ids_in_order(stack: dict, trained: str, tmp_path: Path) -> None:
@@ -174,11 +186,13 @@ def test_a_failed_job_exits_1_with_its_code_and_message(stack: dict, tmp_path: P
     ]
     assert shown["preview"]["rows"] == [["1", "x", "0"], ["2", "y", "0"]]
     table = tensorq(["datasets", "get", dataset_id], env).stdout
-    assert "categorical" in table and "missing" in table
+    assert "categorical" in table
+    assert "missing" in table
     spec = ["-p", "architecture=mlp", "-p", f"dataset={dataset_id}", "-p", "label_column=label", "-p", "epochs=1"]
     result = tensorq(["jobs", "submit", "train", *spec, "-p", "validation_split=0", "--wait"], env)
     assert result.returncode == 1
-    assert "failed (while building): invalid_request: " in result.stderr and "two classes" in result.stderr
+    assert "failed (while building): invalid_request: " in result.stderr
+    assert "two classes" in result.stderr
     job_id = result.stdout.splitlines()[0]
     logs = tensorq(["jobs", "logs", job_id], env)
     assert logs.returncode == 0, logs.stderr
@@ -186,7 +200,8 @@ def test_a_failed_job_exits_1_with_its_code_and_message(stack: dict, tmp_path: P
     assert "[1] worker.runner: train job " in lines[0]
     assert any(line.endswith("worker.joblog: phase: loading data") for line in lines)
     failure = next(line for line in lines if " ERROR " in line)
-    assert "failed while building: invalid_request" in failure and "two classes" in failure
+    assert "failed while building: invalid_request" in failure
+    assert "two classes" in failure
     assert str(stack["home"]) not in logs.stdout
     assert f"[job {job_id}] worker.runner: failed while building" in (stack["home"] / "worker.log").read_text()
     as_json = [json.loads(line) for line in tensorq(["jobs", "logs", job_id, "--json"], env).stdout.splitlines()]
@@ -199,9 +214,11 @@ def test_logs_follow_a_training_job_to_its_end(stack: dict, trained: str) -> Non
     text = followed.stdout
     for phase in ("loading data", "building", "epoch 1", "epoch 4", "saving"):
         assert f"phase: {phase}" in text
-    assert "worker.handlers: epoch 4/4  " in text and "shap" not in text
+    assert "worker.handlers: epoch 4/4  " in text
+    assert "shap" not in text
     other = tensorq(["jobs", "logs", trained], {**stack["env"], "TENSORQ_KEY": stack["other_key"]})
-    assert other.returncode == 1 and "not_found" in other.stderr
+    assert other.returncode == 1
+    assert "not_found" in other.stderr
 
 
 def test_the_worker_is_in_view_with_the_job_it_runs_and_cancel_makes_watch_exit_3(stack: dict) -> None:
@@ -218,34 +235,49 @@ def test_the_worker_is_in_view_with_the_job_it_runs_and_cancel_makes_watch_exit_
     workers = json.loads(tensorq(["workers", "--json"], env).stdout)
     assert len(workers) == 1, workers
     worker = workers[0]
-    assert worker["current_job"] == job_id and worker["busy"] is True and worker["version"] == "0.1.0"
-    assert worker["queues"] == ["train", "predict", "explain"] and worker["gpu"] is None
-    assert worker["name"].startswith("tensorq-") and worker["host"]
+    assert worker["current_job"] == job_id
+    assert worker["busy"] is True
+    assert worker["version"] == "0.1.0"
+    assert worker["queues"] == ["train", "predict", "explain"]
+    assert worker["gpu"] is None
+    assert worker["name"].startswith("tensorq-")
+    assert worker["host"]
     theirs = json.loads(tensorq(["workers", "--json"], {**env, "TENSORQ_KEY": stack["other_key"]}).stdout)
-    assert theirs[0]["busy"] is True and theirs[0]["current_job"] is None
+    assert theirs[0]["busy"] is True
+    assert theirs[0]["current_job"] is None
     queues = {q["name"]: q for q in json.loads(tensorq(["queues", "--json"], env).stdout)}
-    assert queues["train"]["running"] == 1 and queues["train"]["live_workers"] == 1
+    assert queues["train"]["running"] == 1
+    assert queues["train"]["live_workers"] == 1
     table = tensorq(["workers"], env).stdout.splitlines()
-    assert table[0].startswith("name\thost\tgpu\tqueues") and job_id in table[1]
+    assert table[0].startswith("name\thost\tgpu\tqueues")
+    assert job_id in table[1]
     cancelled = tensorq(["jobs", "cancel", job_id], env)
-    assert cancelled.returncode == 0 and job_id in cancelled.stdout
+    assert cancelled.returncode == 0
+    assert job_id in cancelled.stdout
     watched = tensorq(["jobs", "watch", job_id, "--timeout", "120"], env)
-    assert watched.returncode == 3 and "cancelled" in watched.stderr
+    assert watched.returncode == 3
+    assert "cancelled" in watched.stderr
 
 
 def test_api_errors_are_one_line_and_exit_1(stack: dict) -> None:
     bad_key = tensorq(["jobs", "list"], {**stack["env"], "TENSORQ_KEY": "tq_nope"})
-    assert bad_key.returncode == 1 and bad_key.stderr.startswith("Error: unauthorized: ")
+    assert bad_key.returncode == 1
+    assert bad_key.stderr.startswith("Error: unauthorized: ")
     missing = tensorq(["jobs", "get", "0" * 32], stack["env"])
-    assert missing.returncode == 1 and "not_found" in missing.stderr
+    assert missing.returncode == 1
+    assert "not_found" in missing.stderr
     bad_param = tensorq(["jobs", "submit", "train", "-p", "epochs"], stack["env"])
-    assert bad_param.returncode == 2 and "key=value" in bad_param.stderr
+    assert bad_param.returncode == 2
+    assert "key=value" in bad_param.stderr
     refused = tensorq(
         ["jobs", "submit", "train", "-p", "architecture=nope", "-p", "dataset=builtin:iris"], stack["env"]
     )
-    assert refused.returncode == 1 and refused.stderr.startswith("Error: ") and "nope" in refused.stderr
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: ")
+    assert "nope" in refused.stderr
     no_server = tensorq(["jobs", "list", "--url", "http://127.0.0.1:9"], stack["env"])
-    assert no_server.returncode == 1 and "TransportError" in no_server.stderr
+    assert no_server.returncode == 1
+    assert "TransportError" in no_server.stderr
 
 
 def test_alias_retry_and_delete_through_the_cli(stack: dict, trained: str) -> None:
@@ -253,7 +285,8 @@ def test_alias_retry_and_delete_through_the_cli(stack: dict, trained: str) -> No
     result = json.loads(tensorq(["jobs", "get", trained], env).stdout)["result"]
     name = json.loads(tensorq(["models", "get", result["model_id"], "--json"], env).stdout)["name"]
     moved = tensorq(["models", "alias", name, "production", str(result["version"])], env)
-    assert moved.returncode == 0 and f"{name}@production -> version {result['version']}" in moved.stdout
+    assert moved.returncode == 0
+    assert f"{name}@production -> version {result['version']}" in moved.stdout
     assert f"production -> v{result['version']}" in tensorq(["models", "get", name], env).stdout
     predicted = tensorq(
         ["jobs", "submit", "predict", "-p", f"model={name}@production", "-p", "inputs=[[5.1,3.5,1.4,0.2]]", "--wait"],
@@ -267,9 +300,11 @@ def test_alias_retry_and_delete_through_the_cli(stack: dict, trained: str) -> No
     tensorq(["jobs", "cancel", job_id], env)
     assert tensorq(["jobs", "watch", job_id, "--timeout", "120"], env).returncode == 3
     retried = json.loads(tensorq(["jobs", "retry", job_id, "--json"], env).stdout)
-    assert retried["retry_of"] == job_id and retried["id"] != job_id
+    assert retried["retry_of"] == job_id
+    assert retried["id"] != job_id
     tensorq(["jobs", "cancel", retried["id"]], env)
     assert tensorq(["jobs", "watch", retried["id"], "--timeout", "120"], env).returncode == 3
     deleted = tensorq(["jobs", "delete", job_id], env)
-    assert deleted.returncode == 0 and f"deleted job {job_id}" in deleted.stdout
+    assert deleted.returncode == 0
+    assert f"deleted job {job_id}" in deleted.stdout
     assert tensorq(["jobs", "get", job_id], env).returncode == 1

@@ -108,11 +108,14 @@ def test_a_generated_client_round_trip(stack: dict[str, Any], generated: Any) ->
         architecture=models.TrainSpecArchitecture.MLP, dataset="builtin:iris", epochs=3, model_name="iris-gen", seed=1
     )
     answer = jobs.submit_job.sync_detailed(client=client, body=models.TrainSubmission(type_="train", spec=spec))
-    assert answer.status_code == 202 and isinstance(answer.parsed, models.TrainJob)
+    assert answer.status_code == 202
+    assert isinstance(answer.parsed, models.TrainJob)
     assert answer.headers["Location"] == f"/v1/jobs/{answer.parsed.id}"
     train = wait(answer.parsed.id)
-    assert isinstance(train, models.TrainJob) and train.status == models.JobStatus.SUCCEEDED, train
-    assert isinstance(train.result, models.TrainResult) and len(train.result.history["loss"]) == 3
+    assert isinstance(train, models.TrainJob), train
+    assert train.status == models.JobStatus.SUCCEEDED, train
+    assert isinstance(train.result, models.TrainResult)
+    assert len(train.result.history["loss"]) == 3
     model = train.result.model_id
 
     predict = jobs.submit_job.sync(
@@ -122,8 +125,10 @@ def test_a_generated_client_round_trip(stack: dict[str, Any], generated: Any) ->
         ),
     )
     predicted = wait(predict.id)
-    assert isinstance(predicted, models.PredictJob) and isinstance(predicted.result, models.PredictResult)
-    assert predicted.result.rows == 1 and len(predicted.result.classes) == 1
+    assert isinstance(predicted, models.PredictJob)
+    assert isinstance(predicted.result, models.PredictResult)
+    assert predicted.result.rows == 1
+    assert len(predicted.result.classes) == 1
 
     explain = jobs.submit_job.sync(
         client=client,
@@ -132,7 +137,8 @@ def test_a_generated_client_round_trip(stack: dict[str, Any], generated: Any) ->
         ),
     )
     explained = wait(explain.id)
-    assert isinstance(explained, models.ExplainJob) and isinstance(explained.result, models.ExplainResult)
+    assert isinstance(explained, models.ExplainJob)
+    assert isinstance(explained.result, models.ExplainResult)
     assert explained.result.method == models.ExplainResultMethod.INTEGRATED_GRADIENTS
     assert len(explained.result.attributions[0]) == 4
 
@@ -142,18 +148,23 @@ def test_a_generated_client_round_trip(stack: dict[str, Any], generated: Any) ->
     assert [e.to_status.value for e in states] == ["queued", "running", "succeeded"]
     assert states[1].data.worker  # the claiming worker, typed
     progress = [e for e in events.events if isinstance(e, models.ProgressEvent)]
-    assert progress and progress[-1].data.epoch == 3 and "loss" in progress[-1].data.additional_properties
+    assert progress
+    assert progress[-1].data.epoch == 3
+    assert "loss" in progress[-1].data.additional_properties
 
     long = models.TrainSpec(architecture=models.TrainSpecArchitecture.MLP, dataset="builtin:iris", epochs=5000)
     queued = jobs.submit_job.sync(client=client, body=models.TrainSubmission(type_="train", spec=long))
     cancelled = jobs.cancel_job.sync_detailed(queued.id, client=client)
-    assert cancelled.status_code == 202 and isinstance(cancelled.parsed, models.TrainJob)
+    assert cancelled.status_code == 202
+    assert isinstance(cancelled.parsed, models.TrainJob)
     assert wait(queued.id).status == models.JobStatus.CANCELLED
     again = jobs.cancel_job.sync_detailed(queued.id, client=client)
-    assert again.status_code == 409 and isinstance(again.parsed, models.ErrorResponse)
+    assert again.status_code == 409
+    assert isinstance(again.parsed, models.ErrorResponse)
 
     missing = jobs.get_job.sync_detailed(str(uuid.uuid4()), client=client)
-    assert missing.status_code == 404 and isinstance(missing.parsed, models.ErrorResponse)
+    assert missing.status_code == 404
+    assert isinstance(missing.parsed, models.ErrorResponse)
     assert missing.parsed.error.code == "not_found"
     bad = jobs.submit_job.sync_detailed(
         client=client,
@@ -161,5 +172,6 @@ def test_a_generated_client_round_trip(stack: dict[str, Any], generated: Any) ->
             type_="train", spec=models.TrainSpec(architecture=models.TrainSpecArchitecture.MLP, dataset="builtin:nope")
         ),
     )
-    assert bad.status_code == 400 and isinstance(bad.parsed, models.ErrorResponse)
+    assert bad.status_code == 400
+    assert isinstance(bad.parsed, models.ErrorResponse)
     assert bad.parsed.error.details[0]["field"] == "spec.dataset"

@@ -61,7 +61,8 @@ def test_rnn_on_an_uploaded_text_set_learns_and_points_at_the_sentiment_words(st
         for t, y in zip(texts, labels, strict=True)
     )
     dataset = _upload(client, "/v1/datasets", lines.encode(), "reviews.jsonl")
-    assert dataset.format == "jsonl" and dataset.info["rows"] == 800
+    assert dataset.format == "jsonl"
+    assert dataset.info["rows"] == 800
     spec = {
         "architecture": "rnn",
         "dataset": dataset.id,
@@ -77,7 +78,8 @@ def test_rnn_on_an_uploaded_text_set_learns_and_points_at_the_sentiment_words(st
     print(f"\nrnn/text through the API: test_accuracy {job.result['metrics']['test_accuracy']:.4f}")
     assert job.result["metrics"]["test_accuracy"] >= 0.9
     model = client.model(job.result["model_id"]).versions[-1]
-    assert model.signature["class_names"] == ["negative", "positive"] and model.signature["kind"] == "text"
+    assert model.signature["class_names"] == ["negative", "positive"]
+    assert model.signature["kind"] == "text"
 
     reviews = ["What a superb film, really.", "The ending was awful!"]
     predicted = client.run("predict", {"model": job.result["model_id"], "inputs": reviews})
@@ -89,7 +91,8 @@ def test_rnn_on_an_uploaded_text_set_learns_and_points_at_the_sentiment_words(st
     assert explained.status == "succeeded", explained.error
     result = explained.result
     tops = [w[int(np.argmax(a))] for w, a in zip(result["tokens"], result["attributions"], strict=True)]
-    assert tops == ["superb", "awful"] and all(t in POSITIVE + NEGATIVE for t in tops)
+    assert tops == ["superb", "awful"]
+    assert all(t in POSITIVE + NEGATIVE for t in tops)
     assert "artifacts" not in result
 
 
@@ -123,11 +126,13 @@ def test_vae_and_recommender_train_and_answer(stack: dict) -> None:  # noqa: F81
     assert metrics["test_rmse"] < metrics["test_baseline_rmse"]
     model_id = job.result["model_id"]
     top = client.run("predict", {"model": model_id, "user": users[0], "k": 3})
-    assert top.status == "succeeded" and len(top.result["items"]) == 3
+    assert top.status == "succeeded"
+    assert len(top.result["items"]) == 3
     rated = client.run("predict", {"model": model_id, "inputs": [[users[0], items[0]]]})
     assert len(rated.result["ratings"]) == 1
     unseen = client.run("predict", {"model": model_id, "inputs": [["nobody", items[0]]]})
-    assert unseen.status == "failed" and unseen.error.code == "unknown_ids"
+    assert unseen.status == "failed"
+    assert unseen.error.code == "unknown_ids"
     assert "nobody" in unseen.error.message
 
 
@@ -140,12 +145,14 @@ def test_bring_your_own_model(stack: dict) -> None:  # noqa: F811
     assert imported.status == "succeeded", imported.error
     model_id = imported.result["model_id"]
     predicted = client.run("predict", {"model": model_id, "inputs": [[0.1, 0.2, 0.3, 0.4]]})
-    assert predicted.status == "succeeded" and np.array(predicted.result["outputs"]).shape == (1, 3)
+    assert predicted.status == "succeeded"
+    assert np.array(predicted.result["outputs"]).shape == (1, 3)
 
     marker = home / "lambda-ran"
     job = _upload(client, "/v1/models", lambda_model(home / "lambda.keras", marker).read_bytes(), "lambda.keras")
     refused = client.wait(job.id, timeout=120)
-    assert refused.status == "failed" and refused.error.code == "invalid_request"
+    assert refused.status == "failed"
+    assert refused.error.code == "invalid_request"
     assert "Lambda" in refused.error.message
     assert not marker.exists()
 

@@ -79,9 +79,12 @@ def test_training_succeeds_with_progress_history_and_one_model_version(stack: di
     client: TensorQClient = stack["client"]
     assert trained.status == "succeeded", trained.error
     result = trained.result
-    assert result["version"] == 1 and len(result["history"]["loss"]) == 6
+    assert result["version"] == 1
+    assert len(result["history"]["loss"]) == 6
     assert result["metrics"]["test_accuracy"] > 0.9
-    assert trained.attempts == 1 and trained.started_at and trained.finished_at
+    assert trained.attempts == 1
+    assert trained.started_at
+    assert trained.finished_at
     events = client.events(trained.id)
     states = [(e.from_status, e.to_status) for e in events if e.kind == "state"]
     assert states == [(None, "queued"), ("queued", "running"), ("running", "succeeded")]
@@ -97,7 +100,8 @@ def test_a_downloaded_model_uploads_back_as_a_new_model_that_predicts(stack: dic
     client: TensorQClient = stack["client"]
     keras_file = client.download_model(trained.result["model_id"], stack["home"] / "again.keras")
     imported = client.wait(client.upload_model(keras_file, name="digits-again").id, timeout=300)
-    assert imported.type == "import" and imported.status == "succeeded", imported.error
+    assert imported.type == "import", imported.error
+    assert imported.status == "succeeded", imported.error
     assert imported.result["model_name"] == "digits-again"
     assert imported.result["model_id"] != trained.result["model_id"]
     inputs = load_digits().images[-5:].tolist()
@@ -134,7 +138,8 @@ def test_explain_gives_attributions_completeness_and_a_heatmap(stack: dict, trai
     assert result["quality"]["completeness_gap"] < 0.05
     assert result["artifacts"] == ["heatmap_0.png", "heatmap_1.png"]
     png = client.artifact(job.id, "heatmap_0.png")
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) > 1000
 
 
 def test_a_message_delivered_three_times_runs_once(stack: dict, trained: dict) -> None:
@@ -150,7 +155,9 @@ def test_a_message_delivered_three_times_runs_once(stack: dict, trained: dict) -
     done = client.wait(job.id, timeout=120)
     time.sleep(2)  # let the duplicates arrive and be refused
     claims = [e for e in client.events(job.id) if e.to_status == "running"]
-    assert done.status == "succeeded" and len(claims) == 1 and client.job(job.id).attempts == 1
+    assert done.status == "succeeded"
+    assert len(claims) == 1
+    assert client.job(job.id).attempts == 1
 
 
 def test_cancel_a_running_training_job(stack: dict) -> None:
@@ -165,7 +172,8 @@ def test_cancel_a_running_training_job(stack: dict) -> None:
             break
     client.cancel(job.id)
     done = client.wait(job.id, timeout=60)
-    assert done.status == "cancelled" and done.result is None
+    assert done.status == "cancelled"
+    assert done.result is None
     assert stack["db"].jobs.versions_of_job(job.id) == []
 
 
@@ -186,7 +194,8 @@ def test_a_job_that_cannot_run_fails_with_its_message(stack: dict) -> None:
         timeout=120,
     )
     assert job.status == "failed"
-    assert job.error.code == "invalid_request" and "'b'" in job.error.message
+    assert job.error.code == "invalid_request"
+    assert "'b'" in job.error.message
 
 
 def test_tensorflow_lives_in_the_pool_child_not_the_forking_parent(stack: dict, trained: dict) -> None:
@@ -214,11 +223,13 @@ def test_a_name_and_an_alias_resolve_in_the_worker_after_a_fresh_api_start(stack
             image = np.zeros((8, 8)).tolist()
             predicted = again.run("predict", {"model": "digits@production", "inputs": [image]}, timeout=300)
             assert predicted.status == "succeeded", predicted.error
-            assert predicted.result["model_name"] == "digits" and predicted.result["version"] == version
+            assert predicted.result["model_name"] == "digits"
+            assert predicted.result["version"] == version
             assert predicted.result["model_ref"] == "digits@production"
             explained = again.run("explain", {"model": f"digits:{version}", "inputs": [image], "steps": 8}, timeout=300)
             assert explained.status == "succeeded", explained.error
-            assert explained.result["version"] == version and explained.result["baseline"] == "zeros"
+            assert explained.result["version"] == version
+            assert explained.result["baseline"] == "zeros"
             events = again.model_events("digits")
             assert [(e.kind, e.data["to_version"]) for e in events] == [("alias_set", version)]
     finally:

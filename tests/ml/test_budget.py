@@ -125,7 +125,8 @@ def test_a_wide_activation_model_with_few_weights_is_refused_for_its_memory(tmp_
     check_params(estimate.params, 50_000_000, "the uploaded model")
     with pytest.raises(OutOfRange) as refused:
         check_memory(estimate.inference_bytes(), 8192, "the uploaded model")
-    assert refused.value.code == "memory_budget_exceeded" and refused.value.details["limit_mb"] == 8192
+    assert refused.value.code == "memory_budget_exceeded"
+    assert refused.value.details["limit_mb"] == 8192
     with pytest.raises(OutOfRange) as refused:  # the import job refuses it before Keras builds it
         load(tmp_path / "wide.keras", max_params=50_000_000, max_memory_mb=8192)
     assert refused.value.code == "memory_budget_exceeded"
@@ -136,7 +137,8 @@ def test_a_wide_activation_model_with_few_weights_is_refused_for_its_memory(tmp_
     assert spec.params < 2_000_000
     with pytest.raises(OutOfRange) as refused:
         check_memory(spec.train_bytes(65_536), 8192, "this cnn")
-    assert refused.value.code == "memory_budget_exceeded" and refused.value.details["estimated_mb"] > 8192
+    assert refused.value.code == "memory_budget_exceeded"
+    assert refused.value.details["estimated_mb"] > 8192
     check_memory(spec.train_bytes(32), 8192, "this cnn")  # the same model at an ordinary batch fits
     assert spec.train_bytes(32) < 100 * MB
 
@@ -171,4 +173,5 @@ def test_a_keras_config_is_counted_before_anything_is_built(tmp_path: Path) -> N
     assert huge.stat().st_size < 64 * 1024
     with pytest.raises(OutOfRange) as refused:
         load(huge, max_params=50_000_000)
-    assert refused.value.code == "model_too_large" and refused.value.details["estimated_params"] > 5 * 10**8
+    assert refused.value.code == "model_too_large"
+    assert refused.value.details["estimated_params"] > 5 * 10**8

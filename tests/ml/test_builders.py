@@ -51,7 +51,8 @@ def test_builders_get_only_params_validated_by_the_specs(name: str, args: tuple,
     builders._BUILDERS[name] = lambda *given: seen.append(given[-1])
     try:
         builders.get(name)(*args, params)
-        assert seen == [typed] and type(seen[0]) is ARCHITECTURE_PARAMS[name]
+        assert seen == [typed]
+        assert type(seen[0]) is ARCHITECTURE_PARAMS[name]
         builders.get(name)(*args, typed)
         assert seen[-1] is typed
         with pytest.raises(OutOfRange):
@@ -71,7 +72,8 @@ def test_no_builder_repeats_a_range_check_of_the_specs() -> None:
 
     for source in Path(ml.architectures.__file__).parent.glob("*.py"):
         text = source.read_text()
-        assert "check_" not in text and "DEFAULTS" not in text, source.name
+        assert "check_" not in text, source.name
+        assert "DEFAULTS" not in text, source.name
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
@@ -123,7 +125,8 @@ def test_mlp_defaults() -> None:
 
 def test_mlp_flattens_images() -> None:
     model = builders.get("mlp")((8, 8, 1), 10, {"hidden": [16], "dropout": 0.0})
-    assert "Flatten" in _layer_types(model) and model.output_shape == (None, 10)
+    assert "Flatten" in _layer_types(model)
+    assert model.output_shape == (None, 10)
 
 
 def test_cnn_is_the_keras_mnist_convnet_adapted_to_8x8() -> None:

@@ -27,9 +27,12 @@ from tensorq.errors import InvalidRequest, OutOfRange
 def test_digits_are_raw_8x8_images() -> None:
     ds = load_builtin("digits")
     assert ds.kind == "image"
-    assert ds.x.shape == (1797, 8, 8, 1) and ds.x.dtype == np.float32
-    assert ds.x.min() == 0.0 and ds.x.max() == 16.0
-    assert ds.y.dtype == np.int64 and set(ds.y.tolist()) == set(range(10))
+    assert ds.x.shape == (1797, 8, 8, 1)
+    assert ds.x.dtype == np.float32
+    assert ds.x.min() == 0.0
+    assert ds.x.max() == 16.0
+    assert ds.y.dtype == np.int64
+    assert set(ds.y.tolist()) == set(range(10))
 
 
 @pytest.mark.parametrize(
@@ -38,8 +41,10 @@ def test_digits_are_raw_8x8_images() -> None:
 def test_tabular_builtins_have_feature_names(name: str, rows: int, features: int) -> None:
     ds = load_builtin(name)
     assert ds.kind == "tabular"
-    assert ds.x.shape == (rows, features) and ds.x.dtype == np.float32
-    assert ds.feature_names is not None and len(ds.feature_names) == features
+    assert ds.x.shape == (rows, features)
+    assert ds.x.dtype == np.float32
+    assert ds.feature_names is not None
+    assert len(ds.feature_names) == features
     assert ds.class_names is not None
 
 
@@ -59,7 +64,9 @@ def test_npz_kind_follows_the_dimensions(tmp_path: Path, shape: tuple, kind: str
     path = tmp_path / "d.npz"
     np.savez(path, x=np.arange(np.prod(shape), dtype=np.uint8).reshape(shape), y=np.arange(6) % 2)
     ds = load_npz(path)
-    assert ds.kind == kind and ds.x.shape == loaded and ds.x.dtype == np.float32
+    assert ds.kind == kind
+    assert ds.x.shape == loaded
+    assert ds.x.dtype == np.float32
     assert ds.y.tolist() == [0, 1, 0, 1, 0, 1]
 
 
@@ -106,7 +113,9 @@ def test_mnist_format_npz_is_joined_into_images(tmp_path: Path) -> None:
         y_test=np.array([5, 6, 7], dtype=np.uint8),
     )
     ds = load_mnist_npz(path)
-    assert ds.kind == "image" and ds.x.shape == (8, 28, 28, 1) and ds.x.dtype == np.float32
+    assert ds.kind == "image"
+    assert ds.x.shape == (8, 28, 28, 1)
+    assert ds.x.dtype == np.float32
     assert ds.y.tolist() == list(range(8))
     with pytest.raises(InvalidRequest, match="MNIST"):
         load_mnist_npz(_write(tmp_path / "plain.npz", x=np.zeros((2, 2)), y=np.zeros(2)))
@@ -132,7 +141,9 @@ def test_csv_with_integer_labels(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("label,a\n1,0.5\n0,0.25\n")
     ds = load_csv(path, "label")
-    assert ds.y.tolist() == [1, 0] and ds.class_names is None and ds.feature_names == ["a"]
+    assert ds.y.tolist() == [1, 0]
+    assert ds.class_names is None
+    assert ds.feature_names == ["a"]
 
 
 def test_csv_errors_name_the_problem(tmp_path: Path) -> None:
@@ -169,9 +180,11 @@ def test_load_file_dispatches_on_format(tmp_path: Path) -> None:
 def test_split_is_stratified_disjoint_and_seeded() -> None:
     ds = load_builtin("iris")
     rest, held = split(ds, 0.2, seed=1)
-    assert len(rest.y) == 120 and len(held.y) == 30
+    assert len(rest.y) == 120
+    assert len(held.y) == 30
     assert np.bincount(held.y).tolist() == [10, 10, 10]
-    assert rest.feature_names == ds.feature_names and held.kind == "tabular"
+    assert rest.feature_names == ds.feature_names
+    assert held.kind == "tabular"
     rows = {tuple(r) for r in rest.x} | {tuple(r) for r in held.x}
     assert len(rows) == len({tuple(r) for r in ds.x})
     again, _ = split(ds, 0.2, seed=1)
@@ -192,8 +205,11 @@ def test_jsonl_text_with_integer_or_string_labels(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_text('{"text": "good fun", "label": "pos"}\n\n{"text": "bad", "label": "neg"}\n')
     ds = load_jsonl(path)
-    assert ds.kind == "text" and ds.x.dtype == object and ds.x.tolist() == ["good fun", "bad"]
-    assert ds.y.tolist() == [1, 0] and ds.class_names == ["neg", "pos"]
+    assert ds.kind == "text"
+    assert ds.x.dtype == object
+    assert ds.x.tolist() == ["good fun", "bad"]
+    assert ds.y.tolist() == [1, 0]
+    assert ds.class_names == ["neg", "pos"]
     path.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n')
     assert load_file(path, "jsonl").y.tolist() == [1, 0]
 
@@ -230,8 +246,10 @@ def test_interactions_csv(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     path.write_text("user,item,rating,when\n7,a,4.5,x\nann,b,1,y\n")
     ds = load_interactions(path)
-    assert ds.kind == "interactions" and ds.x.tolist() == [["7", "a"], ["ann", "b"]]
-    assert ds.y.dtype == np.float32 and ds.y.tolist() == [4.5, 1.0]
+    assert ds.kind == "interactions"
+    assert ds.x.tolist() == [["7", "a"], ["ann", "b"]]
+    assert ds.y.dtype == np.float32
+    assert ds.y.tolist() == [4.5, 1.0]
     with pytest.raises(InvalidRequest, match="not in the CSV"):
         load_interactions(path, user_column="customer")
     path.write_text("user,item,rating\n1,a,lots\n")
@@ -243,7 +261,9 @@ def test_csv_without_a_label_column_is_all_features(tmp_path: Path) -> None:
     path = tmp_path / "f.csv"
     path.write_text("a,b\n1,2\n3,4\n")
     ds = load_file(path, "csv", require_labels=False)
-    assert ds.x.tolist() == [[1, 2], [3, 4]] and ds.feature_names == ["a", "b"] and ds.y.tolist() == [0, 0]
+    assert ds.x.tolist() == [[1, 2], [3, 4]]
+    assert ds.feature_names == ["a", "b"]
+    assert ds.y.tolist() == [0, 0]
     with pytest.raises(InvalidRequest, match="label_column"):
         load_file(path, "csv")
 
@@ -251,4 +271,5 @@ def test_csv_without_a_label_column_is_all_features(tmp_path: Path) -> None:
 def test_split_of_ratings_is_not_stratified() -> None:
     ds = Dataset(np.arange(20, dtype=np.float32)[:, None], np.linspace(0, 1, 20).astype(np.float32), "tabular")
     rest, held = split(ds, 0.25, seed=1, stratified=False)
-    assert len(held.y) == 5 and len(rest.y) == 15
+    assert len(held.y) == 5
+    assert len(rest.y) == 15

@@ -30,9 +30,11 @@ def test_completeness_gap_under_one_percent_at_128_steps(trained_mlp: Trained) -
     gap = result.quality["completeness_gap"]
     print(f"\nIG mlp/breast_cancer, 16 inputs, 128 steps, mean baseline: max completeness gap {gap:.5f}")
     assert gap < 0.01
-    assert result.attributions.shape == x.shape and result.attributions.dtype == np.float32
+    assert result.attributions.shape == x.shape
+    assert result.attributions.dtype == np.float32
     assert result.targets == result.predictions.argmax(axis=1).tolist()
-    assert len(result.per_input_gap) == 16 and max(result.per_input_gap) == gap
+    assert len(result.per_input_gap) == 16
+    assert max(result.per_input_gap) == gap
     assert result.method == "integrated_gradients"
     # The gap is what it says: attributions sum to f(x) - f(baseline) for the explained class.
     rows = np.arange(16)

@@ -28,13 +28,15 @@ def test_kernel_shap_is_what_shap_kernel_explainer_gives(trained_mlp: Trained) -
         assert result.extras["expected_values"][i] == pytest.approx(float(explainer.expected_value), rel=1e-6)
     gap = result.quality["additivity_gap"]
     print(f"\nkernel_shap mlp/breast_cancer: additivity gap {gap:.2e}")
-    assert gap < 0.01 and len(result.per_input_quality) == 3
+    assert gap < 0.01
+    assert len(result.per_input_quality) == 3
 
 
 def test_kernel_shap_on_images_adds_up(trained_cnn: Trained) -> None:
     x = trained_cnn.held_out.x[:2]
     result = explain(trained_cnn.model, x, "kernel_shap", target=[3, 5], nsamples=600)
-    assert result.attributions.shape == (2, 8, 8, 1) and result.targets == [3, 5]
+    assert result.attributions.shape == (2, 8, 8, 1)
+    assert result.targets == [3, 5]
     assert result.quality["additivity_gap"] < 0.01
     # Pixels equal to the (black) baseline cannot matter: their SHAP value is zero.
     assert np.all(result.attributions[x == 0] == 0)
@@ -52,7 +54,8 @@ def test_gradient_shap_is_what_shap_gradient_explainer_gives(trained_mlp: Traine
     np.testing.assert_allclose(result.attributions, np.asarray(values)[..., 0], rtol=1e-4, atol=1e-6)
     # Expected gradients are a Monte Carlo estimate: the gap is reported, not small by construction.
     print(f"\ngradient_shap mlp/breast_cancer, 300 samples: additivity gap {result.quality['additivity_gap']:.4f}")
-    assert np.isfinite(result.quality["additivity_gap"]) and len(result.extras["expected_values"]) == 4
+    assert np.isfinite(result.quality["additivity_gap"])
+    assert len(result.extras["expected_values"]) == 4
     again = explain(model, x, "gradient_shap", background=background, nsamples=300, seed=2)
     np.testing.assert_array_equal(again.attributions, result.attributions)
 
@@ -92,19 +95,22 @@ def test_lime_reports_its_local_fit_and_is_seeded(trained_cnn: Trained, trained_
     assert result.attributions.shape == (2, 8, 8, 1)
     # window 2: one weight per 2x2 patch
     assert np.all(result.attributions[0, 0, 0] == result.attributions[0, 1, 1])
-    assert -1.0 <= result.quality["local_fit_r2"] <= 1.0 and len(result.per_input_quality) == 2
+    assert -1.0 <= result.quality["local_fit_r2"] <= 1.0
+    assert len(result.per_input_quality) == 2
     again = explain(trained_cnn.model, x, "lime", nsamples=500, seed=4, window=2)
     np.testing.assert_array_equal(again.attributions, result.attributions)
     tabular = explain(trained_mlp.model, trained_mlp.held_out.x[:2], "lime", baseline="mean")
     print(f"\nlime mlp/breast_cancer, 1000 samples: local fit R^2 {tabular.quality['local_fit_r2']:.3f}")
-    assert tabular.attributions.shape == (2, 30) and tabular.quality["local_fit_r2"] > 0.5
+    assert tabular.attributions.shape == (2, 30)
+    assert tabular.quality["local_fit_r2"] > 0.5
 
 
 @pytest.mark.parametrize("method", list(QUALITY))
 def test_every_method_explains_the_predicted_class_and_names_its_figure(trained_mlp: Trained, method: str) -> None:
     x = trained_mlp.held_out.x[:2]
     result = explain(trained_mlp.model, x, method, baseline="mean", nsamples=100, samples=4, steps=8)
-    assert result.method == method and list(result.quality) == [QUALITY[method]]
+    assert result.method == method
+    assert list(result.quality) == [QUALITY[method]]
     assert result.targets == np.asarray(trained_mlp.model(x)).argmax(axis=1).tolist()
     assert np.asarray(result.attributions).shape == (2, 30)
     forced = explain(trained_mlp.model, x, method, target=0, baseline="mean", nsamples=100, samples=4, steps=8)
@@ -127,7 +133,8 @@ def test_options_out_of_range_are_422_naming_the_field(
 ) -> None:
     with pytest.raises(OutOfRange) as caught:
         explain(trained_mlp.model, trained_mlp.held_out.x[:1], method, **options)
-    assert caught.value.details["field"] == field and http_status(caught.value) == 422
+    assert caught.value.details["field"] == field
+    assert http_status(caught.value) == 422
 
 
 def test_background_must_match_the_inputs(trained_mlp: Trained) -> None:

@@ -24,9 +24,12 @@ def test_heatmap_is_a_png(tmp_path: Path, image_shape: tuple[int, ...], title: s
     path = save_heatmap(image, attributions, tmp_path / "out" / "heatmap.png", title=title)
     assert path == tmp_path / "out" / "heatmap.png"
     data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE and len(data) > 1000
+    assert data[:8] == PNG_SIGNATURE
+    assert len(data) > 1000
     with Image.open(path) as png:
-        assert png.format == "PNG" and png.size[0] > 100 and png.size[1] > 100
+        assert png.format == "PNG"
+        assert png.size[0] > 100
+        assert png.size[1] > 100
 
 
 def test_all_zero_attributions_still_draw(tmp_path: Path) -> None:
@@ -65,7 +68,8 @@ def test_positive_is_red_negative_is_blue_and_the_bar_runs_blue_to_red(tmp_path:
     assert picture_rows >= 250  # the picture: red left of blue, upscaled to about 280 pixels high
     assert bar_rows >= 10  # the colour bar: -limit (blue) on the left, +limit (red) on the right
     height, width = pixels.shape[:2]
-    assert width >= 280 and height >= 280
+    assert width >= 280
+    assert height >= 280
 
 
 def test_the_input_shows_in_grey_where_attributions_are_not_numbers(tmp_path: Path) -> None:
@@ -85,8 +89,10 @@ def test_a_title_adds_a_line_above_the_picture(tmp_path: Path) -> None:
     image, attributions = np.ones((8, 8)), np.eye(8)
     plain = _pixels(save_heatmap(image, attributions, tmp_path / "plain.png"))
     titled = _pixels(save_heatmap(image, attributions, tmp_path / "titled.png", title="class 7"))
-    assert titled.shape[0] > plain.shape[0] and titled.shape[1] == plain.shape[1]
-    assert (titled[:20] < 128).any() and not (plain[:10] < 250).any()
+    assert titled.shape[0] > plain.shape[0]
+    assert titled.shape[1] == plain.shape[1]
+    assert (titled[:20] < 128).any()
+    assert not (plain[:10] < 250).any()
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 1), (), (0,), (4, 0, 1)])

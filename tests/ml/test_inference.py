@@ -22,7 +22,8 @@ def test_saved_model_loads_safely_and_predicts_like_the_trained_one(trained_mlp:
     loaded = load_model(trained_mlp.outcome.model_path)
     x = trained_mlp.held_out.x
     probabilities = predict(loaded, x)
-    assert probabilities.shape == (len(x), 2) and probabilities.dtype == np.float32
+    assert probabilities.shape == (len(x), 2)
+    assert probabilities.dtype == np.float32
     np.testing.assert_array_equal(probabilities, predict(in_memory, x))
     np.testing.assert_allclose(probabilities, np.asarray(in_memory(x, training=False)), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
@@ -91,7 +92,8 @@ def test_coerce_accepts_batches_single_examples_and_missing_channels(
     row = trained_mlp.held_out.x[0].tolist()
     assert coerce_inputs(trained_mlp.model, [row, row]).shape == (2, 30)
     single = coerce_inputs(trained_mlp.model, row)
-    assert single.shape == (1, 30) and single.dtype == np.float32
+    assert single.shape == (1, 30)
+    assert single.dtype == np.float32
     image = trained_cnn.held_out.x[0, :, :, 0]
     assert coerce_inputs(trained_cnn.model, image.tolist()).shape == (1, 8, 8, 1)
     assert coerce_inputs(trained_cnn.model, np.stack([image] * 3)).shape == (3, 8, 8, 1)

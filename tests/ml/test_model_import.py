@@ -63,7 +63,8 @@ def test_custom_objects_are_refused_but_tensorqs_own_classes_load(tmp_path: Path
     vae = VariationalAutoencoder((5,), latent_dim=2, hidden=[4])
     vae.save(tmp_path / "vae.keras")
     model, signature = load(tmp_path / "vae.keras")
-    assert isinstance(model, VariationalAutoencoder) and signature["output_shape"] == [5]
+    assert isinstance(model, VariationalAutoencoder)
+    assert signature["output_shape"] == [5]
     assert load(trained_mlp.outcome.model_path)[1]["num_classes"] == 2
 
 
@@ -121,7 +122,8 @@ def test_models_with_two_inputs_are_refused() -> None:
 
 def test_staging_paths_stay_in_the_upload_folder(tmp_path: Path) -> None:
     path = staging_path(tmp_path, "tenant-1", "0b7f3f5e-8b0e-4c43-9d1c-2f1f0a6f4c11")
-    assert path.parent == tmp_path / "uploads" / "models" / "tenant-1" and path.suffix == ".keras"
+    assert path.parent == tmp_path / "uploads" / "models" / "tenant-1"
+    assert path.suffix == ".keras"
     for upload in ("../../etc/passwd", "x"):
         with pytest.raises(InvalidRequest):
             staging_path(tmp_path, "tenant-1", upload)
@@ -139,10 +141,12 @@ def test_an_imported_text_model_predicts_and_is_explained_per_word(tmp_path: Pat
     pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 4)(vectorize(inputs)))
     keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled)).save(tmp_path / "text.keras")
     _, signature = load(tmp_path / "text.keras")
-    assert signature["kind"] == "text" and signature["input_shape"] is None
+    assert signature["kind"] == "text"
+    assert signature["input_shape"] is None
     model = load_model(tmp_path / "text.keras")
     x = coerce_inputs(model, ["A good film!", "bad"])
-    assert x.shape == (2, 1) and predict(model, x).shape == (2, 2)
+    assert x.shape == (2, 1)
+    assert predict(model, x).shape == (2, 2)
     for method in ("integrated_gradients", "occlusion", "kernel_shap"):
         result = explain(model, x, method, steps=128)
         assert result.extras["tokens"] == [["a", "good", "film"], ["bad"]]

@@ -58,15 +58,18 @@ def test_rmse_beats_the_global_mean_by_a_fifth(trained_recommender: Trained) -> 
     assert rmse <= 0.8 * baseline
     assert set(trained_recommender.outcome.history) == {"loss", "rmse", "val_loss", "val_rmse"}
     signature = trained_recommender.outcome.signature
-    assert signature["task"] == "recommend" and signature["columns"] == ["who", "what"]
-    assert signature["users"] == len(layer.users) and signature["input_shape"] is None
+    assert signature["task"] == "recommend"
+    assert signature["columns"] == ["who", "what"]
+    assert signature["users"] == len(layer.users)
+    assert signature["input_shape"] is None
 
 
 def test_top_k_is_the_best_rated_items_in_order(trained_recommender: Trained) -> None:
     model = trained_recommender.model
     layer = model.get_layer("mf")
     items, scores = top_k(model, "u7", k=5)
-    assert len(items) == 5 and list(scores) == sorted(scores, reverse=True)
+    assert len(items) == 5
+    assert list(scores) == sorted(scores, reverse=True)
     _, every = rate(model, [["u7", item] for item in layer.items])
     np.testing.assert_allclose(scores, np.sort(every)[::-1][:5], rtol=1e-6)
     assert top_k(model, "u7", k=5)[0] == items
@@ -90,7 +93,8 @@ def test_unseen_ids_are_answered_with_a_clear_error(trained_recommender: Trained
 def test_saved_model_loads_safely_with_its_vocabularies(trained_recommender: Trained) -> None:
     again = keras.models.load_model(trained_recommender.outcome.model_path, safe_mode=True, compile=False)
     layer = again.get_layer("mf")
-    assert isinstance(layer, MatrixFactorization) and layer.users == trained_recommender.model.get_layer("mf").users
+    assert isinstance(layer, MatrixFactorization)
+    assert layer.users == trained_recommender.model.get_layer("mf").users
     pairs = [["u1", "i2"], ["u3", "i4"]]
     np.testing.assert_allclose(rate(again, pairs)[1], rate(trained_recommender.model, pairs)[1], rtol=1e-6)
 

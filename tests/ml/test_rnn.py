@@ -36,10 +36,13 @@ def test_rnn_learns_sentiment_from_raw_text(trained_rnn: Trained) -> None:
     probabilities = predict(trained_rnn.model, coerce_inputs(trained_rnn.model, list(trained_rnn.held_out.x)))
     accuracy = float((probabilities.argmax(axis=1) == trained_rnn.held_out.y).mean())
     print(f"\nrnn/sentiment: test_accuracy {metrics['test_accuracy']:.4f}, never-seen texts {accuracy:.4f}")
-    assert metrics["test_accuracy"] >= 0.9 and accuracy >= 0.9
+    assert metrics["test_accuracy"] >= 0.9
+    assert accuracy >= 0.9
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(trained_rnn.outcome.history)
     signature = trained_rnn.outcome.signature
-    assert signature["kind"] == "text" and signature["input_shape"] is None and signature["input_dtype"] == "string"
+    assert signature["kind"] == "text"
+    assert signature["input_shape"] is None
+    assert signature["input_dtype"] == "string"
     assert input_signature(trained_rnn.model) == {"input_shape": [], "dtype": "string"}
     assert [type(layer).__name__ for layer in trained_rnn.model.layers][:3] == [
         "InputLayer",
@@ -95,7 +98,8 @@ def test_numeric_sequences_train_with_a_gru(tmp_path: Path) -> None:
     model = load_model(outcome.model_path)
     print(f"\nrnn/gru sequences: val_accuracy {outcome.metrics['val_accuracy']:.3f}")
     assert outcome.metrics["val_accuracy"] >= 0.8
-    assert model.input_shape == (None, 12, 3) and outcome.signature["input_shape"] == [12, 3]
+    assert model.input_shape == (None, 12, 3)
+    assert outcome.signature["input_shape"] == [12, 3]
     # A 3-D .npz loads as (N, T, F, 1); the rnn takes that too.
     three = builders.get("rnn")((12, 3, 1), 2, {"units": 4})
     assert three.output_shape == (None, 2)

@@ -30,7 +30,8 @@ def test_types_are_inferred_with_missing_counts(tmp_path: Path) -> None:
     path = tmp_path / "mixed.csv"
     path.write_bytes(mixed_csv())
     data = load_table(path, "csv", "label", categorical=["plan"])
-    assert data.x.dtype == object and data.x.shape == (240, 4)
+    assert data.x.dtype == object
+    assert data.x.shape == (240, 4)
     by_name = {c["name"]: c for c in data.columns or []}
     assert [by_name[n]["type"] for n in ("age", "income", "city", "plan")] == [
         "numeric",
@@ -45,7 +46,8 @@ def test_types_are_inferred_with_missing_counts(tmp_path: Path) -> None:
 
 def test_a_complete_numeric_table_still_loads_as_float32(tmp_path: Path) -> None:
     data = load_table(_write(tmp_path, "a,b,label\n1,2.5,x\n3,4,y\n"), "csv", "label")
-    assert data.x.dtype == np.float32 and data.columns is None
+    assert data.x.dtype == np.float32
+    assert data.columns is None
 
 
 @pytest.mark.parametrize(
@@ -63,8 +65,10 @@ def test_a_complete_numeric_table_still_loads_as_float32(tmp_path: Path) -> None
 def test_an_unusable_column_is_named_with_the_reason(tmp_path: Path, text: str, column: str, why: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         load_table(_write(tmp_path, text), "csv", "label")
-    assert caught.value.code == "unusable_column" and http_status(caught.value) == 422
-    assert f"column '{column}'" in caught.value.message and why in caught.value.message
+    assert caught.value.code == "unusable_column"
+    assert http_status(caught.value) == 422
+    assert f"column '{column}'" in caught.value.message
+    assert why in caught.value.message
     assert caught.value.details["columns"][0]["column"] == column
 
 
@@ -87,7 +91,8 @@ def test_parquet_reads_like_the_same_csv(tmp_path: Path) -> None:
     assert from_parquet.feature_names == from_csv.feature_names
     assert [c["type"] for c in from_parquet.columns or []] == [c["type"] for c in from_csv.columns or []]
     assert np.array_equal(from_parquet.y, from_csv.y)
-    assert from_parquet.x[5, 0] == "" and from_parquet.x[0, 2] == from_csv.x[0, 2]
+    assert from_parquet.x[5, 0] == ""
+    assert from_parquet.x[0, 2] == from_csv.x[0, 2]
 
 
 def test_parquet_with_an_unsupported_column_type_is_refused_from_its_footer(tmp_path: Path) -> None:
@@ -99,7 +104,8 @@ def test_parquet_with_an_unsupported_column_type_is_refused_from_its_footer(tmp_
     pq.write_table(pa.table({"a": [1, 2], "tags": [[1], [2]]}), tmp_path / "n.parquet")
     with pytest.raises(InvalidRequest) as caught:
         footer(tmp_path / "n.parquet", 100, 100, 10**6)
-    assert caught.value.code == "unsupported_column_type" and "'tags'" in caught.value.message
+    assert caught.value.code == "unsupported_column_type"
+    assert "'tags'" in caught.value.message
     pq.write_table(pa.table({"a": list(range(1000))}), tmp_path / "big.parquet")
     with pytest.raises(InvalidRequest, match="at most 10 rows"):
         footer(tmp_path / "big.parquet", 10, 100, 10**6)
@@ -168,11 +174,14 @@ def table_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, o
 def test_the_training_reports_each_column_and_learns(table_model) -> None:  # type: ignore[no-untyped-def]
     _, _, outcome = table_model
     columns = {c["name"]: c for c in outcome.signature["columns"]}
-    assert columns["city"]["type"] == "categorical" and columns["city"]["vocabulary_size"] == 4
+    assert columns["city"]["type"] == "categorical"
+    assert columns["city"]["vocabulary_size"] == 4
     assert columns["city"]["imputation"] == "missing category"
-    assert columns["income"]["imputation"] == "mean + missing indicator" and columns["income"]["missing"] == 22
+    assert columns["income"]["imputation"] == "mean + missing indicator"
+    assert columns["income"]["missing"] == 22
     assert columns["plan"] == {**columns["plan"], "type": "categorical", "vocabulary_size": 3}
-    assert outcome.signature["input_dtype"] == "string" and outcome.signature["input_shape"] == [4]
+    assert outcome.signature["input_dtype"] == "string"
+    assert outcome.signature["input_shape"] == [4]
     assert outcome.metrics["val_accuracy"] >= 0.8
 
 
@@ -252,7 +261,8 @@ def test_a_table_model_imported_back_keeps_its_columns(table_model) -> None:  # 
 
     _, _, outcome = table_model
     _, signature = load(outcome.model_path)
-    assert signature["input_dtype"] == "string" and signature["kind"] == "tabular"
+    assert signature["input_dtype"] == "string"
+    assert signature["kind"] == "tabular"
     assert signature["feature_names"] == ["age", "income", "city", "plan"]
     assert [c["type"] for c in signature["columns"]] == ["numeric", "numeric", "categorical", "categorical"]
 
@@ -265,7 +275,8 @@ def test_a_table_model_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     data = load_table(path, "csv", "label")
     first = train(TrainConfig("mlp", {"hidden": [8]}, epochs=2, seed=1), data, tmp_path / "job")
     again = train(TrainConfig("mlp", {"hidden": [8]}, epochs=4, seed=1), data, tmp_path / "job")
-    assert again.history["loss"][:2] == first.history["loss"] and again.epochs_run == 4
+    assert again.history["loss"][:2] == first.history["loss"]
+    assert again.epochs_run == 4
     assert again.signature["columns"] == first.signature["columns"]
 
 
@@ -283,8 +294,13 @@ def test_the_encoder_is_one_graph_for_all_numeric_columns_and_its_positions_cove
     out = np.asarray(encoder(tf.constant(cells.astype(str))))
     spans = encoder.positions()
     assert sorted(i for span in spans for i in span) == list(range(out.shape[1])) == list(range(encoder.width))
-    assert len(spans[5]) == 5 and out[:, spans[5]].sum(axis=1).tolist() == [1.0] * 50  # a, b, c, missing, [UNK]
-    assert len(spans[0]) == 2 and out[0, spans[0][1]] == 1.0 and out[0, spans[0][0]] == 0.0  # row 0 is blank there
+    # a, b, c, missing, [UNK]
+    assert len(spans[5]) == 5
+    assert out[:, spans[5]].sum(axis=1).tolist() == [1.0] * 50
+    # row 0 is blank there
+    assert len(spans[0]) == 2
+    assert out[0, spans[0][1]] == 1.0
+    assert out[0, spans[0][0]] == 0.0
     assert np.allclose(out[:, spans[1][0]].mean(), 0.0, atol=1e-5)  # standardised on the training rows
     ops = tf.function(lambda x: encoder(x)).get_concrete_function(tf.TensorSpec([None, 300], tf.string))
     assert len(ops.graph.get_operations()) < 200  # not one subgraph per column

@@ -25,8 +25,11 @@ def test_mlp_learns_breast_cancer(trained_mlp: Trained) -> None:
     assert set(metrics) == {"loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"}
     assert all(isinstance(v, float) for v in metrics.values())
     outcome = trained_mlp.outcome
-    assert outcome.input_shape == [30] and outcome.num_classes == 2 and outcome.epochs_run == 20
-    assert outcome.model_path.name == "model.keras" and outcome.model_path.is_file()
+    assert outcome.input_shape == [30]
+    assert outcome.num_classes == 2
+    assert outcome.epochs_run == 20
+    assert outcome.model_path.name == "model.keras"
+    assert outcome.model_path.is_file()
     assert [len(v) for v in outcome.history.values()] == [20] * 4
 
 
@@ -35,7 +38,8 @@ def test_cnn_learns_digits(trained_cnn: Trained) -> None:
     print(f"\ncnn/digits: val_accuracy {metrics['val_accuracy']:.4f}, test_accuracy {metrics['test_accuracy']:.4f}")
     assert metrics["val_accuracy"] > 0.9
     assert metrics["test_accuracy"] > 0.9
-    assert trained_cnn.outcome.input_shape == [8, 8, 1] and trained_cnn.outcome.num_classes == 10
+    assert trained_cnn.outcome.input_shape == [8, 8, 1]
+    assert trained_cnn.outcome.num_classes == 10
 
 
 def _small() -> Dataset:
@@ -55,7 +59,8 @@ def test_same_seed_same_history(tmp_path: Path) -> None:
 def test_the_final_checkpoint_and_the_model_are_one_file_on_disk(tmp_path: Path) -> None:
     outcome = train(TrainConfig("mlp", {"hidden": [8]}, epochs=2, seed=3), _small(), tmp_path)
     checkpoint = tmp_path / "checkpoint.keras"
-    assert outcome.model_path.samefile(checkpoint) and checkpoint.stat().st_nlink == 2
+    assert outcome.model_path.samefile(checkpoint)
+    assert checkpoint.stat().st_nlink == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "checkpoint.keras", "model.keras"]
 
 
@@ -81,7 +86,8 @@ def test_progress_is_reported_each_epoch_as_plain_floats(tmp_path: Path) -> None
         assert set(progress) == {"epoch", "epochs", "loss", "accuracy", "val_loss", "val_accuracy"}
         assert all(type(progress[k]) is float for k in ("loss", "accuracy", "val_loss", "val_accuracy"))
     state = json.loads((tmp_path / "checkpoint.json").read_text())
-    assert state["epoch"] == 3 and len(state["history"]["loss"]) == 3
+    assert state["epoch"] == 3
+    assert len(state["history"]["loss"]) == 3
 
 
 def test_cancel_then_resume_from_the_checkpoint(tmp_path: Path) -> None:
@@ -100,9 +106,11 @@ def test_cancel_then_resume_from_the_checkpoint(tmp_path: Path) -> None:
     assert caught.value.message == "cancelled"
     assert epochs_done == [1, 2]
     assert polls["after_epoch_2"] == 1  # stopped at the first batch boundary of epoch 3
-    assert (tmp_path / "checkpoint.keras").is_file() and not (tmp_path / "model.keras").exists()
+    assert (tmp_path / "checkpoint.keras").is_file()
+    assert not (tmp_path / "model.keras").exists()
     saved = json.loads((tmp_path / "checkpoint.json").read_text())
-    assert saved["epoch"] == 2 and len(saved["history"]["loss"]) == 2
+    assert saved["epoch"] == 2
+    assert len(saved["history"]["loss"]) == 2
 
     resumed: list[int] = []
     outcome = train(config, _small(), tmp_path, on_epoch=lambda p: resumed.append(p["epoch"]))
@@ -142,7 +150,9 @@ def test_early_stopping_patience_and_best_weights_survive_a_resume(tmp_path: Pat
     outcome.model_path.unlink()
     again: list[int] = []
     outcome = train(config, _small(), tmp_path, on_epoch=again.append)
-    assert again == [] and outcome.epochs_run == 2 and outcome.model_path.is_file()
+    assert again == []
+    assert outcome.epochs_run == 2
+    assert outcome.model_path.is_file()
     for got, want in zip(keras.models.load_model(outcome.model_path).get_weights(), best_weights, strict=True):
         np.testing.assert_array_equal(got, want)
 
@@ -150,7 +160,8 @@ def test_early_stopping_patience_and_best_weights_survive_a_resume(tmp_path: Pat
 def test_early_stopping_without_validation_watches_the_training_loss(tmp_path: Path) -> None:
     config = TrainConfig("mlp", {"hidden": [8]}, epochs=3, seed=2, validation_split=0.0, early_stopping={})
     outcome = train(config, _small(), tmp_path)
-    assert outcome.epochs_run == 3 and set(outcome.metrics) == {"loss", "accuracy"}
+    assert outcome.epochs_run == 3
+    assert set(outcome.metrics) == {"loss", "accuracy"}
     with pytest.raises(OutOfRange):
         train(TrainConfig("mlp", {}, early_stopping={"monitor": "f1"}), _small(), tmp_path / "x")
 
@@ -244,7 +255,9 @@ def test_every_family_resumes_from_its_checkpoint(tmp_path: Path, architecture: 
         train(config, data, tmp_path, on_epoch=lambda p: done.append(p["epoch"]), should_stop=lambda: bool(done))
     resumed: list[int] = []
     outcome = train(config, data, tmp_path, on_epoch=lambda p: resumed.append(p["epoch"]))
-    assert done == [1] and resumed == [2, 3] and outcome.epochs_run == 3
+    assert done == [1]
+    assert resumed == [2, 3]
+    assert outcome.epochs_run == 3
     uninterrupted = train(config, data, tmp_path / "straight").history
     for name, values in outcome.history.items():
         np.testing.assert_allclose(values[:1], uninterrupted[name][:1], rtol=0, atol=1e-6)

@@ -59,19 +59,23 @@ def test_training_reports_reconstruction_and_kl_separately(trained_vae: Trained)
     metrics = trained_vae.outcome.metrics
     assert {"test_loss", "test_reconstruction_loss", "test_kl_loss", "test_reconstruction_error"} <= set(metrics)
     signature = trained_vae.outcome.signature
-    assert signature["task"] == "autoencode" and signature["latent_dim"] == 8 and signature["input_shape"] == [8, 8, 1]
+    assert signature["task"] == "autoencode"
+    assert signature["latent_dim"] == 8
+    assert signature["input_shape"] == [8, 8, 1]
 
 
 def test_predict_modes(trained_vae: Trained) -> None:
     model, x = trained_vae.model, trained_vae.held_out.x[:5]
     assert isinstance(model, VariationalAutoencoder)
     encoded = generative.run(model, "encode", x)
-    assert encoded["mean"].shape == (5, 8) and encoded["log_var"].shape == (5, 8)
+    assert encoded["mean"].shape == (5, 8)
+    assert encoded["log_var"].shape == (5, 8)
     reconstructed = generative.run(model, "reconstruct", x)["outputs"]
     assert reconstructed.shape == (5, 8, 8, 1)
     np.testing.assert_allclose(reconstructed, model.decode(encoded["mean"]), rtol=1e-5, atol=1e-4)
     samples = generative.run(model, "sample", n=7, seed=3)["outputs"]
-    assert samples.shape == (7, 8, 8, 1) and np.all(np.isfinite(samples))
+    assert samples.shape == (7, 8, 8, 1)
+    assert np.all(np.isfinite(samples))
     np.testing.assert_array_equal(samples, generative.run(model, "sample", n=7, seed=3)["outputs"])
     assert 0 <= samples.mean() <= 16  # in the pixels' own scale, not normalised units
     with pytest.raises(OutOfRange):

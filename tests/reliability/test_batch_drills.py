@@ -54,7 +54,8 @@ def test_drill_12_kill_9_in_the_middle_of_a_micro_batch(make_cluster, record_pro
     for job_id in ids:
         done = cluster.wait_status(job_id, {"succeeded", "failed", "cancelled"}, timeout=180)
         assert done.status == "succeeded", done.error
-        assert done.attempts == 2 and claims(cluster, job_id) == 2
+        assert done.attempts == 2
+        assert claims(cluster, job_id) == 2
         assert np.argmax(done.result["outputs"][0]) in (0, 1, 2)
     _report(
         record_property, "kill9_batch", drill=time.monotonic() - started, kill_to_all_done=time.monotonic() - killed
@@ -71,7 +72,8 @@ def test_drill_13_a_cancel_inside_a_running_micro_batch_cancels_only_its_job(mak
     wait_for(lambda: _batch_running(cluster, ids), timeout=30, what="the batch claimed as one")
     assert cluster.client.cancel(ids[2]).cancel_requested
     ended = {job_id: cluster.wait_status(job_id, {"succeeded", "failed", "cancelled"}, timeout=60) for job_id in ids}
-    assert ended[ids[2]].status == "cancelled" and ended[ids[2]].result is None
+    assert ended[ids[2]].status == "cancelled"
+    assert ended[ids[2]].result is None
     assert all(ended[job_id].status == "succeeded" for job_id in ids if job_id != ids[2])
     wait_for(lambda: cluster.redis.queued_messages() == 0, timeout=60, what="the batch-mates' messages consumed")
     time.sleep(2)

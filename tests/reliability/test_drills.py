@@ -67,7 +67,8 @@ def test_drill_1_kill_9_during_epoch_3_resumes_from_the_checkpoint(make_cluster,
     events = cluster.client.events(job.id)
     second_claim = max(i for i, e in enumerate(events) if e.to_status == "running")
     resumed_epochs = [e.data["epoch"] for e in events[second_claim:] if e.kind == "progress"]
-    assert resumed_epochs[0] == 3 and resumed_epochs[-1] == 6
+    assert resumed_epochs[0] == 3
+    assert resumed_epochs[-1] == 6
     assert len(cluster.db.jobs.versions_of_job(job.id)) == 1
     recovery = (_stamp(events[second_claim]) - killed_at).total_seconds()
     _report(record_property, "kill9", drill=time.monotonic() - started, kill_to_resumed=recovery)
@@ -85,7 +86,8 @@ def test_drill_2_sigterm_hands_the_job_back_without_counting_it(make_cluster, re
     assert first.proc.wait(timeout=60) == 0
     exit_time = time.monotonic() - stopping
     handed = cluster.client.job(job.id)
-    assert handed.status == "queued" and handed.attempts == 0
+    assert handed.status == "queued"
+    assert handed.attempts == 0
     cluster.start_worker()
     done = cluster.wait_status(job.id, {"succeeded", "failed"}, timeout=240)
     assert done.status == "succeeded", done.error
@@ -113,7 +115,8 @@ def test_drill_3_a_message_delivered_three_times_while_running_runs_once(make_cl
         app.send_task(route.task, args=[job.id], queue=route.queue)
     done = cluster.wait_status(job.id, {"succeeded", "failed"}, timeout=240)
     wait_for(lambda: cluster.redis.queued_messages() == 0, timeout=60, what="duplicates consumed")
-    assert done.status == "succeeded" and claims(cluster, job.id) == 1
+    assert done.status == "succeeded"
+    assert claims(cluster, job.id) == 1
     _report(record_property, "duplicates", drill=time.monotonic() - started)
 
 
@@ -155,7 +158,8 @@ def test_drill_5_postgres_outages_at_submit_and_mid_training(make_cluster, recor
         json={"type": "train", "spec": SLOW_TRAIN},
         headers={"Authorization": cluster.client._http.headers["Authorization"]},
     )  # noqa: SLF001
-    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
     with cluster.admin_db.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM jobs")).scalar() == 0
     assert cluster.redis.queued_messages() == 0
@@ -223,8 +227,10 @@ def test_drill_7_a_job_that_always_crashes_its_worker_fails_with_worker_lost(mak
         done = cluster.wait_status(job.id, {"succeeded", "failed"}, timeout=240)
     finally:
         stop.set()
-    assert done.status == "failed" and done.error.code == "worker_lost"
-    assert done.attempts == 2 and len(killed) == 2
+    assert done.status == "failed"
+    assert done.error.code == "worker_lost"
+    assert done.attempts == 2
+    assert len(killed) == 2
     time.sleep(3)
     assert claims(cluster, job.id) == 2
     _report(record_property, "crash_loop", drill=time.monotonic() - started)
@@ -238,7 +244,8 @@ def test_drill_8_a_job_over_its_timeout_fails_and_the_worker_moves_on(make_clust
     slow = cluster.client.submit("train", {**SLOW_TRAIN, "epochs": 200}, timeout_s=4)
     after = cluster.client.submit("predict", {"model": model, "inputs": [[6.0, 2.9, 4.5, 1.5]]})
     done = cluster.wait_status(slow.id, {"succeeded", "failed"}, timeout=120)
-    assert done.status == "failed" and done.error.code == "timeout"
+    assert done.status == "failed"
+    assert done.error.code == "timeout"
     ran = (done.finished_at - done.started_at).total_seconds()
     assert 4 <= ran < 15
     nxt = cluster.wait_status(after.id, {"succeeded", "failed"}, timeout=60)
@@ -306,11 +313,13 @@ def test_drill_11_a_redis_outage_window_with_api_calls_during_it(make_cluster, r
             if response.status_code == 202:
                 accepted.append(response.json()["id"])
             else:
-                assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0, response.text
+                assert response.status_code == 503, response.text
+                assert int(response.headers["Retry-After"]) > 0, response.text
         assert all(http.get(f"/v1/jobs/{job_id}").status_code == 200 for job_id in accepted)
         assert http.get("/healthz").status_code == 200
         assert http.get("/readyz").status_code == 503
-    assert 500 not in statuses and 503 in statuses
+    assert 500 not in statuses
+    assert 503 in statuses
     cluster.redis.start()
     restarted = time.monotonic()
     for job_id in accepted:

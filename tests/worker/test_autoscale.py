@@ -35,17 +35,20 @@ def test_scale_up_is_immediate() -> None:
 def test_scale_down_waits_for_the_cooldown_without_a_break() -> None:
     state = ScaleState()
     decision = decide(4, 0, POLICY, state, now=100.0)
-    assert decision.target == 4 and decision.state.surplus_since == 100.0
+    assert decision.target == 4
+    assert decision.state.surplus_since == 100.0
     decision = decide(4, 0, POLICY, decision.state, now=159.0)
     assert decision.target == 4
     decision = decide(4, 0, POLICY, decision.state, now=160.0)
-    assert decision.target == 1 and decision.state == ScaleState()
+    assert decision.target == 1
+    assert decision.state == ScaleState()
 
 
 def test_a_backlog_that_returns_resets_the_cooldown() -> None:
     first = decide(4, 0, POLICY, ScaleState(), now=0.0)
     back = decide(4, 8, POLICY, first.state, now=50.0)
-    assert back.target == 4 and back.state.surplus_since is None
+    assert back.target == 4
+    assert back.state.surplus_since is None
     again = decide(4, 0, POLICY, back.state, now=70.0)
     assert again.target == 4  # the clock started again at 70
     assert decide(4, 0, POLICY, again.state, now=129.0).target == 4

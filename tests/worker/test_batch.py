@@ -50,7 +50,8 @@ def test_a_batch_gives_each_job_the_result_it_gets_alone(settings: Settings, db:
     assert [runner.run(job_id) for job_id in batch[1:]] == ["skipped"] * 3
     for job in jobs:
         claims = [e for e in db.jobs.events(job.tenant_id, job.id) if e.to_status == "running"]
-        assert len(claims) == 1 and claims[0].data["batch_size"] == 4
+        assert len(claims) == 1
+        assert claims[0].data["batch_size"] == 4
         assert any("in a batch of 4" in line.message for line in db.logs.page(job.tenant_id, job.id).lines)
 
     alone = make_settings(Path(settings.artifact_dir).parent, settings.database_url, batch_max_jobs=1)
@@ -70,6 +71,8 @@ def test_jobs_of_other_versions_and_dataset_predicts_run_alone(settings: Setting
     other = _submit(db, "predict", {"model": "nothing", "inputs": ROWS})
     runner = JobRunner(settings, db)
     assert runner.run(first) == "succeeded"
-    assert db.jobs.get_any(dataset).status == "queued" and db.jobs.get_any(other).status == "queued"
+    assert db.jobs.get_any(dataset).status == "queued"
+    assert db.jobs.get_any(other).status == "queued"
     assert runner.run(dataset) == "succeeded"
-    assert runner.run(other) == "failed" and db.jobs.get_any(other).error["code"] == "unknown_model"
+    assert runner.run(other) == "failed"
+    assert db.jobs.get_any(other).error["code"] == "unknown_model"

@@ -134,7 +134,8 @@ def test_inspect_ping_and_active_find_the_worker_by_its_unique_name(tools: dict[
     node = f"tensorq-cpu-{tools['worker'].proc.pid}@"
     ping = celery(cluster.settings, "inspect", "ping", "--timeout", "5")
     assert ping.returncode == 0, ping.stderr
-    assert node in ping.stdout and "pong" in ping.stdout
+    assert node in ping.stdout
+    assert "pong" in ping.stdout
 
     job = cluster.client.submit("train", LONG_TRAIN)
     cluster.wait_epoch(job.id, 1)
@@ -178,12 +179,14 @@ def test_a_failed_job_is_a_failed_task_and_revoking_a_finished_job_is_refused(to
     events: EventLog = tools["events"]
     job = cluster.client.submit("train", LONG_TRAIN, timeout_s=1)
     failed = cluster.wait_status(job.id, {"failed", "succeeded", "cancelled"})
-    assert failed.status == "failed" and failed.error.code == "timeout"
+    assert failed.status == "failed"
+    assert failed.error.code == "timeout"
     wait_for(lambda: "task-failed" in events.of(job.id), timeout=30, what="task-failed")
     assert {"task-sent", "task-received", "task-started"} <= set(events.of(job.id))
     assert "task-succeeded" not in events.of(job.id)
     failure = next(e for e in events.events if e.get("uuid") == job.id and e["type"] == "task-failed")
-    assert "JobFailed" in failure["exception"] and "timeout" in failure["exception"]
+    assert "JobFailed" in failure["exception"]
+    assert "timeout" in failure["exception"]
 
     refused = celery(cluster.settings, "control", "revoke", "--timeout", "10", job.id)
     assert "refused" in refused.stdout + refused.stderr
@@ -204,4 +207,5 @@ def test_flower_shows_the_worker_and_each_task_in_its_jobs_state(tools: dict[str
     states = {job.id: tasks.get(job.id, {}).get("state") for job in jobs.jobs}
     expected = {"succeeded": "SUCCESS", "failed": "FAILURE", "cancelled": "REVOKED"}
     assert {job.id: expected[job.status] for job in jobs.jobs} == states
-    assert "FAILURE" in states.values() and "REVOKED" in states.values()
+    assert "FAILURE" in states.values()
+    assert "REVOKED" in states.values()

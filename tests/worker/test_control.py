@@ -47,7 +47,8 @@ def test_one_keeper_thread_renews_every_running_lease(db: Database) -> None:
         JobControl(db.jobs, second, second_token, heartbeat_s=0.05, keeper=keeper),
     ):
         assert _eventually(lambda: all(_lease_expiry(db, j) > before[j] for j in before))
-    assert keeper._thread is not None and keeper._thread.is_alive()
+    assert keeper._thread is not None
+    assert keeper._thread.is_alive()
     assert not keeper._controls
 
 
@@ -56,7 +57,8 @@ def test_a_lost_lease_is_noticed_and_stops_the_job(db: Database) -> None:
     with JobControl(db.jobs, job_id, token, heartbeat_s=0.05, keeper=LeaseKeeper()) as control:
         assert db.jobs.release(job_id, token, "taken over")
         assert _eventually(control.lease_lost.is_set)
-        assert control.should_stop() and control.reason == "lease_lost"
+        assert control.should_stop()
+        assert control.reason == "lease_lost"
 
 
 def test_a_cancel_is_seen_at_the_next_check_interval(db: Database) -> None:

@@ -37,4 +37,5 @@ def test_gpu_none_hides_every_gpu_from_tensorflow() -> None:
 def test_pinning_after_tensorflow_loaded_is_an_error() -> None:
     code = "import tensorflow\nfrom worker.gpu import pin_gpu\npin_gpu('0')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode != 0 and "before TensorFlow" in out.stderr
+    assert out.returncode != 0
+    assert "before TensorFlow" in out.stderr

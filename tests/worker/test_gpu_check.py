@@ -57,5 +57,6 @@ def test_worker_command_refuses_a_gpu_this_host_lacks() -> None:
         timeout=120,
     )
     assert done.returncode == 2, done.stderr
-    assert "--gpu 0 asks for GPU 0" in done.stderr and "--gpu none" in done.stderr
+    assert "--gpu 0 asks for GPU 0" in done.stderr
+    assert "--gpu none" in done.stderr
     assert "Traceback" not in done.stderr

@@ -106,7 +106,8 @@ def test_an_explain_job_gives_rounded_attributions_and_one_readable_heatmap_per_
     assert result["artifacts"] == ["heatmap_0.png", "heatmap_1.png", "heatmap_2.png"]
     for name in result["artifacts"]:
         with Image.open(settings.job_dir(job["id"]) / name) as png:
-            assert png.format == "PNG" and min(png.size) >= 280
+            assert png.format == "PNG"
+            assert min(png.size) >= 280
 
 
 def test_a_large_predict_job_writes_predictions_csv(settings: Settings, db: Database, cnn: str) -> None:
@@ -115,7 +116,8 @@ def test_a_large_predict_job_writes_predictions_csv(settings: Settings, db: Data
     images = load_digits().images[:60]
     job = _run(settings, db, "predict", {"model": cnn, "inputs": images.tolist()})
     result = job["result"]
-    assert result["rows"] == 60 and result["artifacts"] == ["predictions.csv"]
+    assert result["rows"] == 60
+    assert result["artifacts"] == ["predictions.csv"]
     with (settings.job_dir(job["id"]) / "predictions.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["row", "class", *[f"p{i}" for i in range(10)]]
@@ -135,4 +137,6 @@ def test_csv_cells_that_start_like_formulas_are_neutralised() -> None:
     assert safe_cell('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
     assert safe_cell("+cmd|' /C calc'!A0") == "'+cmd|' /C calc'!A0"
     assert safe_cell("@SUM(A1)") == "'@SUM(A1)"
-    assert safe_cell("-0.5") == "-0.5" and safe_cell("user-1") == "user-1" and safe_cell(7) == "7"
+    assert safe_cell("-0.5") == "-0.5"
+    assert safe_cell("user-1") == "user-1"
+    assert safe_cell(7) == "7"

@@ -27,10 +27,15 @@ def test_scrub_removes_server_paths_but_keeps_urls_and_file_names(settings: Sett
         "see http://example.com/a/b and ratio 1/2/3"
     )
     scrubbed = joblog.scrub(text, settings.artifact_dir)
-    assert 'File "keras/src/layers/core.py"' in scrubbed and 'File "worker/handlers.py"' in scrubbed
-    assert "datasets/t1/abc.csv" in scrubbed and "data.npz" in scrubbed
-    assert "/srv" not in scrubbed and str(settings.artifact_dir) not in scrubbed and sys.prefix not in scrubbed
-    assert "http://example.com/a/b" in scrubbed and "1/2/3" in scrubbed
+    assert 'File "keras/src/layers/core.py"' in scrubbed
+    assert 'File "worker/handlers.py"' in scrubbed
+    assert "datasets/t1/abc.csv" in scrubbed
+    assert "data.npz" in scrubbed
+    assert "/srv" not in scrubbed
+    assert str(settings.artifact_dir) not in scrubbed
+    assert sys.prefix not in scrubbed
+    assert "http://example.com/a/b" in scrubbed
+    assert "1/2/3" in scrubbed
 
 
 def test_a_job_keeps_its_own_lines_and_library_info_stays_out(settings: Settings, db: Database) -> None:
@@ -59,7 +64,8 @@ def test_a_job_keeps_its_own_lines_and_library_info_stays_out(settings: Settings
         ("shap", "shap warns"),
         ("worker.joblog", "phase: epoch 2"),
     ]
-    assert seen[:4] == [job_id] * 4 and seen[-1] == "-"
+    assert seen[:4] == [job_id] * 4
+    assert seen[-1] == "-"
 
 
 def test_an_unexpected_error_records_its_phase_and_a_traceback_without_paths(settings: Settings, db: Database) -> None:
@@ -97,4 +103,5 @@ def test_a_coded_error_records_its_phase_in_its_details(settings: Settings, db: 
     _, job_id = _job(db)
     JobRunner(settings, db, {"train": handler}).run(job_id)
     error = db.jobs.get_any(job_id).error
-    assert error["details"] == {"layer": "Foo", "phase": "building"} and error["code"] == "invalid_request"
+    assert error["details"] == {"layer": "Foo", "phase": "building"}
+    assert error["code"] == "invalid_request"

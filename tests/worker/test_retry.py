@@ -26,14 +26,16 @@ def _down() -> None:
 def test_the_default_budget_rides_out_31_5_seconds(no_sleep: list[float]) -> None:
     with pytest.raises(Unavailable):
         retry.with_backoff(_down)
-    assert no_sleep == [0.5, 1, 2, 4, 8, 8, 8] and sum(no_sleep) == retry.budget_s(8) == 31.5
+    assert no_sleep == [0.5, 1, 2, 4, 8, 8, 8]
+    assert sum(no_sleep) == retry.budget_s(8) == 31.5
 
 
 def test_the_setting_sets_the_tries_of_calls_that_name_none(no_sleep: list[float]) -> None:
     retry.configure(3)
     with pytest.raises(Unavailable):
         retry.with_backoff(_down)
-    assert no_sleep == [0.5, 1] and retry.budget_s(3) == 1.5
+    assert no_sleep == [0.5, 1]
+    assert retry.budget_s(3) == 1.5
     no_sleep.clear()
     with pytest.raises(Unavailable):
         retry.with_backoff(_down, attempts=2)
@@ -49,4 +51,5 @@ def test_only_unavailability_is_retried(no_sleep: list[float]) -> None:
 
     with pytest.raises(InvalidRequest):
         retry.with_backoff(bad_request)
-    assert calls == [1] and no_sleep == []
+    assert calls == [1]
+    assert no_sleep == []

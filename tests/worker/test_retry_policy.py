@@ -36,8 +36,10 @@ def _jobs(db: Database) -> int:
 
 def test_the_retryable_codes_are_infrastructure_faults_only() -> None:
     assert {"resource_exhausted", "storage_unavailable", "worker_lost", "timeout"} <= RETRYABLE_CODES
-    assert not retryable({"code": "invalid_request"}) and not retryable({"code": "job_error"})
-    assert not retryable(None) and retryable({"code": "worker_lost", "message": ""})
+    assert not retryable({"code": "invalid_request"})
+    assert not retryable({"code": "job_error"})
+    assert not retryable(None)
+    assert retryable({"code": "worker_lost", "message": ""})
 
 
 def test_a_retryable_failure_is_resubmitted_until_max_retries_is_used(settings: Settings, db: Database) -> None:
@@ -49,14 +51,17 @@ def test_a_retryable_failure_is_resubmitted_until_max_retries_is_used(settings: 
         assert runner.run(chain[-1]) == "failed"
         # The retry exists as soon as the failure is committed: the same transaction wrote both.
         retry = db.jobs.list(db.keys.ensure_tenant("acme"), status="queued")[0][0]
-        assert retry.retry_of == chain[-1] and retry.retry_number == expected_retry
+        assert retry.retry_of == chain[-1]
+        assert retry.retry_number == expected_retry
         assert (retry.spec, retry.name, retry.tags, retry.max_retries) == ({"architecture": "mlp"}, "nightly", ["a"], 2)
         assert retry.published_at is None
         events = db.jobs.events(retry.tenant_id, chain[-1])
-        assert events[-1].to_status == "failed" and events[-1].data["retry_job_id"] == retry.id
+        assert events[-1].to_status == "failed"
+        assert events[-1].data["retry_job_id"] == retry.id
         with session_scope(db.factory) as session:  # past the outbox's settle time
             session.execute(update(Job).where(Job.id == retry.id).values(updated_at=utcnow() - timedelta(seconds=5)))
-        assert reaper.run_once().republished == [retry.id] and publisher.published[-1] == retry.id
+        assert reaper.run_once().republished == [retry.id]
+        assert publisher.published[-1] == retry.id
         chain.append(retry.id)
     assert runner.run(chain[-1]) == "failed"
     assert _jobs(db) == 3  # the budget is used: no third retry
@@ -89,4 +94,5 @@ def test_a_job_lost_with_its_worker_is_retried_by_the_reaper(settings: Settings,
     assert db.jobs.requeue_expired().failed == [job_id]
     assert db.jobs.get_any(job_id).error["code"] == "worker_lost"
     (retry,), _ = db.jobs.list(db.keys.ensure_tenant("acme"), status="queued")
-    assert retry.retry_of == job_id and retry.retry_number == 1
+    assert retry.retry_of == job_id
+    assert retry.retry_number == 1

@@ -72,7 +72,9 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(settings: Settings, 
     job_id = _job(db)
     assert JobRunner(settings, db, {"train": handler}).run(job_id) == "lease_lost"
     job = db.jobs.get_any(job_id)
-    assert job.status == "running" and job.result is None and job.attempts == 2
+    assert job.status == "running"
+    assert job.result is None
+    assert job.attempts == 2
 
 
 def test_timeout_fails_a_real_training_job_with_code_timeout(settings: Settings, db: Database) -> None:
@@ -146,7 +148,8 @@ def test_a_tenant_at_its_running_quota_is_deferred_and_republished(settings: Set
     assert db.jobs.claim(first, "elsewhere") is not None
     runner = JobRunner(settings, db, {"train": lambda ctx: HandlerResult({})}, publisher=publisher)
     assert runner.run(second) == "deferred"
-    assert db.jobs.get_any(second).status == "queued" and publisher.published == [second]
+    assert db.jobs.get_any(second).status == "queued"
+    assert publisher.published == [second]
     other = db.jobs.submit(NewJob(db.keys.ensure_tenant("globex"), "train", {})).job.id
     assert runner.run(other) == "succeeded"
 
@@ -193,7 +196,8 @@ def test_a_read_only_artifact_store_is_retried_then_failed_as_infrastructure(set
         assert (job.status, job.attempts, publisher.published) == ("queued", 1, [job_id])
         assert runner.run(job_id) == "failed"
     job = db.jobs.get_any(job_id)
-    assert job.attempts == 2 and job.error["code"] == "storage_unavailable"
+    assert job.attempts == 2
+    assert job.error["code"] == "storage_unavailable"
     assert str(settings.artifact_dir) not in json.dumps(job.error)
 
 
