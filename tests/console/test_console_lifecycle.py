@@ -74,7 +74,9 @@ def test_names_and_tags_are_set_in_the_form_shown_in_the_list_and_filter_it(cons
     wait_until(lambda: "churn weekly" in (driver.execute_script(ROW_NAMES) or []), 20, "the name in the list")
     rows = driver.execute_script(TABLE_CELLS, "#jobs-table tbody")
     tagged = [r for r in rows if r[2] == "churn weekly"]
-    assert tagged and "churn" in tagged[0][3] and "weekly" in tagged[0][3]
+    assert tagged
+    assert "churn" in tagged[0][3]
+    assert "weekly" in tagged[0][3]
 
     tag = find(driver, "#filter-tag")
     tag.send_keys("baseline", Keys.ENTER)
@@ -119,7 +121,8 @@ def test_a_cancelled_job_is_retried_and_deleted_from_its_page(console_stack: dic
     driver.get(f"{stack['url']}/console/#/jobs/{job_id}")
     wait_until(lambda: status_of(driver) == "cancelled", 20, "the old job's page")
     find(driver, "#delete-job").click()
-    assert find(driver, "#jobs-table") is None and _api(stack, "GET", f"/v1/jobs/{job_id}").status_code == 200
+    assert find(driver, "#jobs-table") is None
+    assert _api(stack, "GET", f"/v1/jobs/{job_id}").status_code == 200
     find(driver, "#delete-job-confirm").click()
     wait_until(lambda: driver.current_url.endswith("#/jobs"), 20, "the jobs list after the delete")
     assert _api(stack, "GET", f"/v1/jobs/{job_id}").status_code == 404
@@ -159,10 +162,14 @@ def test_the_model_page_shows_aliases_and_lineage_moves_an_alias_and_deletes_a_v
     wait_until(lambda: "staging → v1" in find(driver, "#models-table").text, 20, "the alias in the model list")
     driver.get(f"{stack['url']}/console/#/models/{model['id']}")
     aliases = wait_until(lambda: find(driver, "#aliases-table"), 20, "the aliases")
-    assert "staging" in aliases.text and "iris-console@staging" in aliases.text
+    assert "staging" in aliases.text
+    assert "iris-console@staging" in aliases.text
     versions = driver.execute_script(TABLE_CELLS, "#versions-table tbody")
-    assert [row[0] for row in versions] == ["2", "1"] and "staging" in versions[1][1]
-    assert "builtin:iris" in versions[1][6] and "job" in versions[1][6]  # lineage: the data and the job
+    assert [row[0] for row in versions] == ["2", "1"]
+    assert "staging" in versions[1][1]
+    # lineage: the data and the job
+    assert "builtin:iris" in versions[1][6]
+    assert "job" in versions[1][6]
 
     find(driver, "#alias-name").send_keys("production")
     from selenium.webdriver.support.ui import Select

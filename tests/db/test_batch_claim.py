@@ -164,7 +164,8 @@ def test_a_batch_finish_sets_off_each_jobs_webhook_and_retry_in_its_transaction(
     outcomes = {hooked: Outcome("succeeded", result={}), retried: Outcome("failed", error=timeout)}
     BatchStore(db.jobs).finish(claim.lease_token, outcomes)
     ended = {job_id: [e for e in db.jobs.events(acme, job_id) if e.kind == "state"][-1] for job_id in outcomes}
-    assert ended[hooked].data and "delivery" in ended[hooked].data
+    assert ended[hooked].data
+    assert "delivery" in ended[hooked].data
     retry_id = ended[retried].data["retry_job_id"]
     again = db.jobs.get_any(retry_id)
     assert (again.status, again.retry_of, again.retry_number) == ("queued", retried, 1)
