@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_type_hints
 
 JobType = Literal["train", "predict", "explain", "import"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -16,10 +17,22 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+@functools.cache
+def _fields_of(cls: type) -> tuple[frozenset[str], frozenset[str]]:
+    """The names of ``cls``'s fields, and of those among them that hold a datetime (read from the type hints)."""
+    hints = get_type_hints(cls)
+    names = frozenset(f.name for f in fields(cls))
+    times = frozenset(n for n in names if hints[n] in (datetime, datetime | None))
+    return names, times
+
+
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """The keys of ``data`` that ``cls`` has fields for: a newer server's extra fields are ignored."""
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
+    """The keys of ``data`` that ``cls`` has fields for (a newer server's extra fields are ignored), with every
+    datetime field parsed from its ISO 8601 text (a missing one is None)."""
+    names, times = _fields_of(cls)
+    values = {k: v for k, v in data.items() if k in names}
+    values.update({name: parse_time(data.get(name)) for name in times})
+    return values
 
 
 @dataclass(frozen=True)
@@ -69,8 +82,6 @@ class Job:
         """Build from the API's job object."""
         values = _known(cls, data)
         values["error"] = JobError.from_dict(data["error"]) if data.get("error") else None
-        for name in ("created_at", "started_at", "finished_at"):
-            values[name] = parse_time(data.get(name))
         return cls(**values)
 
     @property
@@ -111,9 +122,7 @@ class Event:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's event object."""
-        values = _known(cls, data)
-        values["created_at"] = parse_time(data.get("created_at"))
-        return cls(**values)
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
@@ -134,9 +143,7 @@ class Dataset:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's dataset object."""
-        values = _known(cls, data)
-        values["created_at"] = parse_time(data.get("created_at"))
-        return cls(**values)
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
@@ -154,9 +161,7 @@ class ModelVersion:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's model version object."""
-        values = _known(cls, data)
-        values["created_at"] = parse_time(data.get("created_at"))
-        return cls(**values)
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
@@ -174,7 +179,6 @@ class Model:
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's model object."""
         values = _known(cls, data)
-        values["created_at"] = parse_time(data.get("created_at"))
         values["versions"] = [ModelVersion.from_dict(v) for v in data.get("versions", [])]
         return cls(**values)
 
@@ -194,9 +198,7 @@ class ModelEvent:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's model event object."""
-        values = _known(cls, data)
-        values["created_at"] = parse_time(data.get("created_at"))
-        return cls(**values)
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
@@ -225,9 +227,7 @@ class WebhookSecret:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's answer."""
-        values = _known(cls, data)
-        values["created_at"] = parse_time(data.get("created_at"))
-        return cls(**values)
+        return cls(**_known(cls, data))
 
     def __repr__(self) -> str:
         return f"WebhookSecret(secret='whsec_…', created_at={self.created_at!r}, replaced={self.replaced})"
@@ -250,10 +250,7 @@ class WebhookDelivery:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's delivery object."""
-        values = _known(cls, data)
-        for name in ("created_at", "delivered_at"):
-            values[name] = parse_time(data.get(name))
-        return cls(**values)
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
@@ -270,9 +267,7 @@ class LogLine:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's log line object."""
-        values = _known(cls, data)
-        values["time"] = parse_time(data.get("time"))
-        return cls(**values)
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
@@ -309,10 +304,7 @@ class Worker:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build from the API's worker object."""
-        values = _known(cls, data)
-        values["started_at"] = parse_time(data.get("started_at"))
-        values["last_seen"] = parse_time(data.get("last_seen"))
-        return cls(**values)
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
