@@ -69,10 +69,7 @@ def models_get(cli: Cli, model_id: str) -> None:
 def models_alias(cli: Cli, model: str, alias: str, version: int) -> None:
     """Point ALIAS (production, staging, ...) of MODEL (its id or name) at VERSION; the move is recorded."""
     found = cli.client.set_alias(model, alias, version)
-    if cli.as_json:
-        cli.json(found)
-        return
-    click.echo(f"{found.name}@{alias} -> version {version}")
+    cli.emit(found, f"{found.name}@{alias} -> version {version}")
 
 
 @models.command("delete")
@@ -102,10 +99,7 @@ def models_upload(cli: Cli, path: str, name: str | None, wait: bool, timeout: fl
         if not cli.as_json:
             click.echo(job.id)
         sys.exit(watch(cli, job.id, timeout))
-    if cli.as_json:
-        cli.json(job)
-    else:
-        click.echo(job.id)
+    cli.emit(job, job.id)
 
 
 @models.command("download")
@@ -116,10 +110,10 @@ def models_upload(cli: Cli, path: str, name: str | None, wait: bool, timeout: fl
 def models_download(cli: Cli, model_id: str, version: int | None, output: str | None) -> None:
     """Save a model version's .keras file."""
     path = cli.client.download_model(model_id, Path(output or f"{model_id}.keras"), version=version)
-    if cli.as_json:
-        cli.json({"model": model_id, "version": version, "path": str(path), "bytes": path.stat().st_size})
-    else:
-        click.echo(f"{path} ({path.stat().st_size} bytes)")
+    cli.emit(
+        {"model": model_id, "version": version, "path": str(path), "bytes": path.stat().st_size},
+        f"{path} ({path.stat().st_size} bytes)",
+    )
 
 
 @click.group(cls=ApiGroup)
@@ -166,10 +160,7 @@ def datasets_get(cli: Cli, dataset_id: str) -> None:
 def datasets_delete(cli: Cli, dataset_id: str) -> None:
     """Delete a dataset and its file (refused while a queued or running job reads it)."""
     gone = cli.client.delete_dataset(dataset_id)
-    if cli.as_json:
-        cli.json(gone)
-        return
-    click.echo(f"deleted dataset {gone.id}, freed {gone.freed_bytes} bytes")
+    cli.emit(gone, f"deleted dataset {gone.id}, freed {gone.freed_bytes} bytes")
 
 
 @datasets.command("upload")
@@ -179,10 +170,7 @@ def datasets_delete(cli: Cli, dataset_id: str) -> None:
 def datasets_upload(cli: Cli, path: str, name: str | None) -> None:
     """Upload a dataset file and print its id."""
     dataset = cli.client.upload_dataset(path, name=name)
-    if cli.as_json:
-        cli.json(dataset)
-    else:
-        click.echo(dataset.id)
+    cli.emit(dataset, dataset.id)
 
 
 @click.command("workers", cls=ApiCommand)

@@ -102,6 +102,13 @@ class Cli:
         """Print ``value`` as indented JSON."""
         click.echo(json.dumps(to_jsonable(value), indent=2, sort_keys=True))
 
+    def emit(self, value: Any, text: str) -> None:
+        """``value`` as JSON with ``--json``, else ``text``: the one ending of a command that shows one thing."""
+        if self.as_json:
+            self.json(value)
+        else:
+            click.echo(text)
+
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
         """A rich table on a terminal, else tab-separated lines with a header line."""
         rows = [[("-" if cell is None else str(cell)) for cell in row] for row in rows]

@@ -121,10 +121,7 @@ def submit(
         if not cli.as_json:
             click.echo(job.id)
         sys.exit(watch(cli, job.id, timeout))
-    if cli.as_json:
-        cli.json(job)
-    else:
-        click.echo(job.id)
+    cli.emit(job, job.id)
 
 
 @jobs.command("submit-many")
@@ -260,10 +257,7 @@ def cancel(cli: Cli, job_id: str) -> None:
 def retry(cli: Cli, job_id: str) -> None:
     """Submit a failed or cancelled job's spec again as a new job linked to it."""
     job = cli.client.retry(job_id)
-    if cli.as_json:
-        cli.json(job)
-    else:
-        click.echo(f"job {job.id} queued (retries {job_id})")
+    cli.emit(job, f"job {job.id} queued (retries {job_id})")
 
 
 @jobs.command("delete")
@@ -272,10 +266,7 @@ def retry(cli: Cli, job_id: str) -> None:
 def delete(cli: Cli, job_id: str) -> None:
     """Delete a finished job with its events, logs and artifacts (a model it trained stays)."""
     gone = cli.client.delete_job(job_id)
-    if cli.as_json:
-        cli.json(gone)
-    else:
-        click.echo(f"deleted job {gone.id}, freed {gone.freed_bytes} bytes")
+    cli.emit(gone, f"deleted job {gone.id}, freed {gone.freed_bytes} bytes")
 
 
 LEVEL_STYLES = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
@@ -335,7 +326,4 @@ def artifacts(cli: Cli, job_id: str, name: str | None, output: str | None) -> No
         return
     path = Path(output or Path(name).name)
     path.write_bytes(data)
-    if cli.as_json:
-        cli.json({"artifact": name, "path": str(path), "bytes": len(data)})
-    else:
-        click.echo(f"{path} ({len(data)} bytes)")
+    cli.emit({"artifact": name, "path": str(path), "bytes": len(data)}, f"{path} ({len(data)} bytes)")
