@@ -49,8 +49,9 @@ def _check_model_inputs(
     if isinstance(spec, PredictSpec):
         spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
         _check_table(spec, record, version)
-    if version.signature.get("columns"):  # a table model: inline rows of cells, numbers where it reads numbers
-        _check_cells(spec, version.signature["columns"])
+    columns = tabular.column_reports(version.signature)
+    if columns:  # a table model: inline rows of cells, numbers where it reads numbers
+        _check_cells(spec, columns)
         return
     shape = version.signature.get("input_shape")
     if shape is None:

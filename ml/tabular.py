@@ -269,6 +269,15 @@ def preview(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, A
     return {"columns": list(header), "rows": shown}
 
 
+def column_reports(signature: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A table model's per-column reports from its signature; None for any other model (a recommender's
+    ``columns`` are the names of its user and item columns)."""
+    columns = signature.get("columns")
+    if columns and all(isinstance(column, dict) for column in columns):
+        return list(columns)
+    return None
+
+
 def row_cells(inputs: Any, columns: Sequence[dict[str, Any]]) -> list[list[str]]:
     """Inline ``inputs`` (one row, or a list of rows, of numbers, strings or nulls, in the model's column
     order) as rows of cells; a non-number in a numeric column is an InvalidRequest naming the column."""

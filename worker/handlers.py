@@ -15,6 +15,7 @@ import numpy as np
 from db.records import ModelVersionDraft
 from ml.catalog import IMPORTED
 from ml.specs import TABLE_FORMATS, ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
+from ml.tabular import column_reports
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
 from worker.context import Handler, HandlerResult, JobContext
 from worker.csv_cells import safe_cell
@@ -102,8 +103,9 @@ def train(ctx: JobContext) -> HandlerResult:
 def _train_result(outcome: Any) -> dict[str, Any]:
     """A training job's result: figures, history, epochs run and, for a table, what was done to each column."""
     result = {"metrics": outcome.metrics, "history": outcome.history, "epochs_run": outcome.epochs_run}
-    if outcome.signature.get("columns"):
-        result["columns"] = outcome.signature["columns"]
+    columns = column_reports(outcome.signature)
+    if columns:
+        result["columns"] = columns
     return result
 
 
@@ -269,7 +271,7 @@ def _table(ctx: JobContext, spec: PredictSpec, version: Any) -> tuple[Any, np.nd
         list(features),
         spec.label_column or trained_on,
         version.signature.get("class_names"),
-        version.signature.get("columns"),
+        column_reports(version.signature),
         require_label=spec.label_column is not None,
     )
 
