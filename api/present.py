@@ -11,6 +11,15 @@ from db.records import DatasetRecord, EventRecord, JobRecord, ModelEventRecord, 
 from db.webhooks import Delivery
 
 
+def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job's error as clients see it: code, message and details, without the traceback that jobs failed
+    before tracebacks moved to the job's log still hold."""
+    details = (error or {}).get("details")
+    if not isinstance(details, dict) or "traceback" not in details:
+        return error
+    return {**error, "details": {k: v for k, v in details.items() if k != "traceback"}}
+
+
 def job(record: JobRecord) -> dict[str, Any]:
     """The job as the HTTP API shows it."""
     return {
@@ -20,7 +29,7 @@ def job(record: JobRecord) -> dict[str, Any]:
         "spec": record.spec,
         "progress": record.progress,
         "result": record.result,
-        "error": record.error,
+        "error": public_error(record.error),
         "priority": record.priority,
         "attempts": record.attempts,
         "max_attempts": record.max_attempts,

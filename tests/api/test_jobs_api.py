@@ -288,3 +288,15 @@ def test_metrics_count_requests_and_jobs_by_status(client, auth) -> None:
     assert 'tensorq_jobs{status="cancelled",type="train"} 1.0' in text
     assert 'tensorq_jobs{status="queued",type="train"} 1.0' in text
     assert 'tensorq_http_requests_total{endpoint="v1.jobs.submit_job",method="POST",status="202"} 2.0' in text
+
+
+def test_a_failed_job_recorded_with_a_traceback_is_shown_without_it(client, auth, db: Database) -> None:
+    submitted = client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()
+    claim = db.jobs.claim(submitted["id"], "w")
+    assert claim is not None
+    details = {"phase": "training", "traceback": 'File "/srv/tensorq/ml/training.py", line 1'}
+    assert db.jobs.fail(submitted["id"], claim.lease_token, {"code": "job_error", "message": "x", "details": details})
+    shown = client.get(f"/v1/jobs/{submitted['id']}", headers=auth).get_json()["error"]
+    assert shown == {"code": "job_error", "message": "x", "details": {"phase": "training"}}
+    listed = client.get("/v1/jobs?fields=all", headers=auth).get_json()["jobs"]
+    assert "traceback" not in str(listed)

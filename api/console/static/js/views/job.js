@@ -130,13 +130,11 @@ function errorBlock(error) {
   const details = error.details && typeof error.details === "object" && !Array.isArray(error.details) ? error.details : {};
   const rest = error.details && details !== error.details ? { details: error.details } : { ...details };
   delete rest.phase;
-  delete rest.traceback;
   return h(
     "div",
     { class: "error-block", id: "job-error" },
     h("p", {}, h("strong", { class: "mono", text: error.code || "error" }), " ", error.message || ""),
     details.phase ? h("p", { text: `phase: ${details.phase}` }) : null,
-    details.traceback ? h("pre", { class: "traceback", text: String(details.traceback) }) : null,
     Object.keys(rest).length ? h("pre", { class: "mono", text: jsonText(rest, 4000) }) : null,
   );
 }
