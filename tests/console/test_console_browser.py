@@ -371,6 +371,39 @@ def test_a_dataset_uploaded_from_the_page_is_listed(console_stack: dict, browser
     assert console_problems(driver) == []
 
 
+def test_a_dataset_page_shows_the_inferred_columns_and_the_first_rows(
+    console_stack: dict, browser: Any, screenshots: Any
+) -> None:
+    driver = browser
+    key = console_stack["keys"]["acme"]
+    rows = "".join(f"{i},{['oslo', 'lima', ''][i % 3]},{'' if i == 4 else i * 1.5},{i % 2}\n" for i in range(12))
+    dataset = httpx.post(
+        f"{console_stack['url']}/v1/datasets",
+        headers={"Authorization": f"Bearer {key}"},
+        files={"file": ("cities.csv", ("id,city,price,label\n" + rows).encode())},
+    ).json()
+    sign_in(driver, console_stack["url"], key)
+    driver.get(f"{console_stack['url']}/console/#/datasets")
+    link = wait_until(lambda: find(driver, f'#datasets-table a[href="#/datasets/{dataset["id"]}"]'), 20, "the link")
+    link.click()
+    schema = wait_until(lambda: driver.execute_script(TEXT_OF, "#dataset-schema"), 20, "the columns")
+    lines = [line.split("\t") for line in schema.splitlines()[1:]]
+    assert [cells[:3] for cells in lines] == [
+        ["id", "numeric", "0"],
+        ["city", "categorical", "4"],
+        ["price", "numeric", "1"],
+        ["label", "numeric", "0"],
+    ]
+    preview = driver.execute_script(TEXT_OF, "#dataset-preview")
+    assert preview.splitlines()[0].lower().split("\t") == ["id", "city", "price", "label"]  # headers shown in capitals
+    assert len(preview.splitlines()) == 11  # the header and the first 10 rows
+    assert "(missing)" in preview.splitlines()[3]  # row 2: no city
+    driver.save_screenshot(str(screenshots / "dataset-page.png"))
+    driver.get(f"{console_stack['url']}/console/#/datasets/00000000-0000-0000-0000-000000000000")
+    assert "no dataset" in wait_until(lambda: driver.execute_script(TEXT_OF, "#dataset-missing"), 20, "not found")
+    assert console_problems(driver) == []
+
+
 def test_the_model_page_shows_its_version_and_the_job_that_made_it(
     console_stack: dict, browser: Any, watched_training: dict, screenshots: Any
 ) -> None:

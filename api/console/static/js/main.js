@@ -2,7 +2,7 @@
 
 import { ApiError, forgetKey, getJson, storedKey } from "./api.js";
 import { clear } from "./dom.js";
-import { renderDatasets } from "./views/datasets.js";
+import { renderDataset, renderDatasets } from "./views/datasets.js";
 import { renderJob } from "./views/job.js";
 import { renderJobs } from "./views/jobs.js";
 import { renderModel, renderModels } from "./views/models.js";
@@ -14,6 +14,7 @@ const ROUTES = [
   [/^#\/jobs$/, "jobs", renderJobs],
   [/^#\/models\/([\w-]+)$/, "models", renderModel],
   [/^#\/models$/, "models", renderModels],
+  [/^#\/datasets\/([\w-]+)$/, "datasets", renderDataset],
   [/^#\/datasets$/, "datasets", renderDatasets],
   [/^#\/workers$/, "workers", renderWorkers],
 ];

@@ -1,7 +1,8 @@
-// The tenant's datasets, and an upload form and delete buttons for write keys.
+// The tenant's datasets, an upload form and delete buttons for write keys, and one dataset's page: the
+// column types inferred at upload and its first rows.
 
-import { deleteJson, getJson, request } from "../api.js";
-import { append, bytes, confirmButton, h, replace, section, shortId, table, when } from "../dom.js";
+import { ApiError, deleteJson, getJson, request } from "../api.js";
+import { append, bytes, confirmButton, facts, h, number, replace, section, shortId, table, when } from "../dom.js";
 
 function infoText(info) {
   return Object.entries(info || {})
@@ -58,7 +59,7 @@ export async function renderDatasets(ctx) {
       holder,
       table(
         [
-          { label: "Name", cell: (d) => d.name },
+          { label: "Name", cell: (d) => h("a", { href: `#/datasets/${d.id}`, text: d.name }) },
           { label: "Id", cell: (d) => h("span", { class: "mono", title: d.id, text: shortId(d.id) }) },
           { label: "Format", cell: (d) => d.format },
           { label: "Size", cell: (d) => bytes(d.size_bytes) },
@@ -73,4 +74,56 @@ export async function renderDatasets(ctx) {
   }
   append(ctx.root, h("h1", { text: "Datasets" }), ctx.canWrite ? uploadForm(load, ctx.fail) : null, section("Datasets", holder));
   await load();
+}
+
+function schemaTable(schema) {
+  return table(
+    [
+      { label: "Column", cell: (c) => h("span", { class: "mono", text: c.name }) },
+      { label: "Type", cell: (c) => c.type },
+      { label: "Missing", cell: (c) => number(c.missing) },
+      { label: "Distinct", cell: (c) => (c.distinct === null || c.distinct === undefined ? "" : number(c.distinct)) },
+      { label: "Problem", cell: (c) => c.problem || "" },
+    ],
+    schema,
+    { id: "dataset-schema" },
+  );
+}
+
+function previewTable(preview) {
+  const columns = preview.columns.map((name, i) => ({
+    label: name,
+    cell: (row) => (row[i] === null ? h("span", { class: "missing", text: "(missing)" }) : row[i]),
+  }));
+  return table(columns, preview.rows, { empty: "The table has no rows.", id: "dataset-preview" });
+}
+
+export async function renderDataset(ctx, id) {
+  let dataset;
+  try {
+    dataset = await getJson(`/v1/datasets/${id}`, { signal: ctx.signal });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      append(ctx.root, h("h1", { text: "Dataset not found" }), h("p", { id: "dataset-missing", class: "empty", text: `There is no dataset ${id} among this tenant's datasets.` }));
+      return;
+    }
+    throw error;
+  }
+  const noProfile = "Columns are profiled for CSV and Parquet tables uploaded by this version of TensorQ.";
+  append(
+    ctx.root,
+    h("h1", { text: dataset.name }),
+    section(
+      "Dataset",
+      facts([
+        ["Id", h("span", { class: "mono", text: dataset.id })],
+        ["Format", dataset.format],
+        ["Size", bytes(dataset.size_bytes)],
+        ["Shape", infoText(dataset.info)],
+        ["Uploaded", when(dataset.created_at)],
+      ]),
+    ),
+    section("Columns", dataset.schema ? schemaTable(dataset.schema) : h("p", { class: "empty", text: noProfile })),
+    section("First rows", dataset.preview ? previewTable(dataset.preview) : h("p", { class: "empty", text: noProfile })),
+  );
 }
