@@ -329,15 +329,25 @@ def load_csv_columns(
 
 
 def _class_ids(labels: list[str], where: str) -> tuple[np.ndarray, list[str] | None]:
-    """Integer labels as they are, or string labels as ids into their sorted names."""
+    """Integer labels as they are (``1.0`` too: Parquet keeps integer classes in float columns), or string
+    labels as ids into their sorted names."""
     if any(not v for v in labels):
         raise InvalidRequest(f"{where} has empty values")
+    ids = [_class_id(v) for v in labels]
+    if all(i is not None for i in ids):
+        return np.asarray(ids, dtype=np.int64), None
+    class_names = sorted(set(labels))
+    index = {name: i for i, name in enumerate(class_names)}
+    return np.asarray([index[v] for v in labels], dtype=np.int64), class_names
+
+
+def _class_id(label: str) -> int | None:
+    """A label that is a whole number (``3``, ``3.0``) as that number; None for any other label."""
     try:
-        return np.asarray([int(v) for v in labels], dtype=np.int64), None
+        value = float(label)
     except ValueError:
-        class_names = sorted(set(labels))
-        index = {name: i for i, name in enumerate(class_names)}
-        return np.asarray([index[v] for v in labels], dtype=np.int64), class_names
+        return None
+    return int(value) if value.is_integer() and abs(value) < 2**31 else None
 
 
 def load_jsonl(

@@ -95,6 +95,20 @@ def test_parquet_reads_like_the_same_csv(tmp_path: Path) -> None:
     assert from_parquet.x[0, 2] == from_csv.x[0, 2]
 
 
+def test_whole_number_labels_in_a_float_column_are_class_ids_not_names(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"a": [0.5, 1.5, 2.5, 3.5], "label": [0.0, 1.0, 2.0, 1.0]})
+    pq.write_table(table, tmp_path / "t.parquet")
+    loaded = load_table(tmp_path / "t.parquet", "parquet", "label")
+    assert loaded.class_names is None
+    assert loaded.y.tolist() == [0, 1, 2, 1]
+    fractional = load_table(_write(tmp_path, "a,label\n1,0.5\n2,1.5\n3,0.5\n"), "csv", "label")
+    assert fractional.class_names == ["0.5", "1.5"]
+    assert fractional.y.tolist() == [0, 1, 0]
+
+
 def test_parquet_with_an_unsupported_column_type_is_refused_from_its_footer(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
