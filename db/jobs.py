@@ -301,6 +301,14 @@ class JobStore:
         with session_scope(self._factory) as session:
             session.execute(update(Job).where(Job.id == job_id, status_is("queued")).values(published_at=None))
 
+    def queued_among(self, job_ids: Collection[str]) -> set[str]:
+        """Those of ``job_ids`` whose jobs wait in ``queued`` now (each reached by its primary key)."""
+        if not job_ids:
+            return set()
+        with read_scope(self._factory) as connection:
+            found = connection.execute(select(Job.id).where(Job.id.in_(list(job_ids)), status_is("queued")))
+            return set(found.scalars())
+
     def get(self, tenant_id: str, job_id: str) -> JobRecord:
         """The tenant's job, or NotFound (also for another tenant's)."""
         return self._read(job_id, tenant_id)

@@ -18,12 +18,13 @@ from db.transitions import transition
 
 @dataclass
 class Recovery:
-    """What one recovery pass did, by job id: leases settled, messages re-published, finished jobs swept."""
+    """What one recovery pass did, by job id: leases settled, messages put back or re-published, jobs swept."""
 
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     republished: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
 
     def settled(self) -> list[str]:
@@ -32,7 +33,7 @@ class Recovery:
 
     def did_anything(self) -> bool:
         """Whether the pass changed any job."""
-        return bool(self.settled() or self.republished or self.swept)
+        return bool(self.settled() or self.republished or self.restored or self.swept)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,19 @@ class WorkerRegistry:
         with write_scope(self._factory) as conn:
             conn.execute(delete(Worker).where(Worker.name == name))
 
+    def forget_gone(self) -> list[datetime]:
+        """Delete the rows of workers not seen within ``stale_s`` and say when each was last seen: only the rows
+        this caller deleted (each by a conditional DELETE), so that of many reapers exactly one acts on a worker."""
+        since = utcnow() - timedelta(seconds=self.stale_s)
+        with read_scope(self._factory) as conn:
+            rows = conn.execute(select(Worker.name, Worker.last_seen).where(Worker.last_seen < since)).all()
+        gone: list[datetime] = []
+        with write_scope(self._factory) as conn:
+            for name, seen in rows:
+                if conn.execute(delete(Worker).where(Worker.name == name, Worker.last_seen == seen)).rowcount == 1:
+                    gone.append(aware(seen))
+        return gone
+
     def live(self) -> list[WorkerRecord]:
         """Workers seen within ``stale_s``, by name, with the tenant of the job each runs."""
         since = utcnow() - timedelta(seconds=self.stale_s)

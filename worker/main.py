@@ -32,6 +32,7 @@ def _init_child(**_kwargs: object) -> None:
     from worker.gpu import configure_tensorflow
     from worker.publisher import CeleryPublisher
     from worker.reaper import Reaper
+    from worker.unacked import UnackedMessages
     from worker.webhooks import WebhookSender
 
     install_drain_handler()
@@ -41,7 +42,7 @@ def _init_child(**_kwargs: object) -> None:
     retry.configure(settings.db_retry_attempts)
     log.info("worker child ready; GPUs visible: %s", gpus or "none (CPU)")
     database = Database(settings)
-    Reaper(settings, database, CeleryPublisher(_app)).start()
+    Reaper(settings, database, CeleryPublisher(_app), UnackedMessages(_app)).start()
     WebhookSender(settings, database).start()
     _announce(settings, database.workers, gpus)
 

@@ -1,5 +1,6 @@
-"""The reaper: re-queues jobs whose lease expired, re-publishes queued jobs the broker may have lost, and
-(with ``job_retention_days``) deletes finished jobs past their retention.
+"""The reaper: re-queues jobs whose lease expired, puts back the messages that workers now gone took and never
+acknowledged, re-publishes queued jobs the broker may have lost, and (with ``job_retention_days``) deletes
+finished jobs past their retention.
 
 It runs as a thread inside every worker child process (never in the forking parent), so recovery
 needs no extra service; concurrent reapers are safe because every transition is a conditional UPDATE
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from db.database import Database
@@ -18,6 +20,7 @@ from db.recovery import Recovery
 from tensorq.artifacts import remove_folder
 from tensorq.routing import Publisher, route_for, types_of
 from tensorq.settings import Settings
+from worker.unacked import Unacked
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +28,23 @@ log = logging.getLogger(__name__)
 class Reaper:
     """Recovers jobs from lost workers and lost messages."""
 
-    def __init__(self, settings: Settings, db: Database, publisher: Publisher) -> None:
+    def __init__(self, settings: Settings, db: Database, publisher: Publisher, unacked: Unacked | None = None) -> None:
         self.settings = settings
         self.db = db
         self.publisher = publisher
+        self.unacked = unacked
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> Recovery:
-        """One pass: expired leases first, then queued jobs without a recent publish, then retention."""
+        """One pass: expired leases first, then messages held by gone workers, then queued jobs without a recent
+        publish, then retention."""
         report = self.db.jobs.requeue_expired()
+        report.restored = self._restore_held_by_gone(skip=set(report.requeued))
+        done = set(report.requeued) | set(report.restored)
         pending = [self.db.jobs.get_any(job_id) for job_id in report.requeued]
         pending += self._maybe_lost(
-            [j for j in self.db.jobs.unpublished(self.settings.publish_grace_s) if j.id not in report.requeued]
+            [j for j in self.db.jobs.unpublished(self.settings.publish_grace_s) if j.id not in done]
         )
         for job in pending:
             try:
@@ -51,6 +58,33 @@ class Reaper:
         if report.did_anything():
             log.info("reaper: %s", report)
         return report
+
+    def _restore_held_by_gone(self, skip: set[str]) -> list[str]:
+        """Put back in their queues the messages of still-queued jobs that were delivered, and never acknowledged,
+        before a worker now known gone (its heartbeat ``worker_stale_s`` old) stopped heartbeating; their jobs."""
+        restored: list[str] = []
+        if self.unacked is None:
+            return restored
+        try:
+            gone = self.db.workers.forget_gone()
+            if not gone:
+                return []
+            # The gone worker took its last message before it missed its heartbeats; a live worker claims what
+            # it takes within a heartbeat, so a message older than that and still unclaimed is not being run.
+            before = min(max(gone).timestamp() + self.settings.worker_stale_s, time.time() - self.settings.heartbeat_s)
+            held = [m for m in self.unacked.held_before(before) if m.job_id not in skip]
+            queued = self.db.jobs.queued_among({m.job_id for m in held})
+            for message in held:
+                if message.job_id in queued and message.job_id not in restored:
+                    self.unacked.restore(message.tag)
+                    self.db.jobs.mark_published(message.job_id)
+                    restored.append(message.job_id)
+        except Exception:  # noqa: BLE001 - broker or database down: the publish grace still covers these jobs
+            log.warning("could not put back the messages of gone workers", exc_info=True)
+            return restored
+        if restored:
+            log.info("put back %d message(s) held by %d gone worker(s): %s", len(restored), len(gone), restored)
+        return restored
 
     def _sweep(self) -> list[str]:
         """Retention: delete finished jobs older than ``job_retention_days`` with their folders (not their models)."""
