@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_shutting_down
@@ -14,6 +14,9 @@ from tensorq.routing import QUEUES, broker_queue
 from tensorq.settings import Settings
 from worker.gpu import pin_gpu
 
+if TYPE_CHECKING:
+    from worker.presence import Presence
+
 log = logging.getLogger(__name__)
 _app: Celery | None = None
 # What this worker serves, for its registration in SQL: set in the parent, read in each pool child.
@@ -22,14 +25,16 @@ _serving: dict[str, Any] = {}
 
 @worker_process_init.connect
 def _init_child(**_kwargs: object) -> None:
-    """In each pool child: import TensorFlow there (never in the parent), start the reaper and the webhook sender."""
+    """In each pool child: register it in SQL, import TensorFlow there (never in the parent), start the reaper
+    and the webhook sender. It registers before TensorFlow loads, since the parent takes messages meanwhile:
+    a worker killed while it starts is then known gone too, and the reaper puts back what it took."""
     if _app is None:
         return
+    from dataclasses import replace
+
     from db.database import Database
-    from ml.inference import set_cache_size
     from worker import retry
     from worker.drain import install_drain_handler
-    from worker.gpu import configure_tensorflow
     from worker.publisher import CeleryPublisher
     from worker.reaper import Reaper
     from worker.unacked import UnackedMessages
@@ -37,24 +42,30 @@ def _init_child(**_kwargs: object) -> None:
 
     install_drain_handler()
     settings: Settings = _app.conf.tensorq_settings
+    retry.configure(settings.db_retry_attempts)
+    database = Database(settings)
+    presence = _announce(settings, database.workers)
+
+    from ml.inference import set_cache_size
+    from worker.gpu import configure_tensorflow, gpu_details
+
     gpus = configure_tensorflow()
     set_cache_size(settings.model_cache_size)
-    retry.configure(settings.db_retry_attempts)
     log.info("worker child ready; GPUs visible: %s", gpus or "none (CPU)")
-    database = Database(settings)
+    gpu = gpu_details(str(_serving.get("gpu", "auto")), gpus)
+    if gpu is not None:
+        presence.describe(replace(presence.info, gpu=gpu))
     Reaper(settings, database, CeleryPublisher(_app), UnackedMessages(_app)).start()
     WebhookSender(settings, database).start()
-    _announce(settings, database.workers, gpus)
 
 
-def _announce(settings: Settings, registry: WorkerRegistry, gpus: list[str]) -> None:
-    """Register this pool child in SQL (name, host, GPU, queues, version) and keep it heartbeating."""
+def _announce(settings: Settings, registry: WorkerRegistry) -> Presence:
+    """Register this pool child in SQL (name, host, queues, version) and keep it heartbeating."""
     import socket
 
     from celery.utils.nodenames import host_format
 
     from tensorq import __version__
-    from worker.gpu import gpu_details
     from worker.presence import Presence, announce
 
     node = host_format(str(_serving.get("node", "tensorq@%h")))
@@ -65,9 +76,10 @@ def _announce(settings: Settings, registry: WorkerRegistry, gpus: list[str]) -> 
         pid=os.getpid(),
         queues=list(_serving.get("queues", QUEUES)),
         version=__version__,
-        gpu=gpu_details(str(_serving.get("gpu", "auto")), gpus),
     )
-    announce(Presence(registry, info, settings.heartbeat_s))
+    presence = Presence(registry, info, settings.heartbeat_s)
+    announce(presence)
+    return presence
 
 
 @worker_shutting_down.connect

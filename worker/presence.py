@@ -35,6 +35,11 @@ class Presence:
         except Exception:  # noqa: BLE001 - the row then simply goes stale
             log.warning("could not unregister worker %s", self.info.name, exc_info=True)
 
+    def describe(self, info: WorkerInfo) -> None:
+        """Say more about this worker (its GPU, once TensorFlow has named it): its row is written again now."""
+        self.info = info
+        self._beat(register=True)
+
     def running(self, job_id: str | None) -> None:
         """Record the job this worker runs now (None: idle), at once."""
         self.current_job = job_id

@@ -8,6 +8,8 @@ model version per training job.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 import httpx
 import numpy as np
 import pytest
+import redis
 from sqlalchemy import text
 
 from tensorq.client import Event
@@ -22,6 +25,7 @@ from tensorq.routing import route_for
 from tests.reliability.harness import Cluster, claims, kill_pool_children, state_events, wait_for
 from tests.storage import read_only
 from worker.celery_app import make_celery
+from worker.drain import child_pids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -328,4 +332,44 @@ def test_drill_11_a_redis_outage_window_with_api_calls_during_it(make_cluster, r
         assert claims(cluster, job_id) == 1
     _report(
         record_property, "redis_outage", drill=time.monotonic() - started, back_to_done=time.monotonic() - restarted
+    )
+
+
+def _held(cluster: Cluster) -> set[str]:
+    """The jobs whose messages a consumer took and has not acknowledged (kombu's ``unacked`` hash)."""
+    client = redis.Redis.from_url(cluster.redis.url)
+    try:
+        return {json.loads(entry)[0]["headers"]["id"] for entry in client.hvals("unacked")}
+    finally:
+        client.close()
+
+
+def test_drill_12_kill_9_as_a_message_is_delivered_does_not_wait_for_the_publish_grace(
+    make_cluster, record_property
+) -> None:
+    started = time.monotonic()
+    # An hour of publish grace: the outbox's depth check cannot be what brings the job back.
+    cluster: Cluster = make_cluster(publish_grace_s=3600.0, worker_stale_s=5.0)
+    victim = cluster.start_worker(queues="train")
+    assert victim.proc is not None
+    stopped = child_pids(victim.proc.pid)
+    for pid in stopped:  # its pool child cannot claim: the message is delivered and stays unclaimed
+        os.kill(pid, signal.SIGSTOP)
+    job = cluster.client.submit("train", {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 1})
+    wait_for(lambda: job.id in _held(cluster), timeout=60, what="the message delivered to the victim")
+    assert cluster.client.job(job.id).status == "queued"
+    victim.kill()  # SIGKILL to the whole process group, parent and stopped child
+    killed_at = datetime.now(UTC)
+    assert job.id in _held(cluster)  # kombu keeps it unacknowledged for visibility_timeout (a week)
+    cluster.start_worker(queues="train")
+    done = cluster.wait_status(job.id, {"succeeded", "failed", "cancelled"}, timeout=240)
+    assert done.status == "succeeded", done.error
+    assert claims(cluster, job.id) == 1
+    wait_for(lambda: not _held(cluster), timeout=60, what="the put-back message acknowledged")
+    claimed = next(e for e in state_events(cluster, job.id) if e.to_status == "running")
+    _report(
+        record_property,
+        "kill9_at_delivery",
+        drill=time.monotonic() - started,
+        kill_to_claimed=(_stamp(claimed) - killed_at).total_seconds(),
     )
