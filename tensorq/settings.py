@@ -80,7 +80,10 @@ class Settings(BaseSettings):
     webhook_interval_s: float = Field(default=2.0, gt=0, description="How often a worker's sender reads the outbox.")
     progress_min_interval_s: float = Field(default=0.5, description="Rate bound on progress writes.")
     worker_stale_s: float = Field(
-        default=30.0, gt=0, description="A worker not seen for this long is not live (it heartbeats every heartbeat_s)."
+        default=30.0,
+        gt=0,
+        description="A worker not seen for this long is gone (it heartbeats every heartbeat_s): the reaper puts back"
+        " the messages it took and never acknowledged.",
     )
     job_log_max_lines: int = Field(default=2000, ge=10, description="Log lines kept per job (the latest).")
     model_cache_size: int = Field(default=8, ge=1, description="Loaded models kept per worker process.")
