@@ -30,6 +30,7 @@ from worker.reaper import Reaper
 from worker.unacked import UnackedMessages
 
 pytestmark = pytest.mark.redis
+ROOT = Path(__file__).resolve().parents[2]
 
 # Takes ``count`` messages from the job queues without acknowledging them, says their ids, then waits to be killed.
 CONSUMER = """
@@ -71,7 +72,7 @@ def _take_and_die(settings: Settings, count: int) -> list[str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", CONSUMER, settings.broker_url, str(settings.artifact_dir), settings.queue_prefix,
          str(count)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert proc.stdout is not None
     taken = proc.stdout.readline().split()
