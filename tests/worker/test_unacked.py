@@ -95,7 +95,7 @@ def test_the_reaper_puts_back_the_unclaimed_messages_a_gone_worker_held(
     settings, db, app = stack
     tenant = db.keys.ensure_tenant("acme")
     publisher = CeleryPublisher(app)
-    unclaimed, running, waiting = (db.jobs.submit(NewJob(tenant, "train", {})).job for _ in range(3))
+    unclaimed, running, waiting = (db.jobs.submit(NewJob(tenant, "train", {}), publishing=True).job for _ in range(3))
     for job in (unclaimed, running, waiting):
         publisher.publish(job)
     assert _take_and_die(settings, 2) == [unclaimed.id, running.id]
