@@ -65,7 +65,10 @@ class UnackedMessages:
             )
             if not index:
                 return []
-            entries = client.hmget(channel.unacked_key, [tag for tag, _score in index])
+            with client.pipeline() as pipe:  # HGETs, not one HMGET: kombu adds a global_keyprefix to HGET only
+                for tag, _score in index:
+                    pipe.hget(channel.unacked_key, tag)
+                entries = pipe.execute()
         held: list[Held] = []
         for (tag, score), entry in zip(index, entries, strict=True):
             job_id = self._job_of(entry)
