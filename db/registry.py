@@ -31,12 +31,6 @@ _VERSION_COLUMNS = select(
     ModelVersion.created_at,
     ModelVersion.lineage,
 ).join(Model, Model.id == ModelVersion.model_id)
-_OF_MODEL = _VERSION_COLUMNS.where(Model.id == bindparam("model_id"))
-LATEST_VERSION = _OF_MODEL.order_by(ModelVersion.version.desc()).limit(1)
-PINNED_VERSION = _OF_MODEL.where(ModelVersion.version == bindparam("version"))
-ALIASED_VERSION = _OF_MODEL.join(ModelAlias, ModelAlias.version_id == ModelVersion.id).where(
-    ModelAlias.alias == bindparam("alias")
-)
 # A model by its id or, failing that, its name (an id wins over a name that looks like one).
 MODEL_BY_ID_OR_NAME = (
     select(Model.id, Model.name)
@@ -46,6 +40,15 @@ MODEL_BY_ID_OR_NAME = (
     )
     .order_by(case((Model.id == bindparam("ref"), 0), else_=1))
     .limit(1)
+)
+# The version statements find the model themselves (one statement per resolve); only a miss reads the model
+# again, to say whether the model or its version is missing.
+_MODEL_ID = MODEL_BY_ID_OR_NAME.with_only_columns(Model.id).correlate(None).scalar_subquery()
+_OF_MODEL = _VERSION_COLUMNS.where(Model.id == _MODEL_ID)
+LATEST_VERSION = _OF_MODEL.order_by(ModelVersion.version.desc()).limit(1)
+PINNED_VERSION = _OF_MODEL.where(ModelVersion.version == bindparam("version"))
+ALIASED_VERSION = _OF_MODEL.join(ModelAlias, ModelAlias.version_id == ModelVersion.id).where(
+    ModelAlias.alias == bindparam("alias")
 )
 IN_FLIGHT = ("queued", "running")
 
@@ -151,10 +154,7 @@ def in_flight_specs(session: Session, tenant_id: str) -> list[tuple[str, str, di
 
 def resolve_on(connection: Connection, tenant_id: str, parsed: ModelRef) -> ModelVersionRecord:
     """The version ``parsed`` names among the tenant's models, read on ``connection``; NotFound otherwise."""
-    model = connection.execute(MODEL_BY_ID_OR_NAME, {"tenant_id": tenant_id, "ref": parsed.model}).one_or_none()
-    if model is None:
-        raise NotFound(f"model {parsed.model} not found")
-    params: dict[str, Any] = {"model_id": model.id}
+    params: dict[str, Any] = {"tenant_id": tenant_id, "ref": parsed.model}
     if parsed.version is not None:
         row = connection.execute(PINNED_VERSION, {**params, "version": parsed.version}).one_or_none()
     elif parsed.alias is not None:
@@ -163,6 +163,8 @@ def resolve_on(connection: Connection, tenant_id: str, parsed: ModelRef) -> Mode
         row = connection.execute(LATEST_VERSION, params).one_or_none()
     if row is not None:
         return ModelVersionRecord(**{**row._asdict(), "created_at": aware(row.created_at)})
+    if connection.execute(MODEL_BY_ID_OR_NAME, params).one_or_none() is None:
+        raise NotFound(f"model {parsed.model} not found")
     if parsed.version is not None:
         raise NotFound(f"model {parsed.model} has no version {parsed.version}")
     if parsed.alias is not None:

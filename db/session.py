@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, update
+from sqlalchemy import Connection, CursorResult, Engine, Result, bindparam, create_engine, event, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,13 +89,17 @@ def write_scope(factory: sessionmaker[Session]) -> Iterator[Connection]:
         yield connection
 
 
+# Built once: it runs in every submit and claim.
+_LOCK_TENANT = update(Tenant).where(Tenant.id == bindparam("tenant_id")).values(name=Tenant.name)
+
+
 def lock_tenant(conn: Connection, tenant_id: str) -> None:
     """Hold the tenant's row until the transaction ends: count-then-insert quotas are then atomic per tenant.
 
     A no-op UPDATE takes the row lock on Postgres and, as the transaction's first write, SQLite's write
     lock (waiting under its busy timeout) before anything is counted, so the count that follows is current.
     """
-    conn.execute(update(Tenant).where(Tenant.id == tenant_id).values(name=Tenant.name))
+    conn.execute(_LOCK_TENANT, {"tenant_id": tenant_id})
 
 
 def rowcount(result: Result[Any]) -> int:

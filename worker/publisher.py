@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
+from kombu import Producer
 
 from db.records import JobRecord
 from tensorq.routing import Publisher, broker_queue, route_for
@@ -19,8 +20,22 @@ class CeleryPublisher:
     def __init__(self, app: Celery) -> None:
         self._app = app
 
-    def publish(self, job: JobRecord, countdown: float | None = None, producer: object | None = None) -> None:
-        """Send ``job.id`` to the job type's queue with the job's priority; the Celery task id is the job id."""
+    def publish(self, job: JobRecord, countdown: float | None = None) -> None:
+        """Send ``job.id`` to the job type's queue with the job's priority; the Celery task id is the job id.
+        The message and its ``task-sent`` event go out together (on Redis one pipelined round trip)."""
+        self.publish_many([job], countdown)
+
+    def publish_many(self, jobs: list[JobRecord], countdown: float | None = None) -> None:
+        """Send each job's message, in order, through one producer; on Redis the pushes go out as one pipeline
+        (kombu's ``Producer.batch``: other transports publish each at once). Each queue is declared once."""
+        with self._app.producer_or_acquire() as producer, producer.batch():
+            for name in sorted({self._queue(route_for(job.type).queue) for job in jobs}):
+                producer.maybe_declare(self._app.amqp.queues[name])  # kombu remembers it per connection
+            for job in jobs:
+                self._send(job, producer, countdown)
+
+    def _send(self, job: JobRecord, producer: Producer, countdown: float | None) -> None:
+        """One job's message, its queue already declared."""
         route = route_for(job.type)
         self._app.send_task(
             route.task,
@@ -33,14 +48,12 @@ class CeleryPublisher:
             # A hard backstop behind the cooperative timeout check; the reaper then fails the job.
             time_limit=job.timeout_s + 60 if job.timeout_s else None,
             retry=False,
+            declare=(),
+            # What Celery's safe repr of the arguments gives, without its cost (Celery also copies both into
+            # the message's properties, as for any task sent with them).
+            argsrepr=f"[{job.id!r}]",
+            kwargsrepr="{}",
         )
-
-    def publish_many(self, jobs: list[JobRecord]) -> None:
-        """Send each job's message, in order, through one producer; on Redis the pushes go out as one pipeline
-        (kombu's ``Producer.batch``: other transports publish each at once)."""
-        with self._app.producer_or_acquire() as producer, producer.batch():
-            for job in jobs:
-                self.publish(job, producer=producer)
 
     def _queue(self, queue: str) -> str:
         """The broker's name of ``queue`` under the app's ``queue_prefix``."""

@@ -4,6 +4,7 @@ and deletes refused while a job uses a version."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 
 from db.database import Database
 from db.jobs import ModelVersionDraft, NewJob
@@ -106,3 +107,30 @@ def test_a_version_in_use_by_a_queued_job_cannot_be_deleted(db: Database) -> Non
     db.models.delete(acme, "churn", key_id=None)
     with pytest.raises(NotFound):
         db.models.get(acme, "churn")
+
+
+def test_a_reference_resolves_in_one_statement_and_an_id_wins_over_a_name(db: Database) -> None:
+    acme = db.keys.ensure_tenant("acme")
+    first = _register(db, "acme", "iris", "/iris-1.keras")
+    _register(db, "acme", "iris", "/iris-2.keras")
+    _register(db, "acme", first, "/named-like-an-id.keras")  # a model whose name is the other's id
+    db.models.set_alias(acme, "iris", "production", 1, key_id=None)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        statements.append(sql)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        for ref, path in (
+            (first, "/iris-2.keras"),
+            (f"{first}:1", "/iris-1.keras"),
+            ("iris@production", "/iris-1.keras"),
+        ):
+            statements.clear()
+            assert db.models.resolve(acme, ref).path == path
+            assert len(statements) == 1, statements
+        with pytest.raises(NotFound, match="no version 7"):
+            db.models.resolve(acme, "iris:7")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
