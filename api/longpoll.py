@@ -42,8 +42,10 @@ def read_when_changed(
         pause = FIRST_POLL_S
         while not job.terminal and (left := deadline - time.monotonic()) > 0:
             signalled = changes is not None and changes.connected.is_set()
-            watch.wait(min(SIGNALLED_REREAD_S if signalled else pause, left))
+            woken = watch.wait(min(SIGNALLED_REREAD_S if signalled else pause, left))
             pause = min(pause * 1.5, POLL_CAP_S)
+            if woken and until_finished and watch.only_unfinished():
+                continue  # the claim's signal: the job has not finished through it, no need to read it
             latest = store.get(tenant_id, job_id)
             if latest.revision != job.revision and not until_finished:
                 return latest

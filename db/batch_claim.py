@@ -113,7 +113,7 @@ class BatchStore:
                     ids += self._mates(conn, first, version, room - 1, batchable, resolved)
             rows = self._take(conn, ids, token, worker, now)
         for row in rows:
-            self._jobs._changed(row.id)  # noqa: SLF001 - the store's change signal, one per job
+            self._jobs._changed(row.id, status="running")  # noqa: SLF001 - the store's change signal, one per job
         if not rows:
             return None
         order = {i: n for n, i in enumerate(ids)}
@@ -150,7 +150,7 @@ class BatchStore:
             ids = self._mates(conn, seed, claim.version, room, batchable, {}, exclude=taken)
             rows = self._take(conn, ids, claim.lease_token, worker, now) if ids else []
         for r in rows:
-            self._jobs._changed(r.id)  # noqa: SLF001
+            self._jobs._changed(r.id, status="running")  # noqa: SLF001
         return BatchClaim([*claim.jobs, *(job_record(r) for r in rows)], claim.lease_token, claim.version)
 
     def _mates(

@@ -4,6 +4,9 @@ The database stays the source of truth: a signal only says "read the job again".
 over Redis pub/sub on the broker's Redis (channel ``tensorq:job:<id>``). A lost signal costs a
 reader at most its fallback interval, because readers also re-read the row on a timer; without
 Redis (another broker, or Redis down) readers simply poll.
+
+A signal may carry the status the job moved to (``running`` for a claim; empty when not said): a
+reader that waits for the job to finish need not read it again for a change that cannot be its end.
 """
 
 from __future__ import annotations
@@ -36,16 +39,21 @@ class ChangeSignal:
         self._client = redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.5)
         self._quiet_until = 0.0
 
-    def __call__(self, job_id: str) -> None:
-        """Publish the signal; a broker failure only delays readers until their next timed read."""
+    def __call__(self, job_id: str, status: str | None = None) -> None:
+        """Publish the signal (with the job's new ``status`` when the caller says it); a broker failure only
+        delays readers until their next timed read."""
         now = time.monotonic()
         if now < self._quiet_until:
             return
         try:
-            self._client.publish(CHANNEL_PREFIX + job_id, b"")
+            self._client.publish(CHANNEL_PREFIX + job_id, (status or "").encode())
         except redis.RedisError:
             self._quiet_until = now + QUIET_AFTER_FAILURE_S
             log.debug("change signal for job %s not sent", job_id, exc_info=True)
+
+
+# Statuses a signal may name after which the job still has to end: a reader waiting for the end skips them.
+UNFINISHED = frozenset({"queued", "running"})
 
 
 @dataclass(eq=False)
@@ -54,12 +62,27 @@ class Watch:
 
     job_id: str
     event: threading.Event = field(default_factory=threading.Event)
+    _heard: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def notify(self, status: str = "") -> None:
+        """A signal came for the job, naming its new status or not ('')."""
+        with self._lock:
+            self._heard.append(status)
+        self.event.set()
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a signal; True when one came (and reset it)."""
         signalled = self.event.wait(max(0.0, timeout))
         self.event.clear()
         return signalled
+
+    def only_unfinished(self) -> bool:
+        """Whether every signal since the last call named a status the job still ends after (then the job
+        cannot have finished through them); False when none came or one did not say."""
+        with self._lock:
+            heard, self._heard = self._heard, []
+        return bool(heard) and all(status in UNFINISHED for status in heard)
 
 
 class ChangeListener:
@@ -119,13 +142,14 @@ class ChangeListener:
                 if pubsub.subscribed:
                     self.connected.set()
                 if message is not None:
-                    self._wake(message["channel"].decode().removeprefix(CHANNEL_PREFIX))
+                    job_id = message["channel"].decode().removeprefix(CHANNEL_PREFIX)
+                    self._wake(job_id, message["data"].decode() if isinstance(message["data"], bytes) else "")
         finally:
             pubsub.close()
             client.close()
 
-    def _wake(self, job_id: str) -> None:
+    def _wake(self, job_id: str, status: str = "") -> None:
         with self._lock:
             waiting = list(self._watches.get(job_id, ()))
         for watch in waiting:
-            watch.event.set()
+            watch.notify(status)

@@ -127,16 +127,17 @@ class JobStore:
         self,
         factory: sessionmaker[Session],
         lease_s: float = 60.0,
-        on_change: Callable[[str], None] | None = None,
+        on_change: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self._factory = factory
         self.lease_s = lease_s
         self._on_change = on_change
 
-    def _changed(self, job_id: str, changed: bool = True) -> bool:
-        """Tell waiting readers that a committed write changed the job; passes ``changed`` through."""
+    def _changed(self, job_id: str, changed: bool = True, status: str | None = None) -> bool:
+        """Tell waiting readers that a committed write changed the job (to ``status`` when the caller knows it
+        for sure); passes ``changed`` through."""
         if changed and self._on_change is not None:
-            self._on_change(job_id)
+            self._on_change(job_id, status)
         return changed
 
     # -- helpers -----------------------------------------------------------------
@@ -406,7 +407,7 @@ class JobStore:
         if job is None:
             return None
         claim = Claim(job, token)
-        self._changed(job_id)
+        self._changed(job_id, status="running")
         return claim
 
     def count_queued_of_types(self, job_types: Collection[str], at_most: int = UNBOUNDED) -> int:

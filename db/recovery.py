@@ -72,7 +72,9 @@ def settle(row: Row[*tuple[Any, ...]], now: datetime) -> Settlement:
     return Settlement("queued", {**released, "published_at": None}, {"reason": "lease_expired"})
 
 
-def requeue_expired(factory: sessionmaker[Session], on_change: Callable[[str], None] | None = None) -> Recovery:
+def requeue_expired(
+    factory: sessionmaker[Session], on_change: Callable[[str, str | None], None] | None = None
+) -> Recovery:
     """Deal with running jobs whose lease expired: each is cancelled when a cancel was asked,
     failed with ``timeout`` past its ``timeout_s``, failed with ``worker_lost`` at ``max_attempts``,
     and re-queued otherwise. ``on_change`` hears of each settled job after its commit."""
@@ -99,5 +101,5 @@ def requeue_expired(factory: sessionmaker[Session], on_change: Callable[[str], N
             buckets[settlement.target].append(row.id)
     if on_change is not None:
         for job_id in recovery.settled():
-            on_change(job_id)
+            on_change(job_id, None)
     return recovery

@@ -81,6 +81,47 @@ def test_a_long_poll_reads_the_row_again_only_when_signalled(db: Database, liste
     assert counter.selects == 2
 
 
+@pytest.mark.redis
+def test_a_claims_signal_names_running_and_a_finish_does_not(db: Database, listener: ChangeListener) -> None:
+    job_id = _job(db)
+    with listener.watch(job_id) as watch:
+        claim = db.jobs.claim(job_id, "w1")
+        assert claim is not None
+        assert watch.wait(10)
+        assert watch.only_unfinished()  # the claim: the job cannot have ended through it
+        assert db.jobs.finish(job_id, claim.lease_token, {"ok": True})
+        assert watch.wait(10)
+        assert not watch.only_unfinished()
+        assert not watch.only_unfinished()  # nothing heard since: not "only unfinished" either
+
+
+@pytest.mark.redis
+def test_a_long_poll_until_finished_does_not_read_the_row_at_the_claim(
+    db: Database, settings: Settings, listener: ChangeListener
+) -> None:
+    job_id = _job(db)
+    tenant = db.jobs.get_any(job_id).tenant_id
+    worker_db = Database(settings)  # the worker's own engine: its statements are not counted
+
+    def run() -> None:
+        claim = worker_db.jobs.claim(job_id, "w1")
+        assert claim is not None
+        threading.Event().wait(0.3)
+        worker_db.jobs.finish(job_id, claim.lease_token, {"ok": True})
+
+    worker = threading.Timer(0.3, run)
+    try:
+        with SelectCounter(db) as counter:
+            worker.start()
+            job = read_when_changed(db.jobs, listener, tenant, job_id, wait_s=30, until_finished=True)
+        worker.join()
+    finally:
+        worker_db.dispose()
+    assert job.status == "succeeded"
+    # The first read and the one after the finish's signal; the claim's signal said "running".
+    assert counter.selects == 2
+
+
 def test_without_signals_a_long_poll_falls_back_to_polling(db: Database) -> None:
     job_id = _job(db)
     tenant = db.jobs.get_any(job_id).tenant_id
