@@ -14,7 +14,9 @@ from db.webhooks import Delivery
 def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
     """A job's error as clients see it: code, message and details, without the traceback that jobs failed
     before tracebacks moved to the job's log still hold."""
-    details = (error or {}).get("details")
+    if error is None:
+        return None
+    details = error.get("details")
     if not isinstance(details, dict) or "traceback" not in details:
         return error
     return {**error, "details": {k: v for k, v in details.items() if k != "traceback"}}
