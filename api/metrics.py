@@ -17,29 +17,21 @@ bp = Blueprint("metrics", __name__)
 
 
 class JobCollector(Collector):
-    """Counts jobs by type and status at scrape time from SQL (the finished-job totals and the live backlog)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """One gauge sample per (type, status)."""
-        gauge = GaugeMetricFamily("tensorq_jobs", "Jobs by type and status", labels=["type", "status"])
-        for (job_type, status), count in sorted(self.db.stats.by_type_and_status().items()):
-            gauge.add_metric([job_type, status], count)
-        yield gauge
-
-
-class OperationsCollector(Collector):
-    """Job run times by type and outcome, queue depth and oldest wait, and live workers: all read from SQL
-    at scrape time, so any API process answers for the whole system."""
+    """Jobs by type and status, job run times by type and outcome, queue depth and oldest wait, and live workers:
+    all read from SQL at scrape time, so any API process answers for the whole system; the queued and running
+    counts are read once per scrape (they count the backlog)."""
 
     def __init__(self, db: Database, queue_of_type: dict[str, str]) -> None:
         self.db = db
         self.queue_of_type = queue_of_type
 
     def collect(self) -> Iterator[Metric]:
-        """The histogram and gauges, one query each."""
+        """The gauges and the histogram, one query each."""
+        live = self.db.stats.live()
+        gauge = GaugeMetricFamily("tensorq_jobs", "Jobs by type and status", labels=["type", "status"])
+        for (job_type, status), count in sorted(self.db.stats.by_type_and_status(live).items()):
+            gauge.add_metric([job_type, status], count)
+        yield gauge
         durations = HistogramMetricFamily(
             "tensorq_job_duration_seconds",
             "Run time of finished jobs (started to finished)",
@@ -53,15 +45,15 @@ class OperationsCollector(Collector):
         running = GaugeMetricFamily("tensorq_queue_running", "Jobs running", labels=["queue"])
         oldest = GaugeMetricFamily("tensorq_queue_oldest_age_seconds", "Age of the oldest queued job", labels=["queue"])
         serving = GaugeMetricFamily("tensorq_queue_live_workers", "Live workers taking the queue", labels=["queue"])
-        for q in self.db.workers.queues(self.queue_of_type):
+        for q in self.db.workers.queues(self.queue_of_type, live):
             depth.add_metric([q.name], q.depth)
             running.add_metric([q.name], q.running)
             oldest.add_metric([q.name], q.oldest_queued_age_s or 0.0)
             serving.add_metric([q.name], q.live_workers)
         yield from (depth, running, oldest, serving)
-        live = GaugeMetricFamily("tensorq_workers_live", "Workers seen within worker_stale_s")
-        live.add_metric([], len(self.db.workers.live()))
-        yield live
+        live_workers = GaugeMetricFamily("tensorq_workers_live", "Workers seen within worker_stale_s")
+        live_workers.add_metric([], len(self.db.workers.live()))
+        yield live_workers
 
 
 def _bound(value: float) -> str:
@@ -73,8 +65,7 @@ def register_metrics(app: Flask, db: Database) -> None:
     registry = CollectorRegistry()
     requests = Counter("tensorq_http_requests", "HTTP requests", ["method", "endpoint", "status"], registry=registry)
     latency = Histogram("tensorq_http_request_seconds", "HTTP request latency", ["endpoint"], registry=registry)
-    registry.register(JobCollector(db))
-    registry.register(OperationsCollector(db, QUEUE_OF_TYPE))
+    registry.register(JobCollector(db, QUEUE_OF_TYPE))
     app.extensions["tensorq.metrics"] = registry
 
     @app.before_request

@@ -106,13 +106,17 @@ def job_durations(factory: sessionmaker[Session]) -> list[DurationHistogram]:
     return histograms
 
 
-def jobs_by_type_and_status(factory: sessionmaker[Session]) -> dict[tuple[str, str], int]:
-    """How many jobs there are of each (type, status): finished ones from the totals, live ones counted."""
+def jobs_by_type_and_status(
+    factory: sessionmaker[Session], live: list[tuple[str, str, int, datetime | None]] | None = None
+) -> dict[tuple[str, str], int]:
+    """How many jobs there are of each (type, status): finished ones from the totals, live ones counted (or
+    ``live`` as ``live_counts`` gave it, read once for a whole scrape)."""
     with read_scope(factory) as conn:
         finished = conn.execute(
             select(JobTotal.type, JobTotal.status, func.sum(JobTotal.jobs)).group_by(JobTotal.type, JobTotal.status)
         ).all()
-        live = live_counts(conn)
+        if live is None:
+            live = live_counts(conn)
     counts = {(t, s): int(n) for t, s, n in finished}
     counts.update({(t, s): n for t, s, n, _ in live})
     return counts
@@ -141,6 +145,13 @@ class JobStats:
         """One cumulative run-time histogram per (type, outcome)."""
         return job_durations(self._factory)
 
-    def by_type_and_status(self) -> dict[tuple[str, str], int]:
-        """How many jobs there are of each (type, status)."""
-        return jobs_by_type_and_status(self._factory)
+    def by_type_and_status(
+        self, live: list[tuple[str, str, int, datetime | None]] | None = None
+    ) -> dict[tuple[str, str], int]:
+        """How many jobs there are of each (type, status) (with ``live``: those counts of queued and running)."""
+        return jobs_by_type_and_status(self._factory, live)
+
+    def live(self) -> list[tuple[str, str, int, datetime | None]]:
+        """(type, status, jobs, oldest created_at) of queued and running jobs."""
+        with read_scope(self._factory) as conn:
+            return live_counts(conn)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Engine, Result, bindparam, create_engine, event, update
+from sqlalchemy import Connection, CursorResult, Engine, Result, bindparam, create_engine, event, make_url, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,7 +32,14 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 5})
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if make_url(url).get_driver_name() == "psycopg":
+        # No server-side prepared statements (psycopg prepares a statement on its 5th run): Postgres would then
+        # keep the generic plan it made while a table was small, a sequential scan, until the next ANALYZE
+        # (1 M jobs later, a /metrics scrape took 0.9 s), and a generic plan of `status = $1` never uses the
+        # partial status indexes. Each statement is planned for its values and the table as it is now.
+        connect_args["prepare_threshold"] = None
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -147,12 +147,17 @@ class WorkerRegistry:
         """The queues at least one live worker takes."""
         return {queue for worker in self.live() for queue in worker.queues}
 
-    def queues(self, queue_of_type: Mapping[str, str]) -> list[QueueStats]:
-        """Each queue's depth, running jobs, oldest queued age and live workers (every tenant together)."""
+    def queues(
+        self, queue_of_type: Mapping[str, str], live: list[tuple[str, str, int, datetime | None]] | None = None
+    ) -> list[QueueStats]:
+        """Each queue's depth, running jobs, oldest queued age and live workers (every tenant together); ``live``
+        is ``live_counts`` when the caller has read it already."""
         now = utcnow()
-        with read_scope(self._factory) as conn:
-            rows = live_counts(conn)
-        live = self.live()
+        rows = live
+        if rows is None:
+            with read_scope(self._factory) as conn:
+                rows = live_counts(conn)
+        workers = self.live()
         names = list(dict.fromkeys(queue_of_type.values()))
         depth = dict.fromkeys(names, 0)
         running = dict.fromkeys(names, 0)
@@ -174,7 +179,7 @@ class WorkerRegistry:
                 depth=depth[name],
                 running=running[name],
                 oldest_queued_age_s=(now - oldest[name]).total_seconds() if name in oldest else None,
-                live_workers=sum(1 for w in live if name in w.queues),
+                live_workers=sum(1 for w in workers if name in w.queues),
             )
             for name in names
         ]
