@@ -344,7 +344,7 @@ def _held(cluster: Cluster) -> set[str]:
         client.close()
 
 
-def test_drill_12_kill_9_as_a_message_is_delivered_does_not_wait_for_the_publish_grace(
+def test_drill_14_kill_9_as_a_message_is_delivered_does_not_wait_for_the_publish_grace(
     make_cluster, record_property
 ) -> None:
     started = time.monotonic()
