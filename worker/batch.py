@@ -4,8 +4,9 @@ A worker that takes such a job claims with it, in the same transaction, up to ``
 jobs of the same tenant whose model references resolve to the same version (``db/batch_claim.py``), waits
 at most ``batch_wait_ms`` for more when the batch is not full, checks and coerces each job's inputs on its
 own (a job whose inputs are refused fails alone), runs the model once over the concatenated rows, and
-records every outcome in one transaction. The batch-mates' own messages, delivered later, find their jobs
-taken and are acknowledged without running anything. Any fault of the batch as a whole (the model cannot
+records every outcome in one transaction. The batch-mates' own messages, delivered later, are acknowledged
+without running anything: from the process's memory of the mates it finished (``worker/ended.py``), else
+after a claim that finds their jobs taken. Any fault of the batch as a whole (the model cannot
 be loaded, the forward pass raises) makes each job run alone through ``JobRunner.run_claimed``, exactly as
 without batching.
 """
@@ -67,6 +68,9 @@ def _store(runner: JobRunner) -> BatchStore:
 
 def run_batched(runner: JobRunner, job_id: str) -> str:
     """Claim the job with its batch-mates and run them; how ``job_id`` ended here ('skipped' when taken)."""
+    if runner.ended_in_batch.take(job_id):
+        log.debug("job %s: succeeded in a batch of this process; skipping its delivery", job_id)
+        return "batched"
     settings = runner.settings
     store = _store(runner)
     limit = functools.partial(settings.quota, name="quota_running_jobs")
@@ -94,6 +98,7 @@ def run_batched(runner: JobRunner, job_id: str) -> str:
 
     # A batch of one too: its outcome and log lines are then recorded in one transaction.
     ended = _Batch(runner, store, claim).run(grow)
+    runner.ended_in_batch.note(mate for mate, end in ended.items() if end == "succeeded" and mate != job_id)
     return ended.get(job_id, "skipped")
 
 

@@ -5,7 +5,8 @@ see are the task events: a failed or timed-out job makes the task raise ``JobFai
 ``task-failed`` event; the message is still acknowledged, as ``task_acks_on_failure_or_timeout``
 does for every failure, and nothing is retried); a cancelled job sends ``task-revoked`` and ends
 the task without a further event. Every other way a delivery ends (the job succeeded, was handed
-back, deferred, or is someone else's) returns the job's id, status and what this delivery did.
+back, deferred, is someone else's, or already succeeded in a batch) returns the job's id, status and
+what this delivery did.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class JobFailed(Exception):
 
 def report(task: Task, store: JobStore, job_id: str, outcome: str) -> dict[str, Any]:
     """The task's return value for a delivery that ended with ``outcome``; raises when the job did not succeed."""
+    if outcome == "batched":  # it succeeded in a batch this process ran: known without a read
+        return {"job_id": job_id, "status": "succeeded", "outcome": outcome}
     status = outcome
     if outcome not in ("succeeded", "failed", "cancelled"):
         status = store.get_any(job_id).status

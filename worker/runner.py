@@ -18,6 +18,7 @@ from tensorq.settings import Settings
 from worker import joblog
 from worker.context import Handler, JobContext
 from worker.control import JobControl, JobTimedOut
+from worker.ended import EndedHere
 from worker.memory import ceiling_applies, exhausted, job_memory_ceiling
 from worker.presence import note_job
 from worker.retry import with_backoff
@@ -60,9 +61,12 @@ class JobRunner:
         self.publisher = publisher
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.memory_headroom_mb = settings.job_memory_mb if ceiling_applies(settings.gpu) else 0
+        # Batch-mates that succeeded here: their own deliveries end without a claim (worker/ended.py).
+        self.ended_in_batch = EndedHere()
 
     def run(self, job_id: str) -> str:
-        """Claim and run the job; returns how it ended here ('skipped' when the claim was taken).
+        """Claim and run the job; returns how it ended here ('skipped' when the claim was taken, 'batched' when
+        it already succeeded in a batch this process ran).
 
         With micro-batching on (``batch_max_jobs`` > 1) a predict job on inline inputs is claimed and run
         together with queued jobs of the same model version (``worker/batch.py``)."""
