@@ -1,5 +1,9 @@
-"""Micro-batch claims: a worker takes a queued job together with queued jobs of the same tenant, kind and
-resolved model version, in one transaction, and finishes them all in one transaction.
+"""Micro-batch claims: a worker takes a queued job together with queued jobs of the same tenant, kind,
+resolved model version and settings, in one transaction, and finishes them all in one transaction.
+
+Which jobs may share a pass is the worker's call: ``batchable`` gives a job's ``BatchKey`` (the model reference
+to resolve and an opaque settings string that mates must match exactly), ``shares`` whether jobs of a kind may
+share a pass on a resolved version at all.
 
 Every job of a batch keeps its own row, lease, events and result: the claim moves each row
 ``queued -> running`` (one conditional UPDATE over their ids, one state event each) and the finish moves
@@ -30,8 +34,20 @@ from db.session import write_scope
 from db.transitions import job_record, status_is
 from tensorq.errors import TensorQError
 
-# The model reference of a job that may share a forward pass, or None (it runs alone): the worker's call.
-Batchable = Callable[[str, dict[str, Any]], str | None]
+
+@dataclass(frozen=True)
+class BatchKey:
+    """What a job that may share a pass shares it by: ``model``, the reference its mates must resolve to the
+    same version, and ``settings``, opaque here, which its mates must have the same of."""
+
+    model: str
+    settings: str = ""
+
+
+# The key of a job (type, spec) that may share a pass, or None (it runs alone): the worker's call.
+Batchable = Callable[[str, dict[str, Any]], BatchKey | None]
+# Whether jobs of a type may share a pass on a resolved version (else the first runs alone, no mates taken).
+Shares = Callable[[str, ModelVersionRecord], bool]
 # Queued jobs a claim reads to pick its batch-mates from, per free place in the batch (bounded whatever the backlog).
 SCAN_PER_PLACE = 4
 MIN_SCAN = 64
@@ -41,12 +57,14 @@ MIN_SCAN = 64
 class BatchClaim:
     """Jobs claimed together under one lease token: the job the message named first, then its mates.
 
-    ``version`` is the model version they all resolved to (None when the first job is not batchable or its
-    reference did not resolve: it then runs alone, as it would without batching)."""
+    ``version`` is the model version they all resolved to (None when the first job is not batchable, its
+    reference did not resolve or its version shares no pass: it then runs alone, as it would without
+    batching); ``settings`` the key's settings they all have."""
 
     jobs: list[JobRecord]
     lease_token: str
     version: ModelVersionRecord | None = None
+    settings: str = ""
 
     @property
     def first(self) -> JobRecord:
@@ -80,11 +98,13 @@ class BatchStore:
         max_jobs: int,
         batchable: Batchable,
         running_limit: Callable[[str], int] | None = None,
+        shares: Shares | None = None,
     ) -> BatchClaim | Deferred | None:
-        """Take the queued job ``job_id`` and, when ``batchable`` gives its model reference, up to
-        ``max_jobs - 1`` more queued jobs of its tenant and type whose references resolve to the same model
-        version, in one transaction; None when the job is taken, cancelled or over. The tenant's running quota
-        covers the whole batch (``Deferred`` when not even the first job fits)."""
+        """Take the queued job ``job_id`` and, when ``batchable`` gives its key (and ``shares`` allows its
+        resolved version), up to ``max_jobs - 1`` more queued jobs of its tenant and type with the same key
+        settings whose references resolve to the same model version, in one transaction; None when the job is
+        taken, cancelled or over. The tenant's running quota covers the whole batch (``Deferred`` when not even
+        the first job fits)."""
         token = str(uuid.uuid4())
         now = utcnow()
         with write_scope(self._factory) as conn:
@@ -105,12 +125,14 @@ class BatchStore:
                     return Deferred("quota_running_jobs")
                 room = min(room, limit - running)
             version, ids = None, [job_id]
-            ref = batchable(first.type, first.spec)
-            if ref is not None:
+            key = batchable(first.type, first.spec)
+            if key is not None:
                 resolved: dict[str, ModelVersionRecord | None] = {}
-                version = _resolve(conn, first.tenant_id, ref, resolved)
+                version = _resolve(conn, first.tenant_id, key.model, resolved)
+                if version is not None and shares is not None and not shares(first.type, version):
+                    version = None
                 if version is not None and room > 1:
-                    ids += self._mates(conn, first, version, room - 1, batchable, resolved)
+                    ids += self._mates(conn, first, version, key.settings, room - 1, batchable, resolved)
             rows = self._take(conn, ids, token, worker, now)
         for row in rows:
             self._jobs._changed(row.id, status="running")  # noqa: SLF001 - the store's change signal, one per job
@@ -119,7 +141,7 @@ class BatchStore:
         order = {i: n for n, i in enumerate(ids)}
         # When the first job went to another worker between the read and the update, its mates still run here.
         jobs = sorted((job_record(r) for r in rows), key=lambda j: order[j.id])
-        return BatchClaim(jobs, token, version)
+        return BatchClaim(jobs, token, version, key.settings if key is not None and version is not None else "")
 
     def claim_more(
         self,
@@ -130,8 +152,8 @@ class BatchStore:
         batchable: Batchable,
         running_limit: Callable[[str], int] | None = None,
     ) -> BatchClaim:
-        """Add up to ``room`` queued jobs of the same tenant, type and model version to ``claim`` under its lease
-        token (after a batching wait); the claim as it then is."""
+        """Add up to ``room`` queued jobs of the same tenant, type, model version and settings to ``claim`` under
+        its lease token (after a batching wait); the claim as it then is."""
         if claim.version is None or room < 1:
             return claim
         first = claim.first
@@ -147,25 +169,27 @@ class BatchStore:
                 return claim
             seed = _Seed(first.id, first.tenant_id, first.type)
             taken = {j.id for j in claim.jobs}
-            ids = self._mates(conn, seed, claim.version, room, batchable, {}, exclude=taken)
+            ids = self._mates(conn, seed, claim.version, claim.settings, room, batchable, {}, exclude=taken)
             rows = self._take(conn, ids, claim.lease_token, worker, now) if ids else []
         for r in rows:
             self._jobs._changed(r.id, status="running")  # noqa: SLF001
-        return BatchClaim([*claim.jobs, *(job_record(r) for r in rows)], claim.lease_token, claim.version)
+        jobs = [*claim.jobs, *(job_record(r) for r in rows)]
+        return BatchClaim(jobs, claim.lease_token, claim.version, claim.settings)
 
     def _mates(
         self,
         conn: Connection,
         first: Any,
         version: ModelVersionRecord,
+        settings: str,
         room: int,
         batchable: Batchable,
         resolved: dict[str, ModelVersionRecord | None],
         exclude: set[str] | None = None,
     ) -> list[str]:
-        """Ids of up to ``room`` queued jobs of ``first``'s tenant and type, not cancelled, whose references
-        resolve to ``version``; reads a bounded number of queued rows (skipping rows other claims hold on
-        Postgres), so a deep backlog never makes a claim slower."""
+        """Ids of up to ``room`` queued jobs of ``first``'s tenant and type, not cancelled, whose keys have
+        ``settings`` and references that resolve to ``version``; reads a bounded number of queued rows (skipping
+        rows other claims hold on Postgres), so a deep backlog never makes a claim slower."""
         scan = max(MIN_SCAN, SCAN_PER_PLACE * room)
         candidates = conn.execute(
             select(Job.id, Job.type, Job.spec)
@@ -183,10 +207,10 @@ class BatchStore:
         for candidate in candidates:
             if exclude and candidate.id in exclude:
                 continue
-            ref = batchable(candidate.type, candidate.spec)
-            if ref is None:
+            key = batchable(candidate.type, candidate.spec)
+            if key is None or key.settings != settings:
                 continue
-            mate = _resolve(conn, first.tenant_id, ref, resolved)
+            mate = _resolve(conn, first.tenant_id, key.model, resolved)
             if mate is not None and mate.id == version.id:
                 chosen.append(candidate.id)
                 if len(chosen) == room:

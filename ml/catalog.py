@@ -10,6 +10,12 @@ TASK_METRICS = {
     "recommend": ("loss", "rmse"),
 }
 EXPLAIN_METHODS = ("integrated_gradients", "smoothgrad", "occlusion", "kernel_shap", "gradient_shap", "lime")
+# Explain methods whose result for a row does not depend on the other rows explained with it, so the rows of
+# several jobs may share one call (``ml.explain.rows_of`` gives each its own): integrated gradients (a
+# deterministic integral per row), occlusion (per row), kernel_shap and lime (per row, each row's random
+# stream seeded with ``seed`` anew). Not smoothgrad or gradient_shap: one random stream runs over all the rows,
+# so a row's noise depends on the rows before it. With none of them the "mean" baseline (the rows' mean).
+PER_ROW_METHODS = ("integrated_gradients", "occlusion", "kernel_shap", "lime")
 BUILTIN_DATASETS = ("digits", "breast_cancer", "iris", "wine")
 # The shape of one example of each builtin dataset (digits are 8x8 grey images).
 BUILTIN_SHAPES = {"digits": (8, 8, 1), "breast_cancer": (30,), "iris": (4,), "wine": (13,)}

@@ -49,7 +49,8 @@ QUALITY = {
     "lime": "local_fit_r2",
 }
 
-__all__ = ["Explanation", "explain", "integrated_gradients"]
+
+__all__ = ["Explanation", "explain", "integrated_gradients", "rows_of"]
 
 
 def _result(
@@ -64,6 +65,25 @@ def _result(
         predictions=predictions,
         method=method,
         quality={QUALITY[method]: float(worst)},
+        per_input_quality=per_input,
+        extras=extras,
+    )
+
+
+def rows_of(explanation: Explanation, start: int, stop: int) -> Explanation:
+    """The explanation of rows ``start:stop`` as if explained alone (a ``ml.catalog.PER_ROW_METHODS`` method):
+    their attributions, targets, predictions and per-row extras, and the quality figure of their worst row."""
+    per_input = explanation.per_input_quality[start:stop]
+    (name,) = explanation.quality
+    worst = min(per_input) if explanation.method == "lime" else max(per_input)
+    rows = len(explanation.targets)
+    extras = {k: v[start:stop] if isinstance(v, list) and len(v) == rows else v for k, v in explanation.extras.items()}
+    return Explanation(
+        attributions=explanation.attributions[start:stop],
+        targets=explanation.targets[start:stop],
+        predictions=explanation.predictions[start:stop],
+        method=explanation.method,
+        quality={name: float(worst)},
         per_input_quality=per_input,
         extras=extras,
     )

@@ -1,14 +1,19 @@
-"""Micro-batching in the worker: predict jobs on inline inputs of one model version run as one forward pass.
+"""Micro-batching in the worker: small predict and explain jobs of one model version run as one pass.
+
+Batched are predict jobs on inline inputs of one resolved model version (one forward pass over their rows),
+and explain jobs on inline inputs of one resolved classifier version with the same method and settings whose
+rows are explained each on its own (``worker/explain_batch.py``: integrated_gradients, occlusion,
+kernel_shap and lime, not with the "mean" baseline, not of image or text models; one explanation call).
 
 A worker that takes such a job claims with it, in the same transaction, up to ``batch_max_jobs`` queued
-jobs of the same tenant whose model references resolve to the same version (``db/batch_claim.py``), waits
-at most ``batch_wait_ms`` for more when the batch is not full, checks and coerces each job's inputs on its
-own (a job whose inputs are refused fails alone), runs the model once over the concatenated rows, and
-records every outcome in one transaction. The batch-mates' own messages, delivered later, are acknowledged
-without running anything: from the process's memory of the mates it finished (``worker/ended.py``), else
-after a claim that finds their jobs taken. Any fault of the batch as a whole (the model cannot
-be loaded, the forward pass raises) makes each job run alone through ``JobRunner.run_claimed``, exactly as
-without batching.
+jobs of the same tenant, type, settings and resolved version (``db/batch_claim.py``), waits at most
+``batch_wait_ms`` for more when the batch is not full, checks and coerces each job's inputs on its own (a
+job whose inputs are refused fails alone), runs the pass once over the concatenated rows, and records every
+outcome in one transaction; each job gets the result it gets alone. The batch-mates' own messages, delivered
+later, are acknowledged without running anything: from the process's memory of the mates it finished
+(``worker/ended.py``), else after a claim that finds their jobs taken. Any fault of the batch as a whole (the
+model cannot be loaded, the pass raises) makes each job run alone through ``JobRunner.run_claimed``, exactly
+as without batching.
 """
 
 from __future__ import annotations
@@ -18,17 +23,18 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from db.batch_claim import BatchClaim, BatchStore, Outcome
+from db.batch_claim import BatchClaim, BatchKey, BatchStore, Outcome
 from db.joblogs import LogLine
 from db.jobs import Deferred
 from db.models import utcnow
-from db.records import JobRecord
+from db.records import JobRecord, ModelVersionRecord
 from ml.specs import PredictSpec, parse
 from tensorq.errors import JobCancelled, TensorQError
+from worker import explain_batch
 from worker.control import JobControl, JobTimedOut, LeaseLost, WorkerDraining
 from worker.memory import job_memory_ceiling
 from worker.presence import note_job
@@ -44,17 +50,79 @@ ALONE_OPTIONS = ("dataset", "mode", "n", "seed", "user", "k", "label_column")
 UNBATCHED_TASKS = ("recommend", "autoencode")
 
 
-def batchable(job_type: str, spec: dict[str, Any], max_rows: int) -> str | None:
-    """The model reference of a job that may share a forward pass: a predict on at most ``max_rows`` inline
-    inputs and no other option; None for every other job (it runs alone)."""
-    if job_type != "predict" or not isinstance(spec, dict):
+def batchable(job_type: str, spec: dict[str, Any], max_rows: int) -> BatchKey | None:
+    """The key of a job that may share a pass: a predict on at most ``max_rows`` inline inputs and no other
+    option (its model reference), or an explain that ``explain_batch.key`` allows; None for every other job
+    (it runs alone)."""
+    if not isinstance(spec, dict):
+        return None
+    if job_type == "explain":
+        return explain_batch.key(spec, max_rows)
+    if job_type != "predict":
         return None
     inputs, ref = spec.get("inputs"), spec.get("model")
     if not isinstance(inputs, list) or not isinstance(ref, str) or len(inputs) > max_rows:
         return None
     if any(spec.get(name) is not None for name in ALONE_OPTIONS):
         return None
-    return ref
+    return BatchKey(ref)
+
+
+def shares(job_type: str, version: ModelVersionRecord) -> bool:
+    """Whether jobs of ``job_type`` on ``version`` may share a pass (explain: ``explain_batch.shares``)."""
+    return explain_batch.shares(version) if job_type == "explain" else True
+
+
+class Pass(Protocol):
+    """One kind of batched work: each job's checked inputs, then one pass over all of them."""
+
+    phase: str
+
+    def prepare(self, model: Any, job: JobRecord) -> Any | None:
+        """The job's checked spec and rows (raises the job's own error; None: it runs alone)."""
+
+    def results(self, model: Any, ready: list[Any]) -> list[dict[str, Any]]:
+        """One pass over the rows of every prepared job; each job's result, in order."""
+
+
+class _PredictPass:
+    """Predict jobs: one forward pass over the concatenated rows."""
+
+    phase = "predicting"
+
+    def __init__(self, version: ModelVersionRecord, max_rows: int) -> None:
+        self.version = version
+        self.max_rows = max_rows
+
+    def prepare(self, model: Any, job: JobRecord) -> tuple[PredictSpec, np.ndarray] | None:
+        """The job's spec and coerced rows; None when its outputs become an artifact (the single-job path)."""
+        from ml.inference import coerce_inputs
+
+        spec = parse(PredictSpec, job.spec, where="spec")
+        spec.refuse_options_of_other_tasks(str(self.version.signature.get("task", "classify")))
+        x = coerce_inputs(model, spec.inputs)
+        return None if len(x) > self.max_rows else (spec, x)
+
+    def results(self, model: Any, ready: list[tuple[PredictSpec, np.ndarray]]) -> list[dict[str, Any]]:
+        """One forward pass; each job's outputs."""
+        from ml.inference import predict as infer
+        from worker.handlers import inline_outputs, predict_result
+
+        outputs = infer(model, np.concatenate([x for _, x in ready]))
+        ends = np.cumsum([len(x) for _, x in ready])
+        return [
+            {**predict_result(self.version, spec.model, len(x)), **inline_outputs(self.version, part)}
+            for (spec, x), part in zip(ready, np.split(outputs, ends[:-1]), strict=True)
+        ]
+
+
+def _pass(job_type: str, version: ModelVersionRecord, max_rows: int) -> Pass | None:
+    """The batched work for jobs of ``job_type`` on ``version``; None when each must run alone."""
+    if job_type == "explain":
+        return explain_batch.ExplainPass(version)
+    if str(version.signature.get("task", "classify")) in UNBATCHED_TASKS:
+        return None
+    return _PredictPass(version, max_rows)
 
 
 def _store(runner: JobRunner) -> BatchStore:
@@ -77,7 +145,7 @@ def run_batched(runner: JobRunner, job_id: str) -> str:
     check = functools.partial(batchable, max_rows=settings.max_inline_rows)
     most = settings.batch_max_jobs
     claim = with_backoff(
-        lambda: store.claim(job_id, runner.name, max_jobs=most, batchable=check, running_limit=limit),
+        lambda: store.claim(job_id, runner.name, max_jobs=most, batchable=check, running_limit=limit, shares=shares),
         what=f"claim {job_id}",
     )
     if claim is None:
@@ -103,7 +171,7 @@ def run_batched(runner: JobRunner, job_id: str) -> str:
 
 
 class _Batch:
-    """One claimed batch: checks, the forward pass, the outcomes."""
+    """One claimed batch: checks, the pass, the outcomes."""
 
     def __init__(self, runner: JobRunner, store: BatchStore, claim: BatchClaim) -> None:
         self.runner = runner
@@ -112,7 +180,7 @@ class _Batch:
         self.token = claim.lease_token
 
     def run(self, grow: Callable[[BatchClaim], BatchClaim] | None = None) -> dict[str, str]:
-        """Run every job of the batch (one forward pass, or each alone after a fault); each job's end here.
+        """Run every job of the batch (one pass, or each alone after a fault); each job's end here.
         ``grow`` (the batching wait) may add jobs first, while the claimed ones' leases are kept alive."""
         controls: dict[str, JobControl] = {}
         ended: dict[str, str] = {}
@@ -127,7 +195,7 @@ class _Batch:
                     log.warning("could not claim more jobs for a batch; running the %d claimed", len(controls))
                 self._keep(controls, stack)
             try:
-                outcomes, alone = self._predict(controls, ended)
+                outcomes, alone = self._run_pass(controls, ended)
             except WorkerDraining:
                 return {job.id: self.runner._hand_back(job, self.token, "worker_shutdown") for job in self.claim.jobs}  # noqa: SLF001
             except Exception:  # noqa: BLE001 - a fault of the batch as a whole: each job runs alone, as unbatched
@@ -155,28 +223,25 @@ class _Batch:
                     )
                 )
 
-    def _predict(
+    def _run_pass(
         self, controls: dict[str, JobControl], ended: dict[str, str]
     ) -> tuple[dict[str, Outcome], list[JobRecord]]:
-        """The outcome of each job that ran in the batch's forward pass, and the jobs that must run alone."""
-        from ml.inference import coerce_inputs, load_model
-        from ml.inference import predict as infer
-        from worker.handlers import inline_outputs, predict_result
+        """The outcome of each job that ran in the batch's pass, and the jobs that must run alone."""
+        from ml.inference import load_model
 
         version = self.claim.version
         assert version is not None
-        if str(version.signature.get("task", "classify")) in UNBATCHED_TASKS:
+        work = _pass(self.claim.first.type, version, self.runner.settings.max_inline_rows)
+        if work is None:
             return {}, list(self.claim.jobs)
         outcomes: dict[str, Outcome] = {}
         alone: list[JobRecord] = []
-        ready: list[tuple[JobRecord, PredictSpec, np.ndarray]] = []
+        ready: list[tuple[JobRecord, Any]] = []
         model = load_model(version.path)
         for job in self.claim.jobs:
             try:
                 controls[job.id].check()
-                spec = parse(PredictSpec, job.spec, where="spec")
-                spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
-                x = coerce_inputs(model, spec.inputs)
+                prepared = work.prepare(model, job)
             except LeaseLost:
                 ended[job.id] = "lease_lost"
                 continue
@@ -184,30 +249,28 @@ class _Batch:
                 raise
             except JobTimedOut:
                 error: dict[str, Any] = {"code": "timeout", "message": f"job exceeded its timeout_s of {job.timeout_s}"}
-                outcomes[job.id] = Outcome("failed", error=error, log=self._lines(job, error))
+                outcomes[job.id] = Outcome("failed", error=error, log=self._lines(job, work.phase, error))
                 continue
             except JobCancelled:
-                outcomes[job.id] = Outcome("cancelled", log=self._lines(job))
+                outcomes[job.id] = Outcome("cancelled", log=self._lines(job, work.phase))
                 continue
             except TensorQError as exc:
-                details = {**(exc.details if isinstance(exc.details, dict) else {}), "phase": "predicting"}
+                details = {**(exc.details if isinstance(exc.details, dict) else {}), "phase": work.phase}
                 error = {"code": exc.code, "message": exc.message, "details": details}
-                outcomes[job.id] = Outcome("failed", error=error, log=self._lines(job, error))
+                outcomes[job.id] = Outcome("failed", error=error, log=self._lines(job, work.phase, error))
                 continue
-            if len(x) > self.runner.settings.max_inline_rows:
-                alone.append(job)  # its outputs become an artifact: the single-job path writes it
+            if prepared is None:
+                alone.append(job)
                 continue
-            ready.append((job, spec, x))
+            ready.append((job, prepared))
         if ready:
             with job_memory_ceiling(self.runner.memory_headroom_mb):
-                outputs = infer(model, np.concatenate([x for _, _, x in ready]))
-            ends = np.cumsum([len(x) for _, _, x in ready])
-            for (job, spec, x), part in zip(ready, np.split(outputs, ends[:-1]), strict=True):
-                result = {**predict_result(version, spec.model, len(x)), **inline_outputs(version, part)}
-                outcomes[job.id] = Outcome("succeeded", result=result, log=self._lines(job))
+                results = work.results(model, [item for _, item in ready])
+            for (job, _), result in zip(ready, results, strict=True):
+                outcomes[job.id] = Outcome("succeeded", result=result, log=self._lines(job, work.phase))
         return outcomes, alone
 
-    def _lines(self, job: JobRecord, error: dict[str, Any] | None = None) -> list[LogLine]:
+    def _lines(self, job: JobRecord, phase: str, error: dict[str, Any] | None = None) -> list[LogLine]:
         """The job's own log lines for this attempt (written with its outcome)."""
         version = self.claim.version
         size = len(self.claim.jobs)
@@ -229,7 +292,7 @@ class _Batch:
                     job.attempts,
                     "ERROR",
                     __name__,
-                    f"failed while predicting: {error['code']}: {error['message']}",
+                    f"failed while {phase}: {error['code']}: {error['message']}",
                     now,
                 )
             )

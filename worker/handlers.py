@@ -338,16 +338,31 @@ def _rounded(attributions: np.ndarray | list[np.ndarray]) -> list[Any]:
 
 def explain(ctx: JobContext) -> HandlerResult:
     """Attributions for the inputs, the method's quality figure, words for text, and heatmaps for images."""
-    from ml.explain import explain as attribute
     from ml.inference import coerce_inputs
 
     spec = parse(ExplainSpec, ctx.job.spec, where="spec")
     version, model = _model(ctx, spec.model)
+    refuse_unexplainable(version)
+    x = coerce_inputs(model, spec.inputs)
+    baseline, background = reference_rows(model, spec)
+    explanation = attribute(model, x, spec, baseline, background)
+    result = explain_result(version, spec, explanation)
+    if version.signature.get("kind") == "image":
+        result["artifacts"] = _heatmaps(_folder(ctx), x, explanation)
+    return HandlerResult(result)
+
+
+def refuse_unexplainable(version: Any) -> None:
+    """InvalidRequest unless the version is a classifier (explanations are of class probabilities)."""
     if _task(version) != "classify":
         raise InvalidRequest("explanations are for classifiers (class probabilities)", details={"task": _task(version)})
-    x = coerce_inputs(model, spec.inputs)
-    baseline, background = _reference_rows(model, spec)
-    explanation = attribute(
+
+
+def attribute(model: Any, x: Any, spec: ExplainSpec, baseline: Any, background: Any) -> Any:
+    """The explanation of rows ``x`` with the spec's method and settings (``reference_rows``' baseline, background)."""
+    from ml.explain import explain as run
+
+    return run(
         model,
         x,
         spec.method,
@@ -362,6 +377,10 @@ def explain(ctx: JobContext) -> HandlerResult:
         background=background,
         seed=spec.seed,
     )
+
+
+def explain_result(version: Any, spec: ExplainSpec, explanation: Any) -> dict[str, Any]:
+    """An explain job's result (without heatmaps): the version it ran, attributions, targets, quality figures."""
     result: dict[str, Any] = {
         **_model_used(version, spec.model),
         "baseline": spec.baseline,
@@ -376,12 +395,10 @@ def explain(ctx: JobContext) -> HandlerResult:
             result[name] = explanation.extras[name]
     if version.signature.get("feature_names"):
         result["feature_names"] = version.signature["feature_names"]
-    if version.signature.get("kind") == "image":
-        result["artifacts"] = _heatmaps(_folder(ctx), x, explanation)
-    return HandlerResult(result)
+    return result
 
 
-def _reference_rows(model: Any, spec: ExplainSpec) -> tuple[Any, Any]:
+def reference_rows(model: Any, spec: ExplainSpec) -> tuple[Any, Any]:
     """The baseline ("zeros", "mean" or one row in the model's input form) and the SHAP background rows."""
     from ml.encoding import encoder_of
     from ml.inference import coerce_inputs, takes_strings

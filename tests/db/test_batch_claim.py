@@ -8,12 +8,12 @@ from contextlib import contextmanager
 
 from sqlalchemy import event, select
 
-from db.batch_claim import BatchClaim, BatchStore, Outcome
+from db.batch_claim import BatchClaim, BatchKey, BatchStore, Outcome
 from db.database import Database
 from db.joblogs import LogLine
 from db.jobs import ModelVersionDraft, NewJob
 from db.models import JobLog, utcnow
-from worker.batch import batchable
+from worker.batch import batchable, shares
 
 
 @contextmanager
@@ -31,12 +31,12 @@ def _commits(db: Database) -> Iterator[list[int]]:
         event.remove(db.engine, "commit", count)
 
 
-def _check(job_type: str, spec: dict) -> str | None:
+def _check(job_type: str, spec: dict) -> BatchKey | None:
     return batchable(job_type, spec, max_rows=100)
 
 
-def _model(db: Database, tenant: str, name: str) -> str:
-    draft = ModelVersionDraft(name, f"/{name}.keras", "mlp", {}, {"task": "classify"})
+def _model(db: Database, tenant: str, name: str, kind: str = "tabular") -> str:
+    draft = ModelVersionDraft(name, f"/{name}.keras", "mlp", {}, {"task": "classify", "kind": kind})
     return db.models.register(tenant, draft).model_id
 
 
@@ -44,8 +44,13 @@ def _predict(db: Database, tenant: str, ref: str, **spec: object) -> str:
     return db.jobs.submit(NewJob(tenant, "predict", {"model": ref, "inputs": [[1.0, 2.0]], **spec})).job.id
 
 
+def _explain(db: Database, tenant: str, ref: str, **spec: object) -> str:
+    return db.jobs.submit(NewJob(tenant, "explain", {"model": ref, "inputs": [[1.0, 2.0]], **spec})).job.id
+
+
 def _claim(db: Database, job_id: str, most: int = 32, limit: int = 1000) -> BatchClaim:
-    claim = BatchStore(db.jobs).claim(job_id, "w", max_jobs=most, batchable=_check, running_limit=lambda _: limit)
+    store = BatchStore(db.jobs)
+    claim = store.claim(job_id, "w", max_jobs=most, batchable=_check, running_limit=lambda _: limit, shares=shares)
     assert isinstance(claim, BatchClaim)
     return claim
 
@@ -84,6 +89,35 @@ def test_a_claim_takes_the_queued_predicts_of_the_same_model_version_in_one_tran
     # A mate's own message, delivered later, finds its job taken.
     assert BatchStore(db.jobs).claim(same[0], "w2", max_jobs=32, batchable=_check) is None
     assert db.jobs.claim(same[0], "w2") is None
+
+
+def test_explain_jobs_are_taken_with_those_of_the_same_version_and_settings_only(db: Database) -> None:
+    acme = db.keys.ensure_tenant("acme")
+    _model(db, acme, "iris")
+    _model(db, acme, "digits", kind="image")
+    first = _explain(db, acme, "iris", steps=8)
+    same = [_explain(db, acme, "iris:1", steps=8, method="integrated_gradients"), _explain(db, acme, "iris", steps=8)]
+    apart = [
+        _explain(db, acme, "iris", steps=16),  # other settings
+        _explain(db, acme, "iris", steps=8, target=1),
+        _explain(db, acme, "iris", steps=8, method="smoothgrad"),  # one random stream over all rows: alone
+        _explain(db, acme, "iris", steps=8, baseline="mean"),  # the mean of the rows explained: alone
+        _predict(db, acme, "iris"),  # another type
+    ]
+    claim = _claim(db, first)
+    assert {j.id for j in claim.jobs} == {first, *same}
+    assert claim.version is not None
+    assert claim.settings
+    for job_id in apart:
+        assert db.jobs.get_any(job_id).status == "queued"
+    later = _explain(db, acme, "iris", steps=8)
+    more = BatchStore(db.jobs).claim_more(claim, "w", room=8, batchable=_check)
+    assert {j.id for j in more.jobs} == {first, *same, later}
+    # An image model's explain jobs write heatmaps: the first runs alone, its mates stay queued.
+    image = [_explain(db, acme, "digits") for _ in range(2)]
+    alone = _claim(db, image[0])
+    assert ([j.id for j in alone.jobs], alone.version) == ([image[0]], None)
+    assert db.jobs.get_any(image[1]).status == "queued"
 
 
 def test_the_batch_stays_within_its_size_and_the_tenants_running_quota(db: Database) -> None:
