@@ -95,9 +95,9 @@ class Settings(BaseSettings):
         default=32,
         ge=1,
         le=1000,
-        description="Micro-batching: a worker that takes a predict job on inline inputs claims with it up to this "
-        "many queued jobs (in all) of the same tenant and model version and runs one forward pass over them; "
-        "1 turns it off.",
+        description="Micro-batching: a worker that takes a predict (or per-row explain) job on inline inputs claims "
+        "with it up to this many queued jobs (in all) of the same tenant, model version and settings and runs one "
+        "forward pass (explanation call) over them; 1 turns it off.",
     )
     batch_wait_ms: float = Field(
         default=0.0,

@@ -68,8 +68,8 @@ class JobRunner:
         """Claim and run the job; returns how it ended here ('skipped' when the claim was taken, 'batched' when
         it already succeeded in a batch this process ran).
 
-        With micro-batching on (``batch_max_jobs`` > 1) a predict job on inline inputs is claimed and run
-        together with queued jobs of the same model version (``worker/batch.py``)."""
+        With micro-batching on (``batch_max_jobs`` > 1) a predict or explain job on inline inputs is claimed and
+        run together with queued jobs of the same model version and settings (``worker/batch.py``)."""
         if self.settings.batch_max_jobs > 1:
             from worker.batch import run_batched
 
