@@ -19,7 +19,7 @@ from api.services import principal, services
 from api.webhooks import check_callback
 from api.workers import public_job
 from db.jobs import NewJob
-from db.records import JOB_TYPES, STATUSES
+from db.records import JOB_TYPES, STATUSES, JobRecord
 from ml.specs import SPECS, parse
 from tensorq.artifacts import remove_folder
 from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange
@@ -37,6 +37,13 @@ ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     responses={202: (responses.Job, responses.JobBatchResult)},
     errors=(400, 403, 413, 415, 422, 429),
     location=True,
+    query=[
+        query(
+            "wait",
+            {"type": "number", "minimum": 0},
+            "one job: answer once it has finished, or after this many seconds (at most the server's max_wait_s)",
+        )
+    ],
     headers=[
         {
             "name": "Idempotency-Key",
@@ -48,9 +55,13 @@ ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 )
 def submit_job():
     """Validate, commit as ``queued``, then publish; answers 202 with the job (or, for ``{"jobs": [...]}``,
-    with the batch's jobs in order)."""
+    with the batch's jobs in order). With ``?wait=N`` a single job's answer comes once it has finished, or
+    after N seconds with its state then (at once when the tenant's long-poll slots are all taken)."""
     body = json_body()
+    wait_s = _wait_seconds()
     if is_batch(body):
+        if wait_s:
+            raise InvalidRequest("wait is for one job's submission; wait on a batch's jobs with GET /v1/jobs/{id}")
         return submit_batch(body)
     submission, spec = parse_submission(body)
     who = principal()
@@ -85,10 +96,21 @@ def submit_job():
     job = outcome.job
     if outcome.created:
         publish(job)
-    response = jsonify(present.job(job))
+    if wait_s and not job.terminal:
+        job = _finished_within(who.tenant_id, job.id, wait_s)
+    response = jsonify(public_job(job) if wait_s else present.job(job))
     response.status_code = 202
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return response
+
+
+def _finished_within(tenant_id: str, job_id: str, wait_s: float) -> JobRecord:
+    """The job once it has finished, or as it is after ``wait_s``; as it is now when no wait slot is free
+    (the job is accepted either way: a busy API never refuses it for the wait)."""
+    svc = services()
+    with svc.wait_slots.hold_if_free(tenant_id) as waiting:
+        wait = wait_s if waiting else 0.0
+        return read_when_changed(svc.db.jobs, svc.changes, tenant_id, job_id, wait, until_finished=True)
 
 
 def _wait_seconds() -> float:

@@ -25,26 +25,46 @@ class WaitSlots:
         if wait_s <= 0:
             yield
             return
-        with self._lock:
-            mine = self._held.get(tenant_id, 0)
-            if mine >= self.per_tenant or sum(self._held.values()) >= self.total:
-                limit = self.per_tenant if mine >= self.per_tenant else self.total
-                raise QuotaExceeded(
-                    f"at most {limit} long-polls may wait at once; retry, or poll without wait",
-                    code="too_many_waits",
-                    retry_after=1,
-                    details={
-                        "quota": "max_waits_per_tenant" if mine >= self.per_tenant else "max_waits",
-                        "limit": limit,
-                    },
-                )
-            self._held[tenant_id] = mine + 1
+        refused = self._take(tenant_id)
+        if refused is not None:
+            quota, limit = refused
+            raise QuotaExceeded(
+                f"at most {limit} long-polls may wait at once; retry, or poll without wait",
+                code="too_many_waits",
+                retry_after=1,
+                details={"quota": quota, "limit": limit},
+            )
         try:
             yield
         finally:
-            with self._lock:
-                left = self._held[tenant_id] - 1
-                if left:
-                    self._held[tenant_id] = left
-                else:
-                    del self._held[tenant_id]
+            self._give(tenant_id)
+
+    @contextmanager
+    def hold_if_free(self, tenant_id: str) -> Iterator[bool]:
+        """Hold a slot if one is free (yields True), else yield False at once: for a wait the caller may skip."""
+        taken = self._take(tenant_id) is None
+        try:
+            yield taken
+        finally:
+            if taken:
+                self._give(tenant_id)
+
+    def _take(self, tenant_id: str) -> tuple[str, int] | None:
+        """Take a slot for the tenant; the refusing quota's name and limit when none is free."""
+        with self._lock:
+            mine = self._held.get(tenant_id, 0)
+            if mine >= self.per_tenant:
+                return "max_waits_per_tenant", self.per_tenant
+            if sum(self._held.values()) >= self.total:
+                return "max_waits", self.total
+            self._held[tenant_id] = mine + 1
+        return None
+
+    def _give(self, tenant_id: str) -> None:
+        """Give back one of the tenant's slots."""
+        with self._lock:
+            left = self._held[tenant_id] - 1
+            if left:
+                self._held[tenant_id] = left
+            else:
+                del self._held[tenant_id]

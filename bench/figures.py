@@ -43,13 +43,19 @@ def _run_measured(ctx: Context, client: TensorQClient, job_type: str, spec: dict
 
 
 def e2e_latency(ctx: Context, run: int) -> list[Measurement]:
-    """Tiny predict from submit until a ``?wait=`` client sees it succeeded, against raw Celery ``delay().get()``."""
+    """Tiny predict from submit until the client sees it succeeded (as ``TensorQClient.run``: one ``POST ?wait=``;
+    then with a POST and ``?wait=`` GETs), against raw Celery ``delay().get()``."""
     sizes = ctx.sizes
+    tiny = ctx.tiny_spec()
     with ctx.client() as client:
         for _ in range(sizes.latency_warmup):
-            run_job(client, "predict", ctx.tiny_spec())
-        runs = [run_job(client, "predict", ctx.tiny_spec()) for _ in range(sizes.latency_samples)]
-        each = [run_job(client, "predict", ctx.tiny_spec(), until_finished=False) for _ in range(sizes.latency_samples)]
+            run_job(client, "predict", tiny)
+        runs = [run_job(client, "predict", tiny) for _ in range(sizes.latency_samples)]
+        two = [run_job(client, "predict", tiny, one_request=False) for _ in range(sizes.latency_samples)]
+        each = [
+            run_job(client, "predict", tiny, one_request=False, until_finished=False)
+            for _ in range(sizes.latency_samples)
+        ]
     noop = ctx.raw_noop()
     raw = samples(lambda: noop.delay().get(timeout=30), sizes.latency_samples, warmup=sizes.latency_warmup)
     walls = [r.wall_s for r in runs]
@@ -57,10 +63,17 @@ def e2e_latency(ctx: Context, run: int) -> list[Measurement]:
         {"latency_p50": percentile(walls, 50), "latency_p99": percentile(walls, 99)}
     )
     details = {**median_parts(runs), "samples": float(len(runs))}
+    two_details = {**median_parts(two), "samples": float(len(two))}
     each_details = {**median_parts(each), "samples": float(len(each))}
     return [
         Measurement("e2e_latency_p50", percentile(walls, 50) * MS, percentile(raw, 50) * MS, details),
         Measurement("e2e_latency_p99", percentile(walls, 99) * MS, percentile(raw, 99) * MS, details),
+        Measurement(
+            "e2e_latency_two_requests_p50",
+            percentile([r.wall_s for r in two], 50) * MS,
+            percentile(raw, 50) * MS,
+            two_details,
+        ),
         Measurement(
             "e2e_latency_each_change_p50",
             percentile([r.wall_s for r in each], 50) * MS,
@@ -309,7 +322,11 @@ class Group:
 
 
 GROUPS: tuple[Group, ...] = (
-    Group("latency", e2e_latency, ("e2e_latency_p50", "e2e_latency_p99", "e2e_latency_each_change_p50")),
+    Group(
+        "latency",
+        e2e_latency,
+        ("e2e_latency_p50", "e2e_latency_p99", "e2e_latency_two_requests_p50", "e2e_latency_each_change_p50"),
+    ),
     Group("throughput", throughput, ("throughput",)),
     Group("train", train_time, ("train_time", "train_cpu"), repeats="train_repeats"),
     Group("predict", predict_time, ("predict_time", "predict_cpu")),

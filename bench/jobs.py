@@ -47,13 +47,20 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float:
 
 
 def run_job(
-    client: TensorQClient, job_type: str, spec: dict, timeout: float = 600.0, *, until_finished: bool = True
+    client: TensorQClient,
+    job_type: str,
+    spec: dict,
+    timeout: float = 600.0,
+    *,
+    until_finished: bool = True,
+    one_request: bool = True,
 ) -> Run:
-    """Submit a job and long-poll (``?wait=30``) until it ends, as ``TensorQClient.wait`` does: each GET
-    asks for the end (``until=finished``), or with ``until_finished=False`` returns at every change.
-    Raises unless the job succeeded."""
+    """Submit a job and wait until it ends, as ``TensorQClient.run`` does: the submission itself waits
+    (``POST ?wait=30``, one request for a short job), then ``?wait=30`` GETs ask for the end. With
+    ``one_request=False`` the POST answers at once and GETs wait, each asking for the end (``until=finished``)
+    or, with ``until_finished=False``, returning at every change. Raises unless the job succeeded."""
     start = time.perf_counter()
-    job = client.submit(job_type, spec)
+    job = client.submit(job_type, spec, wait=30 if one_request else None)
     submitted = time.perf_counter()
     deadline = start + timeout
     gets = 0

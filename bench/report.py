@@ -96,10 +96,10 @@ def breakdowns(result: dict[str, Any]) -> str:
     """Lines that say where the time and CPU of the tiny jobs went (from the figures' details)."""
     details = {f["name"]: f["details"] for f in result["figures"] if f.get("details")}
     lines = []
-    parts = details.get("e2e_latency_p50", {})
+    parts = details.get("e2e_latency_two_requests_p50", {})
     if "median_post_s" in parts:
         lines.append(
-            "tiny job, median parts: "
+            "tiny job (a POST, then GET ?wait=), median parts: "
             f"POST {_num(parts['median_post_s'] * 1e3)} ms, queued {_num(parts['median_queued_s'] * 1e3)} ms, "
             f"running {_num(parts['median_running_s'] * 1e3)} ms, seen {_num(parts['median_notice_s'] * 1e3)} ms "
             f"after finishing, {_num(parts['median_gets'])} GETs per job"

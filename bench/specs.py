@@ -40,23 +40,29 @@ class Measurement:
 
 SPECS: dict[str, FigureSpec] = {
     "e2e_latency_p50": FigureSpec(
-        label="tiny predict: submit -> result seen via ?wait=&until=finished, p50",
+        label="tiny predict: submit -> result, as TensorQClient.run (one POST ?wait=), p50",
         unit="ms",
         baseline_label="raw Celery delay().get() no-op, p50",
         target=3.0,
     ),
     "e2e_latency_p99": FigureSpec(
-        label="tiny predict: submit -> result seen via ?wait=&until=finished, p99",
+        label="tiny predict: submit -> result, as TensorQClient.run (one POST ?wait=), p99",
         unit="ms",
         baseline_label="raw Celery delay().get() no-op, p99",
+        target=4.0,
+    ),
+    "e2e_latency_two_requests_p50": FigureSpec(
+        label="the same, a POST then GET ?wait=&until=finished, p50",
+        unit="ms",
+        baseline_label="raw Celery delay().get() no-op, p50",
     ),
     "e2e_latency_each_change_p50": FigureSpec(
-        label="the same, the client long-polling each change (no until=finished), p50",
+        label="the same, a POST then GETs long-polling each change (no until=finished), p50",
         unit="ms",
         baseline_label="raw Celery delay().get() no-op, p50",
     ),
     "throughput": FigureSpec(
-        label="tiny predict jobs/s, concurrent single-job clients, micro-batching on",
+        label="tiny predict jobs/s, concurrent single-job clients (as TensorQClient.run), micro-batching on",
         unit="jobs/s",
         baseline_label="raw Celery no-op tasks/s, same worker count",
         target=1.0,

@@ -161,14 +161,17 @@ class TensorQClient:
         tags: list[str] | None = None,
         callback_url: str | None = None,
         max_retries: int | None = None,
+        wait: float | None = None,
     ) -> Job:
         """Submit a job (``train``, ``predict`` or ``explain``), optionally named and tagged, with a webhook
-        ``callback_url`` and an automatic retry policy (``max_retries``); returns it queued."""
+        ``callback_url`` and an automatic retry policy (``max_retries``); returns it queued, or with ``wait``
+        (seconds) as it is once it has finished or the wait is over (one request: submit and long-poll)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         options: dict[str, Any] = {"priority": priority, "max_attempts": max_attempts, "timeout_s": timeout_s}
         options.update({"name": name, "tags": tags, "callback_url": callback_url, "max_retries": max_retries})
         body = {"type": job_type, "spec": spec, **{k: v for k, v in options.items() if v is not None}}
-        return Job.from_dict(self._call("POST", "/v1/jobs", json=body, headers=headers).json())
+        call: dict[str, Any] = {"params": {"wait": wait}, "timeout": wait + 30} if wait else {}
+        return Job.from_dict(self._call("POST", "/v1/jobs", json=body, headers=headers, **call).json())
 
     def submit_many(self, jobs: Sequence[Mapping[str, Any]], *, idempotency_key: str | None = None) -> list[Job]:
         """Submit a batch in one request: each item is a submission body (``{"type", "spec", "priority"?,
@@ -213,9 +216,16 @@ class TensorQClient:
                 on_update(job)
         return job
 
-    def run(self, job_type: str, spec: dict[str, Any], *, timeout: float = 3600.0, **options: Any) -> Job:
-        """Submit and wait; returns the finished job."""
-        return self.wait(self.submit(job_type, spec, **options).id, timeout=timeout)
+    def run(
+        self, job_type: str, spec: dict[str, Any], *, timeout: float = 3600.0, poll: float = 20.0, **options: Any
+    ) -> Job:
+        """Submit and wait; returns the finished job. The submission itself waits up to ``poll`` seconds (a
+        short job's result comes back in that one request), then long-polls as ``wait`` does."""
+        start = time.monotonic()
+        job = self.submit(job_type, spec, wait=min(poll, timeout), **options)
+        if job.finished:
+            return job
+        return self.wait(job.id, timeout=max(timeout - (time.monotonic() - start), 0.1), poll=poll)
 
     def jobs(
         self,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -13,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
+from db.records import ModelVersionDraft
 from tensorq import client_errors as errors
 from tensorq.client import Dataset, Job, JobPage, TensorQClient
 
@@ -43,6 +46,23 @@ def test_submit_get_list_cancel_return_typed_jobs(tq: TensorQClient, publisher) 
     assert not cancelled.succeeded
     kinds = [(e.kind, e.to_status) for e in tq.events(job.id)]
     assert kinds == [("state", "queued"), ("state", "cancelled")]
+
+
+def test_run_gets_a_short_jobs_end_from_its_submission(tq: TensorQClient, publisher, db) -> None:  # type: ignore[no-untyped-def]
+    def finish_when_published() -> None:
+        deadline = time.monotonic() + 10
+        while not publisher.published and time.monotonic() < deadline:
+            time.sleep(0.01)
+        claim = db.jobs.claim(publisher.published[0], "w")
+        draft = ModelVersionDraft("iris", "/nowhere/model.keras", "mlp", {}, {"input_shape": [4]})
+        db.jobs.finish(claim.job.id, claim.lease_token, {"metrics": {}, "history": {}}, draft)
+
+    worker = threading.Thread(target=finish_when_published)
+    worker.start()
+    job = tq.run("train", TRAIN, timeout=30)
+    worker.join()
+    assert (job.status, job.finished) == ("succeeded", True)
+    assert tq.submit("train", TRAIN, wait=0.2).status == "queued"  # nothing runs it: as it is after the wait
 
 
 def test_submit_many_returns_the_typed_jobs_in_order(tq: TensorQClient, publisher) -> None:  # type: ignore[no-untyped-def]

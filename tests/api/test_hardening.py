@@ -301,6 +301,12 @@ def test_long_polls_are_capped_per_tenant_and_leave_threads_for_others(app, auth
     assert client.get(f"/v1/jobs/{job_id}", headers=auth).status_code == 200  # a plain read holds no slot
     assert client.get("/v1/jobs", headers=other_auth).status_code == 200
     assert client.get("/healthz").status_code == 200
+    # A submission that asks to wait is accepted all the same: it answers at once, with the job queued.
+    body = {"type": "train", "spec": {"architecture": "mlp", "dataset": "builtin:iris"}}
+    accepted = client.post("/v1/jobs?wait=3", json=body, headers=auth)
+    assert accepted.status_code == 202
+    assert accepted.get_json()["status"] == "queued"
+    assert db.jobs.get_any(accepted.get_json()["id"]).status == "queued"
     for thread in waiting:
         thread.join()
     assert slots._held == {}

@@ -200,6 +200,42 @@ def test_until_finished_gives_the_job_as_it_is_when_the_wait_runs_out(client, au
     assert job["status"] == "queued"
 
 
+def test_submit_with_wait_answers_once_the_job_has_finished(client, auth, db, publisher) -> None:
+    def run_when_published() -> None:
+        deadline = time.monotonic() + 5
+        while not publisher.published and time.monotonic() < deadline:
+            time.sleep(0.01)
+        claim = db.jobs.claim(publisher.published[0], "w")
+        time.sleep(0.2)
+        db.jobs.report_progress(claim.job.id, claim.lease_token, {"epoch": 1, "epochs": 1})
+        draft = ModelVersionDraft("iris", "/nowhere/model.keras", "mlp", {}, {"input_shape": [4]})
+        db.jobs.finish(claim.job.id, claim.lease_token, {"metrics": {}, "history": {}}, draft)
+
+    worker = threading.Thread(target=run_when_published)
+    worker.start()
+    response = client.post("/v1/jobs?wait=10", json=TRAIN, headers=auth)
+    worker.join()
+    assert response.status_code == 202
+    assert response.headers["Location"] == f"/v1/jobs/{response.get_json()['id']}"
+    assert response.get_json()["status"] == "succeeded"  # not the claim, not the progress: the end
+
+
+def test_submit_with_wait_gives_the_job_as_it_is_when_the_wait_runs_out(client, auth) -> None:
+    response = client.post("/v1/jobs?wait=0.3", json=TRAIN, headers=auth)
+    assert response.status_code == 202
+    assert response.get_json()["status"] == "queued"
+
+
+def test_submit_with_a_bad_wait_is_refused_before_anything_is_queued(client, auth, publisher) -> None:
+    assert client.post("/v1/jobs?wait=soon", json=TRAIN, headers=auth).status_code == 400
+    assert client.post("/v1/jobs?wait=4000", json=TRAIN, headers=auth).status_code == 422
+    batch = client.post("/v1/jobs?wait=1", json={"jobs": [TRAIN]}, headers=auth)
+    assert batch.status_code == 400
+    assert "one job" in batch.get_json()["error"]["message"]
+    assert publisher.published == []
+    assert client.get("/v1/jobs", headers=auth).get_json()["jobs"] == []
+
+
 def test_long_poll_on_a_finished_job_answers_at_once(client, auth) -> None:
     job_id = client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()["id"]
     client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)

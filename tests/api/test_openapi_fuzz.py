@@ -25,8 +25,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture
 def fuzzed(tmp_path: Path, postgres_url: str, redis_url: str):  # type: ignore[no-untyped-def]
-    """The app on a migrated Postgres database publishing to the test Redis, and a key."""
-    settings = make_settings(tmp_path, postgres_url, broker_url=redis_url)
+    """The app on a migrated Postgres database publishing to the test Redis, and a key; long-polls (a GET's
+    or a submission's ``wait``) are capped short, since no worker ever ends a fuzzed job."""
+    settings = make_settings(tmp_path, postgres_url, broker_url=redis_url, max_wait_s=0.2)
     upgrade(postgres_url)
     db = Database(settings)
     app = make_app(settings, database=db)
