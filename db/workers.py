@@ -49,6 +49,14 @@ class WorkerRecord:
 
 
 @dataclass(frozen=True)
+class GoneWorker:
+    """A worker whose heartbeat stopped: its name and when it was last seen."""
+
+    name: str
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
 class QueueStats:
     """One queue: jobs waiting and running, the age of the oldest waiting one, and live workers on it."""
 
@@ -102,18 +110,20 @@ class WorkerRegistry:
         with write_scope(self._factory) as conn:
             conn.execute(delete(Worker).where(Worker.name == name))
 
-    def forget_gone(self) -> list[datetime]:
-        """Delete the rows of workers not seen within ``stale_s`` and say when each was last seen: only the rows
-        this caller deleted (each by a conditional DELETE), so that of many reapers exactly one acts on a worker."""
+    def gone(self) -> list[GoneWorker]:
+        """The workers not seen within ``stale_s`` (their rows stay until ``forget``)."""
         since = utcnow() - timedelta(seconds=self.stale_s)
         with read_scope(self._factory) as conn:
             rows = conn.execute(select(Worker.name, Worker.last_seen).where(Worker.last_seen < since)).all()
-        gone: list[datetime] = []
+        return [GoneWorker(name=name, last_seen=aware(seen)) for name, seen in rows]
+
+    def forget(self, worker: GoneWorker) -> bool:
+        """Delete a gone worker's row unless it heartbeated since (a conditional DELETE); True when this call did."""
         with write_scope(self._factory) as conn:
-            for name, seen in rows:
-                if conn.execute(delete(Worker).where(Worker.name == name, Worker.last_seen == seen)).rowcount == 1:
-                    gone.append(aware(seen))
-        return gone
+            deleted = conn.execute(
+                delete(Worker).where(Worker.name == worker.name, Worker.last_seen == worker.last_seen)
+            )
+        return deleted.rowcount == 1
 
     def live(self) -> list[WorkerRecord]:
         """Workers seen within ``stale_s``, by name, with the tenant of the job each runs."""

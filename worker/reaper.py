@@ -61,17 +61,20 @@ class Reaper:
 
     def _restore_held_by_gone(self, skip: set[str]) -> list[str]:
         """Put back in their queues the messages of still-queued jobs that were delivered, and never acknowledged,
-        before a worker now known gone (its heartbeat ``worker_stale_s`` old) stopped heartbeating; their jobs."""
+        before a worker now known gone (its heartbeat ``worker_stale_s`` old) stopped heartbeating; their jobs.
+        The gone workers' rows are deleted only once that succeeded, so a pass that fails (broker down) leaves
+        them for the next pass to try again instead of leaving the jobs to the publish grace."""
         restored: list[str] = []
         if self.unacked is None:
             return restored
         try:
-            gone = self.db.workers.forget_gone()
+            gone = self.db.workers.gone()
             if not gone:
                 return []
             # The gone worker took its last message before it missed its heartbeats; a live worker claims what
             # it takes within a heartbeat, so a message older than that and still unclaimed is not being run.
-            before = min(max(gone).timestamp() + self.settings.worker_stale_s, time.time() - self.settings.heartbeat_s)
+            last = max(worker.last_seen for worker in gone).timestamp()
+            before = min(last + self.settings.worker_stale_s, time.time() - self.settings.heartbeat_s)
             held = [m for m in self.unacked.held_before(before) if m.job_id not in skip]
             queued = self.db.jobs.queued_among({m.job_id for m in held})
             for message in held:
@@ -79,7 +82,10 @@ class Reaper:
                     self.unacked.restore(message.tag)
                     self.db.jobs.mark_published(message.job_id)
                     restored.append(message.job_id)
-        except Exception:  # noqa: BLE001 - broker or database down: the publish grace still covers these jobs
+            # Reapers that saw the same rows may have restored the same messages: restoring twice pushes once.
+            for worker in gone:
+                self.db.workers.forget(worker)
+        except Exception:  # noqa: BLE001 - broker or database down: the rows stay, the next pass tries again
             log.warning("could not put back the messages of gone workers", exc_info=True)
             return restored
         if restored:

@@ -121,17 +121,23 @@ def test_the_reaper_puts_back_the_unclaimed_messages_a_gone_worker_held(
     assert reaper.run_once().restored == []  # the gone worker's row is forgotten: acted on once
 
 
-def test_a_gone_worker_is_acted_on_by_one_reaper_only(database_url: str, tmp_path: Path) -> None:
+def test_a_gone_worker_is_listed_until_forgotten_once(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, database_url, worker_stale_s=5.0)
     upgrade(settings.database_url)
     db = Database(settings)
     try:
         _seen(db, "gone", utcnow() - timedelta(minutes=1))
+        _seen(db, "back", utcnow() - timedelta(minutes=1))
         db.workers.register(WorkerInfo(name="live", node="n@h", host="h", pid=2, queues=["train"], version="0"))
-        first = db.workers.forget_gone()
-        assert len(first) == 1
-        assert utcnow() - timedelta(minutes=2) < first[0] < utcnow() - timedelta(seconds=50)
-        assert db.workers.forget_gone() == []
-        assert [w.name for w in db.workers.live()] == ["live"]
+        gone = {w.name: w for w in db.workers.gone()}
+        assert sorted(gone) == ["back", "gone"]
+        assert utcnow() - timedelta(minutes=2) < gone["gone"].last_seen < utcnow() - timedelta(seconds=50)
+        assert sorted(w.name for w in db.workers.gone()) == sorted(gone)  # listing deletes nothing
+        assert db.workers.heartbeat("back", None)  # it heartbeated since it was listed: its row stays
+        assert db.workers.forget(gone["gone"])
+        assert not db.workers.forget(gone["gone"])  # of many reapers, one deletes the row
+        assert not db.workers.forget(gone["back"])
+        assert db.workers.gone() == []
+        assert [w.name for w in db.workers.live()] == ["back", "live"]
     finally:
         db.dispose()
