@@ -34,10 +34,18 @@ def report(task: Task, store: JobStore, job_id: str, outcome: str) -> dict[str, 
             # A duplicate delivery of a job that has ended: tell the same truth as the first one.
             outcome = status
     if outcome == "failed":
-        error = store.get_any(job_id).error or {}
-        raise JobFailed(f"job {job_id} failed: {error.get('code', 'job_error')}: {error.get('message', '')}")
+        raise JobFailed(f"job {job_id} failed: {failure(store.get_any(job_id).error)}")
     if outcome == "cancelled":
         if task.app.conf.worker_send_task_events:
             task.send_event("task-revoked", terminated=False, signum=None, expired=False)
         raise Ignore(f"job {job_id} cancelled")
     return {"job_id": job_id, "status": status, "outcome": outcome}
+
+
+def failure(error: dict[str, Any] | None) -> str:
+    """``<code>: <message>`` of a failed job's error. Every failure path records a code (``tensorq/errors.py``'s
+    tree, or the store's ``timeout`` and ``worker_lost``), so one without (none is written) shows its message
+    alone rather than a code it never had."""
+    error = error or {}
+    code, message = error.get("code"), error.get("message") or ""
+    return f"{code}: {message}" if code else message or "no error recorded"
