@@ -119,6 +119,17 @@ export function section(title, ...children) {
   return h("section", { class: "panel" }, h("h2", { text: title }), children);
 }
 
+// The page of a `noun` ("job", "dataset", "model") that this tenant does not have: a heading, the line
+// `#<noun>-missing`, and with `back` = {href, text} a link back to the list.
+export function notFound(root, noun, id, back) {
+  append(
+    root,
+    h("h1", { text: `${noun[0].toUpperCase()}${noun.slice(1)} not found` }),
+    h("p", { id: `${noun}-missing`, class: "empty", text: `There is no ${noun} ${id} among this tenant's ${noun}s.` }),
+    back && h("p", {}, h("a", { href: back.href, text: back.text })),
+  );
+}
+
 // A button that asks before it acts: the first click shows the question with "Yes" and "Keep"; "Yes" runs
 // `onConfirm` (errors go to `fail`). The confirming button is `.confirm-yes`, with the id `<id>-confirm`.
 export function confirmButton({ id, label, question, onConfirm, fail, data }) {

@@ -2,7 +2,7 @@
 // column types inferred at upload and its first rows.
 
 import { ApiError, deleteJson, getJson, request } from "../api.js";
-import { append, bytes, confirmButton, facts, h, number, replace, section, shortId, table, when } from "../dom.js";
+import { append, bytes, confirmButton, facts, h, notFound, number, replace, section, shortId, table, when } from "../dom.js";
 
 function infoText(info) {
   return Object.entries(info || {})
@@ -104,7 +104,7 @@ export async function renderDataset(ctx, id) {
     dataset = await getJson(`/v1/datasets/${id}`, { signal: ctx.signal });
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
-      append(ctx.root, h("h1", { text: "Dataset not found" }), h("p", { id: "dataset-missing", class: "empty", text: `There is no dataset ${id} among this tenant's datasets.` }));
+      notFound(ctx.root, "dataset", id);
       return;
     }
     throw error;

@@ -10,6 +10,7 @@ import {
   facts,
   h,
   jsonText,
+  notFound,
   number,
   replace,
   saveBlob,
@@ -37,15 +38,6 @@ function sleep(ms, signal) {
       resolve();
     });
   });
-}
-
-function notFound(ctx, id) {
-  append(
-    ctx.root,
-    h("h1", { text: "Job not found" }),
-    h("p", { id: "job-missing", class: "empty", text: `There is no job ${id} among this tenant's jobs.` }),
-    h("p", {}, h("a", { href: "#/jobs", text: "← All jobs" })),
-  );
 }
 
 // The part of the page that shows training progress: a bar, a line of figures, and two charts.
@@ -241,7 +233,7 @@ export async function renderJob(ctx, id) {
   try {
     job = await getJson(`/v1/jobs/${id}`, { signal });
   } catch (error) {
-    if (error instanceof ApiError && error.status === 404) return notFound(ctx, id);
+    if (error instanceof ApiError && error.status === 404) return notFound(ctx.root, "job", id, { href: "#/jobs", text: "← All jobs" });
     throw error;
   }
 

@@ -2,7 +2,7 @@
 // dataset that made each), downloads, alias moves and version deletes (write keys only), and the registry history.
 
 import { ApiError, deleteJson, getBlob, getJson, optionalJson, putJson } from "../api.js";
-import { append, confirmButton, facts, h, number, replace, saveBlob, section, shortId, table, when } from "../dom.js";
+import { append, confirmButton, facts, h, notFound, number, replace, saveBlob, section, shortId, table, when } from "../dom.js";
 
 function metricsText(metrics) {
   return Object.entries(metrics || {})
@@ -68,7 +68,7 @@ export async function renderModel(ctx, id) {
     model = await getJson(`/v1/models/${id}`, { signal: ctx.signal });
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
-      append(ctx.root, h("h1", { text: "Model not found" }), h("p", { id: "model-missing", class: "empty", text: `There is no model ${id} among this tenant's models.` }));
+      notFound(ctx.root, "model", id);
       return;
     }
     throw error;
