@@ -461,13 +461,17 @@ def test_another_tenant_sees_none_of_it(console_stack: dict, browser: Any, watch
     assert find(driver, "#jobs-table") is None
     assert "No jobs" in find(driver, "#jobs-list").text
     driver.get(f"{url}/console/#/jobs/{watched_training['job_id']}")
-    wait_until(lambda: find(driver, "#job-missing"), 20, "the not-found page")
+    missing = wait_until(lambda: find(driver, "#job-missing"), 20, "the not-found page")
+    assert missing.text == f"There is no job {watched_training['job_id']} among this tenant's jobs."
+    assert find(driver, '#job-missing + p a[href="#/jobs"]').text == "← All jobs"
     driver.get(f"{url}/console/#/models")
     wait_until(lambda: find(driver, "#models-table, .empty"), 20, "the models page")
     assert find(driver, "#models-table") is None
     model_id = watched_training["model_href"].rsplit("/", 1)[-1]
     driver.get(f"{url}/console/#/models/{model_id}")
-    wait_until(lambda: find(driver, "#model-missing"), 20, "the model's not-found page")
+    missing = wait_until(lambda: find(driver, "#model-missing"), 20, "the model's not-found page")
+    assert missing.text == f"There is no model {model_id} among this tenant's models."
+    assert driver.execute_script(TEXT_OF, "h1") == "Model not found"
     assert console_problems(driver) == []
 
 
