@@ -38,33 +38,38 @@ def _warm(ctx: Context) -> None:
             run_job(client, "predict", ctx.tiny_spec(), timeout=300)
 
 
-def client_rate(ctx: Context) -> tuple[float, CpuMeter, float]:
-    """Tiny predict jobs per second of ``sizes.clients`` threads, each one job at a time (submit, then
-    ``?wait=``); the CPU each process tree used, and how many jobs the worker took per claim on average."""
+def client_rate(
+    ctx: Context, job_type: str = "predict", spec: dict | None = None, total: int | None = None
+) -> tuple[float, CpuMeter, float]:
+    """Jobs per second of ``sizes.clients`` threads, each one job at a time (submit, then ``?wait=``): ``total``
+    (default ``sizes.throughput_jobs``) jobs of ``spec`` (default the tiny predict); the CPU each process tree
+    used, and how many jobs the worker took per claim on average."""
     sizes = ctx.sizes
     pids = ctx.stack.pids
+    spec = spec if spec is not None else ctx.tiny_spec()
+    total = total if total is not None else sizes.throughput_jobs
     opened: list[TensorQClient] = []
     since = utcnow()
     try:
         with CpuMeter({name: pids[name] for name in ("api", "worker", "redis")}) as meter:
-            rate = concurrent_rate(lambda: _caller(ctx, opened), sizes.clients, sizes.throughput_jobs)
+            rate = concurrent_rate(lambda: _caller(ctx, job_type, spec, opened), sizes.clients, total)
     finally:
         for client in opened:
             client.close()
     # A batch's jobs are claimed by one statement, with one started_at.
     query = select(func.count(), func.count(distinct(Job.started_at))).where(
-        Job.type == "predict", Job.created_at >= since, Job.started_at.is_not(None)
+        Job.type == job_type, Job.created_at >= since, Job.started_at.is_not(None)
     )
     with ctx.stack.db.engine.connect() as conn:
         jobs, claims = conn.execute(query).one()
     return rate, meter, jobs / claims if claims else float("nan")
 
 
-def _caller(ctx: Context, opened: list[TensorQClient]) -> Callable[[], object]:
-    """A new client (remembered in ``opened``) and a call that runs one tiny predict job with it."""
+def _caller(ctx: Context, job_type: str, spec: dict, opened: list[TensorQClient]) -> Callable[[], object]:
+    """A new client (remembered in ``opened``) and a call that runs one job of ``spec`` with it."""
     client = ctx.client()
     opened.append(client)
-    return lambda: run_job(client, "predict", ctx.tiny_spec())
+    return lambda: run_job(client, job_type, spec)
 
 
 def _latency(ctx: Context) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from bench import baselines
 from bench.batch import batch_throughput
 from bench.batching import batching, client_rate
 from bench.context import Context
+from bench.explain_batching import explain_batching
 from bench.grown import grown_database
 from bench.jobs import Run, median_parts, run_job
 from bench.measure import CpuMeter, concurrent_rate, percentile, samples
@@ -340,6 +341,8 @@ GROUPS: tuple[Group, ...] = (
         batching,
         ("throughput_batching_off", "throughput_on_vs_off", "latency_p50_on_vs_off", "latency_p99_on_vs_off"),
     ),
+    # Restarts the worker (micro-batching off) and back, like batching.
+    Group("explain_batching", explain_batching, ("explain_throughput_on_vs_off",)),
     # Last: the jobs it adds stay in the database.
     Group("grown", grown_database, tuple(f"grown_{s}_p50" for s in ("submit", "claim", "e2e", "metrics")), once=True),
 )

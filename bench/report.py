@@ -118,4 +118,10 @@ def breakdowns(result: dict[str, Any]) -> str:
         )
         lines.append(f"CPU ms per tiny job: {_num(cpu['cpu_ms_per_job_total'])} ({ours})")
         lines.append(f"CPU ms per raw Celery task: {_num(cpu['raw_cpu_ms_per_task_total'])} ({raw})")
+    explain = details.get("explain_throughput_on_vs_off", {})
+    if "jobs_per_claim_on" in explain:
+        lines.append(
+            f"tiny explain jobs per claim, {int(explain['clients'])} clients: micro-batching on "
+            f"{_num(explain['jobs_per_claim_on'])}, off {_num(explain['jobs_per_claim_off'])}"
+        )
     return "\n".join(lines)

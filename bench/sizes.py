@@ -33,6 +33,7 @@ class Sizes:
     grown_queued: int
     grown_samples: int
     batch_count: int  # 100-job batches in the batch figure
+    explain_batch_jobs: int  # tiny explain jobs each way (micro-batching on, off) in the explain_batching figure
 
     def as_dict(self) -> dict[str, int | float]:
         """The sizes as a plain dict (for the JSON and the header)."""
@@ -62,6 +63,7 @@ FULL = Sizes(
     grown_queued=50_000,
     grown_samples=100,
     batch_count=10,
+    explain_batch_jobs=400,
 )
 
 QUICK = Sizes(
@@ -87,6 +89,7 @@ QUICK = Sizes(
     grown_queued=2_000,
     grown_samples=15,
     batch_count=2,
+    explain_batch_jobs=120,
 )
 
 

@@ -89,6 +89,11 @@ SPECS: dict[str, FigureSpec] = {
         unit="ms",
         baseline_label="the same, micro-batching off",
     ),
+    "explain_throughput_on_vs_off": FigureSpec(
+        label="tiny explain jobs/s (integrated_gradients, one row, 64 steps), single-job clients, micro-batching on",
+        unit="jobs/s",
+        baseline_label="the same clients, micro-batching off",
+    ),
     "train_time": FigureSpec(
         label="train job, CNN, started_at -> finished_at",
         unit="s",

@@ -35,7 +35,7 @@ def test_quick_bench_runs_end_to_end_and_fills_every_figure(tmp_path: Path) -> N
     assert result["machine"]["packages"]["tensorflow"]
     names = {f["name"] for f in result["figures"]}
     assert {"e2e_latency_p50", "throughput", "train_time", "predict_time", "explain_time", "worker_rss"} <= names
-    assert {"submit_latency_p50", "submit_rps"} <= names
+    assert {"submit_latency_p50", "submit_rps", "explain_throughput_on_vs_off"} <= names
     for figure in result["figures"]:
         for key in ("value", "baseline", "ratio"):
             value = figure[key]
