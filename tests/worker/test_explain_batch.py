@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 
 from db.database import Database
-from db.jobs import NewJob
 from tensorq.settings import Settings
 from tests.conftest import make_settings
+from tests.worker.batching import ROWS, assert_claimed_in_one_batch, assert_same_as_alone, submit, trained
 from worker.explain_batch import key
 from worker.runner import JobRunner
 
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 # Each per-row method with settings small enough to be quick.
 METHODS: dict[str, dict[str, Any]] = {
     "integrated_gradients": {"steps": 16},
@@ -32,22 +31,11 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, f"sqlite:///{tmp_path / 'tensorq.sqlite3'}")
 
 
-def _submit(db: Database, job_type: str, spec: dict) -> str:
-    return db.jobs.submit(NewJob(db.keys.ensure_tenant("acme"), job_type, spec)).job.id
-
-
-def _trained(settings: Settings, db: Database, seed: int = 0) -> str:
-    spec = {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 1, "model_name": "m", "seed": seed}
-    job_id = _submit(db, "train", spec)
-    assert JobRunner(settings, db).run(job_id) == "succeeded", db.jobs.get_any(job_id).error
-    return "m"
-
-
 @pytest.mark.parametrize("method", list(METHODS))
 def test_a_batch_of_explain_jobs_gives_each_job_the_result_it_gets_alone(
     settings: Settings, db: Database, method: str
 ) -> None:
-    model = _trained(settings, db)
+    model = trained(settings, db, seed=0)
     options = {"method": method, **METHODS[method]}
     specs = [
         {"model": model, "inputs": ROWS, **options},
@@ -55,38 +43,27 @@ def test_a_batch_of_explain_jobs_gives_each_job_the_result_it_gets_alone(
         {"model": model, "inputs": [[1.0, 2.0]], **options},  # the wrong width: fails alone
         {"model": model, "inputs": ROWS[:2], **options},
     ]
-    batch = [_submit(db, "explain", spec) for spec in specs]
+    batch = [submit(db, "explain", spec) for spec in specs]
     assert JobRunner(settings, db).run(batch[0]) == "succeeded"
     jobs = [db.jobs.get_any(job_id) for job_id in batch]
     assert [j.status for j in jobs] == ["succeeded", "succeeded", "failed", "succeeded"]
     assert jobs[2].error["details"]["got_shape"] == [1, 2], jobs[2].error
     assert [JobRunner(settings, db).run(job_id) for job_id in batch[1:]] == ["skipped"] * 3
-    for job in jobs:
-        claims = [e for e in db.jobs.events(job.tenant_id, job.id) if e.to_status == "running"]
-        assert claims[0].data["batch_size"] == 4
-        assert any("in a batch of 4" in line.message for line in db.logs.page(job.tenant_id, job.id).lines)
-
-    alone = make_settings(Path(settings.artifact_dir).parent, settings.database_url, batch_max_jobs=1)
-    one_by_one = [_submit(db, "explain", spec) for spec in specs]
-    for job_id in one_by_one:
-        JobRunner(alone, db).run(job_id)
-    for batched, single in zip(jobs, [db.jobs.get_any(i) for i in one_by_one], strict=True):
-        assert batched.status == single.status
-        assert batched.result == single.result
-        assert (batched.error or {}).get("code") == (single.error or {}).get("code")
+    assert_claimed_in_one_batch(db, jobs)
+    assert_same_as_alone(settings, db, "explain", specs, jobs)
     assert len(jobs[0].result["attributions"]) == 3
     assert jobs[1].result["model_ref"] == f"{model}:1"
 
 
 def test_explain_jobs_of_other_settings_or_versions_run_apart(settings: Settings, db: Database) -> None:
-    model = _trained(settings, db)
-    _trained(settings, db, seed=1)  # version 2
-    first = _submit(db, "explain", {"model": f"{model}:1", "inputs": ROWS, "steps": 8})
-    same = _submit(db, "explain", {"model": f"{model}:1", "inputs": ROWS[:1], "steps": 8, "target": None})
+    model = trained(settings, db, seed=0)
+    trained(settings, db, seed=1)  # version 2
+    first = submit(db, "explain", {"model": f"{model}:1", "inputs": ROWS, "steps": 8})
+    same = submit(db, "explain", {"model": f"{model}:1", "inputs": ROWS[:1], "steps": 8, "target": None})
     apart = [
-        _submit(db, "explain", {"model": f"{model}:2", "inputs": ROWS, "steps": 8}),  # another version
-        _submit(db, "explain", {"model": f"{model}:1", "inputs": ROWS, "steps": 9}),  # other settings
-        _submit(db, "explain", {"model": f"{model}:1", "inputs": ROWS, "method": "smoothgrad", "samples": 4}),
+        submit(db, "explain", {"model": f"{model}:2", "inputs": ROWS, "steps": 8}),  # another version
+        submit(db, "explain", {"model": f"{model}:1", "inputs": ROWS, "steps": 9}),  # other settings
+        submit(db, "explain", {"model": f"{model}:1", "inputs": ROWS, "method": "smoothgrad", "samples": 4}),
     ]
     runner = JobRunner(settings, db)
     assert runner.run(first) == "succeeded"

@@ -81,14 +81,24 @@ export async function getBlob(path, options = {}) {
   return (await request("GET", path, options)).blob();
 }
 
-// The JSON of an optional endpoint, or null when this server does not have it (404 or 405).
-export async function optionalJson(path, options = {}) {
+// The JSON at `path`, or null when the API answers with one of `statuses`.
+async function jsonUnless(statuses, path, options) {
   try {
     return await getJson(path, options);
   } catch (error) {
-    if (error instanceof ApiError && (error.status === 404 || error.status === 405)) return null;
+    if (error instanceof ApiError && statuses.includes(error.status)) return null;
     throw error;
   }
+}
+
+// The JSON of an optional endpoint, or null when this server does not have it (404 or 405).
+export async function optionalJson(path, options = {}) {
+  return jsonUnless([404, 405], path, options);
+}
+
+// The JSON of one job, dataset or model, or null when the tenant has none by that id (404).
+export async function foundJson(path, options = {}) {
+  return jsonUnless([404], path, options);
 }
 
 export async function putJson(path, json, options = {}) {

@@ -1,7 +1,7 @@
 // The tenant's datasets, an upload form and delete buttons for write keys, and one dataset's page: the
 // column types inferred at upload and its first rows.
 
-import { ApiError, deleteJson, getJson, request } from "../api.js";
+import { deleteJson, foundJson, getJson, request } from "../api.js";
 import { append, bytes, confirmButton, facts, h, notFound, number, replace, section, shortId, table, when } from "../dom.js";
 
 function infoText(info) {
@@ -99,16 +99,8 @@ function previewTable(preview) {
 }
 
 export async function renderDataset(ctx, id) {
-  let dataset;
-  try {
-    dataset = await getJson(`/v1/datasets/${id}`, { signal: ctx.signal });
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404) {
-      notFound(ctx.root, "dataset", id);
-      return;
-    }
-    throw error;
-  }
+  const dataset = await foundJson(`/v1/datasets/${id}`, { signal: ctx.signal });
+  if (dataset === null) return notFound(ctx.root, "dataset", id);
   const noProfile = "Columns are profiled for CSV and Parquet tables uploaded by this version of TensorQ.";
   append(
     ctx.root,

@@ -1,7 +1,7 @@
 // One job: its state, a live progress bar and curves while it trains (driven by the ?wait= long-poll), the
 // timeline of its events, the result, its artifacts (heatmaps beside their inputs), its logs, cancel and resubmit.
 
-import { ApiError, deleteJson, getBlob, getJson, optionalJson, postJson, request } from "../api.js";
+import { ApiError, deleteJson, foundJson, getBlob, getJson, optionalJson, postJson, request } from "../api.js";
 import { curveChart, seriesFromHistory, seriesFromProgress } from "../charts.js";
 import {
   append,
@@ -229,13 +229,8 @@ function logLine(line) {
 
 export async function renderJob(ctx, id) {
   const { signal } = ctx;
-  let job;
-  try {
-    job = await getJson(`/v1/jobs/${id}`, { signal });
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404) return notFound(ctx.root, "job", id, { href: "#/jobs", text: "← All jobs" });
-    throw error;
-  }
+  let job = await foundJson(`/v1/jobs/${id}`, { signal });
+  if (job === null) return notFound(ctx.root, "job", id, { href: "#/jobs", text: "← All jobs" });
 
   const status = h("span", { id: "job-status" });
   const actions = h("div", { class: "actions", id: "job-actions" });

@@ -1,7 +1,7 @@
 // Registered models: the list, and one model's versions with their metrics, aliases and lineage (the job and the
 // dataset that made each), downloads, alias moves and version deletes (write keys only), and the registry history.
 
-import { ApiError, deleteJson, getBlob, getJson, optionalJson, putJson } from "../api.js";
+import { ApiError, deleteJson, foundJson, getBlob, getJson, optionalJson, putJson } from "../api.js";
 import { append, confirmButton, facts, h, notFound, number, replace, saveBlob, section, shortId, table, when } from "../dom.js";
 
 function metricsText(metrics) {
@@ -63,16 +63,8 @@ export async function renderModels(ctx) {
 }
 
 export async function renderModel(ctx, id) {
-  let model;
-  try {
-    model = await getJson(`/v1/models/${id}`, { signal: ctx.signal });
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404) {
-      notFound(ctx.root, "model", id);
-      return;
-    }
-    throw error;
-  }
+  let model = await foundJson(`/v1/models/${id}`, { signal: ctx.signal });
+  if (model === null) return notFound(ctx.root, "model", id);
   const download = (version) => async () => {
     try {
       const blob = await getBlob(`/v1/models/${model.id}/download`, { params: { version }, signal: ctx.signal });
