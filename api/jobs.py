@@ -97,20 +97,28 @@ def submit_job():
     if outcome.created:
         publish(job)
     if wait_s and not job.terminal:
-        job = _finished_within(who.tenant_id, job.id, wait_s)
+        job = _finished_within(who.tenant_id, job, wait_s)
     response = jsonify(public_job(job) if wait_s else present.job(job))
     response.status_code = 202
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return response
 
 
-def _finished_within(tenant_id: str, job_id: str, wait_s: float) -> JobRecord:
-    """The job once it has finished, or as it is after ``wait_s``; as it is now when no wait slot is free
-    (the job is accepted either way: a busy API never refuses it for the wait)."""
+def _finished_within(tenant_id: str, accepted: JobRecord, wait_s: float) -> JobRecord:
+    """The accepted job once it has finished, or as it is after ``wait_s``; as accepted when no wait slot is
+    free or the wait fails (a database blip): the answer to an accepted job is never an error, which a client
+    would retry as a second submission."""
     svc = services()
     with svc.wait_slots.hold_if_free(tenant_id) as waiting:
-        wait = wait_s if waiting else 0.0
-        return read_when_changed(svc.db.jobs, svc.changes, tenant_id, job_id, wait, until_finished=True)
+        if not waiting:
+            return accepted
+        try:
+            return read_when_changed(svc.db.jobs, svc.changes, tenant_id, accepted.id, wait_s, until_finished=True)
+        except Exception:  # noqa: BLE001 - the job is committed and published: answer with it as accepted
+            log.warning(
+                "job %s: waiting for its end failed; answering with the job as accepted", accepted.id, exc_info=True
+            )
+            return accepted
 
 
 def _wait_seconds() -> float:

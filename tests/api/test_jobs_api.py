@@ -9,6 +9,7 @@ import pytest
 
 from db.database import Database
 from db.jobs import ModelVersionDraft, NewJob
+from tensorq.errors import Unavailable
 from tests.conftest import RecordingPublisher
 
 TRAIN = {"type": "train", "spec": {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 2}}
@@ -224,6 +225,20 @@ def test_submit_with_wait_gives_the_job_as_it_is_when_the_wait_runs_out(client, 
     response = client.post("/v1/jobs?wait=0.3", json=TRAIN, headers=auth)
     assert response.status_code == 202
     assert response.get_json()["status"] == "queued"
+
+
+def test_submit_with_wait_answers_202_with_the_accepted_job_when_the_wait_fails(app, client, auth, monkeypatch) -> None:
+    store = app.extensions["tensorq"].db.jobs
+
+    def database_gone(*args: object, **kwargs: object) -> None:
+        raise Unavailable("database unavailable")
+
+    monkeypatch.setattr(store, "get", database_gone)  # the wait's reads fail; the submission's commit did not
+    response = client.post("/v1/jobs?wait=5", json=TRAIN, headers=auth)
+    monkeypatch.undo()
+    assert response.status_code == 202  # not a 503, which a client would retry as a second job
+    assert response.get_json()["status"] == "queued"
+    assert [j["id"] for j in client.get("/v1/jobs", headers=auth).get_json()["jobs"]] == [response.get_json()["id"]]
 
 
 def test_submit_with_a_bad_wait_is_refused_before_anything_is_queued(client, auth, publisher) -> None:
