@@ -69,8 +69,11 @@ def batchable(job_type: str, spec: dict[str, Any], max_rows: int) -> BatchKey | 
 
 
 def shares(job_type: str, version: ModelVersionRecord) -> bool:
-    """Whether jobs of ``job_type`` on ``version`` may share a pass (explain: ``explain_batch.shares``)."""
-    return explain_batch.shares(version) if job_type == "explain" else True
+    """Whether jobs of ``job_type`` on ``version`` may share a pass (explain: ``explain_batch.shares``; predict:
+    not a recommender's or a vae's, whose jobs would only run one after another under one worker's claim)."""
+    if job_type == "explain":
+        return explain_batch.shares(version)
+    return str(version.signature.get("task", "classify")) not in UNBATCHED_TASKS
 
 
 class Pass(Protocol):
@@ -116,12 +119,10 @@ class _PredictPass:
         ]
 
 
-def _pass(job_type: str, version: ModelVersionRecord, max_rows: int) -> Pass | None:
-    """The batched work for jobs of ``job_type`` on ``version``; None when each must run alone."""
+def _pass(job_type: str, version: ModelVersionRecord, max_rows: int) -> Pass:
+    """The batched work for jobs of ``job_type`` on ``version`` (one that ``shares`` allowed)."""
     if job_type == "explain":
         return explain_batch.ExplainPass(version)
-    if str(version.signature.get("task", "classify")) in UNBATCHED_TASKS:
-        return None
     return _PredictPass(version, max_rows)
 
 
@@ -232,8 +233,6 @@ class _Batch:
         version = self.claim.version
         assert version is not None
         work = _pass(self.claim.first.type, version, self.runner.settings.max_inline_rows)
-        if work is None:
-            return {}, list(self.claim.jobs)
         outcomes: dict[str, Outcome] = {}
         alone: list[JobRecord] = []
         ready: list[tuple[JobRecord, Any]] = []

@@ -35,8 +35,8 @@ def _check(job_type: str, spec: dict) -> BatchKey | None:
     return batchable(job_type, spec, max_rows=100)
 
 
-def _model(db: Database, tenant: str, name: str, kind: str = "tabular") -> str:
-    draft = ModelVersionDraft(name, f"/{name}.keras", "mlp", {}, {"task": "classify", "kind": kind})
+def _model(db: Database, tenant: str, name: str, kind: str = "tabular", task: str = "classify") -> str:
+    draft = ModelVersionDraft(name, f"/{name}.keras", "mlp", {}, {"task": task, "kind": kind})
     return db.models.register(tenant, draft).model_id
 
 
@@ -118,6 +118,17 @@ def test_explain_jobs_are_taken_with_those_of_the_same_version_and_settings_only
     alone = _claim(db, image[0])
     assert ([j.id for j in alone.jobs], alone.version) == ([image[0]], None)
     assert db.jobs.get_any(image[1]).status == "queued"
+
+
+def test_predicts_of_a_recommender_or_a_vae_claim_no_mates(db: Database) -> None:
+    """Their results are not one forward pass's outputs: each runs alone, the rest stay for other workers."""
+    acme = db.keys.ensure_tenant("acme")
+    for name, task in (("films", "recommend"), ("faces", "autoencode")):
+        _model(db, acme, name, task=task)
+        jobs = [_predict(db, acme, name) for _ in range(3)]
+        claim = _claim(db, jobs[0])
+        assert ([j.id for j in claim.jobs], claim.version) == ([jobs[0]], None)
+        assert [db.jobs.get_any(job_id).status for job_id in jobs[1:]] == ["queued", "queued"]
 
 
 def test_the_batch_stays_within_its_size_and_the_tenants_running_quota(db: Database) -> None:
