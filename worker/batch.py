@@ -126,22 +126,13 @@ def _pass(job_type: str, version: ModelVersionRecord, max_rows: int) -> Pass:
     return _PredictPass(version, max_rows)
 
 
-def _store(runner: JobRunner) -> BatchStore:
-    """The runner's batch store (built on first use)."""
-    store = getattr(runner, "_batch_store", None)
-    if store is None:
-        store = BatchStore(runner.db.jobs)
-        runner._batch_store = store  # type: ignore[attr-defined]  # noqa: SLF001
-    return store
-
-
 def run_batched(runner: JobRunner, job_id: str) -> str:
     """Claim the job with its batch-mates and run them; how ``job_id`` ended here ('skipped' when taken)."""
     if runner.ended_in_batch.take(job_id):
         log.debug("job %s: succeeded in a batch of this process; skipping its delivery", job_id)
         return "batched"
     settings = runner.settings
-    store = _store(runner)
+    store = runner.batch_store
     limit = functools.partial(settings.quota, name="quota_running_jobs")
     check = functools.partial(batchable, max_rows=settings.max_inline_rows)
     most = settings.batch_max_jobs

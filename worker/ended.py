@@ -30,7 +30,7 @@ class EndedHere:
 
     def take(self, job_id: str) -> bool:
         """Whether ``job_id`` succeeded here; forgets it (its one delivery has come)."""
-        return self._ids.pop(job_id, 0) is None
-
-    def __len__(self) -> int:
-        return len(self._ids)
+        if job_id not in self._ids:
+            return False
+        del self._ids[job_id]
+        return True

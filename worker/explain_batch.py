@@ -52,32 +52,35 @@ class ExplainPass:
 
     def __init__(self, version: ModelVersionRecord) -> None:
         self.version = version
+        # The baseline and background rows: the jobs share their settings, so one computation serves all.
+        self._reference: tuple[Any, Any] | None = None
 
-    def prepare(self, model: Any, job: JobRecord) -> tuple[ExplainSpec, np.ndarray, Any, Any] | None:
-        """The job's spec, coerced rows, baseline and background (checked as the handler checks them); None for
-        a model that takes text (it runs alone)."""
+    def prepare(self, model: Any, job: JobRecord) -> tuple[ExplainSpec, np.ndarray] | None:
+        """The job's spec and coerced rows, checked as the handler checks them (the version is a classifier:
+        ``shares`` allowed it); None for a model that takes text (it runs alone)."""
         from ml.encoding import encoder_of
         from ml.inference import coerce_inputs, takes_strings
-        from worker.handlers import reference_rows, refuse_unexplainable
+        from worker.handlers import reference_rows
 
         spec = parse(ExplainSpec, job.spec, where="spec")
-        refuse_unexplainable(self.version)
         if takes_strings(model) and encoder_of(model) is None:
             return None
         x = coerce_inputs(model, spec.inputs)
-        baseline, background = reference_rows(model, spec)
-        return spec, x, baseline, background
+        if self._reference is None:
+            self._reference = reference_rows(model, spec)
+        return spec, x
 
-    def results(self, model: Any, ready: list[tuple[ExplainSpec, np.ndarray, Any, Any]]) -> list[dict[str, Any]]:
-        """One explanation call (the jobs share their settings: the first's baseline and background serve all);
-        each job's result from its own rows."""
+    def results(self, model: Any, ready: list[tuple[ExplainSpec, np.ndarray]]) -> list[dict[str, Any]]:
+        """One explanation call with the shared settings and reference rows; each job's result from its own rows."""
         from ml.explain import rows_of
         from worker.handlers import attribute, explain_result
 
-        spec, _, baseline, background = ready[0]
-        explanation = attribute(model, np.concatenate([x for _, x, _, _ in ready]), spec, baseline, background)
-        ends = np.cumsum([0, *(len(x) for _, x, _, _ in ready)])
+        assert self._reference is not None  # set by the first prepared job
+        baseline, background = self._reference
+        spec = ready[0][0]
+        explanation = attribute(model, np.concatenate([x for _, x in ready]), spec, baseline, background)
+        ends = np.cumsum([0, *(len(x) for _, x in ready)])
         return [
             explain_result(self.version, own, rows_of(explanation, int(start), int(stop)))
-            for (own, _, _, _), start, stop in zip(ready, ends[:-1], ends[1:], strict=True)
+            for (own, _), start, stop in zip(ready, ends[:-1], ends[1:], strict=True)
         ]

@@ -9,6 +9,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 
+from db.batch_claim import BatchStore
 from db.database import Database
 from db.jobs import Deferred
 from db.records import JobRecord
@@ -61,7 +62,9 @@ class JobRunner:
         self.publisher = publisher
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.memory_headroom_mb = settings.job_memory_mb if ceiling_applies(settings.gpu) else 0
-        # Batch-mates that succeeded here: their own deliveries end without a claim (worker/ended.py).
+        # Micro-batch claims and finishes, and the batch-mates that succeeded here: their own deliveries end
+        # without a claim (worker/batch.py, worker/ended.py).
+        self.batch_store = BatchStore(self.db.jobs)
         self.ended_in_batch = EndedHere()
 
     def run(self, job_id: str) -> str:
