@@ -16,22 +16,22 @@ its own lease expiry, renewed per job); that lets the finish address the batch i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from db.followups import follow_up
-from db.joblogs import MAX_MESSAGE_CHARS, LogLine
-from db.jobs import RUNNING_OF_TENANT, Deferred, JobStore
-from db.jobstats import count_finished_many
-from db.models import Job, JobEvent, JobLog, Tenant, utcnow
-from db.records import TERMINAL, JobRecord, ModelVersionRecord
+from db.changes import JobChanges
+from db.joblogs import LogLine, log_row
+from db.jobs import RUNNING_OF_TENANT, Deferred
+from db.models import Job, JobLog, Tenant, utcnow
+from db.records import JobRecord, ModelVersionRecord
 from db.registry import parse_model_ref, resolve_on
 from db.session import write_scope
-from db.transitions import job_record, status_is
+from db.transitions import Ending, end_running, leased, status_is, transition_many
 from tensorq.errors import TensorQError
 
 
@@ -73,22 +73,21 @@ class BatchClaim:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """How one job of a batch ended in the worker: ``succeeded`` with its result, ``failed`` with its error, or
-    ``cancelled`` (it stopped before the forward pass)."""
+class Outcome(Ending):
+    """How one job of a batch ended in the worker (an ``Ending``: ``succeeded`` with its result, ``failed`` with
+    its error, or ``cancelled``), with the job's own log lines of the attempt."""
 
-    status: str
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
     log: list[LogLine] = field(default_factory=list)
 
 
 class BatchStore:
-    """Claims and finishes of micro-batches, on a ``JobStore``'s database and change signal."""
+    """Claims and finishes of micro-batches: the state machine's moves (``db.transitions``) over several jobs,
+    signalled through the job store's ``changes``."""
 
-    def __init__(self, jobs: JobStore) -> None:
-        self._jobs = jobs
-        self._factory = jobs._factory  # noqa: SLF001 - the same database as the store's transitions
+    def __init__(self, factory: sessionmaker[Session], *, lease_s: float, changes: JobChanges) -> None:
+        self._factory = factory
+        self.lease_s = lease_s
+        self.changes = changes
 
     def claim(
         self,
@@ -133,14 +132,11 @@ class BatchStore:
                     version = None
                 if version is not None and room > 1:
                     ids += self._mates(conn, first, version, key.settings, room - 1, batchable, resolved)
-            rows = self._take(conn, ids, token, worker, now)
-        for row in rows:
-            self._jobs._changed(row.id, status="running")  # noqa: SLF001 - the store's change signal, one per job
-        if not rows:
+            jobs = self._take(conn, ids, token, worker, now)
+        self.changes.note_all((job.id for job in jobs), "running")
+        if not jobs:
             return None
-        order = {i: n for n, i in enumerate(ids)}
         # When the first job went to another worker between the read and the update, its mates still run here.
-        jobs = sorted((job_record(r) for r in rows), key=lambda j: order[j.id])
         return BatchClaim(jobs, token, version, key.settings if key is not None and version is not None else "")
 
     def claim_more(
@@ -170,11 +166,9 @@ class BatchStore:
             seed = _Seed(first.id, first.tenant_id, first.type)
             taken = {j.id for j in claim.jobs}
             ids = self._mates(conn, seed, claim.version, claim.settings, room, batchable, {}, exclude=taken)
-            rows = self._take(conn, ids, claim.lease_token, worker, now) if ids else []
-        for r in rows:
-            self._jobs._changed(r.id, status="running")  # noqa: SLF001
-        jobs = [*claim.jobs, *(job_record(r) for r in rows)]
-        return BatchClaim(jobs, claim.lease_token, claim.version, claim.settings)
+            more = self._take(conn, ids, claim.lease_token, worker, now)
+        self.changes.note_all((job.id for job in more), "running")
+        return BatchClaim([*claim.jobs, *more], claim.lease_token, claim.version, claim.settings)
 
     def _mates(
         self,
@@ -217,110 +211,33 @@ class BatchStore:
                     break
         return chosen
 
-    def _take(self, conn: Connection, ids: list[str], token: str, worker: str, now: datetime) -> Sequence[Row[Any]]:
-        """``queued -> running`` for those of ``ids`` still queued and not cancelled, in one UPDATE; their events."""
-        rows = conn.execute(
-            update(Job)
-            .where(Job.id.in_(ids), status_is("queued"), Job.cancel_requested.is_(False))
-            .values(
-                status="running",
-                revision=Job.revision + 1,
-                updated_at=now,
-                lease_token=token,
-                lease_expires_at=now + timedelta(seconds=self._jobs.lease_s),
-                attempts=Job.attempts + 1,
-                started_at=now,
-                worker=worker,
-            )
-            .execution_options(synchronize_session=False)
-            .returning(*Job.__table__.c)
-        ).all()
-        if rows:
-            data = {"worker": worker, "batch_size": len(rows)} if len(rows) > 1 else {"worker": worker}
-            events = [
-                {"job_id": r.id, "kind": "state", "from_status": "queued", "to_status": "running", "data": data}
-                for r in rows
-            ]
-            conn.execute(insert(JobEvent), [{**e, "created_at": now} for e in events])
-        return rows
+    def _take(self, conn: Connection, ids: list[str], token: str, worker: str, now: datetime) -> list[JobRecord]:
+        """``queued -> running`` for those of ``ids`` still queued and not cancelled, in one UPDATE, each with its
+        event (``{"worker", "batch_size"}``); the jobs taken, in the order of ``ids``."""
+        return transition_many(
+            conn,
+            ids,
+            "queued",
+            "running",
+            leased(token, worker, self.lease_s, now),
+            extra_where=(Job.cancel_requested.is_(False),),
+            event_data=lambda _job, moved: {"worker": worker, "batch_size": moved} if moved > 1 else {"worker": worker},
+        )
 
     def finish(self, token: str, outcomes: dict[str, Outcome]) -> dict[str, str]:
         """Record every outcome of a batch in one transaction, each conditional on the job still running under
-        ``token``; a job whose cancel was asked meanwhile ends ``cancelled`` instead. Each job's log lines are
-        written in the same transaction. Returns each job's end as written (``lease_lost`` when nothing was)."""
+        ``token`` (``db.transitions.end_running``); a job whose cancel was asked meanwhile ends ``cancelled``
+        instead. Each job's log lines are written in the same transaction. Returns each job's end as written
+        (``lease_lost`` when nothing was)."""
         if not outcomes:
             return {}
-        now = utcnow()
-        ended: dict[str, str] = dict.fromkeys(outcomes, "lease_lost")
-        done = {"finished_at": now, "lease_token": None, "lease_expires_at": None, "updated_at": now}
-        owned = [Job.lease_token == token, status_is("running")]
-        events: list[dict[str, Any]] = []
-        finished: list[tuple[str, str, datetime | None, datetime | None]] = []
         with write_scope(self._factory) as conn:
-            stopped = [job_id for job_id, outcome in outcomes.items() if outcome.status == "cancelled"]
-            asked: ColumnElement[bool] = Job.cancel_requested.is_(True)
-            if stopped:
-                asked = or_(asked, Job.id.in_(stopped))
-            cancelled = conn.execute(
-                update(Job)
-                .where(Job.id.in_(list(outcomes)), *owned, asked)
-                .values(status="cancelled", revision=Job.revision + 1, **done)
-                .execution_options(synchronize_session=False)
-                .returning(*Job.__table__.c)
-            ).all()
-            for row in cancelled:
-                ended[row.id] = "cancelled"
-                events.append(_event(row.id, "cancelled", follow_up(conn, job_record(row)) or None))
-                finished.append((row.type, "cancelled", row.started_at, now))
-            statement = (
-                update(Job)
-                .where(Job.id == bindparam("job_id"), *owned)
-                .values(
-                    status=bindparam("to_status"),
-                    result=bindparam("result_value"),
-                    error=bindparam("error_value"),
-                    revision=Job.revision + 1,
-                    **done,
-                )
-                .execution_options(synchronize_session=False)
-                .returning(*Job.__table__.c)
-            )
-            for job_id, outcome in outcomes.items():
-                if ended[job_id] == "cancelled" or outcome.status == "cancelled":
-                    continue
-                won = conn.execute(
-                    statement,
-                    {
-                        "job_id": job_id,
-                        "to_status": outcome.status,
-                        "result_value": outcome.result,
-                        "error_value": outcome.error,
-                    },
-                ).one_or_none()
-                if won is None:
-                    continue
-                ended[job_id] = outcome.status
-                code = (outcome.error or {}).get("code") if outcome.status == "failed" else None
-                data = {"code": code} if code else {}
-                # The job's webhook notification and automatic retry, in this transaction (db.followups).
-                data.update(follow_up(conn, job_record(won)))
-                events.append(_event(job_id, outcome.status, data or None))
-                finished.append((won.type, outcome.status, won.started_at, now))
-            if events:
-                conn.execute(insert(JobEvent), [{**e, "created_at": now} for e in events])
-                count_finished_many(conn, finished)
-            logs = [
-                _log_row(job_id, line)
-                for job_id, outcome in outcomes.items()
-                if ended[job_id] in TERMINAL
-                for line in outcome.log
-            ]
+            ended = end_running(conn, token, outcomes, cancel_asked=True)
+            logs = [log_row(job_id, line) for job_id in ended for line in outcomes[job_id].log]
             if logs:
                 conn.execute(insert(JobLog), logs)
-        for job_id, status in ended.items():
-            if status in TERMINAL:
-                self._jobs._changed(job_id)  # noqa: SLF001
-        return ended
+        self.changes.note_all(ended)
+        return {job_id: ended[job_id].status if job_id in ended else "lease_lost" for job_id in outcomes}
 
 
 @dataclass(frozen=True)
@@ -328,21 +245,6 @@ class _Seed:
     id: str
     tenant_id: str
     type: str
-
-
-def _event(job_id: str, target: str, data: dict[str, Any] | None) -> dict[str, Any]:
-    return {"job_id": job_id, "kind": "state", "from_status": "running", "to_status": target, "data": data}
-
-
-def _log_row(job_id: str, line: LogLine) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "attempt": line.attempt,
-        "level": line.level[:10],
-        "logger": line.logger[:100],
-        "message": line.message[:MAX_MESSAGE_CHARS],
-        "created_at": line.created_at,
-    }
 
 
 def _resolve(

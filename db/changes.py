@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "tensorq:job:"
 QUIET_AFTER_FAILURE_S = 1.0
+# What hears of a committed change: the job's id and the status it moved to (None when not said).
+OnChange = Callable[[str, str | None], None]
 
 
 def redis_url_of(broker_url: str) -> str | None:
@@ -50,6 +52,26 @@ class ChangeSignal:
         except redis.RedisError:
             self._quiet_until = now + QUIET_AFTER_FAILURE_S
             log.debug("change signal for job %s not sent", job_id, exc_info=True)
+
+
+class JobChanges:
+    """The stores' one way to say that a committed write changed jobs: calls the signal (``ChangeSignal``, or
+    any ``OnChange``) once per job; without one it does nothing."""
+
+    def __init__(self, signal: OnChange | None = None) -> None:
+        self.signal = signal
+
+    def note(self, job_id: str, status: str | None = None, *, changed: bool = True) -> bool:
+        """Signal that ``job_id`` changed (to ``status`` when the caller knows it for sure) when ``changed``;
+        passes ``changed`` through."""
+        if changed and self.signal is not None:
+            self.signal(job_id, status)
+        return changed
+
+    def note_all(self, job_ids: Iterable[str], status: str | None = None) -> None:
+        """Signal each of ``job_ids``, committed together."""
+        for job_id in job_ids:
+            self.note(job_id, status)
 
 
 # Statuses a signal may name after which the job still has to end: a reader waiting for the end skips them.

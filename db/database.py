@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from db.changes import ChangeSignal, redis_url_of
+from db.batch_claim import BatchStore
+from db.changes import ChangeSignal, JobChanges, redis_url_of
 from db.joblogs import JobLogStore
 from db.jobs import JobStore
 from db.jobstats import JobStats
@@ -23,8 +24,9 @@ class Database:
         self.engine = make_engine(settings.database_url)
         self.factory = make_session_factory(self.engine)
         redis_url = redis_url_of(settings.broker_url)
-        signal = ChangeSignal(redis_url) if redis_url else None
-        self.jobs = JobStore(self.factory, lease_s=settings.lease_s, on_change=signal)
+        self.changes = JobChanges(ChangeSignal(redis_url) if redis_url else None)
+        self.jobs = JobStore(self.factory, lease_s=settings.lease_s, on_change=self.changes)
+        self.batches = BatchStore(self.factory, lease_s=settings.lease_s, changes=self.changes)
         self.stats = JobStats(self.factory)
         self.models = ModelRegistry(self.factory)
         self.datasets = DatasetCatalog(self.factory)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,6 +48,18 @@ class LogPage:
     finished: bool
 
 
+def log_row(job_id: str, line: LogLine) -> dict[str, Any]:
+    """The ``job_logs`` row of one of the job's lines, cut to the columns' sizes."""
+    return {
+        "job_id": job_id,
+        "attempt": line.attempt,
+        "level": line.level[:10],
+        "logger": line.logger[:100],
+        "message": line.message[:MAX_MESSAGE_CHARS],
+        "created_at": line.created_at,
+    }
+
+
 class JobLogStore:
     """Appends a job's lines in batches, keeping at most ``max_lines`` of the latest per job."""
 
@@ -58,17 +71,7 @@ class JobLogStore:
         """Store ``lines`` for the job, then drop its oldest lines beyond ``max_lines``."""
         if not lines:
             return
-        rows = [
-            {
-                "job_id": job_id,
-                "attempt": line.attempt,
-                "level": line.level[:10],
-                "logger": line.logger[:100],
-                "message": line.message[:MAX_MESSAGE_CHARS],
-                "created_at": line.created_at,
-            }
-            for line in lines[-self.max_lines :]
-        ]
+        rows = [log_row(job_id, line) for line in lines[-self.max_lines :]]
         with write_scope(self._factory) as conn:
             conn.execute(insert(JobLog), rows)
             oldest_kept = conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import functools
 import hashlib
 import json
 import uuid
@@ -17,7 +18,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.followups import follow_up
+from db.changes import JobChanges, OnChange
 from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
 from db.newjob import NewJob, new_row
 from db.records import (
@@ -32,7 +33,7 @@ from db.records import (
 from db.recovery import Recovery, requeue_expired
 from db.registry import insert_version, version_record
 from db.session import lock_tenant, read_scope, rowcount, session_scope, write_scope
-from db.transitions import job_record, status_is, transition
+from db.transitions import RELEASED, Ending, end_running, job_record, leased, status_is, transition
 from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, QuotaExceeded
 
 # The hottest read (every GET and every long-poll wake), built once: a Core select, no ORM session.
@@ -95,7 +96,6 @@ class Swept(NamedTuple):
     kept_paths: list[str]
 
 
-_RELEASED: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
 # A training job's model registration may collide with a concurrent one (name or version number): tries.
 REGISTER_TRIES = 3
 
@@ -127,18 +127,12 @@ class JobStore:
         self,
         factory: sessionmaker[Session],
         lease_s: float = 60.0,
-        on_change: Callable[[str, str | None], None] | None = None,
+        on_change: OnChange | JobChanges | None = None,
     ) -> None:
         self._factory = factory
         self.lease_s = lease_s
-        self._on_change = on_change
-
-    def _changed(self, job_id: str, changed: bool = True, status: str | None = None) -> bool:
-        """Tell waiting readers that a committed write changed the job (to ``status`` when the caller knows it
-        for sure); passes ``changed`` through."""
-        if changed and self._on_change is not None:
-            self._on_change(job_id, status)
-        return changed
+        # Tells waiting readers of each committed change (shared with the micro-batch store).
+        self.changes = on_change if isinstance(on_change, JobChanges) else JobChanges(on_change)
 
     # -- helpers -----------------------------------------------------------------
     def _row(self, session: Session, job_id: str, tenant_id: str | None = None) -> Job:
@@ -394,21 +388,14 @@ class JobStore:
                 job_id,
                 "queued",
                 "running",
-                {
-                    "lease_token": token,
-                    "lease_expires_at": now + timedelta(seconds=self.lease_s),
-                    "attempts": Job.attempts + 1,
-                    "started_at": now,
-                    "worker": worker,
-                },
+                leased(token, worker, self.lease_s, now),
                 extra_where=(Job.cancel_requested.is_(False),),
                 event_data={"worker": worker},
             )
         if job is None:
             return None
-        claim = Claim(job, token)
-        self._changed(job_id, status="running")
-        return claim
+        self.changes.note(job_id, "running")
+        return Claim(job, token)
 
     def count_queued_of_types(self, job_types: Collection[str], at_most: int = UNBOUNDED) -> int:
         """How many jobs of any of ``job_types`` wait, across tenants (counting stops at ``at_most``)."""
@@ -443,7 +430,7 @@ class JobStore:
             if conn.execute(stmt).rowcount != 1:
                 return False
             conn.execute(insert(JobEvent), {"job_id": job_id, "kind": "progress", "data": progress, "created_at": now})
-        return self._changed(job_id)
+        return self.changes.note(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
         """Whether a cancel was asked for this job (or it is no longer running)."""
@@ -458,49 +445,36 @@ class JobStore:
         while True:
             try:
                 with session_scope(self._factory) as session:
-                    won = self._succeed(session, job_id, token, result, model)
-                return self._changed(job_id, won)
+                    register = None if model is None else functools.partial(_register, session, model)
+                    ending = {job_id: Ending("succeeded", result)}
+                    won = job_id in end_running(session.connection(), token, ending, complete=register)
+                return self.changes.note(job_id, changed=won)
             except IntegrityError:
                 # A concurrent registration took the model name or version number first: try again.
                 if attempt == tries:
                     raise
                 attempt += 1
 
-    @staticmethod
-    def _succeed(
-        session: Session, job_id: str, token: str, result: dict[str, Any], model: ModelVersionDraft | None
-    ) -> bool:
-        """The ``running -> succeeded`` update, then the model version it trained and its number in the result."""
-        done = {**_RELEASED, "finished_at": utcnow(), "result": result}
-        conn = session.connection()
-        job = transition(conn, job_id, "running", "succeeded", done, token=token, follow=False)
-        if job is None:
-            return False
-        if model is not None:
-            version = insert_version(session, job.tenant_id, job_id, model)
-            full = {**result, "model_id": version.model_id, "version": version.version}
-            session.execute(update(Job).where(Job.id == job_id).values(result=full))
-            job = replace(job, result=full)
-        follow_up(conn, job)  # the notification carries the registered version
-        return True
-
     def fail(self, job_id: str, token: str, error: dict[str, Any]) -> bool:
         """``running -> failed`` under the lease, with ``{"code", "message"}``."""
-        done = {**_RELEASED, "error": error, "finished_at": utcnow()}
-        return self._leave_running(job_id, token, "failed", done, {"code": error.get("code")})
+        with write_scope(self._factory) as conn:
+            won = job_id in end_running(conn, token, {job_id: Ending("failed", error=error)})
+        return self.changes.note(job_id, changed=won)
 
     def mark_cancelled(self, job_id: str, token: str) -> bool:
         """``running -> cancelled`` once the worker has stopped at a boundary."""
-        return self._leave_running(job_id, token, "cancelled", {**_RELEASED, "finished_at": utcnow()})
+        with write_scope(self._factory) as conn:
+            won = job_id in end_running(conn, token, {job_id: Ending("cancelled")})
+        return self.changes.note(job_id, changed=won)
 
     def retry_later(self, job_id: str, token: str, reason: str) -> bool:
         """Put a running job back in the queue after an infrastructure fault; the attempt stays counted."""
-        values = {**_RELEASED, "published_at": None}
+        values = {**RELEASED, "published_at": None}
         return self._leave_running(job_id, token, "queued", values, {"reason": reason})
 
     def release(self, job_id: str, token: str, reason: str) -> bool:
         """Hand a running job back to the queue without counting the attempt (graceful shutdown)."""
-        values = {**_RELEASED, "attempts": Job.attempts - 1, "published_at": None}
+        values = {**RELEASED, "attempts": Job.attempts - 1, "published_at": None}
         return self._leave_running(job_id, token, "queued", values, {"reason": reason})
 
     def _leave_running(
@@ -509,7 +483,7 @@ class JobStore:
         """``running -> target`` under the lease token in its own transaction; whether it won."""
         with write_scope(self._factory) as conn:
             job = transition(conn, job_id, "running", target, values, token=token, event_data=note)
-        return self._changed(job_id, job is not None)
+        return self.changes.note(job_id, changed=job is not None)
 
     # -- client side -----------------------------------------------------------------
     def cancel(self, tenant_id: str, job_id: str) -> JobRecord:
@@ -523,7 +497,7 @@ class JobStore:
             session.flush()
             session.refresh(row)
             record = job_record(row)
-        self._changed(job_id)
+        self.changes.note(job_id)
         return record
 
     @staticmethod
@@ -581,7 +555,7 @@ class JobStore:
     # -- recovery -----------------------------------------------------------------------
     def requeue_expired(self) -> Recovery:
         """Settle running jobs whose lease expired (``db.recovery.requeue_expired``)."""
-        return requeue_expired(self._factory, self._on_change)
+        return requeue_expired(self._factory, self.changes)
 
     def unpublished(self, older_than_s: float, limit: int = 500, settle_s: float = 2.0) -> builtins.list[JobRecord]:
         """Queued jobs never published (for ``settle_s``), or published longer ago than ``older_than_s``."""
@@ -610,3 +584,12 @@ class JobStore:
                 .where(ModelVersion.training_job_id == job_id)
             ).all()
             return [version_record(v, m) for v, m in rows]
+
+
+def _register(session: Session, model: ModelVersionDraft, job: JobRecord) -> JobRecord:
+    """Insert the model version a training job made, in the transaction of its success; the job with the
+    version's id and number in its result (its notification carries them)."""
+    version = insert_version(session, job.tenant_id, job.id, model)
+    full = {**(job.result or {}), "model_id": version.model_id, "version": version.version}
+    session.execute(update(Job).where(Job.id == job.id).values(result=full))
+    return replace(job, result=full)

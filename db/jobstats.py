@@ -46,24 +46,11 @@ def duration_bucket(started_at: datetime | None, finished_at: datetime | None) -
     return bisect_left(DURATION_BOUNDS, seconds), seconds
 
 
-def count_finished(
-    conn: Connection, job_type: str, status: str, started_at: datetime | None, finished_at: datetime | None
-) -> None:
-    """Add one finished job to the totals (inside the transaction that finished it)."""
-    bucket, seconds = duration_bucket(started_at, finished_at)
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(JobTotal).values(type=job_type, status=status, bucket=bucket, jobs=1, seconds=seconds)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["type", "status", "bucket"],
-        set_={"jobs": JobTotal.jobs + 1, "seconds": JobTotal.seconds + stmt.excluded.seconds},
-    )
-    conn.execute(stmt)
-
-
 def count_finished_many(
     conn: Connection, finished: Iterable[tuple[str, str, datetime | None, datetime | None]]
 ) -> None:
-    """Add several finished jobs, each ``(type, status, started_at, finished_at)``, to the totals in one upsert."""
+    """Add finished jobs, each ``(type, status, started_at, finished_at)``, to the totals in one upsert (inside the
+    transaction that finished them)."""
     totals: dict[tuple[str, str, int], list[float]] = {}
     for job_type, status, started_at, finished_at in finished:
         bucket, seconds = duration_bucket(started_at, finished_at)
@@ -72,7 +59,11 @@ def count_finished_many(
         entry[1] += seconds
     if not totals:
         return
-    rows = [{"type": t, "status": s, "bucket": b, "jobs": n, "seconds": sec} for (t, s, b), (n, sec) in totals.items()]
+    # In key order: concurrent transactions take the rows' locks in the same order.
+    rows = [
+        {"type": t, "status": s, "bucket": b, "jobs": n, "seconds": sec}
+        for (t, s, b), (n, sec) in sorted(totals.items())
+    ]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(JobTotal).values(rows)
     stmt = stmt.on_conflict_do_update(

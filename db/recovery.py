@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,10 +9,11 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.changes import JobChanges
 from db.models import Job, utcnow
 from db.records import aware
 from db.session import read_scope, write_scope
-from db.transitions import transition
+from db.transitions import RELEASED, transition
 
 
 @dataclass
@@ -58,8 +58,7 @@ _EXPIRED = select(
 
 def settle(row: Row[*tuple[Any, ...]], now: datetime) -> Settlement:
     """Where an expired lease leads: cancelled, failed (timeout or worker_lost) or back to queued."""
-    released: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
-    done = {**released, "finished_at": now}
+    done = {**RELEASED, "finished_at": now}
     started = aware(row.started_at)
     if row.cancel_requested:
         return Settlement("cancelled", done, {"reason": "lease_expired"})
@@ -69,15 +68,13 @@ def settle(row: Row[*tuple[Any, ...]], now: datetime) -> Settlement:
     if row.attempts >= row.max_attempts:
         error = {"code": "worker_lost", "message": f"worker lost {row.attempts} times; giving up"}
         return Settlement("failed", {**done, "error": error}, {"code": "worker_lost"})
-    return Settlement("queued", {**released, "published_at": None}, {"reason": "lease_expired"})
+    return Settlement("queued", {**RELEASED, "published_at": None}, {"reason": "lease_expired"})
 
 
-def requeue_expired(
-    factory: sessionmaker[Session], on_change: Callable[[str, str | None], None] | None = None
-) -> Recovery:
+def requeue_expired(factory: sessionmaker[Session], changes: JobChanges | None = None) -> Recovery:
     """Deal with running jobs whose lease expired: each is cancelled when a cancel was asked,
     failed with ``timeout`` past its ``timeout_s``, failed with ``worker_lost`` at ``max_attempts``,
-    and re-queued otherwise. ``on_change`` hears of each settled job after its commit."""
+    and re-queued otherwise. ``changes`` hears of each settled job after its commit."""
     now = utcnow()
     recovery = Recovery()
     with read_scope(factory) as conn:
@@ -99,7 +96,6 @@ def requeue_expired(
             )
         if won is not None:
             buckets[settlement.target].append(row.id)
-    if on_change is not None:
-        for job_id in recovery.settled():
-            on_change(job_id, None)
+    if changes is not None:
+        changes.note_all(recovery.settled())
     return recovery

@@ -1,13 +1,23 @@
-"""The state machine's one write: a conditional UPDATE from one status to the next, with its event."""
+"""The state machine's one write: conditional UPDATEs from one status to the next, with their events.
+
+``transition`` moves one job, ``transition_many`` several in one statement (or one statement each, when each
+job writes values of its own); both record what every move sets off in the same transaction, in one place
+(``_record``): the state event, and for a final state the finished-job totals and the follow-ups
+(``db.followups``: the webhook outbox row, the retry decision and the retry job). ``end_running`` is how a
+worker's outcome is written, for one job as for a micro-batch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, insert, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, or_, update
 
 from db.followups import follow_up
-from db.jobstats import count_finished
+from db.jobstats import count_finished_many
 from db.models import Job, JobEvent, utcnow
 from db.records import TERMINAL, JobRecord, aware
 
@@ -20,6 +30,10 @@ LEGAL_TRANSITIONS = {
     ("running", "cancelled"),
     ("running", "queued"),
 }
+# A job's event data: the same for every job moved, or made from each job and how many moved together.
+EventData = dict[str, Any] | Callable[[JobRecord, int], dict[str, Any] | None] | None
+# The columns that give a job's lease up.
+RELEASED: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
 
 
 def status_is(status: str) -> ColumnElement[bool]:
@@ -59,6 +73,17 @@ def job_record(row: Any) -> JobRecord:
     )
 
 
+def leased(token: str, worker: str, lease_s: float, now: datetime) -> dict[str, Any]:
+    """The columns a claim writes (``queued -> running``): the lease, its expiry, one more attempt, the worker."""
+    return {
+        "lease_token": token,
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "attempts": Job.attempts + 1,
+        "started_at": now,
+        "worker": worker,
+    }
+
+
 def transition(
     conn: Connection,
     job_id: str,
@@ -68,37 +93,183 @@ def transition(
     *,
     token: str | None = None,
     extra_where: tuple[ColumnElement[bool], ...] = (),
-    event_data: dict[str, Any] | None = None,
-    follow: bool = True,
+    event_data: EventData = None,
+    complete: Callable[[JobRecord], JobRecord] | None = None,
 ) -> JobRecord | None:
     """One conditional UPDATE from ``expected`` to ``target``, its event logged in the same transaction.
 
     Returns the job as the update left it, or None when it lost (another writer moved the job first, or
-    ``token`` is no longer the job's lease). A job reaching a final state is added to the totals and, unless
-    ``follow`` is False (the caller then calls ``db.followups.follow_up`` once the row is complete), gets its
-    follow-ups (webhook notification, automatic retry) in the same transaction.
+    ``token`` is no longer the job's lease). ``complete`` may finish the row in the same transaction before
+    its follow-ups are written (a training job's model version); see ``transition_many``.
+    """
+    moved = transition_many(
+        conn,
+        [job_id],
+        expected,
+        target,
+        values,
+        token=token,
+        extra_where=extra_where,
+        event_data=event_data,
+        complete=complete,
+    )
+    return moved[0] if moved else None
+
+
+def transition_many(
+    conn: Connection,
+    job_ids: Sequence[str],
+    expected: str,
+    target: str,
+    values: dict[str, Any],
+    *,
+    each: Mapping[str, dict[str, Any]] | None = None,
+    token: str | None = None,
+    extra_where: tuple[ColumnElement[bool], ...] = (),
+    event_data: EventData = None,
+    complete: Callable[[JobRecord], JobRecord] | None = None,
+) -> list[JobRecord]:
+    """Move those of ``job_ids`` still in ``expected`` (and under ``token``, and matching ``extra_where``) to
+    ``target``: one UPDATE over their ids, or, with ``each`` (job id -> its own columns, the same names for
+    every job), one UPDATE per job of one prepared statement. Returns the jobs that moved, as left, in the
+    order of ``job_ids``; those that did not move lost to another writer.
+
+    Each moved job gets its state event; a job reaching a final state is added to the totals and gets its
+    follow-ups (webhook notification, automatic retry), all in the caller's transaction. ``complete`` (job ->
+    job) runs on each moved job before that, in the same transaction.
     """
     if (expected, target) not in LEGAL_TRANSITIONS:
         raise ValueError(f"illegal transition {expected} -> {target}")
-    where = [Job.id == job_id, status_is(expected), *extra_where]
+    if not job_ids:
+        return []
+    now = utcnow()
+    where = [status_is(expected), *extra_where]
     if token is not None:
         where.append(Job.lease_token == token)
-    now = utcnow()
-    stmt = (
+    changes = {"status": target, "revision": Job.revision + 1, "updated_at": now, **values}
+    if each is None:
+        by_id = Job.id == job_ids[0] if len(job_ids) == 1 else Job.id.in_(list(job_ids))
+        rows = list(conn.execute(_update(changes, by_id, *where)).all())
+    else:
+        rows = _update_each(conn, job_ids, changes, each, where)
+    order = {job_id: n for n, job_id in enumerate(job_ids)}
+    jobs = sorted((job_record(row) for row in rows), key=lambda job: order[job.id])
+    if complete is not None:
+        jobs = [complete(job) for job in jobs]
+    _record(conn, jobs, expected, target, event_data, now)
+    return jobs
+
+
+def _update(changes: dict[str, Any], *where: ColumnElement[bool]) -> Any:
+    return (
         update(Job)
         .where(and_(*where))
-        .values(status=target, revision=Job.revision + 1, updated_at=now, **values)
+        .values(**changes)
         .execution_options(synchronize_session=False)
         .returning(*Job.__table__.c)
     )
-    row = conn.execute(stmt).one_or_none()
-    if row is None:
-        return None
-    job = job_record(row)
+
+
+def _update_each(
+    conn: Connection,
+    job_ids: Sequence[str],
+    changes: dict[str, Any],
+    each: Mapping[str, dict[str, Any]],
+    where: list[ColumnElement[bool]],
+) -> list[Any]:
+    """One UPDATE per job, of one statement whose own columns of each job are bound parameters."""
+    names = sorted({name for columns in each.values() for name in columns})
+    bound: dict[str, Any] = {name: bindparam(f"own_{name}") for name in names}
+    statement = _update({**changes, **bound}, Job.id == bindparam("own_job_id"), *where)
+    rows = []
+    for job_id in job_ids:
+        params = {"own_job_id": job_id, **{f"own_{name}": each[job_id].get(name) for name in names}}
+        row = conn.execute(statement, params).one_or_none()
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _record(
+    conn: Connection, jobs: list[JobRecord], expected: str, target: str, event_data: EventData, now: datetime
+) -> None:
+    """What the moves of ``jobs`` set off, in their transaction: for a final state each job's follow-ups
+    (``db.followups``: the webhook outbox row and the retry decision, noted in its event), then every job's
+    state event, then the finished-job totals (last: their rows are the most contended)."""
+    if not jobs:
+        return
+    events = []
+    for job in jobs:
+        data = event_data(job, len(jobs)) if callable(event_data) else event_data
+        if target in TERMINAL and (noted := follow_up(conn, job)):
+            data = {**(data or {}), **noted}
+        events.append(
+            {
+                "job_id": job.id,
+                "kind": "state",
+                "from_status": expected,
+                "to_status": target,
+                "data": data,
+                "created_at": now,
+            }
+        )
+    conn.execute(insert(JobEvent), events)
     if target in TERMINAL:
-        count_finished(conn, job.type, target, job.started_at, job.finished_at)
-        if follow and (noted := follow_up(conn, job)):
-            event_data = {**(event_data or {}), **noted}
-    event = {"kind": "state", "from_status": expected, "to_status": target, "data": event_data}
-    conn.execute(insert(JobEvent), {"job_id": job_id, "created_at": now, **event})
-    return job
+        count_finished_many(conn, [(job.type, target, job.started_at, job.finished_at) for job in jobs])
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a running job ends: ``succeeded`` with its ``result``, ``failed`` with its ``error``, or
+    ``cancelled``."""
+
+    status: str
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+def _failure_note(job: JobRecord, _moved: int) -> dict[str, Any] | None:
+    code = (job.error or {}).get("code")
+    return {"code": code} if code else None
+
+
+def end_running(
+    conn: Connection,
+    token: str,
+    endings: Mapping[str, Ending],
+    *,
+    cancel_asked: bool = False,
+    complete: Callable[[JobRecord], JobRecord] | None = None,
+) -> dict[str, JobRecord]:
+    """Write each job's ``Ending`` (``running -> succeeded | failed | cancelled``) under the lease ``token``,
+    in the caller's transaction: a failure's event notes its code; every end gets its follow-ups and totals
+    (``_record``). With ``cancel_asked`` a job whose cancel was asked meanwhile ends ``cancelled`` instead.
+    ``complete`` finishes a succeeded row in the transaction (see ``transition_many``). Returns the jobs that
+    ended, by id; a job missing lost its lease (taken over, handed back or ended) and is left alone."""
+    now = utcnow()
+    done = {**RELEASED, "finished_at": now}
+    unasked = (Job.cancel_requested.is_(False),) if cancel_asked else ()
+    ended: dict[str, JobRecord] = {}
+    for status, column in (("succeeded", "result"), ("failed", "error")):
+        ids = [job_id for job_id, ending in endings.items() if ending.status == status]
+        own = {job_id: {column: getattr(endings[job_id], column)} for job_id in ids}
+        note = _failure_note if status == "failed" else None
+        moved = transition_many(
+            conn,
+            ids,
+            "running",
+            status,
+            done,
+            each=own,
+            token=token,
+            extra_where=unasked,
+            event_data=note,
+            complete=complete if status == "succeeded" else None,
+        )
+        ended.update((job.id, job) for job in moved)
+    stopped = [job_id for job_id, ending in endings.items() if ending.status == "cancelled"]
+    rest = [job_id for job_id in endings if job_id not in ended] if cancel_asked else stopped
+    asked = (or_(Job.cancel_requested.is_(True), Job.id.in_(stopped)),) if cancel_asked else ()
+    moved = transition_many(conn, rest, "running", "cancelled", done, token=token, extra_where=asked)
+    ended.update((job.id, job) for job in moved)
+    return ended

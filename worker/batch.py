@@ -13,7 +13,8 @@ outcome in one transaction; each job gets the result it gets alone. The batch-ma
 later, are acknowledged without running anything: from the process's memory of the mates it finished
 (``worker/ended.py``), else after a claim that finds their jobs taken. Any fault of the batch as a whole (the
 model cannot be loaded, the pass raises) makes each job run alone through ``JobRunner.run_claimed``, exactly
-as without batching.
+as without batching. A job's own error ends it as it would alone (``worker.outcome.outcome_of``); a job handed
+back (the worker drains) hands its whole batch back.
 """
 
 from __future__ import annotations
@@ -23,25 +24,27 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from db.batch_claim import BatchClaim, BatchKey, BatchStore, Outcome
+from db.batch_claim import BatchClaim, BatchKey, Outcome
+from db.database import Database
 from db.joblogs import LogLine
 from db.jobs import Deferred
 from db.models import utcnow
 from db.records import JobRecord, ModelVersionRecord
 from ml.specs import PredictSpec, parse
-from tensorq.errors import JobCancelled, TensorQError
+from tensorq.errors import TensorQError
+from tensorq.settings import Settings
 from worker import explain_batch
-from worker.control import JobControl, JobTimedOut, LeaseLost, WorkerDraining
+from worker.control import JobControl
+from worker.ended import EndedHere
 from worker.memory import job_memory_ceiling
+from worker.outcome import JobOutcome, outcome_of
 from worker.presence import note_job
+from worker.requeue import Requeue
 from worker.retry import with_backoff
-
-if TYPE_CHECKING:
-    from worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
 # Predict options that make a job run alone (a dataset to read, a recommender's or a vae's own modes).
@@ -126,48 +129,79 @@ def _pass(job_type: str, version: ModelVersionRecord, max_rows: int) -> Pass:
     return _PredictPass(version, max_rows)
 
 
-def run_batched(runner: JobRunner, job_id: str) -> str:
-    """Claim the job with its batch-mates and run them; how ``job_id`` ended here ('skipped' when taken)."""
-    if runner.ended_in_batch.take(job_id):
-        log.debug("job %s: succeeded in a batch of this process; skipping its delivery", job_id)
-        return "batched"
-    settings = runner.settings
-    store = runner.batch_store
-    limit = functools.partial(settings.quota, name="quota_running_jobs")
-    check = functools.partial(batchable, max_rows=settings.max_inline_rows)
-    most = settings.batch_max_jobs
-    claim = with_backoff(
-        lambda: store.claim(job_id, runner.name, max_jobs=most, batchable=check, running_limit=limit, shares=shares),
-        what=f"claim {job_id}",
-    )
-    if claim is None:
-        log.info("job %s: not claimable (taken, cancelled or finished); skipping", job_id)
-        return "skipped"
-    if isinstance(claim, Deferred):
-        return runner._defer(job_id, claim.reason)  # noqa: SLF001
-    if claim.version is None:  # not batchable: the single-job path, exactly as without batching
-        return runner.run_claimed(claim.first, claim.lease_token)
-    grow = None
-    if settings.batch_wait_ms > 0 and len(claim.jobs) < most:
+# Runs a claimed job alone, under the claim's token, and records its outcome (``JobRunner.run_claimed``).
+RunAlone = Callable[[JobRecord, str], str]
 
-        def grow(current: BatchClaim) -> BatchClaim:
-            """After the wait, the jobs that arrived meanwhile (the claimed ones keep their leases alive)."""
-            time.sleep(settings.batch_wait_ms / 1000)
-            room = most - len(current.jobs)
-            return store.claim_more(current, runner.name, room=room, batchable=check, running_limit=limit)
 
-    # A batch of one too: its outcome and log lines are then recorded in one transaction.
-    ended = _Batch(runner, store, claim).run(grow)
-    runner.ended_in_batch.note(mate for mate, end in ended.items() if end == "succeeded" and mate != job_id)
-    return ended.get(job_id, "skipped")
+class Batcher:
+    """A worker process's micro-batching: claims a job with its batch-mates, runs them, and remembers the mates
+    that succeeded here (their own deliveries end without a claim)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        name: str,
+        requeue: Requeue,
+        run_alone: RunAlone,
+        memory_headroom_mb: int = 0,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.name = name
+        self.requeue = requeue
+        self.run_alone = run_alone
+        self.memory_headroom_mb = memory_headroom_mb
+        self.ended_here = EndedHere()
+
+    def run(self, job_id: str) -> str:
+        """Claim the job with its batch-mates and run them; how ``job_id`` ended here ('skipped' when taken)."""
+        if self.ended_here.take(job_id):
+            log.debug("job %s: succeeded in a batch of this process; skipping its delivery", job_id)
+            return "batched"
+        settings, store = self.settings, self.db.batches
+        limit = functools.partial(settings.quota, name="quota_running_jobs")
+        check = functools.partial(batchable, max_rows=settings.max_inline_rows)
+        most = settings.batch_max_jobs
+        claim = with_backoff(
+            lambda: store.claim(job_id, self.name, max_jobs=most, batchable=check, running_limit=limit, shares=shares),
+            what=f"claim {job_id}",
+        )
+        if claim is None:
+            log.info("job %s: not claimable (taken, cancelled or finished); skipping", job_id)
+            return "skipped"
+        if isinstance(claim, Deferred):
+            return self.requeue.defer(job_id, claim.reason)
+        if claim.version is None:  # not batchable: the single-job path, exactly as without batching
+            return self.run_alone(claim.first, claim.lease_token)
+        grow = None
+        if settings.batch_wait_ms > 0 and len(claim.jobs) < most:
+
+            def grow(current: BatchClaim) -> BatchClaim:
+                """After the wait, the jobs that arrived meanwhile (the claimed ones keep their leases alive)."""
+                time.sleep(settings.batch_wait_ms / 1000)
+                room = most - len(current.jobs)
+                return store.claim_more(current, self.name, room=room, batchable=check, running_limit=limit)
+
+        # A batch of one too: its outcome and log lines are then recorded in one transaction.
+        ended = _Batch(self, claim).run(grow)
+        self.ended_here.note(mate for mate, end in ended.items() if end == "succeeded" and mate != job_id)
+        return ended.get(job_id, "skipped")
+
+
+class _HandBack(Exception):
+    """A job of the batch is handed back (the worker drains): so is the whole batch, with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _Batch:
     """One claimed batch: checks, the pass, the outcomes."""
 
-    def __init__(self, runner: JobRunner, store: BatchStore, claim: BatchClaim) -> None:
-        self.runner = runner
-        self.store = store
+    def __init__(self, batcher: Batcher, claim: BatchClaim) -> None:
+        self.batcher = batcher
         self.claim = claim
         self.token = claim.lease_token
 
@@ -188,25 +222,27 @@ class _Batch:
                 self._keep(controls, stack)
             try:
                 outcomes, alone = self._run_pass(controls, ended)
-            except WorkerDraining:
-                return {job.id: self.runner._hand_back(job, self.token, "worker_shutdown") for job in self.claim.jobs}  # noqa: SLF001
+            except _HandBack as back:
+                requeue = self.batcher.requeue
+                return {job.id: requeue.hand_back(job, self.token, back.reason) for job in self.claim.jobs}
             except Exception:  # noqa: BLE001 - a fault of the batch as a whole: each job runs alone, as unbatched
                 log.warning("batch of %d jobs failed as a whole; running each alone", len(controls), exc_info=True)
                 outcomes, alone = {}, [j for j in self.claim.jobs if j.id not in ended]
             if outcomes:
-                ended.update(with_backoff(lambda: self.store.finish(self.token, outcomes), what="record a batch"))
+                finish = self.batcher.db.batches.finish
+                ended.update(with_backoff(lambda: finish(self.token, outcomes), what="record a batch"))
             for job in alone:
-                ended[job.id] = self.runner.run_claimed(job, self.token)
+                ended[job.id] = self.batcher.run_alone(job, self.token)
         return ended
 
     def _keep(self, controls: dict[str, JobControl], stack: contextlib.ExitStack) -> None:
         """Keep the lease of every job of the claim alive (and watch for its cancel) until the batch ends."""
-        settings = self.runner.settings
+        settings = self.batcher.settings
         for job in self.claim.jobs:
             if job.id not in controls:
                 controls[job.id] = stack.enter_context(
                     JobControl(
-                        self.runner.db.jobs,
+                        self.batcher.db.jobs,
                         job.id,
                         self.token,
                         heartbeat_s=settings.heartbeat_s,
@@ -223,7 +259,7 @@ class _Batch:
 
         version = self.claim.version
         assert version is not None
-        work = _pass(self.claim.first.type, version, self.runner.settings.max_inline_rows)
+        work = _pass(self.claim.first.type, version, self.batcher.settings.max_inline_rows)
         outcomes: dict[str, Outcome] = {}
         alone: list[JobRecord] = []
         ready: list[tuple[JobRecord, Any]] = []
@@ -232,33 +268,34 @@ class _Batch:
             try:
                 controls[job.id].check()
                 prepared = work.prepare(model, job)
-            except LeaseLost:
-                ended[job.id] = "lease_lost"
-                continue
-            except WorkerDraining:
-                raise
-            except JobTimedOut:
-                error: dict[str, Any] = {"code": "timeout", "message": f"job exceeded its timeout_s of {job.timeout_s}"}
-                outcomes[job.id] = Outcome("failed", error=error, log=self._lines(job, work.phase, error))
-                continue
-            except JobCancelled:
-                outcomes[job.id] = Outcome("cancelled", log=self._lines(job, work.phase))
-                continue
-            except TensorQError as exc:
-                details = {**(exc.details if isinstance(exc.details, dict) else {}), "phase": work.phase}
-                error = {"code": exc.code, "message": exc.message, "details": details}
-                outcomes[job.id] = Outcome("failed", error=error, log=self._lines(job, work.phase, error))
+            except TensorQError as exc:  # the job's own end, as alone; any other error is the batch's fault
+                self._end(job, outcome_of(exc, job, work.phase), outcomes, ended, work.phase)
                 continue
             if prepared is None:
                 alone.append(job)
                 continue
             ready.append((job, prepared))
         if ready:
-            with job_memory_ceiling(self.runner.memory_headroom_mb):
+            with job_memory_ceiling(self.batcher.memory_headroom_mb):
                 results = work.results(model, [item for _, item in ready])
             for (job, _), result in zip(ready, results, strict=True):
                 outcomes[job.id] = Outcome("succeeded", result=result, log=self._lines(job, work.phase))
         return outcomes, alone
+
+    def _end(
+        self, job: JobRecord, outcome: JobOutcome, outcomes: dict[str, Outcome], ended: dict[str, str], phase: str
+    ) -> None:
+        """Note how a job that stopped before the pass ends: failed or cancelled with the batch's outcomes, lease
+        lost at once, retried later on its own; a hand-back hands the whole batch back (``_HandBack``)."""
+        if outcome.end in ("failed", "cancelled"):
+            log_lines = self._lines(job, phase, outcome.error)
+            outcomes[job.id] = Outcome(outcome.end, error=outcome.error, log=log_lines)
+        elif outcome.end == "handed_back":
+            raise _HandBack(outcome.reason or outcome.end)
+        elif outcome.end == "retry_later":
+            ended[job.id] = self.batcher.requeue.retry_later(job, self.token, outcome.reason or outcome.end)
+        else:
+            ended[job.id] = outcome.end
 
     def _lines(self, job: JobRecord, phase: str, error: dict[str, Any] | None = None) -> list[LogLine]:
         """The job's own log lines for this attempt (written with its outcome)."""
@@ -271,7 +308,7 @@ class _Batch:
                 job.attempts,
                 "INFO",
                 __name__,
-                f"{job.type} job {job.id}: attempt {job.attempts} of {job.max_attempts} on {self.runner.name}, "
+                f"{job.type} job {job.id}: attempt {job.attempts} of {job.max_attempts} on {self.batcher.name}, "
                 f"in a batch of {size} on model {where}",
                 now,
             )

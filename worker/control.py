@@ -104,7 +104,8 @@ class JobControl:
         self._last_check = time.monotonic()
         self._cancelled = False
         self._last_progress = 0.0
-        self.reason: str | None = None
+        # What ``check`` raised last: the cause of a stop that the job's code re-raises as a plain JobCancelled.
+        self.stopped: TensorQError | None = None
         self.next_beat = time.monotonic() + heartbeat_s
         self._keeper = keeper if keeper is not None else LEASES
 
@@ -131,17 +132,33 @@ class JobControl:
             self.lease_lost.set()
             self._keeper.drop(self)
 
+    @property
+    def reason(self) -> str | None:
+        """The code of the stop ``check`` raised last (``lease_lost``, ``worker_shutdown``, ``timeout``,
+        ``cancelled``), None while the job may go on."""
+        return self.stopped.code if self.stopped is not None else None
+
+    def cause(self, exc: BaseException) -> BaseException:
+        """What stopped the job when it raised ``exc``: the stop ``check`` raised when ``exc`` is a stop (the job's
+        code stops with a plain JobCancelled once ``should_stop`` said so), else ``exc``."""
+        if isinstance(exc, JobCancelled | JobTimedOut) and self.stopped is not None:
+            return self.stopped
+        return exc
+
     def check(self) -> None:
         """Raise when the job must stop: lease lost, cancel requested or time over."""
+        stop = self._stop_now()
+        if stop is not None:
+            self.stopped = stop
+            raise stop
+
+    def _stop_now(self) -> TensorQError | None:
         if self.lease_lost.is_set():
-            self.reason = "lease_lost"
-            raise LeaseLost("lease lost")
+            return LeaseLost("lease lost")
         if self.draining.is_set():
-            self.reason = "shutdown"
-            raise WorkerDraining("worker shutting down")
+            return WorkerDraining("worker shutting down")
         if self.deadline is not None and time.monotonic() > self.deadline:
-            self.reason = "timeout"
-            raise JobTimedOut("job exceeded its timeout_s")
+            return JobTimedOut("job exceeded its timeout_s")
         now = time.monotonic()
         if now - self._last_check >= self.check_interval_s:
             self._last_check = now
@@ -149,9 +166,7 @@ class JobControl:
                 self._cancelled = self.store.cancel_requested(self.job_id)
             except Exception:  # noqa: BLE001 - keep running through a database blip
                 log.warning("job %s: cancel check failed", self.job_id, exc_info=True)
-        if self._cancelled:
-            self.reason = "cancelled"
-            raise JobCancelled("cancelled")
+        return JobCancelled("cancelled") if self._cancelled else None
 
     def should_stop(self) -> bool:
         """True when ``check`` would raise; lets ML code stop at a batch boundary."""

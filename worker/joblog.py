@@ -178,10 +178,11 @@ def traceback_tail(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
 
 
-def failure_details(exc: BaseException, details: Any = None) -> dict[str, Any]:
-    """An error's ``details`` with the phase it failed in (an unexpected error's traceback goes to the job's log)."""
+def failure_details(exc: BaseException, details: Any = None, phase: str | None = None) -> dict[str, Any]:
+    """An error's ``details`` with the phase it failed in (``phase``, else the current job's; an unexpected error's
+    traceback goes to the job's log)."""
     out: dict[str, Any] = dict(details) if isinstance(details, dict) else ({} if details is None else {"info": details})
-    phase = current_phase()
+    phase = phase if phase is not None else current_phase()
     if phase is not None:
         out["phase"] = phase
     return out

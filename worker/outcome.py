@@ -1,4 +1,12 @@
-"""How a job's end shows in Celery: a task succeeds only when its job did.
+"""How a job ends in a worker: what a run that raised means for the job (``outcome_of``), and how the end shows
+in Celery (``report``): a task succeeds only when its job did.
+
+``outcome_of`` is the one mapping from an exception to a job's end, for a job run alone and for a job of a
+micro-batch: a stop that ``JobControl`` raised (lease lost: nothing is written; the worker drains: the job is
+handed back; timeout: failed; cancel: cancelled), a service that is unavailable (handed back), an artifact
+store that refuses writes (retried later while attempts remain, then failed), an error TensorQ raised (failed
+with its code), a refused allocation (``resource_exhausted``), and anything else (``internal``: its text and
+traceback go to the job's log only).
 
 Celery's result backend stays off (the SQL row is the truth), so what Flower and ``celery events``
 see are the task events: a failed or timed-out job makes the task raise ``JobFailed`` (a
@@ -11,12 +19,82 @@ what this delivery did.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
 
 from db.jobs import JobStore
+from db.records import JobRecord
+from tensorq.errors import JobCancelled, StorageUnavailable, TensorQError, Unavailable, storage_fault
+from worker import joblog
+from worker.control import JobTimedOut, LeaseLost, WorkerDraining
+from worker.memory import exhausted
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a run that raised ends its job here: ``end`` is ``failed`` (with ``error``), ``cancelled``,
+    ``lease_lost`` (nothing is written), ``handed_back`` or ``retry_later`` (with the ``reason`` its event
+    records)."""
+
+    end: str
+    error: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+def outcome_of(exc: BaseException, job: JobRecord, phase: str | None = None) -> JobOutcome:
+    """What ``exc``, raised while ``job`` ran (in ``phase``; by default the phase its handler named), means for
+    the job: the one mapping of the single-job and the micro-batch paths."""
+    phase = phase if phase is not None else joblog.current_phase()
+    if isinstance(exc, LeaseLost):
+        log.warning("job %s: lease lost; stopping without writing", job.id)
+        return JobOutcome("lease_lost")
+    if isinstance(exc, WorkerDraining):
+        return JobOutcome("handed_back", reason=exc.code)
+    if isinstance(exc, JobTimedOut):
+        return JobOutcome("failed", {"code": "timeout", "message": f"job exceeded its timeout_s of {job.timeout_s}"})
+    if isinstance(exc, JobCancelled):
+        return JobOutcome("cancelled")
+    fault = exc if isinstance(exc, StorageUnavailable) else storage_fault(exc)
+    if fault is not None:
+        return _storage_fault(job, fault)
+    if isinstance(exc, Unavailable):
+        log.warning("job %s: a service is unavailable; handing the job back", job.id)
+        return JobOutcome("handed_back", reason="service_unavailable")
+    if isinstance(exc, TensorQError):
+        log.error("failed while %s: %s: %s", phase, exc.code, exc.message)
+        details = joblog.failure_details(exc, exc.details, phase)
+        return JobOutcome("failed", {"code": exc.code, "message": exc.message, "details": details})
+    return _unexpected(job, exc, phase)
+
+
+def _storage_fault(job: JobRecord, fault: StorageUnavailable) -> JobOutcome:
+    """An artifact store that cannot be written is not the job's fault: retry it later while attempts remain
+    (the attempt counts), then fail it with ``storage_unavailable`` (a message without paths)."""
+    log.warning("job %s: %s (attempt %d of %d)", job.id, fault.message, job.attempts, job.max_attempts)
+    if job.attempts >= job.max_attempts:
+        return JobOutcome("failed", {**fault.to_dict(), "details": {"service": "storage", "attempts": job.attempts}})
+    return JobOutcome("retry_later", reason=fault.code)
+
+
+def _unexpected(job: JobRecord, exc: BaseException, phase: str | None) -> JobOutcome:
+    """An exception TensorQ did not raise on purpose: a refused allocation fails the job with
+    ``resource_exhausted``; any other with ``internal`` and "unexpected <type> while <phase>" (its text may hold
+    data or paths, so it and the traceback, paths removed, go only to the job's log, which only its tenant reads)."""
+    over = exhausted(exc)
+    if over is not None:
+        log.error("job %s: %s", job.id, over.message)
+        return JobOutcome("failed", over.to_dict())
+    where = phase or "running"
+    log.error("job %s failed while %s\n%s", job.id, where, joblog.traceback_tail(exc))
+    message = f"unexpected {type(exc).__name__} while {where}"
+    details = joblog.failure_details(exc, None, phase)
+    return JobOutcome("failed", {"code": "internal", "message": message, "details": details})
 
 
 class JobFailed(Exception):

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event, select
 
-from db.batch_claim import BatchClaim, BatchKey, BatchStore, Outcome
+from db.batch_claim import BatchClaim, BatchKey, Outcome
 from db.database import Database
 from db.joblogs import LogLine
 from db.jobs import ModelVersionDraft, NewJob
@@ -49,7 +49,7 @@ def _explain(db: Database, tenant: str, ref: str, **spec: object) -> str:
 
 
 def _claim(db: Database, job_id: str, most: int = 32, limit: int = 1000) -> BatchClaim:
-    store = BatchStore(db.jobs)
+    store = db.batches
     claim = store.claim(job_id, "w", max_jobs=most, batchable=_check, running_limit=lambda _: limit, shares=shares)
     assert isinstance(claim, BatchClaim)
     return claim
@@ -87,7 +87,7 @@ def test_a_claim_takes_the_queued_predicts_of_the_same_model_version_in_one_tran
         assert db.jobs.get_any(job_id).status == "queued"
     assert db.jobs.get_any(cancelled).status == "cancelled"
     # A mate's own message, delivered later, finds its job taken.
-    assert BatchStore(db.jobs).claim(same[0], "w2", max_jobs=32, batchable=_check) is None
+    assert db.batches.claim(same[0], "w2", max_jobs=32, batchable=_check) is None
     assert db.jobs.claim(same[0], "w2") is None
 
 
@@ -111,7 +111,7 @@ def test_explain_jobs_are_taken_with_those_of_the_same_version_and_settings_only
     for job_id in apart:
         assert db.jobs.get_any(job_id).status == "queued"
     later = _explain(db, acme, "iris", steps=8)
-    more = BatchStore(db.jobs).claim_more(claim, "w", room=8, batchable=_check)
+    more = db.batches.claim_more(claim, "w", room=8, batchable=_check)
     assert {j.id for j in more.jobs} == {first, *same, later}
     # An image model's explain jobs write heatmaps: the first runs alone, its mates stay queued.
     image = [_explain(db, acme, "digits") for _ in range(2)]
@@ -137,7 +137,7 @@ def test_the_batch_stays_within_its_size_and_the_tenants_running_quota(db: Datab
     ids = [_predict(db, acme, "iris") for _ in range(10)]
     assert len(_claim(db, ids[0], most=4).jobs) == 4
     assert len(_claim(db, ids[5], limit=7).jobs) == 3  # 4 already run: 3 places left under a quota of 7
-    store = BatchStore(db.jobs)
+    store = db.batches
     deferred = store.claim(ids[9], "w", max_jobs=32, batchable=_check, running_limit=lambda _: 7)
     assert not isinstance(deferred, BatchClaim)
     assert deferred is not None
@@ -149,7 +149,7 @@ def test_claim_more_adds_jobs_that_arrived_during_the_wait_under_the_same_lease(
     _model(db, acme, "iris")
     claim = _claim(db, _predict(db, acme, "iris"))
     later = [_predict(db, acme, "iris") for _ in range(3)]
-    more = BatchStore(db.jobs).claim_more(claim, "w", room=2, batchable=_check)
+    more = db.batches.claim_more(claim, "w", room=2, batchable=_check)
     assert len(more.jobs) == 3
     assert {j.id for j in more.jobs[1:]} <= set(later)
     assert {db.jobs.get_any(j.id).status for j in more.jobs} == {"running"}
@@ -169,7 +169,7 @@ def test_a_finish_records_every_outcome_in_one_transaction_and_a_cancel_stops_on
         ids[3]: Outcome("cancelled"),
     }
     with _commits(db) as commits:
-        ended = BatchStore(db.jobs).finish(claim.lease_token, outcomes)
+        ended = db.batches.finish(claim.lease_token, outcomes)
     assert len(commits) == 1
     assert ended == {ids[0]: "succeeded", ids[1]: "cancelled", ids[2]: "failed", ids[3]: "cancelled"}
     jobs = {job_id: db.jobs.get_any(job_id) for job_id in ids}
@@ -183,7 +183,7 @@ def test_a_finish_records_every_outcome_in_one_transaction_and_a_cancel_stops_on
         logged = conn.execute(select(JobLog.job_id)).scalars().all()
     assert sorted(logged) == sorted([ids[0], ids[1], ids[2]])
     # Written once: a second finish under the same token changes nothing.
-    assert set(BatchStore(db.jobs).finish(claim.lease_token, outcomes).values()) == {"lease_lost"}
+    assert set(db.batches.finish(claim.lease_token, outcomes).values()) == {"lease_lost"}
 
 
 def test_a_job_taken_over_by_the_reaper_is_left_alone_by_the_finish(db: Database) -> None:
@@ -192,7 +192,7 @@ def test_a_job_taken_over_by_the_reaper_is_left_alone_by_the_finish(db: Database
     ids = [_predict(db, acme, "iris") for _ in range(2)]
     claim = _claim(db, ids[0])
     assert db.jobs.release(ids[1], claim.lease_token, "test")  # handed back meanwhile
-    ended = BatchStore(db.jobs).finish(claim.lease_token, {i: Outcome("succeeded", result={}) for i in ids})
+    ended = db.batches.finish(claim.lease_token, {i: Outcome("succeeded", result={}) for i in ids})
     assert ended == {ids[0]: "succeeded", ids[1]: "lease_lost"}
     assert db.jobs.get_any(ids[1]).status == "queued"
 
@@ -207,7 +207,7 @@ def test_a_batch_finish_sets_off_each_jobs_webhook_and_retry_in_its_transaction(
     assert {j.id for j in claim.jobs} == {hooked, retried}
     timeout = {"code": "timeout", "message": "job exceeded its timeout_s of 1"}
     outcomes = {hooked: Outcome("succeeded", result={}), retried: Outcome("failed", error=timeout)}
-    BatchStore(db.jobs).finish(claim.lease_token, outcomes)
+    db.batches.finish(claim.lease_token, outcomes)
     ended = {job_id: [e for e in db.jobs.events(acme, job_id) if e.kind == "state"][-1] for job_id in outcomes}
     assert ended[hooked].data
     assert "delivery" in ended[hooked].data
