@@ -24,50 +24,16 @@ import numpy as np
 
 from ml.catalog import EXPLAIN_METHODS
 from ml.encoding import encoder_of
-from ml.explainers import gradients, occlusion, shapley, surrogate, units, views
-from ml.explainers.common import (
-    Explanation,
-    background_rows,
-    baseline_row,
-    choose_targets,
-    relative_gaps,
-    totals,
-)
+from ml.explainers import gradients, numeric, occlusion, shapley, surrogate, units, views
+from ml.explainers.common import Explanation, choose_targets
+from ml.explainers.numeric import MAX_STEPS, MAX_WINDOW, QUALITY, predictions_of, result
 from ml.explainers.table import explain_table
 from ml.inference import takes_strings
 from ml.validation import check_float, check_int
 from tensorq.errors import InvalidRequest, OutOfRange
 
-MAX_STEPS = gradients.MAX_STEPS
-MAX_WINDOW = 4096
-QUALITY = {
-    "integrated_gradients": "completeness_gap",
-    "smoothgrad": "relative_stderr",
-    "occlusion": "additivity_gap",
-    "kernel_shap": "additivity_gap",
-    "gradient_shap": "additivity_gap",
-    "lime": "local_fit_r2",
-}
-
-
-__all__ = ["Explanation", "explain", "integrated_gradients", "rows_of"]
-
-
-def _result(
-    method: str, attributions: Any, targets: np.ndarray, predictions: np.ndarray, per_input: Any, **extras: Any
-) -> Explanation:
-    per_input = [float(v) for v in per_input]
-    worst = min(per_input) if method == "lime" else max(per_input)
-    stacked = attributions if extras.get("tokens") is not None else np.stack(attributions).astype(np.float32)
-    return Explanation(
-        attributions=stacked,
-        targets=[int(t) for t in targets],
-        predictions=predictions,
-        method=method,
-        quality={QUALITY[method]: float(worst)},
-        per_input_quality=per_input,
-        extras=extras,
-    )
+__all__ = ["MAX_STEPS", "QUALITY", "Explanation", "explain", "integrated_gradients", "rows_of"]
+OPTIONS = ("samples", "noise", "window", "stride", "nsamples", "background", "seed")
 
 
 def rows_of(explanation: Explanation, start: int, stop: int) -> Explanation:
@@ -89,23 +55,6 @@ def rows_of(explanation: Explanation, start: int, stop: int) -> Explanation:
     )
 
 
-def _check_batch(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim < 2 or len(x) == 0:
-        raise InvalidRequest("x must be a non-empty batch of inputs")
-    return x
-
-
-def _predictions(model: keras.Model, x: Any) -> np.ndarray:
-    predictions = units.score(model, x)
-    if predictions.ndim != 2 or predictions.shape[1] < 2:
-        raise InvalidRequest(
-            "explanations are for classifiers: a model whose output is one probability per class",
-            details={"output_shape": list(predictions.shape[1:])},
-        )
-    return predictions
-
-
 def integrated_gradients(
     model: keras.Model,
     x: np.ndarray,
@@ -119,16 +68,11 @@ def integrated_gradients(
     ``quality["completeness_gap"]`` is the largest ``|sum(attributions) - (f(x)[t] - f(baseline)[t])|``
     relative to ``max(|f(x)[t] - f(baseline)[t]|, GAP_FLOOR)`` over the inputs; ``per_input_gap`` lists each.
     """
-    steps = check_int("steps", steps, 1, MAX_STEPS)
-    batch_size = check_int("batch_size", batch_size, 1, 2**31)
     if takes_strings(model):
+        steps = check_int("steps", steps, 1, MAX_STEPS)
+        batch_size = check_int("batch_size", batch_size, 1, 2**31)
         return _text_gradients(model, x, "integrated_gradients", target, steps=steps, batch_size=batch_size)
-    x = _check_batch(x)
-    view = views.numeric(model, x, baseline_row(x, baseline))
-    predictions = np.asarray(model(x, training=False))
-    targets = choose_targets(predictions, target)
-    attributions, gaps = gradients.integrated(view, predictions, targets, steps, batch_size)
-    return _result("integrated_gradients", attributions, targets, predictions, gaps)
+    return numeric.integrated_gradients(model, x, target, steps, baseline, batch_size)
 
 
 def smoothgrad(
@@ -142,22 +86,17 @@ def smoothgrad(
     batch_size: int = 4096,
 ) -> Explanation:
     """SmoothGrad times (input - baseline): the gradient averaged over ``samples`` noisy copies of each input."""
-    samples = check_int("samples", samples, 1, gradients.MAX_SAMPLES)
-    noise = check_float("noise", noise, 0.0, 1.0)
     if takes_strings(model):
+        samples = check_int("samples", samples, 1, gradients.MAX_SAMPLES)
+        noise = check_float("noise", noise, 0.0, 1.0)
         return _text_gradients(model, x, "smoothgrad", target, samples=samples, noise=noise, seed=seed)
-    x = _check_batch(x)
-    view = views.numeric(model, x, baseline_row(x, baseline))
-    predictions = np.asarray(model(x, training=False))
-    targets = choose_targets(predictions, target)
-    attributions, errors = gradients.smooth(view, targets, samples, noise, seed, batch_size)
-    return _result("smoothgrad", attributions, targets, predictions, errors)
+    return numeric.smoothgrad(model, x, target, samples, noise, baseline, seed, batch_size)
 
 
 def _text_gradients(model: keras.Model, texts: Any, method: str, target: Any, **options: Any) -> Explanation:
     texts = np.asarray(texts, dtype=object).reshape(-1)
     view, counts = views.text(model, texts)
-    predictions = _predictions(model, texts)
+    predictions = predictions_of(model, texts)
     targets = choose_targets(predictions, target)
     if method == "integrated_gradients":
         attributions, quality = gradients.integrated(
@@ -168,60 +107,14 @@ def _text_gradients(model: keras.Model, texts: Any, method: str, target: Any, **
             view, targets, options["samples"], options["noise"], options["seed"], 4096
         )
     words = [units.tokens(model, str(t))[:c] for t, c in zip(texts, counts, strict=True)]
-    return _result(method, [a.astype(np.float32) for a in attributions], targets, predictions, quality, tokens=words)
-
-
-def _window(shape: tuple[int, ...], window: int | None, stride: int | None) -> tuple[int, int]:
-    window = units.default_window(shape) if window is None else check_int("window", window, 1, MAX_WINDOW)
-    stride = window if stride is None else check_int("stride", stride, 1, MAX_WINDOW)
-    return window, stride
-
-
-def _numeric_perturbation(
-    model: keras.Model, x: np.ndarray, method: str, target: Any, baseline: Any, options: dict[str, Any]
-) -> Explanation:
-    x = _check_batch(x)
-    shape = tuple(x.shape[1:])
-    base = baseline_row(x, baseline)
-    predictions = _predictions(model, x)
-    targets = choose_targets(predictions, target)
-    seed = options["seed"]
-    if method == "kernel_shap":
-        background = background_rows(x, baseline, options.get("background"))
-        values, expected = shapley.kernel_values(model, x, background, targets, options.get("nsamples"), seed)
-        gaps = relative_gaps(totals(list(values)), predictions[np.arange(len(x)), targets] - expected)
-        return _result(method, list(values), targets, predictions, gaps, expected_values=expected.tolist())
-    if method == "gradient_shap":
-        background = background_rows(x, baseline, options.get("background"))
-        nsamples = options.get("nsamples") or shapley.GRADIENT_SHAP_DEFAULT
-        values, expected = shapley.gradient_values(model, x, background, targets, nsamples, seed)
-        difference = predictions[np.arange(len(x)), targets] - expected
-        gaps = relative_gaps(totals(list(values)), difference)
-        return _result(method, list(values), targets, predictions, gaps, expected_values=expected.tolist())
-    window, stride = _window(shape, options.get("window"), options.get("stride"))
-    empty = units.score(model, base[None])[0]
-    attributions, quality = [], []
-    for i in range(len(x)):
-        parts = units.numeric_units(x[i], base)
-        if method == "occlusion":
-            masks = units.windows(shape, window, stride)
-            full = float(predictions[i, targets[i]])
-            per_unit, gap = occlusion.occlude(model, parts, masks, targets[i], full, float(empty[targets[i]]))
-            attributions.append(units.spread(per_unit, shape))
-            quality.append(gap)
-        else:
-            nsamples = options.get("nsamples") or surrogate.LIME_DEFAULT
-            per_unit, r2 = surrogate.lime_values(model, parts, units.patches(shape, window), targets[i], nsamples, seed)
-            attributions.append(units.spread(per_unit, shape))
-            quality.append(r2)
-    return _result(method, attributions, targets, predictions, quality)
+    return result(method, [a.astype(np.float32) for a in attributions], targets, predictions, quality, tokens=words)
 
 
 def _text_perturbation(
     model: keras.Model, texts: Any, method: str, target: Any, options: dict[str, Any]
 ) -> Explanation:
     texts = np.asarray(texts, dtype=object).reshape(-1)
-    predictions = _predictions(model, texts)
+    predictions = predictions_of(model, texts)
     targets = choose_targets(predictions, target)
     seed = options["seed"]
     attributions, quality, words_of, expected = [], [], [], []
@@ -235,7 +128,7 @@ def _text_perturbation(
         parts = units.text_units(words)
         t = int(targets[i])
         if method == "occlusion":
-            window, stride = _window((len(words),), options.get("window"), options.get("stride"))
+            window, stride = numeric.window((len(words),), options.get("window"), options.get("stride"))
             empty = float(units.score(model, np.asarray([""], dtype=object))[0, t])
             values, q = occlusion.occlude(
                 model, parts, units.windows((len(words),), window, stride), t, float(predictions[i, t]), empty
@@ -257,7 +150,7 @@ def _text_perturbation(
     extras: dict[str, Any] = {"tokens": words_of}
     if expected:
         extras["expected_values"] = expected
-    return _result(method, attributions, targets, predictions, quality, **extras)
+    return result(method, attributions, targets, predictions, quality, **extras)
 
 
 def explain(
@@ -274,23 +167,12 @@ def explain(
     ``options``: ``samples``, ``noise`` (smoothgrad); ``window``, ``stride`` (occlusion, and ``window`` for
     lime's patches); ``nsamples`` (kernel_shap, gradient_shap, lime); ``background`` rows (SHAP); ``seed``.
     """
-    if method not in EXPLAIN_METHODS:
-        known = list(EXPLAIN_METHODS)
-        raise InvalidRequest(f"unknown method '{method}'; known: {', '.join(known)}", details={"known": known})
-    options = {k: v for k, v in options.items() if v is not None}
-    unknown = sorted(set(options) - {"samples", "noise", "window", "stride", "nsamples", "background", "seed"})
-    if unknown:
-        raise InvalidRequest(f"unknown explain options {unknown}")
-    options["seed"] = check_int("seed", options.get("seed", 0), 0, 2**31 - 1)
-    if "nsamples" in options:
-        options["nsamples"] = check_int("nsamples", options["nsamples"], 1, shapley.MAX_NSAMPLES)
+    options = _checked(method, options)
     if encoder_of(model) is not None:
-        if "window" in options:
-            options["window"] = check_int("window", options["window"], 1, MAX_WINDOW)
-        if "stride" in options:
-            options["stride"] = check_int("stride", options["stride"], 1, MAX_WINDOW)
-        steps = check_int("steps", steps, 1, MAX_STEPS)
-        return explain_table(model, x, method, target, steps, baseline, options)
+        for name in ("window", "stride"):
+            if name in options:
+                options[name] = check_int(name, options[name], 1, MAX_WINDOW)
+        return explain_table(model, x, method, target, check_int("steps", steps, 1, MAX_STEPS), baseline, options)
     if takes_strings(model) and not (isinstance(baseline, str) and baseline == "zeros"):
         raise OutOfRange(
             "text is explained against zero embeddings or left-out words; baseline must be 'zeros'",
@@ -304,4 +186,20 @@ def explain(
         )
     if takes_strings(model):  # its baseline is "zeros" (checked above): words left out
         return _text_perturbation(model, x, method, target, options)
-    return _numeric_perturbation(model, x, method, target, baseline, options)
+    return numeric.perturbation(model, x, method, target, baseline, options)
+
+
+def _checked(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The method checked against the known ones and the options given (None dropped) against theirs, with
+    ``seed`` (default 0) and ``nsamples`` in range."""
+    if method not in EXPLAIN_METHODS:
+        known = list(EXPLAIN_METHODS)
+        raise InvalidRequest(f"unknown method '{method}'; known: {', '.join(known)}", details={"known": known})
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise InvalidRequest(f"unknown explain options {unknown}")
+    options["seed"] = check_int("seed", options.get("seed", 0), 0, 2**31 - 1)
+    if "nsamples" in options:
+        options["nsamples"] = check_int("nsamples", options["nsamples"], 1, shapley.MAX_NSAMPLES)
+    return options

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from ml.encoding import encode, encoder_of, head_of
-from ml.explainers import occlusion, shapley, surrogate, units
+from ml.explainers import numeric, occlusion, shapley, surrogate, units
 from ml.explainers.common import Explanation, choose_targets
 from ml.tabular import number, row_cells
 from tensorq.errors import InvalidRequest
@@ -60,8 +60,6 @@ def _per_column(model: keras.Model, attributions: np.ndarray) -> np.ndarray:
 def _gradient(
     model: keras.Model, x: np.ndarray, method: str, target: Any, steps: int, ref: np.ndarray, options: dict[str, Any]
 ) -> Explanation:
-    from ml import explain as numeric
-
     head = head_of(model)
     encoded, base = encode(model, x), encode(model, ref[None])[0]
     if method == "integrated_gradients":
@@ -73,16 +71,8 @@ def _gradient(
     else:
         background = options.get("background")
         background = encode(model, background) if background is not None else None
-        result = numeric.explain(
-            head,
-            encoded,
-            "gradient_shap",
-            target=target,
-            baseline=base,
-            background=background,
-            nsamples=options.get("nsamples"),
-            seed=options["seed"],
-        )
+        given = {"background": background, "nsamples": options.get("nsamples"), "seed": options["seed"]}
+        result = numeric.gradient_shap(head, encoded, target, base, given)
     result.attributions = _per_column(model, np.asarray(result.attributions))
     return result
 
@@ -100,8 +90,6 @@ def explain_table(
     model: keras.Model, x: np.ndarray, method: str, target: Any, steps: int, baseline: Any, options: dict[str, Any]
 ) -> Explanation:
     """Attributions per column of rows of cells ``x`` (n, columns) for ``method``."""
-    from ml.explain import QUALITY
-
     x = np.asarray(x, dtype=object)
     if x.ndim != 2 or len(x) == 0:
         raise InvalidRequest("x must be a non-empty batch of rows of cells")
@@ -141,7 +129,7 @@ def explain_table(
         targets=[int(t) for t in targets],
         predictions=predictions,
         method=method,
-        quality={QUALITY[method]: float(worst)},
+        quality={numeric.QUALITY[method]: float(worst)},
         per_input_quality=quality,
         extras=extras,
     )
