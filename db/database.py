@@ -25,7 +25,7 @@ class Database:
         self.factory = make_session_factory(self.engine)
         redis_url = redis_url_of(settings.broker_url)
         self.changes = JobChanges(ChangeSignal(redis_url) if redis_url else None)
-        self.jobs = JobStore(self.factory, lease_s=settings.lease_s, on_change=self.changes)
+        self.jobs = JobStore(self.factory, lease_s=settings.lease_s, changes=self.changes)
         self.batches = BatchStore(self.factory, lease_s=settings.lease_s, changes=self.changes)
         self.stats = JobStats(self.factory)
         self.models = ModelRegistry(self.factory)

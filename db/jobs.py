@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.changes import JobChanges, OnChange
+from db.changes import JobChanges
 from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
 from db.newjob import NewJob, new_row
 from db.records import (
@@ -127,12 +127,12 @@ class JobStore:
         self,
         factory: sessionmaker[Session],
         lease_s: float = 60.0,
-        on_change: OnChange | JobChanges | None = None,
+        changes: JobChanges | None = None,
     ) -> None:
         self._factory = factory
         self.lease_s = lease_s
-        # Tells waiting readers of each committed change (shared with the micro-batch store).
-        self.changes = on_change if isinstance(on_change, JobChanges) else JobChanges(on_change)
+        # Tells waiting readers of each committed change (``Database`` shares it with the micro-batch store).
+        self.changes = changes if changes is not None else JobChanges()
 
     # -- helpers -----------------------------------------------------------------
     def _row(self, session: Session, job_id: str, tenant_id: str | None = None) -> Job:

@@ -218,6 +218,10 @@ def _record(
         count_finished_many(conn, [(job.type, target, job.started_at, job.finished_at) for job in jobs])
 
 
+# The statuses a running job ends in.
+ENDINGS = frozenset({"succeeded", "failed", "cancelled"})
+
+
 @dataclass(frozen=True)
 class Ending:
     """How a running job ends: ``succeeded`` with its ``result``, ``failed`` with its ``error``, or
@@ -246,6 +250,9 @@ def end_running(
     (``_record``). With ``cancel_asked`` a job whose cancel was asked meanwhile ends ``cancelled`` instead.
     ``complete`` finishes a succeeded row in the transaction (see ``transition_many``). Returns the jobs that
     ended, by id; a job missing lost its lease (taken over, handed back or ended) and is left alone."""
+    unknown = sorted({ending.status for ending in endings.values()} - ENDINGS)
+    if unknown:
+        raise ValueError(f"a running job cannot end {unknown}")
     now = utcnow()
     done = {**RELEASED, "finished_at": now}
     unasked = (Job.cancel_requested.is_(False),) if cancel_asked else ()

@@ -55,6 +55,13 @@ def test_no_module_imports_itself_through_others_at_load_time() -> None:
     assert circles(graph()) == []
 
 
+def test_no_import_inside_a_function_closes_a_circle_either() -> None:
+    """A lazy import that only breaks a circle hides it: none is left (``python -m tests.import_graph --lazy``)."""
+    from tests.import_graph import circles, graph
+
+    assert circles(graph(lazy=True)) == []
+
+
 def test_worker_parent_never_imports_tensorflow() -> None:
     loaded = _modules_after(
         "from worker.celery_app import make_celery\nimport worker.main, worker.tasks\n"

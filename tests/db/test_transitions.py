@@ -37,6 +37,8 @@ def test_transition_many_moves_the_jobs_still_expected_in_one_statement_each_wit
     assert db.jobs.get_any(ids[1]).status == "cancelled"
     with write_scope(db.factory) as conn, pytest.raises(ValueError, match="illegal transition"):
         transition_many(conn, ids, "succeeded", "running", {})
+    with write_scope(db.factory) as conn, pytest.raises(ValueError, match="cannot end"):
+        end_running(conn, "token", {ids[0]: Ending("queued")})
 
 
 def _claim_together(db: Database, ids: list[str]) -> str:
