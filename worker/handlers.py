@@ -15,6 +15,7 @@ import numpy as np
 
 from db.records import DatasetRecord, ModelVersionDraft, ModelVersionRecord
 from ml.catalog import IMPORTED
+from ml.model_archive import staging_path
 from ml.specs import TABLE_FORMATS, ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
 from ml.tabular import column_reports
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
@@ -441,7 +442,7 @@ def _heatmaps(folder: Path, x: np.ndarray, explanation: Explanation) -> list[str
 
 def import_model(ctx: JobContext) -> HandlerResult:
     """Check and safely load an uploaded ``.keras`` file, then register it as a model version."""
-    from ml.model_import import load, staging_path
+    from ml.model_import import load
 
     spec = parse(ImportSpec, ctx.job.spec, where="spec")
     staged = staging_path(ctx.settings.artifact_dir, ctx.job.tenant_id, spec.upload)
