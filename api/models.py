@@ -21,7 +21,7 @@ from api.services import principal, services
 from api.uploads import multipart_file, write_limited
 from db.newjob import NewJob
 from db.registry import parse_model_ref
-from ml.model_import import check_zip, staging_path
+from ml.model_archive import check_zip, staging_path
 from ml.specs import ModelUpload, parse
 from tensorq.artifacts import remove_file
 from tensorq.errors import InvalidRequest, NotFound
