@@ -109,7 +109,12 @@ class WebhookSender:
                 if self._in_flight[tenant_id] >= per_tenant:
                     continue
                 self._in_flight[tenant_id] += 1
-            future = self._threads.submit(self._send, delivery_id, tenant_id)
+            try:
+                future = self._threads.submit(self._send, delivery_id, tenant_id)
+            except RuntimeError:  # the sender is stopping
+                with self._lock:
+                    self._in_flight[tenant_id] -= 1
+                break
             with self._lock:
                 self._futures.add(future)
             future.add_done_callback(self._forget)
