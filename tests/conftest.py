@@ -18,13 +18,29 @@ from db.database import Database
 from db.migrate import upgrade
 from db.records import JobRecord
 from tensorq.settings import Settings
+from tests.parallel import group_of, rank_of
 from tests.services import RedisServer
 
 # Tests use a redis-server of their own (started on a free port) and their own Postgres databases.
 PG_ADMIN_URL = os.environ.get("TENSORQ_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PG_DATABASE = os.environ.get("TENSORQ_TEST_PG_DATABASE", "tensorq_test")
+# Under pytest-xdist each worker is its own session (gw0, gw1, ...): its databases carry its name.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 # In CI every service must be there: a missing one fails the run instead of skipping tests.
 REQUIRE_SERVICES = os.environ.get("TENSORQ_TEST_REQUIRE_SERVICES") == "1"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist (tests/parallel.py): group the tests that must share a worker, hand out the long ones first."""
+    for item in items:
+        fixtureinfo = getattr(item, "_fixtureinfo", None)
+        defs = fixtureinfo.name2fixturedefs.values() if fixtureinfo is not None else []
+        group = group_of(item.nodeid, (chain[-1].scope for chain in defs if chain))
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    if hasattr(config, "workerinput"):  # only in an xdist worker: a plain run keeps the file order
+        items.sort(key=lambda item: rank_of(item.nodeid))
 
 
 SECRET_IN_LOG = re.compile(r"tq_[0-9a-f]{16}_[A-Za-z0-9_-]{20,}|Bearer\s+tq_|Authorization:\s*Bearer\s+tq_")
@@ -61,7 +77,7 @@ def postgres_server() -> str:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty Postgres database of the tests' own, dropped afterwards."""
-    name = f"{PG_DATABASE}_{uuid.uuid4().hex[:8]}"
+    name = f"{PG_DATABASE}_{XDIST_WORKER}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
