@@ -5,14 +5,17 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import queue
 import re
+import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from db.database import Database
 from db.migrate import upgrade
@@ -74,18 +77,53 @@ def postgres_server() -> str:
     return PG_ADMIN_URL
 
 
+class DatabaseDropper:
+    """Drops the tests' Postgres databases in a thread of its own: DROP DATABASE waits for a checkpoint (seconds on a
+    busy disk) that no test needs to wait for; ``close()`` waits until every one is gone and fails if one is not."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.failures: list[str] = []
+        self._names: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="drop-test-databases", daemon=True)
+        self._thread.start()
+
+    def drop(self, name: str) -> None:
+        """Drop ``name`` soon (its connections are closed by force)."""
+        self._names.put(name)
+
+    def _run(self) -> None:
+        while (name := self._names.get()) is not None:
+            try:
+                with self.engine.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except Exception as exc:  # noqa: BLE001 - reported by close()
+                self.failures.append(f"{name}: {exc}")
+
+    def close(self) -> None:
+        """Wait for the drops asked so far, then stop."""
+        self._names.put(None)
+        self._thread.join()
+        self.engine.dispose()
+        assert self.failures == [], "test databases left behind:\n" + "\n".join(self.failures)
+
+
+@pytest.fixture(scope="session")
+def database_dropper(postgres_server: str) -> Iterator[DatabaseDropper]:
+    """This session's (this xdist worker's) dropper of test databases."""
+    dropper = DatabaseDropper(postgres_server)
+    yield dropper
+    dropper.close()
+
+
 @pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
+def postgres_url(postgres_server: str, database_dropper: DatabaseDropper) -> Iterator[str]:
     """A fresh, empty Postgres database of the tests' own, dropped afterwards."""
     name = f"{PG_DATABASE}_{XDIST_WORKER}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
+    with database_dropper.engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    database_dropper.drop(name)
 
 
 @pytest.fixture
@@ -146,9 +184,21 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(tmp_path, database_url)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session (per xdist worker), for ``db`` to copy."""
+    path = tmp_path_factory.mktemp("schema") / "migrated.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    assert not path.with_name(path.name + "-wal").exists(), "the migrated file must be whole, its WAL checkpointed"
+    return path
+
+
 @pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    """A migrated database."""
+def db(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A migrated database (a new SQLite file starts as a copy of ``migrated_sqlite``: upgrade finds it at head)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), url.database)
     upgrade(settings.database_url)
     database = Database(settings)
     yield database
