@@ -332,7 +332,7 @@ def profile_parquet(
     """A Parquet table's rows and columns from its footer (limits checked before any data is read), then its
     columns' profiles and first rows, one batch at a time in Arrow, strings as dictionaries: each batch's rows,
     expanded bytes and longest cell are counted against the limits before it is profiled."""
-    info = parquet.footer(path, MAX_CSV_ROWS, MAX_CSV_COLUMNS, max_bytes)
+    info = parquet.footer(path, MAX_CSV_ROWS, MAX_CSV_COLUMNS, max_bytes, max_cell_bytes)
     header = info["columns"]
     profiles = [tabular.ColumnProfile(name) for name in header]
     first: list[list[str]] = []

@@ -1,7 +1,8 @@
-"""Parquet tables: the footer checked (the row groups' own row counts, columns, their types, the uncompressed
-size) before a byte of data is read; then the data read one batch at a time with its strings kept as Arrow
-dictionaries, so the rows read, what each string column expands to and its longest cell are counted, and
-refused over the limits, before a single cell is expanded. Imports ``pyarrow`` lazily, never TensorFlow."""
+"""Parquet tables: the footer and the page headers checked (the row groups' own row counts, columns, their
+types, what each page unpacks to) before a page is decoded; then the data read one batch at a time with its
+strings kept as Arrow dictionaries, so the rows read, what each string column expands to and its longest cell
+are counted, and refused over the limits, before a single cell is expanded. Imports ``pyarrow`` lazily, never
+TensorFlow."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ml.parquet_pages import DICTIONARY_PAGE, pages
 from ml.tabular import as_cell, cell_too_large
 from tensorq.errors import InvalidRequest, PayloadTooLarge
 
 MAGIC = b"PAR1"
 BATCH_ROWS = 65_536
 BATCH_CELLS = 1_000_000  # cells per batch: a wide table is read in fewer rows at a time
-OFFSET_BYTES = 4  # what Arrow holds per string cell beside its bytes
+OFFSET_BYTES = 4  # what Arrow holds per string cell beside its bytes (and Parquet's PLAIN encoding too)
+MAX_PAGE_BYTES = 64 * 1024 * 1024  # what one page may unpack to (writers make pages of about 1 MiB)
 
 
 def is_parquet(path: Path) -> bool:
@@ -99,10 +102,40 @@ def _check_schema(schema: Any, max_columns: int) -> list[str]:
     return names
 
 
-def footer(path: Path, max_rows: int, max_columns: int, max_bytes: int) -> dict[str, Any]:
-    """Rows, columns and uncompressed size from the footer alone; refuses more rows (the row groups' own counts)
-    or columns than the limits, more than ``max_bytes`` uncompressed (413 ``parquet_too_large``), duplicate
-    names and unsupported types (nested, binary, dates and times: ``unsupported_column_type``, naming them)."""
+def _check_pages(path: Path, metadata: Any, max_bytes: int, max_cell_bytes: int | None) -> None:
+    """Refuse, from the page headers alone, a page that unpacks beyond ``MAX_PAGE_BYTES`` or pages that unpack
+    beyond ``max_bytes`` in all (413 ``parquet_too_large``, whatever the footer's sizes say), and a dictionary
+    whose entries average more than ``max_cell_bytes`` (413 ``cell_too_large``: one of them is that long)."""
+    total = 0
+    for page in pages(path, metadata):
+        column = page.column[:200]
+        if page.uncompressed > MAX_PAGE_BYTES:
+            raise PayloadTooLarge(
+                f"a page of column '{column}' unpacks to {page.uncompressed} bytes; at most {MAX_PAGE_BYTES}",
+                code="parquet_too_large",
+                details={"column": column, "page_bytes": page.uncompressed, "limit": MAX_PAGE_BYTES},
+            )
+        total += page.uncompressed
+        if total > max_bytes:
+            raise PayloadTooLarge(
+                f"the Parquet pages unpack to more than {max_bytes} bytes",
+                code="parquet_too_large",
+                details={"uncompressed_bytes": total, "limit": max_bytes},
+            )
+        if max_cell_bytes is not None and page.kind == DICTIONARY_PAGE:
+            entries = max(page.entries or 0, 1)
+            if page.uncompressed > entries * (OFFSET_BYTES + max_cell_bytes):
+                raise cell_too_large(page.column, page.uncompressed // entries - OFFSET_BYTES, max_cell_bytes)
+
+
+def footer(
+    path: Path, max_rows: int, max_columns: int, max_bytes: int, max_cell_bytes: int | None = None
+) -> dict[str, Any]:
+    """Rows, columns and uncompressed size from the footer and the page headers, before a page is decoded;
+    refuses more rows (the row groups' own counts) or columns than the limits, more than ``max_bytes``
+    uncompressed or a page over ``MAX_PAGE_BYTES`` (413 ``parquet_too_large``), a dictionary with a cell over
+    ``max_cell_bytes`` (413 ``cell_too_large``), duplicate names and unsupported types (nested, binary, dates
+    and times: ``unsupported_column_type``, naming them)."""
     import pyarrow as pa
 
     metadata = _metadata(path)
@@ -119,6 +152,7 @@ def footer(path: Path, max_rows: int, max_columns: int, max_bytes: int) -> dict[
             code="parquet_too_large",
             details={"uncompressed_bytes": size, "limit": max_bytes},
         )
+    _check_pages(path, metadata, max_bytes, max_cell_bytes)
     return {"rows": rows, "columns": names, "uncompressed_bytes": int(size)}
 
 

@@ -201,7 +201,7 @@ def _numbers(present: Any) -> Any:
 def cell_too_large(column: str, size: int, limit: int) -> PayloadTooLarge:
     """The error of a table whose cell holds more than ``limit`` bytes (413 ``cell_too_large``)."""
     return PayloadTooLarge(
-        f"column '{column[:200]}' has a {size}-byte cell; a table's cell may have at most {limit} bytes",
+        f"column '{column[:200]}' has a cell of at least {size} bytes; a table's cell may have at most {limit} bytes",
         code="cell_too_large",
         details={"column": column[:200], "cell_bytes": size, "limit": limit},
     )

@@ -1,6 +1,6 @@
-"""Hostile tables over HTTP, on both databases: a Parquet dictionary bomb, a footer that under-states its rows, a
-CSV cell over the cap, and train specs naming thousands of columns (answered fast, their errors short); and the
-upload check's peak memory on a dictionary bomb, measured in a process of its own."""
+"""Hostile tables over HTTP, on both databases: a Parquet dictionary bomb, a footer that under-states its rows
+or its sizes, a CSV cell over the cap, and train specs naming thousands of columns (answered fast, their errors
+short); and the upload check's peak memory on a dictionary bomb, measured in a process of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.ml.hostile_parquet import dictionary_bomb, understated_rows
+from tests.ml.hostile_parquet import dictionary_bomb, understated_rows, understated_sizes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,6 +46,15 @@ def test_a_footer_that_understates_its_rows_does_not_bypass_the_row_cap(client, 
     lying = _upload(client, auth, understated_rows(3000, 1000))
     assert lying.status_code == 400
     assert lying.get_json()["error"]["code"] == "invalid_parquet"
+
+
+def test_a_footer_that_understates_its_sizes_is_refused_from_the_page_headers(client, auth) -> None:  # type: ignore[no-untyped-def]
+    payload, _ = understated_sizes(70_000_000, 1000)  # 2 KiB on disk; the footer says 1000 bytes, the page 70 MB
+    response = _upload(client, auth, payload)
+    assert response.status_code == 413
+    error = response.get_json()["error"]
+    assert error["code"] == "parquet_too_large"
+    assert error["details"]["page_bytes"] > 70_000_000
 
 
 def test_a_csv_cell_over_the_cap_is_413_naming_its_column(client, auth, settings) -> None:  # type: ignore[no-untyped-def]

@@ -33,18 +33,36 @@ def _i64_field_3(value: int) -> bytes:
     return b"\x16" + _varint(value << 1)
 
 
+def _rewrite_footer(data: bytes, old: int, new: int, first_only: bool) -> bytes:
+    """``data`` with the footer's i64 field(s) holding ``old`` (each one field after another, header 0x16)
+    rewritten to hold ``new``, and the footer length fixed; the pages before the footer are left as they are."""
+    length = int.from_bytes(data[-8:-4], "little")
+    footer = data[-8 - length : -8]
+    assert _i64_field_3(old) in footer
+    patched = footer.replace(_i64_field_3(old), _i64_field_3(new), 1 if first_only else -1)
+    return data[: -8 - length] + patched + len(patched).to_bytes(4, "little") + b"PAR1"
+
+
 def understated_rows(rows: int, claimed: int) -> bytes:
     """A one-row-group file of ``rows`` rows whose file-level ``num_rows`` says ``claimed``: the footer's
-    FileMetaData field 3 rewritten by hand (the row group keeps its own count), and the footer length fixed."""
+    FileMetaData field 3 rewritten by hand (the row group keeps its own count)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     out = io.BytesIO()
     table = pa.table({"a": pa.array(np.zeros(rows, dtype=np.int8)), "b": pa.array(np.ones(rows, dtype=np.int8))})
     pq.write_table(table, out, row_group_size=rows, compression="zstd")
-    data = out.getvalue()
-    length = int.from_bytes(data[-8:-4], "little")
-    footer = data[-8 - length : -8]
-    at = footer.index(_i64_field_3(rows))  # FileMetaData's num_rows comes before its row groups' own
-    patched = footer[:at] + _i64_field_3(claimed) + footer[at + len(_i64_field_3(rows)) :]
-    return data[: -8 - length] + patched + len(patched).to_bytes(4, "little") + b"PAR1"
+    return _rewrite_footer(out.getvalue(), rows, claimed, first_only=True)  # FileMetaData's comes first
+
+
+def understated_sizes(cell_bytes: int, claimed: int) -> tuple[bytes, int]:
+    """One row of one ``cell_bytes`` string, compressed to a few KiB, whose footer says its data unpacks to
+    ``claimed`` bytes (the row group's ``total_byte_size`` and the column's ``total_uncompressed_size``, which
+    a one-column file makes equal); and the true size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    pq.write_table(pa.table({"s": ["x" * cell_bytes]}), out, compression="zstd", use_dictionary=False)
+    true = pq.read_metadata(io.BytesIO(out.getvalue())).row_group(0).total_byte_size
+    return _rewrite_footer(out.getvalue(), true, claimed, first_only=False), true

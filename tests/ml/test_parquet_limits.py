@@ -12,7 +12,7 @@ import pytest
 from api.uploads import profile_upload
 from ml import parquet, tabular
 from tensorq.errors import InvalidRequest, PayloadTooLarge
-from tests.ml.hostile_parquet import dictionary_bomb, understated_rows
+from tests.ml.hostile_parquet import dictionary_bomb, understated_rows, understated_sizes
 
 
 def test_a_dictionary_bomb_is_refused_by_its_longest_cell_before_a_cell_is_expanded(tmp_path: Path) -> None:
@@ -94,3 +94,43 @@ def test_arrow_profiles_count_as_cell_by_cell_ones(tmp_path: Path) -> None:
             len(batched.distinct),
         ), name
     assert (arrow["d"].rows, arrow["d"].missing, arrow["d"].non_numeric) == (14, 5, 6)
+
+
+def test_page_headers_are_trusted_over_the_footers_sizes(tmp_path: Path) -> None:
+    path = tmp_path / "lie.parquet"
+    payload, true = understated_sizes(70_000_000, 1000)  # 2 KiB on disk, one 70 MB page; the footer says 1000
+    path.write_bytes(payload)
+    with pytest.raises(PayloadTooLarge) as caught:
+        parquet.footer(path, 10, 10, 10**9)
+    assert caught.value.code == "parquet_too_large"
+    assert caught.value.details["column"] == "s"
+    assert caught.value.details["page_bytes"] > 70_000_000 > parquet.MAX_PAGE_BYTES == caught.value.details["limit"]
+    assert true > 70_000_000
+    payload, true = understated_sizes(10_000_000, 1000)  # pages under the page limit, over the data limit
+    path.write_bytes(payload)
+    with pytest.raises(PayloadTooLarge) as caught:
+        parquet.footer(path, 10, 10, 5_000_000)  # the pages' own sizes against the limit, not the footer's
+    assert caught.value.code == "parquet_too_large"
+    assert caught.value.details["limit"] == 5_000_000
+    assert caught.value.details["uncompressed_bytes"] > 10_000_000
+
+
+def test_page_headers_read_as_the_footer_counts_them_and_a_broken_one_is_invalid(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from ml.parquet_pages import DICTIONARY_PAGE, pages
+    from tests.ml.mixed_table import mixed_parquet
+
+    path = tmp_path / "t.parquet"
+    mixed_parquet(str(path))
+    metadata = pq.read_metadata(path)
+    read = list(pages(path, metadata))
+    chunks = [metadata.row_group(g).column(c) for g in range(metadata.num_row_groups) for c in range(5)]
+    assert sum(page.kind == DICTIONARY_PAGE for page in read) == sum(chunk.has_dictionary_page for chunk in chunks)
+    assert sum(page.compressed for page in read) < sum(chunk.total_compressed_size for chunk in chunks)
+    broken = bytearray(path.read_bytes())
+    broken[4:40] = b"\xff" * 36  # the first page header
+    path.write_bytes(bytes(broken))
+    with pytest.raises(InvalidRequest) as caught:
+        parquet.footer(path, 10**6, 10, 10**9)
+    assert caught.value.code == "invalid_parquet"
