@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_dataset_array_bytes: int = Field(
         default=1024**3, ge=1, description="What an uploaded .npz's arrays may unpack to (checked from their headers)."
     )
+    max_cell_bytes: int = Field(
+        default=1024,
+        ge=1,
+        description="Longest cell of an uploaded table (CSV or Parquet), in UTF-8 bytes (413 cell_too_large above).",
+    )
     max_inline_rows: int = Field(default=1000, description="Predict results with more rows become an artifact.")
     max_wait_s: float = Field(default=30.0, description="Longest ?wait= long-poll the API honours.")
     max_waits_per_tenant: int = Field(
