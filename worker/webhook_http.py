@@ -84,10 +84,15 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         time.sleep(seconds)
 
 
-def new_pool() -> httpcore.ConnectionPool:
-    """A connection pool for deliveries: deadline-bound streams, no keep-alive, no retries, no proxy."""
+def new_pool(ssl_context: ssl.SSLContext | None = None) -> httpcore.ConnectionPool:
+    """A connection pool for deliveries: deadline-bound streams, no keep-alive, no retries, no proxy; TLS with
+    ``ssl_context`` (default: certifi's roots, checking the URL's host name)."""
     return httpcore.ConnectionPool(
-        max_connections=None, max_keepalive_connections=0, retries=0, network_backend=_DeadlineBackend()
+        ssl_context=ssl_context,
+        max_connections=None,
+        max_keepalive_connections=0,
+        retries=0,
+        network_backend=_DeadlineBackend(),
     )
 
 
