@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 
-from api import present
-from api.outbox import publish_all
+from api.accept import accept, admit, idempotency_key
 from api.references import check_references
-from api.schemas import parse_submission, request_hash
+from api.schemas import parse_submission
 from api.services import principal, services
 from api.webhooks import check_callback
-from db.jobs import NewJob
+from api.workers import public_job
+from db.newjob import NewJob
 from tensorq.errors import InvalidRequest, OutOfRange, TensorQError
 
 log = logging.getLogger(__name__)
@@ -64,36 +64,12 @@ def submit_batch(body: dict[str, Any]) -> Response:
             check_callback(who.tenant_id, submission.callback_url)
         except TensorQError as exc:
             raise _at(index, exc) from None
-    if any(submission.type == "train" for submission, _ in parsed):
-        svc.quotas.check_model_bytes(who)
-    svc.quotas.check_submission(who, cost=len(parsed))
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200):
-        raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
     news = [
-        NewJob(
-            tenant_id=who.tenant_id,
-            type=submission.type,
-            spec=spec.model_dump(mode="json", exclude_none=True),
-            priority=submission.priority,
-            max_attempts=submission.max_attempts or svc.settings.default_max_attempts,
-            timeout_s=submission.timeout_s,
-            name=submission.name,
-            tags=tuple(submission.tags),
-            callback_url=submission.callback_url,
-            max_retries=submission.max_retries,
-        )
-        for submission, spec in parsed
+        NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
+        for submission, _ in parsed
     ]
-    jobs, created = svc.db.jobs.submit_many(
-        news,
-        idempotency_key=key,
-        request_hash=request_hash(body) if key else None,
-        publishing=True,
-        queued_limit=svc.quotas.queued_limit(who),
-    )
-    if created:
-        publish_all(jobs)
-    response = jsonify({"jobs": [present.job(job) for job in jobs]})
+    admit(who, news)
+    jobs = accept(who, news, key=idempotency_key(), body=body)
+    response = jsonify({"jobs": [public_job(job) for job in jobs]})
     response.status_code = 202
     return response

@@ -34,6 +34,7 @@ def upload_dataset():
         svc.settings.dataset_dir(who.tenant_id),
         svc.settings.max_upload_bytes,
         svc.settings.max_dataset_array_bytes,
+        svc.settings.max_cell_bytes,
     )
     try:
         record = svc.db.datasets.add(

@@ -8,17 +8,18 @@ import re
 from flask import Blueprint, jsonify, request, send_file
 
 from api import present, responses
+from api.accept import accept, admit, answer, idempotency_key
 from api.batch import is_batch, submit_batch
 from api.longpoll import read_when_changed
 from api.openapi import ARTIFACT, operation, query
-from api.outbox import publish
+from api.present import HEAVY_FIELDS
 from api.references import check_references
 from api.request_text import json_body
-from api.schemas import JobBatch, JobSubmission, parse_submission, request_hash
+from api.schemas import JobBatch, JobSubmission, parse_submission
 from api.services import principal, services
 from api.webhooks import check_callback
 from api.workers import public_job
-from db.jobs import NewJob
+from db.newjob import NewJob
 from db.records import JOB_TYPES, STATUSES, JobRecord
 from ml.specs import SPECS, parse
 from tensorq.artifacts import remove_folder
@@ -69,39 +70,12 @@ def submit_job():
     svc.broker_guard.check()
     check_references(who.tenant_id, spec)
     check_callback(who.tenant_id, submission.callback_url)
-    svc.quotas.check_submission(who)
-    if submission.type == "train":
-        svc.quotas.check_model_bytes(who)
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200):
-        raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
-    outcome = svc.db.jobs.submit(
-        NewJob(
-            tenant_id=who.tenant_id,
-            type=submission.type,
-            spec=spec.model_dump(mode="json", exclude_none=True),
-            priority=submission.priority,
-            max_attempts=submission.max_attempts or svc.settings.default_max_attempts,
-            timeout_s=submission.timeout_s,
-            idempotency_key=key,
-            request_hash=request_hash(body) if key else None,
-            name=submission.name,
-            tags=tuple(submission.tags),
-            callback_url=submission.callback_url,
-            max_retries=submission.max_retries,
-        ),
-        publishing=True,
-        queued_limit=svc.quotas.queued_limit(who),
-    )
-    job = outcome.job
-    if outcome.created:
-        publish(job)
+    new = NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
+    admit(who, [new])
+    [job] = accept(who, new, key=idempotency_key(), body=body)
     if wait_s and not job.terminal:
         job = _finished_within(who.tenant_id, job, wait_s)
-    response = jsonify(public_job(job) if wait_s else present.job(job))
-    response.status_code = 202
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return response
+    return answer(job)
 
 
 def _finished_within(tenant_id: str, accepted: JobRecord, wait_s: float) -> JobRecord:
@@ -178,7 +152,7 @@ def get_job(job_id: str):
 def list_jobs():
     """The caller's jobs as summaries (no spec or result unless ``fields`` asks), newest first; filters
     ``status``, ``type``, ``name`` and ``tag``; cursor pagination."""
-    extra = _listed_fields(request.args.get("fields"))
+    extra = listed_fields(request.args.get("fields"))
     status = request.args.get("status")
     job_type = request.args.get("type")
     if status is not None and status not in STATUSES:
@@ -200,15 +174,12 @@ def list_jobs():
         name=request.args.get("name") or None,
         tag=request.args.get("tag") or None,
     )
-    summaries = [{k: v for k, v in public_job(j).items() if k not in HEAVY_FIELDS or k in extra} for j in jobs]
+    without = [k for k in HEAVY_FIELDS if k not in extra]
+    summaries = [public_job(j, without) for j in jobs]
     return jsonify({"jobs": summaries, "next_cursor": cursor})
 
 
-# What a listing leaves out unless ``?fields=`` asks: a result may hold thousands of outputs or attributions.
-HEAVY_FIELDS = ("spec", "result")
-
-
-def _listed_fields(raw: str | None) -> set[str]:
+def listed_fields(raw: str | None) -> set[str]:
     """The heavy fields ``?fields=`` asks a listing for (``all`` for both); InvalidRequest for unknown ones."""
     if raw is None:
         return set()
@@ -228,7 +199,7 @@ def _listed_fields(raw: str | None) -> set[str]:
 def cancel_job(job_id: str):
     """Cancel a queued job, or ask a running one to stop at its next boundary; 409 when finished."""
     job = services().db.jobs.cancel(principal().tenant_id, job_id)
-    return jsonify(present.job(job)), 202
+    return jsonify(public_job(job)), 202
 
 
 @bp.delete("/jobs/<job_id>")
@@ -266,32 +237,10 @@ def retry_job(job_id: str):
     svc.broker_guard.check()
     spec = parse(SPECS[old.type], old.spec, where="spec")
     check_references(who.tenant_id, spec)
-    svc.quotas.check_submission(who)
-    if old.type == "train":
-        svc.quotas.check_model_bytes(who)
-    outcome = svc.db.jobs.submit(
-        NewJob(
-            tenant_id=who.tenant_id,
-            type=old.type,
-            spec=old.spec,
-            priority=old.priority,
-            max_attempts=old.max_attempts,
-            timeout_s=old.timeout_s,
-            retry_of=old.id,
-            name=old.name,
-            tags=tuple(old.tags),
-            callback_url=old.callback_url,
-            max_retries=old.max_retries,
-            retry_number=old.retry_number + 1,
-        ),
-        publishing=True,
-        queued_limit=svc.quotas.queued_limit(who),
-    )
-    publish(outcome.job)
-    response = jsonify(public_job(outcome.job))
-    response.status_code = 202
-    response.headers["Location"] = f"/v1/jobs/{outcome.job.id}"
-    return response
+    new = NewJob.retry_of(old)
+    admit(who, [new])
+    [job] = accept(who, new)
+    return answer(job)
 
 
 @bp.get("/jobs/<job_id>/events")

@@ -13,15 +13,15 @@ from typing import IO
 from flask import Blueprint, jsonify, request, send_file
 
 from api import present, responses
+from api.accept import accept, answer
 from api.openapi import BINARY, MULTIPART, operation, query
-from api.outbox import publish
 from api.request_text import json_body
 from api.responses import AliasTarget
 from api.services import principal, services
 from api.uploads import multipart_file, write_limited
-from db.jobs import NewJob
+from db.newjob import NewJob
 from db.registry import parse_model_ref
-from ml.model_import import check_zip, staging_path
+from ml.model_archive import check_zip, staging_path
 from ml.specs import ModelUpload, parse
 from tensorq.artifacts import remove_file
 from tensorq.errors import InvalidRequest, NotFound
@@ -77,24 +77,13 @@ def upload_model():
     size = _save(upload.stream, path, svc.settings.max_upload_bytes)
     try:
         svc.quotas.check_model_bytes(who, size)  # the bytes written: a chunked body declares no length
-        outcome = svc.db.jobs.submit(
-            NewJob(
-                tenant_id=who.tenant_id,
-                type="import",
-                spec={"upload": upload_id, "model_name": name, "size_bytes": size},
-                max_attempts=svc.settings.default_max_attempts,
-            ),
-            publishing=True,
-            queued_limit=svc.quotas.queued_limit(who),
-        )
+        spec = {"upload": upload_id, "model_name": name, "size_bytes": size}
+        new = NewJob(tenant_id=who.tenant_id, type="import", spec=spec, max_attempts=svc.settings.default_max_attempts)
+        [job] = accept(who, new)
     except Exception:
         path.unlink(missing_ok=True)
         raise
-    publish(outcome.job)
-    response = jsonify(present.job(outcome.job))
-    response.status_code = 202
-    response.headers["Location"] = f"/v1/jobs/{outcome.job.id}"
-    return response
+    return answer(job)
 
 
 @bp.get("/models")

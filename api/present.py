@@ -4,6 +4,7 @@ each shape for OpenAPI). Records never serialise themselves; server paths and te
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict
 from typing import Any
 
@@ -22,9 +23,40 @@ def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**error, "details": {k: v for k, v in details.items() if k != "traceback"}}
 
 
-def job(record: JobRecord) -> dict[str, Any]:
-    """The job as the HTTP API shows it."""
-    return {
+# The keys of every job the API answers with or a webhook sends, in order: ``job`` emits each of them, always
+# (a listing's summary leaves out the heavy ones it was not asked for); the client's ``Job`` reads each.
+JOB_KEYS = (
+    "id",
+    "type",
+    "status",
+    "spec",
+    "progress",
+    "result",
+    "error",
+    "priority",
+    "attempts",
+    "max_attempts",
+    "timeout_s",
+    "cancel_requested",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "retry_of",
+    "name",
+    "tags",
+    "callback_url",
+    "max_retries",
+    "retry_number",
+    "waiting_reason",
+)
+# What a listing leaves out unless ``?fields=`` asks: a result may hold thousands of outputs or attributions.
+HEAVY_FIELDS = ("spec", "result")
+
+
+def job(record: JobRecord, waiting_reason: str | None = None, *, without: Collection[str] = ()) -> dict[str, Any]:
+    """The job as every answer and notification shows it: always the keys of ``JOB_KEYS`` (a listing leaves
+    out those in ``without``); ``waiting_reason`` says why a queued job waits (``api.workers.public_job``)."""
+    shown = {
         "id": record.id,
         "type": record.type,
         "status": record.status,
@@ -46,12 +78,14 @@ def job(record: JobRecord) -> dict[str, Any]:
         "callback_url": record.callback_url,
         "max_retries": record.max_retries,
         "retry_number": record.retry_number,
+        "waiting_reason": waiting_reason,
     }
+    return {k: v for k, v in shown.items() if k not in without} if without else shown
 
 
 def notification(record: JobRecord) -> bytes:
     """A webhook's body: the job as ``GET /v1/jobs/{id}`` shows a finished job, as compact JSON."""
-    return json.dumps({**job(record), "waiting_reason": None}, separators=(",", ":")).encode()
+    return json.dumps(job(record), separators=(",", ":")).encode()
 
 
 def webhook_delivery(record: Delivery) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.services import principal, services
-from db.records import DatasetRecord
+from db.records import DatasetRecord, ModelVersionRecord
 from ml import tabular
 from ml.budget import check_memory, check_params, train_estimate
 from ml.catalog import BUILTIN_SHAPES
@@ -14,7 +14,7 @@ from ml.validation import batch_shape
 from tensorq.errors import InvalidRequest, NotFound, OutOfRange
 
 
-def check_references(tenant_id: str, spec: Any, versions: dict[str, Any] | None = None) -> None:
+def check_references(tenant_id: str, spec: Any, versions: dict[str, ModelVersionRecord] | None = None) -> None:
     """Refuse before queueing a spec whose dataset, model or inputs cannot run (``versions`` caches the
     models resolved across the jobs of one batch)."""
     dataset = getattr(spec, "dataset", None)
@@ -35,7 +35,10 @@ def _dataset_record(tenant_id: str, dataset: str) -> DatasetRecord:
 
 
 def _check_model_inputs(
-    tenant_id: str, spec: PredictSpec | ExplainSpec, record: DatasetRecord | None, versions: dict[str, Any] | None
+    tenant_id: str,
+    spec: PredictSpec | ExplainSpec,
+    record: DatasetRecord | None,
+    versions: dict[str, ModelVersionRecord] | None,
 ) -> None:
     """The tenant's model exists, takes the spec's options and table, and inline inputs (an explain baseline
     and background too) have its input shape."""
@@ -47,7 +50,7 @@ def _check_model_inputs(
     except NotFound:
         raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
     if isinstance(spec, PredictSpec):
-        spec.refuse_options_of_other_tasks(str(version.signature.get("task", "classify")))
+        spec.refuse_options_of_other_tasks(version.interface.task)
         _check_table(spec, record, version)
     columns = tabular.column_reports(version.signature)
     if columns:  # a table model: inline rows of cells, numbers where it reads numbers
@@ -100,7 +103,7 @@ def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
     check_memory(estimate.train_bytes(spec.batch_size, spec.optimizer), settings.memory_budget_mb(tenant), what)
 
 
-def _check_table(spec: PredictSpec, record: DatasetRecord | None, version: Any) -> None:
+def _check_table(spec: PredictSpec, record: DatasetRecord | None, version: ModelVersionRecord) -> None:
     """Refuse a table to predict on that lacks the model's feature columns or the named label column, or whose
     column cannot feed the model (cells that are not numbers, or missing cells for a model that does not impute)."""
     features = named_features(version)

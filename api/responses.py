@@ -486,7 +486,9 @@ class Readiness(BaseModel):
 class WebhookSecret(BaseModel):
     """The tenant's new webhook signing secret: shown this once; deliveries are signed with it from now on."""
 
-    secret: str = Field(description="the HMAC-SHA256 key of the TensorQ-Signature header")
+    secret: str = Field(
+        description="the HMAC-SHA256 key of the TensorQ-Signature-V2 header (and of the deprecated TensorQ-Signature)"
+    )
     created_at: datetime
     replaced: bool = Field(description="whether it replaced an older secret (which no longer signs anything)")
 

@@ -53,10 +53,10 @@ class JobBatch(Strict):
 
 
 def parse_submission(body: Any) -> tuple[JobSubmission, Strict]:
-    """The submission and its typed spec."""
+    """The submission, its ``spec`` now the typed spec's JSON (defaults filled in), and the typed spec."""
     submission = parse(JobSubmission, body)
     spec = parse(SPECS[submission.type], submission.spec, where="spec")
-    return submission, spec
+    return submission.model_copy(update={"spec": spec.model_dump(mode="json", exclude_none=True)}), spec
 
 
 def request_hash(body: Any) -> str:

@@ -1,7 +1,8 @@
 """Uploads: the multipart file, size-limited copies, datasets typed by content (never by name), server-made names.
 
 A table (CSV or Parquet) is profiled in the same bounded pass that checks it: each column's inferred type and
-missing cells (``ml.tabular``) and its first rows, stored with the dataset for ``GET /v1/datasets/{id}``."""
+missing cells (``ml.tabular``) and its first rows, stored with the dataset for ``GET /v1/datasets/{id}``. A
+Parquet file is profiled in Arrow with its strings kept as dictionaries (``ml.parquet``): no cell is expanded."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import csv
 import math
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +34,11 @@ NPZ_CHUNK_BYTES = 4 * 1024 * 1024
 # Rows of a CSV profiled at once (in Arrow's kernels): at most this many rows, and this many cells.
 PROFILE_CHUNK_ROWS = 4096
 PROFILE_CHUNK_CELLS = 1_000_000
+# The longest cell a table may hold, in UTF-8 bytes (``Settings.max_cell_bytes``): 1,000,000 rows of it make 1 GiB.
+MAX_CELL_BYTES = 1024
+
+
+NpyArray = tuple[tuple[int, ...], np.dtype, int, int]  # an .npy member's shape, dtype, header length, data bytes
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,11 @@ def write_limited(stream: IO[bytes], path: Path, max_bytes: int) -> int:
 
 
 def store_upload(
-    stream: IO[bytes], folder: Path, max_bytes: int, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES
+    stream: IO[bytes],
+    folder: Path,
+    max_bytes: int,
+    max_array_bytes: int = MAX_NPZ_ARRAY_BYTES,
+    max_cell_bytes: int = MAX_CELL_BYTES,
 ) -> StoredUpload:
     """Write the upload to ``folder`` under a new id, check it, and describe it; 400 when unusable."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,7 +88,7 @@ def store_upload(
     partial = folder / f".{upload_id}.part"
     try:
         size = write_limited(stream, partial, max_bytes)
-        fmt, info, profile = profile_upload(partial, max_array_bytes)
+        fmt, info, profile = profile_upload(partial, max_array_bytes, max_cell_bytes)
         final = folder / f"{upload_id}.{fmt}"
         partial.replace(final)
     finally:
@@ -92,18 +103,19 @@ def describe(path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES) -> tuple[st
 
 
 def profile_upload(
-    path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES
+    path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES, max_cell_bytes: int = MAX_CELL_BYTES
 ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
-    """The format, a summary, and the schema and first rows (None for an ``.npz``) of the file at ``path``."""
+    """The format, a summary, and the schema and first rows (None for an ``.npz``) of the file at ``path``; a
+    table's data (Parquet's once expanded) within ``max_array_bytes`` and each of its cells ``max_cell_bytes``."""
     with path.open("rb") as handle:
         head = handle.read(4)
     if head == b"PK\x03\x04":
         return "npz", describe_npz(path, max_array_bytes), None
     if parquet.is_parquet(path):
-        return "parquet", *profile_parquet(path, max_array_bytes)
+        return "parquet", *profile_parquet(path, max_array_bytes, max_cell_bytes)
     if _looks_like_jsonl(path):
         return "jsonl", *profile_jsonl(path)
-    return "csv", *profile_csv(path)
+    return "csv", *profile_csv(path, max_cell_bytes)
 
 
 def _looks_like_jsonl(path: Path) -> bool:
@@ -180,34 +192,9 @@ def describe_npz(path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES) -> dict
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            members = {info.filename: info for info in archive.infolist()}
-            if not {"x.npy", "y.npy"} <= set(members):
-                names = sorted(name.removesuffix(".npy") for name in members)[:20]
-                raise InvalidRequest("an .npz dataset needs arrays 'x' and 'y'", details={"arrays": names})
-            arrays = {}
-            for key in ("x", "y"):
-                shape, dtype, header = _npy_header(archive, f"{key}.npy")
-                if dtype.hasobject or dtype.kind not in "biuf" or dtype.itemsize > 8:
-                    raise InvalidRequest("'x' and 'y' must be numeric arrays", code="invalid_npz")
-                nbytes = math.prod(shape) * dtype.itemsize
-                if members[f"{key}.npy"].file_size != header + nbytes:
-                    raise InvalidRequest(f"'{key}' is truncated or its header lies about its size", code="invalid_npz")
-                arrays[key] = (shape, dtype, header, nbytes)
-            total = sum(item[3] for item in arrays.values())
-            if total > max_array_bytes:
-                raise PayloadTooLarge(
-                    f"the arrays unpack to {total} bytes; at most {max_array_bytes}",
-                    code="npz_too_large",
-                    details={"uncompressed_bytes": total, "limit": max_array_bytes},
-                )
+            arrays = _npz_arrays(archive, max_array_bytes)
             (x_shape, x_dtype, x_header, _), (y_shape, _, _, _) = arrays["x"], arrays["y"]
-            if len(x_shape) < 2 or len(y_shape) != 1 or x_shape[0] != y_shape[0]:
-                raise InvalidRequest(
-                    "'x' must be (N, ...) and 'y' (N,) with the same N",
-                    details={"x_shape": list(x_shape), "y_shape": list(y_shape)},
-                )
-            if x_shape[0] == 0 or math.prod(x_shape[1:]) == 0:
-                raise InvalidRequest("the .npz dataset has no rows (or rows of no values)", code="empty_dataset")
+            _check_npz_shapes(x_shape, y_shape)
             if x_dtype.kind == "f":
                 _refuse_non_finite(archive, "x.npy", x_header, x_dtype)
     except (InvalidRequest, PayloadTooLarge):
@@ -215,6 +202,43 @@ def describe_npz(path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES) -> dict
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         raise InvalidRequest(f"not a readable .npz of numeric arrays: {exc}", code="invalid_npz") from None
     return {"rows": int(x_shape[0]), "x_shape": list(x_shape), "y_shape": list(y_shape), "x_dtype": str(x_dtype)}
+
+
+def _npz_arrays(archive: zipfile.ZipFile, max_array_bytes: int) -> dict[str, NpyArray]:
+    """Shape, dtype, header length and size of ``x`` and ``y``, from their headers: numeric, sized as the zip
+    directory says, and together within ``max_array_bytes`` (413 ``npz_too_large``)."""
+    members = {info.filename: info for info in archive.infolist()}
+    if not {"x.npy", "y.npy"} <= set(members):
+        names = sorted(name.removesuffix(".npy") for name in members)[:20]
+        raise InvalidRequest("an .npz dataset needs arrays 'x' and 'y'", details={"arrays": names})
+    arrays = {}
+    for key in ("x", "y"):
+        shape, dtype, header = _npy_header(archive, f"{key}.npy")
+        if dtype.hasobject or dtype.kind not in "biuf" or dtype.itemsize > 8:
+            raise InvalidRequest("'x' and 'y' must be numeric arrays", code="invalid_npz")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if members[f"{key}.npy"].file_size != header + nbytes:
+            raise InvalidRequest(f"'{key}' is truncated or its header lies about its size", code="invalid_npz")
+        arrays[key] = (shape, dtype, header, nbytes)
+    total = sum(item[3] for item in arrays.values())
+    if total > max_array_bytes:
+        raise PayloadTooLarge(
+            f"the arrays unpack to {total} bytes; at most {max_array_bytes}",
+            code="npz_too_large",
+            details={"uncompressed_bytes": total, "limit": max_array_bytes},
+        )
+    return arrays
+
+
+def _check_npz_shapes(x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+    """Refuse ``x`` not (N, ...) with ``y`` (N,), and a dataset of no rows or rows of no values."""
+    if len(x_shape) < 2 or len(y_shape) != 1 or x_shape[0] != y_shape[0]:
+        raise InvalidRequest(
+            "'x' must be (N, ...) and 'y' (N,) with the same N",
+            details={"x_shape": list(x_shape), "y_shape": list(y_shape)},
+        )
+    if x_shape[0] == 0 or math.prod(x_shape[1:]) == 0:
+        raise InvalidRequest("the .npz dataset has no rows (or rows of no values)", code="empty_dataset")
 
 
 def _refuse_non_finite(archive: zipfile.ZipFile, name: str, header: int, dtype: np.dtype) -> None:
@@ -232,43 +256,17 @@ def describe_csv(path: Path) -> dict[str, Any]:
     return profile_csv(path)[0]
 
 
-def profile_csv(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Columns and row count of a UTF-8 CSV with a header, within bounded rows and columns; in the same pass,
-    each column's profile (bounded: counts and at most ``MAX_CATEGORIES`` + 1 value hashes) and the first rows."""
+def profile_csv(path: Path, max_cell_bytes: int = MAX_CELL_BYTES) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Columns and row count of a UTF-8 CSV with a header, within bounded rows, columns and cells; in the same
+    pass, each column's profile (bounded: counts and at most ``MAX_CATEGORIES`` + 1 value hashes) and the first
+    rows."""
     csv.field_size_limit(MAX_CSV_FIELD)
-    profiles: list[tabular.ColumnProfile] = []
-    first: list[list[str]] = []
-    chunk: list[list[str]] = []
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
-            header = next(reader, None)
-            if not header or len(header) < 2:
-                raise InvalidRequest("a CSV dataset needs a header row with at least two columns")
-            if len(header) > MAX_CSV_COLUMNS:
-                raise InvalidRequest(f"a CSV dataset may have at most {MAX_CSV_COLUMNS} columns")
-            if len(set(header)) != len(header):
-                raise InvalidRequest("CSV column names must be unique")
+            header = _csv_header(reader)
             profiles = [tabular.ColumnProfile(name.strip()) for name in header]
-            chunk_rows = max(1, min(PROFILE_CHUNK_ROWS, PROFILE_CHUNK_CELLS // len(header)))
-            rows = 0
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise InvalidRequest(f"CSV row {rows + 2} has {len(row)} fields, the header {len(header)}")
-                rows += 1
-                if rows > MAX_CSV_ROWS:
-                    raise InvalidRequest(f"a CSV dataset may have at most {MAX_CSV_ROWS} rows")
-                if all(not cell.strip() for cell in row):
-                    continue  # a blank line: the loaders skip it too
-                chunk.append(row)
-                if len(chunk) >= chunk_rows:
-                    _profile_rows(profiles, chunk)
-                    chunk = []
-                if len(first) < tabular.PREVIEW_ROWS:
-                    first.append(row)
-            _profile_rows(profiles, chunk)
+            rows, first = _profile_csv_rows(reader, profiles, max_cell_bytes)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InvalidRequest(f"not a UTF-8 CSV file (or an .npz): {exc}") from None
     if rows == 0:
@@ -278,24 +276,71 @@ def profile_csv(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"rows": rows, "columns": header}, {"schema": schema, "preview": tabular.preview(names, first)}
 
 
-def _profile_rows(profiles: list[tabular.ColumnProfile], rows: list[list[str]]) -> None:
-    """Count a chunk of rows into each column's profile."""
+def _csv_header(reader: Iterator[list[str]]) -> list[str]:
+    """A CSV's header row: at least two columns, at most ``MAX_CSV_COLUMNS``, unique names."""
+    header = next(reader, None)
+    if not header or len(header) < 2:
+        raise InvalidRequest("a CSV dataset needs a header row with at least two columns")
+    if len(header) > MAX_CSV_COLUMNS:
+        raise InvalidRequest(f"a CSV dataset may have at most {MAX_CSV_COLUMNS} columns")
+    if len(set(header)) != len(header):
+        raise InvalidRequest("CSV column names must be unique")
+    return header
+
+
+def _profile_csv_rows(
+    reader: Iterator[list[str]], profiles: list[tabular.ColumnProfile], max_cell_bytes: int
+) -> tuple[int, list[list[str]]]:
+    """Count a CSV's data rows into ``profiles`` in chunks; the rows (blank ones too) and the first rows."""
+    width = len(profiles)
+    chunk_rows = max(1, min(PROFILE_CHUNK_ROWS, PROFILE_CHUNK_CELLS // width))
+    rows = 0
+    first: list[list[str]] = []
+    chunk: list[list[str]] = []
+    for row in reader:
+        if not row:
+            continue
+        rows += 1
+        if len(row) != width:
+            raise InvalidRequest(f"CSV row {rows + 1} has {len(row)} fields, the header {width}")
+        if rows > MAX_CSV_ROWS:
+            raise InvalidRequest(f"a CSV dataset may have at most {MAX_CSV_ROWS} rows")
+        if all(not cell.strip() for cell in row):
+            continue  # a blank line: the loaders skip it too
+        chunk.append(row)
+        if len(chunk) >= chunk_rows:
+            _profile_rows(profiles, chunk, max_cell_bytes)
+            chunk = []
+        if len(first) < tabular.PREVIEW_ROWS:
+            first.append(row)
+    _profile_rows(profiles, chunk, max_cell_bytes)
+    return rows, first
+
+
+def _profile_rows(profiles: list[tabular.ColumnProfile], rows: list[list[str]], max_cell_bytes: int) -> None:
+    """Count a chunk of rows into each column's profile; a cell over ``max_cell_bytes`` is 413 ``cell_too_large``."""
     if rows:
         for profile, column in zip(profiles, zip(*rows, strict=True), strict=True):
             profile.add_all(column)
+            if profile.longest > max_cell_bytes:
+                raise tabular.cell_too_large(profile.name, profile.longest, max_cell_bytes)
 
 
-def profile_parquet(path: Path, max_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def profile_parquet(
+    path: Path, max_bytes: int, max_cell_bytes: int = MAX_CELL_BYTES
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A Parquet table's rows and columns from its footer (limits checked before any data is read), then its
-    columns' profiles and first rows, one row group batch at a time."""
-    info = parquet.footer(path, MAX_CSV_ROWS, MAX_CSV_COLUMNS, max_bytes)
+    columns' profiles and first rows, one batch at a time in Arrow, strings as dictionaries: each batch's rows,
+    expanded bytes and longest cell are counted against the limits before it is profiled."""
+    info = parquet.footer(path, MAX_CSV_ROWS, MAX_CSV_COLUMNS, max_bytes, max_cell_bytes)
     header = info["columns"]
     profiles = [tabular.ColumnProfile(name) for name in header]
     first: list[list[str]] = []
-    for _, cells in parquet.batches(path):
-        for profile, column in zip(profiles, cells, strict=True):
-            profile.add_all(column)
+    for batch in parquet.arrow_batches(path, parquet.Limits(MAX_CSV_ROWS, max_bytes, max_cell_bytes)):
+        for profile, column in zip(profiles, batch.columns, strict=True):
+            profile.add_arrow(column)
         if len(first) < tabular.PREVIEW_ROWS:
-            first.extend([list(row) for row in zip(*cells, strict=True)][: tabular.PREVIEW_ROWS - len(first)])
+            shown = parquet.cells(batch.slice(0, tabular.PREVIEW_ROWS - len(first)))
+            first.extend([list(row) for row in zip(*shown, strict=True)])
     schema = [profile.summary() for profile in profiles]
     return info, {"schema": schema, "preview": tabular.preview(header, first)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -96,24 +97,24 @@ class ServedQueues:
 
 
 def waiting_reason(job: JobRecord, served: ServedQueues, grace_s: float) -> str | None:
-    """Why a queued job waits, when its queue has had no live worker for ``grace_s``; else None."""
+    """Why a queued job waits, when its queue has had no live worker for ``grace_s``; else None (a job younger
+    than ``grace_s``, as every job just accepted is, is answered without reading the served queues)."""
     if job.status != "queued":
         return None
     queue = QUEUE_OF_TYPE.get(job.type)
-    if queue is None or queue in served.get():
+    if queue is None:
         return None
     created = job.created_at.timestamp() if job.created_at else time.time()
-    if time.time() - created < grace_s:
+    if time.time() - created < grace_s or queue in served.get():
         return None
     return f"no live worker serves queue '{queue}'"
 
 
-def public_job(job: JobRecord) -> dict[str, Any]:
-    """The job as the API shows it, with ``waiting_reason`` when it waits on a queue no worker serves."""
-    svc = services()
-    out = present.job(job)
-    out["waiting_reason"] = waiting_reason(job, served_queues(), svc.settings.worker_stale_s)
-    return out
+def public_job(job: JobRecord, without: Collection[str] = ()) -> dict[str, Any]:
+    """The job as every route answers with it (``present.job``), with ``waiting_reason`` when it waits on a
+    queue no worker serves; a listing leaves out the keys in ``without``."""
+    reason = waiting_reason(job, served_queues(), services().settings.worker_stale_s)
+    return present.job(job, reason, without=without)
 
 
 def served_queues() -> ServedQueues:

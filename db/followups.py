@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
-from db.models import Job, JobEvent, JobTag, utcnow
-from db.newjob import NewJob, new_row
+from db.models import utcnow
+from db.newjob import NewJob, insert_new
 from db.records import JobRecord
 from db.webhooks import enqueue
 from tensorq.retry_policy import should_retry
@@ -33,25 +33,7 @@ def follow_up(conn: Connection, job: JobRecord) -> dict[str, Any]:
 def insert_retry(conn: Connection, job: JobRecord) -> str:
     """Queue ``job``'s spec again as a new job linked by ``retry_of`` (``retry_number`` + 1), unpublished: the
     reaper's outbox publishes it. It is not counted against the queued-jobs quota: it replaces ``job``."""
-    new = NewJob(
-        tenant_id=job.tenant_id,
-        type=job.type,
-        spec=job.spec,
-        priority=job.priority,
-        max_attempts=job.max_attempts,
-        timeout_s=job.timeout_s,
-        retry_of=job.id,
-        name=job.name,
-        tags=tuple(job.tags),
-        callback_url=job.callback_url,
-        max_retries=job.max_retries,
-        retry_number=job.retry_number + 1,
-    )
-    row = new_row(new, utcnow(), publishing=False)
-    conn.execute(insert(Job), row)
-    if new.tags:
-        conn.execute(insert(JobTag), [{"job_id": row["id"], "tag": tag} for tag in dict.fromkeys(new.tags)])
+    new = NewJob.retry_of(job)
     data = {"reason": "retry_policy", "retry_of": job.id, "retry_number": new.retry_number}
-    event = {"job_id": row["id"], "kind": "state", "from_status": None, "to_status": "queued", "data": data}
-    conn.execute(insert(JobEvent), {**event, "created_at": row["created_at"]})
+    [row] = insert_new(conn, [new], publishing=False, note=data)
     return str(row["id"])

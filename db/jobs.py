@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.changes import JobChanges
 from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
-from db.newjob import NewJob, new_row
+from db.newjob import NewJob, insert_new
 from db.records import (
     TERMINAL,
     Claim,
@@ -120,6 +120,26 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidRequest("malformed cursor", details={"cursor": cursor}) from exc
 
 
+def _hold_queued_quota(conn: Connection, tenant_id: str, limit: int, batch: int | None = None) -> None:
+    """Lock the tenant's row (``lock_tenant``) and refuse with QuotaExceeded (429) when one more job, or the
+    ``batch`` more jobs of a batch, would take its queued jobs over ``limit``."""
+    lock_tenant(conn, tenant_id)
+    queued = conn.execute(QUEUED_OF_TENANT, {"tenant_id": tenant_id, "at_most": limit}).scalar_one()
+    if queued + (batch or 1) <= limit:
+        return
+    if batch is None:
+        raise QuotaExceeded(
+            f"{limit} jobs are already queued",
+            retry_after=10,
+            details={"quota": "quota_queued_jobs", "limit": limit},
+        )
+    raise QuotaExceeded(
+        f"{batch} more jobs would exceed the {limit} queued jobs allowed",
+        retry_after=10,
+        details={"quota": "quota_queued_jobs", "limit": limit, "jobs": batch},
+    )
+
+
 class JobStore:
     """Jobs, their events and their transitions."""
 
@@ -155,25 +175,11 @@ class JobStore:
             existing = self._by_idempotency_key(new)
             if existing is not None:
                 return existing
-        row = new_row(new, utcnow(), publishing)
-        job_id = row["id"]
-        now = row["created_at"]
         try:
             with write_scope(self._factory) as conn:
                 if queued_limit is not None:
-                    lock_tenant(conn, new.tenant_id)
-                    queued = conn.execute(QUEUED_OF_TENANT, {"tenant_id": new.tenant_id, "at_most": queued_limit})
-                    if queued.scalar_one() >= queued_limit:
-                        raise QuotaExceeded(
-                            f"{queued_limit} jobs are already queued",
-                            retry_after=10,
-                            details={"quota": "quota_queued_jobs", "limit": queued_limit},
-                        )
-                conn.execute(insert(Job), row)
-                if new.tags:
-                    conn.execute(insert(JobTag), [{"job_id": job_id, "tag": tag} for tag in dict.fromkeys(new.tags)])
-                event = {"job_id": job_id, "kind": "state", "from_status": None, "to_status": "queued", "data": None}
-                conn.execute(insert(JobEvent), {**event, "created_at": now})
+                    _hold_queued_quota(conn, new.tenant_id, queued_limit)
+                [row] = insert_new(conn, [new], publishing=publishing)
         except IntegrityError:
             existing = self._by_idempotency_key(new) if new.idempotency_key else None
             if existing is None:
@@ -223,43 +229,15 @@ class JobStore:
                 replace(new, idempotency_key=batch_key(idempotency_key, i), request_hash=request_hash)
                 for i, new in enumerate(news)
             ]
-        now = utcnow()
-        rows = [new_row(new, now, publishing) for new in news]
-        events = [
-            {
-                "job_id": r["id"],
-                "kind": "state",
-                "from_status": None,
-                "to_status": "queued",
-                "data": None,
-                "created_at": now,
-            }
-            for r in rows
-        ]
         try:
             with write_scope(self._factory) as conn:
                 if queued_limit is not None:
-                    lock_tenant(conn, tenant_id)
-                    queued = conn.execute(QUEUED_OF_TENANT, {"tenant_id": tenant_id, "at_most": queued_limit})
-                    if queued.scalar_one() + len(rows) > queued_limit:
-                        raise QuotaExceeded(
-                            f"{len(rows)} more jobs would exceed the {queued_limit} queued jobs allowed",
-                            retry_after=10,
-                            details={"quota": "quota_queued_jobs", "limit": queued_limit, "jobs": len(rows)},
-                        )
-                conn.execute(insert(Job), rows)
-                tags = [
-                    {"job_id": r["id"], "tag": tag}
-                    for new, r in zip(news, rows, strict=True)
-                    for tag in dict.fromkeys(new.tags)
-                ]
-                if tags:
-                    conn.execute(insert(JobTag), tags)
-                conn.execute(insert(JobEvent), events)
+                    _hold_queued_quota(conn, tenant_id, queued_limit, batch=len(news))
+                rows = insert_new(conn, news, publishing=publishing)
         except IntegrityError:
             # The same batch, committed by a parallel request first.
             existing = (
-                self._batch_by_key(tenant_id, idempotency_key, request_hash, len(rows)) if idempotency_key else None
+                self._batch_by_key(tenant_id, idempotency_key, request_hash, len(news)) if idempotency_key else None
             )
             if existing is None:
                 raise

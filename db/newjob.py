@@ -1,16 +1,46 @@
-"""A new job: what a submission asks for, and the jobs-table row it becomes."""
+"""A new job: what a submission asks for, the jobs-table row it becomes, and the one insert of new jobs (the
+row, its tags and its first state event) that every way of creating a job goes through."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, Self
+
+from sqlalchemy import Connection, insert
+
+from db.models import Job, JobEvent, JobTag, utcnow
+from db.records import JobRecord
+
+
+class Submission(Protocol):
+    """What a client asks of a new job, its spec as validated (``api.schemas.parse_submission`` gives one)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def spec(self) -> dict[str, Any]: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def max_attempts(self) -> int | None: ...
+    @property
+    def timeout_s(self) -> int | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def callback_url(self) -> str | None: ...
+    @property
+    def max_retries(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class NewJob:
-    """What a submission asks for."""
+    """What a new job will be; ``from_submission`` and ``retry_of`` build it for the API and the retry policy."""
 
     tenant_id: str
     type: str
@@ -20,12 +50,47 @@ class NewJob:
     timeout_s: int | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
-    retry_of: str | None = None
+    retry_of_id: str | None = None
     name: str | None = None
     tags: tuple[str, ...] = ()
     callback_url: str | None = None
     max_retries: int = 0
     retry_number: int = 0
+
+    @classmethod
+    def from_submission(cls, tenant_id: str, submission: Submission, *, default_max_attempts: int) -> Self:
+        """The job a tenant's submission asks for (``default_max_attempts`` where it names none)."""
+        return cls(
+            tenant_id=tenant_id,
+            type=submission.type,
+            spec=submission.spec,
+            priority=submission.priority,
+            max_attempts=submission.max_attempts or default_max_attempts,
+            timeout_s=submission.timeout_s,
+            name=submission.name,
+            tags=tuple(submission.tags),
+            callback_url=submission.callback_url,
+            max_retries=submission.max_retries,
+        )
+
+    @classmethod
+    def retry_of(cls, old: JobRecord) -> Self:
+        """The retry of ``old``: its type, spec, options and limits again, linked by ``retry_of`` one further
+        down its retry chain (``retry_number`` + 1)."""
+        return cls(
+            tenant_id=old.tenant_id,
+            type=old.type,
+            spec=old.spec,
+            priority=old.priority,
+            max_attempts=old.max_attempts,
+            timeout_s=old.timeout_s,
+            retry_of_id=old.id,
+            name=old.name,
+            tags=tuple(old.tags),
+            callback_url=old.callback_url,
+            max_retries=old.max_retries,
+            retry_number=old.retry_number + 1,
+        )
 
 
 def new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
@@ -46,7 +111,7 @@ def new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
         "cancel_requested": False,
         "idempotency_key": new.idempotency_key,
         "request_hash": new.request_hash,
-        "retry_of": new.retry_of,
+        "retry_of": new.retry_of_id,
         "name": new.name,
         "tags": list(new.tags) or None,
         "callback_url": new.callback_url,
@@ -59,3 +124,26 @@ def new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
         "finished_at": None,
         "published_at": now if publishing else None,
     }
+
+
+def insert_new(
+    conn: Connection, news: Sequence[NewJob], *, publishing: bool, note: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Insert ``news`` as ``queued`` jobs in ``conn``'s transaction: each row, its tags and its first state event
+    (``note`` is that event's data); the rows, in order. ``publishing`` records them as published now (the
+    caller publishes right after the commit); else the reaper's outbox publishes them."""
+    now = utcnow()
+    rows = [new_row(new, now, publishing) for new in news]
+    if not rows:
+        return rows
+    conn.execute(insert(Job), rows)
+    tags = [
+        {"job_id": row["id"], "tag": tag}
+        for new, row in zip(news, rows, strict=True)
+        for tag in dict.fromkeys(new.tags)
+    ]
+    if tags:
+        conn.execute(insert(JobTag), tags)
+    first = {"kind": "state", "from_status": None, "to_status": "queued", "data": note, "created_at": now}
+    conn.execute(insert(JobEvent), [{"job_id": row["id"], **first} for row in rows])
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -109,8 +110,31 @@ class DatasetRecord:
 
 
 @dataclass(frozen=True)
+class ModelSignature:
+    """What a version's stored signature says of the model, read once: what it does (``task``; "classify" for
+    versions registered before tasks were recorded), its inputs' ``kind``, its class and feature names."""
+
+    task: str = "classify"
+    kind: str | None = None
+    class_names: tuple[str, ...] | None = None
+    feature_names: tuple[str, ...] | None = None
+
+    @classmethod
+    def read(cls, stored: Mapping[str, Any] | None) -> ModelSignature:
+        """The typed view of a stored signature (the JSON of ``ModelVersionRecord.signature``)."""
+        stored = stored or {}
+        kind, classes, features = stored.get("kind"), stored.get("class_names"), stored.get("feature_names")
+        return cls(
+            task=str(stored.get("task", "classify")),
+            kind=None if kind is None else str(kind),
+            class_names=None if classes is None else tuple(str(name) for name in classes),
+            feature_names=None if features is None else tuple(str(name) for name in features),
+        )
+
+
+@dataclass(frozen=True)
 class ModelVersionRecord:
-    """One registered version of a model."""
+    """One registered version of a model (``signature`` as stored, ``interface`` its typed view)."""
 
     id: str
     model_id: str
@@ -124,6 +148,10 @@ class ModelVersionRecord:
     signature: dict[str, Any]
     created_at: datetime
     lineage: dict[str, Any] | None = None
+    interface: ModelSignature = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interface", ModelSignature.read(self.signature))
 
 
 @dataclass(frozen=True)

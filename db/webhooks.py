@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import WebhookDelivery, WebhookSecret, utcnow
@@ -27,19 +28,25 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 @dataclass(frozen=True)
 class Delivery:
     """One notification to send: its id (the receivers' dedupe key), target, the job's record as it ended
-    (``job``) and the attempts so far."""
+    (``record``, JSON: ``job`` reads it) and the attempts so far."""
 
     id: str
     tenant_id: str
     job_id: str
     event: str
     url: str
-    job: JobRecord
+    record: str
     attempts: int
     status: str
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+
+    @property
+    def job(self) -> JobRecord:
+        """The job's record as it ended (raises on a row that cannot be read: the sender counts that as a
+        failed attempt of this delivery alone)."""
+        return restore(self.record)
 
 
 def _delivery(row: WebhookDelivery) -> Delivery:
@@ -49,7 +56,7 @@ def _delivery(row: WebhookDelivery) -> Delivery:
         job_id=row.job_id,
         event=row.event,
         url=row.url,
-        job=restore(row.record),
+        record=row.record,
         attempts=row.attempts,
         status=row.status,
         last_error=row.last_error,
@@ -130,16 +137,24 @@ class WebhookOutbox:
             return found.scalar_one_or_none()
 
     # -- deliveries ----------------------------------------------------------------------
-    def due(self, limit: int = 50) -> list[str]:
-        """Ids of pending deliveries whose next attempt is due, oldest due first."""
+    def due(self, limit: int = 50, per_tenant: int = 50, skip_tenants: Collection[str] = ()) -> list[tuple[str, str]]:
+        """``(id, tenant_id)`` of pending deliveries whose next attempt is due, oldest due first: at most
+        ``per_tenant`` of each tenant (so one tenant's backlog cannot fill the list) and none of ``skip_tenants``."""
+        d = WebhookDelivery
+        rank = func.row_number().over(partition_by=d.tenant_id, order_by=(d.next_attempt_at, d.id))
+        ranked = (
+            select(d.id, d.tenant_id, d.next_attempt_at, rank.label("rank"))
+            .where(d.status == PENDING, d.next_attempt_at <= utcnow(), d.tenant_id.not_in(list(skip_tenants)))
+            .subquery()
+        )
         stmt = (
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= utcnow())
-            .order_by(WebhookDelivery.next_attempt_at)
+            select(ranked.c.id, ranked.c.tenant_id)
+            .where(ranked.c.rank <= per_tenant)
+            .order_by(ranked.c.next_attempt_at, ranked.c.id)
             .limit(limit)
         )
         with read_scope(self._factory) as conn:
-            return list(conn.execute(stmt).scalars())
+            return [(delivery_id, tenant_id) for delivery_id, tenant_id in conn.execute(stmt)]
 
     def claim(self, delivery_id: str, hold_s: float) -> Delivery | None:
         """Take a due delivery for one attempt (counted now), holding it ``hold_s``; None when another sender

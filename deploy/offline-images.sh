@@ -16,6 +16,12 @@ prefix=${TENSORQ_OFFLINE_PREFIX:-tensorq-offline}
 extras=${TENSORQ_WHEEL_EXTRAS:-api,autoscale,worker-cpu,monitoring}
 log() { echo "offline-images: $*" >&2; }
 
+# One run at a time on a host (CI prefetches in the background while tests/deploy/ may call this too): a second
+# run waits here, then finds the cache warm.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+
 mirror=${TENSORQ_DEBIAN_MIRROR:-}
 if [ -z "$mirror" ]; then
   mirror=$(grep -hoE '^URIs: *[^ ]+' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n 1 || true)

@@ -111,7 +111,12 @@ def coerce_inputs(model: keras.Model, inputs: Any) -> np.ndarray:
     if takes_strings(model) and _input_shape(model) in ([], [1]):
         texts = coerce_texts(inputs)
         return texts if _input_shape(model) == [] else texts.reshape(-1, 1)
-    want = _input_shape(model)
+    return _numeric_batch(inputs, _input_shape(model))
+
+
+def _numeric_batch(inputs: Any, want: list[int | None]) -> np.ndarray:
+    """Numeric ``inputs`` as a float32 batch of shape ``want`` (a batch axis or a channel added where missing);
+    anything else, an empty batch, or NaN and infinities is an InvalidRequest."""
     expected = ["batch", *want]
     try:
         array = np.asarray(inputs)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensorq.errors import InvalidRequest
+from tensorq.errors import InvalidRequest, PayloadTooLarge
 
 # A cell is missing when, stripped and lower-cased, it is one of these (pandas' most common NA spellings).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
@@ -34,6 +34,8 @@ FREE_TEXT_MIN_DISTINCT = 50
 FREE_TEXT_DISTINCT_SHARE = 0.5
 PREVIEW_ROWS = 10
 PREVIEW_CELL_CHARS = 200
+# Column names an error echoes at most (the first ones, and how many more).
+ECHOED_NAMES = 20
 TYPES = ("numeric", "categorical", "text", "empty")
 
 
@@ -82,6 +84,7 @@ class ColumnProfile:
     missing: int = 0
     non_numeric: int = 0
     distinct: set[int] = field(default_factory=set)  # hashes of the values, at most MAX_CATEGORIES + 1
+    longest: int = 0  # the longest cell counted by ``add_all``, in UTF-8 bytes
 
     def add(self, cell: str) -> None:
         """Count one cell (already stripped; "" when missing)."""
@@ -97,29 +100,61 @@ class ColumnProfile:
     def add_all(self, cells: Sequence[str]) -> None:
         """Count every cell of ``cells`` (a batch, stripped or not), vectorised."""
         import pyarrow as pa
+
+        if cells:
+            self._add_text(pa.array(cells, type=pa.string()))
+
+    def add_arrow(self, column: Any) -> None:
+        """Count a batch of one Parquet column (an Arrow array of numbers, booleans, strings, or strings as a
+        dictionary) without a Python object per cell: a dictionary's values are checked once each and its cells
+        counted through their indices; other values as their text (a null as a missing cell)."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
-        if not cells:
-            return
-        text = pc.utf8_trim_whitespace(pa.array(cells, type=pa.string()))
-        missing = pc.is_in(pc.utf8_lower(text), value_set=pa.array(sorted(MISSING_TOKENS)))
-        present = pc.filter(text, pc.invert(missing))
-        self.rows += len(cells)
-        self.missing += len(cells) - len(present)
-        if len(present) == 0:
-            return
-        numbers = pc.match_substring_regex(present, f"^(?:{NUMBER_PATTERN})$")
-        try:  # a number too large for a double reads as infinity (or fails): not a number, as ``number`` says
-            values = pc.cast(pc.if_else(numbers, present, "0"), pa.float64())
-            numeric = pc.and_(numbers, pc.is_finite(values))
-            self.non_numeric += len(present) - pc.sum(numeric).as_py()
-        except pa.ArrowInvalid:
-            self.non_numeric += sum(1 for cell in present.to_pylist() if number(cell) is None)
+        if pa.types.is_dictionary(column.type):
+            self._add_dictionary(column)
+        elif len(column):
+            self._add_text(pc.fill_null(pc.cast(column, pa.string()), ""))
+
+    def _add_text(self, text: Any) -> None:
+        """Count an Arrow string array's cells."""
+        import pyarrow.compute as pc
+
+        trimmed = pc.utf8_trim_whitespace(text)
+        present = pc.filter(trimmed, pc.invert(_missing(trimmed)))
+        self.longest = max(self.longest, int(pc.max(pc.binary_length(text)).as_py() or 0))
+        self.rows += len(text)
+        self.missing += len(text) - len(present)
+        if len(present):
+            self.non_numeric += len(present) - int(pc.sum(_numbers(present)).as_py() or 0)
+            self._add_distinct(present)
+
+    def _add_dictionary(self, column: Any) -> None:
+        """Count a dictionary-encoded Arrow string array's cells through its indices."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = pc.utf8_trim_whitespace(pc.cast(column.dictionary, pa.string()))
+        missing = _missing(values)
+        other = pc.invert(pc.or_(missing, _numbers(values)))  # present, not a number
+        indices = column.indices
+        self.rows += len(column)
+        self.missing += column.null_count + int(pc.sum(pc.take(missing, indices)).as_py() or 0)
+        self.non_numeric += int(pc.sum(pc.take(other, indices)).as_py() or 0)
         if len(self.distinct) <= MAX_CATEGORIES:
-            for value in pc.unique(present).to_pylist():
-                self.distinct.add(hash(value))
-                if len(self.distinct) > MAX_CATEGORIES:
-                    break
+            used = pc.unique(pc.drop_null(indices))
+            self._add_distinct(pc.filter(pc.take(values, used), pc.invert(pc.take(missing, used))))
+
+    def _add_distinct(self, present: Any) -> None:
+        """Add the hashes of an Arrow array's distinct values, up to ``MAX_CATEGORIES`` + 1 in all."""
+        import pyarrow.compute as pc
+
+        if len(self.distinct) > MAX_CATEGORIES:
+            return
+        for value in pc.unique(present).slice(0, MAX_CATEGORIES + 1).to_pylist():
+            self.distinct.add(hash(value))
+            if len(self.distinct) > MAX_CATEGORIES:
+                break
 
     def summary(self, categorical: bool = False) -> dict[str, Any]:
         """The column's schema entry: ``name``, ``type``, ``missing``, ``distinct`` (non-numeric columns) and,
@@ -140,6 +175,36 @@ class ColumnProfile:
             )
             return {**entry, "type": "text", "problem": problem}
         return {**entry, "type": "categorical"}
+
+
+def _missing(trimmed: Any) -> Any:
+    """Which cells of an Arrow string array (stripped) are missing values, as a boolean array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.is_in(pc.utf8_lower(trimmed), value_set=pa.array(sorted(MISSING_TOKENS))), True)
+
+
+def _numbers(present: Any) -> Any:
+    """Which cells of an Arrow string array (stripped, none missing) are finite numbers, as ``number`` says."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    matched = pc.match_substring_regex(present, f"^(?:{NUMBER_PATTERN})$")
+    try:  # a number too large for a double reads as infinity (or fails): not a number, as ``number`` says
+        values = pc.cast(pc.if_else(matched, present, "0"), pa.float64())
+        return pc.and_(matched, pc.is_finite(values))
+    except pa.ArrowInvalid:
+        return pa.array([number(cell) is not None for cell in present.to_pylist()], type=pa.bool_())
+
+
+def cell_too_large(column: str, size: int, limit: int) -> PayloadTooLarge:
+    """The error of a table whose cell holds more than ``limit`` bytes (413 ``cell_too_large``)."""
+    return PayloadTooLarge(
+        f"column '{column[:200]}' has a cell of at least {size} bytes; a table's cell may have at most {limit} bytes",
+        code="cell_too_large",
+        details={"column": column[:200], "cell_bytes": size, "limit": limit},
+    )
 
 
 def free_text(distinct: int, present: int) -> bool:
@@ -178,6 +243,55 @@ def with_declared(schema: Sequence[dict[str, Any]], categorical: Iterable[str]) 
     return entries
 
 
+def echoed(names: Sequence[str], limit: int = ECHOED_NAMES) -> str:
+    """The first ``limit`` names, quoted, and how many more there are (an error names no more than that)."""
+    shown = ", ".join(f"'{name}'" for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _check_declared(
+    names: Sequence[str], label_column: str | None, categorical: Sequence[str], ignore: Sequence[str]
+) -> set[str]:
+    """The ignored columns' names; refuses a list longer than the table is wide (``too_many_columns``), a name
+    that is not a column (``unknown_columns``, the first ``ECHOED_NAMES`` of them) and a categorical label."""
+    for what, declared in (("categorical_columns", categorical), ("ignore_columns", ignore)):
+        if len(declared) > len(names):
+            raise InvalidRequest(
+                f"{what} names {len(declared)} columns; the dataset has {len(names)}",
+                code="too_many_columns",
+                details={"given": len(declared), "columns": len(names)},
+            )
+    known = set(names)
+    unknown = [name for name in dict.fromkeys([*categorical, *ignore]) if name not in known]
+    if unknown:
+        raise InvalidRequest(
+            f"columns {echoed(unknown)} are not in the dataset",
+            code="unknown_columns",
+            details={
+                "unknown": unknown[:ECHOED_NAMES],
+                "unknown_count": len(unknown),
+                "columns": list(names[:ECHOED_NAMES]),
+                "column_count": len(names),
+            },
+        )
+    if label_column is not None and label_column in set(categorical):
+        raise InvalidRequest(f"'{label_column}' is the label column, not a feature", code="unknown_columns")
+    return set(ignore)
+
+
+def _column_problem(entry: dict[str, Any], label_column: str | None, needs_numeric: bool) -> str | None:
+    """Why a model cannot use this column (a feature, or the label), or None."""
+    if entry["name"] == label_column:
+        if entry.get("missing"):
+            return f"the label column has {entry['missing']} missing values; drop those rows or fill them"
+        return None
+    if "problem" in entry:
+        return str(entry["problem"])
+    if needs_numeric and (entry["type"] != "numeric" or entry.get("missing")):
+        return "this architecture takes complete numeric columns (no categories, no missing values)"
+    return None
+
+
 def check_columns(
     schema: Sequence[dict[str, Any]],
     label_column: str | None,
@@ -188,36 +302,26 @@ def check_columns(
 ) -> list[dict[str, Any]]:
     """The feature columns' schema entries, or an ``unusable_column`` error naming each column a model cannot
     use and why: one with no values, free text, a label with missing values, a declared column not there."""
-    names = [c["name"] for c in schema]
-    unknown = [c for c in [*categorical, *ignore] if c not in names]
-    if unknown:
-        raise InvalidRequest(
-            f"columns {', '.join(unknown)} are not in the dataset",
-            code="unknown_columns",
-            details={"unknown": unknown, "columns": names},
-        )
-    if label_column is not None and label_column in categorical:
-        raise InvalidRequest(f"'{label_column}' is the label column, not a feature", code="unknown_columns")
+    ignored = _check_declared([c["name"] for c in schema], label_column, categorical, ignore)
     problems = []
     features = []
     for entry in with_declared(schema, categorical):
-        if entry["name"] in ignore:
+        if entry["name"] in ignored:
             continue
-        if entry["name"] == label_column:
-            if entry.get("missing"):
-                why = f"the label column has {entry['missing']} missing values; drop those rows or fill them"
-                problems.append({"column": entry["name"], "problem": why})
-            continue
-        features.append(entry)
-        if "problem" in entry:
-            problems.append({"column": entry["name"], "problem": entry["problem"]})
-        elif needs_numeric and (entry["type"] != "numeric" or entry.get("missing")):
-            why = "this architecture takes complete numeric columns (no categories, no missing values)"
+        if entry["name"] != label_column:
+            features.append(entry)
+        why = _column_problem(entry, label_column, needs_numeric)
+        if why is not None:
             problems.append({"column": entry["name"], "problem": why})
     if problems:
-        listed = "; ".join(f"column '{p['column']}': {p['problem']}" for p in problems)
+        listed = "; ".join(f"column '{p['column']}': {p['problem']}" for p in problems[:ECHOED_NAMES])
+        more = f"; and {len(problems) - ECHOED_NAMES} more" if len(problems) > ECHOED_NAMES else ""
         hint = "" if needs_numeric else " (leave a feature column out with 'ignore_columns')"
-        raise InvalidRequest(f"unusable columns: {listed}{hint}", code="unusable_column", details={"columns": problems})
+        raise InvalidRequest(
+            f"unusable columns: {listed}{more}{hint}",
+            code="unusable_column",
+            details={"columns": problems[:ECHOED_NAMES], "count": len(problems)},
+        )
     if not features:
         raise InvalidRequest("the dataset has no feature columns", code="unusable_column", details={"columns": []})
     return features

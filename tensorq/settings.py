@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_dataset_array_bytes: int = Field(
         default=1024**3, ge=1, description="What an uploaded .npz's arrays may unpack to (checked from their headers)."
     )
+    max_cell_bytes: int = Field(
+        default=1024,
+        ge=1,
+        description="Longest cell of an uploaded table (CSV or Parquet), in UTF-8 bytes (413 cell_too_large above).",
+    )
     max_inline_rows: int = Field(default=1000, description="Predict results with more rows become an artifact.")
     max_wait_s: float = Field(default=30.0, description="Longest ?wait= long-poll the API honours.")
     max_waits_per_tenant: int = Field(
@@ -71,7 +76,18 @@ class Settings(BaseSettings):
         description="Host names, addresses or CIDR blocks a job's callback_url may reach although they are "
         'internal (loopback, private, link-local), e.g. ["127.0.0.1", "10.1.0.0/16", "hooks.corp"] (JSON).',
     )
-    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Connect and read timeout of a delivery.")
+    webhook_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Deadline of a whole delivery attempt: connecting, sending and reading the answer together.",
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Deliveries a worker process sends at once (its sender's threads)."
+    )
+    webhook_tenant_concurrency: int = Field(
+        default=2, ge=1, le=64, description="Deliveries of one tenant a worker process sends at once."
+    )
     webhook_max_attempts: int = Field(default=12, ge=1, le=50, description="Deliveries tried before giving up.")
     webhook_backoff_s: float = Field(
         default=10.0, gt=0, description="Wait after a delivery's first failed attempt; doubles after each one."

@@ -6,6 +6,7 @@ delivery, which then connects to the address it checked (no second lookup a rebi
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from tensorq.errors import OutOfRange
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_URL_LENGTH = 2000
+# C0 controls, space, DEL and C1 controls: urlsplit silently drops tab, CR and LF, so they are refused first.
+_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -70,13 +73,16 @@ def internal(address: IPAddress) -> bool:
 
 
 def split_url(url: str) -> tuple[str, str, int]:
-    """``(scheme, host, port)`` of an http(s) URL; OutOfRange ``invalid_callback_url`` for anything else."""
+    """``(scheme, host, port)`` of an http(s) URL; OutOfRange ``invalid_callback_url`` for anything else
+    (control characters and spaces included)."""
 
     def invalid(why: str) -> OutOfRange:
         return OutOfRange(f"callback_url {why}", code="invalid_callback_url", details={"callback_url": url[:200]})
 
     if len(url) > MAX_URL_LENGTH:
         raise invalid(f"is longer than {MAX_URL_LENGTH} characters")
+    if _CONTROL.search(url):
+        raise invalid("may not contain spaces or control characters (CR, LF, tab, ...)")
     try:
         parts = urlsplit(url)
         port = parts.port

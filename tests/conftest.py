@@ -5,26 +5,45 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import queue
 import re
+import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from db.database import Database
 from db.migrate import upgrade
 from db.records import JobRecord
 from tensorq.settings import Settings
+from tests.parallel import group_of, rank_of
 from tests.services import RedisServer
 
 # Tests use a redis-server of their own (started on a free port) and their own Postgres databases.
 PG_ADMIN_URL = os.environ.get("TENSORQ_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PG_DATABASE = os.environ.get("TENSORQ_TEST_PG_DATABASE", "tensorq_test")
+# Under pytest-xdist each worker is its own session (gw0, gw1, ...): its databases carry its name.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 # In CI every service must be there: a missing one fails the run instead of skipping tests.
 REQUIRE_SERVICES = os.environ.get("TENSORQ_TEST_REQUIRE_SERVICES") == "1"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist (tests/parallel.py): group the tests that must share a worker, hand out the long ones first."""
+    for item in items:
+        fixtureinfo = getattr(item, "_fixtureinfo", None)
+        defs = fixtureinfo.name2fixturedefs.values() if fixtureinfo is not None else []
+        group = group_of(item.nodeid, (chain[-1].scope for chain in defs if chain))
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    if hasattr(config, "workerinput"):  # only in an xdist worker: a plain run keeps the file order
+        items.sort(key=lambda item: rank_of(item.nodeid))
 
 
 SECRET_IN_LOG = re.compile(r"tq_[0-9a-f]{16}_[A-Za-z0-9_-]{20,}|Bearer\s+tq_|Authorization:\s*Bearer\s+tq_")
@@ -58,18 +77,53 @@ def postgres_server() -> str:
     return PG_ADMIN_URL
 
 
+class DatabaseDropper:
+    """Drops the tests' Postgres databases in a thread of its own: DROP DATABASE waits for a checkpoint (seconds on a
+    busy disk) that no test needs to wait for; ``close()`` waits until every one is gone and fails if one is not."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.failures: list[str] = []
+        self._names: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="drop-test-databases", daemon=True)
+        self._thread.start()
+
+    def drop(self, name: str) -> None:
+        """Drop ``name`` soon (its connections are closed by force)."""
+        self._names.put(name)
+
+    def _run(self) -> None:
+        while (name := self._names.get()) is not None:
+            try:
+                with self.engine.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except Exception as exc:  # noqa: BLE001 - reported by close()
+                self.failures.append(f"{name}: {exc}")
+
+    def close(self) -> None:
+        """Wait for the drops asked so far, then stop."""
+        self._names.put(None)
+        self._thread.join()
+        self.engine.dispose()
+        assert self.failures == [], "test databases left behind:\n" + "\n".join(self.failures)
+
+
+@pytest.fixture(scope="session")
+def database_dropper(postgres_server: str) -> Iterator[DatabaseDropper]:
+    """This session's (this xdist worker's) dropper of test databases."""
+    dropper = DatabaseDropper(postgres_server)
+    yield dropper
+    dropper.close()
+
+
 @pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
+def postgres_url(postgres_server: str, database_dropper: DatabaseDropper) -> Iterator[str]:
     """A fresh, empty Postgres database of the tests' own, dropped afterwards."""
-    name = f"{PG_DATABASE}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
+    name = f"{PG_DATABASE}_{XDIST_WORKER}_{uuid.uuid4().hex[:8]}"
+    with database_dropper.engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    database_dropper.drop(name)
 
 
 @pytest.fixture
@@ -130,9 +184,21 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(tmp_path, database_url)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session (per xdist worker), for ``db`` to copy."""
+    path = tmp_path_factory.mktemp("schema") / "migrated.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    assert not path.with_name(path.name + "-wal").exists(), "the migrated file must be whole, its WAL checkpointed"
+    return path
+
+
 @pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    """A migrated database."""
+def db(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A migrated database (a new SQLite file starts as a copy of ``migrated_sqlite``: upgrade finds it at head)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), url.database)
     upgrade(settings.database_url)
     database = Database(settings)
     yield database

@@ -2,13 +2,17 @@
 
 ``DocumentCheck.install(app)`` adds an ``after_request`` hook: a request the server accepted (2xx)
 must be valid under the document, and every answer must be one the document describes for that
-operation and status (its body schema and headers). Violations are collected and the fixture that
-installed the check fails the test with them.
+operation and status (its body schema and headers). Every job object in an answer (where the document
+puts a ``Job`` or a ``JobSummary``) must also have exactly the keys of ``api.present.JOB_KEYS``: the
+document lets optional keys be left out, the API never does. Violations are collected and the fixture
+that installed the check fails the test with them.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask, Response, request
@@ -17,9 +21,21 @@ from openapi_core.contrib.flask import FlaskOpenAPIRequest, FlaskOpenAPIResponse
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 from werkzeug.exceptions import HTTPException
 
+from api.jobs import listed_fields
 from api.openapi import build_document
+from api.present import HEAVY_FIELDS, JOB_KEYS
+from tensorq.errors import TensorQError
 
 SERVER = "http://localhost"
+# The document's schemas of a job: a whole one, and a listing's summary (``?fields=`` adds its heavy keys).
+JOB_SCHEMA, SUMMARY_SCHEMA = "#/components/schemas/Job", "#/components/schemas/JobSummary"
+
+
+@lru_cache(maxsize=16)
+def _openapi(document: str) -> OpenAPI:
+    """The validator of one document (given as JSON), built once: building it validates the whole document against
+    the OpenAPI schema, seconds of work that the API tests' many apps with the same document need not repeat."""
+    return OpenAPI.from_dict(json.loads(document))
 
 
 class DocumentCheck:
@@ -27,7 +43,7 @@ class DocumentCheck:
 
     def __init__(self, app: Flask) -> None:
         self.document = build_document(app, SERVER)
-        self.openapi = OpenAPI.from_dict(self.document)
+        self.openapi = _openapi(json.dumps(self.document, sort_keys=True))
         self.violations: list[str] = []
         self.checked = 0
 
@@ -50,6 +66,7 @@ class DocumentCheck:
                 self.openapi.validate_request(openapi_request)
             if response.mimetype == "application/json":
                 self.openapi.validate_response(openapi_request, FlaskOpenAPIResponse(response))
+                self._check_job_keys(response)
             else:
                 self._check_media_type(response)
             self.checked += 1
@@ -62,8 +79,31 @@ class DocumentCheck:
             self.violations.append(f"{where}: {describe(exc)}")
         return response
 
+    def _check_job_keys(self, response: Response) -> None:
+        """Every job object of a JSON answer has exactly the presenter's keys (AssertionError naming those that
+        are missing or extra)."""
+        answer = self._operation()["responses"].get(str(response.status_code), {})
+        schema = answer.get("content", {}).get("application/json", {}).get("schema")
+        if schema is None:
+            return
+        try:
+            listed = listed_fields(request.args.get("fields"))
+        except TensorQError:  # a route that takes no ``fields``: it answers no summaries
+            listed = set()
+        wrong = job_key_errors(self.document, schema, response.get_json(silent=True), listed)
+        if wrong:
+            raise AssertionError("; ".join(wrong))
+
     def _check_media_type(self, response: Response) -> None:
         """A file answer: its status must be documented with its media type (bodies are not JSON to check)."""
+        answer = self._operation()["responses"].get(str(response.status_code))
+        if answer is None:
+            raise AssertionError(f"status {response.status_code} is not documented")
+        if response.mimetype not in answer.get("content", {}):
+            raise AssertionError(f"{response.mimetype} is not documented; documented: {list(answer['content'])}")
+
+    def _operation(self) -> dict[str, Any]:
+        """The document's operation of this request (PathNotFound, OperationNotFound when it has none)."""
         rule = request.url_rule
         if rule is None:
             raise PathNotFound(request.path)
@@ -71,11 +111,7 @@ class DocumentCheck:
         operation = self.document["paths"].get(path, {}).get(request.method.lower())
         if operation is None:
             raise OperationNotFound(path, request.method)
-        answer = operation["responses"].get(str(response.status_code))
-        if answer is None:
-            raise AssertionError(f"status {response.status_code} is not documented")
-        if response.mimetype not in answer.get("content", {}):
-            raise AssertionError(f"{response.mimetype} is not documented; documented: {list(answer['content'])}")
+        return operation
 
 
 def describe(exc: Exception) -> str:
@@ -88,3 +124,68 @@ def describe(exc: Exception) -> str:
             parts.append(f"  {list(error.absolute_path)}: {error.message[:300]}")
         cause = cause.__cause__
     return " | ".join(parts)[:2000]
+
+
+def job_key_errors(document: dict[str, Any], schema: dict[str, Any], body: Any, listed: set[str]) -> list[str]:
+    """What is wrong with the keys of each job object in ``body`` (valid under ``schema`` of ``document``):
+    a whole job has every key of ``JOB_KEYS`` and no other; a listing's summary has them all but the heavy
+    ones ``?fields=`` did not ask for (``listed``)."""
+    whole = set(JOB_KEYS)
+    summary = whole - (set(HEAVY_FIELDS) - listed)
+    wrong: list[str] = []
+    for ref, job in _job_objects(document, schema, body):
+        expected = summary if ref == SUMMARY_SCHEMA else whole
+        missing, extra = sorted(expected - set(job)), sorted(set(job) - expected)
+        if missing or extra:
+            wrong.append(f"job {job.get('id')} ({ref.rsplit('/', 1)[-1]}): missing keys {missing}, extra keys {extra}")
+    return wrong
+
+
+def _job_objects(document: dict[str, Any], schema: dict[str, Any], data: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The job objects in ``data`` with the reference of the job schema they stand under; a union's branches
+    are followed where ``data`` fits them (``_fits``)."""
+    ref = schema.get("$ref")
+    if ref in (JOB_SCHEMA, SUMMARY_SCHEMA):
+        return [(ref, data)] if isinstance(data, dict) else []
+    if ref is not None:
+        return _job_objects(document, _resolve(document, ref), data)
+    found: list[tuple[str, dict[str, Any]]] = []
+    for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
+        if _fits(document, branch, data):
+            found += _job_objects(document, branch, data)
+    for part in schema.get("allOf", []):
+        found += _job_objects(document, part, data)
+    if isinstance(data, dict):
+        for name, value in data.items():
+            if name in schema.get("properties", {}):
+                found += _job_objects(document, schema["properties"][name], value)
+    if isinstance(data, list) and isinstance(schema.get("items"), dict):
+        for item in data:
+            found += _job_objects(document, schema["items"], item)
+    return found
+
+
+def _fits(document: dict[str, Any], schema: dict[str, Any], data: Any) -> bool:
+    """Whether ``data`` may be what the union branch ``schema`` describes: its JSON type, and for an object
+    the keys it requires (the full validation of the answer is openapi-core's)."""
+    if "$ref" in schema:
+        return _fits(document, _resolve(document, schema["$ref"]), data)
+    branches = schema.get("oneOf", []) + schema.get("anyOf", [])
+    if branches:
+        return any(_fits(document, branch, data) for branch in branches)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return isinstance(data, dict) and set(schema.get("required", [])) <= set(data)
+    if kind == "array":
+        return isinstance(data, list)
+    if kind == "null":
+        return data is None
+    return not isinstance(data, dict | list)
+
+
+def _resolve(document: dict[str, Any], ref: str) -> dict[str, Any]:
+    """The schema a local ``#/...`` reference names."""
+    node: Any = document
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node

@@ -29,6 +29,7 @@ class RedisServer:
         self.folder = folder
         self.appendonly = appendonly
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started_once = False
 
     @property
     def url(self) -> str:
@@ -36,7 +37,18 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        """Start it and wait until it answers."""
+        """Start it and wait until it answers; on a first start, a port taken meanwhile (by another xdist worker's
+        server, say) is traded for a fresh one."""
+        for _attempt in range(5):
+            if self._launch():
+                return self
+            if self.started_once:
+                break
+            self.port = free_port()
+        raise TimeoutError(f"redis-server did not start on port {self.port}")
+
+    def _launch(self) -> bool:
+        """One try on ``self.port``: True once the server that answers there is this process."""
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
@@ -59,13 +71,21 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                if redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping():
-                    return self
+                # Another server may answer on the port; only ours has our pid.
+                info = redis.Redis.from_url(self.url, socket_connect_timeout=0.5).info("server")
+                if info.get("process_id") == self.proc.pid:
+                    self.started_once = True
+                    return True
             except redis.RedisError:
-                time.sleep(0.05)
-        raise TimeoutError("redis-server did not start")
+                pass
+            time.sleep(0.05)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.proc = None
+        return False
 
     def stop(self) -> None:
         """Stop it (SIGTERM: with AOF, Redis writes it out first); without persistence every queue is lost."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,27 @@ def test_api_never_imports_tensorflow() -> None:
         "make_app(Settings(database_url='sqlite://', broker_url='memory://'))"
     )
     assert "flask" in loaded
+    assert not loaded & {"tensorflow", "keras"}
+
+
+def test_the_api_checks_an_uploaded_model_without_tensorflow(tmp_path: Path) -> None:
+    dense = {"module": "keras.layers", "class_name": "Dense", "config": {"units": 3}, "registered_name": None}
+    lambda_layer = {"module": "keras.layers", "class_name": "Lambda", "config": {}, "registered_name": None}
+    for name, layer in (("plain", dense), ("lambda", lambda_layer)):
+        config = {"module": "keras", "class_name": "Sequential", "config": {"layers": [layer]}}
+        with zipfile.ZipFile(tmp_path / f"{name}.keras", "w") as archive:
+            archive.writestr("config.json", json.dumps(config))
+            archive.writestr("metadata.json", json.dumps({"keras_version": "3"}))
+            archive.writestr("model.weights.h5", b"")
+    loaded = _modules_after(
+        "import api.models\nfrom ml.model_archive import check_archive, check_zip, staging_path\n"
+        f"folder = {str(tmp_path)!r}\n"
+        "staging_path(folder, 'tenant', '6f1c1f0e-3a9a-4d4e-9a43-1d2b3c4d5e6f')\n"
+        "check_zip(folder + '/plain.keras'); check_archive(folder + '/plain.keras')\n"
+        "try:\n    check_archive(folder + '/lambda.keras')\nexcept Exception as exc:\n    assert 'Lambda' in str(exc)\n"
+        "else:\n    raise SystemExit('a Lambda layer passed')"
+    )
+    assert "ml" in loaded
     assert not loaded & {"tensorflow", "keras"}
 
 

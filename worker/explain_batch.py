@@ -41,8 +41,7 @@ def key(spec: dict[str, Any], max_rows: int) -> BatchKey | None:
 
 def shares(version: ModelVersionRecord) -> bool:
     """Whether explain jobs on ``version`` may share a call: a classifier of neither images nor text."""
-    signature = version.signature or {}
-    return signature.get("task", "classify") == "classify" and signature.get("kind") not in ALONE_KINDS
+    return version.interface.task == "classify" and version.interface.kind not in ALONE_KINDS
 
 
 class ExplainPass:

@@ -7,13 +7,15 @@ import functools
 import hashlib
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from db.records import ModelVersionDraft
+from db.records import DatasetRecord, ModelVersionDraft, ModelVersionRecord
 from ml.catalog import IMPORTED
+from ml.model_archive import staging_path
 from ml.specs import TABLE_FORMATS, ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
 from ml.tabular import column_reports
 from tensorq.errors import InvalidRequest, NotFound, TensorQError
@@ -21,12 +23,19 @@ from worker.context import Handler, HandlerResult, JobContext
 from worker.csv_cells import safe_cell
 from worker.joblog import current_phase, set_phase
 
+if TYPE_CHECKING:
+    import keras
+
+    from ml.datasets import Dataset
+    from ml.explainers.common import Explanation
+    from ml.training import TrainOutcome
+
 log = logging.getLogger(__name__)
 MAX_HEATMAPS = 100
 CSV_CHUNK_ROWS = 4096  # rows of predictions.csv formatted at once
 
 
-def _record(ctx: JobContext, ref: str) -> Any:
+def _record(ctx: JobContext, ref: str) -> DatasetRecord:
     """The tenant's dataset record named by ``ref``."""
     try:
         return ctx.db.datasets.get(ctx.job.tenant_id, ref)
@@ -36,7 +45,7 @@ def _record(ctx: JobContext, ref: str) -> Any:
 
 def _dataset(
     ctx: JobContext, ref: str, label_column: str | None = None, require_labels: bool = True, **table: Any
-) -> Any:
+) -> Dataset:
     """Load a dataset spec value: ``builtin:<name>`` or one of the tenant's dataset ids (``table``: how a
     table's columns are read, see ``ml.datasets.load_table``)."""
     from ml import datasets
@@ -47,7 +56,7 @@ def _dataset(
     return datasets.load_file(record.path, record.format, label_column, require_labels=require_labels, **table)
 
 
-def _training_data(ctx: JobContext, spec: TrainSpec) -> Any:
+def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
     """The training dataset as the architecture's task reads it (interactions for the recommender)."""
     from ml import datasets
 
@@ -100,9 +109,9 @@ def train(ctx: JobContext) -> HandlerResult:
     )
 
 
-def _train_result(outcome: Any) -> dict[str, Any]:
+def _train_result(outcome: TrainOutcome) -> dict[str, Any]:
     """A training job's result: figures, history, epochs run and, for a table, what was done to each column."""
-    result = {"metrics": outcome.metrics, "history": outcome.history, "epochs_run": outcome.epochs_run}
+    result: dict[str, Any] = {"metrics": outcome.metrics, "history": outcome.history, "epochs_run": outcome.epochs_run}
     columns = column_reports(outcome.signature)
     if columns:
         result["columns"] = columns
@@ -122,7 +131,7 @@ def _lineage(ctx: JobContext, spec: TrainSpec) -> dict[str, Any]:
     return {"training_job_id": ctx.job.id, "dataset": dataset, "spec": ctx.job.spec}
 
 
-def _model_used(version: Any, ref: str) -> dict[str, Any]:
+def _model_used(version: ModelVersionRecord, ref: str) -> dict[str, Any]:
     """What a predict or explain result records of the exact version it ran: id, name, number, the reference."""
     return {
         "model_id": version.model_id,
@@ -150,7 +159,7 @@ def _epoch_done(ctx: JobContext, progress: dict[str, Any]) -> None:
         set_phase(f"epoch {progress['epoch'] + 1}")
 
 
-def _model(ctx: JobContext, ref: str) -> tuple[Any, Any]:
+def _model(ctx: JobContext, ref: str) -> tuple[ModelVersionRecord, keras.Model]:
     """The model version ``ref`` names and the loaded Keras model (cached per process)."""
     from ml.inference import load_model
 
@@ -165,11 +174,6 @@ def _model(ctx: JobContext, ref: str) -> tuple[Any, Any]:
     return version, loaded
 
 
-def _task(version: Any) -> str:
-    """What the version's model does ("classify" for versions registered before tasks were recorded)."""
-    return str(version.signature.get("task", "classify"))
-
-
 def _folder(ctx: JobContext) -> Path:
     folder = ctx.settings.job_dir(ctx.job.id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -180,7 +184,7 @@ def predict(ctx: JobContext) -> HandlerResult:
     """Outputs for inline inputs or a dataset, per the model's task; large outputs become an artifact."""
     spec = parse(PredictSpec, ctx.job.spec, where="spec")
     version, model = _model(ctx, spec.model)
-    task = _task(version)
+    task = version.interface.task
     # "task" tells a client (and the OpenAPI document's result union) which shape the result has.
     result: dict[str, Any] = {"task": task, **_model_used(version, spec.model)}
     if task == "recommend":
@@ -202,7 +206,7 @@ def predict(ctx: JobContext) -> HandlerResult:
     result["rows"] = len(x)
     if labels is not None:
         result["metrics"] = _scores(outputs, labels, classifies)
-    names = version.signature.get("class_names") if classifies else None
+    names = version.interface.class_names if classifies else None
     if len(x) <= ctx.settings.max_inline_rows:
         result.update(inline_outputs(version, outputs))
         return HandlerResult(result)
@@ -215,23 +219,23 @@ def predict(ctx: JobContext) -> HandlerResult:
     return HandlerResult(result)
 
 
-def predict_result(version: Any, ref: str, rows: int) -> dict[str, Any]:
+def predict_result(version: ModelVersionRecord, ref: str, rows: int) -> dict[str, Any]:
     """The head of a classifier's (or regressor's) predict result: its task, the version it ran, the rows."""
-    return {"task": _task(version), **_model_used(version, ref), "rows": rows}
+    return {"task": version.interface.task, **_model_used(version, ref), "rows": rows}
 
 
-def inline_outputs(version: Any, outputs: np.ndarray) -> dict[str, Any]:
+def inline_outputs(version: ModelVersionRecord, outputs: np.ndarray) -> dict[str, Any]:
     """The outputs of a predict result kept inline: rounded outputs, and classes (with labels) for a classifier."""
     part: dict[str, Any] = {"outputs": outputs.round(6).tolist()}
     if outputs.ndim == 2 and outputs.shape[1] > 1:
         part["classes"] = outputs.argmax(axis=1).tolist()
-        names = version.signature.get("class_names")
+        names = version.interface.class_names
         if names:
             part["labels"] = _labels(names, part["classes"])
     return part
 
 
-def _labels(names: list[Any], classes: list[int]) -> list[str]:
+def _labels(names: Sequence[str], classes: list[int]) -> list[str]:
     """The stored class names of class ids (the id itself when the model has fewer names than outputs)."""
     return [str(names[c]) if c < len(names) else str(c) for c in classes]
 
@@ -251,7 +255,9 @@ def _write_predictions(path: Path, probabilities: np.ndarray) -> None:
             handle.write((line * len(part)) % tuple(cells.ravel().tolist()))
 
 
-def _table(ctx: JobContext, spec: PredictSpec, version: Any) -> tuple[Any, np.ndarray | None]:
+def _table(
+    ctx: JobContext, spec: PredictSpec, version: ModelVersionRecord
+) -> tuple[list[Any] | np.ndarray, np.ndarray | None]:
     """A classifier's rows and, when the table has them, labels: a table (CSV or Parquet) is read by the
     model's own feature columns (any table that has them; other columns ignored; as cells for a model with a
     table encoder), labels from ``label_column`` or, when the table has it, the column the version was
@@ -265,12 +271,13 @@ def _table(ctx: JobContext, spec: PredictSpec, version: Any) -> tuple[Any, np.nd
     from ml.datasets import load_columns
 
     trained_on = ((version.lineage or {}).get("spec") or {}).get("label_column")
+    names = version.interface.class_names
     return load_columns(
         record.path,
         record.format,
         list(features),
         spec.label_column or trained_on,
-        version.signature.get("class_names"),
+        None if names is None else list(names),
         column_reports(version.signature),
         require_label=spec.label_column is not None,
     )
@@ -285,7 +292,7 @@ def _scores(outputs: np.ndarray, labels: np.ndarray, classifies: bool) -> dict[s
     return {"rmse": round(float(np.sqrt(np.mean(error**2))), 6), "labelled_rows": len(labels)}
 
 
-def _inputs(ctx: JobContext, spec: PredictSpec) -> Any:
+def _inputs(ctx: JobContext, spec: PredictSpec) -> list[Any] | np.ndarray:
     """The rows to run on: the spec's inline inputs, else its dataset's features."""
     if spec.inputs is not None:
         return spec.inputs
@@ -294,7 +301,7 @@ def _inputs(ctx: JobContext, spec: PredictSpec) -> Any:
     return _dataset(ctx, spec.dataset, require_labels=False).x
 
 
-def _recommend(ctx: JobContext, model: Any, spec: PredictSpec) -> dict[str, Any]:
+def _recommend(ctx: JobContext, model: keras.Model, spec: PredictSpec) -> dict[str, Any]:
     """A user's top-k items, or the ratings of (user, item) pairs (a CSV artifact when many)."""
     from ml.recommend import rate, top_k
 
@@ -311,7 +318,7 @@ def _recommend(ctx: JobContext, model: Any, spec: PredictSpec) -> dict[str, Any]
     return {"rows": len(pairs), "artifacts": ["predictions.csv"], "ratings_preview": ratings[:20].round(6).tolist()}
 
 
-def _autoencode(ctx: JobContext, model: Any, spec: PredictSpec) -> dict[str, Any]:
+def _autoencode(ctx: JobContext, model: keras.Model, spec: PredictSpec) -> dict[str, Any]:
     """A vae's encode, reconstruct (the default) or sample; an ``outputs.npz`` artifact when many rows."""
     from ml import generative
     from ml.inference import coerce_inputs
@@ -347,18 +354,21 @@ def explain(ctx: JobContext) -> HandlerResult:
     baseline, background = reference_rows(model, spec)
     explanation = attribute(model, x, spec, baseline, background)
     result = explain_result(version, spec, explanation)
-    if version.signature.get("kind") == "image":
+    if version.interface.kind == "image":
         result["artifacts"] = _heatmaps(_folder(ctx), x, explanation)
     return HandlerResult(result)
 
 
-def refuse_unexplainable(version: Any) -> None:
+def refuse_unexplainable(version: ModelVersionRecord) -> None:
     """InvalidRequest unless the version is a classifier (explanations are of class probabilities)."""
-    if _task(version) != "classify":
-        raise InvalidRequest("explanations are for classifiers (class probabilities)", details={"task": _task(version)})
+    task = version.interface.task
+    if task != "classify":
+        raise InvalidRequest("explanations are for classifiers (class probabilities)", details={"task": task})
 
 
-def attribute(model: Any, x: Any, spec: ExplainSpec, baseline: Any, background: Any) -> Any:
+def attribute(
+    model: keras.Model, x: np.ndarray, spec: ExplainSpec, baseline: Any, background: np.ndarray | None
+) -> Explanation:
     """The explanation of rows ``x`` with the spec's method and settings (``reference_rows``' baseline, background)."""
     from ml.explain import explain as run
 
@@ -379,7 +389,7 @@ def attribute(model: Any, x: Any, spec: ExplainSpec, baseline: Any, background: 
     )
 
 
-def explain_result(version: Any, spec: ExplainSpec, explanation: Any) -> dict[str, Any]:
+def explain_result(version: ModelVersionRecord, spec: ExplainSpec, explanation: Explanation) -> dict[str, Any]:
     """An explain job's result (without heatmaps): the version it ran, attributions, targets, quality figures."""
     result: dict[str, Any] = {
         **_model_used(version, spec.model),
@@ -393,13 +403,14 @@ def explain_result(version: Any, spec: ExplainSpec, explanation: Any) -> dict[st
     for name in ("tokens", "expected_values"):
         if name in explanation.extras:
             result[name] = explanation.extras[name]
-    if version.signature.get("feature_names"):
-        result["feature_names"] = version.signature["feature_names"]
+    if version.interface.feature_names:
+        result["feature_names"] = list(version.interface.feature_names)
     return result
 
 
-def reference_rows(model: Any, spec: ExplainSpec) -> tuple[Any, Any]:
-    """The baseline ("zeros", "mean" or one row in the model's input form) and the SHAP background rows."""
+def reference_rows(model: keras.Model, spec: ExplainSpec) -> tuple[Any, np.ndarray | None]:
+    """The baseline ("zeros", "mean", one row in the model's input form, or a table model's row of cells) and
+    the SHAP background rows."""
     from ml.encoding import encoder_of
     from ml.inference import coerce_inputs, takes_strings
 
@@ -417,7 +428,7 @@ def reference_rows(model: Any, spec: ExplainSpec) -> tuple[Any, Any]:
     return baseline, coerce_inputs(model, spec.background)
 
 
-def _heatmaps(folder: Path, x: np.ndarray, explanation: Any) -> list[str]:
+def _heatmaps(folder: Path, x: np.ndarray, explanation: Explanation) -> list[str]:
     """A heatmap PNG per input image (the first MAX_HEATMAPS); their file names."""
     from ml.heatmap import save_heatmap
 
@@ -431,7 +442,7 @@ def _heatmaps(folder: Path, x: np.ndarray, explanation: Any) -> list[str]:
 
 def import_model(ctx: JobContext) -> HandlerResult:
     """Check and safely load an uploaded ``.keras`` file, then register it as a model version."""
-    from ml.model_import import load, staging_path
+    from ml.model_import import load
 
     spec = parse(ImportSpec, ctx.job.spec, where="spec")
     staged = staging_path(ctx.settings.artifact_dir, ctx.job.tenant_id, spec.upload)

@@ -7,15 +7,24 @@ from __future__ import annotations
 import json
 import threading
 import time
+import tracemalloc
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from db.database import Database
+from db.models import WebhookDelivery, utcnow
+from db.webhooks import enqueue
 from tensorq.errors import TensorQError
 from tensorq.settings import Settings
-from tensorq.webhook_signing import verify
+from tensorq.webhook_signing import verify, verify_delivery
+from tests.webhook_receivers import TestReceiver
 from worker.context import HandlerResult, JobContext
 from worker.runner import JobRunner
 from worker.webhooks import WebhookSender
@@ -96,7 +105,9 @@ def _broken(ctx: JobContext) -> HandlerResult:
 
 def _signed(request: tuple[dict[str, str], bytes, str], secret: str) -> dict:
     headers, body, _ = request
-    assert verify(secret, headers["tensorq-timestamp"], body, headers["tensorq-signature"])
+    assert verify_delivery(secret, headers, body)
+    assert not verify_delivery("whsec_wrong", headers, body)
+    assert verify(secret, headers["tensorq-timestamp"], body, headers["tensorq-signature"])  # v1, for one release
     assert not verify("whsec_wrong", headers["tensorq-timestamp"], body, headers["tensorq-signature"])
     assert headers["content-type"] == "application/json"
     return json.loads(body)
@@ -202,6 +213,9 @@ def test_a_receiver_that_never_answers_2xx_is_given_up_on(client, auth, hooks, d
         ("http://user:pw@example.com/hook", "invalid_callback_url"),
         ("file:///etc/passwd", "invalid_callback_url"),
         ("http://no-such-host.invalid/hook", "callback_url_unresolvable"),
+        ("http://127.0.0.1/ok\r\nX: y", "invalid_callback_url"),
+        ("http://example.com/a\tb", "invalid_callback_url"),
+        ("http://example.com/a b\x7f", "invalid_callback_url"),
     ],
 )
 def test_an_internal_or_malformed_callback_url_is_refused_at_submit(client, auth, secret, url, code) -> None:  # type: ignore[no-untyped-def]
@@ -256,3 +270,126 @@ def test_max_retries_is_bounded_and_copied_by_a_manual_retry(client, auth, hooks
     assert JobRunner(hooks, db, {"train": _broken}).run(queued[0]["id"]) == "failed"
     again = client.post(f"/v1/jobs/{queued[0]['id']}/retry", headers=auth).get_json()
     assert (again["retry_of"], again["retry_number"], again["max_retries"]) == (queued[0]["id"], 2, 1)
+
+
+def _tenant(client, db: Database, name: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The Authorization header of a second tenant that has a signing secret."""
+    headers = {"Authorization": f"Bearer {db.keys.create(name)}"}
+    assert client.post("/v1/webhook-secret", headers=headers).status_code == 201
+    return headers
+
+
+def _deliveries(db: Database, job_id: str):  # type: ignore[no-untyped-def]
+    """The job's deliveries, whichever tenant it belongs to."""
+    return db.webhooks.of_job(db.jobs.get_any(job_id).tenant_id, job_id)
+
+
+def test_v2_signs_the_delivery_id_and_event_so_a_replay_under_a_new_id_fails(
+    client, auth, hooks, db, receiver, secret
+) -> None:  # type: ignore[no-untyped-def]
+    job = _submit(client, auth, receiver.url)
+    assert JobRunner(hooks, db, {"train": _ok}).run(job["id"]) == "succeeded"
+    assert len(WebhookSender(hooks, db).run_once().delivered) == 1
+    ((headers, body, _),) = receiver.requests
+    assert headers["tensorq-signature-v2"].startswith("v2=")
+    assert verify_delivery(secret, headers, body)
+    replayed = {**headers, "tensorq-delivery": str(uuid.uuid4())}  # past the receiver's dedupe
+    assert not verify_delivery(secret, replayed, body)
+    assert verify(secret, headers["tensorq-timestamp"], body, headers["tensorq-signature"])  # v1 cannot tell
+    assert not verify_delivery(secret, {**headers, "tensorq-event": "job.failed"}, body)
+    v1_only = {k: v for k, v in headers.items() if k != "tensorq-signature-v2"}
+    assert not verify_delivery(secret, v1_only, body)  # stripping v2 does not fall back to v1
+    assert verify_delivery(secret, v1_only, body, allow_v1=True)  # an older release's sender, when allowed
+
+
+def test_slow_and_hanging_receivers_hold_back_only_their_own_tenant(client, auth, hooks, db, secret) -> None:  # type: ignore[no-untyped-def]
+    hooks.webhook_timeout_s = 2.0
+    hooks.webhook_interval_s = 0.2
+    hooks.webhook_backoff_s = 60.0  # one attempt each within the test
+    slow = [TestReceiver("drip_body", drip_s=0.3), TestReceiver("drip_head", drip_s=0.3)]
+    slow += [TestReceiver("hang") for _ in range(4)]
+    good = TestReceiver("ok")
+    sender = WebhookSender(hooks, db)
+    try:
+        slow_jobs = [_submit(client, auth, r.url)["id"] for r in slow]
+        other = _submit(client, _tenant(client, db, "globex"), good.url)["id"]
+        for job_id in [*slow_jobs, other]:  # acme's end first: their deliveries are due first
+            assert JobRunner(hooks, db, {"train": _ok}).run(job_id) == "succeeded"
+        started = time.monotonic()
+        sender.start()
+        assert good.contacted.wait(10)
+        arrived = good.arrived(other)
+        assert arrived is not None
+        assert arrived - started < 1.5, "another tenant's notification waited behind acme's receivers"
+
+        def attempted(job_id: str) -> bool:
+            (delivery,) = _deliveries(db, job_id)
+            return delivery.last_error is not None or delivery.status == "delivered"
+
+        deadline = started + 2 * (hooks.webhook_timeout_s + 1.5)  # two rounds of acme's 2 slots
+        while not all(attempted(j) for j in slow_jobs[:4]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        drip_body, drip_head, hang = (_deliveries(db, j)[0] for j in slow_jobs[:3])
+        assert drip_body.status == "delivered"  # it answered 200; the rest of its body is not waited for
+        assert (drip_head.last_error or "").startswith("timeout")
+        assert (hang.last_error or "").startswith("timeout")
+        assert max(len(r.arrivals) for r in slow) == 1
+    finally:
+        sender.stop()
+        for r in [*slow, good]:
+            r.stop()
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_a_huge_answer_is_not_read(client, auth, hooks, db, secret) -> None:  # type: ignore[no-untyped-def]
+    huge = TestReceiver("huge", huge_bytes=400 << 20)
+    try:
+        job = _submit(client, auth, huge.url)
+        assert JobRunner(hooks, db, {"train": _ok}).run(job["id"]) == "succeeded"
+        sender = WebhookSender(hooks, db)
+        before = _rss_mib()
+        tracemalloc.start()
+        try:
+            report = sender.run_once()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert len(report.delivered) == 1  # a 200: only the status counts
+        assert peak < 8 << 20, f"{peak / 2**20:.1f} MiB allocated while a 400 MiB answer was offered"
+        assert _rss_mib() - before < 64
+        sender.stop()
+    finally:
+        huge.stop()
+
+
+def test_a_poisoned_row_fails_alone_and_is_given_up(client, auth, hooks, db, receiver, secret) -> None:  # type: ignore[no-untyped-def]
+    hooks.webhook_max_attempts = 2
+    job = _submit(client, auth, receiver.url)
+    assert JobRunner(hooks, db, {"train": _ok}).run(job["id"]) == "succeeded"
+    (good,) = _deliveries(db, job["id"])
+    record = db.jobs.get_any(job["id"])
+    earlier = utcnow() - timedelta(minutes=1)  # due before the good row: they come first in the pass
+    with db.engine.begin() as conn:  # rows a sender must survive, written past the API's checks
+        crlf = enqueue(conn, replace(record, callback_url=receiver.url + "\r\nX: y"), earlier)
+        unreadable = enqueue(conn, record, earlier)
+        conn.execute(update(WebhookDelivery).where(WebhookDelivery.id == unreadable).values(record="{not json"))
+    sender = WebhookSender(hooks, db)
+    first = sender.run_once()
+    assert first.delivered == [good.id]
+    assert sorted(first.retrying) == sorted([crlf, unreadable])
+    assert [headers["tensorq-delivery"] for headers, _, _ in receiver.requests] == [good.id]
+    time.sleep(0.2)  # past the backoff
+    assert sorted(sender.run_once().given_up) == sorted([crlf, unreadable])
+    assert sender.run_once().given_up == []  # bounded: never tried again
+    rows = {d.id: d for d in _deliveries(db, job["id"])}
+    assert (rows[crlf].status, rows[crlf].attempts) == ("failed", 2)
+    assert (rows[crlf].last_error or "").startswith("invalid_callback_url")
+    assert (rows[unreadable].status, rows[unreadable].attempts) == ("failed", 2)
+    assert (rows[unreadable].last_error or "").startswith("internal: ")
+    assert (rows[good.id].status, rows[good.id].attempts) == ("delivered", 1)

@@ -134,3 +134,17 @@ def test_a_reference_resolves_in_one_statement_and_an_id_wins_over_a_name(db: Da
             db.models.resolve(acme, "iris:7")
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
+
+
+def test_a_resolved_version_carries_its_signature_typed(db: Database) -> None:
+    tenant = db.keys.ensure_tenant("acme")
+    stored = {"task": "regress", "kind": "tabular", "feature_names": ["a", "b"], "class_names": None, "extra": 1}
+    draft = ModelVersionDraft(model_name="typed", path="/t.keras", architecture="mlp", metrics={}, signature=stored)
+    db.models.register(tenant, draft)
+    _register(db, "acme", "legacy", "/l.keras")  # registered before tasks were recorded: no task in it
+    typed = db.models.resolve(tenant, "typed")
+    assert typed.signature == stored  # as stored, for the API to show
+    assert (typed.interface.task, typed.interface.kind) == ("regress", "tabular")
+    assert (typed.interface.feature_names, typed.interface.class_names) == (("a", "b"), None)
+    legacy = db.models.resolve(tenant, "legacy").interface
+    assert (legacy.task, legacy.kind, legacy.feature_names) == ("classify", None, None)

@@ -21,7 +21,7 @@ from db.transitions import LEGAL_TRANSITIONS
 from tensorq.client import Event, Job, TensorQClient
 from tensorq.localstack import ApiThread, WorkerProcess
 from tensorq.settings import Settings
-from tests.services import RedisServer, free_port
+from tests.services import RedisServer
 from worker.drain import child_pids
 
 
@@ -30,8 +30,8 @@ class TcpProxy:
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
-        self.port = free_port()
-        self._listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._listener = socket.create_server(("127.0.0.1", 0), reuse_port=False)  # a port no other worker holds
+        self.port = self._listener.getsockname()[1]
         self._cut = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
