@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, Self
 
@@ -16,7 +16,8 @@ from db.records import JobRecord
 
 
 class Submission(Protocol):
-    """What a client asks of a new job, its spec as validated (``api.schemas.parse_submission`` gives one)."""
+    """What a client asks of a new job, its spec as validated (``api.schemas.parse_submission`` gives one; a
+    ``JobRecord`` is its own submission again)."""
 
     @property
     def type(self) -> str: ...
@@ -75,22 +76,10 @@ class NewJob:
 
     @classmethod
     def retry_of(cls, old: JobRecord) -> Self:
-        """The retry of ``old``: its type, spec, options and limits again, linked by ``retry_of`` one further
-        down its retry chain (``retry_number`` + 1)."""
-        return cls(
-            tenant_id=old.tenant_id,
-            type=old.type,
-            spec=old.spec,
-            priority=old.priority,
-            max_attempts=old.max_attempts,
-            timeout_s=old.timeout_s,
-            retry_of_id=old.id,
-            name=old.name,
-            tags=tuple(old.tags),
-            callback_url=old.callback_url,
-            max_retries=old.max_retries,
-            retry_number=old.retry_number + 1,
-        )
+        """The retry of ``old``: its submission again (type, spec, options and limits), linked by ``retry_of``
+        one further down its retry chain (``retry_number`` + 1)."""
+        again = cls.from_submission(old.tenant_id, old, default_max_attempts=old.max_attempts)
+        return replace(again, retry_of_id=old.id, retry_number=old.retry_number + 1)
 
 
 def new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
