@@ -20,6 +20,7 @@ MAX_PAGES = 200_000  # pages in a file at most: each costs a header read here (t
 
 # Compact protocol types.
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
+_FIXED = {_BYTE: 1, _DOUBLE: 8}  # the types of a fixed width, in bytes
 
 
 def _invalid(why: str) -> InvalidRequest:
@@ -88,15 +89,13 @@ class _Compact:
     def skip(self, kind: int, depth: int = 0) -> None:
         """Skip a value of compact type ``kind``."""
         if depth > 32:
-            raise _invalid("page header nested too deep")
+            raise _invalid("Thrift metadata nested too deep")
         if kind in (_TRUE, _FALSE):
             return
-        if kind == _BYTE:
-            self._skip_bytes(1)
+        if kind in _FIXED:
+            self._skip_bytes(_FIXED[kind])
         elif kind in (_I16, _I32, _I64):
             self.varint()
-        elif kind == _DOUBLE:
-            self._skip_bytes(8)
         elif kind == _BINARY:
             self._skip_bytes(self.varint())
         elif kind in (_LIST, _SET):
@@ -107,7 +106,7 @@ class _Compact:
             for _, inner in self.fields():
                 self.skip(inner, depth + 1)
         else:
-            raise _invalid(f"unknown Thrift type {kind} in a page header")
+            raise _invalid(f"unknown Thrift type {kind}")
 
     def list_header(self) -> tuple[int, int]:
         """A list's (size, element type)."""
