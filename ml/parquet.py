@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ml.parquet_pages import DICTIONARY_PAGE, pages
+from ml.parquet_pages import DICTIONARY_PAGE, Page, pages
 from ml.tabular import as_cell, cell_too_large
 from tensorq.errors import InvalidRequest, PayloadTooLarge
 
@@ -102,12 +102,22 @@ def _check_schema(schema: Any, max_columns: int) -> list[str]:
     return names
 
 
-def _check_pages(path: Path, metadata: Any, max_bytes: int, max_cell_bytes: int | None) -> None:
+def _check_pages(path: Path, max_bytes: int, max_cell_bytes: int | None) -> None:
     """Refuse, from the page headers alone, a page that unpacks beyond ``MAX_PAGE_BYTES`` or pages that unpack
     beyond ``max_bytes`` in all (413 ``parquet_too_large``, whatever the footer's sizes say), and a dictionary
     whose entries average more than ``max_cell_bytes`` (413 ``cell_too_large``: one of them is that long)."""
+    import pyarrow as pa
+
+    try:
+        _check_page_sizes(pages(path), max_bytes, max_cell_bytes)
+    except (pa.ArrowException, OSError, ValueError) as exc:  # a corrupt column chunk's metadata
+        raise InvalidRequest(f"not a readable Parquet file: {exc}", code="invalid_parquet") from None
+
+
+def _check_page_sizes(headers: Iterator[Page], max_bytes: int, max_cell_bytes: int | None) -> None:
+    """The checks of ``_check_pages`` on the page headers."""
     total = 0
-    for page in pages(path, metadata):
+    for page in headers:
         column = page.column[:200]
         if page.uncompressed > MAX_PAGE_BYTES:
             raise PayloadTooLarge(
@@ -152,7 +162,7 @@ def footer(
             code="parquet_too_large",
             details={"uncompressed_bytes": size, "limit": max_bytes},
         )
-    _check_pages(path, metadata, max_bytes, max_cell_bytes)
+    _check_pages(path, max_bytes, max_cell_bytes)
     return {"rows": rows, "columns": names, "uncompressed_bytes": int(size)}
 
 
@@ -212,6 +222,7 @@ def arrow_batches(path: Path, limits: Limits, columns: Sequence[str] | None = No
         width = len(columns) if columns else max(1, len(schema.names))
         rows = max(1, min(BATCH_ROWS, BATCH_CELLS // width))
         for batch in handle.iter_batches(batch_size=rows, columns=list(columns) if columns else None):
+            batch.validate(full=True)  # UTF-8 strings, dictionary indices in range
             limits.count(batch)
             yield batch
     except (pa.ArrowException, OSError) as exc:

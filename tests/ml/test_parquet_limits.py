@@ -124,7 +124,7 @@ def test_page_headers_read_as_the_footer_counts_them_and_a_broken_one_is_invalid
     path = tmp_path / "t.parquet"
     mixed_parquet(str(path))
     metadata = pq.read_metadata(path)
-    read = list(pages(path, metadata))
+    read = list(pages(path))
     chunks = [metadata.row_group(g).column(c) for g in range(metadata.num_row_groups) for c in range(5)]
     assert sum(page.kind == DICTIONARY_PAGE for page in read) == sum(chunk.has_dictionary_page for chunk in chunks)
     assert sum(page.compressed for page in read) < sum(chunk.total_compressed_size for chunk in chunks)
@@ -134,3 +134,24 @@ def test_page_headers_read_as_the_footer_counts_them_and_a_broken_one_is_invalid
     with pytest.raises(InvalidRequest) as caught:
         parquet.footer(path, 10**6, 10, 10**9)
     assert caught.value.code == "invalid_parquet"
+
+
+def test_corrupt_bytes_anywhere_are_a_coded_error_never_a_crash(tmp_path: Path) -> None:
+    import random
+
+    from tensorq.errors import TensorQError
+    from tests.ml.mixed_table import mixed_parquet
+
+    mixed_parquet(str(tmp_path / "t.parquet"))
+    good = (tmp_path / "t.parquet").read_bytes()
+    footer = len(good) - 8 - int.from_bytes(good[-8:-4], "little")
+    rng = random.Random(7)
+    for round_ in range(400):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 6)):  # half the rounds in the footer, half anywhere
+            data[rng.randrange(footer if round_ % 2 else 4, len(data) - 8)] = rng.randrange(256)
+        (tmp_path / "f.parquet").write_bytes(bytes(data))
+        try:
+            profile_upload(tmp_path / "f.parquet")
+        except TensorQError:
+            pass
