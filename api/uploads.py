@@ -320,8 +320,8 @@ def _profile_csv_rows(
 def _profile_rows(profiles: list[tabular.ColumnProfile], rows: list[list[str]], max_cell_bytes: int) -> None:
     """Count a chunk of rows into each column's profile; a cell over ``max_cell_bytes`` is 413 ``cell_too_large``."""
     if rows:
-        for profile, column in zip(profiles, zip(*rows, strict=True), strict=True):
-            profile.add_all(column)
+        tabular.add_columns(profiles, list(zip(*rows, strict=True)))
+        for profile in profiles:
             if profile.longest > max_cell_bytes:
                 raise tabular.cell_too_large(profile.name, profile.longest, max_cell_bytes)
 

@@ -198,6 +198,43 @@ def _numbers(present: Any) -> Any:
         return pa.array([number(cell) is not None for cell in present.to_pylist()], type=pa.bool_())
 
 
+def add_columns(profiles: Sequence[ColumnProfile], columns: Sequence[Sequence[str]]) -> None:
+    """Count a chunk of equally long columns of cells into their profiles, as ``add_all`` on each would, in one
+    pass of Arrow's kernels over all of them (a wide table costs a few kernel calls per chunk, not per column)."""
+    import itertools
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = len(columns[0]) if columns else 0
+    if not rows:
+        return
+    text = pa.array(list(itertools.chain.from_iterable(columns)), type=pa.string())
+    trimmed = pc.utf8_trim_whitespace(text)
+    missing = _missing(trimmed)
+    other = pc.invert(pc.or_(missing, _numbers(trimmed)))  # present, not a number
+
+    def per_column(values: Any) -> Any:
+        return values.to_numpy(zero_copy_only=False).reshape(len(columns), rows)
+
+    missing_counts = per_column(missing).sum(axis=1)
+    other_counts = per_column(other).sum(axis=1)
+    longest = per_column(pc.binary_length(text)).max(axis=1)
+    owner = pa.array(np.repeat(np.arange(len(columns), dtype=np.int32), rows))
+    present = pa.table({"column": owner, "value": trimmed}).filter(pc.invert(missing))
+    distinct = present.group_by(["column", "value"]).aggregate([]).sort_by("column")
+    starts = np.searchsorted(distinct["column"].to_numpy(), np.arange(len(columns) + 1))
+    for j, profile in enumerate(profiles):
+        profile.rows += rows
+        profile.missing += int(missing_counts[j])
+        profile.non_numeric += int(other_counts[j])
+        profile.longest = max(profile.longest, int(longest[j]))
+        if len(profile.distinct) <= MAX_CATEGORIES:
+            shown = distinct["value"].slice(starts[j], min(starts[j + 1] - starts[j], MAX_CATEGORIES + 1))
+            profile._add_distinct(shown)
+
+
 def cell_too_large(column: str, size: int, limit: int) -> PayloadTooLarge:
     """The error of a table whose cell holds more than ``limit`` bytes (413 ``cell_too_large``)."""
     return PayloadTooLarge(
