@@ -282,7 +282,7 @@ def retry_job(job_id: str):
             tags=tuple(old.tags),
             callback_url=old.callback_url,
             max_retries=old.max_retries,
-            retry_number=old.retry_number + 1,
+            retry_number=svc.db.jobs.chain_retries(who.tenant_id, old.id) + 1,  # the chain's budget, not a new one
         ),
         publishing=True,
         queued_limit=svc.quotas.queued_limit(who),

@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.followups import follow_up
+from db.followups import chain_retries, follow_up
 from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
 from db.newjob import NewJob, new_row
 from db.records import (
@@ -317,6 +317,11 @@ class JobStore:
     def get_any(self, job_id: str) -> JobRecord:
         """A job whoever owns it (for workers)."""
         return self._read(job_id)
+
+    def chain_retries(self, tenant_id: str, job_id: str) -> int:
+        """The highest ``retry_number`` in the tenant's job's retry chain (a manual retry numbers on from it)."""
+        with read_scope(self._factory) as connection:
+            return chain_retries(connection, tenant_id, job_id)
 
     def _read(self, job_id: str, tenant_id: str | None = None) -> JobRecord:
         with read_scope(self._factory) as connection:
