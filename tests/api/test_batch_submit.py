@@ -90,7 +90,22 @@ def test_an_idempotency_key_covers_the_batch(client, auth, db: Database, publish
     other = client.post("/v1/jobs", json={"jobs": body["jobs"][:1]}, headers=headers)
     assert other.status_code == 422
     assert other.get_json()["error"]["code"] == "idempotency_mismatch"
-    # A single submission under the same key is its own request.
+    # A single submission under the batch's key is another request for that key, as a mismatch is.
     single = client.post("/v1/jobs", json=body["jobs"][0], headers=headers)
+    assert single.status_code == 422
+    assert single.get_json()["error"]["code"] == "idempotency_mismatch"
+    assert publisher.published == ids
+
+
+def test_a_key_used_for_one_job_cannot_make_a_batch(client, auth, db: Database, publisher) -> None:
+    model = _register_model(db)
+    headers = {**auth, "Idempotency-Key": "single-1"}
+    single = client.post("/v1/jobs", json=_predict(model), headers=headers)
     assert single.status_code == 202
-    assert single.get_json()["id"] not in ids
+    batch = client.post("/v1/jobs", json={"jobs": [_predict(model)]}, headers=headers)
+    assert batch.status_code == 422, batch.get_json()
+    assert batch.get_json()["error"]["code"] == "idempotency_mismatch"
+    assert batch.get_json()["error"]["details"]["job_id"] == single.get_json()["id"]
+    again = client.post("/v1/jobs", json=_predict(model), headers=headers)  # the single one still answers
+    assert (again.status_code, again.get_json()["id"]) == (202, single.get_json()["id"])
+    assert publisher.published == [single.get_json()["id"]]
