@@ -89,7 +89,12 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(default=8, ge=1, description="Loaded models kept per worker process.")
     quota_submissions_per_minute: int = Field(default=600, ge=1, description="Job submissions per tenant per minute.")
     quota_queued_jobs: int = Field(default=1000, ge=1, description="Queued jobs a tenant may have at once.")
-    max_batch_jobs: int = Field(default=1000, ge=1, description='Jobs in one batch submission ({"jobs": [...]}).')
+    max_batch_jobs: int = Field(
+        default=500,
+        ge=1,
+        description='Jobs in one batch submission ({"jobs": [...]}); never more than the tenant\'s '
+        "quota_submissions_per_minute, which a larger batch could never fit.",
+    )
     quota_running_jobs: int = Field(default=8, ge=1, description="Jobs of one tenant running at once.")
     batch_max_jobs: int = Field(
         default=32,

@@ -65,7 +65,8 @@ def test_batch_limits_and_malformed_batches(client, auth, db: Database, publishe
     model = _register_model(db)
     too_many = client.post("/v1/jobs", json={"jobs": [_predict(model)] * 5}, headers=auth)
     assert too_many.status_code == 422
-    assert too_many.get_json()["error"]["details"] == {"limit": 4, "jobs": 5}
+    assert too_many.get_json()["error"]["details"] == {"limit": 4, "jobs": 5, "setting": "max_batch_jobs"}
+    assert too_many.get_json()["error"]["code"] == "batch_too_large"
     for body in ({"jobs": []}, {"jobs": "x"}, {"jobs": [_predict(model)], "type": "predict"}):
         assert client.post("/v1/jobs", json=body, headers=auth).status_code == 400, body
     assert client.post("/v1/jobs", json={"jobs": [_predict(model)] * 4}, headers=auth).status_code == 202
@@ -109,3 +110,26 @@ def test_a_key_used_for_one_job_cannot_make_a_batch(client, auth, db: Database, 
     again = client.post("/v1/jobs", json=_predict(model), headers=headers)  # the single one still answers
     assert (again.status_code, again.get_json()["id"]) == (202, single.get_json()["id"])
     assert publisher.published == [single.get_json()["id"]]
+
+
+def test_a_batch_meets_the_per_minute_quota_before_its_jobs_are_validated(
+    client, auth, db: Database, settings: Settings, publisher
+) -> None:
+    model = _register_model(db)
+    settings.quota_submissions_per_minute = 3
+    # Larger than the quota a minute allows: it could never be accepted, so it is too large, not a 429.
+    refused = client.post("/v1/jobs", json={"jobs": [_predict(model)] * 4}, headers=auth)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["code"] == "batch_too_large"
+    assert refused.get_json()["error"]["details"] == {"limit": 3, "jobs": 4, "setting": "quota_submissions_per_minute"}
+    # A bad batch spends none of the quota: the check before validation only looks.
+    bad = {"jobs": [_predict(model), {"type": "predict", "spec": {}}, _predict(model)]}
+    for _ in range(3):
+        assert client.post("/v1/jobs", json=bad, headers=auth).status_code == 400
+    assert client.post("/v1/jobs", json={"jobs": [_predict(model)] * 2}, headers=auth).status_code == 202
+    # With 1 of 3 left, a batch of 2 is a 429 at once, before its (bad) jobs are looked at.
+    over = client.post("/v1/jobs", json=bad | {"jobs": bad["jobs"][:2]}, headers=auth)
+    assert over.status_code == 429, over.get_json()
+    assert over.get_json()["error"]["details"]["quota"] == "quota_submissions_per_minute"
+    assert int(over.headers["Retry-After"]) >= 1
+    assert len(publisher.published) == 2
