@@ -46,7 +46,13 @@ class Settings(BaseSettings):
         default=4, ge=1, description="Long-polls one tenant may hold at once per API process (more: 429)."
     )
     max_waits: int = Field(
-        default=8, ge=1, description="Long-polls held at once per API process, below its request threads (more: 429)."
+        default=12, ge=1, description="Long-polls held at once per API process, below its request threads (more: 429)."
+    )
+    wait_reserve: int = Field(
+        default=4,
+        ge=0,
+        description="Of max_waits, slots only a tenant holding no long-poll may take: tenants already waiting are "
+        "refused (429) once only these are free, so a quiet tenant still gets its wait.",
     )
     lease_s: float = Field(default=60.0, description="How long a worker's claim lives without a heartbeat.")
     heartbeat_s: float = Field(default=10.0, description="How often a running job renews its lease.")
