@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 GUNICORN_OPTIONS = [
     "--workers=2",
     "--threads=16",
-    "--worker-class=gthread",
+    "--worker-class=tensorq.server.JsonErrorWorker",  # gthread, its own errors in JSON
     "--timeout=120",
     "--access-logfile=-",
     '--access-logformat=%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
