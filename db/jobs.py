@@ -408,7 +408,7 @@ class JobStore:
                     select(Tenant.id, Tenant.name)
                     .join(Job, Job.tenant_id == Tenant.id)
                     .where(Job.id == job_id, status_is("queued"))
-                    .with_for_update(of=Tenant)
+                    .with_for_update(of=Tenant, key_share=True)  # as BatchStore.claim: no deadlock with a cancel
                 ).one_or_none()
                 if tenant is None:
                     return None
