@@ -2,8 +2,9 @@
 take every request thread (other tenants and the health checks always find one free).
 
 The last ``reserve`` slots of the total are kept for tenants that hold none: a tenant already waiting is
-refused once only the reserve is free, so busy tenants together hold at most ``total - reserve`` and a quiet
-tenant still gets its wait (while fewer than ``reserve`` other quiet tenants are waiting too)."""
+refused once only the reserve is free, so busy tenants fill at most ``total - reserve`` slots beyond their first
+wait each, and a quiet tenant still gets its wait unless ``reserve`` tenants have each taken a first wait from
+the reserve."""
 
 from __future__ import annotations
 
