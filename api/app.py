@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
         publisher=publisher,
         broker_guard=BrokerGuard(publisher),
         quotas=Quotas(settings, database),
-        wait_slots=WaitSlots(settings.max_waits_per_tenant, settings.max_waits),
+        wait_slots=WaitSlots(settings.max_waits_per_tenant, settings.max_waits, settings.wait_reserve),
         changes=ChangeListener(redis_url) if (redis_url := redis_url_of(settings.broker_url)) else None,
     )
 

@@ -33,15 +33,25 @@ def _at(index: int, exc: TensorQError) -> TensorQError:
     return exc
 
 
-def _parse(body: dict[str, Any], limit: int) -> list[Any]:
-    """The batch's (submission, spec) pairs, in order."""
+def _items(body: dict[str, Any], limits: dict[str, int]) -> list[Any]:
+    """The batch's job bodies, unchecked; at most the lowest of ``limits`` (setting name -> jobs)."""
     if set(body) != {"jobs"}:
         raise InvalidRequest("a batch body has only 'jobs'", details={"unexpected": sorted(set(body) - {"jobs"})})
     items = body["jobs"]
     if not isinstance(items, list) or not items:
         raise InvalidRequest("'jobs' must be a non-empty list of job submissions")
-    if len(items) > limit:
-        raise OutOfRange(f"at most {limit} jobs in one batch", details={"limit": limit, "jobs": len(items)})
+    setting = min(limits, key=limits.__getitem__)
+    if len(items) > limits[setting]:
+        raise OutOfRange(
+            f"at most {limits[setting]} jobs in one batch ({setting})",
+            code="batch_too_large",
+            details={"limit": limits[setting], "jobs": len(items), "setting": setting},
+        )
+    return items
+
+
+def _parse(items: list[Any]) -> list[Any]:
+    """The batch's (submission, spec) pairs, in order."""
     parsed = []
     for index, item in enumerate(items):
         try:
@@ -55,7 +65,14 @@ def submit_batch(body: dict[str, Any]) -> Response:
     """Validate every job, count the batch against the quotas, commit it in one transaction, publish it."""
     svc = services()
     who = principal()
-    parsed = _parse(body, svc.settings.max_batch_jobs)
+    # A batch larger than the per-minute quota could never be accepted: refused as too large, not 429 forever.
+    limits = {
+        "max_batch_jobs": svc.settings.max_batch_jobs,
+        "quota_submissions_per_minute": svc.quotas.submissions_per_minute(who),
+    }
+    items = _items(body, limits)
+    svc.quotas.check_submission(who, cost=len(items), count=False)  # a 429 before seconds of validation
+    parsed = _parse(items)
     svc.broker_guard.check()
     versions: dict[str, Any] = {}
     for index, (submission, spec) in enumerate(parsed):

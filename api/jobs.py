@@ -237,7 +237,8 @@ def retry_job(job_id: str):
     svc.broker_guard.check()
     spec = parse(SPECS[old.type], old.spec, where="spec")
     check_references(who.tenant_id, spec)
-    new = NewJob.retry_of(old)
+    # The chain's budget goes on: a retry of an early job numbers on from the chain's highest retry.
+    new = NewJob.retry_of(old, retry_number=svc.db.jobs.chain_retries(who.tenant_id, old.id) + 1)
     admit(who, [new])
     [job] = accept(who, new)
     return answer(job)

@@ -38,11 +38,17 @@ class Quotas:
             storage.storage_from_string(limiter_storage_url(settings))
         )
 
-    def check_submission(self, who: Principal, cost: int = 1) -> None:
-        """Count ``cost`` submissions (a batch's jobs) against the per-minute limit."""
-        per_minute = self.settings.quota(who.tenant_name, "quota_submissions_per_minute")
+    def submissions_per_minute(self, who: Principal) -> int:
+        """The tenant's per-minute submission quota (a batch may not be larger: it could never be accepted)."""
+        return self.settings.quota(who.tenant_name, "quota_submissions_per_minute")
+
+    def check_submission(self, who: Principal, cost: int = 1, *, count: bool = True) -> None:
+        """Count ``cost`` submissions (a batch's jobs) against the per-minute limit; with ``count=False`` only
+        check that they would fit now (a batch asks before it spends time validating its jobs)."""
+        per_minute = self.submissions_per_minute(who)
         item = RateLimitItemPerMinute(per_minute)
-        if not self._window.hit(item, "submit", who.tenant_id, cost=cost):
+        check = self._window.hit if count else self._window.test
+        if not check(item, "submit", who.tenant_id, cost=cost):
             reset_at, _remaining = self._window.get_window_stats(item, "submit", who.tenant_id)
             retry = max(1, math.ceil(reset_at - time.time()))
             raise QuotaExceeded(

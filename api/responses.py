@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 
 from db.records import STATUSES
 from ml.catalog import EXPLAIN_METHODS, PREDICT_MODES
@@ -433,7 +433,7 @@ class AliasTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, le=999_999_999)
+    version: StrictInt = Field(ge=1, le=999_999_999)  # strict: true, 1.0 and "1" are not versions
 
 
 class ModelEventOut(BaseModel):

@@ -26,7 +26,7 @@ class Services:
     broker_guard: BrokerGuard
     quotas: Quotas
     changes: ChangeListener | None = None
-    wait_slots: WaitSlots = field(default_factory=lambda: WaitSlots(4, 8))
+    wait_slots: WaitSlots = field(default_factory=lambda: WaitSlots(4, 12, 4))
 
 
 def services() -> Services:

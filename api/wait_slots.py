@@ -1,5 +1,10 @@
 """Bounds on long-polls held at once in one API process: per tenant, and in all, so that waiting can never
-take every request thread (other tenants and the health checks always find one free)."""
+take every request thread (other tenants and the health checks always find one free).
+
+The last ``reserve`` slots of the total are kept for tenants that hold none: a tenant already waiting is
+refused once only the reserve is free, so busy tenants fill at most ``total - reserve`` slots beyond their first
+wait each, and a quiet tenant still gets its wait unless ``reserve`` tenants have each taken a first wait from
+the reserve."""
 
 from __future__ import annotations
 
@@ -13,9 +18,10 @@ from tensorq.errors import QuotaExceeded
 class WaitSlots:
     """Counts the long-polls each tenant holds; one over a bound is refused with 429 ``too_many_waits``."""
 
-    def __init__(self, per_tenant: int, total: int) -> None:
+    def __init__(self, per_tenant: int, total: int, reserve: int = 0) -> None:
         self.per_tenant = per_tenant
         self.total = total
+        self.shared = total - min(max(reserve, 0), total - 1)  # what tenants already waiting may fill
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -55,8 +61,11 @@ class WaitSlots:
             mine = self._held.get(tenant_id, 0)
             if mine >= self.per_tenant:
                 return "max_waits_per_tenant", self.per_tenant
-            if sum(self._held.values()) >= self.total:
+            held = sum(self._held.values())
+            if held >= self.total:
                 return "max_waits", self.total
+            if mine and held >= self.shared:
+                return "max_waits", self.shared  # the rest is the reserve for tenants with no wait
             self._held[tenant_id] = mine + 1
         return None
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 GUNICORN_OPTIONS = [
     "--workers=2",
     "--threads=16",
-    "--worker-class=gthread",
+    "--worker-class=tensorq.server.JsonErrorWorker",  # gthread, its own errors in JSON
     "--timeout=120",
     "--access-logfile=-",
     '--access-logformat=%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
@@ -351,6 +351,7 @@ def running_stack(
             # Its client threads all wait as one tenant: let them hold 12 of each process's 16 threads.
             max_waits_per_tenant=12,
             max_waits=12,
+            wait_reserve=0,  # one tenant: no slots kept for others
         )
         say(f"  redis {redis_server.url()} · database {url.split('@')[-1]} · folder {folder}")
         upgrade(url)

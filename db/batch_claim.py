@@ -111,7 +111,9 @@ class BatchStore:
                 select(Job.id, Job.tenant_id, Job.type, Job.spec, Tenant.name)
                 .join(Tenant, Tenant.id == Job.tenant_id)
                 .where(Job.id == job_id, status_is("queued"), Job.cancel_requested.is_(False))
-                .with_for_update(of=Tenant)
+                # FOR NO KEY UPDATE: claims of the tenant wait for each other, but a cancel's notification row
+                # (a key-share lock on the tenant) does not wait for this one while holding the job: no deadlock.
+                .with_for_update(of=Tenant, key_share=True)
             ).one_or_none()
             if first is None:
                 return None
@@ -155,7 +157,9 @@ class BatchStore:
         first = claim.first
         now = utcnow()
         with write_scope(self._factory) as conn:
-            tenant = conn.execute(select(Tenant.id, Tenant.name).where(Tenant.id == first.tenant_id).with_for_update())
+            tenant = conn.execute(
+                select(Tenant.id, Tenant.name).where(Tenant.id == first.tenant_id).with_for_update(key_share=True)
+            )
             row = tenant.one()
             if running_limit is not None:
                 limit = running_limit(row.name)

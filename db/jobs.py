@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.changes import JobChanges
+from db.followups import chain_retries
 from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
 from db.newjob import NewJob, insert_new
 from db.records import (
@@ -96,6 +97,8 @@ class Swept(NamedTuple):
     kept_paths: list[str]
 
 
+# How long an Idempotency-Key answers with the jobs it made; after it the key is free again.
+IDEMPOTENCY_TTL = timedelta(hours=24)
 # A training job's model registration may collide with a concurrent one (name or version number): tries.
 REGISTER_TRIES = 3
 
@@ -104,6 +107,24 @@ def batch_key(key: str, index: int) -> str:
     """The idempotency key stored on job ``index`` of a batch submitted under ``key`` (the unique
     ``(tenant, key)`` constraint holds one job each, and a single submission's key never collides)."""
     return f"batch:{hashlib.sha256(key.encode()).hexdigest()[:40]}:{index}"
+
+
+def _refuse_if_held(session: Session, tenant_id: str, stored_key: str, what: str) -> None:
+    """OutOfRange ``idempotency_mismatch`` when a job of the tenant made within the key's 24 hours holds
+    ``stored_key``: an Idempotency-Key used for a single job may not make a batch, nor the other way round."""
+    held = session.scalars(
+        select(Job.id).where(
+            Job.tenant_id == tenant_id,
+            Job.idempotency_key == stored_key,
+            Job.created_at >= utcnow() - IDEMPOTENCY_TTL,
+        )
+    ).first()
+    if held is not None:
+        raise OutOfRange(
+            f"Idempotency-Key was already used for {what} with a different request body",
+            code="idempotency_mismatch",
+            details={"job_id": held},
+        )
 
 
 def _encode_cursor(created_at: datetime, job_id: str) -> str:
@@ -193,8 +214,9 @@ class JobStore:
                 select(Job).where(Job.tenant_id == new.tenant_id, Job.idempotency_key == new.idempotency_key)
             ).first()
             if row is None:
+                _refuse_if_held(session, new.tenant_id, batch_key(new.idempotency_key or "", 0), "a batch")
                 return None
-            if aware(row.created_at) < utcnow() - timedelta(hours=24):
+            if aware(row.created_at) < utcnow() - IDEMPOTENCY_TTL:
                 # An expired key: free it for this new submission.
                 row.idempotency_key = None
                 return None
@@ -250,6 +272,7 @@ class JobStore:
         with session_scope(self._factory) as session:
             found = session.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key.in_(keys))).all()
             if not found:
+                _refuse_if_held(session, tenant_id, key, "a single job")
                 return None
             if any(row.request_hash != request_hash for row in found) or len(found) != size:
                 raise OutOfRange(
@@ -257,7 +280,7 @@ class JobStore:
                     code="idempotency_mismatch",
                     details={"job_ids": [row.id for row in found][:10]},
                 )
-            if min(aware(row.created_at) for row in found) < utcnow() - timedelta(hours=24):
+            if min(aware(row.created_at) for row in found) < utcnow() - IDEMPOTENCY_TTL:
                 for row in found:  # an expired key: free it for this new submission
                     row.idempotency_key = None
                 return None
@@ -289,6 +312,11 @@ class JobStore:
     def get_any(self, job_id: str) -> JobRecord:
         """A job whoever owns it (for workers)."""
         return self._read(job_id)
+
+    def chain_retries(self, tenant_id: str, job_id: str) -> int:
+        """The highest ``retry_number`` in the tenant's job's retry chain (a manual retry numbers on from it)."""
+        with read_scope(self._factory) as connection:
+            return chain_retries(connection, tenant_id, job_id)
 
     def _read(self, job_id: str, tenant_id: str | None = None) -> JobRecord:
         with read_scope(self._factory) as connection:
@@ -353,7 +381,7 @@ class JobStore:
                     select(Tenant.id, Tenant.name)
                     .join(Job, Job.tenant_id == Tenant.id)
                     .where(Job.id == job_id, status_is("queued"))
-                    .with_for_update(of=Tenant)
+                    .with_for_update(of=Tenant, key_share=True)  # as BatchStore.claim: no deadlock with a cancel
                 ).one_or_none()
                 if tenant is None:
                     return None

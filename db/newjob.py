@@ -75,11 +75,12 @@ class NewJob:
         )
 
     @classmethod
-    def retry_of(cls, old: JobRecord) -> Self:
+    def retry_of(cls, old: JobRecord, retry_number: int | None = None) -> Self:
         """The retry of ``old``: its submission again (type, spec, options and limits), linked by ``retry_of``
-        one further down its retry chain (``retry_number`` + 1)."""
+        one further down its retry chain (``retry_number``, by default ``old``'s + 1)."""
         again = cls.from_submission(old.tenant_id, old, default_max_attempts=old.max_attempts)
-        return replace(again, retry_of_id=old.id, retry_number=old.retry_number + 1)
+        number = old.retry_number + 1 if retry_number is None else retry_number
+        return replace(again, retry_of_id=old.id, retry_number=number)
 
 
 def new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:

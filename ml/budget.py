@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ml.catalog import KERAS_LAYERS
+from ml.layer_sizes import GATES, SIZES, Call, cell_weights, number
 from ml.specs import CnnParams, MlpParams, RecommenderParams, RnnParams, VaeParams, architecture_params
-from tensorq.errors import OutOfRange
+from tensorq.errors import InvalidRequest, OutOfRange
 
 # A classifier's head is counted as if it had this many classes (the count is known only once data is read).
 ASSUMED_CLASSES = 10
-# Weights of one recurrent cell per unit of its input and state: LSTM has 4 gates, GRU 3.
-GATES = {"lstm": 4, "gru": 3, "simplernn": 1}
 # Bytes of one value (float32).
 BYTES = 4
 # Values the optimizer keeps per weight (Adam: two moments).
@@ -147,18 +147,13 @@ def _rnn(tally: _Tally, p: RnnParams, shape: tuple[int, ...]) -> None:
         tally.layer(steps * inputs)  # Normalization
     directions, gates = (2 if p.bidirectional else 1), GATES[p.cell]
     for i in range(p.layers):
-        weights = directions * _cell_weights(gates, inputs, p.units, p.cell == "gru")
+        weights = directions * cell_weights(gates, inputs, p.units, p.cell == "gru")
         inputs = p.units * directions
         tally.layer(inputs * (steps if i < p.layers - 1 else 1), weights)
         tally.internal += steps * inputs * (gates + 1)  # per step: the gates' values and the cell state
     if p.dense:
         inputs = _dense(tally, inputs, [p.dense])
     _dense(tally, inputs, [ASSUMED_CLASSES])
-
-
-def _cell_weights(gates: int, inputs: int, units: int, two_biases: bool) -> int:
-    """Weights of one recurrent cell: input and recurrent kernels, one bias per gate (two for a GRU's reset_after)."""
-    return gates * (units * (inputs + units) + units * (2 if two_biases else 1))
 
 
 def train_params(architecture: str, params: Any, feature_shape: tuple[int, ...]) -> int:
@@ -169,47 +164,45 @@ def train_params(architecture: str, params: Any, feature_shape: tuple[int, ...])
 # ---------------------------------------------------------------- .keras configs
 
 
-def _is_layer(item: dict[str, Any]) -> bool:
-    module = item.get("module")
-    return "build_config" in item or (isinstance(module, str) and module.startswith("keras.layers"))
-
-
-def _layers(node: Any) -> Iterator[dict[str, Any]]:
-    """Every serialised layer (``{"class_name", "config"}``) in a Keras config, in order, without recursion;
-    a ``Bidirectional`` is yielded whole (its inner layers are not)."""
-    stack = [node]
+def _layers(config: Any) -> Iterator[dict[str, Any]]:
+    """Every layer of a Keras model config (``{"class_name", "config"}``), in order, a nested model's layers in
+    its place (a model is what has a ``layers`` list); the object itself when it has none (TensorQ's VAE)."""
+    stack = [config]
     while stack:
         item = stack.pop()
-        if isinstance(item, dict):
-            if isinstance(item.get("class_name"), str) and isinstance(item.get("config"), dict):
-                yield item
-                if item["class_name"] == "Bidirectional":
-                    continue
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, list):
+        if not isinstance(item, dict):
+            continue
+        cfg = item.get("config")
+        inner = cfg.get("layers") if isinstance(cfg, dict) else None
+        if isinstance(inner, list):
+            stack.extend(reversed(inner))
+        elif isinstance(item.get("class_name"), str) and isinstance(cfg, dict):
+            yield item
+
+
+def _inbound(layer: dict[str, Any]) -> list[str]:
+    """The names of the layers whose outputs a functional model's layer is called on, in order."""
+    names: list[str] = []
+    stack = [layer.get("inbound_nodes")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
             stack.extend(reversed(item))
-
-
-def _int(value: Any) -> int:
-    """A config number as a non-negative int (anything else, ``None`` included, counts as 1)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return 1
-    return max(int(value), 0)
-
-
-def _ints(value: Any, rank: int) -> tuple[int, ...]:
-    """A size or a list of sizes as ``rank`` ints."""
-    if isinstance(value, list | tuple):
-        values = tuple(_int(v) for v in value)
-        return (values + (1,) * rank)[:rank] if values else (1,) * rank
-    return (_int(value),) * rank
+        elif isinstance(item, dict):
+            tensor = item.get("config") if item.get("class_name") == "__keras_tensor__" else None
+            history = tensor.get("keras_history") if isinstance(tensor, dict) else None
+            if isinstance(history, list) and history and isinstance(history[0], str):
+                names.append(history[0])
+            else:
+                stack.extend(reversed(list(item.values())))
+    return names
 
 
 def _shape(value: Any) -> tuple[int, ...] | None:
     """A declared shape without its batch axis (None when it is not a flat list)."""
     if not isinstance(value, list | tuple) or not value or any(isinstance(v, list | tuple | dict) for v in value):
         return None
-    return tuple(_int(v) for v in value[1:])
+    return tuple(number(v) for v in value[1:])
 
 
 def _declared_width(layer: dict[str, Any]) -> int:
@@ -219,108 +212,39 @@ def _declared_width(layer: dict[str, Any]) -> int:
     return shape[-1] if shape else 0
 
 
-def _conv(kind: str, cfg: dict[str, Any], shape: tuple[int, ...], width: int) -> tuple[int, tuple[int, ...]]:
-    """Weights and output shape of a convolution (channels last)."""
-    rank = 3 if "3D" in kind else 1 if "1D" in kind else 2
-    spatial = (shape[:-1] + (1,) * rank)[:rank] if len(shape) > 1 else (1,) * rank
-    kernel = _ints(cfg.get("kernel_size", 1), rank)
-    strides = _ints(cfg.get("strides", 1), rank)
-    if kind.startswith("DepthwiseConv"):
-        count = width * _int(cfg.get("depth_multiplier", 1))
-        weights = math.prod(kernel) * count + count
-    else:
-        count = _int(cfg.get("filters", width))
-        weights = math.prod(kernel) * width * count + count
-        if kind.startswith("SeparableConv"):
-            weights = math.prod(kernel) * width + width * count + count
-    if "Transpose" in kind:
-        spatial = tuple(d * max(s, 1) for d, s in zip(spatial, strides, strict=True))
-    else:
-        spatial = _pooled(spatial, kernel, strides, cfg.get("padding"))
-    return weights, (*spatial, count)
-
-
-def _pooled(spatial: tuple[int, ...], window: tuple[int, ...], strides: tuple[int, ...], padding: Any) -> tuple:
-    if padding == "same":
-        return tuple(math.ceil(d / max(s, 1)) for d, s in zip(spatial, strides, strict=True))
-    return tuple(max((d - k) // max(s, 1) + 1, 1) for d, k, s in zip(spatial, window, strides, strict=True))
-
-
-def _reshape(target: Any, size: int) -> tuple[int, ...]:
-    dims = [v for v in target] if isinstance(target, list | tuple) else []
-    known = math.prod(_int(v) for v in dims if v != -1) or 1
-    return tuple(max(size // known, 1) if v == -1 else _int(v) for v in dims) or (size,)
-
-
-def _recurrent(kind: str, cfg: dict[str, Any], shape: tuple[int, ...], width: int) -> tuple[int, tuple, int]:
-    """Weights, output shape and per-sample internal values of an LSTM, GRU or SimpleRNN."""
-    units, gates = _int(cfg.get("units")), GATES.get(kind.lower(), 1)
-    steps = shape[0] if len(shape) > 1 else 1
-    weights = _cell_weights(gates, width, units, kind == "GRU" and cfg.get("reset_after", True) is not False)
-    out = (steps, units) if cfg.get("return_sequences") else (units,)
-    return weights, out, steps * units * (gates + 1)
-
-
-def _effect(layer: dict[str, Any], shape: tuple[int, ...]) -> tuple[int, tuple[int, ...], int]:
-    """Weights, output shape and internal per-sample values of one layer on input ``shape``."""
-    kind, cfg = layer["class_name"], layer["config"]
-    width = max(shape[-1] if shape else 1, _declared_width(layer))
-    size = math.prod(shape) if shape else 1
-    if kind == "Dense":
-        units = _int(cfg.get("units"))
-        return width * units + units, (*shape[:-1], units), 0
-    if "Conv" in kind:
-        weights, out = _conv(kind, cfg, shape, width)
-        return weights, out, 0
-    if kind.startswith(("MaxPooling", "AveragePooling")):
-        rank = 3 if "3D" in kind else 1 if "1D" in kind else 2
-        spatial = (shape[:-1] + (1,) * rank)[:rank]
-        window = _ints(cfg.get("pool_size", 2), rank)
-        strides = _ints(cfg.get("strides") or cfg.get("pool_size", 2), rank)
-        return 0, (*_pooled(spatial, window, strides, cfg.get("padding")), width), 0
-    if kind.startswith("Global"):
-        return 0, (width,), 0
-    if kind.startswith("UpSampling"):
-        rank = len(shape) - 1
-        factors = _ints(cfg.get("size", 2), rank)
-        return 0, (*(d * f for d, f in zip(shape[:-1], factors, strict=True)), width), 0
-    if kind in ("BatchNormalization", "LayerNormalization"):
-        return width * (bool(cfg.get("scale", True)) + bool(cfg.get("center", True))), shape, 0
-    if kind == "Flatten":
-        return 0, (size,), 0
-    if kind == "Reshape":
-        return 0, _reshape(cfg.get("target_shape"), size), 0
-    if kind == "Embedding":
-        dim = _int(cfg.get("output_dim"))
-        return _int(cfg.get("input_dim")) * dim, (*shape, dim), 0
-    if kind in ("LSTM", "GRU", "SimpleRNN"):
-        return _recurrent(kind, cfg, shape, width)
-    if kind == "Bidirectional":
-        inner = cfg.get("layer")
-        if not isinstance(inner, dict) or inner.get("class_name") not in ("LSTM", "GRU", "SimpleRNN"):
-            return 0, shape, 0
-        weights, out, internal = _recurrent(inner["class_name"], inner.get("config") or {}, shape, width)
-        if cfg.get("merge_mode", "concat") == "concat":
-            out = (*out[:-1], 2 * out[-1])
-        return 2 * weights, out, 2 * internal
-    return 0, shape, 0
+def _refuse_unknown(layers: list[dict[str, Any]]) -> None:
+    """InvalidRequest ``unsupported_layer`` naming the layer classes that cannot be sized before they are built."""
+    unknown = sorted({layer["class_name"] for layer in layers} - set(SIZES) - {"InputLayer"})
+    if unknown:
+        raise InvalidRequest(
+            f"the model uses layers whose size cannot be estimated before they are built: {', '.join(unknown[:20])}",
+            code="unsupported_layer",
+            details={"layers": unknown[:20], "supported": sorted(KERAS_LAYERS)},
+        )
 
 
 def config_estimate(config: dict[str, Any]) -> Estimate:
-    """A ``.keras`` config on paper: each layer's weights and output from its declared sizes, its input taken
-    from the layer before (or the model's input), in the config's order; other layers keep their input's shape."""
+    """A ``.keras`` config on paper: each layer's weights and output (``ml.layer_sizes``) from the outputs of the
+    layers it is called on (in a functional model) or of the layer before, and its declared sizes; a layer that
+    cannot be sized is refused (InvalidRequest ``unsupported_layer``)."""
+    layers = list(_layers(config))
+    _refuse_unknown(layers)
     tally, shape = _Tally(), (1,)
-    for layer in _layers(config):
-        if not _is_layer(layer):
-            continue
-        if layer["class_name"] == "InputLayer":
-            cfg = layer["config"]
+    outputs: dict[str, tuple[int, ...]] = {}
+    for layer in layers:
+        kind, cfg = layer["class_name"], layer["config"]
+        if kind == "InputLayer":
             shape = _shape(cfg.get("batch_shape") or cfg.get("batch_input_shape")) or (1,)
             tally.layer(math.prod(shape))
-            continue
-        weights, shape, internal = _effect(layer, shape)
-        tally.internal += internal
-        tally.layer(math.prod(shape) if shape else 1, weights)
+        else:
+            shapes = tuple(outputs.get(name, shape) for name in _inbound(layer)) or (shape,)
+            width = max(shapes[0][-1] if shapes[0] else 1, _declared_width(layer))
+            weights, shape, internal = SIZES[kind](cfg, Call(shapes[0], width, shapes))
+            tally.internal += internal
+            tally.layer(math.prod(shape) if shape else 1, weights)
+        name = layer.get("name") or cfg.get("name")
+        if isinstance(name, str):
+            outputs[name] = shape
     return tally.estimate()
 
 

@@ -30,3 +30,23 @@ TEXT_MAX_LINE_BYTES = 100_000
 REGISTERED_CLASSES = frozenset(
     {"tensorq>VariationalAutoencoder", "tensorq>MatrixFactorization", "tensorq>TabularEncoder"}
 )
+# The Keras layer classes an uploaded ``.keras`` may use: those whose weights and output ``ml.layer_sizes`` can
+# size from the config before Keras builds them (any other layer is refused, 400 unsupported_layer).
+KERAS_LAYERS = frozenset(
+    {
+        "InputLayer", "Dense", "EinsumDense", "Embedding",
+        "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+        "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
+        "BatchNormalization", "LayerNormalization", "Normalization", "PReLU",
+        "LSTM", "GRU", "SimpleRNN", "Bidirectional",
+        "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
+        "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+        "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+        "UpSampling1D", "UpSampling2D", "UpSampling3D", "Flatten", "Reshape", "Permute", "RepeatVector",
+        "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
+        "AlphaDropout", "ActivityRegularization", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax",
+        "Identity", "Rescaling",
+        "Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
+        "TextVectorization", "StringLookup", "IntegerLookup",
+    }
+)  # fmt: skip

@@ -1,12 +1,46 @@
-"""Serving the API under gunicorn (threaded workers, so long-polls do not block others)."""
+"""Serving the API under gunicorn (threaded workers, so long-polls do not block others).
+
+gunicorn answers some requests itself before the app sees them (a request line over ``limit_request_line``:
+414, too many or too large headers: 431, a malformed request line: 400). Its workers write those answers
+through ``gunicorn.util.write_error`` as HTML; ``JsonErrorWorker`` makes them the API's JSON error shape.
+"""
 
 from __future__ import annotations
 
+import json
+import socket
 from typing import Any
 
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from tensorq.settings import Settings
+
+# The longest message of gunicorn's own answers (some quote the request line they refused).
+MAX_MESSAGE = 200
+
+
+def json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """Write gunicorn's own error answer as ``{"error": {"code", "message", "details"}}`` (the code from the
+    reason, as the API names Werkzeug's errors: ``URI Too Long`` is ``uri_too_long``)."""
+    code = reason.lower().replace(" ", "_") or "error"
+    message = f"{reason}: {mesg}"[:MAX_MESSAGE] if mesg else reason
+    body = json.dumps({"error": {"code": code, "message": message, "details": None}}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+class JsonErrorWorker(ThreadWorker):
+    """gunicorn's threaded (``gthread``) worker whose own error answers are JSON, like every other answer."""
+
+    def init_process(self) -> None:
+        """In the worker process, before it serves: gunicorn's error writer becomes ``json_error``."""
+        util.write_error = json_error  # the one writer gunicorn's Worker.handle_error calls
+        super().init_process()
 
 
 class _Gunicorn(BaseApplication):
@@ -33,7 +67,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 2, threads: i
             "bind": f"{host}:{port}",
             "workers": workers,
             "threads": threads,
-            "worker_class": "gthread",
+            "worker_class": "tensorq.server.JsonErrorWorker",
             "timeout": 120,
             "accesslog": "-",
             "access_log_format": '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',

@@ -51,7 +51,13 @@ class Settings(BaseSettings):
         default=4, ge=1, description="Long-polls one tenant may hold at once per API process (more: 429)."
     )
     max_waits: int = Field(
-        default=8, ge=1, description="Long-polls held at once per API process, below its request threads (more: 429)."
+        default=12, ge=1, description="Long-polls held at once per API process, below its request threads (more: 429)."
+    )
+    wait_reserve: int = Field(
+        default=4,
+        ge=0,
+        description="Of max_waits, slots only a tenant holding no long-poll may take: tenants already waiting are "
+        "refused (429) once only these are free, so a quiet tenant still gets its wait.",
     )
     lease_s: float = Field(default=60.0, description="How long a worker's claim lives without a heartbeat.")
     heartbeat_s: float = Field(default=10.0, description="How often a running job renews its lease.")
@@ -105,7 +111,12 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(default=8, ge=1, description="Loaded models kept per worker process.")
     quota_submissions_per_minute: int = Field(default=600, ge=1, description="Job submissions per tenant per minute.")
     quota_queued_jobs: int = Field(default=1000, ge=1, description="Queued jobs a tenant may have at once.")
-    max_batch_jobs: int = Field(default=1000, ge=1, description='Jobs in one batch submission ({"jobs": [...]}).')
+    max_batch_jobs: int = Field(
+        default=500,
+        ge=1,
+        description='Jobs in one batch submission ({"jobs": [...]}); never more than the tenant\'s '
+        "quota_submissions_per_minute, which a larger batch could never fit.",
+    )
     quota_running_jobs: int = Field(default=8, ge=1, description="Jobs of one tenant running at once.")
     batch_max_jobs: int = Field(
         default=32,

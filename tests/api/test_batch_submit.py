@@ -65,7 +65,8 @@ def test_batch_limits_and_malformed_batches(client, auth, db: Database, publishe
     model = _register_model(db)
     too_many = client.post("/v1/jobs", json={"jobs": [_predict(model)] * 5}, headers=auth)
     assert too_many.status_code == 422
-    assert too_many.get_json()["error"]["details"] == {"limit": 4, "jobs": 5}
+    assert too_many.get_json()["error"]["details"] == {"limit": 4, "jobs": 5, "setting": "max_batch_jobs"}
+    assert too_many.get_json()["error"]["code"] == "batch_too_large"
     for body in ({"jobs": []}, {"jobs": "x"}, {"jobs": [_predict(model)], "type": "predict"}):
         assert client.post("/v1/jobs", json=body, headers=auth).status_code == 400, body
     assert client.post("/v1/jobs", json={"jobs": [_predict(model)] * 4}, headers=auth).status_code == 202
@@ -90,7 +91,45 @@ def test_an_idempotency_key_covers_the_batch(client, auth, db: Database, publish
     other = client.post("/v1/jobs", json={"jobs": body["jobs"][:1]}, headers=headers)
     assert other.status_code == 422
     assert other.get_json()["error"]["code"] == "idempotency_mismatch"
-    # A single submission under the same key is its own request.
+    # A single submission under the batch's key is another request for that key, as a mismatch is.
     single = client.post("/v1/jobs", json=body["jobs"][0], headers=headers)
+    assert single.status_code == 422
+    assert single.get_json()["error"]["code"] == "idempotency_mismatch"
+    assert publisher.published == ids
+
+
+def test_a_key_used_for_one_job_cannot_make_a_batch(client, auth, db: Database, publisher) -> None:
+    model = _register_model(db)
+    headers = {**auth, "Idempotency-Key": "single-1"}
+    single = client.post("/v1/jobs", json=_predict(model), headers=headers)
     assert single.status_code == 202
-    assert single.get_json()["id"] not in ids
+    batch = client.post("/v1/jobs", json={"jobs": [_predict(model)]}, headers=headers)
+    assert batch.status_code == 422, batch.get_json()
+    assert batch.get_json()["error"]["code"] == "idempotency_mismatch"
+    assert batch.get_json()["error"]["details"]["job_id"] == single.get_json()["id"]
+    again = client.post("/v1/jobs", json=_predict(model), headers=headers)  # the single one still answers
+    assert (again.status_code, again.get_json()["id"]) == (202, single.get_json()["id"])
+    assert publisher.published == [single.get_json()["id"]]
+
+
+def test_a_batch_meets_the_per_minute_quota_before_its_jobs_are_validated(
+    client, auth, db: Database, settings: Settings, publisher
+) -> None:
+    model = _register_model(db)
+    settings.quota_submissions_per_minute = 3
+    # Larger than the quota a minute allows: it could never be accepted, so it is too large, not a 429.
+    refused = client.post("/v1/jobs", json={"jobs": [_predict(model)] * 4}, headers=auth)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["code"] == "batch_too_large"
+    assert refused.get_json()["error"]["details"] == {"limit": 3, "jobs": 4, "setting": "quota_submissions_per_minute"}
+    # A bad batch spends none of the quota: the check before validation only looks.
+    bad = {"jobs": [_predict(model), {"type": "predict", "spec": {}}, _predict(model)]}
+    for _ in range(3):
+        assert client.post("/v1/jobs", json=bad, headers=auth).status_code == 400
+    assert client.post("/v1/jobs", json={"jobs": [_predict(model)] * 2}, headers=auth).status_code == 202
+    # With 1 of 3 left, a batch of 2 is a 429 at once, before its (bad) jobs are looked at.
+    over = client.post("/v1/jobs", json=bad | {"jobs": bad["jobs"][:2]}, headers=auth)
+    assert over.status_code == 429, over.get_json()
+    assert over.get_json()["error"]["details"]["quota"] == "quota_submissions_per_minute"
+    assert int(over.headers["Retry-After"]) >= 1
+    assert len(publisher.published) == 2

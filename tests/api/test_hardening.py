@@ -312,6 +312,75 @@ def test_long_polls_are_capped_per_tenant_and_leave_threads_for_others(app, auth
     assert slots._held == {}
 
 
+def test_busy_tenants_cannot_take_a_quiet_tenants_long_polls(app, db) -> None:  # type: ignore[no-untyped-def]
+    slots = app.extensions["tensorq"].wait_slots
+    assert (slots.per_tenant, slots.total, slots.shared) == (4, 12, 8)  # the defaults: 4 of 12 kept
+    tenants = {}
+    for name in ("busy-1", "busy-2", "busy-3", "quiet"):
+        headers = {"Authorization": f"Bearer {db.keys.create(name)}"}
+        tenant = db.keys.ensure_tenant(name)
+        job = db.jobs.submit(NewJob(tenant, "train", {"architecture": "mlp", "dataset": "builtin:iris"})).job
+        tenants[name] = (headers, f"/v1/jobs/{job.id}")
+    stop = threading.Event()
+    busy_statuses: list[int] = []
+
+    def loop(name: str) -> None:  # as the report did: each of 3 tenants keeps 6 waits going
+        headers, url = tenants[name]
+        client = app.test_client()
+        while not stop.is_set():
+            status = client.get(f"{url}?wait=1&until=finished", headers=headers).status_code
+            busy_statuses.append(status)
+            if status == 429:
+                time.sleep(0.02)
+
+    loops = [threading.Thread(target=loop, args=(f"busy-{i}",)) for i in (1, 2, 3) for _ in range(6)]
+    for thread in loops:
+        thread.start()
+    try:
+        deadline, full = time.monotonic() + 10, False
+        while not full and time.monotonic() < deadline:
+            # The busy tenants hold all they may: the shared slots, and at most one each of the reserve (a
+            # tenant's first wait, taken when it held none).
+            held = sum(slots._held.values())
+            full = slots.shared <= held
+            assert held <= slots.shared + 3
+            time.sleep(0.01)
+        assert full
+        headers, url = tenants["quiet"]
+        quiet = [app.test_client().get(f"{url}?wait=0.1", headers=headers).status_code for _ in range(20)]
+        assert quiet == [200] * 20
+    finally:
+        stop.set()
+        for thread in loops:
+            thread.join()
+    assert 200 in busy_statuses
+    assert 429 in busy_statuses
+    assert slots._held == {}
+
+
+def test_the_wait_reserve_goes_to_tenants_holding_no_wait() -> None:
+    from api.wait_slots import WaitSlots
+    from tensorq.errors import QuotaExceeded
+
+    slots = WaitSlots(per_tenant=3, total=4, reserve=2)
+    held = [slots.hold("a", 1), slots.hold("a", 1)]
+    for wait in held:
+        wait.__enter__()
+    with pytest.raises(QuotaExceeded) as refused:  # 'a' waits already; only the reserve is left
+        slots.hold("a", 1).__enter__()
+    assert refused.value.details == {"quota": "max_waits", "limit": 2}
+    with slots.hold("b", 1), slots.hold("c", 1):  # each quiet tenant takes one of the reserve
+        with pytest.raises(QuotaExceeded) as refused:
+            slots.hold("d", 1).__enter__()
+        assert refused.value.details == {"quota": "max_waits", "limit": 4}
+        with slots.hold_if_free("d") as taken:
+            assert not taken
+    for wait in held:
+        wait.__exit__(None, None, None)
+    assert slots._held == {}
+    assert WaitSlots(per_tenant=2, total=2, reserve=5).shared == 1  # a reserve never takes every slot
+
+
 def test_train_specs_over_the_model_budget_are_422_unless_the_tenant_may(client, auth, settings) -> None:
     params = {"filters": [1024] * 16, "kernel_size": 11, "dense": 8192}
     body = {"type": "train", "spec": {"architecture": "cnn", "dataset": "builtin:digits", "params": params}}

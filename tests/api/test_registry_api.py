@@ -68,6 +68,11 @@ def test_named_versions_and_aliases_resolve_everywhere_with_lineage(
     assert refused.status_code == 400
     assert refused.get_json()["error"]["code"] == "unknown_version"
     assert client.put("/v1/models/churn/aliases/production", json={"version": 0}, headers=auth).status_code == 422
+    for not_a_version in (True, "1", 1.0):  # no coercion: a boolean is not version 1 (a wrong type is a 400)
+        wrong = client.put("/v1/models/churn/aliases/production", json={"version": not_a_version}, headers=auth)
+        assert wrong.status_code == 400, (not_a_version, wrong.get_json())
+        assert wrong.get_json()["error"]["details"][0]["type"] == "int_type"
+    assert client.get("/v1/models/churn", headers=auth).get_json()["aliases"] == {"production": 1}
 
     rows = [[0.5, -1.0, 0.2, 0.1]]
     predicted = _run(client, auth, runner, "predict", {"model": "churn@production", "inputs": rows})["result"]

@@ -393,3 +393,27 @@ def test_a_poisoned_row_fails_alone_and_is_given_up(client, auth, hooks, db, rec
     assert (rows[unreadable].status, rows[unreadable].attempts) == ("failed", 2)
     assert (rows[unreadable].last_error or "").startswith("internal: ")
     assert (rows[good.id].status, rows[good.id].attempts) == ("delivered", 1)
+
+
+def test_a_manual_retry_of_an_early_job_continues_the_chains_budget(client, auth, hooks, db) -> None:  # type: ignore[no-untyped-def]
+    first = client.post("/v1/jobs", json={"type": "train", "spec": SPEC, "max_retries": 2}, headers=auth).get_json()
+    chain = [first["id"]]
+    while True:  # the first run and its two automatic retries all fail
+        assert JobRunner(hooks, db, {"train": _broken}).run(chain[-1]) == "failed"
+        queued = client.get("/v1/jobs?status=queued", headers=auth).get_json()["jobs"]
+        if not queued:
+            break
+        chain.append(queued[0]["id"])
+    assert [db.jobs.get_any(j).retry_number for j in chain] == [0, 1, 2]
+    # Retrying the chain's first job numbers on from the chain's last retry: its budget is used, so one more
+    # run and no automatic retry after it (not two more).
+    again = client.post(f"/v1/jobs/{chain[0]}/retry", headers=auth).get_json()
+    assert (again["retry_of"], again["retry_number"]) == (chain[0], 3)
+    assert JobRunner(hooks, db, {"train": _broken}).run(again["id"]) == "failed"
+    assert client.get("/v1/jobs?status=queued", headers=auth).get_json()["jobs"] == []
+    # A retry of a job in the middle, and of the manual retry, number on from the whole chain too.
+    middle = client.post(f"/v1/jobs/{chain[1]}/retry", headers=auth).get_json()
+    assert middle["retry_number"] == 4
+    tenant = db.jobs.get_any(chain[0]).tenant_id
+    assert db.jobs.chain_retries(tenant, again["id"]) == db.jobs.chain_retries(tenant, chain[0]) == 4
+    assert db.jobs.chain_retries("another tenant", chain[0]) == 0

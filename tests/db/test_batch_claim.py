@@ -214,3 +214,53 @@ def test_a_batch_finish_sets_off_each_jobs_webhook_and_retry_in_its_transaction(
     retry_id = ended[retried].data["retry_job_id"]
     again = db.jobs.get_any(retry_id)
     assert (again.status, again.retry_of, again.retry_number) == ("queued", retried, 1)
+
+
+def test_a_cancel_during_a_claim_neither_deadlocks_nor_fails(db: Database) -> None:
+    """A client cancels a job with a callback_url while a worker's claim of it holds the tenant's row: the
+    cancel's notification row refers to the tenant (a key-share lock on Postgres), the claim then updates the
+    job the cancel holds. The claim's tenant lock must not exclude key-share locks, or the two deadlock and
+    one of them fails (the cancel as a 503)."""
+    import threading
+
+    acme = db.keys.ensure_tenant("acme")
+    model_id = _model(db, acme, "iris")
+    job_id = db.jobs.submit(
+        NewJob(acme, "predict", {"model": model_id, "inputs": [[1.0, 2.0]]}, callback_url="http://127.0.0.1:9/h")
+    ).job.id
+    cancelled: list[object] = []
+
+    def cancel() -> None:
+        try:
+            cancelled.append(db.jobs.cancel(acme, job_id).status)
+        except Exception as exc:  # noqa: BLE001 - the test reports what the cancel raised
+            cancelled.append(exc)
+
+    canceller = threading.Thread(target=cancel)
+
+    def batchable_while_cancelled(job_type: str, spec: dict) -> BatchKey | None:
+        """Called inside the claim's transaction, after its tenant lock: the cancel runs now."""
+        canceller.start()
+        canceller.join(timeout=3)  # it finishes, or it waits on the claim's locks
+        return _check(job_type, spec)
+
+    claim = db.batches.claim(job_id, "w", max_jobs=8, batchable=batchable_while_cancelled, running_limit=lambda _: 100)
+    canceller.join(timeout=10)
+    assert cancelled == ["cancelled"]
+    assert claim is None  # the job was cancelled before the claim's update reached it
+    assert db.jobs.get_any(job_id).status == "cancelled"
+    assert [d.event for d in db.webhooks.of_job(acme, job_id)] == ["job.cancelled"]
+
+    # The one-job claim takes the same tenant lock: its running quota is counted under it.
+    job_id = db.jobs.submit(NewJob(acme, "train", {"architecture": "mlp"}, callback_url="http://127.0.0.1:9/h")).job.id
+    cancelled.clear()
+    canceller = threading.Thread(target=cancel)
+
+    def limit_while_cancelled(_tenant_name: str) -> int:
+        canceller.start()
+        canceller.join(timeout=3)
+        return 100
+
+    assert db.jobs.claim(job_id, "w", running_limit=limit_while_cancelled) is None
+    canceller.join(timeout=10)
+    assert cancelled == ["cancelled"]
