@@ -10,7 +10,7 @@ from flask import Response, jsonify
 
 from api.accept import accept, admit, idempotency_key
 from api.references import check_references
-from api.schemas import parse_submission
+from api.schemas import parse_submission, with_spec
 from api.services import principal, services
 from api.webhooks import check_callback
 from api.workers import public_job
@@ -77,10 +77,12 @@ def submit_batch(body: dict[str, Any]) -> Response:
     versions: dict[str, Any] = {}
     for index, (submission, spec) in enumerate(parsed):
         try:
-            check_references(who.tenant_id, spec, versions)
+            checked = check_references(who.tenant_id, spec, versions)
             check_callback(who.tenant_id, submission.callback_url)
         except TensorQError as exc:
             raise _at(index, exc) from None
+        if checked is not spec:  # records made rows: the form the worker reads
+            parsed[index] = (with_spec(submission, checked), checked)
     news = [
         NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
         for submission, _ in parsed

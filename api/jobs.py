@@ -15,7 +15,7 @@ from api.openapi import ARTIFACT, operation, query
 from api.present import HEAVY_FIELDS
 from api.references import check_references
 from api.request_text import json_body
-from api.schemas import JobBatch, JobSubmission, parse_submission
+from api.schemas import JobBatch, JobSubmission, parse_submission, with_spec
 from api.services import principal, services
 from api.webhooks import check_callback
 from api.workers import public_job
@@ -68,7 +68,8 @@ def submit_job():
     who = principal()
     svc = services()
     svc.broker_guard.check()
-    check_references(who.tenant_id, spec)
+    checked = check_references(who.tenant_id, spec)
+    submission = submission if checked is spec else with_spec(submission, checked)
     check_callback(who.tenant_id, submission.callback_url)
     new = NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
     admit(who, [new])

@@ -6,7 +6,7 @@ from typing import Any
 
 from api.services import principal, services
 from db.records import DatasetRecord, ModelVersionRecord
-from ml import tabular
+from ml import records, tabular
 from ml.budget import check_memory, check_params, train_estimate
 from ml.catalog import BUILTIN_SHAPES
 from ml.specs import TABLE_FORMATS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features
@@ -14,16 +14,18 @@ from ml.validation import batch_shape
 from tensorq.errors import InvalidRequest, NotFound, OutOfRange
 
 
-def check_references(tenant_id: str, spec: Any, versions: dict[str, ModelVersionRecord] | None = None) -> None:
+def check_references(tenant_id: str, spec: Any, versions: dict[str, ModelVersionRecord] | None = None) -> Any:
     """Refuse before queueing a spec whose dataset, model or inputs cannot run (``versions`` caches the
-    models resolved across the jobs of one batch)."""
+    models resolved across the jobs of one batch); the spec to queue: ``spec`` itself, or a copy whose
+    records are rows in the table model's column order (``ml.records``), the one form the worker reads."""
     dataset = getattr(spec, "dataset", None)
     record = _dataset_record(tenant_id, dataset) if dataset and not dataset.startswith("builtin:") else None
     if isinstance(spec, TrainSpec):
         _check_training_data(spec, record)
         _check_model_size(spec, record)
     if isinstance(spec, PredictSpec | ExplainSpec):
-        _check_model_inputs(tenant_id, spec, record, versions)
+        return _check_model_inputs(tenant_id, spec, record, versions)
+    return spec
 
 
 def _dataset_record(tenant_id: str, dataset: str) -> DatasetRecord:
@@ -39,9 +41,9 @@ def _check_model_inputs(
     spec: PredictSpec | ExplainSpec,
     record: DatasetRecord | None,
     versions: dict[str, ModelVersionRecord] | None,
-) -> None:
+) -> PredictSpec | ExplainSpec:
     """The tenant's model exists, takes the spec's options and table, and inline inputs (an explain baseline
-    and background too) have its input shape."""
+    and background too) have its input shape; the spec with its records made rows."""
     try:
         version = versions.get(spec.model) if versions is not None else None
         version = version or services().db.models.resolve(tenant_id, spec.model)
@@ -52,13 +54,14 @@ def _check_model_inputs(
     if isinstance(spec, PredictSpec):
         spec.refuse_options_of_other_tasks(version.interface.task)
         _check_table(spec, record, version)
+    spec = _as_rows(spec, version)
     columns = tabular.column_reports(version.signature)
     if columns:  # a table model: inline rows of cells, numbers where it reads numbers
         _check_cells(spec, columns)
-        return
+        return spec
     shape = version.signature.get("input_shape")
     if shape is None:
-        return
+        return spec
     if spec.inputs is not None:
         rows = batch_shape(spec.inputs, shape)[0]
         if isinstance(spec, PredictSpec) and rows > 100_000:
@@ -67,6 +70,24 @@ def _check_model_inputs(
         batch_shape([spec.baseline], shape)
     if isinstance(spec, ExplainSpec) and spec.background is not None:
         batch_shape(spec.background, shape)
+    return spec
+
+
+def _as_rows(spec: PredictSpec | ExplainSpec, version: ModelVersionRecord) -> PredictSpec | ExplainSpec:
+    """``spec`` with the records of its inline inputs and explain background made rows of cells in the order of
+    the model's feature columns; refused for a model that has no column names (not trained on a table)."""
+    given: dict[str, list[Any]] = {}
+    for name in ("inputs", "background"):
+        rows = getattr(spec, name, None)
+        if records.has_records(rows):
+            given[name] = rows
+    if not given:
+        return spec
+    reports = tabular.column_reports(version.signature)
+    names = [str(c["name"]) for c in reports] if reports else named_features(version)
+    if not names:
+        raise records.not_a_table_model(next(iter(given)))
+    return spec.model_copy(update={name: records.as_rows(rows, names, name) for name, rows in given.items()})
 
 
 def _check_cells(spec: PredictSpec | ExplainSpec, columns: list[dict[str, Any]]) -> None:

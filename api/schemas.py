@@ -56,7 +56,12 @@ def parse_submission(body: Any) -> tuple[JobSubmission, Strict]:
     """The submission, its ``spec`` now the typed spec's JSON (defaults filled in), and the typed spec."""
     submission = parse(JobSubmission, body)
     spec = parse(SPECS[submission.type], submission.spec, where="spec")
-    return submission.model_copy(update={"spec": spec.model_dump(mode="json", exclude_none=True)}), spec
+    return with_spec(submission, spec), spec
+
+
+def with_spec(submission: JobSubmission, spec: Strict) -> JobSubmission:
+    """The submission whose ``spec`` is the typed spec's JSON (defaults filled in)."""
+    return submission.model_copy(update={"spec": spec.model_dump(mode="json", exclude_none=True)})
 
 
 def request_hash(body: Any) -> str:
