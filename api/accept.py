@@ -15,7 +15,7 @@ from api.services import services
 from api.workers import public_job
 from db.newjob import NewJob
 from db.records import JobRecord, Principal
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 
 def idempotency_key() -> str | None:

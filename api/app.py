@@ -18,8 +18,8 @@ from api.services import Services, services
 from api.wait_slots import WaitSlots
 from db.changes import ChangeListener, redis_url_of
 from db.database import Database
-from tensorq.routing import Publisher
-from tensorq.settings import Settings
+from tensorq.core.routing import Publisher
+from tensorq.core.settings import Settings
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

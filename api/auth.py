@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, request
 
 from api.services import services
-from tensorq.errors import Forbidden, Unauthorized
+from tensorq.core.errors import Forbidden, Unauthorized
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

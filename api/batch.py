@@ -15,7 +15,7 @@ from api.services import principal, services
 from api.webhooks import check_callback
 from api.workers import public_job
 from db.newjob import NewJob
-from tensorq.errors import InvalidRequest, OutOfRange, TensorQError
+from tensorq.core.errors import InvalidRequest, OutOfRange, TensorQError
 
 log = logging.getLogger(__name__)
 

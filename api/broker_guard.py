@@ -11,8 +11,8 @@ import logging
 import threading
 import time
 
-from tensorq.errors import Unavailable
-from tensorq.routing import Publisher
+from tensorq.core.errors import Unavailable
+from tensorq.core.routing import Publisher
 
 log = logging.getLogger(__name__)
 

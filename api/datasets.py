@@ -9,7 +9,7 @@ from api import present, responses
 from api.openapi import MULTIPART, operation
 from api.services import principal, services
 from api.uploads import multipart_file, store_upload
-from tensorq.artifacts import remove_file
+from tensorq.core.artifacts import remove_file
 
 bp = Blueprint("datasets", __name__)
 

@@ -10,7 +10,7 @@ import sqlalchemy.exc
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from tensorq.errors import TensorQError, Unavailable, storage_fault
+from tensorq.core.errors import TensorQError, Unavailable, storage_fault
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from api.workers import public_job
 from db.newjob import NewJob
 from db.records import JOB_TYPES, STATUSES, JobRecord
 from ml.specs import SPECS, parse
-from tensorq.artifacts import remove_folder
-from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange
+from tensorq.core.artifacts import remove_folder
+from tensorq.core.errors import Conflict, InvalidRequest, NotFound, OutOfRange
 
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__)

@@ -11,7 +11,7 @@ from api.openapi import operation, query
 from api.services import principal, services
 from db.joblogs import LogPage
 from db.records import iso
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 bp = Blueprint("logs", __name__)
 MAX_LIMIT = 1000

@@ -23,8 +23,8 @@ from db.newjob import NewJob
 from db.registry import parse_model_ref
 from ml.model_archive import check_zip, staging_path
 from ml.specs import ModelUpload, parse
-from tensorq.artifacts import remove_file
-from tensorq.errors import InvalidRequest, NotFound
+from tensorq.core.artifacts import remove_file
+from tensorq.core.errors import InvalidRequest, NotFound
 
 bp = Blueprint("models", __name__)
 

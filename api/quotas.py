@@ -11,10 +11,10 @@ from limits import RateLimitItemPerMinute, storage, strategies
 
 from db.database import Database
 from db.records import Principal
-from tensorq.errors import PayloadTooLarge, QuotaExceeded
+from tensorq.core.errors import PayloadTooLarge, QuotaExceeded
 
 __all__ = ["QuotaExceeded", "Quotas", "limiter_storage_url"]
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 
 
 def limiter_storage_url(settings: Settings) -> str:

@@ -11,7 +11,7 @@ from ml.budget import check_memory, check_params, train_estimate
 from ml.catalog import BUILTIN_SHAPES
 from ml.specs import TABLE_FORMATS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features
 from ml.validation import batch_shape
-from tensorq.errors import InvalidRequest, NotFound, OutOfRange
+from tensorq.core.errors import InvalidRequest, NotFound, OutOfRange
 
 
 def check_references(tenant_id: str, spec: Any, versions: dict[str, ModelVersionRecord] | None = None) -> Any:

@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import request
 
-from tensorq import bounded_json
-from tensorq.errors import InvalidRequest, UnsupportedMedia
+from tensorq.core import bounded_json
+from tensorq.core.errors import InvalidRequest, UnsupportedMedia
 
 
 def json_body() -> Any:

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from ml.specs import SPECS, Name, Strict, parse
-from tensorq.retry_policy import MAX_RETRIES_LIMIT
-from tensorq.webhook_targets import MAX_URL_LENGTH
+from tensorq.core.retry_policy import MAX_RETRIES_LIMIT
+from tensorq.core.webhook_targets import MAX_URL_LENGTH
 
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
 

@@ -12,8 +12,8 @@ from api.wait_slots import WaitSlots
 from db.changes import ChangeListener
 from db.database import Database
 from db.records import Principal
-from tensorq.routing import Publisher
-from tensorq.settings import Settings
+from tensorq.core.routing import Publisher
+from tensorq.core.settings import Settings
 
 
 @dataclass

@@ -22,8 +22,8 @@ from werkzeug.datastructures import FileStorage
 from ml import parquet, tabular
 from ml.catalog import TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from ml.validation import text_row
-from tensorq import bounded_json
-from tensorq.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from tensorq.core import bounded_json
+from tensorq.core.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 
 MAX_CSV_COLUMNS = 10_000
 MAX_CSV_ROWS = 1_000_000

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tensorq.errors import QuotaExceeded
+from tensorq.core.errors import QuotaExceeded
 
 
 class WaitSlots:

@@ -9,8 +9,8 @@ from api import present, responses
 from api.openapi import operation
 from api.services import principal, services
 from db.records import iso
-from tensorq.errors import OutOfRange
-from tensorq.webhook_targets import AllowList, check_target
+from tensorq.core.errors import OutOfRange
+from tensorq.core.webhook_targets import AllowList, check_target
 
 bp = Blueprint("webhooks", __name__)
 

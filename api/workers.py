@@ -14,7 +14,7 @@ from api.openapi import operation
 from api.services import principal, services
 from db.records import JobRecord, iso
 from db.workers import WorkerRegistry
-from tensorq.routing import ROUTES
+from tensorq.core.routing import ROUTES
 
 bp = Blueprint("workers", __name__)
 QUEUE_OF_TYPE = {job_type: route.queue for job_type, route in ROUTES.items()}

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from api.app import create_app
     from db.database import Database
     from db.migrate import upgrade
-    from tensorq.settings import Settings
+    from tensorq.core.settings import Settings
     from worker.runner import JobRunner
 
     folder = Path(tempfile.mkdtemp(prefix="tensorq-profile-"))

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bench.raw_celery import BROKER_ENV, QUEUE
+from tensorq.core.settings import Settings
 from tensorq.localstack import WorkerProcess, settings_env
-from tensorq.settings import Settings
 
 if TYPE_CHECKING:
     from db.database import Database

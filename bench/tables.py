@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"upload profile {name}: {args.rows} rows, {size:.1f} MiB, {seconds:.2f} s, Python peak {peak:.1f} MiB"
             )
         from ml.parquet import footer
-        from tensorq.errors import PayloadTooLarge
+        from tensorq.core.errors import PayloadTooLarge
 
         start = time.perf_counter()
         try:

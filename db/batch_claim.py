@@ -32,7 +32,7 @@ from db.records import JobRecord, ModelVersionRecord
 from db.registry import parse_model_ref, resolve_on
 from db.session import write_scope
 from db.transitions import Ending, end_running, leased, status_is, transition_many
-from tensorq.errors import TensorQError
+from tensorq.core.errors import TensorQError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from db.registry import DatasetCatalog, ModelRegistry
 from db.session import make_engine, make_session_factory, session_scope
 from db.webhooks import WebhookOutbox
 from db.workers import WorkerRegistry
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 
 
 class Database:

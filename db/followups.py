@@ -1,6 +1,6 @@
 """What a job's terminal state sets off, written in the transaction of that state change: the webhook
 notification (``db.webhooks.enqueue``) when the job has a ``callback_url``, and the automatic retry when it
-failed with a retryable code and has retries left (``tensorq.retry_policy``). Committed together with the
+failed with a retryable code and has retries left (``tensorq.core.retry_policy``). Committed together with the
 state or not at all, neither can be lost to a crash between the two."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from db.models import Job, utcnow
 from db.newjob import NewJob, insert_new
 from db.records import JobRecord
 from db.webhooks import enqueue
-from tensorq.retry_policy import should_retry
+from tensorq.core.retry_policy import should_retry
 
 
 def follow_up(conn: Connection, job: JobRecord) -> dict[str, Any]:

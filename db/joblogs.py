@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import Job, JobLog, utcnow
 from db.records import TERMINAL, aware
 from db.session import read_scope, write_scope
-from tensorq.errors import NotFound
+from tensorq.core.errors import NotFound
 
 MAX_MESSAGE_CHARS = 4000
 

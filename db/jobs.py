@@ -35,7 +35,7 @@ from db.recovery import Recovery, requeue_expired
 from db.registry import insert_version, version_record
 from db.session import lock_tenant, read_scope, rowcount, session_scope, write_scope
 from db.transitions import RELEASED, Ending, end_running, job_record, leased, status_is, transition
-from tensorq.errors import Conflict, InvalidRequest, NotFound, OutOfRange, QuotaExceeded
+from tensorq.core.errors import Conflict, InvalidRequest, NotFound, OutOfRange, QuotaExceeded
 
 # The hottest read (every GET and every long-poll wake), built once: a Core select, no ORM session.
 JOB_BY_ID = select(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"))

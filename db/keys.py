@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import ApiKey, Tenant, utcnow
 from db.records import Principal, aware, iso
 from db.session import read_scope, rowcount, session_scope
-from tensorq.errors import NotFound, Unauthorized
+from tensorq.core.errors import NotFound, Unauthorized
 
 KEY_PREFIX = "tq"
 LAST_USED_RESOLUTION = timedelta(minutes=1)

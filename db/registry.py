@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import Dataset, Job, Model, ModelAlias, ModelEvent, ModelVersion, utcnow
 from db.records import DatasetRecord, ModelEventRecord, ModelRecord, ModelVersionDraft, ModelVersionRecord, aware
 from db.session import lock_tenant, read_scope, session_scope
-from tensorq.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from tensorq.core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 
 # A model reference resolves on every predict and explain (at submit and in the worker): Core selects, built once.
 _VERSION_COLUMNS = select(

@@ -12,7 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Tenant
-from tensorq.errors import Unavailable
+from tensorq.core.errors import Unavailable
 
 
 def make_engine(url: str) -> Engine:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import WebhookDelivery, WebhookSecret, utcnow
 from db.records import JobRecord, aware
 from db.session import read_scope, write_scope
-from tensorq.webhook_signing import new_secret
+from tensorq.core.webhook_signing import new_secret
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 

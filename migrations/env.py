@@ -6,7 +6,7 @@ from alembic import context
 
 from db.models import Base
 from db.session import make_engine
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 
 config = context.config
 url = config.attributes.get("database_url") or Settings().database_url

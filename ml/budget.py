@@ -18,7 +18,7 @@ from typing import Any
 from ml.catalog import KERAS_LAYERS
 from ml.layer_sizes import GATES, SIZES, Call, cell_weights, number
 from ml.specs import CnnParams, MlpParams, RecommenderParams, RnnParams, VaeParams, architecture_params
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 # A classifier's head is counted as if it had this many classes (the count is known only once data is read).
 ASSUMED_CLASSES = 10

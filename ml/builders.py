@@ -21,7 +21,7 @@ from typing import Any
 
 from ml.catalog import ARCHITECTURES
 from ml.specs import ARCHITECTURE_PARAMS, architecture_params
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 Builder = Callable[..., Any]
 _BUILDERS: dict[str, Builder] = {}

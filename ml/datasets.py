@@ -17,7 +17,7 @@ import numpy as np
 from ml import parquet, tabular
 from ml.catalog import BUILTIN_DATASETS, TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from ml.validation import text_row
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 BUILTINS = BUILTIN_DATASETS
 # What a broken or hostile .npz raises from np.load: bad zip, pickled objects, truncated arrays.

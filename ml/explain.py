@@ -30,7 +30,7 @@ from ml.explainers.numeric import MAX_STEPS, MAX_WINDOW, QUALITY, predictions_of
 from ml.explainers.table import explain_table
 from ml.inference import takes_strings
 from ml.validation import check_float, check_int
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 __all__ = ["MAX_STEPS", "QUALITY", "Explanation", "explain", "integrated_gradients", "rows_of"]
 OPTIONS = ("samples", "noise", "window", "stride", "nsamples", "background", "seed")

@@ -8,7 +8,7 @@ import numpy as np
 
 from ml.architectures.vae import VariationalAutoencoder
 from ml.catalog import PREDICT_MODES
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 MAX_SAMPLES = 10_000
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 ALPHA = 0.6  # the overlay's opacity over the grey input
 SHORT_SIDE = 280  # the picture's short side is scaled up to about this many pixels

@@ -19,7 +19,7 @@ from ml.budget import PREDICT_BATCH
 from ml.encoding import encoder_of
 from ml.tabular import row_cells
 from ml.validation import input_layout, shape_mismatch
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 MAX_TEXT_CHARS = 100_000
 

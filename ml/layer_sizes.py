@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 Shape = tuple[int, ...]
 # Weights, output shape, values kept per sample inside the layer (a recurrent layer's per-step states).

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ml.catalog import REGISTERED_CLASSES
-from tensorq import bounded_json
-from tensorq.errors import InvalidRequest
+from tensorq.core import bounded_json
+from tensorq.core.errors import InvalidRequest
 
 REQUIRED = ("config.json", "metadata.json")
 MAX_ENTRIES = 10_000

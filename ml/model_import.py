@@ -14,7 +14,7 @@ import numpy as np
 
 from ml.budget import PREDICT_BATCH, check_memory, check_params, config_estimate
 from ml.model_archive import check_archive
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 
 def describe(model: Any) -> dict[str, Any]:

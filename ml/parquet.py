@@ -13,7 +13,7 @@ from typing import Any
 
 from ml.parquet_pages import DICTIONARY_PAGE, Page, pages
 from ml.tabular import as_cell, cell_too_large
-from tensorq.errors import InvalidRequest, PayloadTooLarge
+from tensorq.core.errors import InvalidRequest, PayloadTooLarge
 
 MAGIC = b"PAR1"
 BATCH_ROWS = 65_536

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 DICTIONARY_PAGE = 2
 MAX_HEADER_BYTES = 1024 * 1024  # a page header's Thrift bytes (its statistics included) at most

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from ml.architectures.recommender import MatrixFactorization
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 MAX_PAIRS = 1_000_000
 MAX_K = 1000

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, TypeGuard
 
 from ml.tabular import ECHOED_NAMES, echoed
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 # An echoed key is cut to this many characters (a key is any JSON string, of any length).
 KEY_CHARS = 200

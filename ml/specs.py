@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from pydantic_core import PydanticCustomError
 
 from ml.catalog import ARCHITECTURES, BUILTIN_DATASETS, EXPLAIN_METHODS, OPTIMIZERS, PREDICT_MODES, TASK_METRICS, TASKS
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 # pydantic error types that mean "well-formed, but out of range" (OutOfRange); everything else is InvalidRequest.
 RANGE_ERRORS = frozenset(

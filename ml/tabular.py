@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensorq.errors import InvalidRequest, PayloadTooLarge
+from tensorq.core.errors import InvalidRequest, PayloadTooLarge
 
 # A cell is missing when, stripped and lower-cased, it is one of these (pandas' most common NA spellings).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})

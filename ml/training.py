@@ -17,7 +17,7 @@ from ml.checkpoint import CHECKPOINT, load_best_weights, load_checkpoint, save_b
 from ml.datasets import Dataset, split
 from ml.specs import EarlyStopping, TrainOptions
 from ml.tasks.base import model_input
-from tensorq.errors import InvalidRequest, JobCancelled, OutOfRange, TensorQError
+from tensorq.core.errors import InvalidRequest, JobCancelled, OutOfRange, TensorQError
 
 MODEL = "model.keras"
 # Validation errors that mean the config cannot run at all (InvalidRequest); any other is an OutOfRange.

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from tensorq import bounded_json
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core import bounded_json
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 Shape = list[int | None]
 # Models compute in float32: a larger magnitude would become infinity inside the worker.

@@ -1,3 +1,5 @@
 """TensorQ: an asynchronous job system for TensorFlow training, inference and explanation."""
 
-__version__ = "0.1.0"
+from tensorq.core import __version__
+
+__all__ = ["__version__"]

@@ -7,11 +7,11 @@ import sys
 
 import click
 
-from tensorq import __version__
 from tensorq.cli_catalog import datasets, models, queues, workers
 from tensorq.cli_jobs import jobs
+from tensorq.core import __version__
+from tensorq.core.settings import Settings
 from tensorq.extras import require_extra
-from tensorq.settings import Settings
 
 
 @click.group()
@@ -124,7 +124,7 @@ def keys_list() -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key by its id (the part after 'tq_')."""
-    from tensorq.errors import NotFound
+    from tensorq.core.errors import NotFound
 
     try:
         _db().keys.revoke(key_id)

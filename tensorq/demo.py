@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from tensorq.client import Job, TensorQClient
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 
 DEFAULT_REDIS = "redis://localhost:6379/0"
 

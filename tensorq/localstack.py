@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 
 
 def redis_answers(url: str, timeout: float = 1.0) -> bool:

@@ -15,7 +15,7 @@ from gunicorn import util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 
 # The longest message of gunicorn's own answers (some quote the request line they refused).
 MAX_MESSAGE = 200

@@ -6,7 +6,7 @@ from flask import Flask
 
 from api.app import create_app
 from db.database import Database
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker.celery_app import make_celery
 from worker.publisher import CeleryPublisher
 

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, make_url, text
 from db.database import Database
 from db.migrate import upgrade
 from db.records import JobRecord
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.parallel import group_of, rank_of
 from tests.services import RedisServer
 

@@ -3,7 +3,7 @@
 Imports inside functions are left out (they run late, so they cannot make an import circle at load time);
 ``--lazy`` counts them too (a dependency all the same). Imports under ``if TYPE_CHECKING:`` never run: never
 counted.
-Usage: ``python -m tests.import_graph [--lazy] [--layers] [--list]`` (``test_boundaries`` keeps the module figure 0).
+Usage: ``python -m tests.import_graph [--lazy] [--list]`` (``test_boundaries`` keeps the module figure 0).
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import sys
 from pathlib import Path
 
 PACKAGES = ("api", "db", "worker", "ml", "tensorq", "bench")
-# tensorq/ is both the ground everything imports and the entry points that import everything: ``--layers``
-# counts its entry points as a package of their own.
-ENTRY_POINTS = ("tensorq.cli", "tensorq.demo", "tensorq.server", "tensorq.localstack", "tensorq.webapp")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -98,23 +95,29 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def _package(module: str) -> str:
-    """The package a module counts in (with ``--layers``, tensorq's entry points count as ``tensorq:top``)."""
-    if "--layers" in sys.argv and module.startswith(ENTRY_POINTS):
-        return "tensorq:top"
+def package_of(module: str) -> str:
+    """The package a module counts in: tensorq's ground (``tensorq.core``) apart from tensorq's top."""
+    if module == "tensorq.core" or module.startswith("tensorq.core."):
+        return "tensorq.core"
     return module.split(".")[0]
+
+
+def package_edges(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """package -> the other packages its modules import."""
+    packages: dict[str, set[str]] = {}
+    for src, dsts in edges.items():
+        for dst in dsts:
+            a, b = package_of(src), package_of(dst)
+            if a != b:
+                packages.setdefault(a, set()).add(b)
+    return packages
 
 
 def main() -> None:
     """Print the figures (and with ``--list`` the circles themselves)."""
     edges = graph(lazy="--lazy" in sys.argv)
     modules = circles(edges)
-    packages: dict[str, set[str]] = {}
-    for src, dsts in edges.items():
-        for dst in dsts:
-            a, b = _package(src), _package(dst)
-            if a != b:
-                packages.setdefault(a, set()).add(b)
+    packages = package_edges(edges)
     package_circles = circles(packages)
     pairs = sorted({(a, b) for a, ds in packages.items() for b in ds if a in packages.get(b, set()) and a < b})
     print(f"module-level circles: {len(modules)} ({sum(len(c) for c in modules)} modules)")

@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from api.jobs import listed_fields
 from api.openapi import build_document
 from api.present import HEAVY_FIELDS, JOB_KEYS
-from tensorq.errors import TensorQError
+from tensorq.core.errors import TensorQError
 
 SERVER = "http://localhost"
 # The document's schemas of a job: a whole one, and a listing's summary (``?fields=`` adds its heavy keys).

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tensorq.routing import QUEUES
+from tensorq.core.routing import QUEUES
 
 
 def free_port() -> int:

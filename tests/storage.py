@@ -3,7 +3,7 @@
 Where the test may mount (root), the folder is bind-mounted onto itself and remounted read-only: its files stay
 visible and every write fails with ``EROFS``, as on a store remounted read-only. Elsewhere the same folder loses
 its write permission through the whole tree: every write fails with ``EACCES``, which TensorQ treats as the same
-storage fault (``tensorq.errors.STORAGE_ERRNOS``). Only a process that may not mount but ignores permission bits
+storage fault (``tensorq.core.errors.STORAGE_ERRNOS``). Only a process that may not mount but ignores permission bits
 (root without ``CAP_SYS_ADMIN`` but with ``CAP_DAC_OVERRIDE``, as in some containers) can do neither: the test
 is then skipped, saying so.
 """

@@ -33,7 +33,7 @@ def test_importing_ml_package_does_not_load_tensorflow() -> None:
 
 def test_api_never_imports_tensorflow() -> None:
     loaded = _modules_after(
-        "from tensorq.webapp import make_app\nfrom tensorq.settings import Settings\n"
+        "from tensorq.webapp import make_app\nfrom tensorq.core.settings import Settings\n"
         "make_app(Settings(database_url='sqlite://', broker_url='memory://'))"
     )
     assert "flask" in loaded
@@ -63,7 +63,7 @@ def test_the_api_checks_an_uploaded_model_without_tensorflow(tmp_path: Path) -> 
 
 def test_the_api_reaches_the_broker_only_through_the_publisher_it_is_given() -> None:
     loaded = _modules_after(
-        "from api.app import create_app\nfrom tensorq.settings import Settings\n"
+        "from api.app import create_app\nfrom tensorq.core.settings import Settings\n"
         "class Publisher:\n    def ping(self): pass\n"
         "create_app(Settings(database_url='sqlite://', broker_url='memory://'), publisher=Publisher())"
     )
@@ -87,7 +87,7 @@ def test_no_import_inside_a_function_closes_a_circle_either() -> None:
 def test_worker_parent_never_imports_tensorflow() -> None:
     loaded = _modules_after(
         "from worker.celery_app import make_celery\nimport worker.main, worker.tasks\n"
-        "from tensorq.settings import Settings\nmake_celery(Settings(broker_url='memory://')).loader.import_default_modules()"
+        "from tensorq.core.settings import Settings\nmake_celery(Settings(broker_url='memory://')).loader.import_default_modules()"
     )
     assert "celery" in loaded
     assert not loaded & {"tensorflow", "keras"}
@@ -118,3 +118,42 @@ def test_no_module_reads_the_environment_but_settings() -> None:
             ):
                 offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+PROJECT = ("api", "db", "ml", "worker", "tensorq", "bench", "migrations")
+
+
+def _in_ground(module: str) -> bool:
+    return module == "tensorq.core" or module.startswith("tensorq.core.")
+
+
+def test_the_ground_imports_nothing_else_of_the_project() -> None:
+    from tests.import_graph import graph
+
+    edges = graph(lazy=True)  # imports inside functions too
+    ground = sorted(m for m in edges if _in_ground(m))
+    assert "tensorq.core.settings" in ground
+    assert {m: sorted(d for d in edges[m] if not _in_ground(d)) for m in ground if edges[m] - set(ground)} == {}
+    script = f"import sys, json\nimport {', '.join(ground)}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = {m for m in json.loads(out.stdout.strip().splitlines()[-1]) if m.split(".")[0] in PROJECT}
+    assert loaded - {"tensorq"} == {m for m in loaded if _in_ground(m)}  # tensorq/__init__ only re-exports
+
+
+def test_below_the_top_nothing_imports_tensorqs_top() -> None:
+    from tests.import_graph import graph
+
+    edges = graph(lazy=True)
+    below = ("api", "db", "ml", "worker", "migrations")
+    found = {
+        m: sorted(d for d in ds if d.split(".")[0] == "tensorq" and not _in_ground(d))
+        for m, ds in edges.items()
+        if m.split(".")[0] in below
+    }
+    assert {m: ds for m, ds in found.items() if ds} == {}
+
+
+def test_no_package_imports_another_back_at_load_time() -> None:
+    from tests.import_graph import circles, graph, package_edges
+
+    assert circles(package_edges(graph())) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from db.database import Database
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 
 
 def _tensorq(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -35,8 +35,8 @@ from db.jobs import Deferred
 from db.models import utcnow
 from db.records import JobRecord, ModelVersionRecord
 from ml.specs import PredictSpec, parse
-from tensorq.errors import TensorQError
-from tensorq.settings import Settings
+from tensorq.core.errors import TensorQError
+from tensorq.core.settings import Settings
 from worker import explain_batch
 from worker.control import JobControl
 from worker.ended import EndedHere

@@ -13,8 +13,8 @@ from pathlib import Path
 from celery import Celery
 from kombu import Exchange, Queue
 
-from tensorq.routing import QUEUES, broker_queue
-from tensorq.settings import Settings
+from tensorq.core.routing import QUEUES, broker_queue
+from tensorq.core.settings import Settings
 
 # Every line a worker logs names the job it was running ("-" outside a job): see worker/joblog.py.
 WORKER_LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] [job %(job_id)s] %(name)s: %(message)s"

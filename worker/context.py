@@ -8,7 +8,7 @@ from typing import Any
 
 from db.database import Database
 from db.records import JobRecord, ModelVersionDraft
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker.control import JobControl
 
 

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from db.jobs import JobStore
-from tensorq.errors import JobCancelled, TensorQError
+from tensorq.core.errors import JobCancelled, TensorQError
 from worker.drain import DRAINING
 
 log = logging.getLogger(__name__)

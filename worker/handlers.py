@@ -18,7 +18,7 @@ from ml.catalog import IMPORTED
 from ml.model_archive import staging_path
 from ml.specs import TABLE_FORMATS, ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
 from ml.tabular import column_reports
-from tensorq.errors import InvalidRequest, NotFound, TensorQError
+from tensorq.core.errors import InvalidRequest, NotFound, TensorQError
 from worker.context import Handler, HandlerResult, JobContext
 from worker.csv_cells import safe_cell
 from worker.joblog import current_phase, set_phase

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker.celery_app import make_celery
 
 

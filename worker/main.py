@@ -10,8 +10,8 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_shutting_down
 
 from db.workers import WorkerInfo, WorkerRegistry
-from tensorq.routing import QUEUES, broker_queue
-from tensorq.settings import Settings
+from tensorq.core.routing import QUEUES, broker_queue
+from tensorq.core.settings import Settings
 from worker.gpu import pin_gpu
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _announce(settings: Settings, registry: WorkerRegistry) -> Presence:
 
     from celery.utils.nodenames import host_format
 
-    from tensorq import __version__
+    from tensorq.core import __version__
     from worker.presence import Presence, announce
 
     node = host_format(str(_serving.get("node", "tensorq@%h")))

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tensorq.errors import TensorQError
+from tensorq.core.errors import TensorQError
 from worker.gpu import visible_devices
 
 # Exception class names that mean an allocation was refused (TensorFlow's is raised without importing it here).

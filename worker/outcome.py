@@ -28,7 +28,7 @@ from celery.exceptions import Ignore
 
 from db.jobs import JobStore
 from db.records import JobRecord
-from tensorq.errors import JobCancelled, StorageUnavailable, TensorQError, Unavailable, storage_fault
+from tensorq.core.errors import JobCancelled, StorageUnavailable, TensorQError, Unavailable, storage_fault
 from worker import joblog
 from worker.control import JobTimedOut, LeaseLost, WorkerDraining
 from worker.memory import exhausted
@@ -121,7 +121,7 @@ def report(task: Task, store: JobStore, job_id: str, outcome: str) -> dict[str, 
 
 
 def failure(error: dict[str, Any] | None) -> str:
-    """``<code>: <message>`` of a failed job's error. Every failure path records a code (``tensorq/errors.py``'s
+    """``<code>: <message>`` of a failed job's error. Every failure path records a code (``tensorq/core/errors.py``'s
     tree, or the store's ``timeout`` and ``worker_lost``), so one without (none is written) shows its message
     alone rather than a code it never had."""
     error = error or {}

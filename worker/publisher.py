@@ -8,7 +8,7 @@ from celery import Celery
 from kombu import Producer
 
 from db.records import JobRecord
-from tensorq.routing import Publisher, broker_queue, route_for
+from tensorq.core.routing import Publisher, broker_queue, route_for
 
 log = logging.getLogger(__name__)
 __all__ = ["CeleryPublisher", "Publisher"]

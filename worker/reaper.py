@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from db.database import Database
 from db.records import JobRecord
 from db.recovery import Recovery
-from tensorq.artifacts import remove_folder
-from tensorq.routing import Publisher, route_for, types_of
-from tensorq.settings import Settings
+from tensorq.core.artifacts import remove_folder
+from tensorq.core.routing import Publisher, route_for, types_of
+from tensorq.core.settings import Settings
 from worker.unacked import Unacked
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from celery.utils.functional import maybe_list
 from celery.worker import state as worker_state
 from celery.worker.control import control_command
 
-from tensorq.errors import NotFound, TensorQError
-from tensorq.settings import Settings
+from tensorq.core.errors import NotFound, TensorQError
+from tensorq.core.settings import Settings
 
 if TYPE_CHECKING:
     from db.database import Database

@@ -8,8 +8,8 @@ import logging
 
 from db.jobs import JobStore
 from db.records import JobRecord
-from tensorq.errors import Unavailable
-from tensorq.routing import Publisher
+from tensorq.core.errors import Unavailable
+from tensorq.core.routing import Publisher
 from worker.retry import with_backoff
 
 log = logging.getLogger(__name__)

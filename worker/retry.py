@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from tensorq.errors import Unavailable
+from tensorq.core.errors import Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from db.database import Database
 from db.jobs import Deferred
 from db.records import JobRecord
-from tensorq.routing import Publisher
-from tensorq.settings import Settings
+from tensorq.core.routing import Publisher
+from tensorq.core.settings import Settings
 from worker import joblog
 from worker.batch import Batcher
 from worker.context import Handler, JobContext

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from tensorq.routing import LEGACY_TASKS, RUN_JOB
+from tensorq.core.routing import LEGACY_TASKS, RUN_JOB
 from worker.outcome import JobFailed, report
 from worker.runner import JobRunner
 

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from celery import Celery
 
-from tensorq.routing import QUEUES, broker_queue
+from tensorq.core.routing import QUEUES, broker_queue
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from api.present import notification
 from db.database import Database
 from db.models import utcnow
 from db.webhooks import Delivery
-from tensorq import __version__
-from tensorq.errors import TensorQError
-from tensorq.settings import Settings
-from tensorq.webhook_signing import (
+from tensorq.core import __version__
+from tensorq.core.errors import TensorQError
+from tensorq.core.settings import Settings
+from tensorq.core.webhook_signing import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
@@ -42,7 +42,7 @@ from tensorq.webhook_signing import (
     signature,
     signature_v2,
 )
-from tensorq.webhook_targets import AllowList, check_target
+from tensorq.core.webhook_targets import AllowList, check_target
 from worker import webhook_http
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import keras
 
 from ml.builders import register
 from ml.specs import CnnParams
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 
 @register("cnn")

@@ -9,7 +9,7 @@ from keras import ops
 
 from ml.builders import register
 from ml.specs import RecommenderParams
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 MAX_IDS = 10_000_000
 

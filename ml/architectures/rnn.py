@@ -6,7 +6,7 @@ import keras
 
 from ml.builders import register
 from ml.specs import RnnParams
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 
 def _recurrent(cell: str, units: int, return_sequences: bool, dropout: float, name: str) -> keras.layers.Layer:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ml.validation import is_int
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 # Gaps are relative to |f(x)[t] - f(reference)[t]|, a difference of probabilities; below this floor that
 # difference is float32 noise (an input the reference already scores alike), not a scale to divide by.

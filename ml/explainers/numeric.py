@@ -23,7 +23,7 @@ from ml.explainers.common import (
     totals,
 )
 from ml.validation import check_float, check_int
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 MAX_STEPS = gradients.MAX_STEPS
 MAX_WINDOW = 4096

@@ -26,7 +26,7 @@ from ml.encoding import encode, encoder_of, head_of
 from ml.explainers import numeric, occlusion, shapley, surrogate, units
 from ml.explainers.common import Explanation, choose_targets
 from ml.tabular import number, row_cells
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 GRADIENT_METHODS = ("integrated_gradients", "smoothgrad", "gradient_shap")
 

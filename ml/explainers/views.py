@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ml.inference import predict
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 Forward = Callable[[tf.Tensor, np.ndarray], tf.Tensor]
 

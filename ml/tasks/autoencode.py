@@ -10,7 +10,7 @@ import numpy as np
 from ml import builders
 from ml.datasets import Dataset
 from ml.tasks.base import Task, adapt_preprocessing, check_numeric
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 
 def reconstruction_error(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> float:

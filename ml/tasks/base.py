@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from ml.catalog import TASK_METRICS
 from ml.datasets import Dataset
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 
 def model_input(x: np.ndarray) -> Any:

@@ -11,7 +11,7 @@ import numpy as np
 from ml import builders
 from ml.datasets import Dataset
 from ml.tasks.base import Task, adapt_preprocessing, table_model
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 
 def class_weights(spec: str | dict[str, Any], y: np.ndarray, num_classes: int) -> dict[int, float]:

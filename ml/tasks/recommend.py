@@ -10,7 +10,7 @@ import numpy as np
 from ml import builders
 from ml.datasets import Dataset
 from ml.tasks.base import Task, model_input
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 
 def vocabularies(x: np.ndarray) -> tuple[list[str], list[str]]:

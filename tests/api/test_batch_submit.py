@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from db.database import Database
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.api.test_jobs_api import TRAIN, _register_model
 from tests.conftest import RecordingPublisher, make_settings
 

@@ -360,7 +360,7 @@ def test_busy_tenants_cannot_take_a_quiet_tenants_long_polls(app, db) -> None:  
 
 def test_the_wait_reserve_goes_to_tenants_holding_no_wait() -> None:
     from api.wait_slots import WaitSlots
-    from tensorq.errors import QuotaExceeded
+    from tensorq.core.errors import QuotaExceeded
 
     slots = WaitSlots(per_tenant=3, total=4, reserve=2)
     held = [slots.hold("a", 1), slots.hold("a", 1)]

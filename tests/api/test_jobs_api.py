@@ -9,7 +9,7 @@ import pytest
 
 from db.database import Database
 from db.jobs import ModelVersionDraft, NewJob
-from tensorq.errors import Unavailable
+from tensorq.core.errors import Unavailable
 from tests.conftest import RecordingPublisher
 
 TRAIN = {"type": "train", "spec": {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 2}}

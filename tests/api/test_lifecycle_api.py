@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from db.database import Database
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker.runner import JobRunner
 
 CSV = b"a,b,c,d,label\n" + b"".join(f"{i},{i % 3},{i % 5},{i % 7},{i % 2}\n".encode() for i in range(40))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from db.database import Database
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.conftest import RecordingPublisher
 from tests.ml.keras_files import h5_bytes, lambda_model, plain_model, random_bytes, traversal_zip
 from worker.runner import JobRunner

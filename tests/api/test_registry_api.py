@@ -12,7 +12,7 @@ import io
 import numpy as np
 
 from db.database import Database
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker.runner import JobRunner
 
 rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 from db.database import Database
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.ml.mixed_table import mixed_csv
 from worker.runner import JobRunner
 

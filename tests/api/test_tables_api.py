@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from db.database import Database
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.ml.mixed_table import CITIES, mixed_csv, mixed_parquet
 from worker.runner import JobRunner
 
@@ -193,7 +193,7 @@ def test_a_parquet_file_over_the_limits_is_refused_from_its_footer(tmp_path: Pat
     import pyarrow.parquet as pq
 
     from api.uploads import profile_upload
-    from tensorq.errors import PayloadTooLarge
+    from tensorq.core.errors import PayloadTooLarge
 
     pq.write_table(pa.table({"a": list(range(100_000)), "b": ["x"] * 100_000}), tmp_path / "big.parquet")
     with pytest.raises(PayloadTooLarge) as caught:

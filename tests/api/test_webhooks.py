@@ -21,9 +21,9 @@ from sqlalchemy import update
 from db.database import Database
 from db.models import WebhookDelivery, utcnow
 from db.webhooks import enqueue
-from tensorq.errors import TensorQError
-from tensorq.settings import Settings
-from tensorq.webhook_signing import verify, verify_delivery
+from tensorq.core.errors import TensorQError
+from tensorq.core.settings import Settings
+from tensorq.core.webhook_signing import verify, verify_delivery
 from tests.webhook_receivers import TestReceiver
 from worker.context import HandlerResult, JobContext
 from worker.runner import JobRunner

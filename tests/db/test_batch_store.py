@@ -8,7 +8,7 @@ import pytest
 
 from db.database import Database
 from db.jobs import NewJob
-from tensorq.errors import QuotaExceeded
+from tensorq.core.errors import QuotaExceeded
 
 
 def test_parallel_repeats_of_one_keyed_batch_make_one_set_of_jobs(db: Database) -> None:

@@ -13,7 +13,7 @@ from api.longpoll import read_when_changed
 from db.changes import ChangeListener, ChangeSignal
 from db.database import Database
 from db.jobs import NewJob
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 
 
 @pytest.fixture

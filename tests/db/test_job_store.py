@@ -13,7 +13,7 @@ from db.database import Database
 from db.jobs import ModelVersionDraft, NewJob
 from db.models import Job, ModelVersion, utcnow
 from db.session import session_scope
-from tensorq.errors import Conflict, NotFound, OutOfRange
+from tensorq.core.errors import Conflict, NotFound, OutOfRange
 
 
 def _tenant(db: Database, name: str = "acme") -> str:
@@ -216,7 +216,7 @@ def test_list_is_newest_first_filtered_and_paginated(db: Database) -> None:
 
 
 def test_api_keys_hash_revoke_and_scope(db: Database) -> None:
-    from tensorq.errors import Unauthorized
+    from tensorq.core.errors import Unauthorized
 
     key = db.keys.create("acme", read_only=True)
     principal = db.keys.authenticate(key)

@@ -8,7 +8,7 @@ from db.database import Database
 from db.joblogs import JobLogStore, LogLine
 from db.jobs import NewJob
 from db.models import utcnow
-from tensorq.errors import NotFound
+from tensorq.core.errors import NotFound
 
 
 def _line(i: int, attempt: int = 1) -> LogLine:

@@ -8,7 +8,7 @@ from sqlalchemy import event
 
 from db.database import Database
 from db.jobs import ModelVersionDraft, NewJob
-from tensorq.errors import Conflict, InvalidRequest, NotFound
+from tensorq.core.errors import Conflict, InvalidRequest, NotFound
 
 
 def _register(db: Database, tenant: str, name: str, path: str) -> str:

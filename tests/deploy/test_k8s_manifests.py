@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker.autoscale.metrics import AutoscaleMetrics
 
 ROOT = Path(__file__).resolve().parents[2]

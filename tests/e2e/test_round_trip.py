@@ -143,7 +143,7 @@ def test_explain_gives_attributions_completeness_and_a_heatmap(stack: dict, trai
 
 
 def test_a_message_delivered_three_times_runs_once(stack: dict, trained: dict) -> None:
-    from tensorq.routing import route_for
+    from tensorq.core.routing import route_for
     from worker.celery_app import make_celery
 
     client: TensorQClient = stack["client"]

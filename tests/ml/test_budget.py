@@ -20,7 +20,7 @@ from ml.budget import (
     train_params,
 )
 from ml.model_import import load
-from tensorq.errors import OutOfRange
+from tensorq.core.errors import OutOfRange
 from tests.ml.keras_files import plain_model
 
 

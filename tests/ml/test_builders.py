@@ -8,7 +8,7 @@ import pytest
 from api.errors import http_status
 from ml import builders
 from ml.specs import ARCHITECTURE_PARAMS, CnnParams, MlpParams, RecommenderParams, RnnParams, VaeParams
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 
 def test_unknown_architecture_lists_the_known_ones() -> None:

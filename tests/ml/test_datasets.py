@@ -21,7 +21,7 @@ from ml.datasets import (
     load_npz,
     split,
 )
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 
 def test_digits_are_raw_8x8_images() -> None:

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from ml.catalog import EXPLAIN_METHODS
 from ml.explain import explain, integrated_gradients
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 from tests.ml.conftest import Trained
 
 

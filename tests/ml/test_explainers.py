@@ -8,7 +8,7 @@ import shap
 
 from api.errors import http_status
 from ml.explain import QUALITY, explain
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 from tests.ml.conftest import Trained
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from ml.heatmap import save_heatmap
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

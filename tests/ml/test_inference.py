@@ -13,7 +13,7 @@ import pytest
 from api.errors import http_status
 from ml import inference
 from ml.inference import coerce_inputs, input_signature, load_model, predict, set_cache_size
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 from tests.ml.conftest import Trained
 
 

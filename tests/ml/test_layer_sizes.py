@@ -17,7 +17,7 @@ from ml.budget import config_estimate
 from ml.catalog import KERAS_LAYERS
 from ml.layer_sizes import SIZES
 from ml.model_import import load
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 
 L = keras.layers
 

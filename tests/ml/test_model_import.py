@@ -13,7 +13,7 @@ import pytest
 from ml.inference import load_model, predict
 from ml.model_archive import check_archive, check_config, check_zip, staging_path
 from ml.model_import import describe, load
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 from tests.ml.conftest import Trained
 from tests.ml.keras_files import h5_bytes, lambda_model, plain_model, random_bytes, traversal_zip, zip_bytes
 

@@ -11,7 +11,7 @@ import pytest
 
 from api.uploads import profile_upload
 from ml import parquet, tabular
-from tensorq.errors import InvalidRequest, PayloadTooLarge
+from tensorq.core.errors import InvalidRequest, PayloadTooLarge
 from tests.ml.hostile_parquet import dictionary_bomb, understated_rows, understated_sizes
 
 
@@ -139,7 +139,7 @@ def test_page_headers_read_as_the_footer_counts_them_and_a_broken_one_is_invalid
 def test_corrupt_bytes_anywhere_are_a_coded_error_never_a_crash(tmp_path: Path) -> None:
     import random
 
-    from tensorq.errors import TensorQError
+    from tensorq.core.errors import TensorQError
     from tests.ml.mixed_table import mixed_parquet
 
     mixed_parquet(str(tmp_path / "t.parquet"))

@@ -14,7 +14,7 @@ from ml.datasets import Dataset, load_builtin, load_interactions
 from ml.inference import load_model
 from ml.recommend import rate, top_k
 from ml.training import TrainConfig, train
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 from tests.ml.conftest import Trained
 from tests.ml.synthetic import low_rank_ratings
 

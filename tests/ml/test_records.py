@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ml.records import as_rows, has_records
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 COLUMNS = ["age", "income", "city"]
 

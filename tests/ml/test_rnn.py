@@ -13,7 +13,7 @@ from ml.datasets import Dataset
 from ml.explain import explain
 from ml.inference import coerce_inputs, input_signature, load_model, predict
 from ml.training import TrainConfig, train
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 from tests.ml.conftest import Trained
 from tests.ml.synthetic import NEGATIVE, POSITIVE, sentiment
 

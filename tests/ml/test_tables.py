@@ -14,7 +14,7 @@ import pytest
 from api.errors import http_status
 from ml import tabular
 from ml.datasets import load_columns, load_table
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 from tests.ml.mixed_table import mixed_csv, mixed_parquet
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 
 from ml.datasets import Dataset, load_builtin
 from ml.training import TrainConfig, train
-from tensorq.errors import InvalidRequest, JobCancelled, OutOfRange
+from tensorq.core.errors import InvalidRequest, JobCancelled, OutOfRange
 from tests.ml.conftest import Trained
 
 

@@ -14,7 +14,7 @@ from ml.datasets import Dataset, load_builtin, split
 from ml.inference import load_model
 from ml.tasks.autoencode import reconstruction_error
 from ml.training import TrainConfig, train
-from tensorq.errors import InvalidRequest, OutOfRange
+from tensorq.core.errors import InvalidRequest, OutOfRange
 from tests.ml.conftest import Trained
 
 

@@ -19,8 +19,8 @@ from db.database import Database
 from db.records import TERMINAL
 from db.transitions import LEGAL_TRANSITIONS
 from tensorq.client import Event, Job, TensorQClient
+from tensorq.core.settings import Settings
 from tensorq.localstack import ApiThread, WorkerProcess
-from tensorq.settings import Settings
 from tests.services import RedisServer
 from worker.drain import child_pids
 

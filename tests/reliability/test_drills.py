@@ -21,7 +21,7 @@ import redis
 from sqlalchemy import text
 
 from tensorq.client import Event
-from tensorq.routing import route_for
+from tensorq.core.routing import route_for
 from tests.reliability.harness import Cluster, claims, kill_pool_children, state_events, wait_for
 from tests.storage import read_only
 from worker.celery_app import make_celery

@@ -9,7 +9,7 @@ from typing import Any
 from db.database import Database
 from db.jobs import NewJob
 from db.records import JobRecord
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.conftest import make_settings
 from worker.runner import JobRunner
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from db.database import Database
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.conftest import make_settings
 from tests.worker.batching import ROWS, assert_claimed_in_one_batch, assert_same_as_alone, submit, trained
 from worker.runner import JobRunner

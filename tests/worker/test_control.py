@@ -8,7 +8,7 @@ import pytest
 
 from db.database import Database
 from db.jobs import NewJob
-from tensorq.errors import JobCancelled
+from tensorq.core.errors import JobCancelled
 from worker.control import JobControl, LeaseKeeper
 
 

@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits
 
 from db.database import Database
 from db.jobs import NewJob
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.conftest import make_settings
 from worker.handlers import CSV_CHUNK_ROWS, _rounded, _write_predictions
 from worker.runner import JobRunner

@@ -7,7 +7,7 @@ import sys
 
 from db.database import Database
 from db.jobs import NewJob
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker import joblog
 from worker.context import HandlerResult, JobContext
 from worker.runner import JobRunner
@@ -94,7 +94,7 @@ def test_an_unexpected_error_records_its_phase_and_a_traceback_without_paths(set
 
 
 def test_a_coded_error_records_its_phase_in_its_details(settings: Settings, db: Database) -> None:
-    from tensorq.errors import InvalidRequest
+    from tensorq.core.errors import InvalidRequest
 
     def handler(ctx: JobContext) -> HandlerResult:
         joblog.set_phase("building")

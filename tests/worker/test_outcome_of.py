@@ -10,7 +10,7 @@ import pytest
 
 from db.models import utcnow
 from db.records import JobRecord
-from tensorq.errors import InvalidRequest, JobCancelled, StorageUnavailable, Unavailable
+from tensorq.core.errors import InvalidRequest, JobCancelled, StorageUnavailable, Unavailable
 from worker.control import JobControl, JobTimedOut, LeaseLost, WorkerDraining
 from worker.outcome import JobOutcome, outcome_of
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from db.records import JobRecord
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker.celery_app import make_celery
 from worker.publisher import CeleryPublisher
 

@@ -8,8 +8,8 @@ import redis
 from celery import Celery
 from kombu import Queue
 
-from tensorq.routing import QUEUES
-from tensorq.settings import Settings
+from tensorq.core.routing import QUEUES
+from tensorq.core.settings import Settings
 from tests.conftest import make_settings
 from worker.celery_app import make_celery, remove_stale_bindings
 from worker.main import node_name

@@ -10,8 +10,8 @@ import pytest
 from celery import Celery
 
 from db.records import JobRecord
-from tensorq.routing import broker_queue
-from tensorq.settings import Settings
+from tensorq.core.routing import broker_queue
+from tensorq.core.settings import Settings
 from worker.celery_app import make_celery
 from worker.publisher import CeleryPublisher
 

@@ -11,7 +11,7 @@ from db.database import Database
 from db.jobs import ModelVersionDraft, NewJob
 from db.models import Job
 from db.session import session_scope
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.conftest import RecordingPublisher
 from worker.reaper import Reaper
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tensorq.errors import InvalidRequest, Unavailable
+from tensorq.core.errors import InvalidRequest, Unavailable
 from worker import retry
 
 

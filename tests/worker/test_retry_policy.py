@@ -11,9 +11,9 @@ from db.database import Database
 from db.jobs import NewJob
 from db.models import Job, utcnow
 from db.session import session_scope
-from tensorq.errors import InvalidRequest, TensorQError
-from tensorq.retry_policy import RETRYABLE_CODES, retryable
-from tensorq.settings import Settings
+from tensorq.core.errors import InvalidRequest, TensorQError
+from tensorq.core.retry_policy import RETRYABLE_CODES, retryable
+from tensorq.core.settings import Settings
 from tests.conftest import RecordingPublisher
 from worker.context import HandlerResult, JobContext
 from worker.reaper import Reaper

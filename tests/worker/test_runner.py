@@ -11,7 +11,7 @@ from db.database import Database
 from db.jobs import NewJob
 from db.models import Job, utcnow
 from db.session import session_scope
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.conftest import RecordingPublisher
 from tests.storage import read_only
 from worker.context import HandlerResult, JobContext

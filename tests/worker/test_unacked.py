@@ -22,7 +22,7 @@ from db.migrate import upgrade
 from db.models import Worker, utcnow
 from db.session import session_scope
 from db.workers import WorkerInfo
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from tests.conftest import RecordingPublisher, make_settings
 from worker.celery_app import make_celery
 from worker.publisher import CeleryPublisher
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Takes ``count`` messages from the job queues without acknowledging them, says their ids, then waits to be killed.
 CONSUMER = """
 import sys, time
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker.celery_app import make_celery
 app = make_celery(Settings(broker_url=sys.argv[1], artifact_dir=sys.argv[2], queue_prefix=sys.argv[3]))
 count = int(sys.argv[4])

@@ -17,7 +17,7 @@ log = logging.getLogger("tensorq.autoscale")
 
 def queue_loads(backlog: Iterable[TypeBacklog]) -> list[QueueLoad]:
     """Per-type backlog folded into per-queue load through the routing table (imports share predict)."""
-    from tensorq.routing import ROUTES
+    from tensorq.core.routing import ROUTES
 
     merged: dict[str, QueueLoad] = {}
     for row in backlog:

@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 
-from tensorq.settings import Settings
+from tensorq.core.settings import Settings
 from worker.autoscale.loop import Autoscaler, queue_loads
 from worker.autoscale.metrics import AutoscaleMetrics
 from worker.autoscale.policy import Policy

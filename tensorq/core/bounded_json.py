@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tensorq.errors import InvalidRequest
+from tensorq.core.errors import InvalidRequest
 
 # Deeper than any spec, dataset line or Keras config needs; far below Python's recursion limit.
 MAX_JSON_DEPTH = 64
