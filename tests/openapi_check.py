@@ -155,6 +155,14 @@ def _job_objects(document: dict[str, Any], schema: dict[str, Any], data: Any) ->
             found += _job_objects(document, branch, data)
     for part in schema.get("allOf", []):
         found += _job_objects(document, part, data)
+    return found + _nested_job_objects(document, schema, data)
+
+
+def _nested_job_objects(
+    document: dict[str, Any], schema: dict[str, Any], data: Any
+) -> list[tuple[str, dict[str, Any]]]:
+    """The job objects in ``data``'s properties or items, where ``schema`` describes them."""
+    found: list[tuple[str, dict[str, Any]]] = []
     if isinstance(data, dict):
         for name, value in data.items():
             if name in schema.get("properties", {}):
