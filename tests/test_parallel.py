@@ -37,6 +37,8 @@ def test_the_collection_hook_marks_a_module_scoped_test_with_its_group(
 ) -> None:
     groups = [mark.args[0] for mark in request.node.iter_markers("xdist_group")]
     assert groups == ["tests/test_parallel.py"]
+    if getattr(request.config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        assert request.node.nodeid.endswith("@tests/test_parallel.py"), "the scheduler reads the group in the id"
 
 
 def test_the_collection_hook_leaves_a_test_without_module_fixtures_ungrouped(request: pytest.FixtureRequest) -> None:
