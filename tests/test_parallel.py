@@ -24,7 +24,7 @@ def test_tests_with_function_and_session_fixtures_only_are_spread_one_by_one() -
 def test_long_poles_are_handed_out_first_in_their_order_then_the_rest() -> None:
     ids = ["tests/api/test_a.py::t", "tests/reliability/test_drills.py::t", "tests/deploy/test_b.py::t"]
     assert sorted(ids, key=rank_of) == [ids[2], ids[1], ids[0]]
-    assert rank_of("tests/test_cli.py::t") == len(LONG_POLES)
+    assert rank_of("tests/test_compose.py::t") == len(LONG_POLES)
 
 
 @pytest.fixture(scope="module")
