@@ -42,6 +42,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = group_of(item.nodeid, (chain[-1].scope for chain in defs if chain))
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
+                # xdist 3.8 names the group in the node id by setting `_nodeid`, which pytest 9.2 no longer reads
+                # (the id is `_id`): without this every group would be split test by test.
+                item._id = type(item.id).parse(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
     if hasattr(config, "workerinput"):  # only in an xdist worker: a plain run keeps the file order
         items.sort(key=lambda item: rank_of(item.nodeid))
 

@@ -12,12 +12,15 @@ SHARED_GROUPS = {"tests/deploy/": "deploy"}
 # Node id prefixes, longest running first (measured with --durations=0); the rest follow in file order.
 LONG_POLES = (
     "tests/deploy/",
+    "tests/test_bench.py",
     "tests/reliability/",
     "tests/console/",
     "tests/e2e/",
     "tests/worker/test_celery_tools.py",
     "tests/worker/",
     "tests/ml/",
+    "tests/test_cli.py",
+    "tests/test_boundaries.py",
 )
 
 # A fixture of one of these scopes is built once per module (or class): its tests stay together on one worker.

@@ -24,7 +24,7 @@ def test_tests_with_function_and_session_fixtures_only_are_spread_one_by_one() -
 def test_long_poles_are_handed_out_first_in_their_order_then_the_rest() -> None:
     ids = ["tests/api/test_a.py::t", "tests/reliability/test_drills.py::t", "tests/deploy/test_b.py::t"]
     assert sorted(ids, key=rank_of) == [ids[2], ids[1], ids[0]]
-    assert rank_of("tests/test_cli.py::t") == len(LONG_POLES)
+    assert rank_of("tests/test_compose.py::t") == len(LONG_POLES)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,8 @@ def test_the_collection_hook_marks_a_module_scoped_test_with_its_group(
 ) -> None:
     groups = [mark.args[0] for mark in request.node.iter_markers("xdist_group")]
     assert groups == ["tests/test_parallel.py"]
+    if getattr(request.config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        assert request.node.nodeid.endswith("@tests/test_parallel.py"), "the scheduler reads the group in the id"
 
 
 def test_the_collection_hook_leaves_a_test_without_module_fixtures_ungrouped(request: pytest.FixtureRequest) -> None:
