@@ -31,7 +31,7 @@ from db.records import (
     ModelVersionRecord,
     aware,
 )
-from db.recovery import Recovery, requeue_expired
+from db.recovery import Recovery, requeue_abandoned, requeue_expired
 from db.registry import insert_version, version_record
 from db.session import lock_tenant, read_scope, rowcount, session_scope, write_scope
 from db.transitions import RELEASED, Ending, end_running, job_record, leased, status_is, transition
@@ -562,6 +562,11 @@ class JobStore:
     def requeue_expired(self) -> Recovery:
         """Settle running jobs whose lease expired (``db.recovery.requeue_expired``)."""
         return requeue_expired(self._factory, self.changes)
+
+    def requeue_abandoned(self, workers: Collection[str], idle_s: float) -> Recovery:
+        """Settle the running jobs claimed by ``workers`` (known gone) whose lease was not renewed for ``idle_s``
+        (``db.recovery.requeue_abandoned``)."""
+        return requeue_abandoned(self._factory, workers, self.lease_s, idle_s, self.changes)
 
     def unpublished(self, older_than_s: float, limit: int = 500, settle_s: float = 2.0) -> builtins.list[JobRecord]:
         """Queued jobs never published (for ``settle_s``), or published longer ago than ``older_than_s``."""

@@ -18,6 +18,11 @@ from db.session import read_scope, write_scope
 FORGET_AFTER = timedelta(days=1)  # rows of workers gone this long are deleted by the next heartbeat
 
 
+def claimer(host: str, pid: int) -> str:
+    """The name a worker process writes into the jobs it claims (``jobs.worker``): its host and process id."""
+    return f"{host}:{pid}"
+
+
 @dataclass(frozen=True)
 class WorkerInfo:
     """What a worker says about itself when it registers."""
@@ -50,10 +55,11 @@ class WorkerRecord:
 
 @dataclass(frozen=True)
 class GoneWorker:
-    """A worker whose heartbeat stopped: its name and when it was last seen."""
+    """A worker whose heartbeat stopped: its name, when it was last seen, and the name its claims carry."""
 
     name: str
     last_seen: datetime
+    claims_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,10 @@ class WorkerRegistry:
         """The workers not seen within ``stale_s`` (their rows stay until ``forget``)."""
         since = utcnow() - timedelta(seconds=self.stale_s)
         with read_scope(self._factory) as conn:
-            rows = conn.execute(select(Worker.name, Worker.last_seen).where(Worker.last_seen < since)).all()
-        return [GoneWorker(name=name, last_seen=aware(seen)) for name, seen in rows]
+            rows = conn.execute(
+                select(Worker.name, Worker.last_seen, Worker.host, Worker.pid).where(Worker.last_seen < since)
+            ).all()
+        return [GoneWorker(name, aware(seen), claimer(host, pid)) for name, seen, host, pid in rows]
 
     def forget(self, worker: GoneWorker) -> bool:
         """Delete a gone worker's row unless it heartbeated since (a conditional DELETE); True when this call did."""

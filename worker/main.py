@@ -34,6 +34,7 @@ def _init_child(**_kwargs: object) -> None:
 
     from db.database import Database
     from worker import retry
+    from worker.broker_watch import BrokerMarker, BrokerWatch
     from worker.drain import install_drain_handler
     from worker.publisher import CeleryPublisher
     from worker.reaper import Reaper
@@ -55,7 +56,10 @@ def _init_child(**_kwargs: object) -> None:
     gpu = gpu_details(str(_serving.get("gpu", "auto")), gpus)
     if gpu is not None:
         presence.describe(replace(presence.info, gpu=gpu))
-    Reaper(settings, database, CeleryPublisher(_app), UnackedMessages(_app)).start()
+    reaper = Reaper(settings, database, CeleryPublisher(_app), UnackedMessages(_app))
+    reaper.start()
+    if settings.broker_check_s:
+        BrokerWatch(BrokerMarker(_app), reaper.refill, settings.broker_check_s).start()
     WebhookSender(settings, database).start()
 
 

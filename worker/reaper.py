@@ -1,6 +1,7 @@
-"""The reaper: re-queues jobs whose lease expired, puts back the messages that workers now gone took and never
-acknowledged, re-publishes queued jobs the broker may have lost, and (with ``job_retention_days``) deletes
-finished jobs past their retention.
+"""The reaper: re-queues jobs whose lease expired or whose worker is known gone, puts back the messages that
+workers now gone took and never acknowledged, re-publishes queued jobs the broker may have lost (at once when
+``worker.broker_watch`` finds the broker forgot), and (with ``job_retention_days``) deletes finished jobs past
+their retention.
 
 It runs as a thread inside every worker child process (never in the forking parent), so recovery
 needs no extra service; concurrent reapers are safe because every transition is a conditional UPDATE
@@ -17,12 +18,15 @@ from datetime import UTC, datetime, timedelta
 from db.database import Database
 from db.records import JobRecord
 from db.recovery import Recovery
+from db.workers import GoneWorker, claimer
 from tensorq.core.artifacts import remove_folder
 from tensorq.core.routing import Publisher, route_for, types_of
 from tensorq.core.settings import Settings
 from worker.unacked import Unacked
 
 log = logging.getLogger(__name__)
+
+REFILL_PAGE = 500  # queued jobs read at a time by a refill
 
 
 class Reaper:
@@ -37,10 +41,10 @@ class Reaper:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> Recovery:
-        """One pass: expired leases first, then messages held by gone workers, then queued jobs without a recent
-        publish, then retention."""
+        """One pass: expired leases first, then the running jobs and held messages of gone workers, then queued
+        jobs without a recent publish, then retention."""
         report = self.db.jobs.requeue_expired()
-        report.restored = self._restore_held_by_gone(skip=set(report.requeued))
+        self._recover_from_gone(report)
         done = set(report.requeued) | set(report.restored)
         pending = [self.db.jobs.get_any(job_id) for job_id in report.requeued]
         pending += self._maybe_lost(
@@ -59,7 +63,50 @@ class Reaper:
             log.info("reaper: %s", report)
         return report
 
-    def _restore_held_by_gone(self, skip: set[str]) -> list[str]:
+    def refill(self) -> list[str]:
+        """The broker forgot its messages (``worker.broker_watch``): re-publish now, without waiting for
+        ``publish_grace_s``, the queued jobs of every queue that holds fewer messages than it has jobs waiting.
+        Raises when the broker refuses a message (the jobs not sent are left to the next refill or the grace)."""
+        began = time.time()
+        republished: list[str] = []
+        while True:
+            # Jobs published before the refill began: those it sent are not read again.
+            page = self.db.jobs.unpublished(max(time.time() - began, 0.0), limit=REFILL_PAGE)
+            lost = self._maybe_lost(page)
+            for job in lost:
+                self.publisher.publish(job)
+                self.db.jobs.mark_published(job.id)
+                republished.append(job.id)
+            if len(page) < REFILL_PAGE or not lost:
+                break
+        log.info("broker refill: re-published %d queued job(s)", len(republished))
+        return republished
+
+    def _recover_from_gone(self, report: Recovery) -> None:
+        """Re-queue the running jobs of workers known gone (as an expired lease would be, without waiting for
+        it), then put back the messages they held; their rows are forgotten only once both succeeded."""
+        try:
+            gone = self.db.workers.gone()
+            if not gone:
+                return
+            abandoned = self._requeue_abandoned(gone)
+        except Exception:  # noqa: BLE001 - database down: the rows stay, the next pass tries again
+            log.warning("could not re-queue the jobs of gone workers", exc_info=True)
+            return
+        report.requeued += abandoned.requeued
+        report.failed += abandoned.failed
+        report.cancelled += abandoned.cancelled
+        report.restored = self._restore_held_by_gone(gone, skip=set(report.requeued))
+
+    def _requeue_abandoned(self, gone: list[GoneWorker]) -> Recovery:
+        """Settle the running jobs claimed by gone workers and not renewed for ``worker_stale_s`` either (a
+        live worker renews its leases every ``heartbeat_s``); a live worker that took a gone one's host and
+        process id keeps its jobs."""
+        live = {claimer(worker.host, worker.pid) for worker in self.db.workers.live()}
+        names = {worker.claims_as for worker in gone} - live
+        return self.db.jobs.requeue_abandoned(names, self.settings.worker_stale_s)
+
+    def _restore_held_by_gone(self, gone: list[GoneWorker], skip: set[str]) -> list[str]:
         """Put back in their queues the messages of still-queued jobs that were delivered, and never acknowledged,
         before a worker now known gone (its heartbeat ``worker_stale_s`` old) stopped heartbeating; their jobs.
         The gone workers' rows are deleted only once that succeeded, so a pass that fails (broker down) leaves
@@ -68,9 +115,6 @@ class Reaper:
         if self.unacked is None:
             return restored
         try:
-            gone = self.db.workers.gone()
-            if not gone:
-                return []
             # The gone worker took its last message before it missed its heartbeats; a live worker claims what
             # it takes within a heartbeat, so a message older than that and still unclaimed is not being run.
             last = max(worker.last_seen for worker in gone).timestamp()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from db.database import Database
 from db.jobs import Deferred
 from db.records import JobRecord
+from db.workers import claimer
 from tensorq.core.routing import Publisher
 from tensorq.core.settings import Settings
 from worker import joblog
@@ -57,7 +58,7 @@ class JobRunner:
         self.db = db or Database(settings)
         self.handlers: dict[str, Handler] = handlers if handlers is not None else _default_handlers()
         self.publisher = publisher
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = claimer(socket.gethostname(), os.getpid())  # the name the worker registry knows it by too
         self.memory_headroom_mb = settings.job_memory_mb if ceiling_applies(settings.gpu) else 0
         self.requeue = Requeue(self.db.jobs, publisher)
         # Micro-batches (worker/batch.py): a job of one runs alone through ``run_claimed``.

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=10.0, description="How often a running job renews its lease.")
     publish_grace_s: float = Field(default=120.0, description="Queued jobs older than this are re-published.")
     reaper_interval_s: float = Field(default=15.0, description="How often a worker runs the reaper.")
+    broker_check_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often a worker checks the broker's marker key (0: never); a broker that lost its data"
+        " (flushed, restarted without it) has every queued job published again at once, not after publish_grace_s.",
+    )
     job_retention_days: float | None = Field(
         default=None,
         gt=0,
@@ -104,8 +110,9 @@ class Settings(BaseSettings):
     worker_stale_s: float = Field(
         default=30.0,
         gt=0,
-        description="A worker not seen for this long is gone (it heartbeats every heartbeat_s): the reaper puts back"
-        " the messages it took and never acknowledged.",
+        description="A worker not seen for this long is gone (it heartbeats every heartbeat_s): the reaper re-queues"
+        " the running jobs it claimed (their leases not renewed this long either) and puts back the messages it took"
+        " and never acknowledged.",
     )
     job_log_max_lines: int = Field(default=2000, ge=10, description="Log lines kept per job (the latest).")
     model_cache_size: int = Field(default=8, ge=1, description="Loaded models kept per worker process.")

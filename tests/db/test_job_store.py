@@ -169,6 +169,42 @@ def test_expired_leases_requeue_then_fail_with_worker_lost(db: Database) -> None
     assert job.error["code"] == "worker_lost"
 
 
+def _renewed(db: Database, job_id: str, seconds_ago: float) -> None:
+    """The job's lease as its worker's last renewal, ``seconds_ago``, left it."""
+    expires = utcnow() + timedelta(seconds=db.jobs.lease_s - seconds_ago)
+    with session_scope(db.factory) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=expires))
+
+
+def test_a_gone_worker_s_running_jobs_requeue_before_their_lease_then_fail_with_worker_lost(db: Database) -> None:
+    tenant = _tenant(db)
+    job_id = _submit(db, tenant, max_attempts=2)
+    other = _submit(db, tenant)
+    first = db.jobs.claim(job_id, "host:1")
+    assert first is not None
+    assert db.jobs.claim(other, "host:2") is not None
+    # Renewed 2 s ago: its worker may still be alive, whatever the registry says.
+    assert db.jobs.requeue_abandoned({"host:1"}, idle_s=5.0).requeued == []
+    _renewed(db, job_id, 10.0)
+    _renewed(db, other, 10.0)
+    assert db.jobs.requeue_abandoned(set(), idle_s=5.0).requeued == []
+    assert db.jobs.requeue_abandoned({"host:1"}, idle_s=5.0).requeued == [job_id]
+    assert db.jobs.get(tenant, other).status == "running"  # another worker's job stays
+    assert not db.jobs.heartbeat(job_id, first.lease_token)
+    requeued = db.jobs.get(tenant, job_id)
+    assert requeued.status == "queued"
+    assert requeued.published_at is None  # for the reaper to publish at once
+    assert db.jobs.events(tenant, job_id)[-1].data == {"reason": "worker_gone"}
+    second = db.jobs.claim(job_id, "host:3")
+    assert second is not None
+    assert second.job.attempts == 2
+    _renewed(db, job_id, 10.0)
+    assert db.jobs.requeue_abandoned({"host:3"}, idle_s=5.0).failed == [job_id]
+    job = db.jobs.get(tenant, job_id)
+    assert job.status == "failed"
+    assert job.error["code"] == "worker_lost"
+
+
 def test_release_hands_back_without_counting_the_attempt(db: Database) -> None:
     job_id = _submit(db, _tenant(db))
     claim = db.jobs.claim(job_id, "w1")

@@ -1,5 +1,6 @@
 """A gone worker's row stays until its held messages are back in their queues: a restore that fails (broker
-down) is tried again by the next reaper pass instead of leaving the job to the publish grace."""
+down) is tried again by the next reaper pass instead of leaving the job to the publish grace. Its running jobs
+are re-queued as soon as it is known gone, not when their leases expire."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from sqlalchemy import update
 from db.database import Database
 from db.jobs import NewJob
 from db.migrate import upgrade
-from db.models import Worker, utcnow
+from db.models import Job, Worker, utcnow
 from db.session import session_scope
-from db.workers import WorkerInfo
+from db.workers import WorkerInfo, claimer
 from tests.conftest import RecordingPublisher, make_settings
 from worker.reaper import Reaper
 from worker.unacked import Held
@@ -88,5 +89,56 @@ def test_a_gone_worker_that_held_nothing_is_forgotten_at_once(tmp_path: Path, da
         _seen(db, "idle", utcnow() - timedelta(minutes=1))
         assert Reaper(settings, db, RecordingPublisher(), FlakyUnacked([])).run_once().restored == []
         assert db.workers.gone() == []
+    finally:
+        db.dispose()
+
+
+def test_a_gone_worker_s_running_job_is_requeued_and_published_without_waiting_for_its_lease(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A ten-minute lease and an hour of publish grace: only the gone worker's row can bring the job back now.
+    settings = make_settings(
+        tmp_path, database_url, worker_stale_s=5.0, heartbeat_s=1.0, lease_s=600.0, publish_grace_s=3600.0
+    )
+    upgrade(settings.database_url)
+    db = Database(settings)
+    try:
+        tenant = db.keys.ensure_tenant("acme")
+        job = db.jobs.submit(NewJob(tenant, "train", {}), publishing=True).job
+        kept = db.jobs.submit(NewJob(tenant, "train", {}), publishing=True).job
+        _seen(db, "the-killed-worker", utcnow() - timedelta(minutes=1))  # host "h", pid 1
+        assert db.jobs.claim(job.id, claimer("h", 1)) is not None
+        assert db.jobs.claim(kept.id, claimer("h", 2)) is not None
+        with session_scope(db.factory) as session:  # both leases last renewed a minute ago
+            session.execute(update(Job).values(lease_expires_at=utcnow() + timedelta(seconds=600 - 60)))
+        publisher = RecordingPublisher()
+        report = Reaper(settings, db, publisher, FlakyUnacked([])).run_once()
+        assert report.requeued == [job.id]
+        assert report.republished == [job.id]
+        assert publisher.published == [job.id]
+        again = db.jobs.get_any(job.id)
+        assert (again.status, again.attempts) == ("queued", 1)
+        assert again.published_at is not None
+        assert db.jobs.get_any(kept.id).status == "running"  # no gone worker claimed it
+        assert db.workers.gone() == []
+    finally:
+        db.dispose()
+
+
+def test_a_live_worker_that_reuses_a_gone_one_s_host_and_pid_keeps_its_job(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url, worker_stale_s=5.0, heartbeat_s=1.0, lease_s=600.0)
+    upgrade(settings.database_url)
+    db = Database(settings)
+    try:
+        tenant = db.keys.ensure_tenant("acme")
+        job = db.jobs.submit(NewJob(tenant, "train", {}), publishing=True).job
+        _seen(db, "the-killed-worker", utcnow() - timedelta(minutes=1))  # host "h", pid 1
+        _seen(db, "its-successor", utcnow())  # the same host and pid, heartbeating now
+        assert db.jobs.claim(job.id, claimer("h", 1)) is not None
+        with session_scope(db.factory) as session:
+            session.execute(update(Job).values(lease_expires_at=utcnow() + timedelta(seconds=600 - 60)))
+        report = Reaper(settings, db, RecordingPublisher(), FlakyUnacked([])).run_once()
+        assert report.requeued == []
+        assert db.jobs.get_any(job.id).status == "running"
     finally:
         db.dispose()
