@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from ml import builders, tasks
 from ml.checkpoint import CHECKPOINT, load_best_weights, load_checkpoint, save_best_weights, save_checkpoint
 from ml.datasets import Dataset, split
+from ml.gradient_registry import dropping_custom_gradients
 from ml.specs import EarlyStopping, TrainOptions
 from ml.tasks.base import model_input
 from tensorq.errors import InvalidRequest, JobCancelled, OutOfRange, TensorQError
@@ -193,20 +194,23 @@ def _start(task: tasks.Task, config: TrainOptions, data: Dataset, num_classes: i
 def _fit(
     task: tasks.Task, config: TrainOptions, splits: _Splits, start: _Start, callbacks: list, options: dict[str, Any]
 ) -> None:
-    """Keras ``fit`` from the start epoch to ``config.epochs``, with the task's targets and fit options."""
+    """Keras ``fit`` from the start epoch to ``config.epochs``, with the task's targets and fit options; the
+    graphs it traced are freed with the model (``ml/gradient_registry.py``)."""
     val = splits.val
-    start.model.fit(
-        model_input(splits.train.x),
-        task.targets(splits.train),
-        validation_data=(model_input(val.x), task.targets(val)) if val is not None else None,
-        epochs=config.epochs,
-        initial_epoch=start.epoch,
-        batch_size=config.batch_size,
-        callbacks=callbacks,
-        shuffle=True,
-        verbose=0,
-        **options,
-    )
+    # The traced train step's custom gradient would stay in TensorFlow's registry, and the graph with it.
+    with dropping_custom_gradients():
+        start.model.fit(
+            model_input(splits.train.x),
+            task.targets(splits.train),
+            validation_data=(model_input(val.x), task.targets(val)) if val is not None else None,
+            epochs=config.epochs,
+            initial_epoch=start.epoch,
+            batch_size=config.batch_size,
+            callbacks=callbacks,
+            shuffle=True,
+            verbose=0,
+            **options,
+        )
 
 
 def _save(model: keras.Model, workdir: Path, checkpoint_is_final: bool) -> Path:
