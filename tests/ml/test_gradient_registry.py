@@ -1,4 +1,5 @@
-"""Trainings leave no graph behind in TensorFlow's gradient registry, and dropping the entries changes no result."""
+"""Trainings leave no graph behind in TensorFlow's gradient registry, nor their model as garbage for later, and
+dropping the registry's entries changes no result."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import gc
 import weakref
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -62,3 +64,14 @@ def test_trainings_leave_no_custom_gradient_and_give_the_same_history(tmp_path: 
     assert custom_gradients() == before
     for name in first.history:
         np.testing.assert_allclose(first.history[name], second.history[name], rtol=0, atol=1e-6)
+
+
+def test_a_training_leaves_no_model_behind_for_a_later_collection(tmp_path: Path) -> None:
+    def models() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, keras.Model))  # uncollected cycles included
+
+    rng = np.random.default_rng(1)
+    data = Dataset(rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 2, size=32), "tabular")
+    before = models()
+    train(TrainConfig("mlp", {"hidden": [4]}, epochs=1, seed=1), data, tmp_path)
+    assert models() == before
