@@ -323,9 +323,10 @@ def log_tails(folder: Path, chars: int = 3000) -> str:
 
 @contextlib.contextmanager
 def running_stack(
-    database_url: str | None = None, keep: bool = False, say: Callable[[str], None] = print
+    database_url: str | None = None, keep: bool = False, say: Callable[[str], None] = print, baselines: bool = True
 ) -> Iterator[Stack]:
-    """Start Redis, the database, a TensorQ worker, the API, a raw Celery worker and the constant app; stop them all."""
+    """Start Redis, the database, a TensorQ worker, the API, a raw Celery worker and the constant app (without
+    ``baselines``: neither of those two); stop them all."""
     from db.database import Database
     from db.migrate import upgrade
 
@@ -365,11 +366,14 @@ def running_stack(
         api = tensorq_api(settings, folder)
         stack.callback(api.stop)
         api.start("/readyz")
-        raw = raw_celery_worker(redis_server.url(1), folder)
-        stack.callback(raw.stop)
-        raw.start()
-        constant = constant_api(folder)
-        stack.callback(constant.stop)
-        constant.start("/")
-        pids = {"api": api.pid, "worker": worker.pid, "raw_worker": raw.pid, "redis": redis_server.pid}
-        yield Stack(folder, settings, key, tenant_id, api.url, constant.url, redis_server.url(1), worker, db, pids)
+        pids = {"api": api.pid, "worker": worker.pid, "redis": redis_server.pid}
+        constant_url = ""
+        if baselines:
+            raw = raw_celery_worker(redis_server.url(1), folder)
+            stack.callback(raw.stop)
+            raw.start()
+            constant = constant_api(folder)
+            stack.callback(constant.stop)
+            constant.start("/")
+            pids["raw_worker"], constant_url = raw.pid, constant.url
+        yield Stack(folder, settings, key, tenant_id, api.url, constant_url, redis_server.url(1), worker, db, pids)

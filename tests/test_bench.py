@@ -44,3 +44,42 @@ def test_quick_bench_runs_end_to_end_and_fills_every_figure(tmp_path: Path) -> N
         assert figure["baseline_label"]
         assert figure["target"]
         assert figure["runs"], figure["name"]
+
+
+def test_soak_slope_is_the_least_squares_fit_per_pool_child_after_the_warm_up() -> None:
+    from bench.soak import Sample, lives, slope
+
+    assert slope([(0, 1.0), (1000, 3.0), (2000, 5.0)]) == 0.002
+    assert math.isnan(slope([(5, 1.0)]))
+    samples = [Sample(0, jobs, 0, 11, 100 + jobs / 1000, 7) for jobs in (0, 1000, 2000, 3000)]
+    samples += [Sample(0, jobs, 0, 12, 50.0, 9) for jobs in (4000, 5000)]  # a new pool child: its own life
+    fitted = {life.pid: life for life in lives(samples, warmup_jobs=1000)}
+    assert fitted[11].samples == 3
+    assert fitted[11].jobs == 2000
+    assert fitted[11].slope_mib_per_1000 == 1.0
+    assert fitted[12].slope_mib_per_1000 == 0.0
+    assert fitted[12].threads_last == 9
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+def test_a_short_soak_samples_the_pool_child_and_fits_a_slope(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    argv = ["--minutes", "0.4", "--rate", "4", "--workers", "1", "--warmup-jobs", "0", "--sample-s", "2"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.soak", *argv, "--train-every-s", "8", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=570,
+    )
+    # 0: within the goal; 1: over it (seconds of load are mostly warm-up); never 2 (no slope) or a crash.
+    assert proc.returncode in (0, 1), proc.stdout[-6000:] + proc.stderr[-6000:]
+    assert "MiB per 1,000 jobs" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["jobs"] > 0
+    assert result["trainings"] >= 1
+    assert result["submit_errors"] == []
+    assert len(result["samples"]) >= 3
+    assert all(s["rss_mib"] > 0 and s["threads"] > 0 and s["names"] for s in result["samples"])
+    assert math.isfinite(result["slope_mib_per_1000"])
