@@ -305,6 +305,16 @@ class JobStore:
             found = connection.execute(select(Job.id).where(Job.id.in_(list(job_ids)), status_is("queued")))
             return set(found.scalars())
 
+    def still_running_for(self, workers: Collection[str]) -> set[str]:
+        """Those of ``workers`` (claimer names) that a ``running`` job still names as its worker."""
+        if not workers:
+            return set()
+        with read_scope(self._factory) as connection:
+            found = connection.execute(
+                select(Job.worker).where(Job.worker.in_(sorted(workers)), status_is("running")).distinct()
+            )
+            return {name for name in found.scalars() if name is not None}
+
     def get(self, tenant_id: str, job_id: str) -> JobRecord:
         """The tenant's job, or NotFound (also for another tenant's)."""
         return self._read(job_id, tenant_id)

@@ -127,8 +127,12 @@ class Reaper:
                     self.db.jobs.mark_published(message.job_id)
                     restored.append(message.job_id)
             # Reapers that saw the same rows may have restored the same messages: restoring twice pushes once.
+            # A gone worker whose running job was not settled yet (its lease was renewed after its last
+            # heartbeat, so not yet unrenewed for worker_stale_s) keeps its row until a later pass settles it.
+            unsettled = self.db.jobs.still_running_for({worker.claims_as for worker in gone})
             for worker in gone:
-                self.db.workers.forget(worker)
+                if worker.claims_as not in unsettled:
+                    self.db.workers.forget(worker)
         except Exception:  # noqa: BLE001 - broker or database down: the rows stay, the next pass tries again
             log.warning("could not put back the messages of gone workers", exc_info=True)
             return restored

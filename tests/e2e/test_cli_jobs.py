@@ -203,7 +203,7 @@ def test_a_failed_job_exits_1_with_its_code_and_message(stack: dict, tmp_path: P
     assert "failed while building: invalid_request" in failure
     assert "two classes" in failure
     assert str(stack["home"]) not in logs.stdout
-    assert f"[job {job_id}] worker.runner: failed while building" in (stack["home"] / "worker.log").read_text()
+    assert f"[job {job_id}] worker.outcome: failed while building" in (stack["home"] / "worker.log").read_text()
     as_json = [json.loads(line) for line in tensorq(["jobs", "logs", job_id, "--json"], env).stdout.splitlines()]
     assert [line["message"] for line in as_json] == [line.split(": ", 1)[1] for line in lines]
 

@@ -142,3 +142,30 @@ def test_a_live_worker_that_reuses_a_gone_one_s_host_and_pid_keeps_its_job(tmp_p
         assert db.jobs.get_any(job.id).status == "running"
     finally:
         db.dispose()
+
+
+def test_a_gone_worker_whose_lease_was_renewed_after_its_last_heartbeat_keeps_its_row_until_its_job_is_settled(
+    tmp_path: Path, database_url: str
+) -> None:
+    # The worker's presence went stale before its lease-keeper's last renewal: the first pass that sees it gone
+    # must not forget it, or its job would wait for the whole lease.
+    settings = make_settings(
+        tmp_path, database_url, worker_stale_s=5.0, heartbeat_s=1.0, lease_s=600.0, publish_grace_s=3600.0
+    )
+    upgrade(settings.database_url)
+    db = Database(settings)
+    try:
+        tenant = db.keys.ensure_tenant("acme")
+        job = db.jobs.submit(NewJob(tenant, "train", {}), publishing=True).job
+        _seen(db, "the-killed-worker", utcnow() - timedelta(seconds=6))  # host "h", pid 1
+        assert db.jobs.claim(job.id, claimer("h", 1)) is not None  # its lease renewed just now
+        reaper = Reaper(settings, db, RecordingPublisher(), FlakyUnacked([]))
+        assert reaper.run_once().requeued == []
+        assert [w.name for w in db.workers.gone()] == ["the-killed-worker"]  # kept for a later pass
+        with session_scope(db.factory) as session:  # later: the lease has not been renewed for 10 s
+            session.execute(update(Job).values(lease_expires_at=utcnow() + timedelta(seconds=600 - 10)))
+        assert reaper.run_once().requeued == [job.id]
+        assert db.jobs.get_any(job.id).status == "queued"
+        assert db.workers.gone() == []  # settled: forgotten now
+    finally:
+        db.dispose()
