@@ -49,7 +49,7 @@ def _check_model_inputs(
         spec.refuse_options_of_other_tasks(version.interface.task)
         _check_table(spec, record, version)
     if version.interface.kind == "audio":
-        _check_clips(spec)
+        _check_clips(spec, version)
         return spec
     spec = _as_rows(spec, version)
     columns = tabular.column_reports(version.signature)
@@ -82,10 +82,13 @@ def _version(tenant_id: str, ref: str, versions: dict[str, ModelVersionRecord] |
     return version
 
 
-def _check_clips(spec: PredictSpec | ExplainSpec) -> None:
-    """An audio model's inline clips (WAV in base64, or samples with their rate) are well formed."""
+def _check_clips(spec: PredictSpec | ExplainSpec, version: ModelVersionRecord) -> None:
+    """An audio model's inline clips (WAV in base64, or samples with their rate) are well formed and fit its
+    window (its input's samples at its rate)."""
     if spec.inputs is not None:
-        audio.check_inline(spec.inputs)
+        rate = int(version.signature.get("sample_rate") or 16_000)
+        samples = (version.signature.get("input_shape") or [rate])[0]
+        audio.check_inline(spec.inputs, rate, samples / rate)
     if isinstance(spec, ExplainSpec) and (isinstance(spec.baseline, list) or spec.background is not None):
         raise InvalidRequest("an audio model is explained against silence: no baseline rows or background")
 

@@ -179,6 +179,16 @@ def _archive(source: str | IO[bytes] | Any) -> zipfile.ZipFile:
         raise InvalidRequest(f"not a readable zip of WAV clips: {exc}", code="corrupt_audio") from None
 
 
+def is_audio_zip(path: Any) -> bool:
+    """Whether a zip holds WAV clips rather than an ``.npz``'s arrays (a bad zip is left to the ``.npz`` check)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name.lower() for name in archive.namelist()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return "x.npy" not in names and any(name.endswith(".wav") for name in names)
+
+
 def describe_zip(path: Any) -> dict[str, Any]:
     """An audio zip checked from its clips' headers (each decodable, within the clip and total limits): clips,
     labels, total seconds and rates."""
@@ -271,12 +281,16 @@ def clips(inputs: Any, rate: int, length: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def check_inline(inputs: Any) -> int:
-    """Check inline clips' form without resampling (the API's submit check); the number of clips."""
+def check_inline(inputs: Any, rate: int, window_seconds: float) -> int:
+    """Check inline clips without resampling (the API's submit check): their form, and each within the model's
+    window (``clip_too_long``); the number of clips."""
     if not isinstance(inputs, list | tuple) or not inputs:
         raise InvalidRequest("an audio model takes a non-empty list of clips")
     for i, item in enumerate(inputs):
-        _inline_clip(item, i)
+        samples, clip_rate = _inline_clip(item, i)
+        seconds = len(samples) / (clip_rate or rate)
+        if seconds > window_seconds + 0.01:
+            raise _too_long(f"inputs[{i}]", seconds, window_seconds)
     return len(inputs)
 
 

@@ -291,6 +291,8 @@ def _table(
     model's own feature columns (any table that has them; other columns ignored; as cells for a model with a
     table encoder), labels from ``label_column`` or, when the table has it, the column the version was
     trained against."""
+    if version.interface.kind == "audio" and spec.dataset is not None:
+        return _clips_of(ctx, spec, version)
     features = named_features(version)
     if spec.dataset is None or spec.dataset.startswith("builtin:") or not features:
         return _inputs(ctx, spec), None
@@ -310,6 +312,21 @@ def _table(
         column_reports(version.signature),
         require_label=spec.label_column is not None,
     )
+
+
+def _clips_of(ctx: JobContext, spec: PredictSpec, version: ModelVersionRecord) -> tuple[np.ndarray, np.ndarray | None]:
+    """An uploaded zip of clips for an audio model, at its rate and window, and their labels as its class ids
+    when every label is one of its classes (else None: nothing to score against)."""
+    from ml.audio import load_zip
+
+    record = _record(ctx, str(spec.dataset))
+    if record.format != "audio":
+        raise InvalidRequest("an audio model predicts on a zip of WAV clips", code="data_does_not_fit")
+    rate = int(version.signature.get("sample_rate") or 16_000)
+    x, labels = load_zip(record.path, rate, int((version.signature.get("input_shape") or [rate])[0]))
+    names = [str(n) for n in version.interface.class_names or ()]
+    known = bool(names) and set(labels) <= set(names)
+    return x, np.asarray([names.index(label) for label in labels]) if known else None
 
 
 def _scores(outputs: np.ndarray, labels: np.ndarray, classifies: bool) -> dict[str, Any]:
@@ -404,6 +421,7 @@ def _explain_audio(
     explanation = explain_audio(model, x, spec.method, spec.target, spec.steps, options)
     result = explain_result(version, spec, explanation)
     result["attribution_axes"] = ["time", "frequency"]
+    result["baseline"] = "silence"
     folder, rate = _folder(ctx), int(version.signature.get("sample_rate") or 16_000)
     spectrograms = explanation.extras["spectrograms"]
     names = []
