@@ -130,7 +130,14 @@ class ExplainResult(Open):
     tokens: list[Any] | None = None
     expected_values: list[Any] | None = None
     feature_names: list[str] | None = None
-    artifacts: list[str] | None = Field(default=None, description="heatmap_<i>.png, served as image/png")
+    attribution_axes: list[str] | None = Field(
+        default=None, description='an audio model\'s: ["time", "frequency"], attributions per spectrogram cell'
+    )
+    artifacts: list[str] | None = Field(
+        default=None,
+        description="heatmap_<i>.png (image/png) per image input; per audio clip clip_<i>.wav (the clip as the "
+        "model heard it), spectrogram_<i>.png and heatmap_<i>.png",
+    )
 
 
 class ImportResult(Open):
