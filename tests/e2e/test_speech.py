@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from ml import spoken_digits
 from tensorq.client import TensorQClient, TensorQHTTPError
 from tensorq.localstack import ApiThread, WorkerProcess, wait_http
 from tests.conftest import make_settings
+from tests.e2e.test_cli_jobs import tensorq
 from tests.services import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -62,13 +64,15 @@ def stack(
     api = ApiThread(settings).start()
     worker = WorkerProcess(settings, home / "worker.log").start()
     wait_http(f"{api.url}/readyz")
-    client = TensorQClient(api.url, db.keys.create("acme"))
+    key = db.keys.create("acme")
+    client = TensorQClient(api.url, key)
     try:
         spec = {"architecture": "audio_cnn", "params": PARAMS, "dataset": "builtin:spoken_digits", "epochs": 6}
         spec |= {"test_split": 0.2, "validation_split": 0.1, "seed": 0, "learning_rate": 0.002, "register_as": "digits"}
         trained = client.run("train", spec, timeout=600)
         assert trained.status == "succeeded", trained.error
-        yield {"client": client, "trained": trained, "home": home}
+        env = {"TENSORQ_URL": api.url, "TENSORQ_KEY": key}
+        yield {"client": client, "trained": trained, "home": home, "env": env}
     finally:
         client.close()
         worker.stop()
@@ -153,3 +157,15 @@ def test_explain_draws_attributions_over_the_spectrogram_beside_the_clip(stack: 
     assert rate == RATE
     assert len(heard) == round(RATE * 0.6)
     assert client.artifact(job.id, "heatmap_0.png")[:4] == b"\x89PNG"
+
+
+def test_the_cli_sends_wav_files_to_predict(stack: dict, clips) -> None:
+    x, words = clips
+    paths = []
+    for i, row in enumerate(x[:2]):
+        paths += ["--wav", str(stack["home"] / f"cli-{i}.wav")]
+        (stack["home"] / f"cli-{i}.wav").write_bytes(wav(row, spoken_digits.RATE))
+    ran = tensorq(["jobs", "submit", "predict", "-p", "model=digits", *paths, "--wait"], stack["env"])
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    job = json.loads(tensorq(["jobs", "get", ran.stdout.splitlines()[0]], stack["env"]).stdout)
+    assert job["result"]["labels"] == words[:2]
