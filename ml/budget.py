@@ -111,13 +111,13 @@ def train_estimate(architecture: str, params: Any, feature_shape: tuple[int, ...
 
 
 def _audio_cnn(tally: _Tally, p: AudioCnnParams) -> None:
-    """The spectrogram (its STFT too), then the Conv2D stack over (frames, mels) as ``ml.architectures.audio_cnn``."""
+    """The spectrogram, then the Conv2D stack over (frames, mels) as ``ml.architectures.audio_cnn``."""
     frame = max(8, round(p.sample_rate * p.frame_ms / 1000))
     hop = max(1, round(p.sample_rate * p.hop_ms / 1000))
     frames = max(1, 1 + (p.clip_samples - frame) // hop)
-    tally.layer(frames * (1 << max(0, (frame - 1).bit_length())))  # the STFT's magnitudes
     height, width, channels = frames, p.n_mels, 1
     tally.layer(height * width)  # the log-mel spectrogram
+    tally.layer(height * width)  # Reshape to one channel
     size = min(height, width)
     for count in p.filters:
         tally.layer(height * width * count, 9 * channels * count + count)
@@ -126,7 +126,10 @@ def _audio_cnn(tally: _Tally, p: AudioCnnParams) -> None:
             height, width, size = height // 2, width // 2, size // 2
             tally.layer(height * width * channels)  # MaxPooling2D
     flat = height * width * channels
-    last = _dense(tally, flat, [p.dense], dropout=bool(p.dropout))
+    tally.layer(flat)  # Flatten
+    if p.dropout:
+        tally.layer(flat)
+    last = _dense(tally, flat, [p.dense])
     _dense(tally, last, [ASSUMED_CLASSES])
 
 
