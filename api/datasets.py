@@ -19,7 +19,7 @@ bp = Blueprint("datasets", __name__)
     summary="Upload an .npz, .csv, .parquet or .jsonl dataset, or a zip of WAV clips",
     body=MULTIPART,
     responses={201: responses.DatasetDetail},
-    errors=(400, 403, 413, 415),
+    errors=(400, 403, 413, 415, 422),
     location=True,
 )
 def upload_dataset():

@@ -373,14 +373,14 @@ class DatasetOut(BaseModel):
 
     id: str
     name: str
-    format: Literal["npz", "csv", "parquet", "jsonl"]
+    format: Literal["npz", "csv", "parquet", "jsonl", "audio"] = Field(description="audio: a zip of WAV clips")
     size_bytes: int
     info: dict[str, Any]
     created_at: datetime
 
 
 class DatasetDetail(DatasetOut):
-    """One dataset with its inferred schema and first rows (null for an .npz, or an upload made before they
+    """One dataset with its inferred schema and first rows (null for an .npz, audio, or an upload made before they
     were kept)."""
 
     schema_: list[DatasetColumn] | None = Field(alias="schema")
