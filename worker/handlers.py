@@ -315,15 +315,21 @@ def _table(
 
 
 def _clips_of(ctx: JobContext, spec: PredictSpec, version: ModelVersionRecord) -> tuple[np.ndarray, np.ndarray | None]:
-    """An uploaded zip of clips for an audio model, at its rate and window, and their labels as its class ids
-    when every label is one of its classes (else None: nothing to score against)."""
+    """An uploaded zip of clips (or builtin:spoken_digits) for an audio model, at its rate and window, and their
+    labels as its class ids when every label is one of its classes (else None: nothing to score against)."""
+    from ml import datasets
     from ml.audio import load_zip
 
-    record = _record(ctx, str(spec.dataset))
-    if record.format != "audio":
-        raise InvalidRequest("an audio model predicts on a zip of WAV clips", code="data_does_not_fit")
     rate = int(version.signature.get("sample_rate") or 16_000)
-    x, labels = load_zip(record.path, rate, int((version.signature.get("input_shape") or [rate])[0]))
+    length = int((version.signature.get("input_shape") or [rate])[0])
+    if spec.dataset == "builtin:spoken_digits":
+        data = datasets.load_spoken_digits(ctx.settings.cache_dir(), rate, length)
+        x, labels = data.x, [str((data.class_names or [])[i]) for i in data.y]
+    else:
+        record = _record(ctx, str(spec.dataset))
+        if record.format != "audio":
+            raise InvalidRequest("an audio model predicts on a zip of WAV clips", code="data_does_not_fit")
+        x, labels = load_zip(record.path, rate, length)
     names = [str(n) for n in version.interface.class_names or ()]
     known = bool(names) and set(labels) <= set(names)
     return x, np.asarray([names.index(label) for label in labels]) if known else None

@@ -112,7 +112,7 @@ def test_predict_takes_wav_files_and_samples_with_their_rate_and_names_the_words
     assert np.allclose(np.sum(job.result["outputs"], axis=1), 1.0, atol=1e-4)
 
 
-def test_predict_on_an_uploaded_zip_of_clips_scores_its_labels(stack: dict, clips) -> None:
+def test_predict_on_an_uploaded_zip_of_clips_or_the_builtin_scores_the_labels(stack: dict, clips) -> None:
     client: TensorQClient = stack["client"]
     x, words = clips
     path = stack["home"] / "clips.zip"
@@ -126,6 +126,10 @@ def test_predict_on_an_uploaded_zip_of_clips_scores_its_labels(stack: dict, clip
     assert job.status == "succeeded", job.error
     assert job.result["metrics"]["accuracy"] == 1.0
     assert sorted(job.result["labels"]) == sorted(words)
+    every = client.run("predict", {"model": "digits", "dataset": "builtin:spoken_digits"}, timeout=300)
+    assert every.status == "succeeded", every.error
+    assert every.result["rows"] == 1200
+    assert every.result["metrics"]["accuracy"] >= 0.9
 
 
 def test_bad_clips_are_refused_with_their_codes(stack: dict) -> None:
