@@ -89,8 +89,11 @@ def _check_clips(spec: PredictSpec | ExplainSpec, version: ModelVersionRecord) -
         rate = int(version.signature.get("sample_rate") or 16_000)
         samples = (version.signature.get("input_shape") or [rate])[0]
         audio.check_inline(spec.inputs, rate, samples / rate)
-    if isinstance(spec, ExplainSpec) and (isinstance(spec.baseline, list) or spec.background is not None):
-        raise InvalidRequest("an audio model is explained against silence: no baseline rows or background")
+    if isinstance(spec, ExplainSpec) and (spec.baseline != "zeros" or spec.background is not None):
+        raise InvalidRequest(
+            "an audio model is explained against each clip's silence: no baseline or background to give",
+            details={"field": "baseline" if spec.background is None else "background"},
+        )
 
 
 def _as_rows(spec: PredictSpec | ExplainSpec, version: ModelVersionRecord) -> PredictSpec | ExplainSpec:

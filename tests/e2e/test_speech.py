@@ -144,6 +144,9 @@ def test_bad_clips_are_refused_with_their_codes(stack: dict) -> None:
     with pytest.raises(TensorQHTTPError) as caught:
         client.submit("predict", {"model": "digits", "inputs": [long_clip]})
     assert (caught.value.status, caught.value.code) == (422, "clip_too_long")
+    with pytest.raises(TensorQHTTPError) as caught:
+        client.submit("explain", {"model": "digits", "inputs": [[0.0] * 100], "baseline": "mean"})
+    assert (caught.value.status, caught.value.details) == (400, {"field": "baseline"})
 
 
 def test_explain_draws_attributions_over_the_spectrogram_beside_the_clip(stack: dict, clips) -> None:
