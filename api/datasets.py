@@ -1,5 +1,5 @@
-"""Datasets: upload (``.npz`` with ``x``, ``y``; ``.csv`` with a header; ``.parquet``; ``.jsonl``), list, get (with
-the schema and first rows inferred at upload) and delete."""
+"""Datasets: upload (``.npz`` with ``x``, ``y``; ``.csv`` with a header; ``.parquet``; ``.jsonl``; a zip of WAV
+clips), list, get (with the schema and first rows inferred at upload) and delete."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ bp = Blueprint("datasets", __name__)
 
 @bp.post("/datasets")
 @operation(
-    summary="Upload an .npz, .csv, .parquet or .jsonl dataset",
+    summary="Upload an .npz, .csv, .parquet or .jsonl dataset, or a zip of WAV clips",
     body=MULTIPART,
     responses={201: responses.DatasetDetail},
-    errors=(400, 403, 413, 415),
+    errors=(400, 403, 413, 415, 422),
     location=True,
 )
 def upload_dataset():

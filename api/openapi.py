@@ -146,7 +146,7 @@ def _content(kind: Kind) -> dict[str, Any]:
     if kind == BINARY:
         return {"application/octet-stream": binary}
     if kind == ARTIFACT:
-        return {"image/png": binary, "text/csv": binary, "application/octet-stream": binary}
+        return {"image/png": binary, "audio/x-wav": binary, "text/csv": binary, "application/octet-stream": binary}
     if kind == MULTIPART:
         return {
             "multipart/form-data": {

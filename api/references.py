@@ -6,9 +6,9 @@ from typing import Any
 
 from api.services import principal, services
 from db.records import DatasetRecord, ModelVersionRecord
-from ml import records, tabular
+from ml import audio, records, tabular
 from ml.budget import check_memory, check_params, train_estimate
-from ml.catalog import BUILTIN_SHAPES
+from ml.catalog import AUDIO_BUILTINS, BUILTIN_SHAPES
 from ml.specs import TABLE_FORMATS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features
 from ml.validation import batch_shape
 from tensorq.core.errors import InvalidRequest, NotFound, OutOfRange
@@ -44,16 +44,13 @@ def _check_model_inputs(
 ) -> PredictSpec | ExplainSpec:
     """The tenant's model exists, takes the spec's options and table, and inline inputs (an explain baseline
     and background too) have its input shape; the spec with its records made rows."""
-    try:
-        version = versions.get(spec.model) if versions is not None else None
-        version = version or services().db.models.resolve(tenant_id, spec.model)
-        if versions is not None:
-            versions[spec.model] = version
-    except NotFound:
-        raise InvalidRequest(f"model {spec.model} not found", code="unknown_model") from None
+    version = _version(tenant_id, spec.model, versions)
     if isinstance(spec, PredictSpec):
         spec.refuse_options_of_other_tasks(version.interface.task)
         _check_table(spec, record, version)
+    if version.interface.kind == "audio":
+        _check_clips(spec, version)
+        return spec
     spec = _as_rows(spec, version)
     columns = tabular.column_reports(version.signature)
     if columns:  # a table model: inline rows of cells, numbers where it reads numbers
@@ -71,6 +68,32 @@ def _check_model_inputs(
     if isinstance(spec, ExplainSpec) and spec.background is not None:
         batch_shape(spec.background, shape)
     return spec
+
+
+def _version(tenant_id: str, ref: str, versions: dict[str, ModelVersionRecord] | None) -> ModelVersionRecord:
+    """The tenant's model version ``ref`` (from ``versions`` when there, and kept in it); ``unknown_model``."""
+    try:
+        version = versions.get(ref) if versions is not None else None
+        version = version or services().db.models.resolve(tenant_id, ref)
+    except NotFound:
+        raise InvalidRequest(f"model {ref} not found", code="unknown_model") from None
+    if versions is not None:
+        versions[ref] = version
+    return version
+
+
+def _check_clips(spec: PredictSpec | ExplainSpec, version: ModelVersionRecord) -> None:
+    """An audio model's inline clips (WAV in base64, or samples with their rate) are well formed and fit its
+    window (its input's samples at its rate)."""
+    if spec.inputs is not None:
+        rate = int(version.signature.get("sample_rate") or 16_000)
+        samples = (version.signature.get("input_shape") or [rate])[0]
+        audio.check_inline(spec.inputs, rate, samples / rate)
+    if isinstance(spec, ExplainSpec) and (spec.baseline != "zeros" or spec.background is not None):
+        raise InvalidRequest(
+            "an audio model is explained against each clip's silence: no baseline or background to give",
+            details={"field": "baseline" if spec.background is None else "background"},
+        )
 
 
 def _as_rows(spec: PredictSpec | ExplainSpec, version: ModelVersionRecord) -> PredictSpec | ExplainSpec:
@@ -105,8 +128,10 @@ def _check_cells(spec: PredictSpec | ExplainSpec, columns: list[dict[str, Any]])
 def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
     """Refuse a train spec whose model would exceed the tenant's ``max_model_params`` (422 ``model_too_large``)
     or whose training would need more memory than its ``max_job_memory_mb`` (422 ``memory_budget_exceeded``)."""
-    if record is None:
-        shape: tuple[int, ...] = BUILTIN_SHAPES[spec.builtin or ""]
+    if spec.takes_audio:
+        shape: tuple[int, ...] = (spec.typed_params.clip_samples,)  # type: ignore[attr-defined]
+    elif record is None:
+        shape = BUILTIN_SHAPES[spec.builtin or ""]
     elif record.format == "npz":
         shape = tuple(record.info.get("x_shape", [0, 1])[1:])
     elif record.format == "jsonl":
@@ -160,7 +185,8 @@ def _check_training_data(spec: TrainSpec, record: DatasetRecord | None) -> None:
     """Refuse training data the architecture cannot learn from, a table without its label column, or a table
     with a column no model can use (``ml.tabular.check_columns``)."""
     if record is None:
-        spec.check_data(data_kind("npz", [0, *BUILTIN_SHAPES[spec.builtin or ""]]))
+        builtin = spec.builtin or ""
+        spec.check_data("audio" if builtin in AUDIO_BUILTINS else data_kind("npz", [0, *BUILTIN_SHAPES[builtin]]))
         return
     spec.check_data(data_kind(record.format, record.info.get("x_shape")))
     if record.format not in TABLE_FORMATS:

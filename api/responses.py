@@ -130,7 +130,14 @@ class ExplainResult(Open):
     tokens: list[Any] | None = None
     expected_values: list[Any] | None = None
     feature_names: list[str] | None = None
-    artifacts: list[str] | None = Field(default=None, description="heatmap_<i>.png, served as image/png")
+    attribution_axes: list[str] | None = Field(
+        default=None, description='an audio model\'s: ["time", "frequency"], attributions per spectrogram cell'
+    )
+    artifacts: list[str] | None = Field(
+        default=None,
+        description="heatmap_<i>.png (image/png) per image input; per audio clip clip_<i>.wav (the clip as the "
+        "model heard it), spectrogram_<i>.png and heatmap_<i>.png",
+    )
 
 
 class ImportResult(Open):
@@ -366,14 +373,14 @@ class DatasetOut(BaseModel):
 
     id: str
     name: str
-    format: Literal["npz", "csv", "parquet", "jsonl"]
+    format: Literal["npz", "csv", "parquet", "jsonl", "audio"] = Field(description="audio: a zip of WAV clips")
     size_bytes: int
     info: dict[str, Any]
     created_at: datetime
 
 
 class DatasetDetail(DatasetOut):
-    """One dataset with its inferred schema and first rows (null for an .npz, or an upload made before they
+    """One dataset with its inferred schema and first rows (null for an .npz, audio, or an upload made before they
     were kept)."""
 
     schema_: list[DatasetColumn] | None = Field(alias="schema")

@@ -1,5 +1,8 @@
 """Uploads: the multipart file, size-limited copies, datasets typed by content (never by name), server-made names.
 
+A zip is an ``.npz`` unless it holds ``.wav`` clips and no ``x.npy``: then an audio dataset, each clip's header
+checked (``ml.audio.describe_zip``).
+
 A table (CSV or Parquet) is profiled in the same bounded pass that checks it: each column's inferred type and
 missing cells (``ml.tabular``) and its first rows, stored with the dataset for ``GET /v1/datasets/{id}``. A
 Parquet file is profiled in Arrow with its strings kept as dictionaries (``ml.parquet``): no cell is expanded."""
@@ -19,7 +22,7 @@ import numpy as np
 from flask import request
 from werkzeug.datastructures import FileStorage
 
-from ml import parquet, tabular
+from ml import audio, parquet, tabular
 from ml.catalog import TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from ml.validation import text_row
 from tensorq.core import bounded_json
@@ -110,6 +113,8 @@ def profile_upload(
     with path.open("rb") as handle:
         head = handle.read(4)
     if head == b"PK\x03\x04":
+        if audio.is_audio_zip(path):
+            return "audio", audio.describe_zip(path), None
         return "npz", describe_npz(path, max_array_bytes), None
     if parquet.is_parquet(path):
         return "parquet", *profile_parquet(path, max_array_bytes, max_cell_bytes)

@@ -22,6 +22,7 @@ from bench.jobs import Run, median_parts, run_job
 from bench.measure import CpuMeter, concurrent_rate, percentile, samples
 from bench.services import wait_until
 from bench.specs import Measurement
+from bench.speech import speech_train
 from tensorq.client import TensorQClient
 
 MiB = 1024 * 1024
@@ -343,6 +344,7 @@ GROUPS: tuple[Group, ...] = (
     ),
     # Restarts the worker (micro-batching off) and back, like batching.
     Group("explain_batching", explain_batching, ("explain_throughput_on_vs_off",)),
+    Group("speech", speech_train, ("speech_train_time", "speech_train_cpu"), repeats="train_repeats"),
     # Last: the jobs it adds stay in the database.
     Group("grown", grown_database, tuple(f"grown_{s}_p50" for s in ("submit", "claim", "e2e", "metrics")), once=True),
 )

@@ -105,6 +105,17 @@ SPECS: dict[str, FigureSpec] = {
         unit="cpu-s",
         baseline_label="CPU seconds of the plain build + model.fit",
     ),
+    "speech_train_time": FigureSpec(
+        label="train job, audio_cnn on builtin:spoken_digits (8 kHz, 0.6 s), started_at -> finished_at",
+        unit="s",
+        baseline_label="plain script in-process: load clips, split, build, fit, evaluate",
+        target=1.1,
+    ),
+    "speech_train_cpu": FigureSpec(
+        label="speech train job: CPU seconds of the worker's pool child",
+        unit="cpu-s",
+        baseline_label="CPU seconds of the plain speech script",
+    ),
     "predict_time": FigureSpec(
         label="predict job on a dataset, model cached",
         unit="s",

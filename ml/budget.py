@@ -17,7 +17,7 @@ from typing import Any
 
 from ml.catalog import KERAS_LAYERS
 from ml.layer_sizes import GATES, SIZES, Call, cell_weights, number
-from ml.specs import CnnParams, MlpParams, RecommenderParams, RnnParams, VaeParams, architecture_params
+from ml.specs import AudioCnnParams, CnnParams, MlpParams, RecommenderParams, RnnParams, VaeParams, architecture_params
 from tensorq.core.errors import InvalidRequest, OutOfRange
 
 # A classifier's head is counted as if it had this many classes (the count is known only once data is read).
@@ -105,7 +105,32 @@ def train_estimate(architecture: str, params: Any, feature_shape: tuple[int, ...
         _rnn(tally, typed, shape)
     elif isinstance(typed, RecommenderParams):
         tally.layer(4 * typed.factors + 2)
+    elif isinstance(typed, AudioCnnParams):
+        _audio_cnn(tally, typed)
     return tally.estimate()
+
+
+def _audio_cnn(tally: _Tally, p: AudioCnnParams) -> None:
+    """The spectrogram, then the Conv2D stack over (frames, mels) as ``ml.architectures.audio_cnn``."""
+    frame = max(8, round(p.sample_rate * p.frame_ms / 1000))
+    hop = max(1, round(p.sample_rate * p.hop_ms / 1000))
+    frames = max(1, 1 + (p.clip_samples - frame) // hop)
+    height, width, channels = frames, p.n_mels, 1
+    tally.layer(height * width)  # the log-mel spectrogram
+    tally.layer(height * width)  # Reshape to one channel
+    size = min(height, width)
+    for count in p.filters:
+        tally.layer(height * width * count, 9 * channels * count + count)
+        channels = count
+        if size // 2 >= 2:
+            height, width, size = height // 2, width // 2, size // 2
+            tally.layer(height * width * channels)  # MaxPooling2D
+    flat = height * width * channels
+    tally.layer(flat)  # Flatten
+    if p.dropout:
+        tally.layer(flat)
+    last = _dense(tally, flat, [p.dense])
+    _dense(tally, last, [ASSUMED_CLASSES])
 
 
 def _cnn(tally: _Tally, p: CnnParams, shape: tuple[int, ...]) -> None:

@@ -1,8 +1,15 @@
 """The names the TensorFlow core offers, importable without TensorFlow (the API validates with them)."""
 
-ARCHITECTURES = ("mlp", "cnn", "rnn", "vae", "recommender")
+ARCHITECTURES = ("mlp", "cnn", "rnn", "vae", "recommender", "audio_cnn")
 # What each architecture learns: class probabilities, a generative model of its inputs, or ratings.
-TASKS = {"mlp": "classify", "cnn": "classify", "rnn": "classify", "vae": "autoencode", "recommender": "recommend"}
+TASKS = {
+    "mlp": "classify",
+    "cnn": "classify",
+    "rnn": "classify",
+    "vae": "autoencode",
+    "recommender": "recommend",
+    "audio_cnn": "classify",
+}
 # The figures each task logs per epoch (and with a ``val_`` prefix on validation data).
 TASK_METRICS = {
     "classify": ("loss", "accuracy"),
@@ -16,9 +23,15 @@ EXPLAIN_METHODS = ("integrated_gradients", "smoothgrad", "occlusion", "kernel_sh
 # stream seeded with ``seed`` anew). Not smoothgrad or gradient_shap: one random stream runs over all the rows,
 # so a row's noise depends on the rows before it. With none of them the "mean" baseline (the rows' mean).
 PER_ROW_METHODS = ("integrated_gradients", "occlusion", "kernel_shap", "lime")
-BUILTIN_DATASETS = ("digits", "breast_cancer", "iris", "wine")
+BUILTIN_DATASETS = ("digits", "breast_cancer", "iris", "wine", "spoken_digits")
 # The shape of one example of each builtin dataset (digits are 8x8 grey images).
 BUILTIN_SHAPES = {"digits": (8, 8, 1), "breast_cancer": (30,), "iris": (4,), "wine": (13,)}
+# Builtin datasets of audio clips (their shape is the model's window: its params' sample_rate x clip_seconds).
+AUDIO_BUILTINS = ("spoken_digits",)
+# Bounds on audio datasets and clips (issue 24), shared by the upload check, the loader and inline clips.
+AUDIO_MAX_CLIP_SECONDS = 30.0
+AUDIO_MAX_TOTAL_SECONDS = 4 * 3600.0
+AUDIO_MAX_CLIPS = 100_000
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PREDICT_MODES = ("encode", "reconstruct", "sample")
 # The architecture recorded for a model brought by its user (``POST /v1/models``).
@@ -28,7 +41,12 @@ TEXT_MAX_ROWS = 1_000_000
 TEXT_MAX_LINE_BYTES = 100_000
 # TensorQ's own Keras classes as a saved model's config.json names them ("registered_name"); see ml.custom_objects.
 REGISTERED_CLASSES = frozenset(
-    {"tensorq>VariationalAutoencoder", "tensorq>MatrixFactorization", "tensorq>TabularEncoder"}
+    {
+        "tensorq>VariationalAutoencoder",
+        "tensorq>MatrixFactorization",
+        "tensorq>TabularEncoder",
+        "tensorq>LogMelSpectrogram",
+    }
 )
 # The Keras layer classes an uploaded ``.keras`` may use: those whose weights and output ``ml.layer_sizes`` can
 # size from the config before Keras builds them (any other layer is refused, 400 unsupported_layer).

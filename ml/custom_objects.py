@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import keras
 
+from ml.architectures.audio_cnn import LogMelSpectrogram
 from ml.architectures.recommender import MatrixFactorization
 from ml.architectures.vae import VariationalAutoencoder
 from ml.catalog import REGISTERED_CLASSES
 from ml.encoding import TabularEncoder
 
-CLASSES = (VariationalAutoencoder, MatrixFactorization, TabularEncoder)
+CLASSES = (VariationalAutoencoder, MatrixFactorization, TabularEncoder, LogMelSpectrogram)
 if {keras.saving.get_registered_name(cls) for cls in CLASSES} != REGISTERED_CLASSES:
     raise RuntimeError("ml.catalog.REGISTERED_CLASSES does not name the classes registered here")

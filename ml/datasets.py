@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ml import parquet, tabular
-from ml.catalog import BUILTIN_DATASETS, TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
+from ml.catalog import AUDIO_BUILTINS, BUILTIN_DATASETS, TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from ml.validation import text_row
 from tensorq.core.errors import InvalidRequest, OutOfRange
 
@@ -30,11 +30,12 @@ MAX_TABLE_BYTES = 4 * 1024**3  # what a Parquet file may unpack to in the worker
 
 @dataclass
 class Dataset:
-    """Inputs ``x`` and targets ``y``; ``kind`` is "tabular", "image", "text" or "interactions".
+    """Inputs ``x`` and targets ``y``; ``kind`` is "tabular", "image", "text", "audio" or "interactions".
 
     tabular and image: ``x`` float32 (N, features) or (N, H, W, C), ``y`` int64 class ids (zeros when
     unlabelled); text: ``x`` an object array of N strings, ``y`` class ids; interactions: ``x`` an
-    object array (N, 2) of user and item ids as strings, ``y`` float32 ratings.
+    object array (N, 2) of user and item ids as strings, ``y`` float32 ratings; audio: ``x`` float32
+    (N, samples) clips at ``sample_rate`` Hz, ``y`` class ids.
     """
 
     x: np.ndarray
@@ -43,6 +44,7 @@ class Dataset:
     feature_names: list[str] | None = None
     class_names: list[str] | None = None
     columns: list[dict] | None = None  # the feature columns' schema entries when ``x`` holds a table's cells
+    sample_rate: int | None = None  # audio clips' rate
 
 
 def _labels(y: np.ndarray) -> np.ndarray:
@@ -86,6 +88,8 @@ def load_builtin(name: str) -> Dataset:
         "iris": sk.load_iris,
         "wine": sk.load_wine,
     }
+    if name in AUDIO_BUILTINS:
+        raise InvalidRequest(f"builtin:{name} holds audio clips: train audio_cnn on it", code="data_does_not_fit")
     if name not in loaders:
         raise InvalidRequest(
             f"unknown builtin dataset '{name}'; known: {', '.join(BUILTINS)}", details={"known": list(BUILTINS)}
@@ -105,6 +109,25 @@ def load_builtin(name: str) -> Dataset:
         feature_names=[str(f) for f in bunch.feature_names],
         class_names=[str(c) for c in bunch.target_names],
     )
+
+
+def load_audio_zip(path: str | Path, rate: int, length: int) -> Dataset:
+    """A zip of WAV clips (``ml.audio``) at ``rate`` Hz in windows of ``length`` samples, labelled by folder or
+    ``labels.csv``; class ids index the sorted labels (integer labels are their own ids)."""
+    from ml import audio
+
+    x, labels = audio.load_zip(path, rate, length)
+    y, class_names = _class_ids(labels, "the clips' labels")
+    return Dataset(x, y, "audio", class_names=class_names, sample_rate=rate)
+
+
+def load_spoken_digits(cache_dir: str | Path, rate: int, length: int) -> Dataset:
+    """``builtin:spoken_digits`` (``ml.spoken_digits``) at ``rate`` Hz in windows of ``length`` samples."""
+    from ml import spoken_digits
+
+    x, y, _ = spoken_digits.clips(Path(cache_dir))
+    x = spoken_digits.at_rate(x, rate, length)
+    return Dataset(x, y, "audio", class_names=list(spoken_digits.WORDS), sample_rate=rate)
 
 
 def load_npz(path: str | Path) -> Dataset:

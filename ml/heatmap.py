@@ -162,3 +162,22 @@ def save_heatmap(image: np.ndarray, attributions: np.ndarray, path: Path, title:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.save(path, format="PNG", compress_level=PNG_COMPRESSION)
     return path
+
+
+def save_picture(image: np.ndarray, path: Path, title: str | None = None) -> Path:
+    """Write a PNG of ``image`` alone in grey (its own min..max), upscaled as the heatmaps are, to ``path``."""
+    picture = _plane(image, "mean")
+    height, width = picture.shape
+    scale = _scale(height, width)
+    grey = np.clip(np.rint(_grey(picture)), 0, 255).astype(np.uint8)
+    shown = Image.fromarray(grey, "L").convert("RGB").resize((width * scale, height * scale), Image.Resampling.NEAREST)
+    line = _text_height()
+    top = MARGIN + (line + GAP if title else 0)
+    page = Image.new("RGB", (shown.width + 2 * MARGIN, top + shown.height + MARGIN), PAPER)
+    page.paste(shown, (MARGIN, top))
+    if title:
+        _text(ImageDraw.Draw(page), page.width // 2, MARGIN, title, 0.5)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.save(path, format="PNG", compress_level=PNG_COMPRESSION)
+    return path

@@ -137,6 +137,27 @@ class RecommenderParams(Strict):
     init_scale: float = Field(default=0.05, ge=1e-4, le=1.0)
 
 
+class AudioCnnParams(Strict):
+    """``audio_cnn``: clips at ``sample_rate`` Hz in windows of ``clip_seconds``, as log-mel spectrograms
+    (``n_mels`` bands, frames of ``frame_ms`` every ``hop_ms``), then Conv2D ``filters``, Dense ``dense``."""
+
+    sample_rate: int = Field(default=16_000, strict=True, ge=4_000, le=48_000)
+    clip_seconds: float = Field(default=1.0, gt=0.05, le=30.0)
+    n_mels: int = Field(default=40, strict=True, ge=8, le=256)
+    frame_ms: float = Field(default=25.0, ge=5.0, le=200.0)
+    hop_ms: float = Field(default=10.0, ge=2.0, le=100.0)
+    filters: list[Annotated[int, Field(strict=True, ge=1, le=512)]] = Field(
+        default=[16, 32, 64], min_length=1, max_length=8
+    )
+    dense: int = Field(default=64, strict=True, ge=1, le=4096)
+    dropout: float = Field(default=0.25, ge=0.0, le=0.9)
+
+    @property
+    def clip_samples(self) -> int:
+        """The window's length in samples."""
+        return round(self.sample_rate * self.clip_seconds)
+
+
 # Each architecture's params: what its builder in ml/architectures reads, with the same ranges and defaults.
 ARCHITECTURE_PARAMS: dict[str, type[Strict]] = {
     "mlp": MlpParams,
@@ -144,6 +165,7 @@ ARCHITECTURE_PARAMS: dict[str, type[Strict]] = {
     "rnn": RnnParams,
     "vae": VaeParams,
     "recommender": RecommenderParams,
+    "audio_cnn": AudioCnnParams,
 }
 
 
@@ -241,6 +263,11 @@ class TrainOptions(Strict):
         return TASKS[self.architecture]
 
     @property
+    def takes_audio(self) -> bool:
+        """Whether the architecture learns from audio clips (its params then say their rate and window)."""
+        return ARCHITECTURE_DATA.get(self.architecture) == ("audio",)
+
+    @property
     def typed_params(self) -> Strict:
         """``params`` as the architecture's params model, defaults filled in."""
         return architecture_params(self.architecture, self.params)
@@ -254,6 +281,7 @@ ARCHITECTURE_DATA: dict[str, tuple[str, ...]] = {
     "rnn": ("text", "image"),
     "vae": ("tabular", "image"),
     "recommender": ("tabular",),
+    "audio_cnn": ("audio",),
 }
 
 
@@ -261,6 +289,8 @@ def data_kind(fmt: str, x_shape: list[int] | None) -> str:
     """The kind of data in a dataset of format ``fmt`` whose ``x`` is shaped ``x_shape`` (npz only)."""
     if fmt == "jsonl":
         return "text"
+    if fmt == "audio":
+        return "audio"
     if fmt == "npz" and x_shape is not None and len(x_shape) >= 3:
         return "image"
     return "tabular"

@@ -3,6 +3,7 @@ HTTP API."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sys
@@ -39,8 +40,9 @@ def parse_param(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def build_spec(spec_file: str | None, params: tuple[str, ...]) -> dict[str, Any]:
-    """The spec from ``--spec`` (a JSON file, ``-`` for stdin) with each ``-p key=value`` set on top."""
+def build_spec(spec_file: str | None, params: tuple[str, ...], wavs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The spec from ``--spec`` (a JSON file, ``-`` for stdin) with each ``-p key=value`` set on top, and each
+    ``--wav`` file appended to its ``inputs`` as ``{"wav": "<base64>"}`` (an audio model's clips)."""
     spec: dict[str, Any] = {}
     if spec_file is not None:
         text = sys.stdin.read() if spec_file == "-" else Path(spec_file).read_text()
@@ -58,6 +60,11 @@ def build_spec(spec_file: str | None, params: tuple[str, ...]) -> dict[str, Any]
             if not isinstance(node, dict):
                 raise click.BadParameter(f"'{part}' is not an object in the spec", param_hint="-p")
         node[path[-1]] = value
+    if wavs:
+        inputs = spec.setdefault("inputs", [])
+        if not isinstance(inputs, list):
+            raise click.BadParameter("the spec's inputs must be a list to add clips to", param_hint="--wav")
+        inputs.extend({"wav": base64.b64encode(Path(path).read_bytes()).decode()} for path in wavs)
     return spec
 
 
@@ -76,6 +83,13 @@ def parse_since(text: str) -> datetime:
 @click.argument("job_type", metavar="TYPE", type=click.Choice(JOB_TYPES))
 @click.option("--spec", "spec_file", type=click.Path(dir_okay=False, allow_dash=True), help="JSON spec ('-': stdin)")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="set a spec field (repeatable)")
+@click.option(
+    "--wav",
+    "wavs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="a WAV file to add to the inputs of an audio model's predict or explain (repeatable)",
+)
 @click.option("--priority", type=int, default=None)
 @click.option("--max-attempts", type=int, default=None)
 @click.option("--timeout-s", type=int, default=None, help="fail the job after this many seconds of running")
@@ -92,6 +106,7 @@ def submit(
     job_type: str,
     spec_file: str | None,
     params: tuple[str, ...],
+    wavs: tuple[str, ...],
     priority: int | None,
     max_attempts: int | None,
     timeout_s: int | None,
@@ -104,7 +119,7 @@ def submit(
     timeout: float,
 ) -> None:
     """Submit a job of TYPE and print its id (with --wait, follow it)."""
-    spec = build_spec(spec_file, params)
+    spec = build_spec(spec_file, params, wavs)
     job = cli.client.submit(
         job_type,
         spec,

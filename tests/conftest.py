@@ -197,6 +197,17 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def spoken_digits_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where builtin:spoken_digits is made once per session (per xdist worker): give it to workers as
+    ``data_cache_dir``."""
+    from ml import spoken_digits
+
+    folder = tmp_path_factory.mktemp("data-cache")
+    spoken_digits.clips(folder)
+    return folder
+
+
 @pytest.fixture
 def db(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Database]:
     """A migrated database (a new SQLite file starts as a copy of ``migrated_sqlite``: upgrade finds it at head)."""

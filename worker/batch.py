@@ -102,11 +102,11 @@ class _PredictPass:
 
     def prepare(self, model: Any, job: JobRecord) -> tuple[PredictSpec, np.ndarray] | None:
         """The job's spec and coerced rows; None when its outputs become an artifact (the single-job path)."""
-        from ml.inference import coerce_inputs
+        from worker.handlers import model_rows
 
         spec = parse(PredictSpec, job.spec, where="spec")
         spec.refuse_options_of_other_tasks(str(self.version.signature.get("task", "classify")))
-        x = coerce_inputs(model, spec.inputs)
+        x = model_rows(self.version, model, spec.inputs)
         return None if len(x) > self.max_rows else (spec, x)
 
     def results(self, model: Any, ready: list[tuple[PredictSpec, np.ndarray]]) -> list[dict[str, Any]]:

@@ -23,8 +23,8 @@ from db.records import JobRecord, ModelVersionRecord
 from ml.catalog import PER_ROW_METHODS
 from ml.specs import ExplainSpec, parse
 
-# Model kinds whose explain jobs run alone: images write a heatmap file per input, text pads to the longest.
-ALONE_KINDS = ("image", "text")
+# Model kinds whose explain jobs run alone: images and audio write files per input, text pads to the longest.
+ALONE_KINDS = ("image", "text", "audio")
 
 
 def key(spec: dict[str, Any], max_rows: int) -> BatchKey | None:

@@ -60,6 +60,8 @@ def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
     """The training dataset as the architecture's task reads it (interactions for the recommender)."""
     from ml import datasets
 
+    if spec.takes_audio:
+        return _audio_data(ctx, spec)
     if spec.task != "recommend":
         return _dataset(
             ctx,
@@ -78,6 +80,21 @@ def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
     return datasets.load_interactions(
         record.path, spec.user_column or "user", spec.item_column or "item", spec.rating_column or "rating"
     )
+
+
+def _audio_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
+    """Audio clips for an audio architecture, at its params' rate and window: builtin:spoken_digits (made once
+    into the settings' cache folder) or an uploaded zip of WAV clips."""
+    from ml import datasets
+
+    params = spec.typed_params
+    rate, length = params.sample_rate, params.clip_samples  # type: ignore[attr-defined]
+    if spec.builtin is not None:
+        return datasets.load_spoken_digits(ctx.settings.cache_dir(), rate, length)
+    record = _record(ctx, spec.dataset)
+    if record.format != "audio":
+        raise InvalidRequest(f"{spec.architecture} trains on a zip of WAV clips", code="data_does_not_fit")
+    return datasets.load_audio_zip(record.path, rate, length)
 
 
 def train(ctx: JobContext) -> HandlerResult:
@@ -196,11 +213,10 @@ def predict(ctx: JobContext) -> HandlerResult:
         result.update(_autoencode(ctx, model, spec))
         return HandlerResult(result)
     spec.refuse_options_of_other_tasks(task)
-    from ml.inference import coerce_inputs
     from ml.inference import predict as infer
 
     raw, labels = _table(ctx, spec, version)
-    x = coerce_inputs(model, raw)
+    x = model_rows(version, model, raw)
     outputs = infer(model, x)
     classifies = outputs.ndim == 2 and outputs.shape[1] > 1
     result["rows"] = len(x)
@@ -217,6 +233,19 @@ def predict(ctx: JobContext) -> HandlerResult:
         if names:
             result["labels_preview"] = _labels(names, result["classes_preview"])
     return HandlerResult(result)
+
+
+def model_rows(version: ModelVersionRecord, model: keras.Model, inputs: Any) -> np.ndarray:
+    """Inputs as the model's batch: an audio model's clips at its rate and window (``ml.audio.clips``), else
+    ``ml.inference.coerce_inputs``."""
+    if version.interface.kind == "audio":
+        from ml import audio
+
+        rate = int(version.signature.get("sample_rate") or 16_000)
+        return audio.clips(inputs, rate, int(model.input_shape[1]))
+    from ml.inference import coerce_inputs
+
+    return coerce_inputs(model, inputs)
 
 
 def predict_result(version: ModelVersionRecord, ref: str, rows: int) -> dict[str, Any]:
@@ -262,6 +291,8 @@ def _table(
     model's own feature columns (any table that has them; other columns ignored; as cells for a model with a
     table encoder), labels from ``label_column`` or, when the table has it, the column the version was
     trained against."""
+    if version.interface.kind == "audio" and spec.dataset is not None:
+        return _clips_of(ctx, spec, version)
     features = named_features(version)
     if spec.dataset is None or spec.dataset.startswith("builtin:") or not features:
         return _inputs(ctx, spec), None
@@ -281,6 +312,27 @@ def _table(
         column_reports(version.signature),
         require_label=spec.label_column is not None,
     )
+
+
+def _clips_of(ctx: JobContext, spec: PredictSpec, version: ModelVersionRecord) -> tuple[np.ndarray, np.ndarray | None]:
+    """An uploaded zip of clips (or builtin:spoken_digits) for an audio model, at its rate and window, and their
+    labels as its class ids when every label is one of its classes (else None: nothing to score against)."""
+    from ml import datasets
+    from ml.audio import load_zip
+
+    rate = int(version.signature.get("sample_rate") or 16_000)
+    length = int((version.signature.get("input_shape") or [rate])[0])
+    if spec.dataset == "builtin:spoken_digits":
+        data = datasets.load_spoken_digits(ctx.settings.cache_dir(), rate, length)
+        x, labels = data.x, [str((data.class_names or [])[i]) for i in data.y]
+    else:
+        record = _record(ctx, str(spec.dataset))
+        if record.format != "audio":
+            raise InvalidRequest("an audio model predicts on a zip of WAV clips", code="data_does_not_fit")
+        x, labels = load_zip(record.path, rate, length)
+    names = [str(n) for n in version.interface.class_names or ()]
+    known = bool(names) and set(labels) <= set(names)
+    return x, np.asarray([names.index(label) for label in labels]) if known else None
 
 
 def _scores(outputs: np.ndarray, labels: np.ndarray, classifies: bool) -> dict[str, Any]:
@@ -350,6 +402,8 @@ def explain(ctx: JobContext) -> HandlerResult:
     spec = parse(ExplainSpec, ctx.job.spec, where="spec")
     version, model = _model(ctx, spec.model)
     refuse_unexplainable(version)
+    if version.interface.kind == "audio":
+        return HandlerResult(_explain_audio(ctx, version, model, spec))
     x = coerce_inputs(model, spec.inputs)
     baseline, background = reference_rows(model, spec)
     explanation = attribute(model, x, spec, baseline, background)
@@ -357,6 +411,36 @@ def explain(ctx: JobContext) -> HandlerResult:
     if version.interface.kind == "image":
         result["artifacts"] = _heatmaps(_folder(ctx), x, explanation)
     return HandlerResult(result)
+
+
+def _explain_audio(
+    ctx: JobContext, version: ModelVersionRecord, model: keras.Model, spec: ExplainSpec
+) -> dict[str, Any]:
+    """An audio model's explanation over time x frequency (``ml.explainers.audio``), with per clip the clip as
+    the model heard it (``clip_<i>.wav``), its spectrogram and the heatmap of attributions over it."""
+    from ml import audio
+    from ml.explainers.audio import explain_audio
+    from ml.heatmap import save_heatmap, save_picture
+
+    x = model_rows(version, model, spec.inputs)
+    options = {name: getattr(spec, name) for name in ("samples", "noise", "window", "stride", "nsamples", "seed")}
+    explanation = explain_audio(model, x, spec.method, spec.target, spec.steps, options)
+    result = explain_result(version, spec, explanation)
+    result["attribution_axes"] = ["time", "frequency"]
+    result["baseline"] = "silence"
+    folder, rate = _folder(ctx), int(version.signature.get("sample_rate") or 16_000)
+    spectrograms = explanation.extras["spectrograms"]
+    names = []
+    for i in range(min(len(x), MAX_HEATMAPS)):
+        (folder / f"clip_{i}.wav").write_bytes(audio.wav_bytes(x[i], rate))
+        upright = spectrograms[i].T[::-1]  # frequency up, time to the right
+        save_picture(upright, folder / f"spectrogram_{i}.png", title="log-mel spectrogram")
+        heat = np.asarray(explanation.attributions[i]).T[::-1]
+        label = _labels(version.interface.class_names or (), [explanation.targets[i]])[0]
+        save_heatmap(upright, heat, folder / f"heatmap_{i}.png", title=f"class {label}")
+        names += [f"clip_{i}.wav", f"spectrogram_{i}.png", f"heatmap_{i}.png"]
+    result["artifacts"] = names
+    return result
 
 
 def refuse_unexplainable(version: ModelVersionRecord) -> None:

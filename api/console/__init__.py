@@ -13,13 +13,14 @@ from flask import Blueprint, Flask, Response, send_from_directory
 
 STATIC = Path(__file__).with_name("static")
 
-# No inline script or style anywhere; heatmaps arrive as blob: URLs made from authenticated fetches.
+# No inline script or style anywhere; heatmaps and clips arrive as blob: URLs made from authenticated fetches.
 CONSOLE_CSP = "; ".join(
     (
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' blob: data:",
+        "media-src 'self' blob:",
         "connect-src 'self'",
         "font-src 'self'",
         "object-src 'none'",

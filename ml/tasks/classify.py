@@ -99,6 +99,8 @@ class Classify(Task):
             "feature_names": data.feature_names,
             "class_names": data.class_names,
         }
+        if data.sample_rate is not None:
+            signature["sample_rate"] = data.sample_rate
         if data.columns is not None:
             from ml.encoding import encoder_of, report
 

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         default=DEFAULT_HOME / "artifacts",
         description="Root folder for uploads, checkpoints, models and job artifacts.",
     )
+    data_cache_dir: Path | None = Field(
+        default=None,
+        description="Where data made once is cached for every tenant (builtin:spoken_digits); "
+        "default: artifact_dir/cache (issue 24).",
+    )
     gpu: str = Field(
         default="auto",
         description="GPU a worker is pinned to: an index, 'none' for the CPU, or 'auto'.",
@@ -205,6 +210,10 @@ class Settings(BaseSettings):
     def job_dir(self, job_id: str) -> Path:
         """The artifact folder of one job."""
         return Path(self.artifact_dir) / "jobs" / job_id
+
+    def cache_dir(self) -> Path:
+        """Where data made once and shared by every tenant is cached (builtin:spoken_digits; issue 24)."""
+        return Path(self.data_cache_dir) if self.data_cache_dir else Path(self.artifact_dir) / "cache"
 
     def dataset_dir(self, tenant_id: str) -> Path:
         """The upload folder of one tenant."""

@@ -52,10 +52,12 @@ def _output_sizes(model) -> int:  # type: ignore[no-untyped-def]
         ("vae", {"hidden": [32, 16], "latent_dim": 4}, (30,)),
         ("rnn", {"units": 16, "layers": 2, "cell": "gru"}, (10, 3)),
         ("rnn", {"units": 8, "bidirectional": True, "max_tokens": 500, "embedding_dim": 8}, ()),
+        ("audio_cnn", {"sample_rate": 8000, "clip_seconds": 0.6, "filters": [16, 32], "dense": 32}, (4800,)),
     ],
 )
 def test_train_estimates_are_close_to_the_built_models(architecture: str, params: dict, shape: tuple) -> None:
-    import ml.architectures.cnn  # noqa: F401 - registers the builders
+    import ml.architectures.audio_cnn  # noqa: F401 - registers the builders
+    import ml.architectures.cnn  # noqa: F401
     import ml.architectures.mlp  # noqa: F401
     import ml.architectures.rnn  # noqa: F401
     import ml.architectures.vae  # noqa: F401

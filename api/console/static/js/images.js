@@ -57,3 +57,16 @@ export function artifactImage(jobId, name, signal, onError) {
     .catch(onError);
   return image;
 }
+
+// An <audio controls> of a WAV artifact; the blob: URL is released when `signal` fires.
+export function artifactAudio(jobId, name, signal, onError) {
+  const player = h("audio", { class: "artifact-audio", controls: "", preload: "auto", dataset: { artifact: name } });
+  getBlob(`/v1/jobs/${jobId}/artifacts/${encodeURIComponent(name)}`, { signal })
+    .then((blob) => {
+      const url = URL.createObjectURL(blob);
+      player.src = url;
+      signal.addEventListener("abort", () => URL.revokeObjectURL(url));
+    })
+    .catch(onError);
+  return player;
+}

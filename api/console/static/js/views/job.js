@@ -21,7 +21,7 @@ import {
   tagChips,
   when,
 } from "../dom.js";
-import { artifactImage, inputPicture } from "../images.js";
+import { artifactAudio, artifactImage, inputPicture } from "../images.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const WAIT_S = 25;
@@ -158,9 +158,10 @@ function resultView(job) {
   return parts;
 }
 
-// Explanations: each input beside its heatmap.
+// Explanations: each input beside its heatmap (an audio clip: its player, its spectrogram and the heatmap).
 function explanationView(job, signal, fail) {
   const artifacts = (job.result && job.result.artifacts) || [];
+  if (artifacts.some((name) => /^clip_\d+\.wav$/.test(name))) return audioExplanationView(job, artifacts, signal, fail);
   const heatmaps = artifacts.filter((name) => /^heatmap_\d+\.png$/.test(name)).sort((a, b) => Number(a.match(/\d+/)[0]) - Number(b.match(/\d+/)[0]));
   if (!heatmaps.length) return null;
   const inputs = Array.isArray(job.spec.inputs) ? job.spec.inputs : [];
@@ -177,6 +178,32 @@ function explanationView(job, signal, fail) {
           inputs[index] !== undefined ? h("div", { class: "pair-input" }, inputPicture(inputs[index]), h("span", { text: "input" })) : null,
           h("div", { class: "pair-heatmap" }, artifactImage(job.id, name, signal, fail), h("span", { text: "attributions" })),
           h("figcaption", { text: `input ${index}` }),
+        );
+      }),
+    ),
+  );
+}
+
+// Audio explanations: per clip an <audio> player of the clip as the model heard it, its log-mel spectrogram, and
+// the attributions over time (across) and frequency (up) drawn over it.
+function audioExplanationView(job, artifacts, signal, fail) {
+  const clips = artifacts.filter((name) => /^clip_\d+\.wav$/.test(name)).sort((a, b) => Number(a.match(/\d+/)[0]) - Number(b.match(/\d+/)[0]));
+  const labelled = (node, text) => h("div", { class: "pair-heatmap" }, node, h("span", { text }));
+  return section(
+    "Explanations",
+    h(
+      "div",
+      { class: "pairs", id: "explanations" },
+      clips.map((clip) => {
+        const index = Number(clip.match(/\d+/)[0]);
+        const target = job.result.targets && job.result.targets[index];
+        return h(
+          "figure",
+          { class: "pair audio-pair" },
+          labelled(artifactAudio(job.id, clip, signal, fail), "clip"),
+          labelled(artifactImage(job.id, `spectrogram_${index}.png`, signal, fail), "spectrogram"),
+          labelled(artifactImage(job.id, `heatmap_${index}.png`, signal, fail), "attributions (time × frequency)"),
+          h("figcaption", { text: `clip ${index}${target !== undefined ? `, class ${target}` : ""}` }),
         );
       }),
     ),
@@ -397,7 +424,7 @@ export async function renderJob(ctx, id) {
       replace(resultHolder, h("h2", { text: "Result" }), resultView(job));
       const explanation = job.type === "explain" ? explanationView(job, signal, ctx.fail) : null;
       replace(explanationHolder, explanation);
-      const inline = new Set(explanation ? job.result.artifacts.filter((n) => /^heatmap_\d+\.png$/.test(n)) : []);
+      const inline = new Set(explanation ? job.result.artifacts.filter((n) => /^(heatmap|spectrogram)_\d+\.png$/.test(n)) : []);
       replace(artifactsHolder, artifactsView(job, signal, ctx.fail, inline));
     }
   }
