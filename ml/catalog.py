@@ -1,13 +1,21 @@
 """The names the TensorFlow core offers, importable without TensorFlow (the API validates with them)."""
 
-ARCHITECTURES = ("mlp", "cnn", "rnn", "vae", "recommender")
+ARCHITECTURES = ("mlp", "cnn", "rnn", "vae", "recommender", "policy")
 # What each architecture learns: class probabilities, a generative model of its inputs, or ratings.
-TASKS = {"mlp": "classify", "cnn": "classify", "rnn": "classify", "vae": "autoencode", "recommender": "recommend"}
+TASKS = {
+    "mlp": "classify",
+    "cnn": "classify",
+    "rnn": "classify",
+    "vae": "autoencode",
+    "recommender": "recommend",
+    "policy": "reinforce",
+}
 # The figures each task logs per epoch (and with a ``val_`` prefix on validation data).
 TASK_METRICS = {
     "classify": ("loss", "accuracy"),
     "autoencode": ("loss", "reconstruction_loss", "kl_loss"),
     "recommend": ("loss", "rmse"),
+    "reinforce": ("loss", "mean_return"),
 }
 EXPLAIN_METHODS = ("integrated_gradients", "smoothgrad", "occlusion", "kernel_shap", "gradient_shap", "lime")
 # Explain methods whose result for a row does not depend on the other rows explained with it, so the rows of
@@ -19,6 +27,14 @@ PER_ROW_METHODS = ("integrated_gradients", "occlusion", "kernel_shap", "lime")
 BUILTIN_DATASETS = ("digits", "breast_cancer", "iris", "wine")
 # The shape of one example of each builtin dataset (digits are 8x8 grey images).
 BUILTIN_SHAPES = {"digits": (8, 8, 1), "breast_cancer": (30,), "iris": (4,), "wine": (13,)}
+# The Gymnasium environments an agent (architecture "policy") trains in (issue 24), with the names of their
+# observation's features and of their actions.
+ENVIRONMENTS = ("CartPole-v1", "Blackjack-v1")
+ENVIRONMENT_FEATURES = {
+    "CartPole-v1": ("cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"),
+    "Blackjack-v1": ("player_sum", "dealer_card", "usable_ace"),
+}
+ENVIRONMENT_ACTIONS = {"CartPole-v1": ("push_left", "push_right"), "Blackjack-v1": ("stick", "hit")}
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PREDICT_MODES = ("encode", "reconstruct", "sample")
 # The architecture recorded for a model brought by its user (``POST /v1/models``).
