@@ -36,4 +36,4 @@ def value_network(input_shape: tuple[int, ...], params: PolicyParams) -> keras.M
 
 def logits_of(policy: keras.Model) -> keras.Model:
     """The policy's logits as a model of their own (sharing its weights)."""
-    return keras.Model(policy.inputs, policy.get_layer(LOGITS).output, name="policy_logits")
+    return keras.Model(policy.input, policy.get_layer(LOGITS).output, name="policy_logits")
