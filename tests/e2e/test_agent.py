@@ -5,6 +5,8 @@ range are refused at submit with the field named."""
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +21,7 @@ from tensorq.client import TensorQClient
 from tensorq.client_types import Job
 from tensorq.localstack import ApiThread, WorkerProcess, wait_http
 from tests.conftest import make_settings
+from tests.e2e.test_cli_jobs import tensorq
 from tests.services import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -61,7 +64,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     try:
         trained = client.run("train", AGENT, timeout=600)
         assert trained.status == "succeeded", trained.error
-        yield {"client": client, "trained": trained, "url": api.url, "key": key}
+        yield {"client": client, "trained": trained, "url": api.url, "key": key, "home": home}
     finally:
         client.close()
         worker.stop()
@@ -146,3 +149,21 @@ def test_budgets_out_of_range_are_refused_at_submit(stack: dict) -> None:
         assert answer.json()["error"]["details"]["field"] == "spec.environment.max_seconds"
         answer = http.post("/v1/jobs", json={"type": "train", "spec": {**AGENT, "dataset": "builtin:iris"}})
         assert answer.status_code == 400
+
+
+def test_the_cli_watches_an_agent_train_and_prints_its_actions(stack: dict) -> None:
+    env = {"TENSORQ_URL": stack["url"], "TENSORQ_KEY": stack["key"]}
+    spec = stack["home"] / "agent.json"
+    budget = {"name": "CartPole-v1", "max_steps": 1024, "eval_episodes": 3}
+    spec.write_text(json.dumps({**AGENT, "register_as": "cli-agent", "environment": budget}))
+    trained = tensorq(["jobs", "submit", "train", "--spec", str(spec), "-p", "params.steps_per_iteration=512"], env)
+    assert trained.returncode == 0, trained.stderr
+    watched = tensorq(["jobs", "watch", trained.stdout.strip()], env)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    epochs = [line for line in watched.stdout.splitlines() if line.startswith("epoch ")]
+    assert re.fullmatch(r"epoch 2/2  loss [0-9.]+  mean_return [0-9.]+  env_steps 1024  episodes \d+", epochs[-1])
+    assert "stopped by max_steps" in watched.stdout.splitlines()[-1]
+    observations = ["-p", f"inputs={json.dumps([FALLING_RIGHT, FALLING_LEFT])}", "-p", "model=balancer"]
+    predicted = tensorq(["jobs", "submit", "predict", *observations, "--wait"], env)
+    assert predicted.returncode == 0, predicted.stdout + predicted.stderr
+    assert "actions push_right, push_left" in predicted.stdout
