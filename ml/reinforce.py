@@ -161,14 +161,25 @@ def _rollout(agent: _Agent, envs: Batch, steps: int, rng: np.random.Generator, s
     }
 
 
-def evaluate(policy: Callable[[np.ndarray], np.ndarray] | None, name: str, episodes: int, seed: int) -> np.ndarray:
+def evaluate(
+    policy: Callable[[np.ndarray], np.ndarray] | None,
+    name: str,
+    episodes: int,
+    seed: int,
+    stop: Callable[[], None] | None = None,
+) -> np.ndarray:
     """The returns of ``episodes`` episodes played at once, each copy seeded apart: the greedy action of
-    ``policy`` (a function of observations to logits), or uniformly random actions when it is None."""
+    ``policy`` (a function of observations to logits), or uniformly random actions when it is None; ``stop``
+    is called every 32 steps (it raises to end the job)."""
     envs = [make(name, seed + i) for i in range(episodes)]
     obs = np.stack([observation_row(env.reset(seed=seed + i)[0]) for i, env in enumerate(envs)])
     returns = np.zeros(episodes, dtype=np.float64)
     active = np.ones(episodes, dtype=bool)
+    step = 0
     while active.any():
+        if stop is not None and step % 32 == 0:
+            stop()
+        step += 1
         rows = np.flatnonzero(active)
         if policy is None:
             actions = [int(envs[i].action_space.sample()) for i in rows]
@@ -223,14 +234,14 @@ def _greedy(agent: _Agent) -> Callable[[np.ndarray], np.ndarray]:
     return lambda obs: agent.act(obs)[0]
 
 
-def _reached(agent: _Agent, env: Environment, run: _Run, seed: int) -> np.ndarray | None:
+def _reached(agent: _Agent, env: Environment, run: _Run, seed: int, stop: Callable[[], None]) -> np.ndarray | None:
     """The evaluation's returns when the greedy policy reaches the target return (tried once the training
     episodes reach it), else None."""
     if env.target_return is None or len(run.returns) < min(TRAILING, 5):
         return None
     if float(np.mean(run.returns)) < env.target_return:
         return None
-    scores = evaluate(_greedy(agent), env.name, env.eval_episodes, seed + EVAL_SEED)
+    scores = evaluate(_greedy(agent), env.name, env.eval_episodes, seed + EVAL_SEED, stop)
     return scores if float(np.mean(scores)) >= env.target_return else None
 
 
@@ -305,7 +316,7 @@ def _train_agent(
             figures = _iterate(agent, envs, run, rng, stop)
             if on_epoch is not None:
                 on_epoch({"epoch": run.iteration, "epochs": total, **figures})
-            scores = _reached(agent, env, run, seed)
+            scores = _reached(agent, env, run, seed, stop)
             if scores is not None:
                 stopped_by = "target_return"
                 break
@@ -316,23 +327,23 @@ def _train_agent(
         envs.close()
     run.seconds += time.monotonic() - started
     if scores is None:
-        scores = evaluate(_greedy(agent), env.name, env.eval_episodes, seed + EVAL_SEED)
-    return _outcome(agent, env, run, (stopped_by, scores, seed), workdir, features, actions)
+        scores = evaluate(_greedy(agent), env.name, env.eval_episodes, seed + EVAL_SEED, stop)
+    random_scores = evaluate(None, env.name, env.eval_episodes, seed + RANDOM_SEED, stop)
+    return _outcome(agent, env, run, (stopped_by, scores, random_scores), workdir, features, actions)
 
 
 def _outcome(
     agent: _Agent,
     env: Environment,
     run: _Run,
-    end: tuple[str, np.ndarray, int],
+    end: tuple[str, np.ndarray, np.ndarray],
     workdir: Path,
     features: int,
     actions: int,
 ) -> TrainOutcome:
-    """The greedy policy's evaluation ``scores`` beside a random policy's (over the same number of episodes),
-    the policy saved, and its description."""
-    stopped_by, scores, seed = end
-    random_scores = evaluate(None, env.name, env.eval_episodes, seed + RANDOM_SEED)
+    """The greedy policy's evaluation returns beside a random policy's (over the same number of episodes),
+    the policy saved, and its description; ``end`` is why training stopped and those returns."""
+    stopped_by, scores, random_scores = end
     metrics: dict[str, float] = {
         "mean_return": float(np.mean(scores)),
         "std_return": float(np.std(scores)),

@@ -167,3 +167,22 @@ def test_the_cli_watches_an_agent_train_and_prints_its_actions(stack: dict) -> N
     predicted = tensorq(["jobs", "submit", "predict", *observations, "--wait"], env)
     assert predicted.returncode == 0, predicted.stdout + predicted.stderr
     assert "actions push_right, push_left" in predicted.stdout
+
+
+def test_the_time_budget_holds_and_a_running_agent_cancels(stack: dict) -> None:
+    client: TensorQClient = stack["client"]
+    # The training loop may use the whole 3 s only after the worker built the policy: the job's timeout_s (3 s
+    # from its claim) always comes first, in the loop or in the evaluation after it.
+    endless = {"name": "CartPole-v1", "max_steps": 5_000_000, "max_seconds": 3, "eval_episodes": 1000}
+    timed = client.submit("train", {**AGENT, "register_as": "timed", "environment": endless}, timeout_s=3)
+    timed = client.wait(timed.id, timeout=300)
+    assert timed.status == "failed"
+    assert timed.error.code == "timeout"
+    long = {**AGENT, "register_as": "long", "environment": {**endless, "max_seconds": 600}}
+    running = client.submit("train", long)
+    while not (running.progress or {}).get("epoch"):
+        running = client.job(running.id, wait=25)
+        assert running.status in ("queued", "running"), running.error
+    client.cancel(running.id)
+    assert client.wait(running.id, timeout=300).status == "cancelled"
+    assert [m.name for m in client.models()].count("long") == 0
