@@ -103,11 +103,13 @@ def test_a_stop_request_cancels_and_a_rerun_resumes(tmp_path: Path) -> None:
 
 
 def test_blackjack_agent_plays_a_board_like_game(tmp_path: Path) -> None:
-    spec = agent_spec("Blackjack-v1", max_steps=4096, eval_episodes=200, params={"steps_per_iteration": 512})
+    spec = agent_spec("Blackjack-v1", max_steps=4096, eval_episodes=1000, params={"steps_per_iteration": 512})
     outcome = train_agent(spec, spec.environment, tmp_path)
     metrics = outcome.metrics
-    assert -1.0 <= metrics["mean_return"] <= 1.0
-    assert -1.0 <= metrics["random_return"] <= 0.0  # hitting at random loses
+    assert -0.45 <= metrics["random_return"] <= -0.2  # hitting at random loses about a third of a bet
+    # It learned when to stick: about -0.17 per hand (the best play loses about 0.05); the standard error of a
+    # 1000-hand mean is about 0.03.
+    assert metrics["mean_return"] >= metrics["random_return"] + 0.08
     assert outcome.signature["feature_names"] == ["player_sum", "dealer_card", "usable_ace"]
     assert outcome.signature["class_names"] == ["stick", "hit"]
 
