@@ -317,6 +317,19 @@ class Environment(Strict):
         return _known("environment", value, ENVIRONMENTS)
 
 
+# The train options that go with a dataset, refused for a policy (it plays in an environment).
+DATASET_OPTIONS = (
+    "early_stopping",
+    "class_weight",
+    "label_column",
+    "categorical_columns",
+    "ignore_columns",
+    "user_column",
+    "item_column",
+    "rating_column",
+)
+
+
 class TrainSpec(TrainOptions):
     """A training job: which architecture, on which data (or, for an agent, in which environment), for how
     long, and the model's name."""
@@ -350,8 +363,9 @@ class TrainSpec(TrainOptions):
         if self.task == "reinforce":
             if self.environment is None or self.dataset is not None:
                 raise ValueError("a policy trains in an 'environment', not on a 'dataset'")
-            if self.early_stopping is not None or self.class_weight is not None:
-                raise ValueError("early_stopping and class_weight are for training on a dataset, not a policy")
+            given = [name for name in DATASET_OPTIONS if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} are for training on a dataset, not a policy")
         elif self.dataset is None or self.environment is not None:
             raise ValueError(f"{self.architecture} trains on a 'dataset'; 'environment' is for a policy")
         return self

@@ -262,6 +262,8 @@ def _train(
 ) -> TrainOutcome:
     """``train`` without the collection."""
     config = checked(config)
+    if config.task == "reinforce":
+        raise InvalidRequest("a policy trains in an environment, not on data (ml.reinforce.train_agent)")
     task = tasks.for_architecture(config.architecture)
     builders.get(config.architecture)  # an unknown architecture is refused before any work
     num_classes = task.check(data)

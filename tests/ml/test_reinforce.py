@@ -10,9 +10,10 @@ import keras
 import numpy as np
 import pytest
 
+from ml.datasets import load_builtin
 from ml.reinforce import STATE, evaluate, train_agent
 from ml.specs import TrainSpec, parse
-from ml.training import TrainOutcome
+from ml.training import TrainConfig, TrainOutcome, train
 from tensorq.core.errors import InvalidRequest, JobCancelled, OutOfRange
 
 
@@ -134,15 +135,16 @@ def test_an_unknown_environment_or_a_dataset_for_a_policy_is_refused() -> None:
         agent_spec("Pong-v5")
     assert caught.value.details[0]["field"] == "spec.environment.name"
     assert "known: CartPole-v1, Blackjack-v1" in caught.value.details[0]["message"]
-    policy_on_data = {"architecture": "policy", "dataset": "builtin:iris", "environment": {"name": "CartPole-v1"}}
+    policy = {"architecture": "policy", "environment": {"name": "CartPole-v1"}}
+    policy_on_data = {**policy, "dataset": "builtin:iris"}
     for spec, message in [
         (policy_on_data, "not on a 'dataset'"),
         ({"architecture": "mlp", "environment": {"name": "CartPole-v1"}}, "trains on a 'dataset'"),
-        (
-            {"architecture": "policy", "environment": {"name": "CartPole-v1"}, "class_weight": "balanced"},
-            "not a policy",
-        ),
+        ({**policy, "class_weight": "balanced"}, "class_weight are for training on a dataset, not a policy"),
+        ({**policy, "label_column": "y"}, "label_column are for training on a dataset"),
     ]:
         with pytest.raises(InvalidRequest) as caught:
             parse(TrainSpec, spec)
         assert message in caught.value.details[0]["message"]
+    with pytest.raises(InvalidRequest, match="trains in an environment"):
+        train(TrainConfig("policy", epochs=1), load_builtin("iris"), Path("unused"))
