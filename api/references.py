@@ -8,8 +8,8 @@ from api.services import principal, services
 from db.records import DatasetRecord, ModelVersionRecord
 from ml import audio, records, tabular
 from ml.budget import check_memory, check_params, train_estimate
-from ml.catalog import AUDIO_BUILTINS, BUILTIN_SHAPES
-from ml.specs import TABLE_FORMATS, ExplainSpec, PredictSpec, TrainSpec, data_kind, named_features
+from ml.catalog import AUDIO_BUILTINS, BUILTIN_SHAPES, ENVIRONMENT_FEATURES
+from ml.specs import TABLE_FORMATS, ExplainSpec, PolicyParams, PredictSpec, TrainSpec, data_kind, named_features
 from ml.validation import batch_shape
 from tensorq.core.errors import InvalidRequest, NotFound, OutOfRange
 
@@ -20,7 +20,9 @@ def check_references(tenant_id: str, spec: Any, versions: dict[str, ModelVersion
     records are rows in the table model's column order (``ml.records``), the one form the worker reads."""
     dataset = getattr(spec, "dataset", None)
     record = _dataset_record(tenant_id, dataset) if dataset and not dataset.startswith("builtin:") else None
-    if isinstance(spec, TrainSpec):
+    if isinstance(spec, TrainSpec) and spec.environment is not None:
+        _check_policy_size(spec)
+    elif isinstance(spec, TrainSpec):
         _check_training_data(spec, record)
         _check_model_size(spec, record)
     if isinstance(spec, PredictSpec | ExplainSpec):
@@ -147,6 +149,19 @@ def _check_model_size(spec: TrainSpec, record: DatasetRecord | None) -> None:
     what = f"this {spec.architecture}"
     check_params(estimate.params, settings.quota(tenant, "max_model_params"), what)
     check_memory(estimate.train_bytes(spec.batch_size, spec.optimizer), settings.memory_budget_mb(tenant), what)
+
+
+def _check_policy_size(spec: TrainSpec) -> None:
+    """Refuse a policy (with its critic) over the tenant's ``max_model_params``, or whose PPO minibatch steps
+    need more memory than its ``max_job_memory_mb`` (422 ``model_too_large``, ``memory_budget_exceeded``)."""
+    assert spec.environment is not None
+    params = spec.typed_params
+    assert isinstance(params, PolicyParams)
+    settings, tenant = services().settings, principal().tenant_name
+    estimate = train_estimate("policy", params, (len(ENVIRONMENT_FEATURES[spec.environment.name]),))
+    minibatch = max(params.steps_per_iteration // params.minibatches, 1)
+    check_params(estimate.params, settings.quota(tenant, "max_model_params"), "this policy")
+    check_memory(estimate.train_bytes(minibatch, spec.optimizer), settings.memory_budget_mb(tenant), "this policy")
 
 
 def _check_table(spec: PredictSpec, record: DatasetRecord | None, version: ModelVersionRecord) -> None:

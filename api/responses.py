@@ -59,6 +59,11 @@ class TrainResult(Open):
         description="a table with categories or missing cells: per feature column its type, missing cells, "
         "imputation and vocabulary_size (see docs/data.md)",
     )
+    stopped_by: str | None = Field(
+        default=None,
+        description="an agent: what ended its training (target_return, max_steps, max_episodes, max_seconds)",
+    )
+    environment: str | None = Field(default=None, description="an agent: the environment it trained in")
 
 
 class PredictResult(Open):
@@ -111,7 +116,27 @@ class GenerativeResult(Open):
     artifacts: list[str] | None = None
 
 
-PredictOutcome = Annotated[PredictResult | RecommenderResult | GenerativeResult, Field(discriminator="task")]
+class PolicyResult(Open):
+    """An agent's policy on observations: the greedy ``actions`` (with their names) and the action
+    ``probabilities``, inline for few rows, else a ``predictions.csv``."""
+
+    task: Literal["reinforce"]
+    model_id: str
+    version: int
+    model_name: str | None = Field(default=None, description="the name of the model whose version ran")
+    model_ref: str | None = Field(default=None, description="the reference the spec gave (id, name, :version, @alias)")
+    rows: int
+    actions: list[int] | None = None
+    action_names: list[str] | None = None
+    probabilities: Matrix | None = None
+    classes_preview: list[int] | None = Field(default=None, description="actions of the first 20 rows")
+    labels_preview: list[str] | None = Field(default=None, description="the names of classes_preview")
+    artifacts: list[str] | None = None
+
+
+PredictOutcome = Annotated[
+    PredictResult | RecommenderResult | GenerativeResult | PolicyResult, Field(discriminator="task")
+]
 
 
 class ExplainResult(Open):
@@ -138,6 +163,10 @@ class ExplainResult(Open):
         description="heatmap_<i>.png (image/png) per image input; per audio clip clip_<i>.wav (the clip as the "
         "model heard it), spectrogram_<i>.png and heatmap_<i>.png",
     )
+    explained: Literal["logit"] | None = Field(
+        default=None, description="a policy: the chosen action's logit is explained, not its probability"
+    )
+    target_names: list[str] | None = Field(default=None, description="a policy: the names of the explained actions")
 
 
 class ImportResult(Open):

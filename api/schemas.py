@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from ml.specs import SPECS, Name, Strict, parse
+from ml.specs import SPECS, Name, Strict, TrainSpec, parse
+from tensorq.core.errors import OutOfRange
 from tensorq.core.retry_policy import MAX_RETRIES_LIMIT
 from tensorq.core.webhook_targets import MAX_URL_LENGTH
 
@@ -56,7 +57,21 @@ def parse_submission(body: Any) -> tuple[JobSubmission, Strict]:
     """The submission, its ``spec`` now the typed spec's JSON (defaults filled in), and the typed spec."""
     submission = parse(JobSubmission, body)
     spec = parse(SPECS[submission.type], submission.spec, where="spec")
+    _check_time_budget(submission, spec)
     return with_spec(submission, spec), spec
+
+
+def _check_time_budget(submission: JobSubmission, spec: Strict) -> None:
+    """Refuse an agent whose wall-time budget runs past the job's own ``timeout_s`` (422 naming the field)."""
+    environment = spec.environment if isinstance(spec, TrainSpec) else None
+    if environment is None or submission.timeout_s is None or environment.max_seconds <= submission.timeout_s:
+        return
+    raise OutOfRange(
+        f"spec.environment.max_seconds ({environment.max_seconds:g}) is over the job's timeout_s "
+        f"({submission.timeout_s}); lower it or raise timeout_s",
+        code="budget_over_timeout",
+        details={"field": "spec.environment.max_seconds", "limit": submission.timeout_s},
+    )
 
 
 def with_spec(submission: JobSubmission, spec: Strict) -> JobSubmission:

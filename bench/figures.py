@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from bench import baselines
+from bench.agent import agent_time
 from bench.batch import batch_throughput
 from bench.batching import batching, client_rate
 from bench.context import Context
@@ -331,6 +332,7 @@ GROUPS: tuple[Group, ...] = (
     ),
     Group("throughput", throughput, ("throughput",)),
     Group("train", train_time, ("train_time", "train_cpu"), repeats="train_repeats"),
+    Group("agent", agent_time, ("agent_time_to_195", "agent_env_steps_to_195"), repeats="train_repeats"),
     Group("predict", predict_time, ("predict_time", "predict_cpu")),
     Group("explain", explain_time, ("explain_time", "explain_vs_tape", "explain_cpu")),
     Group("memory", worker_memory, ("worker_rss",), once=True),

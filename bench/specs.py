@@ -100,6 +100,17 @@ SPECS: dict[str, FigureSpec] = {
         baseline_label="plain Keras: build + model.fit",
         target=1.05,
     ),
+    "agent_time_to_195": FigureSpec(
+        label="train job, CartPole-v1 agent (PPO) to a mean return of 195 over 100 episodes, started -> finished",
+        unit="s",
+        baseline_label="the same training as a plain script in one process (ml.reinforce.train_agent)",
+        target=1.1,
+    ),
+    "agent_env_steps_to_195": FigureSpec(
+        label="train job, CartPole-v1 agent: environment steps to a mean return of 195",
+        unit="steps",
+        baseline_label="the plain script's steps, seeded alike",
+    ),
     "train_cpu": FigureSpec(
         label="train job: CPU seconds of the worker's pool child",
         unit="cpu-s",

@@ -17,7 +17,16 @@ from typing import Any
 
 from ml.catalog import KERAS_LAYERS
 from ml.layer_sizes import GATES, SIZES, Call, cell_weights, number
-from ml.specs import AudioCnnParams, CnnParams, MlpParams, RecommenderParams, RnnParams, VaeParams, architecture_params
+from ml.specs import (
+    AudioCnnParams,
+    CnnParams,
+    MlpParams,
+    PolicyParams,
+    RecommenderParams,
+    RnnParams,
+    VaeParams,
+    architecture_params,
+)
 from tensorq.core.errors import InvalidRequest, OutOfRange
 
 # A classifier's head is counted as if it had this many classes (the count is known only once data is read).
@@ -107,6 +116,9 @@ def train_estimate(architecture: str, params: Any, feature_shape: tuple[int, ...
         tally.layer(4 * typed.factors + 2)
     elif isinstance(typed, AudioCnnParams):
         _audio_cnn(tally, typed)
+    elif isinstance(typed, PolicyParams):  # the policy, then the critic trained beside it
+        _dense(tally, _dense(tally, features, list(typed.hidden)), [ASSUMED_CLASSES])
+        _dense(tally, _dense(tally, features, list(typed.hidden)), [1])
     return tally.estimate()
 
 

@@ -1,6 +1,6 @@
 """The names the TensorFlow core offers, importable without TensorFlow (the API validates with them)."""
 
-ARCHITECTURES = ("mlp", "cnn", "rnn", "vae", "recommender", "audio_cnn")
+ARCHITECTURES = ("mlp", "cnn", "rnn", "vae", "recommender", "audio_cnn", "policy")
 # What each architecture learns: class probabilities, a generative model of its inputs, or ratings.
 TASKS = {
     "mlp": "classify",
@@ -9,12 +9,14 @@ TASKS = {
     "vae": "autoencode",
     "recommender": "recommend",
     "audio_cnn": "classify",
+    "policy": "reinforce",
 }
 # The figures each task logs per epoch (and with a ``val_`` prefix on validation data).
 TASK_METRICS = {
     "classify": ("loss", "accuracy"),
     "autoencode": ("loss", "reconstruction_loss", "kl_loss"),
     "recommend": ("loss", "rmse"),
+    "reinforce": ("loss", "mean_return"),
 }
 EXPLAIN_METHODS = ("integrated_gradients", "smoothgrad", "occlusion", "kernel_shap", "gradient_shap", "lime")
 # Explain methods whose result for a row does not depend on the other rows explained with it, so the rows of
@@ -32,6 +34,14 @@ AUDIO_BUILTINS = ("spoken_digits",)
 AUDIO_MAX_CLIP_SECONDS = 30.0
 AUDIO_MAX_TOTAL_SECONDS = 4 * 3600.0
 AUDIO_MAX_CLIPS = 100_000
+# The Gymnasium environments an agent (architecture "policy") trains in (issue 24), with the names of their
+# observation's features and of their actions.
+ENVIRONMENTS = ("CartPole-v1", "Blackjack-v1")
+ENVIRONMENT_FEATURES = {
+    "CartPole-v1": ("cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"),
+    "Blackjack-v1": ("player_sum", "dealer_card", "usable_ace"),
+}
+ENVIRONMENT_ACTIONS = {"CartPole-v1": ("push_left", "push_right"), "Blackjack-v1": ("stick", "hit")}
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PREDICT_MODES = ("encode", "reconstruct", "sample")
 # The architecture recorded for a model brought by its user (``POST /v1/models``).

@@ -12,7 +12,16 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ml.catalog import ARCHITECTURES, BUILTIN_DATASETS, EXPLAIN_METHODS, OPTIMIZERS, PREDICT_MODES, TASK_METRICS, TASKS
+from ml.catalog import (
+    ARCHITECTURES,
+    BUILTIN_DATASETS,
+    ENVIRONMENTS,
+    EXPLAIN_METHODS,
+    OPTIMIZERS,
+    PREDICT_MODES,
+    TASK_METRICS,
+    TASKS,
+)
 from tensorq.core.errors import InvalidRequest, OutOfRange
 
 # pydantic error types that mean "well-formed, but out of range" (OutOfRange); everything else is InvalidRequest.
@@ -158,6 +167,27 @@ class AudioCnnParams(Strict):
         return round(self.sample_rate * self.clip_seconds)
 
 
+class PolicyParams(Strict):
+    """``policy``: an agent's policy network (Dense ``hidden`` layers, their ``activation``, then one logit per
+    action) trained by PPO: ``num_envs`` environment copies step together, ``steps_per_iteration`` steps of
+    them make one iteration's rollout, learned from in ``update_epochs`` passes of ``minibatches`` minibatches
+    (clip ``clip_ratio``, discount ``gamma``, GAE ``gae_lambda``, loss weights ``value_coef``, ``entropy_coef``)."""
+
+    hidden: list[Annotated[int, Field(strict=True, ge=1, le=1024)]] = Field(
+        default=[64, 64], min_length=1, max_length=8
+    )
+    activation: Activation = "tanh"
+    num_envs: int = Field(default=8, strict=True, ge=1, le=64)
+    steps_per_iteration: int = Field(default=1024, strict=True, ge=16, le=65_536)
+    update_epochs: int = Field(default=4, strict=True, ge=1, le=100)
+    minibatches: int = Field(default=4, strict=True, ge=1, le=256)
+    gamma: float = Field(default=0.99, ge=0.0, le=1.0)
+    gae_lambda: float = Field(default=0.95, ge=0.0, le=1.0)
+    clip_ratio: float = Field(default=0.2, gt=0.0, le=1.0)
+    value_coef: float = Field(default=0.5, ge=0.0, le=10.0)
+    entropy_coef: float = Field(default=0.01, ge=0.0, le=1.0)
+
+
 # Each architecture's params: what its builder in ml/architectures reads, with the same ranges and defaults.
 ARCHITECTURE_PARAMS: dict[str, type[Strict]] = {
     "mlp": MlpParams,
@@ -166,6 +196,7 @@ ARCHITECTURE_PARAMS: dict[str, type[Strict]] = {
     "vae": VaeParams,
     "recommender": RecommenderParams,
     "audio_cnn": AudioCnnParams,
+    "policy": PolicyParams,
 }
 
 
@@ -282,6 +313,7 @@ ARCHITECTURE_DATA: dict[str, tuple[str, ...]] = {
     "vae": ("tabular", "image"),
     "recommender": ("tabular",),
     "audio_cnn": ("audio",),
+    "policy": (),
 }
 
 
@@ -296,10 +328,44 @@ def data_kind(fmt: str, x_shape: list[int] | None) -> str:
     return "tabular"
 
 
-class TrainSpec(TrainOptions):
-    """A training job: which architecture, on which data, for how long, and the model's name."""
+class Environment(Strict):
+    """Where an agent (architecture ``policy``) learns, and its budgets: training stops at the first of
+    ``max_steps`` environment steps, ``max_episodes`` episodes or ``max_seconds`` of wall time, or once the
+    greedy policy's mean return over ``eval_episodes`` episodes reaches ``target_return``; the final policy is
+    then scored over ``eval_episodes`` episodes."""
 
-    dataset: DatasetRef
+    name: str = Field(json_schema_extra={"enum": list(ENVIRONMENTS)})
+    max_steps: int = Field(default=200_000, strict=True, ge=16, le=5_000_000)
+    max_episodes: int = Field(default=20_000, strict=True, ge=1, le=1_000_000)
+    max_seconds: float = Field(default=600.0, gt=0.0, le=24 * 3600.0)
+    target_return: float | None = Field(default=None, ge=-1e9, le=1e9)
+    eval_episodes: int = Field(default=100, strict=True, ge=1, le=1000)
+
+    @field_validator("name")
+    @classmethod
+    def _known_environment(cls, value: str) -> str:
+        return _known("environment", value, ENVIRONMENTS)
+
+
+# The train options that go with a dataset, refused for a policy (it plays in an environment).
+DATASET_OPTIONS = (
+    "early_stopping",
+    "class_weight",
+    "label_column",
+    "categorical_columns",
+    "ignore_columns",
+    "user_column",
+    "item_column",
+    "rating_column",
+)
+
+
+class TrainSpec(TrainOptions):
+    """A training job: which architecture, on which data (or, for an agent, in which environment), for how
+    long, and the model's name."""
+
+    dataset: DatasetRef | None = None
+    environment: Environment | None = Field(default=None, description="an agent's environment and budgets")
     register_as: Name | None = Field(default=None, description="the model to add this version to (by name)")
     model_name: Name | None = Field(default=None, description="the older spelling of register_as")
     label_column: str | None = Field(default=None, min_length=1, max_length=200)
@@ -317,10 +383,22 @@ class TrainSpec(TrainOptions):
 
     @field_validator("dataset")
     @classmethod
-    def _known_builtin(cls, value: str) -> str:
-        if value.startswith("builtin:"):
+    def _known_builtin(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("builtin:"):
             _known("builtin dataset", value.removeprefix("builtin:"), BUILTIN_DATASETS)
         return value
+
+    @model_validator(mode="after")
+    def _data_or_environment(self) -> TrainSpec:
+        if self.task == "reinforce":
+            if self.environment is None or self.dataset is not None:
+                raise ValueError("a policy trains in an 'environment', not on a 'dataset'")
+            given = [name for name in DATASET_OPTIONS if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} are for training on a dataset, not a policy")
+        elif self.dataset is None or self.environment is not None:
+            raise ValueError(f"{self.architecture} trains on a 'dataset'; 'environment' is for a policy")
+        return self
 
     @model_validator(mode="after")
     def _one_model_name(self) -> TrainSpec:
@@ -331,7 +409,13 @@ class TrainSpec(TrainOptions):
     @property
     def builtin(self) -> str | None:
         """The builtin dataset's name when ``dataset`` is ``builtin:<name>``, else None."""
-        return self.dataset.removeprefix("builtin:") if self.dataset.startswith("builtin:") else None
+        dataset = self.dataset or ""
+        return dataset.removeprefix("builtin:") if dataset.startswith("builtin:") else None
+
+    @property
+    def source(self) -> str:
+        """What the model learns from: the dataset reference, or an agent's environment name."""
+        return self.environment.name if self.environment is not None else str(self.dataset)
 
     def check_data(self, kind: str) -> None:
         """Raise InvalidRequest when the architecture cannot learn from data of ``kind`` (see ``DATA_KINDS``)."""
@@ -345,7 +429,7 @@ class TrainSpec(TrainOptions):
 
     def name(self) -> str:
         """The registered model's name: ``register_as``, else ``model_name``, else ``<architecture>-<dataset>``."""
-        return self.register_as or self.model_name or f"{self.architecture}-{self.dataset.removeprefix('builtin:')}"
+        return self.register_as or self.model_name or f"{self.architecture}-{self.source.removeprefix('builtin:')}"
 
 
 # The predict fields each kind of model does not take ("regress" is an imported model without classes).

@@ -50,6 +50,7 @@ class TrainOutcome:
     num_classes: int
     epochs_run: int
     signature: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # more of the job's result (why an agent stopped)
 
 
 def config_error(exc: ValidationError) -> TensorQError:
@@ -68,7 +69,8 @@ def checked(config: TrainOptions) -> TrainOptions:
         raise config_error(exc) from None
 
 
-def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def optimizer_of(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A fresh optimizer named ``name`` (``ml.catalog.OPTIMIZERS``) with ``learning_rate``."""
     optimizers = {
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,
@@ -188,7 +190,7 @@ def _start(task: tasks.Task, config: TrainOptions, data: Dataset, num_classes: i
     if resumed is not None and task.fits(resumed.model, data, num_classes):
         return _Start(resumed.model, resumed.epoch, resumed.history, resumed.early_stopping, from_checkpoint=True)
     model = task.build(config.architecture, config.params, data, num_classes)
-    task.compile(model, _optimizer(config.optimizer, config.learning_rate))
+    task.compile(model, optimizer_of(config.optimizer, config.learning_rate))
     return _Start(model, 0, {}, None, from_checkpoint=False)
 
 
@@ -260,6 +262,8 @@ def _train(
 ) -> TrainOutcome:
     """``train`` without the collection."""
     config = checked(config)
+    if config.task == "reinforce":
+        raise InvalidRequest("a policy trains in an environment, not on data (ml.reinforce.train_agent)")
     task = tasks.for_architecture(config.architecture)
     builders.get(config.architecture)  # an unknown architecture is refused before any work
     num_classes = task.check(data)

@@ -24,13 +24,16 @@ from tensorq.client import Job
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CANCELLED, EXIT_TIMEOUT = 0, 1, 3, 4
 LONG_POLL_S = 25.0
 SKIPPED_FIGURES = frozenset({"epoch", "epochs"})
+# Figures that count things (an agent's episodes and environment steps): printed as whole numbers.
+COUNTS = frozenset({"episodes", "env_steps", "eval_episodes", "iterations"})
 
 
 def figures(progress: dict[str, Any] | None) -> str:
-    """The latest loss and metrics of a progress report, e.g. ``loss 0.4210  accuracy 0.8800``."""
+    """The latest loss and metrics of a progress report, e.g. ``loss 0.4210  accuracy 0.8800`` (an agent's
+    ``loss 12.5000  mean_return 187.2500  episodes 96  env_steps 9216``)."""
     items = [(k, v) for k, v in (progress or {}).items() if k not in SKIPPED_FIGURES and isinstance(v, int | float)]
-    items.sort(key=lambda kv: (kv[0] != "loss", kv[0]))
-    return "  ".join(f"{k} {v:.4f}" for k, v in items)
+    items.sort(key=lambda kv: (kv[0] != "loss", kv[0] in COUNTS, kv[0]))
+    return "  ".join(f"{k} {int(v)}" if k in COUNTS else f"{k} {v:.4f}" for k, v in items)
 
 
 def state_line(job: Job) -> str:
@@ -150,6 +153,11 @@ def _result_summary(job: Job) -> str:
     metrics = result.get("metrics")
     if isinstance(metrics, dict) and metrics:
         parts.append(figures(metrics))
+    if result.get("stopped_by"):
+        parts.append(f"stopped by {result['stopped_by']}")
+    if isinstance(result.get("actions"), list):  # a policy's predict: its actions, by name when it has them
+        actions = result.get("action_names") or result["actions"]
+        parts.append("actions " + ", ".join(str(a) for a in actions[:20]) + (" ..." if len(actions) > 20 else ""))
     if result.get("artifacts"):
         parts.append("artifacts " + ", ".join(result["artifacts"]))
     return (": " + "; ".join(parts)) if parts else ""

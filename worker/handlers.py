@@ -62,10 +62,11 @@ def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
 
     if spec.takes_audio:
         return _audio_data(ctx, spec)
+    dataset = str(spec.dataset)
     if spec.task != "recommend":
         return _dataset(
             ctx,
-            spec.dataset,
+            dataset,
             spec.label_column,
             require_labels=spec.task == "classify",
             categorical=spec.categorical_columns or (),
@@ -74,7 +75,7 @@ def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
         )
     if spec.builtin is not None:
         raise InvalidRequest("the recommender trains on an uploaded interactions CSV (user, item, rating columns)")
-    record = _record(ctx, spec.dataset)
+    record = _record(ctx, dataset)
     if record.format != "csv":
         raise InvalidRequest("the recommender trains on an interactions CSV (user, item, rating columns)")
     return datasets.load_interactions(
@@ -91,7 +92,7 @@ def _audio_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
     rate, length = params.sample_rate, params.clip_samples  # type: ignore[attr-defined]
     if spec.builtin is not None:
         return datasets.load_spoken_digits(ctx.settings.cache_dir(), rate, length)
-    record = _record(ctx, spec.dataset)
+    record = _record(ctx, str(spec.dataset))
     if record.format != "audio":
         raise InvalidRequest(f"{spec.architecture} trains on a zip of WAV clips", code="data_does_not_fit")
     return datasets.load_audio_zip(record.path, rate, length)
@@ -102,16 +103,19 @@ def train(ctx: JobContext) -> HandlerResult:
     from ml.training import train as fit
 
     spec = parse(TrainSpec, ctx.job.spec, where="spec")
-    set_phase("loading data")
-    data = _training_data(ctx, spec)
-    set_phase("building")
-    outcome = fit(
-        spec,
-        data,
-        ctx.settings.job_dir(ctx.job.id),
-        on_epoch=functools.partial(_epoch_done, ctx),
-        should_stop=functools.partial(_batch_done, ctx),
-    )
+    if spec.environment is not None:
+        outcome = _train_agent(ctx, spec)
+    else:
+        set_phase("loading data")
+        data = _training_data(ctx, spec)
+        set_phase("building")
+        outcome = fit(
+            spec,
+            data,
+            ctx.settings.job_dir(ctx.job.id),
+            on_epoch=functools.partial(_epoch_done, ctx),
+            should_stop=functools.partial(_batch_done, ctx),
+        )
     set_phase("saving")
     return HandlerResult(
         result=_train_result(outcome),
@@ -126,9 +130,26 @@ def train(ctx: JobContext) -> HandlerResult:
     )
 
 
+def _train_agent(ctx: JobContext, spec: TrainSpec) -> TrainOutcome:
+    """Train an agent's policy in the spec's environment (``ml.reinforce``): each iteration is an epoch."""
+    from ml.reinforce import train_agent
+
+    assert spec.environment is not None
+    set_phase("building")
+    return train_agent(
+        spec,
+        spec.environment,
+        ctx.settings.job_dir(ctx.job.id),
+        on_epoch=functools.partial(_epoch_done, ctx),
+        should_stop=functools.partial(_batch_done, ctx),
+    )
+
+
 def _train_result(outcome: TrainOutcome) -> dict[str, Any]:
-    """A training job's result: figures, history, epochs run and, for a table, what was done to each column."""
+    """A training job's result: figures, history, epochs run and, for a table, what was done to each column
+    (for an agent, why it stopped)."""
     result: dict[str, Any] = {"metrics": outcome.metrics, "history": outcome.history, "epochs_run": outcome.epochs_run}
+    result.update(outcome.notes)
     columns = column_reports(outcome.signature)
     if columns:
         result["columns"] = columns
@@ -137,9 +158,11 @@ def _train_result(outcome: TrainOutcome) -> dict[str, Any]:
 
 def _lineage(ctx: JobContext, spec: TrainSpec) -> dict[str, Any]:
     """Where a trained version comes from: its job, its dataset (with the file's SHA-256) and its spec."""
+    if spec.environment is not None:
+        return {"training_job_id": ctx.job.id, "environment": spec.environment.name, "spec": ctx.job.spec}
     dataset: dict[str, Any] = {"ref": spec.dataset}
     if spec.builtin is None:
-        record = _record(ctx, spec.dataset)
+        record = _record(ctx, str(spec.dataset))
         digest = hashlib.sha256()
         with Path(record.path).open("rb") as handle:
             for chunk in iter(functools.partial(handle.read, 1 << 20), b""):
@@ -254,7 +277,13 @@ def predict_result(version: ModelVersionRecord, ref: str, rows: int) -> dict[str
 
 
 def inline_outputs(version: ModelVersionRecord, outputs: np.ndarray) -> dict[str, Any]:
-    """The outputs of a predict result kept inline: rounded outputs, and classes (with labels) for a classifier."""
+    """The outputs of a predict result kept inline: rounded outputs, and classes (with labels) for a classifier;
+    an agent's actions, their names and the action probabilities for a policy."""
+    if version.interface.task == "reinforce":
+        actions = outputs.argmax(axis=1).tolist()
+        names = version.interface.class_names
+        policy = {"actions": actions, "probabilities": outputs.round(6).tolist()}
+        return {**policy, "action_names": _labels(names, actions)} if names else policy
     part: dict[str, Any] = {"outputs": outputs.round(6).tolist()}
     if outputs.ndim == 2 and outputs.shape[1] > 1:
         part["classes"] = outputs.argmax(axis=1).tolist()
@@ -404,6 +433,10 @@ def explain(ctx: JobContext) -> HandlerResult:
     refuse_unexplainable(version)
     if version.interface.kind == "audio":
         return HandlerResult(_explain_audio(ctx, version, model, spec))
+    if version.interface.task == "reinforce":  # the chosen action's logit is explained
+        from ml.architectures.policy import logits_of
+
+        model = logits_of(model)
     x = coerce_inputs(model, spec.inputs)
     baseline, background = reference_rows(model, spec)
     explanation = attribute(model, x, spec, baseline, background)
@@ -444,10 +477,14 @@ def _explain_audio(
 
 
 def refuse_unexplainable(version: ModelVersionRecord) -> None:
-    """InvalidRequest unless the version is a classifier (explanations are of class probabilities)."""
+    """InvalidRequest unless the version is a classifier (explanations are of class probabilities) or a policy
+    (of its actions' logits)."""
     task = version.interface.task
-    if task != "classify":
-        raise InvalidRequest("explanations are for classifiers (class probabilities)", details={"task": task})
+    if task not in ("classify", "reinforce"):
+        raise InvalidRequest(
+            "explanations are for classifiers (class probabilities) and policies (action logits)",
+            details={"task": task},
+        )
 
 
 def attribute(
@@ -489,6 +526,10 @@ def explain_result(version: ModelVersionRecord, spec: ExplainSpec, explanation: 
             result[name] = explanation.extras[name]
     if version.interface.feature_names:
         result["feature_names"] = list(version.interface.feature_names)
+    if version.interface.task == "reinforce":
+        result["explained"] = "logit"
+        if version.interface.class_names:
+            result["target_names"] = _labels(version.interface.class_names, result["targets"])
     return result
 
 

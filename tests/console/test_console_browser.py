@@ -421,6 +421,40 @@ def test_the_model_page_shows_its_version_and_the_job_that_made_it(
     assert console_problems(driver) == []
 
 
+def test_an_agent_shows_its_returns_curve_then_its_actions_and_their_attributions(
+    console_stack: dict, browser: Any, screenshots: Any
+) -> None:
+    driver = browser
+    sign_in(driver, console_stack["url"], console_stack["keys"]["acme"])
+    environment = {"name": "CartPole-v1", "max_steps": 2048, "eval_episodes": 5}
+    spec = {"architecture": "policy", "seed": 0, "register_as": "balancer", "environment": environment}
+    submit_from_page(driver, "train", spec | {"params": {"steps_per_iteration": 512}})
+    wait_until(lambda: status_of(driver) == "succeeded", 300, "the agent's training to succeed", every=0.25)
+    assert driver.execute_script(TEXT_OF, "#job-environment") == "CartPole-v1"
+    chart = find(driver, "#metric-chart")
+    wait_until(lambda: chart.get_attribute("data-points") == "4", 20, "the returns curve of four iterations")
+    assert chart.get_attribute("data-series") == "mean_return"  # the counters are not curves
+    assert driver.execute_script(TEXT_OF, "#result-stopped-by") == "stopped by max_steps"
+    driver.save_screenshot(str(screenshots / "agent-training.png"))
+
+    observations = [[0.0, 0.0, 0.1, 0.5], [0.0, 0.0, -0.1, -0.5]]
+    submit_from_page(driver, "predict", {"model": "balancer", "inputs": observations})
+    wait_until(lambda: status_of(driver) == "succeeded", 300, "the agent's predict to succeed", every=0.25)
+    rows = wait_until(lambda: driver.execute_script(TABLE_CELLS, "#policy-actions"), 20, "the actions table")
+    assert rows[0] == ["observation", "action", "probabilities"]
+    assert [row[0] for row in rows[1:]] == ["0", "1"]
+    assert all(re.fullmatch(r"[01] \(push_(left|right)\)", row[1]) for row in rows[1:])
+
+    submit_from_page(driver, "explain", {"model": "balancer", "inputs": observations, "steps": 32})
+    wait_until(lambda: status_of(driver) == "succeeded", 300, "the agent's explanation to succeed", every=0.25)
+    rows = wait_until(lambda: driver.execute_script(TABLE_CELLS, "#policy-attributions"), 20, "the attributions")
+    assert rows[0][2:] == ["cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"]
+    assert len(rows) == 3
+    assert find(driver, "#result").text.count("completeness_gap") == 1
+    driver.save_screenshot(str(screenshots / "agent-explanation.png"))
+    assert console_problems(driver) == []
+
+
 def test_the_workers_page_shows_the_live_worker_and_its_queues(
     console_stack: dict, browser: Any, screenshots: Any
 ) -> None:

@@ -24,6 +24,8 @@ import {
 import { artifactAudio, artifactImage, inputPicture } from "../images.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+// Figures of a progress report that are not charted: the learning rate and an agent's counters.
+const COUNTERS = new Set(["lr", "learning_rate", "episodes", "env_steps"]);
 const WAIT_S = 25;
 const RETRY_MS = 3000;
 const PLAIN_POLL_MS = 2000; // how often a job is read while long-polls are refused
@@ -73,7 +75,8 @@ function trainingPanel() {
       text.textContent = epoch ? `epoch ${epoch} / ${epochs}${eta}${figures.length ? ` · ${figures.join(" · ")}` : ""}` : text.textContent;
       if (job.status === "succeeded" && !progress.epoch) text.textContent = "finished";
       loss ||= curveChart(lossCanvas, { title: "loss", accept: (name) => name.endsWith("loss") });
-      metrics ||= curveChart(metricCanvas, { title: "metrics", accept: (name) => !name.endsWith("loss") && name !== "lr" && name !== "learning_rate" });
+      // An agent's counters (episodes, env_steps) are not curves; its mean return per iteration is.
+      metrics ||= curveChart(metricCanvas, { title: "metrics", accept: (name) => !name.endsWith("loss") && !COUNTERS.has(name) });
       loss.update(curves);
       metrics.update(curves);
     },
@@ -89,6 +92,7 @@ function inputsOf(job) {
     pairs.push(["model", h("a", { href: `#/models/${modelId}`, class: "mono", text: version ? `${shortId(modelId)} v${version}` : shortId(modelId), title: spec.model })]);
   }
   if (typeof spec.dataset === "string") pairs.push(["dataset", h("span", { class: "mono", text: spec.dataset })]);
+  if (spec.environment && typeof spec.environment.name === "string") pairs.push(["environment", h("span", { class: "mono", id: "job-environment", text: spec.environment.name })]);
   if (typeof spec.method === "string") pairs.push(["method", spec.method]);
   return pairs;
 }
@@ -136,6 +140,31 @@ function metricsTable(metricsByName) {
   return table([{ label: "metric", cell: (r) => r[0] }, { label: "value", cell: (r) => number(r[1]) }], rows, { empty: "No metrics." });
 }
 
+// A policy's answer: per observation, the action it takes and each action's probability.
+function actionsTable(result) {
+  const rows = result.actions.map((action, i) => ({ i, action, name: (result.action_names || [])[i], p: (result.probabilities || [])[i] || [] }));
+  return table(
+    [
+      { label: "observation", cell: (r) => r.i },
+      { label: "action", cell: (r) => (r.name ? `${r.action} (${r.name})` : r.action) },
+      { label: "probabilities", cell: (r) => r.p.map((v) => number(v)).join(" · ") },
+    ],
+    rows.slice(0, 100),
+    { empty: "No observations.", id: "policy-actions" },
+  );
+}
+
+// An agent's explanation: per observation, the explained action and each feature's attribution.
+function featureTable(result) {
+  const names = result.feature_names || (result.attributions[0] || []).map((_, j) => `feature ${j}`);
+  const rows = result.attributions.map((values, i) => ({ i, values, target: (result.target_names || result.targets)[i] }));
+  return table(
+    [{ label: "observation", cell: (r) => r.i }, { label: "action", cell: (r) => r.target }, ...names.map((name, j) => ({ label: name, cell: (r) => number(r.values[j]) }))],
+    rows.slice(0, 100),
+    { empty: "No attributions.", id: "policy-attributions" },
+  );
+}
+
 function resultView(job) {
   const result = job.result || {};
   const parts = [];
@@ -149,10 +178,13 @@ function resultView(job) {
       );
     }
     if (result.metrics) parts.push(h("h3", { text: "Metrics" }), metricsTable(result.metrics));
+    if (result.stopped_by) parts.push(h("p", { id: "result-stopped-by", text: `stopped by ${result.stopped_by}` }));
   } else if (job.type === "predict") {
     if (Array.isArray(result.classes)) parts.push(h("p", { text: `classes: ${result.classes.slice(0, 50).join(", ")}${result.classes.length > 50 ? " …" : ""}` }));
+    if (Array.isArray(result.actions)) parts.push(actionsTable(result));
   } else if (job.type === "explain" && result.quality) {
     parts.push(h("h3", { text: "Quality" }), metricsTable(result.quality));
+    if (result.explained === "logit") parts.push(h("h3", { text: "Attributions of the chosen action's logit" }), featureTable(result));
   }
   parts.push(h("details", { class: "raw" }, h("summary", { text: "Raw result" }), h("pre", { class: "mono", text: jsonText(result) })));
   return parts;

@@ -28,6 +28,7 @@ function lineageCell(version) {
     parts.push(h("div", {}, "data ", h("span", { class: "mono", title: dataset.id || dataset.ref, text: label })));
     if (dataset.sha256) parts.push(h("div", { class: "muted mono", title: dataset.sha256, text: `sha256 ${dataset.sha256.slice(0, 12)}…` }));
   }
+  if (lineage.environment) parts.push(h("div", {}, "environment ", h("span", { class: "mono", text: lineage.environment })));
   const jobId = lineage.training_job_id || version.training_job_id;
   if (jobId) {
     const link = version.training_job_id
