@@ -151,6 +151,7 @@ function resultView(job) {
     if (result.metrics) parts.push(h("h3", { text: "Metrics" }), metricsTable(result.metrics));
   } else if (job.type === "predict") {
     if (Array.isArray(result.classes)) parts.push(h("p", { text: `classes: ${result.classes.slice(0, 50).join(", ")}${result.classes.length > 50 ? " …" : ""}` }));
+    if (Array.isArray(result.labels)) parts.push(h("p", { id: "predicted-labels", text: `labels: ${result.labels.slice(0, 50).join(", ")}${result.labels.length > 50 ? " …" : ""}` }));
   } else if (job.type === "explain" && result.quality) {
     parts.push(h("h3", { text: "Quality" }), metricsTable(result.quality));
   }
