@@ -15,6 +15,7 @@ LONG_POLES = (
     "tests/test_bench.py",
     "tests/reliability/",
     "tests/console/",
+    "tests/e2e/test_speech.py",  # two stacks, two trainings, and builtin:spoken_digits made once (issue 24)
     "tests/e2e/",
     "tests/worker/test_celery_tools.py",
     "tests/worker/",

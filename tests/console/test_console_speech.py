@@ -1,5 +1,6 @@
 """The console's speech explanation in a real browser against a real stack: an audio_cnn trained on an uploaded
-zip of tones explains a clip, and its page shows the clip in an <audio> player, its spectrogram and the heatmap."""
+zip of tones explains a clip, and its page shows the clip in an <audio> player, its spectrogram and the heatmap;
+a predict job's page shows the predicted labels."""
 
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def test_a_speech_explanation_shows_the_clip_its_spectrogram_and_the_heatmap(
     clip = {"wav": base64.b64encode(wav(tone(2100))).decode()}
     explained = client.run("explain", {"model": "tones", "inputs": [clip], "steps": 16}, timeout=300)
     assert explained.status == "succeeded", explained.error
+    predicted = client.run("predict", {"model": "tones", "inputs": [clip, {"wav": clip["wav"]}]}, timeout=300)
+    assert predicted.result["labels"] == ["high", "high"]
     client.close()
 
     driver = browser
@@ -80,4 +83,9 @@ def test_a_speech_explanation_shows_the_clip_its_spectrogram_and_the_heatmap(
     assert captions == ["clip", "spectrogram", "attributions (time × frequency)"]
     assert find(driver, "#artifacts").text.count("clip_0.wav") == 1  # still downloadable
     driver.save_screenshot(str(screenshots / "speech-explanation-page.png"))
+    assert console_problems(driver) == []
+
+    driver.get(f"{console_stack['url']}/console/#/jobs/{predicted.id}")
+    labels = wait_until(lambda: find(driver, "#predicted-labels"), 60, "the predict job's labels")
+    assert labels.text == "labels: high, high"
     assert console_problems(driver) == []

@@ -15,7 +15,7 @@ function infoText(info) {
 }
 
 function uploadForm(reload, fail) {
-  const file = h("input", { id: "dataset-file", type: "file", accept: ".npz,.csv,.parquet,.jsonl" });
+  const file = h("input", { id: "dataset-file", type: "file", accept: ".npz,.csv,.parquet,.jsonl,.zip" });
   const button = h("button", { id: "dataset-upload", type: "submit", text: "Upload" });
   const form = h("form", { class: "row", novalidate: true }, file, button);
   form.addEventListener("submit", async (event) => {
@@ -34,7 +34,7 @@ function uploadForm(reload, fail) {
       button.disabled = false;
     }
   });
-  return section("Upload a dataset", h("p", { class: "hint", text: ".npz with x and y, a .csv or .parquet table (columns typed on upload: see docs/data.md), or .jsonl text." }), form);
+  return section("Upload a dataset", h("p", { class: "hint", text: ".npz with x and y, a .csv or .parquet table (columns typed on upload: see docs/data.md), .jsonl text, or a .zip of WAV clips in folders named by their label (docs/speech.md)." }), form);
 }
 
 export async function renderDatasets(ctx) {

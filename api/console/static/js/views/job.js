@@ -182,6 +182,7 @@ function resultView(job) {
   } else if (job.type === "predict") {
     if (Array.isArray(result.classes)) parts.push(h("p", { text: `classes: ${result.classes.slice(0, 50).join(", ")}${result.classes.length > 50 ? " …" : ""}` }));
     if (Array.isArray(result.actions)) parts.push(actionsTable(result));
+    if (Array.isArray(result.labels)) parts.push(h("p", { id: "predicted-labels", text: `labels: ${result.labels.slice(0, 50).join(", ")}${result.labels.length > 50 ? " …" : ""}` }));
   } else if (job.type === "explain" && result.quality) {
     parts.push(h("h3", { text: "Quality" }), metricsTable(result.quality));
     if (result.explained === "logit") parts.push(h("h3", { text: "Attributions of the chosen action's logit" }), featureTable(result));
