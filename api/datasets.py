@@ -9,7 +9,6 @@ from api import present, responses
 from api.openapi import MULTIPART, operation
 from api.services import principal, services
 from api.uploads import multipart_file, store_upload
-from tensorq.core.artifacts import remove_file
 
 bp = Blueprint("datasets", __name__)
 
@@ -19,7 +18,7 @@ bp = Blueprint("datasets", __name__)
     summary="Upload an .npz, .csv, .parquet or .jsonl dataset",
     body=MULTIPART,
     responses={201: responses.DatasetDetail},
-    errors=(400, 403, 413, 415),
+    errors=(400, 403, 413, 415, 503),
     location=True,
 )
 def upload_dataset():
@@ -31,7 +30,8 @@ def upload_dataset():
     svc.quotas.check_dataset_bytes(who, request.content_length or 0)
     stored = store_upload(
         upload.stream,
-        svc.settings.dataset_dir(who.tenant_id),
+        svc.store,
+        who.tenant_id,
         svc.settings.max_upload_bytes,
         svc.settings.max_dataset_array_bytes,
         svc.settings.max_cell_bytes,
@@ -42,14 +42,14 @@ def upload_dataset():
             dataset_id=stored.id,
             name=name,
             fmt=stored.format,
-            path=str(stored.path),
+            path=stored.location,
             size_bytes=stored.size_bytes,
             info=stored.info,
             profile=stored.profile,
             limit_bytes=svc.quotas.dataset_bytes_limit(who),  # the bytes written, counted atomically
         )
     except Exception:
-        stored.path.unlink(missing_ok=True)
+        svc.store.remove_file(stored.location)
         raise
     response = jsonify(present.dataset(record, preview=True))
     response.status_code = 201
@@ -85,5 +85,5 @@ def delete_dataset(dataset_id: str):
     """Delete one of the caller's datasets; 409 while a queued or running job reads it."""
     svc = services()
     record = svc.db.datasets.delete(principal().tenant_id, dataset_id)
-    freed = remove_file(svc.settings.artifact_dir, record.path) or record.size_bytes
+    freed = svc.store.remove_file(record.path) or record.size_bytes
     return jsonify({"deleted": "dataset", "id": record.id, "freed_bytes": freed})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path.home() / ".tensorq"
@@ -193,6 +193,45 @@ class Settings(BaseSettings):
     )
     autoscale_interval_s: float = Field(default=5.0, gt=0, description="How often the autoscaler reads the backlog.")
     autoscale_metrics_port: int = Field(default=9100, ge=0, description="Port of the autoscaler's /metrics (0: off).")
+    # issue 21: the artifact store by URL, the worker's model cache, datasets by reference.
+    artifact_url: str | None = Field(
+        default=None,
+        description="Where stored bytes live: file:///srv/tensorq or s3://bucket/prefix; unset: file:// of "
+        "artifact_dir.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, rclone serve s3); unset: AWS."
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TENSORQ_AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+        description="Access key of the S3 store (the standard AWS variable; unset: boto's own chain).",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "TENSORQ_AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"
+        ),
+        description="Secret key of the S3 store (the standard AWS variable).",
+    )
+    aws_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TENSORQ_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", "aws_region"),
+        description="Region of the S3 store (the standard AWS variable).",
+    )
+    store_timeout_s: float = Field(
+        default=5.0, gt=0, description="Connect and read timeout of one request to the S3 store."
+    )
+    scratch_dir: Path = Field(
+        default=DEFAULT_HOME / "scratch",
+        description="A process's local scratch folder: uploads being checked, local copies of stored files.",
+    )
+    model_cache_dir: Path = Field(
+        default=DEFAULT_HOME / "model-cache", description="A worker's local copies of model versions."
+    )
+    model_cache_mb: int = Field(
+        default=2048, ge=0, description="Disk a worker's model cache may fill (least recently used out; 0: no cache)."
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
@@ -205,6 +244,10 @@ class Settings(BaseSettings):
     def job_dir(self, job_id: str) -> Path:
         """The artifact folder of one job."""
         return Path(self.artifact_dir) / "jobs" / job_id
+
+    def store_url(self) -> str:
+        """The artifact store's URL: ``artifact_url``, else the ``file://`` URL of ``artifact_dir``."""
+        return self.artifact_url or Path(self.artifact_dir).expanduser().resolve().as_uri()
 
     def dataset_dir(self, tenant_id: str) -> Path:
         """The upload folder of one tenant."""

@@ -1,0 +1,101 @@
+"""The API on each artifact store: datasets and models are written, read, counted and deleted through it; an
+object store that cannot be reached is a 503 with Retry-After, naming neither a path nor a credential."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tensorq.core.settings import Settings
+from tensorq.core.store import ArtifactStore
+from tests.conftest import make_settings
+from tests.services import S3_KEY, S3_SECRET, free_port
+
+CSV = b"a,b,label\n1,2,cat\n3,4,dog\n5,6,cat\n"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, store_fields: dict[str, object]) -> Settings:
+    """Settings on each database and each artifact store."""
+    return make_settings(tmp_path, database_url, **store_fields)
+
+
+def _upload(client, auth, payload: bytes, filename: str = "t.csv"):  # type: ignore[no-untyped-def]
+    data = {"file": (io.BytesIO(payload), filename)}
+    return client.post("/v1/datasets", data=data, headers=auth, content_type="multipart/form-data")
+
+
+def test_a_dataset_is_stored_counted_and_deleted_in_the_store(client, auth, settings, db) -> None:
+    store = ArtifactStore.from_settings(settings)
+    response = _upload(client, auth, CSV)
+    assert response.status_code == 201, response.get_json()
+    dataset = response.get_json()
+    [record] = db.datasets.list(db.keys.authenticate(auth["Authorization"].split()[1]).tenant_id)
+    assert store.inside(record.path)
+    assert store.size(record.path) == len(CSV)
+    assert record.path.startswith("s3://") != store.local
+    assert dataset["info"] == {"rows": 3, "columns": ["a", "b", "label"]}
+    assert "path" not in dataset
+    assert record.path not in json.dumps(dataset)
+    assert store.listing(store.location("datasets")) == {record.path: len(CSV)}
+    deleted = client.delete(f"/v1/datasets/{dataset['id']}", headers=auth).get_json()
+    assert deleted["freed_bytes"] == len(CSV)
+    assert store.listing(store.location("datasets")) == {}
+    assert not list(Path(settings.scratch_dir).rglob("*.part"))  # nothing left on the API's disk either
+
+
+def test_an_uploaded_model_waits_in_the_store_and_counts_against_the_quota(client, auth, settings, db) -> None:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("metadata.json", "{}")
+    payload = buffer.getvalue()
+    response = client.post(
+        "/v1/models",
+        data={"file": (io.BytesIO(payload), "m.keras")},
+        headers=auth,
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 202, response.get_json()
+    store = ArtifactStore.from_settings(settings)
+    staged = store.listing(store.location("uploads"))
+    assert list(staged.values()) == [len(payload)]
+    assert response.get_json()["spec"]["upload"] in next(iter(staged))
+
+
+@pytest.fixture
+def unreachable(tmp_path: Path, database_url: str) -> Settings:
+    """Settings whose S3 store nobody answers for."""
+    return make_settings(
+        tmp_path,
+        database_url,
+        artifact_url=f"s3://tensorq/{uuid.uuid4().hex[:8]}",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_SECRET,
+        aws_region="us-east-1",
+        store_timeout_s=1.0,
+        scratch_dir=tmp_path / "scratch",
+    )
+
+
+def test_an_unreachable_store_is_503_with_retry_after(unreachable: Settings, db, publisher) -> None:  # type: ignore[no-untyped-def]
+    from api.app import create_app
+
+    app = create_app(unreachable, database=db, publisher=publisher)
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {db.keys.create('acme')}"}
+    response = _upload(client, auth, CSV)
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    body = response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "storage_unavailable"
+    for secret in (S3_KEY, S3_SECRET, str(unreachable.s3_endpoint_url), "datasets/"):
+        assert secret not in body
+    assert not list(Path(unreachable.scratch_dir).rglob("*.part"))
