@@ -139,13 +139,21 @@ class ArtifactStore:
     def check(self) -> None:
         """Raise StorageUnavailable unless the store answers."""
         with self._reach():
-            self.fs.exists(self.root)
+            try:
+                self.fs.info(self.root)
+            except FileNotFoundError:  # an empty prefix: the store answered
+                pass
 
     def exists(self, location: str) -> bool:
         """Whether a file is stored at ``location``."""
         path = self._path(location)
+        if path is None:
+            return False
         with self._reach():
-            return path is not None and bool(self.fs.isfile(path))
+            try:  # info, not fs.exists: that one answers False when the store cannot be reached
+                return self.fs.info(path).get("type") == "file"
+            except FileNotFoundError:
+                return False
 
     def size(self, location: str) -> int:
         """The stored file's size in bytes; 0 when it is missing."""
