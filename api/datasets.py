@@ -3,12 +3,19 @@ the schema and first rows inferred at upload) and delete."""
 
 from __future__ import annotations
 
+import shutil
+import uuid
+
 from flask import Blueprint, jsonify, request
 
 from api import present, responses
+from api.dataset_refs import describe_reference
 from api.openapi import MULTIPART, operation
+from api.request_text import json_body
 from api.services import principal, services
 from api.uploads import multipart_file, store_upload
+from ml.specs import parse
+from tensorq.core.dataset_urls import resolve
 
 bp = Blueprint("datasets", __name__)
 
@@ -51,6 +58,42 @@ def upload_dataset():
     except Exception:
         svc.store.remove_file(stored.location)
         raise
+    response = jsonify(present.dataset(record, preview=True))
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/datasets/{record.id}"
+    return response
+
+
+@bp.post("/datasets/references")
+@operation(
+    summary="Register a dataset by URL (a Parquet or CSV file, a folder or a glob of shards); nothing is uploaded",
+    body=responses.DatasetReference,
+    responses={201: responses.DatasetDetail},
+    errors=(400, 403, 415, 503),
+    location=True,
+)
+def register_dataset():
+    """Check the URL against the tenant's allowed prefixes (403 before anything is read), list its shards,
+    describe it from their metadata and a bounded sample, and register it; 201 with the dataset."""
+    body = parse(responses.DatasetReference, json_body())
+    svc = services()
+    who = principal()
+    reference = resolve(body.url, svc.settings.dataset_prefixes(who.tenant_name), svc.settings)
+    folder = svc.store.scratch_folder("samples", uuid.uuid4().hex)
+    try:
+        info, profile = describe_reference(reference, svc.settings, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    record = svc.db.datasets.add(
+        who.tenant_id,
+        dataset_id=str(uuid.uuid4()),
+        name=(body.name or reference.url.rsplit("/", 1)[-1] or "dataset")[:200],
+        fmt=reference.format,
+        path=reference.url,
+        size_bytes=0,  # the bytes stay where they are: no storage quota is used
+        info=info,
+        profile=profile,
+    )
     response = jsonify(present.dataset(record, preview=True))
     response.status_code = 201
     response.headers["Location"] = f"/v1/datasets/{record.id}"

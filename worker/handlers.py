@@ -21,6 +21,7 @@ from ml.tabular import column_reports
 from tensorq.core.errors import InvalidRequest, NotFound, TensorQError
 from worker.context import Handler, HandlerResult, JobContext
 from worker.csv_cells import safe_cell
+from worker.dataset_files import local_dataset
 from worker.job_files import JobFiles, job_files
 from worker.joblog import current_phase, set_phase
 from worker.storage import model_file, store_for
@@ -45,6 +46,11 @@ def _record(ctx: JobContext, ref: str) -> DatasetRecord:
         raise InvalidRequest(f"dataset {ref} not found", code="unknown_dataset") from None
 
 
+def _local(ctx: JobContext, record: DatasetRecord) -> contextlib.AbstractContextManager[Path]:
+    """A local file of the dataset ``record`` (an upload's copy, or one gathered from a URL's shards)."""
+    return local_dataset(ctx.settings, record.path, ctx.db.keys.tenant_name(ctx.job.tenant_id))
+
+
 def _dataset(
     ctx: JobContext, ref: str, label_column: str | None = None, require_labels: bool = True, **table: Any
 ) -> Dataset:
@@ -55,7 +61,7 @@ def _dataset(
     if ref.startswith("builtin:"):
         return datasets.load_builtin(ref.removeprefix("builtin:"))
     record = _record(ctx, ref)
-    with store_for(ctx.settings).fetch(record.path) as path:
+    with _local(ctx, record) as path:
         return datasets.load_file(path, record.format, label_column, require_labels=require_labels, **table)
 
 
@@ -78,7 +84,7 @@ def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
     record = _record(ctx, spec.dataset)
     if record.format != "csv":
         raise InvalidRequest("the recommender trains on an interactions CSV (user, item, rating columns)")
-    with store_for(ctx.settings).fetch(record.path) as path:
+    with _local(ctx, record) as path:
         return datasets.load_interactions(
             path, spec.user_column or "user", spec.item_column or "item", spec.rating_column or "rating"
         )
@@ -132,11 +138,16 @@ def _lineage(ctx: JobContext, spec: TrainSpec) -> dict[str, Any]:
     dataset: dict[str, Any] = {"ref": spec.dataset}
     if spec.builtin is None:
         record = _record(ctx, spec.dataset)
+        dataset.update({"id": record.id, "name": record.name, "format": record.format})
+        store = store_for(ctx.settings)
+        if not store.inside(record.path):  # by reference: its URL (the shards are not ours to hash)
+            dataset["url"] = record.path
+            return {"training_job_id": ctx.job.id, "dataset": dataset, "spec": ctx.job.spec}
         digest = hashlib.sha256()
-        with store_for(ctx.settings).open(record.path) as handle:
+        with store.open(record.path) as handle:
             for chunk in iter(functools.partial(handle.read, 1 << 20), b""):
                 digest.update(chunk)
-        dataset.update({"id": record.id, "name": record.name, "format": record.format, "sha256": digest.hexdigest()})
+        dataset["sha256"] = digest.hexdigest()
     return {"training_job_id": ctx.job.id, "dataset": dataset, "spec": ctx.job.spec}
 
 
@@ -289,7 +300,7 @@ def _table(
 
     trained_on = ((version.lineage or {}).get("spec") or {}).get("label_column")
     names = version.interface.class_names
-    with store_for(ctx.settings).fetch(record.path) as path:
+    with _local(ctx, record) as path:
         return load_columns(
             path,
             record.format,

@@ -232,10 +232,23 @@ class Settings(BaseSettings):
     model_cache_mb: int = Field(
         default=2048, ge=0, description="Disk a worker's model cache may fill (least recently used out; 0: no cache)."
     )
+    dataset_url_prefixes: list[str] = Field(
+        default_factory=list,
+        description='URL prefixes datasets may be registered from by reference, e.g. ["s3://lake/events/"] (JSON); '
+        "empty: none. Anything else is refused (403 dataset_url_forbidden) and never fetched.",
+    )
+    tenant_dataset_url_prefixes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Per-tenant dataset_url_prefixes by tenant name, e.g. {"acme": ["s3://acme-lake/"]} (JSON).',
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
         return int(self.tenant_quotas.get(tenant, {}).get(name, getattr(self, name)))
+
+    def dataset_prefixes(self, tenant: str) -> list[str]:
+        """The URL prefixes the tenant called ``tenant`` may register datasets from."""
+        return self.tenant_dataset_url_prefixes.get(tenant, self.dataset_url_prefixes)
 
     def memory_budget_mb(self, tenant: str) -> int:
         """The most memory (MB) one job of ``tenant`` may be estimated to need; 0 for no limit."""

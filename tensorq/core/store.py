@@ -27,9 +27,10 @@ from tensorq.core.settings import Settings
 CHUNK_BYTES = 1024 * 1024
 
 
-def store_options(settings: Settings) -> dict[str, Any]:
-    """fsspec options of the store at ``settings.store_url()``: S3 endpoint, credentials, short timeouts."""
-    if not settings.store_url().startswith("s3://"):
+def store_options(settings: Settings, url: str | None = None) -> dict[str, Any]:
+    """fsspec options of ``url`` (default the store's, ``settings.store_url()``): for ``s3://``, the S3
+    endpoint, credentials and short timeouts."""
+    if not (url or settings.store_url()).startswith("s3://"):
         return {}
     client: dict[str, Any] = {}
     if settings.s3_endpoint_url:
@@ -64,6 +65,25 @@ def _remote_faults() -> tuple[type[BaseException], ...]:
 
         faults.append(aiohttp.ClientError)
     return tuple(faults)
+
+
+@contextlib.contextmanager
+def reaching(faults: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Turn a remote store's outage or refusal (``faults``) into StorageUnavailable (no path, no credential)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except faults as exc:
+        reason = "refused the credentials" if isinstance(exc, PermissionError) else "cannot be reached"
+        raise StorageUnavailable(f"the artifact store {reason}; retry later", details={"service": "storage"}) from None
+
+
+def filesystem(url: str, settings: Settings) -> tuple[Any, str, tuple[type[BaseException], ...]]:
+    """The fsspec filesystem of ``url`` (with the store's S3 endpoint and keys), its path there, and the errors
+    that mean it cannot be reached."""
+    fs, path = fsspec.core.url_to_fs(url, **store_options(settings, url))
+    return fs, path, () if isinstance(fs, LocalFileSystem) else _remote_faults()
 
 
 class ArtifactStore:
@@ -121,18 +141,9 @@ class ArtifactStore:
             raise FileNotFoundError("not in the artifact store")
         return path
 
-    @contextlib.contextmanager
-    def _reach(self) -> Iterator[None]:
+    def _reach(self) -> contextlib.AbstractContextManager[None]:
         """Turn a remote store's outage or refusal into StorageUnavailable (no path, no credential)."""
-        try:
-            yield
-        except FileNotFoundError:
-            raise
-        except self._faults as exc:
-            reason = "refused the credentials" if isinstance(exc, PermissionError) else "cannot be reached"
-            raise StorageUnavailable(
-                f"the artifact store {reason}; retry later", details={"service": "storage"}
-            ) from None
+        return reaching(self._faults)
 
     # Reads.
 
