@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tensorq.core.errors import PayloadTooLarge
 from tensorq.core.settings import Settings
 from tensorq.core.store import ArtifactStore
 from tests.conftest import make_settings
@@ -99,3 +100,39 @@ def test_an_unreachable_store_is_503_with_retry_after(unreachable: Settings, db,
     for secret in (S3_KEY, S3_SECRET, str(unreachable.s3_endpoint_url), "datasets/"):
         assert secret not in body
     assert not list(Path(unreachable.scratch_dir).rglob("*.part"))
+
+
+def test_a_model_version_counts_against_the_quota_downloads_and_deletes_in_the_store(
+    client, auth, settings, db
+) -> None:  # type: ignore[no-untyped-def]
+    from db.jobs import NewJob
+    from db.records import ModelVersionDraft
+
+    store = ArtifactStore.from_settings(settings)
+    tenant = db.keys.ensure_tenant("acme")
+    job = db.jobs.submit(NewJob(tenant, "train", {"architecture": "mlp", "dataset": "builtin:iris"})).job
+    claim = db.jobs.claim(job.id, "w")
+    assert claim is not None
+    model = store.job_location(job.id, "model.keras")
+    artifact = store.job_location(job.id, "heatmap_0.png")
+    with store.open(model, "wb") as handle:
+        handle.write(b"PK" + b"m" * 998)
+    with store.open(artifact, "wb") as handle:
+        handle.write(b"\x89PNG fake")
+    result = {"metrics": {}, "history": {}, "artifacts": ["heatmap_0.png"]}
+    assert db.jobs.finish(job.id, claim.lease_token, result, ModelVersionDraft("m", model, "mlp", {}, {}))
+    assert client.get(f"/v1/jobs/{job.id}/artifacts/heatmap_0.png", headers=auth).data == b"\x89PNG fake"
+    assert client.get("/v1/models/m/download", headers=auth).data == b"PK" + b"m" * 998
+
+    quotas = client.application.extensions["tensorq"].quotas
+    who = db.keys.authenticate(auth["Authorization"].split()[1])
+    settings.quota_model_bytes = 1500
+    quotas.check_model_bytes(who, 400)  # 1000 stored + 400 fits
+    with pytest.raises(PayloadTooLarge) as caught:
+        quotas.check_model_bytes(who, 600)
+    assert caught.value.details["used"] == 1000
+
+    assert client.delete(f"/v1/jobs/{job.id}", headers=auth).get_json()["freed_bytes"] == len(b"\x89PNG fake")
+    assert store.listing(store.job_location(job.id)) == {model: 1000}  # the version outlives its job
+    assert client.delete("/v1/models/m", headers=auth).get_json()["freed_bytes"] == 1000
+    assert store.listing(store.job_location(job.id)) == {}
