@@ -127,6 +127,7 @@ def get_dataset(dataset_id: str):
 def delete_dataset(dataset_id: str):
     """Delete one of the caller's datasets; 409 while a queued or running job reads it."""
     svc = services()
+    svc.store.check()  # a store that cannot be reached: 503 before the record goes, not an orphaned file
     record = svc.db.datasets.delete(principal().tenant_id, dataset_id)
     freed = svc.store.remove_file(record.path) or record.size_bytes
     return jsonify({"deleted": "dataset", "id": record.id, "freed_bytes": freed})

@@ -212,6 +212,7 @@ def cancel_job(job_id: str):
 def delete_job(job_id: str):
     """Delete a succeeded, failed or cancelled job; 409 while it is queued or running."""
     svc = services()
+    svc.store.check()  # a store that cannot be reached: 503 before the record goes, not an orphaned file
     record, kept = svc.db.jobs.delete(principal().tenant_id, job_id)
     freed = svc.store.remove_folder(svc.store.job_location(record.id), keep=kept)
     return jsonify({"deleted": "job", "id": record.id, "freed_bytes": freed})

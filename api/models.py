@@ -115,6 +115,7 @@ def delete_model(model_id: str):
     """Delete the model or the version ``model_id`` names; 409 while a queued or running job uses it."""
     who = principal()
     svc = services()
+    svc.store.check()  # a store that cannot be reached: 503 before the record goes, not an orphaned file
     gone = svc.db.models.delete(who.tenant_id, model_id, who.key_id)
     freed = sum(svc.store.remove_file(v.path) for v in gone)
     pinned = parse_model_ref(model_id).pinned

@@ -136,3 +136,20 @@ def test_a_model_version_counts_against_the_quota_downloads_and_deletes_in_the_s
     assert store.listing(store.job_location(job.id)) == {model: 1000}  # the version outlives its job
     assert client.delete("/v1/models/m", headers=auth).get_json()["freed_bytes"] == 1000
     assert store.listing(store.job_location(job.id)) == {}
+
+
+def test_a_delete_while_the_store_is_unreachable_is_503_and_keeps_the_record(
+    unreachable: Settings, db, publisher
+) -> None:  # type: ignore[no-untyped-def]
+    from api.app import create_app
+
+    app = create_app(unreachable, database=db, publisher=publisher)
+    key = db.keys.create("acme")
+    tenant = db.keys.authenticate(key).tenant_id
+    location = ArtifactStore.from_settings(unreachable).location("datasets", tenant, "d.csv")
+    db.datasets.add(tenant, dataset_id=str(uuid.uuid4()), name="d", fmt="csv", path=location, size_bytes=8, info={})
+    [dataset] = db.datasets.list(tenant)
+    response = app.test_client().delete(f"/v1/datasets/{dataset.id}", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "storage_unavailable"
+    assert [d.id for d in db.datasets.list(tenant)] == [dataset.id]
