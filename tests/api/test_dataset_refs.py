@@ -145,6 +145,8 @@ def _run(settings: Settings, db: Database, job_type: str, spec: dict):  # type: 
 
 
 def test_a_worker_trains_and_predicts_on_shards_and_names_a_corrupt_one(client, auth, settings, db, lake) -> None:
+    if settings.database_url.startswith("sqlite") != lake.startswith("file://"):
+        pytest.skip("each database runs this with one lake (SQLite with file://, Postgres with S3): a training each")
     rows = _parquet_shards(settings, f"{lake}/allowed/events")
     dataset = _register(client, auth, f"{lake}/allowed/events/").get_json()["id"]
     spec = {"architecture": "mlp", "dataset": dataset, "label_column": "label", "epochs": 2, "seed": 1}
