@@ -20,6 +20,7 @@ from db.changes import ChangeListener, redis_url_of
 from db.database import Database
 from tensorq.core.routing import Publisher
 from tensorq.core.settings import Settings
+from tensorq.core.store import ArtifactStore
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -37,12 +38,14 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json = _InOrderJSON(app)
     database = database or Database(settings)
+    store = ArtifactStore.from_settings(settings)
     app.extensions["tensorq"] = Services(
         settings=settings,
         db=database,
         publisher=publisher,
         broker_guard=BrokerGuard(publisher),
-        quotas=Quotas(settings, database),
+        quotas=Quotas(settings, database, store),
+        store=store,
         wait_slots=WaitSlots(settings.max_waits_per_tenant, settings.max_waits, settings.wait_reserve),
         changes=ChangeListener(redis_url) if (redis_url := redis_url_of(settings.broker_url)) else None,
     )

@@ -3,13 +3,19 @@ clips), list, get (with the schema and first rows inferred at upload) and delete
 
 from __future__ import annotations
 
+import shutil
+import uuid
+
 from flask import Blueprint, jsonify, request
 
 from api import present, responses
+from api.dataset_refs import describe_reference
 from api.openapi import MULTIPART, operation
+from api.request_text import json_body
 from api.services import principal, services
 from api.uploads import multipart_file, store_upload
-from tensorq.core.artifacts import remove_file
+from ml.specs import parse
+from tensorq.core.dataset_urls import resolve
 
 bp = Blueprint("datasets", __name__)
 
@@ -19,7 +25,7 @@ bp = Blueprint("datasets", __name__)
     summary="Upload an .npz, .csv, .parquet or .jsonl dataset, or a zip of WAV clips",
     body=MULTIPART,
     responses={201: responses.DatasetDetail},
-    errors=(400, 403, 413, 415, 422),
+    errors=(400, 403, 413, 415, 422, 503),
     location=True,
 )
 def upload_dataset():
@@ -31,7 +37,8 @@ def upload_dataset():
     svc.quotas.check_dataset_bytes(who, request.content_length or 0)
     stored = store_upload(
         upload.stream,
-        svc.settings.dataset_dir(who.tenant_id),
+        svc.store,
+        who.tenant_id,
         svc.settings.max_upload_bytes,
         svc.settings.max_dataset_array_bytes,
         svc.settings.max_cell_bytes,
@@ -42,15 +49,51 @@ def upload_dataset():
             dataset_id=stored.id,
             name=name,
             fmt=stored.format,
-            path=str(stored.path),
+            path=stored.location,
             size_bytes=stored.size_bytes,
             info=stored.info,
             profile=stored.profile,
             limit_bytes=svc.quotas.dataset_bytes_limit(who),  # the bytes written, counted atomically
         )
     except Exception:
-        stored.path.unlink(missing_ok=True)
+        svc.store.remove_file(stored.location)
         raise
+    response = jsonify(present.dataset(record, preview=True))
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/datasets/{record.id}"
+    return response
+
+
+@bp.post("/datasets/references")
+@operation(
+    summary="Register a dataset by URL (a Parquet or CSV file, a folder or a glob of shards); nothing is uploaded",
+    body=responses.DatasetReference,
+    responses={201: responses.DatasetDetail},
+    errors=(400, 403, 415, 503),
+    location=True,
+)
+def register_dataset():
+    """Check the URL against the tenant's allowed prefixes (403 before anything is read), list its shards,
+    describe it from their metadata and a bounded sample, and register it; 201 with the dataset."""
+    body = parse(responses.DatasetReference, json_body())
+    svc = services()
+    who = principal()
+    reference = resolve(body.url, svc.settings.dataset_prefixes(who.tenant_name), svc.settings)
+    folder = svc.store.scratch_folder("samples", uuid.uuid4().hex)
+    try:
+        info, profile = describe_reference(reference, svc.settings, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    record = svc.db.datasets.add(
+        who.tenant_id,
+        dataset_id=str(uuid.uuid4()),
+        name=(body.name or reference.url.rsplit("/", 1)[-1] or "dataset")[:200],
+        fmt=reference.format,
+        path=reference.url,
+        size_bytes=0,  # the bytes stay where they are: no storage quota is used
+        info=info,
+        profile=profile,
+    )
     response = jsonify(present.dataset(record, preview=True))
     response.status_code = 201
     response.headers["Location"] = f"/v1/datasets/{record.id}"
@@ -84,6 +127,7 @@ def get_dataset(dataset_id: str):
 def delete_dataset(dataset_id: str):
     """Delete one of the caller's datasets; 409 while a queued or running job reads it."""
     svc = services()
+    svc.store.check()  # a store that cannot be reached: 503 before the record goes, not an orphaned file
     record = svc.db.datasets.delete(principal().tenant_id, dataset_id)
-    freed = remove_file(svc.settings.artifact_dir, record.path) or record.size_bytes
+    freed = svc.store.remove_file(record.path) or record.size_bytes
     return jsonify({"deleted": "dataset", "id": record.id, "freed_bytes": freed})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, jsonify, request, send_file
+from flask import Blueprint, jsonify, request
 
 from api import present, responses
 from api.accept import accept, admit, answer, idempotency_key
@@ -17,12 +17,12 @@ from api.references import check_references
 from api.request_text import json_body
 from api.schemas import JobBatch, JobSubmission, parse_submission, with_spec
 from api.services import principal, services
+from api.stored_files import send_stored
 from api.webhooks import check_callback
 from api.workers import public_job
 from db.newjob import NewJob
 from db.records import JOB_TYPES, STATUSES, JobRecord
 from ml.specs import SPECS, parse
-from tensorq.core.artifacts import remove_folder
 from tensorq.core.errors import Conflict, InvalidRequest, NotFound, OutOfRange
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,9 @@ def cancel_job(job_id: str):
 def delete_job(job_id: str):
     """Delete a succeeded, failed or cancelled job; 409 while it is queued or running."""
     svc = services()
+    svc.store.check()  # a store that cannot be reached: 503 before the record goes, not an orphaned file
     record, kept = svc.db.jobs.delete(principal().tenant_id, job_id)
-    freed = remove_folder(svc.settings.artifact_dir, svc.settings.job_dir(record.id), keep=kept)
+    freed = svc.store.remove_folder(svc.store.job_location(record.id), keep=kept)
     return jsonify({"deleted": "job", "id": record.id, "freed_bytes": freed})
 
 
@@ -266,8 +267,4 @@ def job_artifact(job_id: str, name: str):
     listed = (job.result or {}).get("artifacts", [])
     if not ARTIFACT_NAME.match(name) or name not in listed:
         raise NotFound(f"artifact {name} not found")
-    folder = svc.settings.job_dir(job_id).resolve()
-    path = (folder / name).resolve()
-    if path.parent != folder or not path.is_file():
-        raise NotFound(f"artifact {name} not found")
-    return send_file(path, as_attachment=False, download_name=name)
+    return send_stored(svc.store, svc.store.job_location(job_id, name), name, f"artifact {name} not found")

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import IO
 
-from flask import Blueprint, jsonify, request, send_file
+from flask import Blueprint, jsonify, request
 
 from api import present, responses
 from api.accept import accept, answer
@@ -18,25 +18,26 @@ from api.openapi import BINARY, MULTIPART, operation, query
 from api.request_text import json_body
 from api.responses import AliasTarget
 from api.services import principal, services
+from api.stored_files import send_stored
 from api.uploads import multipart_file, write_limited
 from db.newjob import NewJob
 from db.registry import parse_model_ref
-from ml.model_archive import check_zip, staging_path
+from ml.model_archive import check_zip, staging_key
 from ml.specs import ModelUpload, parse
-from tensorq.core.artifacts import remove_file
-from tensorq.core.errors import InvalidRequest, NotFound
+from tensorq.core.errors import InvalidRequest
+from tensorq.core.store import ArtifactStore
 
 bp = Blueprint("models", __name__)
 
 
-def _save(stream: IO[bytes], path: Path, max_bytes: int) -> int:
-    """Write ``stream`` to ``path`` (via a partial file), refusing more than ``max_bytes``; the size written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
+def _save(stream: IO[bytes], store: ArtifactStore, location: str, max_bytes: int) -> int:
+    """Write ``stream`` to local scratch, refusing more than ``max_bytes``, check it, then store it at
+    ``location``; the size written."""
+    partial = store.scratch_folder("uploads") / f"{uuid.uuid4()}.part"
     try:
         size = write_limited(stream, partial, max_bytes)
         check_zip(partial)
-        partial.replace(path)
+        store.put(partial, location, move=True)
     finally:
         partial.unlink(missing_ok=True)
     return size
@@ -73,15 +74,15 @@ def upload_model():
     svc.quotas.check_submission(who)
     svc.quotas.check_model_bytes(who, request.content_length or 0)
     upload_id = str(uuid.uuid4())
-    path = staging_path(svc.settings.artifact_dir, who.tenant_id, upload_id)
-    size = _save(upload.stream, path, svc.settings.max_upload_bytes)
+    location = svc.store.location(staging_key(who.tenant_id, upload_id))
+    size = _save(upload.stream, svc.store, location, svc.settings.max_upload_bytes)
     try:
         svc.quotas.check_model_bytes(who, size)  # the bytes written: a chunked body declares no length
         spec = {"upload": upload_id, "model_name": name, "size_bytes": size}
         new = NewJob(tenant_id=who.tenant_id, type="import", spec=spec, max_attempts=svc.settings.default_max_attempts)
         [job] = accept(who, new)
     except Exception:
-        path.unlink(missing_ok=True)
+        svc.store.remove_file(location)
         raise
     return answer(job)
 
@@ -114,8 +115,9 @@ def delete_model(model_id: str):
     """Delete the model or the version ``model_id`` names; 409 while a queued or running job uses it."""
     who = principal()
     svc = services()
+    svc.store.check()  # a store that cannot be reached: 503 before the record goes, not an orphaned file
     gone = svc.db.models.delete(who.tenant_id, model_id, who.key_id)
-    freed = sum(remove_file(svc.settings.artifact_dir, v.path) for v in gone)
+    freed = sum(svc.store.remove_file(v.path) for v in gone)
     pinned = parse_model_ref(model_id).pinned
     body = {
         "deleted": "model_version" if pinned else "model",
@@ -182,8 +184,6 @@ def download_model(model_id: str):
     ref = model_id if version is None else f"{model_id}:{version}"
     svc = services()
     record = svc.db.models.resolve(principal().tenant_id, ref)
-    root = Path(svc.settings.artifact_dir).resolve()
-    path = Path(record.path).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        raise NotFound(f"model file of {model_id} version {record.version} is missing")
-    return send_file(path, as_attachment=True, download_name=f"{record.model_name}-v{record.version}.keras")
+    missing = f"model file of {model_id} version {record.version} is missing"
+    name = f"{record.model_name}-v{record.version}.keras"
+    return send_stored(svc.store, record.path, name, missing, as_attachment=True)

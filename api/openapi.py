@@ -49,6 +49,7 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     responses.DatasetOut,
     responses.DatasetDetail,
     responses.DatasetList,
+    responses.DatasetReference,
     responses.ModelOut,
     responses.ModelList,
     responses.AliasTarget,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 from limits import RateLimitItemPerMinute, storage, strategies
 
@@ -15,6 +14,7 @@ from tensorq.core.errors import PayloadTooLarge, QuotaExceeded
 
 __all__ = ["QuotaExceeded", "Quotas", "limiter_storage_url"]
 from tensorq.core.settings import Settings
+from tensorq.core.store import ArtifactStore
 
 
 def limiter_storage_url(settings: Settings) -> str:
@@ -29,9 +29,10 @@ def limiter_storage_url(settings: Settings) -> str:
 class Quotas:
     """Checks a tenant's quotas before anything is written."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, store: ArtifactStore | None = None) -> None:
         self.settings = settings
         self.db = db
+        self.store = store or ArtifactStore.from_settings(settings)
         # A sliding window of two counters (this minute's and the last one's, weighted): two Redis keys per
         # tenant whatever the quota, where a moving window kept one entry per submission (40 k at a high quota).
         self._window = strategies.SlidingWindowCounterRateLimiter(
@@ -82,8 +83,7 @@ class Quotas:
         used = 0
         for model in self.db.models.list(who.tenant_id):
             for version in model.versions:
-                path = Path(version.path)
-                used += path.stat().st_size if path.is_file() else 0
+                used += self.store.size(version.path)
         if used + incoming > limit or (incoming == 0 and used >= limit):
             raise PayloadTooLarge(
                 "the tenant's model storage quota is full",

@@ -472,6 +472,20 @@ class AliasTarget(BaseModel):
     version: StrictInt = Field(ge=1, le=999_999_999)  # strict: true, 1.0 and "1" are not versions
 
 
+class DatasetReference(BaseModel):
+    """The body of ``POST /v1/datasets/references``: a dataset registered by URL, never sent through the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        min_length=6,
+        max_length=2000,
+        description="s3://bucket/path/file.parquet, a folder of shards, or a glob (s3://lake/events/*.parquet), "
+        "under a prefix the operator allows (TENSORQ_DATASET_URL_PREFIXES)",
+    )
+    name: str | None = Field(default=None, max_length=200)
+
+
 class ModelEventOut(BaseModel):
     """A change to the registry: ``alias_set`` (from_version null when new), ``alias_deleted``,
     ``version_deleted`` or ``model_deleted``; ``key_id`` is the API key that made it."""

@@ -14,6 +14,7 @@ from db.database import Database
 from db.records import Principal
 from tensorq.core.routing import Publisher
 from tensorq.core.settings import Settings
+from tensorq.core.store import ArtifactStore
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Services:
     publisher: Publisher
     broker_guard: BrokerGuard
     quotas: Quotas
+    store: ArtifactStore
     changes: ChangeListener | None = None
     wait_slots: WaitSlots = field(default_factory=lambda: WaitSlots(4, 12, 4))
 

@@ -27,6 +27,7 @@ from ml.catalog import TEXT_MAX_LINE_BYTES, TEXT_MAX_ROWS
 from ml.validation import text_row
 from tensorq.core import bounded_json
 from tensorq.core.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from tensorq.core.store import ArtifactStore
 
 MAX_CSV_COLUMNS = 10_000
 MAX_CSV_ROWS = 1_000_000
@@ -50,7 +51,7 @@ class StoredUpload:
 
     id: str
     format: str
-    path: Path
+    location: str  # in the artifact store
     size_bytes: int
     info: dict[str, Any]
     profile: dict[str, Any] | None = None  # {"schema": [...], "preview": {...}} of a table or a text dataset
@@ -80,23 +81,23 @@ def write_limited(stream: IO[bytes], path: Path, max_bytes: int) -> int:
 
 def store_upload(
     stream: IO[bytes],
-    folder: Path,
+    store: ArtifactStore,
+    tenant_id: str,
     max_bytes: int,
     max_array_bytes: int = MAX_NPZ_ARRAY_BYTES,
     max_cell_bytes: int = MAX_CELL_BYTES,
 ) -> StoredUpload:
-    """Write the upload to ``folder`` under a new id, check it, and describe it; 400 when unusable."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write the upload to local scratch under a new id, check and describe it, then store it among the
+    tenant's datasets; 400 when unusable."""
     upload_id = str(uuid.uuid4())
-    partial = folder / f".{upload_id}.part"
+    partial = store.scratch_folder("uploads") / f"{upload_id}.part"
     try:
         size = write_limited(stream, partial, max_bytes)
         fmt, info, profile = profile_upload(partial, max_array_bytes, max_cell_bytes)
-        final = folder / f"{upload_id}.{fmt}"
-        partial.replace(final)
+        location = store.put(partial, store.location("datasets", tenant_id, f"{upload_id}.{fmt}"), move=True)
     finally:
         partial.unlink(missing_ok=True)
-    return StoredUpload(upload_id, fmt, final, size, info, profile)
+    return StoredUpload(upload_id, fmt, location, size, info, profile)
 
 
 def describe(path: Path, max_array_bytes: int = MAX_NPZ_ARRAY_BYTES) -> tuple[str, dict[str, Any]]:

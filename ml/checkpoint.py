@@ -21,6 +21,8 @@ import ml.custom_objects  # noqa: F401 - registers TensorQ's own Keras classes b
 CHECKPOINT = "checkpoint.keras"
 CHECKPOINT_STATE = "checkpoint.json"
 BEST_WEIGHTS = "checkpoint.best.npz"
+# What a resume needs, in the order a store receives them (the state last: it names the epoch the model is at).
+CHECKPOINT_FILES = (CHECKPOINT, BEST_WEIGHTS, CHECKPOINT_STATE)
 
 
 @dataclass

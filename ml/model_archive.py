@@ -28,15 +28,21 @@ MAX_CONFIG_DEPTH = 128
 DENIED_CLASSES = frozenset({"Lambda", "TFSMLayer", "__lambda__"})
 
 
-def staging_path(artifact_dir: str | Path, tenant_id: str, upload_id: str) -> Path:
-    """Where an uploaded ``.keras`` file waits for its import job (the API writes it, the worker reads it)."""
+def staging_key(tenant_id: str, upload_id: str) -> str:
+    """Where, under the artifact store's root, an uploaded ``.keras`` file waits for its import job (the API
+    writes it, the worker reads it)."""
     try:
         upload = str(uuid.UUID(str(upload_id)))
     except ValueError:
         raise InvalidRequest("malformed upload id") from None
     if not tenant_id or "/" in tenant_id or tenant_id.startswith("."):
         raise InvalidRequest("malformed tenant id")
-    return Path(artifact_dir) / "uploads" / "models" / tenant_id / f"{upload}.keras"
+    return f"uploads/models/{tenant_id}/{upload}.keras"
+
+
+def staging_path(artifact_dir: str | Path, tenant_id: str, upload_id: str) -> Path:
+    """``staging_key`` under a file store's folder ``artifact_dir``."""
+    return Path(artifact_dir) / staging_key(tenant_id, upload_id)
 
 
 def _entry_name_ok(name: str) -> bool:

@@ -33,6 +33,7 @@ from tensorq.core.errors import JobCancelled
 
 STATE = "agent.json"
 WEIGHTS = "agent.weights.npz"
+CHECKPOINT_FILES = (WEIGHTS, STATE)  # what an iteration leaves for a resumed attempt (stored after each one)
 TRAILING = 20  # training episodes whose mean return decides when the greedy policy is evaluated
 EVAL_SEED = 10_000  # the evaluation episodes' seeds start at the job's seed plus this (the same ones each time)
 RANDOM_SEED = 20_000  # and the random policy's at the seed plus this

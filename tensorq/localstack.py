@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from tensorq.core.settings import Settings
@@ -35,6 +36,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr):  # dumped masked; a child needs the value itself
+            value = secret.get_secret_value()
         env[f"TENSORQ_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     return env
 

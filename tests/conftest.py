@@ -22,7 +22,7 @@ from db.migrate import upgrade
 from db.records import JobRecord
 from tensorq.core.settings import Settings
 from tests.parallel import group_of, rank_of
-from tests.services import RedisServer
+from tests.services import RedisServer, S3Server
 
 # Tests use a redis-server of their own (started on a free port) and their own Postgres databases.
 PG_ADMIN_URL = os.environ.get("TENSORQ_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -165,6 +165,31 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         _unavailable("Redis", exc)
     yield server.url
     server.stop()
+
+
+_session_s3: list[S3Server] = []
+
+
+def session_s3() -> S3Server:
+    """An ``rclone serve s3`` private to this test session, started on first use and stopped at exit."""
+    if not _session_s3:
+        try:
+            server = S3Server(Path(tempfile.mkdtemp(prefix="tensorq-test-s3-"))).start()
+        except Exception as exc:  # noqa: BLE001
+            _unavailable("rclone serve s3", exc)
+        atexit.register(server.stop)
+        _session_s3.append(server)
+    return _session_s3[0]
+
+
+@pytest.fixture(params=["file", "s3"])
+def store_fields(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, object]:
+    """Settings fields of each artifact store: the test's folder (file://), or a fresh prefix of the session's
+    S3 server; the local scratch and model cache folders are the test's own."""
+    local = {"scratch_dir": tmp_path / "scratch", "model_cache_dir": tmp_path / "model-cache"}
+    if request.param == "file":
+        return local
+    return {**local, **session_s3().settings(uuid.uuid4().hex[:12])}
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:

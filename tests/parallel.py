@@ -22,6 +22,7 @@ LONG_POLES = (
     "tests/ml/",
     "tests/test_cli.py",
     "tests/test_boundaries.py",
+    "tests/api/test_dataset_refs.py",
 )
 
 # A fixture of one of these scopes is built once per module (or class): its tests stay together on one worker.

@@ -89,3 +89,20 @@ def test_dockerfile_targets_exist() -> None:
     for service in _compose()["services"].values():
         if "build" in service:
             assert f"AS {service['build']['target']}" in text
+
+
+def _s3_compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.s3.yml").read_text())
+
+
+def test_the_s3_variant_shares_no_volume_between_the_api_and_the_workers() -> None:
+    services = _s3_compose()["services"]
+    for name in ("api", "worker-cpu", "migrate"):
+        assert "volumes" not in services[name], name
+        env = services[name]["environment"]
+        assert env["TENSORQ_ARTIFACT_URL"].startswith("${TENSORQ_ARTIFACT_URL:-s3://")
+        assert "TENSORQ_ARTIFACT_DIR" not in env
+    mounted = {str(v).split(":")[0] for s in services.values() for v in s.get("volumes", [])}
+    assert mounted == {"redis-data", "postgres-data", "objects"}  # each store's own disk, nothing shared
+    assert services["objectstore"]["volumes"] == ["objects:/objects"]
+    assert "ports" not in services["objectstore"]

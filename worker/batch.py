@@ -45,6 +45,7 @@ from worker.outcome import JobOutcome, outcome_of
 from worker.presence import note_job
 from worker.requeue import Requeue
 from worker.retry import with_backoff
+from worker.storage import model_file
 
 log = logging.getLogger(__name__)
 # Predict options that make a job run alone (a dataset to read, a recommender's or a vae's own modes).
@@ -263,7 +264,7 @@ class _Batch:
         outcomes: dict[str, Outcome] = {}
         alone: list[JobRecord] = []
         ready: list[tuple[JobRecord, Any]] = []
-        model = load_model(version.path)
+        model = load_model(model_file(self.batcher.settings, version))
         for job in self.claim.jobs:
             try:
                 controls[job.id].check()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
 import logging
-import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +15,16 @@ import numpy as np
 
 from db.records import DatasetRecord, ModelVersionDraft, ModelVersionRecord
 from ml.catalog import IMPORTED
-from ml.model_archive import staging_path
+from ml.model_archive import staging_key
 from ml.specs import TABLE_FORMATS, ExplainSpec, ImportSpec, PredictSpec, TrainSpec, named_features, parse
 from ml.tabular import column_reports
 from tensorq.core.errors import InvalidRequest, NotFound, TensorQError
 from worker.context import Handler, HandlerResult, JobContext
 from worker.csv_cells import safe_cell
+from worker.dataset_files import local_dataset
+from worker.job_files import JobFiles, job_files
 from worker.joblog import current_phase, set_phase
+from worker.storage import model_file, store_for
 
 if TYPE_CHECKING:
     import keras
@@ -43,6 +46,11 @@ def _record(ctx: JobContext, ref: str) -> DatasetRecord:
         raise InvalidRequest(f"dataset {ref} not found", code="unknown_dataset") from None
 
 
+def _local(ctx: JobContext, record: DatasetRecord) -> contextlib.AbstractContextManager[Path]:
+    """A local file of the dataset ``record`` (an upload's copy, or one gathered from a URL's shards)."""
+    return local_dataset(ctx.settings, record.path, ctx.db.keys.tenant_name(ctx.job.tenant_id))
+
+
 def _dataset(
     ctx: JobContext, ref: str, label_column: str | None = None, require_labels: bool = True, **table: Any
 ) -> Dataset:
@@ -53,7 +61,8 @@ def _dataset(
     if ref.startswith("builtin:"):
         return datasets.load_builtin(ref.removeprefix("builtin:"))
     record = _record(ctx, ref)
-    return datasets.load_file(record.path, record.format, label_column, require_labels=require_labels, **table)
+    with _local(ctx, record) as path:
+        return datasets.load_file(path, record.format, label_column, require_labels=require_labels, **table)
 
 
 def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
@@ -78,9 +87,10 @@ def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
     record = _record(ctx, dataset)
     if record.format != "csv":
         raise InvalidRequest("the recommender trains on an interactions CSV (user, item, rating columns)")
-    return datasets.load_interactions(
-        record.path, spec.user_column or "user", spec.item_column or "item", spec.rating_column or "rating"
-    )
+    with _local(ctx, record) as path:
+        return datasets.load_interactions(
+            path, spec.user_column or "user", spec.item_column or "item", spec.rating_column or "rating"
+        )
 
 
 def _audio_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
@@ -95,33 +105,39 @@ def _audio_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
     record = _record(ctx, str(spec.dataset))
     if record.format != "audio":
         raise InvalidRequest(f"{spec.architecture} trains on a zip of WAV clips", code="data_does_not_fit")
-    return datasets.load_audio_zip(record.path, rate, length)
+    with _local(ctx, record) as local:
+        return datasets.load_audio_zip(str(local), rate, length)
 
 
 def train(ctx: JobContext) -> HandlerResult:
-    """Train a model from the job's spec and register it as a new version."""
+    """Train a model from the job's spec and register it as a new version; its checkpoints go to the artifact
+    store after each epoch, so that an attempt on another host resumes from the last one."""
+    from ml.checkpoint import CHECKPOINT_FILES
     from ml.training import train as fit
 
     spec = parse(TrainSpec, ctx.job.spec, where="spec")
-    if spec.environment is not None:
-        outcome = _train_agent(ctx, spec)
-    else:
-        set_phase("loading data")
-        data = _training_data(ctx, spec)
-        set_phase("building")
-        outcome = fit(
-            spec,
-            data,
-            ctx.settings.job_dir(ctx.job.id),
-            on_epoch=functools.partial(_epoch_done, ctx),
-            should_stop=functools.partial(_batch_done, ctx),
-        )
-    set_phase("saving")
+    with job_files(store_for(ctx.settings), ctx.job.id) as files:
+        files.pull(CHECKPOINT_FILES)
+        if spec.environment is not None:
+            outcome = _train_agent(ctx, spec, files)
+        else:
+            set_phase("loading data")
+            data = _training_data(ctx, spec)
+            set_phase("building")
+            outcome = fit(
+                spec,
+                data,
+                files.local(),
+                on_epoch=functools.partial(_epoch_done, ctx, files, CHECKPOINT_FILES),
+                should_stop=functools.partial(_batch_done, ctx),
+            )
+        set_phase("saving")
+        [model_path] = files.publish(outcome.model_path.name)
     return HandlerResult(
         result=_train_result(outcome),
         model=ModelVersionDraft(
             model_name=spec.name(),
-            path=str(outcome.model_path),
+            path=model_path,
             architecture=spec.architecture,
             metrics=outcome.metrics,
             signature=outcome.signature,
@@ -130,17 +146,19 @@ def train(ctx: JobContext) -> HandlerResult:
     )
 
 
-def _train_agent(ctx: JobContext, spec: TrainSpec) -> TrainOutcome:
-    """Train an agent's policy in the spec's environment (``ml.reinforce``): each iteration is an epoch."""
-    from ml.reinforce import train_agent
+def _train_agent(ctx: JobContext, spec: TrainSpec, files: JobFiles) -> TrainOutcome:
+    """Train an agent's policy in the spec's environment (``ml.reinforce``): each iteration is an epoch, its
+    checkpoint (weights and counters) stored after it like a training's."""
+    from ml.reinforce import CHECKPOINT_FILES, train_agent
 
     assert spec.environment is not None
     set_phase("building")
+    files.pull(CHECKPOINT_FILES)
     return train_agent(
         spec,
         spec.environment,
-        ctx.settings.job_dir(ctx.job.id),
-        on_epoch=functools.partial(_epoch_done, ctx),
+        files.local(),
+        on_epoch=functools.partial(_epoch_done, ctx, files, CHECKPOINT_FILES),
         should_stop=functools.partial(_batch_done, ctx),
     )
 
@@ -163,11 +181,16 @@ def _lineage(ctx: JobContext, spec: TrainSpec) -> dict[str, Any]:
     dataset: dict[str, Any] = {"ref": spec.dataset}
     if spec.builtin is None:
         record = _record(ctx, str(spec.dataset))
+        dataset.update({"id": record.id, "name": record.name, "format": record.format})
+        store = store_for(ctx.settings)
+        if not store.inside(record.path):  # by reference: its URL (the shards are not ours to hash)
+            dataset["url"] = record.path
+            return {"training_job_id": ctx.job.id, "dataset": dataset, "spec": ctx.job.spec}
         digest = hashlib.sha256()
-        with Path(record.path).open("rb") as handle:
+        with store.open(record.path) as handle:
             for chunk in iter(functools.partial(handle.read, 1 << 20), b""):
                 digest.update(chunk)
-        dataset.update({"id": record.id, "name": record.name, "format": record.format, "sha256": digest.hexdigest()})
+        dataset["sha256"] = digest.hexdigest()
     return {"training_job_id": ctx.job.id, "dataset": dataset, "spec": ctx.job.spec}
 
 
@@ -188,8 +211,10 @@ def _batch_done(ctx: JobContext) -> bool:
     return ctx.control.should_stop()
 
 
-def _epoch_done(ctx: JobContext, progress: dict[str, Any]) -> None:
-    """At each epoch's end: log its figures, report them, and move to the next epoch's phase."""
+def _epoch_done(ctx: JobContext, files: JobFiles, checkpoint: tuple[str, ...], progress: dict[str, Any]) -> None:
+    """At each epoch's end: store its checkpoint files, log its figures, report them, and move to the next
+    epoch's phase."""
+    files.publish(*checkpoint)
     figures = "  ".join(
         f"{k} {v:.4f}" for k, v in progress.items() if k not in ("epoch", "epochs") and isinstance(v, int | float)
     )
@@ -209,15 +234,18 @@ def _model(ctx: JobContext, ref: str) -> tuple[ModelVersionRecord, keras.Model]:
         version = ctx.db.models.resolve(ctx.job.tenant_id, ref)
     except NotFound:
         raise InvalidRequest(f"model {ref} not found", code="unknown_model") from None
-    loaded = load_model(version.path)
+    loaded = load_model(model_file(ctx.settings, version))
     set_phase({"predict": "predicting", "explain": "explaining"}.get(ctx.job.type, "running"))
     return version, loaded
 
 
-def _folder(ctx: JobContext) -> Path:
-    folder = ctx.settings.job_dir(ctx.job.id)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+@contextlib.contextmanager
+def _artifacts(ctx: JobContext) -> Iterator[Path]:
+    """A local folder for the job's artifacts; the files written there are stored when the block ends."""
+    with job_files(store_for(ctx.settings), ctx.job.id) as files:
+        folder = files.local()
+        yield folder
+        files.publish(*sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
 
 
 def predict(ctx: JobContext) -> HandlerResult:
@@ -249,7 +277,8 @@ def predict(ctx: JobContext) -> HandlerResult:
     if len(x) <= ctx.settings.max_inline_rows:
         result.update(inline_outputs(version, outputs))
         return HandlerResult(result)
-    _write_predictions(_folder(ctx) / "predictions.csv", outputs.reshape(len(outputs), -1))
+    with _artifacts(ctx) as folder:
+        _write_predictions(folder / "predictions.csv", outputs.reshape(len(outputs), -1))
     result["artifacts"] = ["predictions.csv"]
     if classifies:
         result["classes_preview"] = outputs[:20].argmax(axis=1).tolist()
@@ -332,15 +361,16 @@ def _table(
 
     trained_on = ((version.lineage or {}).get("spec") or {}).get("label_column")
     names = version.interface.class_names
-    return load_columns(
-        record.path,
-        record.format,
-        list(features),
-        spec.label_column or trained_on,
-        None if names is None else list(names),
-        column_reports(version.signature),
-        require_label=spec.label_column is not None,
-    )
+    with _local(ctx, record) as path:
+        return load_columns(
+            path,
+            record.format,
+            list(features),
+            spec.label_column or trained_on,
+            None if names is None else list(names),
+            column_reports(version.signature),
+            require_label=spec.label_column is not None,
+        )
 
 
 def _clips_of(ctx: JobContext, spec: PredictSpec, version: ModelVersionRecord) -> tuple[np.ndarray, np.ndarray | None]:
@@ -358,7 +388,8 @@ def _clips_of(ctx: JobContext, spec: PredictSpec, version: ModelVersionRecord) -
         record = _record(ctx, str(spec.dataset))
         if record.format != "audio":
             raise InvalidRequest("an audio model predicts on a zip of WAV clips", code="data_does_not_fit")
-        x, labels = load_zip(record.path, rate, length)
+        with _local(ctx, record) as local:
+            x, labels = load_zip(str(local), rate, length)
     names = [str(n) for n in version.interface.class_names or ()]
     known = bool(names) and set(labels) <= set(names)
     return x, np.asarray([names.index(label) for label in labels]) if known else None
@@ -392,7 +423,7 @@ def _recommend(ctx: JobContext, model: keras.Model, spec: PredictSpec) -> dict[s
     pairs, ratings = rate(model, spec.inputs)
     if len(pairs) <= ctx.settings.max_inline_rows:
         return {"rows": len(pairs), "ratings": ratings.round(6).tolist()}
-    with (_folder(ctx) / "predictions.csv").open("w", newline="") as handle:
+    with _artifacts(ctx) as folder, (folder / "predictions.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["user", "item", "rating"])
         writer.writerows([safe_cell(u), safe_cell(i), f"{r:.6g}"] for (u, i), r in zip(pairs, ratings, strict=True))
@@ -412,7 +443,8 @@ def _autoencode(ctx: JobContext, model: keras.Model, spec: PredictSpec) -> dict[
     if rows <= ctx.settings.max_inline_rows:
         result.update({name: np.asarray(a).round(6).tolist() for name, a in arrays.items()})
         return result
-    np.savez(_folder(ctx) / "outputs.npz", **arrays)
+    with _artifacts(ctx) as folder:
+        np.savez(folder / "outputs.npz", **arrays)
     result["artifacts"] = ["outputs.npz"]
     return result
 
@@ -442,7 +474,8 @@ def explain(ctx: JobContext) -> HandlerResult:
     explanation = attribute(model, x, spec, baseline, background)
     result = explain_result(version, spec, explanation)
     if version.interface.kind == "image":
-        result["artifacts"] = _heatmaps(_folder(ctx), x, explanation)
+        with _artifacts(ctx) as folder:
+            result["artifacts"] = _heatmaps(folder, x, explanation)
     return HandlerResult(result)
 
 
@@ -461,17 +494,18 @@ def _explain_audio(
     result = explain_result(version, spec, explanation)
     result["attribution_axes"] = ["time", "frequency"]
     result["baseline"] = "silence"
-    folder, rate = _folder(ctx), int(version.signature.get("sample_rate") or 16_000)
+    rate = int(version.signature.get("sample_rate") or 16_000)
     spectrograms = explanation.extras["spectrograms"]
     names = []
-    for i in range(min(len(x), MAX_HEATMAPS)):
-        (folder / f"clip_{i}.wav").write_bytes(audio.wav_bytes(x[i], rate))
-        upright = spectrograms[i].T[::-1]  # frequency up, time to the right
-        save_picture(upright, folder / f"spectrogram_{i}.png", title="log-mel spectrogram")
-        heat = np.asarray(explanation.attributions[i]).T[::-1]
-        label = _labels(version.interface.class_names or (), [explanation.targets[i]])[0]
-        save_heatmap(upright, heat, folder / f"heatmap_{i}.png", title=f"class {label}")
-        names += [f"clip_{i}.wav", f"spectrogram_{i}.png", f"heatmap_{i}.png"]
+    with _artifacts(ctx) as folder:
+        for i in range(min(len(x), MAX_HEATMAPS)):
+            (folder / f"clip_{i}.wav").write_bytes(audio.wav_bytes(x[i], rate))
+            upright = spectrograms[i].T[::-1]  # frequency up, time to the right
+            save_picture(upright, folder / f"spectrogram_{i}.png", title="log-mel spectrogram")
+            heat = np.asarray(explanation.attributions[i]).T[::-1]
+            label = _labels(version.interface.class_names or (), [explanation.targets[i]])[0]
+            save_heatmap(upright, heat, folder / f"heatmap_{i}.png", title=f"class {label}")
+            names += [f"clip_{i}.wav", f"spectrogram_{i}.png", f"heatmap_{i}.png"]
     result["artifacts"] = names
     return result
 
@@ -570,26 +604,27 @@ def import_model(ctx: JobContext) -> HandlerResult:
     from ml.model_import import load
 
     spec = parse(ImportSpec, ctx.job.spec, where="spec")
-    staged = staging_path(ctx.settings.artifact_dir, ctx.job.tenant_id, spec.upload)
-    if not staged.is_file():
+    store = store_for(ctx.settings)
+    staged = store.location(staging_key(ctx.job.tenant_id, spec.upload))
+    if not store.exists(staged):
         raise InvalidRequest("the uploaded model file is gone; upload it again")
-    try:
-        tenant = ctx.db.keys.tenant_name(ctx.job.tenant_id)
-        _, signature = load(
-            staged,
-            max_params=ctx.settings.quota(tenant, "max_model_params"),
-            max_memory_mb=ctx.settings.memory_budget_mb(tenant),
-        )
-    except TensorQError:
-        staged.unlink(missing_ok=True)  # refused for good: nothing of it is kept
-        raise
-    destination = _folder(ctx) / "model.keras"
-    shutil.copyfile(staged, destination)
-    staged.unlink(missing_ok=True)
+    tenant = ctx.db.keys.tenant_name(ctx.job.tenant_id)
+    with store.fetch(staged) as local:
+        try:
+            _, signature = load(
+                local,
+                max_params=ctx.settings.quota(tenant, "max_model_params"),
+                max_memory_mb=ctx.settings.memory_budget_mb(tenant),
+            )
+        except TensorQError:
+            store.remove_file(staged)  # refused for good: nothing of it is kept
+            raise
+        destination = store.put(local, store.job_location(ctx.job.id, "model.keras"))
+    store.remove_file(staged)
     return HandlerResult(
         result={"model_name": spec.model_name, "signature": signature},
         model=ModelVersionDraft(
-            model_name=spec.model_name, path=str(destination), architecture=IMPORTED, metrics={}, signature=signature
+            model_name=spec.model_name, path=destination, architecture=IMPORTED, metrics={}, signature=signature
         ),
     )
 

@@ -19,9 +19,9 @@ from db.database import Database
 from db.records import JobRecord
 from db.recovery import Recovery
 from db.workers import GoneWorker, claimer
-from tensorq.core.artifacts import remove_folder
 from tensorq.core.routing import Publisher, route_for, types_of
 from tensorq.core.settings import Settings
+from tensorq.core.store import ArtifactStore
 from worker.unacked import Unacked
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class Reaper:
         self.db = db
         self.publisher = publisher
         self.unacked = unacked
+        self.store = ArtifactStore.from_settings(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -147,7 +148,7 @@ class Reaper:
             return []
         swept = self.db.jobs.sweep_finished(datetime.now(UTC) - timedelta(days=days))
         for job in swept:
-            remove_folder(self.settings.artifact_dir, self.settings.job_dir(job.job_id), keep=job.kept_paths)
+            self.store.remove_folder(self.store.job_location(job.job_id), keep=job.kept_paths)
         return [job.job_id for job in swept]
 
     def _maybe_lost(self, candidates: list[JobRecord]) -> list[JobRecord]:

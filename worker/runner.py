@@ -91,7 +91,7 @@ class JobRunner:
             timeout_s=job.timeout_s,
             progress_interval_s=self.settings.progress_min_interval_s,
         )
-        roots = (self.settings.artifact_dir,)
+        roots = (self.settings.artifact_dir, self.settings.scratch_dir, self.settings.store_url())
         note_job(job.id)
         with control, joblog.capture(self.db.logs, job.id, job.attempts, roots), _idle_after():
             log.info("%s job %s: attempt %d of %d on %s", job.type, job.id, job.attempts, job.max_attempts, self.name)

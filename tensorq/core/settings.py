@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path.home() / ".tensorq"
@@ -198,10 +198,62 @@ class Settings(BaseSettings):
     )
     autoscale_interval_s: float = Field(default=5.0, gt=0, description="How often the autoscaler reads the backlog.")
     autoscale_metrics_port: int = Field(default=9100, ge=0, description="Port of the autoscaler's /metrics (0: off).")
+    # issue 21: the artifact store by URL, the worker's model cache, datasets by reference.
+    artifact_url: str | None = Field(
+        default=None,
+        description="Where stored bytes live: file:///srv/tensorq or s3://bucket/prefix; unset: file:// of "
+        "artifact_dir.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, rclone serve s3); unset: AWS."
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TENSORQ_AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+        description="Access key of the S3 store (the standard AWS variable; unset: boto's own chain).",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "TENSORQ_AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"
+        ),
+        description="Secret key of the S3 store (the standard AWS variable).",
+    )
+    aws_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TENSORQ_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", "aws_region"),
+        description="Region of the S3 store (the standard AWS variable).",
+    )
+    store_timeout_s: float = Field(
+        default=5.0, gt=0, description="Connect and read timeout of one request to the S3 store."
+    )
+    scratch_dir: Path = Field(
+        default=DEFAULT_HOME / "scratch",
+        description="A process's local scratch folder: uploads being checked, local copies of stored files.",
+    )
+    model_cache_dir: Path = Field(
+        default=DEFAULT_HOME / "model-cache", description="A worker's local copies of model versions."
+    )
+    model_cache_mb: int = Field(
+        default=2048, ge=0, description="Disk a worker's model cache may fill (least recently used out; 0: no cache)."
+    )
+    dataset_url_prefixes: list[str] = Field(
+        default_factory=list,
+        description='URL prefixes datasets may be registered from by reference, e.g. ["s3://lake/events/"] (JSON); '
+        "empty: none. Anything else is refused (403 dataset_url_forbidden) and never fetched.",
+    )
+    tenant_dataset_url_prefixes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Per-tenant dataset_url_prefixes by tenant name, e.g. {"acme": ["s3://acme-lake/"]} (JSON).',
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
         return int(self.tenant_quotas.get(tenant, {}).get(name, getattr(self, name)))
+
+    def dataset_prefixes(self, tenant: str) -> list[str]:
+        """The URL prefixes the tenant called ``tenant`` may register datasets from."""
+        return self.tenant_dataset_url_prefixes.get(tenant, self.dataset_url_prefixes)
 
     def memory_budget_mb(self, tenant: str) -> int:
         """The most memory (MB) one job of ``tenant`` may be estimated to need; 0 for no limit."""
@@ -214,6 +266,10 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Where data made once and shared by every tenant is cached (builtin:spoken_digits; issue 24)."""
         return Path(self.data_cache_dir) if self.data_cache_dir else Path(self.artifact_dir) / "cache"
+
+    def store_url(self) -> str:
+        """The artifact store's URL: ``artifact_url``, else the ``file://`` URL of ``artifact_dir``."""
+        return self.artifact_url or Path(self.artifact_dir).expanduser().resolve().as_uri()
 
     def dataset_dir(self, tenant_id: str) -> Path:
         """The upload folder of one tenant."""

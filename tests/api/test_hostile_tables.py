@@ -119,9 +119,12 @@ import io, json, resource, sys, tempfile
 from pathlib import Path
 import pyarrow.parquet  # imported before the baseline, as a running API has it
 from api import uploads
+from tensorq.core.store import ArtifactStore
 payload = Path(sys.argv[1]).read_bytes()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-stored = uploads.store_upload(io.BytesIO(payload), Path(tempfile.mkdtemp()), 10**8, 2**30, 2**20)
+stored = uploads.store_upload(
+    io.BytesIO(payload), ArtifactStore(Path(tempfile.mkdtemp()).as_uri()), "t", 10**8, 2**30, 2**20
+)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"rows": stored.info["rows"], "grown_kib": after - before}))
 """

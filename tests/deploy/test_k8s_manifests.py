@@ -4,6 +4,8 @@ the Dockerfile, the settings and the metrics the autoscaler really exports. Noth
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -164,3 +166,23 @@ def test_every_setting_named_is_a_real_setting_and_compose_settings_are_all_ther
     config = _kind("ConfigMap")["data"]
     assert set(config) | set(secret) <= fields
     assert set(_compose()["x-tensorq-env"]) <= set(config) | set(secret)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders the kustomize overlay")
+def test_the_s3_overlay_drops_the_read_write_many_volume_and_names_the_bucket() -> None:
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / "deploy" / "k8s-s3")], capture_output=True, text=True, check=True
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        if doc["kind"] != "ScaledObject":
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    assert "PersistentVolumeClaim" not in {d["kind"] for d in docs}
+    assert "claimName" not in rendered
+    [config] = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert config["data"]["TENSORQ_ARTIFACT_URL"].startswith("s3://")
+    assert [k for k in config["data"] if k.removeprefix("TENSORQ_").lower() not in Settings.model_fields] == []
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            for volume in doc["spec"]["template"]["spec"].get("volumes", []):
+                assert "persistentVolumeClaim" not in volume
