@@ -208,6 +208,16 @@ class Worker(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
+class WorkerDrain(Base):
+    """A worker host (container) told to take no new job: the autoscaler stops it once its job has ended (issue 23)."""
+
+    __tablename__ = "worker_drains"
+
+    host: Mapped[str] = mapped_column(String(200), primary_key=True)
+    service: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Dataset(Base):
     """An uploaded dataset, stored under a server-made file name."""
 

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 DRAIN_SIGNAL = signal.SIGUSR2
@@ -41,3 +42,16 @@ def drain_children() -> None:
             log.info("asked pool child %d to hand its job back", pid)
         except ProcessLookupError:
             pass
+
+
+def stop_consuming(app: Any, node: str | None) -> None:
+    """Ask worker ``node`` (its parent, through Celery's remote control) to stop consuming every job queue: its
+    host drains, so it takes no further message; the autoscaler stops it once its job has ended."""
+    if not node:
+        return
+    for queue in app.amqp.queues:
+        try:
+            app.control.cancel_consumer(queue, destination=[node])
+        except Exception:  # noqa: BLE001 - the broker is away: the runner keeps giving messages back
+            log.warning("could not stop consuming %s on %s", queue, node, exc_info=True)
+    log.info("worker %s drains: stopped consuming its queues", node)

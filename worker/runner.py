@@ -58,7 +58,8 @@ class JobRunner:
         self.db = db or Database(settings)
         self.handlers: dict[str, Handler] = handlers if handlers is not None else _default_handlers()
         self.publisher = publisher
-        self.name = claimer(socket.gethostname(), os.getpid())  # the name the worker registry knows it by too
+        self.host = socket.gethostname()
+        self.name = claimer(self.host, os.getpid())  # the name the worker registry knows it by too
         self.memory_headroom_mb = settings.job_memory_mb if ceiling_applies(settings.gpu) else 0
         self.requeue = Requeue(self.db.jobs, publisher)
         # Micro-batches (worker/batch.py): a job of one runs alone through ``run_claimed``.
@@ -66,10 +67,13 @@ class JobRunner:
 
     def run(self, job_id: str) -> str:
         """Claim and run the job; returns how it ended here ('skipped' when the claim was taken, 'batched' when
-        it already succeeded in a batch this process ran).
+        it already succeeded in a batch this process ran, 'draining' when this worker's host drains: the job is
+        published again for another worker, unclaimed).
 
         With micro-batching on (``batch_max_jobs`` > 1) a predict or explain job on inline inputs is claimed and
         run together with queued jobs of the same model version and settings (``worker/batch.py``)."""
+        if with_backoff(lambda: self.db.drains.is_draining(self.host), what="read the drain mark"):
+            return self.requeue.give_back(job_id)
         if self.settings.batch_max_jobs > 1:
             return self.batcher.run(job_id)
         limit = functools.partial(self.settings.quota, name="quota_running_jobs")

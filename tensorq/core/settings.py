@@ -193,6 +193,13 @@ class Settings(BaseSettings):
     )
     autoscale_interval_s: float = Field(default=5.0, gt=0, description="How often the autoscaler reads the backlog.")
     autoscale_metrics_port: int = Field(default=9100, ge=0, description="Port of the autoscaler's /metrics (0: off).")
+    # issue 23: drain-aware scale-down.
+    autoscale_max_drain_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="Longest wait for a draining worker's job to end before the autoscaler stops it anyway (its "
+        "job is then handed back).",
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
