@@ -100,6 +100,14 @@ class Job(Base):
             postgresql_where=text("status = 'running'"),
             sqlite_where=text("status = 'running'"),
         ),
+        # Recent run times of a type (a queued job's expected start): its latest successes.
+        Index(
+            "ix_jobs_succeeded_type_finished",
+            "type",
+            "finished_at",
+            postgresql_where=text("status = 'succeeded'"),
+            sqlite_where=text("status = 'succeeded'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -216,6 +224,16 @@ class WorkerDrain(Base):
     host: Mapped[str] = mapped_column(String(200), primary_key=True)
     service: Mapped[str] = mapped_column(String(200))
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FairTurn(Base):
+    """A tenant's pass in a queue's fair share (``db/fairshare.py``); tenant ``*`` holds the queue's virtual time."""
+
+    __tablename__ = "fair_turns"
+
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pass_value: Mapped[float] = mapped_column(Float)
 
 
 class Dataset(Base):

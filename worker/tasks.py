@@ -30,7 +30,7 @@ def _run(self: Task, job_id: str) -> dict[str, Any]:
     outcome = runner.run(job_id)
     if outcome == "draining":
         stop_consuming(self.app, self.request.hostname)
-    return report(self, runner.db.jobs, job_id, outcome)
+    return report(self, runner.db.jobs, runner.ran or job_id, outcome)
 
 
 run_job = shared_task(name=RUN_JOB, bind=True, throws=(JobFailed,))(_run)

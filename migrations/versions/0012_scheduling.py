@@ -1,4 +1,4 @@
-"""worker_drains: worker hosts told to take no new job before the autoscaler stops them (issue 23)
+"""scheduling: worker_drains (hosts told to take no new job), fair_turns (fair share), recent run times (issue 23)
 
 Revision ID: 0012
 Revises: 0009
@@ -25,8 +25,27 @@ def upgrade() -> None:
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("host", name=op.f("pk_worker_drains")),
     )
+    op.create_table(
+        "fair_turns",
+        sa.Column("queue", sa.String(length=64), nullable=False),
+        sa.Column("tenant_id", sa.String(length=36), nullable=False),
+        sa.Column("pass_value", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("queue", "tenant_id", name=op.f("pk_fair_turns")),
+    )
+    # Recent run times of a job type (the expected start of a queued job): the latest successes first.
+    where = sa.text("status = 'succeeded'")
+    op.create_index(
+        "ix_jobs_succeeded_type_finished",
+        "jobs",
+        ["type", "finished_at"],
+        unique=False,
+        postgresql_where=where,
+        sqlite_where=where,
+    )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index("ix_jobs_succeeded_type_finished", table_name="jobs")
+    op.drop_table("fair_turns")
     op.drop_table("worker_drains")

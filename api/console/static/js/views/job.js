@@ -12,6 +12,7 @@ import {
   jsonText,
   notFound,
   number,
+  queueOutlook,
   replace,
   saveBlob,
   section,
@@ -377,8 +378,9 @@ export async function renderJob(ctx, id) {
         ...inputsOf(job),
       ]),
     );
-    waiting.hidden = !(job.waiting_reason && job.status === "queued");
-    waiting.textContent = job.waiting_reason || "";
+    const outlook = queueOutlook(job);
+    waiting.hidden = !((job.waiting_reason || outlook) && job.status === "queued");
+    waiting.textContent = [outlook, job.waiting_reason].filter(Boolean).join(" - ");
     const errorText = JSON.stringify(job.error);
     if (errorText !== shownError) {
       shownError = errorText;
