@@ -92,7 +92,8 @@ class DockerReplicas:
         every = self.client.containers.list(
             all=True, filters={"label": [f"{PROJECT}={self.project}", f"{SERVICE}={self.service}"]}
         )
-        stopped = [c for c in every if c.status in ("exited", "created")]
+        with self._lock:
+            stopped = [c for c in every if c.status in ("exited", "created") and c.id not in self._stopping]
         for container in stopped[:count]:
             container.start()  # a replica kept stopped after a scale to zero: the quickest way back
             log.info("started %s again", container.name)
