@@ -378,9 +378,10 @@ export async function renderJob(ctx, id) {
         ...inputsOf(job),
       ]),
     );
-    const outlook = queueOutlook(job);
-    waiting.hidden = !((job.waiting_reason || outlook) && job.status === "queued");
-    waiting.textContent = [outlook, job.waiting_reason].filter(Boolean).join(" - ");
+    // Why it waits (no live worker serves its queue) says more than a position no worker will reach.
+    const waitingText = job.waiting_reason || queueOutlook(job);
+    waiting.hidden = !(waitingText && job.status === "queued");
+    waiting.textContent = waitingText || "";
     const errorText = JSON.stringify(job.error);
     if (errorText !== shownError) {
       shownError = errorText;
