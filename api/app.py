@@ -18,6 +18,7 @@ from api.services import Services, services
 from api.wait_slots import WaitSlots
 from db.changes import ChangeListener, redis_url_of
 from db.database import Database
+from db.outlook import Outlooks
 from tensorq.core.routing import Publisher
 from tensorq.core.settings import Settings
 from tensorq.core.store import ArtifactStore
@@ -51,6 +52,8 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
     )
 
     app.extensions["tensorq.served_queues"] = workers.ServedQueues(database.workers)
+    outlooks = Outlooks(database.factory, settings.weight, settings.worker_stale_s)
+    app.extensions["tensorq.queue_outlooks"] = workers.QueueOutlooks(outlooks, settings.fair_share_queues)
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
     v1.before_request(_limit_body)
     v1.before_request(authenticate_request)

@@ -8,6 +8,7 @@ from collections.abc import Collection
 from dataclasses import asdict
 from typing import Any
 
+from db.outlook import Outlook
 from db.records import DatasetRecord, EventRecord, JobRecord, ModelEventRecord, ModelRecord, ModelVersionRecord, iso
 from db.webhooks import Delivery
 
@@ -48,14 +49,24 @@ JOB_KEYS = (
     "max_retries",
     "retry_number",
     "waiting_reason",
+    "queue_position",
+    "expected_start_s",
 )
 # What a listing leaves out unless ``?fields=`` asks: a result may hold thousands of outputs or attributions.
 HEAVY_FIELDS = ("spec", "result")
 
 
-def job(record: JobRecord, waiting_reason: str | None = None, *, without: Collection[str] = ()) -> dict[str, Any]:
+def job(
+    record: JobRecord,
+    waiting_reason: str | None = None,
+    *,
+    outlook: Outlook | None = None,
+    without: Collection[str] = (),
+) -> dict[str, Any]:
     """The job as every answer and notification shows it: always the keys of ``JOB_KEYS`` (a listing leaves
-    out those in ``without``); ``waiting_reason`` says why a queued job waits (``api.workers.public_job``)."""
+    out those in ``without``); ``waiting_reason`` says why a queued job waits and ``outlook`` where it stands
+    (``api.workers.public_job``)."""
+    outlook = outlook or Outlook()
     shown = {
         "id": record.id,
         "type": record.type,
@@ -79,6 +90,8 @@ def job(record: JobRecord, waiting_reason: str | None = None, *, without: Collec
         "max_retries": record.max_retries,
         "retry_number": record.retry_number,
         "waiting_reason": waiting_reason,
+        "queue_position": outlook.queue_position,
+        "expected_start_s": outlook.expected_start_s,
     }
     return {k: v for k, v in shown.items() if k not in without} if without else shown
 

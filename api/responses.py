@@ -196,6 +196,16 @@ class JobFields(BaseModel):
     waiting_reason: str | None = Field(
         default=None, description="why a queued job waits, e.g. no live worker serves queue 'train'"
     )
+    queue_position: int | None = Field(
+        default=None,
+        description="while queued: how many queued jobs of its queue start before it (fair share across tenants, "
+        "then priority, then age)",
+    )
+    expected_start_s: float | None = Field(
+        default=None,
+        description="while queued: seconds until it is expected to start, from recent run times and the live "
+        "workers (null when no live worker serves its queue or its type has no run time yet)",
+    )
     retry_of: str | None = Field(default=None, description="the failed or cancelled job this one retries")
     name: str | None = Field(default=None, description="the label the submission gave")
     tags: list[str] = Field(default_factory=list, description="the submission's tags")

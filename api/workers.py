@@ -12,6 +12,7 @@ from flask import Blueprint, jsonify
 from api import present, responses
 from api.openapi import operation
 from api.services import principal, services
+from db.outlook import Outlook, Outlooks, QueueState
 from db.records import JobRecord, iso
 from db.workers import WorkerRegistry
 from tensorq.core.routing import ROUTES
@@ -110,11 +111,41 @@ def waiting_reason(job: JobRecord, served: ServedQueues, grace_s: float) -> str 
     return f"no live worker serves queue '{queue}'"
 
 
+class QueueOutlooks:
+    """Queued jobs' positions and expected starts; each queue's state re-read at most every ``SERVED_CACHE_S``."""
+
+    def __init__(self, outlooks: Outlooks, fair_queues: Collection[str]) -> None:
+        self.outlooks = outlooks
+        self.fair_queues = set(fair_queues)
+        self._lock = threading.Lock()
+        self._states: dict[str, tuple[float, QueueState]] = {}
+
+    def of(self, job: JobRecord) -> Outlook:
+        """The job's outlook (empty unless it is queued)."""
+        queue = QUEUE_OF_TYPE.get(job.type)
+        if job.status != "queued" or queue is None:
+            return Outlook()
+        with self._lock:
+            read_at, state = self._states.get(queue, (-SERVED_CACHE_S, None))
+            if state is None or time.monotonic() - read_at >= SERVED_CACHE_S:
+                state = self.outlooks.state(queue, queue in self.fair_queues)
+                self._states[queue] = (time.monotonic(), state)
+        return self.outlooks.of(job, state)
+
+
 def public_job(job: JobRecord, without: Collection[str] = ()) -> dict[str, Any]:
     """The job as every route answers with it (``present.job``), with ``waiting_reason`` when it waits on a
-    queue no worker serves; a listing leaves out the keys in ``without``."""
+    queue no worker serves, and a queued job's position and expected start; a listing leaves out the keys in
+    ``without``."""
     reason = waiting_reason(job, served_queues(), services().settings.worker_stale_s)
-    return present.job(job, reason, without=without)
+    return present.job(job, reason, outlook=queue_outlooks().of(job), without=without)
+
+
+def queue_outlooks() -> QueueOutlooks:
+    """This app's queued-job outlooks."""
+    from flask import current_app
+
+    return current_app.extensions["tensorq.queue_outlooks"]
 
 
 def served_queues() -> ServedQueues:

@@ -6,6 +6,7 @@ from sqlalchemy import text
 
 from db.batch_claim import BatchStore
 from db.changes import ChangeSignal, JobChanges, redis_url_of
+from db.drains import Drains
 from db.joblogs import JobLogStore
 from db.jobs import JobStore
 from db.jobstats import JobStats
@@ -32,6 +33,7 @@ class Database:
         self.datasets = DatasetCatalog(self.factory)
         self.keys = KeyStore(self.factory)
         self.workers = WorkerRegistry(self.factory, stale_s=settings.worker_stale_s)
+        self.drains = Drains(self.factory)
         self.logs = JobLogStore(self.factory, max_lines=settings.job_log_max_lines)
         self.webhooks = WebhookOutbox(self.factory)
 

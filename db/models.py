@@ -100,6 +100,14 @@ class Job(Base):
             postgresql_where=text("status = 'running'"),
             sqlite_where=text("status = 'running'"),
         ),
+        # Recent run times of a type (a queued job's expected start): its latest successes.
+        Index(
+            "ix_jobs_succeeded_type_finished",
+            "type",
+            "finished_at",
+            postgresql_where=text("status = 'succeeded'"),
+            sqlite_where=text("status = 'succeeded'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -206,6 +214,26 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     current_job: Mapped[str | None] = mapped_column(String(36))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class WorkerDrain(Base):
+    """A worker host (container) told to take no new job: the autoscaler stops it once its job has ended (issue 23)."""
+
+    __tablename__ = "worker_drains"
+
+    host: Mapped[str] = mapped_column(String(200), primary_key=True)
+    service: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FairTurn(Base):
+    """A tenant's pass in a queue's fair share (``db/fairshare.py``); tenant ``*`` holds the queue's virtual time."""
+
+    __tablename__ = "fair_turns"
+
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pass_value: Mapped[float] = mapped_column(Float)
 
 
 class Dataset(Base):

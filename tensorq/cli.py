@@ -76,6 +76,22 @@ def worker(queues: str, gpu: str | None, concurrency: int, loglevel: str, name: 
 
 
 @main.command()
+@click.option("--wait-s", default=600.0, show_default=True, type=float, help="longest wait for the running job")
+def drain(wait_s: float) -> None:
+    """Tell the workers of this host to take no new job and wait until their job ends (a preStop hook)."""
+    require_extra("worker", "worker")
+    import socket
+
+    from worker.drain import drain_host
+
+    host = socket.gethostname()
+    if drain_host(Settings(), host, wait_s):
+        click.echo(f"{host}: drained, no job runs")
+    else:
+        click.echo(f"{host}: a job still runs after {wait_s:.0f}s; it is handed back at the stop", err=True)
+
+
+@main.command()
 @click.option("--metrics-only", is_flag=True, help="serve the queue metrics without Docker (for KEDA on Kubernetes)")
 def autoscale(metrics_only: bool) -> None:
     """Set the worker-cpu replicas from the SQL backlog through the Docker Engine API (compose service)."""

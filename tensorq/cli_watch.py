@@ -41,6 +41,10 @@ def state_line(job: Job) -> str:
     line = f"{job.type} {job.id}: {job.status}"
     if job.attempts > 1:
         line += f" (attempt {job.attempts})"
+    if job.status == "queued" and job.queue_position is not None:
+        line += f" - {job.queue_position} ahead"
+        if job.expected_start_s is not None:
+            line += f", starts in ~{job.expected_start_s:.0f}s"
     if job.status == "queued" and job.waiting_reason:
         line += f" - {job.waiting_reason}"
     return line

@@ -70,6 +70,8 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     waiting_reason: str | None = None
+    queue_position: int | None = None
+    expected_start_s: float | None = None
     retry_of: str | None = None
     name: str | None = None
     tags: list[str] = field(default_factory=list)

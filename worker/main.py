@@ -102,6 +102,27 @@ def node_name(gpu: str, name: str | None = None) -> str:
     return f"tensorq-{label}-{os.getpid()}@%h"
 
 
+def check_tenant_quotas(settings: Settings) -> None:
+    """Refuse to start when ``tenant_quotas`` names a tenant the database does not know (a typo would otherwise
+    leave that tenant at the defaults, its weight too); an unreachable database is only logged."""
+    if not settings.tenant_quotas:
+        return
+    from db.fairshare import unknown_tenants
+    from db.session import make_engine, make_session_factory
+    from tensorq.core.errors import Unavailable
+
+    engine = make_engine(settings.database_url)
+    try:
+        unknown = unknown_tenants(make_session_factory(engine), list(settings.tenant_quotas))
+    except Unavailable:
+        log.warning("could not check the tenants of tenant_quotas: the database is unavailable")
+        return
+    finally:
+        engine.dispose()
+    if unknown:
+        raise ValueError(f"tenant_quotas names unknown tenants: {', '.join(unknown)} (create them first)")
+
+
 def start_worker(
     settings: Settings,
     *,
@@ -116,6 +137,7 @@ def start_worker(
     unknown = set(queues) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown queues {sorted(unknown)}; known: {', '.join(QUEUES)}")
+    check_tenant_quotas(settings)
     gpu = gpu if gpu is not None else settings.gpu
     from worker.gpu_check import check_gpu_request
 

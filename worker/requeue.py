@@ -33,6 +33,13 @@ class Requeue:
         self._publish(job_id, DEFER_S, "deferral")
         return "deferred"
 
+    def give_back(self, job_id: str) -> str:
+        """Leave a queued job unclaimed (this worker drains) and publish it again at once for another worker:
+        ``draining``."""
+        log.info("job %s: this worker drains; the job goes back to its queue", job_id)
+        self._publish(job_id, None, "a drain")
+        return "draining"
+
     def hand_back(self, job: JobRecord, token: str, reason: str) -> str:
         """Return a running job to the queue without counting its attempt, and publish it again: ``handed_back``,
         ``lease_lost`` when it was no longer ours, ``abandoned`` when the database stayed away (its lease expires

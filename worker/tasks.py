@@ -7,6 +7,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from tensorq.core.routing import LEGACY_TASKS, RUN_JOB
+from worker.drain import stop_consuming
 from worker.outcome import JobFailed, report
 from worker.runner import JobRunner
 
@@ -26,7 +27,10 @@ def runner_for(task: Task) -> JobRunner:
 def _run(self: Task, job_id: str) -> dict[str, Any]:
     """Run a job of any type by id (the runner reads its type from the database); the task fails when the job does."""
     runner = runner_for(self)
-    return report(self, runner.db.jobs, job_id, runner.run(job_id))
+    outcome = runner.run(job_id)
+    if outcome == "draining":
+        stop_consuming(self.app, self.request.hostname)
+    return report(self, runner.db.jobs, runner.ran or job_id, outcome)
 
 
 run_job = shared_task(name=RUN_JOB, bind=True, throws=(JobFailed,))(_run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path.home() / ".tensorq"
@@ -172,7 +172,8 @@ class Settings(BaseSettings):
     quota_model_bytes: int = Field(default=20 * 1024**3, ge=0, description="Model storage per tenant.")
     tenant_quotas: dict[str, dict[str, int]] = Field(
         default_factory=dict,
-        description='Per-tenant overrides by tenant name, e.g. {"acme": {"quota_running_jobs": 2}} (JSON).',
+        description='Per-tenant overrides by tenant name, e.g. {"acme": {"quota_running_jobs": 2}} (JSON); '
+        '"weight" (default 1) is the tenant\'s share of each queue under fair share.',
     )
     ratelimit_storage_url: str | None = Field(
         default=None, description="Storage of the rate limiter (limits URL); default the broker's Redis, else memory."
@@ -246,6 +247,35 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Per-tenant dataset_url_prefixes by tenant name, e.g. {"acme": ["s3://acme-lake/"]} (JSON).',
     )
+    # issue 23: fair share and drain-aware scale-down.
+    fair_share_queues: list[str] = Field(
+        default_factory=lambda: ["train", "explain"],
+        description="Queues where tenants take turns by weight and priority orders a tenant's jobs (lowest number "
+        "first): a delivery runs the next job of its queue by fair share. Other queues run their messages in the "
+        "broker's order (priority, then age); predict is left out by default, its micro-batches already group "
+        "jobs and each pick costs a few statements per delivery.",
+    )
+    autoscale_max_drain_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="Longest wait for a draining worker's job to end before the autoscaler stops it anyway (its "
+        "job is then handed back).",
+    )
+
+    @field_validator("tenant_quotas")
+    @classmethod
+    def _positive_weights(cls, quotas: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        """A tenant's fair-share weight must be above 0."""
+        for tenant, values in quotas.items():
+            if "weight" in values and values["weight"] <= 0:
+                raise ValueError(
+                    f"tenant_quotas: the weight of tenant {tenant!r} must be above 0, got {values['weight']}"
+                )
+        return quotas
+
+    def weight(self, tenant: str) -> float:
+        """The fair-share weight of the tenant called ``tenant`` (default 1)."""
+        return float(self.tenant_quotas.get(tenant, {}).get("weight", 1))
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""

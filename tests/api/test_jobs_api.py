@@ -351,3 +351,17 @@ def test_a_failed_job_recorded_with_a_traceback_is_shown_without_it(client, auth
     assert shown == {"code": "job_error", "message": "x", "details": {"phase": "training"}}
     listed = client.get("/v1/jobs?fields=all", headers=auth).get_json()["jobs"]
     assert "traceback" not in str(listed)
+
+
+def test_a_queued_job_shows_its_position_and_watch_says_it(client, auth) -> None:
+    """Three trainings queued: the third has two ahead; no live worker serves the queue, so no expected start."""
+    from tensorq.cli_watch import state_line
+    from tensorq.client_types import Job
+
+    ids = [client.post("/v1/jobs", json=TRAIN, headers=auth).get_json()["id"] for _ in range(3)]
+    shown = client.get(f"/v1/jobs/{ids[2]}", headers=auth).get_json()
+    assert (shown["queue_position"], shown["expected_start_s"]) == (2, None)
+    listed = {j["id"]: j["queue_position"] for j in client.get("/v1/jobs", headers=auth).get_json()["jobs"]}
+    assert [listed[i] for i in ids] == [0, 1, 2]
+    job = Job(id=ids[2], type="train", status="queued", queue_position=2, expected_start_s=41.6)
+    assert state_line(job) == f"train {ids[2]}: queued - 2 ahead, starts in ~42s"

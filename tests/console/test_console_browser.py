@@ -518,8 +518,10 @@ def test_with_no_worker_left_a_queued_job_says_why_it_waits(
     console_stack["worker"].stop()
     sign_in(driver, url, console_stack["keys"]["acme"])
     submit_from_page(driver, "train", {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 1})
-    reason = wait_until(lambda: driver.execute_script(TEXT_OF, "#job-waiting"), 90, "the waiting reason", every=0.5)
-    assert reason == "no live worker serves queue 'train'"
+    # First its place in the queue ("next in its queue"), then, once no worker has served the queue for
+    # worker_stale_s, why it waits.
+    reason = "no live worker serves queue 'train'"
+    wait_until(lambda: driver.execute_script(TEXT_OF, "#job-waiting") == reason, 90, "the waiting reason", every=0.5)
     assert status_of(driver) == "queued"
     driver.save_screenshot(str(screenshots / "job-page-waiting.png"))
     driver.get(f"{url}/console/#/workers")

@@ -135,7 +135,9 @@ def test_workloads_match_the_compose_services_and_images() -> None:
     services = _compose()["services"]
     worker = _kind("Deployment", "tensorq-worker-cpu")["spec"]["template"]["spec"]
     assert worker["containers"][0]["command"] == services["worker-cpu"]["command"]
-    assert worker["terminationGracePeriodSeconds"] == 60
+    # The pod's grace period covers its preStop drain and then compose's grace for a hand-back after SIGTERM.
+    drain = worker["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert worker["terminationGracePeriodSeconds"] == 60 + int(drain[drain.index("--wait-s") + 1])
     assert services["worker-cpu"]["stop_grace_period"] == "1m"
     assert _kind("Job")["spec"]["template"]["spec"]["containers"][0]["command"] == services["migrate"]["command"]
     uid = int(re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text()).group(1))
@@ -186,3 +188,20 @@ def test_the_s3_overlay_drops_the_read_write_many_volume_and_names_the_bucket() 
         if doc["kind"] == "Deployment":
             for volume in doc["spec"]["template"]["spec"].get("volumes", []):
                 assert "persistentVolumeClaim" not in volume
+
+
+def test_a_worker_pod_drains_before_it_stops_and_keda_can_activate_from_zero() -> None:
+    """preStop runs `tensorq drain` (a real command of the CLI) within the grace period; the trigger has an
+    activation threshold, so minReplicaCount 0 scales from zero at the first queued job."""
+    from click.testing import CliRunner
+
+    from tensorq.cli import main
+
+    pod = _kind("Deployment", "tensorq-worker-cpu")["spec"]["template"]["spec"]
+    command = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["tensorq", "drain"]
+    wait_s = float(command[command.index("--wait-s") + 1])
+    assert pod["terminationGracePeriodSeconds"] >= wait_s + 30  # room for the hand-back after a drain that ran out
+    assert CliRunner().invoke(main, ["drain", "--help"]).exit_code == 0
+    (trigger,) = _kind("ScaledObject")["spec"]["triggers"]
+    assert trigger["metadata"]["activationThreshold"] == "0"

@@ -7,9 +7,12 @@ from prometheus_client import generate_latest
 from db.backlog import backlog_by_type
 from db.database import Database
 from db.jobs import NewJob
+from db.workers import WorkerInfo, claimer
+from tensorq.core.errors import Unavailable
 from worker.autoscale.loop import Autoscaler, queue_loads
 from worker.autoscale.metrics import AutoscaleMetrics
 from worker.autoscale.policy import Policy, QueueLoad, ScaleState, decide, demand, desired_workers
+from worker.autoscale.replicas import Replica
 
 POLICY = Policy(min_workers=1, max_workers=4, jobs_per_worker=2, cooldown_s=60)
 QUEUES = ("train", "predict", "explain")
@@ -72,19 +75,26 @@ def test_policy_rejects_impossible_bounds() -> None:
         Policy(min_workers=5, max_workers=2, jobs_per_worker=1, cooldown_s=0)
 
 
-class CountingReplicas:
-    """A replica set we own: remembers the count the autoscaler set."""
+class FakeReplicas:
+    """A replica set we own: replicas are numbers, each on host ``w<number>``; remembers what was stopped."""
 
     def __init__(self, running: int) -> None:
-        self.running = running
-        self.calls: list[int] = []
+        self.running = [Replica(f"id{n}", f"w{n}", n) for n in range(1, running + 1)]
+        self.stopped: list[str] = []
+        self.broken = False
 
-    def count(self) -> int:
-        return self.running
+    def members(self) -> list[Replica]:
+        if self.broken:
+            raise ConnectionError("docker is away")
+        return list(self.running)
 
-    def scale_to(self, target: int) -> None:
-        self.calls.append(target)
-        self.running = target
+    def start(self, count: int) -> None:
+        first = max((r.number for r in self.running), default=0) + 1
+        self.running += [Replica(f"id{n}", f"w{n}", n) for n in range(first, first + count)]
+
+    def stop(self, replica: Replica) -> None:
+        self.running.remove(replica)
+        self.stopped.append(replica.host)
 
 
 def _submit(db: Database, tenant: str, job_type: str, n: int) -> list[str]:
@@ -105,31 +115,145 @@ def test_backlog_is_read_per_queue_from_sql(db: Database) -> None:
     assert "explain" not in loads
 
 
+def _scaler(db: Database, replicas: FakeReplicas, now: list[float], **kwargs: object) -> Autoscaler:
+    return Autoscaler(
+        POLICY,
+        QUEUES,
+        lambda: queue_loads(backlog_by_type(db.factory)),
+        replicas,
+        db.drains,
+        clock=lambda: now[0],
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
 def test_loop_scales_up_then_down_after_cooldown_and_records_metrics(db: Database) -> None:
     now = [0.0]
-    replicas = CountingReplicas(1)
+    replicas = FakeReplicas(1)
     metrics = AutoscaleMetrics("worker-cpu", QUEUES)
-    scaler = Autoscaler(
-        POLICY, QUEUES, lambda: queue_loads(backlog_by_type(db.factory)), replicas, metrics, clock=lambda: now[0]
-    )
+    scaler = _scaler(db, replicas, now, metrics=metrics)
     ids = _submit(db, "acme", "train", 5)
     assert scaler.step().target == 3
+    assert [r.host for r in replicas.running] == ["w1", "w2", "w3"]
     text = generate_latest(metrics.registry).decode()
     assert 'tensorq_queue_depth{queue="train"} 5.0' in text
     assert 'tensorq_queue_depth{queue="explain"} 0.0' in text
     assert 'tensorq_workers{service="worker-cpu"} 3.0' in text
     assert 'tensorq_autoscale_events_total{direction="up",service="worker-cpu"} 1.0' in text
     for job_id in ids:
-        claim = db.jobs.claim(job_id, "w")
+        claim = db.jobs.claim(job_id, "w:1")
         db.jobs.finish(job_id, claim.lease_token, {})
     now[0] = 10.0
     assert scaler.step().target == 3  # cooling down
     now[0] = 70.0
-    assert scaler.step().target == 1
-    assert replicas.calls == [3, 1]
+    assert scaler.step().target == 1  # two marked to drain, nothing stopped in the step that marks them
+    assert sorted(db.drains.marked("worker-cpu")) == ["w2", "w3"]
+    assert replicas.stopped == []
+    now[0] = 75.0
+    scaler.step()
+    assert sorted(replicas.stopped) == ["w2", "w3"]
+    assert db.drains.marked("worker-cpu") == {}
     text = generate_latest(metrics.registry).decode()
     assert 'tensorq_workers{service="worker-cpu"} 1.0' in text
     assert 'tensorq_queue_depth{queue="train"} 0.0' in text
+    assert 'tensorq_autoscale_stops_total{how="drained",service="worker-cpu"} 2.0' in text
+
+
+def _run_on(db: Database, host: str, job_id: str) -> None:
+    """A worker on ``host`` claims ``job_id`` and says so in its row."""
+    db.workers.register(WorkerInfo(f"n@{host}:1", f"n@{host}", host, 1, list(QUEUES), "t"))
+    db.workers.heartbeat(f"n@{host}:1", job_id)
+    assert db.jobs.claim(job_id, claimer(host, 1)) is not None
+
+
+def test_scale_down_removes_idle_workers_first_and_never_a_busy_one(db: Database) -> None:
+    """Three replicas, the newest two busy: scaling to one removes the idle oldest and one busy, which drains."""
+    now = [0.0]
+    replicas = FakeReplicas(3)
+    scaler = _scaler(db, replicas, now)
+    ids = _submit(db, "acme", "train", 2)
+    _run_on(db, "w2", ids[0])
+    _run_on(db, "w3", ids[1])
+    scaler.step()  # 2 running jobs need 1 worker: the cooldown starts
+    now[0] = 61.0
+    assert scaler.step().target == 1
+    assert sorted(db.drains.marked("worker-cpu")) == ["w1", "w3"]  # the idle one, then the newest busy one
+    now[0] = 63.0
+    scaler.step()
+    assert replicas.stopped == ["w1"]  # w3 still runs its job: it keeps draining
+    # A worker on a draining host gives the messages it receives back instead of claiming them.
+    assert db.drains.is_draining("w3")
+    assert not db.drains.is_draining("w2")
+    assert db.jobs.finish(ids[1], db_token(db, ids[1]), {})
+    db.workers.heartbeat("n@w3:1", None)
+    now[0] = 65.0
+    scaler.step()
+    assert replicas.stopped == ["w1", "w3"]
+    assert [r.host for r in replicas.running] == ["w2"]
+    assert _to_statuses(db, ids[1]) == ["queued", "running", "succeeded"]  # never handed back
+
+
+def test_a_drain_longer_than_max_drain_s_ends_in_a_hand_back(db: Database) -> None:
+    now = [0.0]
+    replicas = FakeReplicas(2)
+    metrics = AutoscaleMetrics("worker-cpu", QUEUES)
+    scaler = _scaler(db, replicas, now, max_drain_s=30.0, metrics=metrics)
+    [job] = _submit(db, "acme", "train", 1)
+    _run_on(db, "w1", job)
+    _run_on(db, "w2", _submit(db, "acme", "train", 1)[0])
+    db.drains.mark(["w2"], "worker-cpu")
+    scaler.step()
+    now[0] = 29.0
+    scaler.step()
+    assert replicas.stopped == []
+    now[0] = 31.0
+    scaler.step()
+    assert replicas.stopped == ["w2"]
+    text = generate_latest(metrics.registry).decode()
+    assert 'tensorq_autoscale_stops_total{how="handback",service="worker-cpu"} 1.0' in text
+
+
+def test_a_failed_read_keeps_the_replicas_and_shows_in_the_metrics(db: Database) -> None:
+    """Docker away, then the database away: nothing is stopped, not even with min_workers 0 and no backlog."""
+    now = [0.0]
+    replicas = FakeReplicas(2)
+    metrics = AutoscaleMetrics("worker-cpu", QUEUES)
+    policy = Policy(min_workers=0, max_workers=4, jobs_per_worker=2, cooldown_s=0)
+    scaler = Autoscaler(policy, QUEUES, lambda: [], replicas, db.drains, clock=lambda: now[0], metrics=metrics)
+    replicas.broken = True
+    assert scaler.step() is None
+    text = generate_latest(metrics.registry).decode()
+    assert 'tensorq_autoscale_read_errors_total{error="ConnectionError",service="worker-cpu"} 1.0' in text
+    assert 'tensorq_autoscale_reads_ok{service="worker-cpu"} 0.0' in text
+
+    def no_database() -> list[QueueLoad]:
+        raise Unavailable("database unavailable")
+
+    replicas.broken = False
+    scaler.read_backlog = no_database
+    assert scaler.step() is None
+    assert len(replicas.running) == 2
+    assert db.drains.marked("worker-cpu") == {}
+
+
+def db_token(db: Database, job_id: str) -> str:
+    """The lease token of a running job (read as its worker knows it)."""
+    from sqlalchemy import select
+
+    from db.models import Job
+
+    with db.factory() as session:
+        return session.scalars(select(Job.lease_token).where(Job.id == job_id)).one()
+
+
+def _to_statuses(db: Database, job_id: str) -> list[str | None]:
+    from sqlalchemy import select
+
+    from db.models import JobEvent
+
+    with db.factory() as session:
+        query = select(JobEvent.to_status).where(JobEvent.job_id == job_id, JobEvent.kind != "progress")
+        return list(session.scalars(query.order_by(JobEvent.id)))
 
 
 def test_autoscaler_and_health_check_run_without_tensorflow() -> None:

@@ -226,3 +226,24 @@ def test_a_job_over_the_memory_ceiling_fails_as_resource_exhausted_and_the_next_
     assert resource.getrlimit(resource.RLIMIT_AS) == before
     modest_job = _job(db, job_type="predict")
     assert runner.run(modest_job) == "succeeded"
+
+
+def test_a_worker_on_a_draining_host_gives_the_job_back_unclaimed(settings: Settings, db: Database) -> None:
+    """The autoscaler marked this host to drain: the delivery is published again for another worker, the job
+    stays queued, and a worker elsewhere runs it once."""
+    runs: list[str] = []
+
+    def handler(ctx: JobContext) -> HandlerResult:
+        runs.append(ctx.job.id)
+        return HandlerResult({"ok": True})
+
+    publisher = RecordingPublisher()
+    runner = JobRunner(settings, db, {"train": handler}, publisher=publisher)
+    job_id = _job(db)
+    db.drains.mark([runner.host], "worker-cpu")
+    assert runner.run(job_id) == "draining"
+    assert db.jobs.get_any(job_id).status == "queued"
+    assert publisher.published == [job_id]
+    db.drains.clear([runner.host])  # now "another worker" (on this host, no longer draining)
+    assert JobRunner(settings, db, {"train": handler}, publisher=publisher).run(job_id) == "succeeded"
+    assert runs == [job_id]

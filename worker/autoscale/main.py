@@ -29,6 +29,7 @@ def run_autoscaler(settings: Settings) -> None:
     import docker
 
     from db.backlog import backlog_by_type
+    from db.drains import Drains
     from db.session import make_engine, make_session_factory
     from worker.autoscale.replicas import DockerReplicas, own_compose_project
 
@@ -44,7 +45,10 @@ def run_autoscaler(settings: Settings) -> None:
         settings.autoscale_queues,
         lambda: queue_loads(backlog_by_type(factory)),
         DockerReplicas(client, project, settings.autoscale_service),
-        metrics,
+        Drains(factory),
+        service=settings.autoscale_service,
+        max_drain_s=settings.autoscale_max_drain_s,
+        metrics=metrics,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

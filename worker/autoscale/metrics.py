@@ -34,8 +34,38 @@ class AutoscaleMetrics:
         self.events = Counter(
             "tensorq_autoscale_events", "Replica changes made.", ["service", "direction"], registry=self.registry
         )
+        self.draining = Gauge(
+            "tensorq_workers_draining", "Worker replicas draining before a stop.", ["service"], registry=self.registry
+        )
+        self.stops = Counter(
+            "tensorq_autoscale_stops",
+            "Replicas stopped: drained (nothing ran) or handback (still busy after the longest drain).",
+            ["service", "how"],
+            registry=self.registry,
+        )
+        self.read_errors = Counter(
+            "tensorq_autoscale_read_errors",
+            "Steps that kept the replicas because the backlog or the replicas could not be read.",
+            ["service", "error"],
+            registry=self.registry,
+        )
+        self.healthy = Gauge(
+            "tensorq_autoscale_reads_ok",
+            "1 when the last step could read the backlog and replicas.",
+            ["service"],
+            registry=self.registry,
+        )
 
-    def observe(self, loads: Iterable[QueueLoad], decision: Decision) -> None:
+    def read_failed(self, error: str) -> None:
+        """Record a step that could not read the backlog or the replicas (and so changed nothing)."""
+        self.read_errors.labels(self.service, error).inc()
+        self.healthy.labels(self.service).set(0)
+
+    def stopped(self, how: str) -> None:
+        """Record a replica stopped ``drained`` or by ``handback``."""
+        self.stops.labels(self.service, how).inc()
+
+    def observe(self, loads: Iterable[QueueLoad], decision: Decision, draining: int = 0) -> None:
         """Record one step: every served queue (zero when idle), the replicas and the change made."""
         by_queue = {load.queue: load for load in loads}
         for queue in sorted(set(self.queues) | set(by_queue)):
@@ -45,6 +75,8 @@ class AutoscaleMetrics:
             self.oldest.labels(queue).set(load.oldest_queued_s)
         if not self.track_workers:
             return
+        self.healthy.labels(self.service).set(1)
+        self.draining.labels(self.service).set(draining)
         self.workers.labels(self.service).set(decision.target)
         self.desired.labels(self.service).set(decision.desired)
         if decision.changes:

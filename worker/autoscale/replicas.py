@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -14,15 +15,28 @@ NUMBER = "com.docker.compose.container-number"
 AUTOSCALED = "io.tensorq.autoscaled"
 
 
-class Replicas(Protocol):
-    """What the autoscaler needs from a replica set (Docker here; a fake in the policy loop's tests)."""
+@dataclass(frozen=True)
+class Replica:
+    """One running replica: its id, its host name (what its workers register as ``host``) and its number."""
 
-    def count(self) -> int:
-        """Replicas running now (those being stopped excluded)."""
+    id: str
+    host: str
+    number: int
+
+
+class Replicas(Protocol):
+    """What the autoscaler needs from a replica set (Docker here; a fake in the loop's tests)."""
+
+    def members(self) -> list[Replica]:
+        """Replicas running now (those being stopped excluded), oldest first."""
         ...
 
-    def scale_to(self, target: int) -> None:
-        """Start or stop replicas until ``target`` run."""
+    def start(self, count: int) -> None:
+        """Start ``count`` more replicas."""
+        ...
+
+    def stop(self, replica: Replica) -> None:
+        """Stop ``replica`` (in the background: it is no member from now on)."""
         ...
 
 
@@ -47,7 +61,9 @@ class DockerReplicas:
 
     Copies carry compose's labels (with the next container number), so ``docker compose ps`` lists them and
     ``docker compose down`` removes them. Stopping sends the image's stop signal (SIGTERM) and waits the
-    service's grace period: a worker hands its running job back before it exits.
+    service's grace period: a worker hands its running job back before it exits (the autoscaler drains a
+    replica first, so that happens only past ``autoscale_max_drain_s``). Compose's first container is kept
+    stopped rather than removed: it is the template a scale from zero starts again.
     """
 
     def __init__(self, client: Any, project: str, service: str) -> None:
@@ -63,26 +79,40 @@ class DockerReplicas:
         with self._lock:
             return [c for c in containers if c.id not in self._stopping]
 
-    def count(self) -> int:
-        """Running replicas, those being stopped excluded."""
-        return len(self._running())
+    def members(self) -> list[Replica]:
+        """Running replicas, those being stopped excluded, oldest (lowest container number) first."""
+        replicas = [
+            Replica(c.id, (c.attrs.get("Config") or {}).get("Hostname") or c.id[:12], int(c.labels.get(NUMBER, "0")))
+            for c in self._running()
+        ]
+        return sorted(replicas, key=lambda r: r.number)
 
-    def scale_to(self, target: int) -> None:
-        """Start copies or stop the newest replicas until ``target`` run."""
-        running = sorted(self._running(), key=lambda c: int(c.labels.get(NUMBER, "0")))
-        if target > len(running):
-            if not running:
-                raise RuntimeError(f"no running {self.service} container to copy; start one with docker compose up")
-            every = self.client.containers.list(
-                all=True, filters={"label": [f"{PROJECT}={self.project}", f"{SERVICE}={self.service}"]}
-            )
-            next_number = max(int(c.labels.get(NUMBER, "0")) for c in every) + 1
-            for number in range(next_number, next_number + target - len(running)):
-                self._start_copy(running[0], number)
-        for container in reversed(running[target:]):
-            with self._lock:
-                self._stopping.add(container.id)
-            threading.Thread(target=self._stop, args=(container,), name=f"stop-{container.name}", daemon=True).start()
+    def start(self, count: int) -> None:
+        """Start ``count`` copies of a running replica (a stopped one of the service serves when none runs)."""
+        every = self.client.containers.list(
+            all=True, filters={"label": [f"{PROJECT}={self.project}", f"{SERVICE}={self.service}"]}
+        )
+        with self._lock:
+            stopped = [c for c in every if c.status in ("exited", "created") and c.id not in self._stopping]
+        for container in stopped[:count]:
+            container.start()  # a replica kept stopped after a scale to zero: the quickest way back
+            log.info("started %s again", container.name)
+        count -= min(count, len(stopped))
+        if count <= 0:
+            return
+        templates = [c for c in every if c.status == "running"] or every
+        if not templates:
+            raise RuntimeError(f"no {self.service} container to copy; start one with docker compose up")
+        next_number = max(int(c.labels.get(NUMBER, "0")) for c in every) + 1
+        for number in range(next_number, next_number + count):
+            self._start_copy(templates[0], number)
+
+    def stop(self, replica: Replica) -> None:
+        """Stop (and remove, unless it is the service's first container) ``replica`` in a background thread."""
+        container = self.client.containers.get(replica.id)
+        with self._lock:
+            self._stopping.add(container.id)
+        threading.Thread(target=self._stop, args=(container,), name=f"stop-{container.name}", daemon=True).start()
 
     def _start_copy(self, template: Any, number: int) -> None:
         api = self.client.api
@@ -128,8 +158,9 @@ class DockerReplicas:
         timeout = (container.attrs.get("Config") or {}).get("StopTimeout") or 60
         try:
             container.stop(timeout=int(timeout))
-            container.remove()
-            log.info("stopped and removed %s", container.name)
+            if container.labels.get(NUMBER, "1") != "1":  # the first is kept stopped: the template after zero
+                container.remove()
+            log.info("stopped %s", container.name)
         except Exception:  # noqa: BLE001 - the container may be gone already; the next count tells the truth
             log.exception("stopping %s", container.name)
         finally:

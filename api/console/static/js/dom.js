@@ -167,3 +167,11 @@ export function tagChips(tags, onPick) {
       : h("span", { class: "tag", text: tag, dataset: { tag } }),
   );
 }
+
+// Where a queued job stands: "3 ahead, starts in ~40 s" (empty when the server says nothing).
+export function queueOutlook(job) {
+  if (job.status !== "queued" || job.queue_position == null) return "";
+  const ahead = job.queue_position === 0 ? "next in its queue" : `${job.queue_position} ahead`;
+  if (job.expected_start_s == null) return ahead;
+  return `${ahead}, starts in ~${Math.round(job.expected_start_s)} s`;
+}

@@ -12,6 +12,7 @@ import {
   jsonText,
   notFound,
   number,
+  queueOutlook,
   replace,
   saveBlob,
   section,
@@ -437,8 +438,10 @@ export async function renderJob(ctx, id) {
         ...inputsOf(job),
       ]),
     );
-    waiting.hidden = !(job.waiting_reason && job.status === "queued");
-    waiting.textContent = job.waiting_reason || "";
+    // Why it waits (no live worker serves its queue) says more than a position no worker will reach.
+    const waitingText = job.waiting_reason || queueOutlook(job);
+    waiting.hidden = !(waitingText && job.status === "queued");
+    waiting.textContent = waitingText || "";
     const errorText = JSON.stringify(job.error);
     if (errorText !== shownError) {
       shownError = errorText;

@@ -2,7 +2,19 @@
 // form that submits a new job, named and tagged (write keys only).
 
 import { getJson, postJson } from "../api.js";
-import { append, duration, h, replace, section, shortId, statusBadge, table, tagChips, when } from "../dom.js";
+import {
+  append,
+  duration,
+  h,
+  queueOutlook,
+  replace,
+  section,
+  shortId,
+  statusBadge,
+  table,
+  tagChips,
+  when,
+} from "../dom.js";
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 const TYPES = ["train", "predict", "explain", "import"];
@@ -22,7 +34,7 @@ function progressText(job) {
   const progress = job.progress || {};
   if (job.type === "train" && progress.epochs) return `epoch ${progress.epoch || 0} / ${progress.epochs}`;
   if (job.waiting_reason) return job.waiting_reason;
-  return "";
+  return queueOutlook(job);
 }
 
 // Tags typed as "a, b c": split on commas and blanks, each once.
