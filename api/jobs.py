@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request, send_file
 
 from api import present, responses
 from api.accept import accept, admit, answer, idempotency_key
 from api.batch import is_batch, submit_batch
 from api.longpoll import read_when_changed
 from api.openapi import ARTIFACT, operation, query
+from api.outbox import publish_all
 from api.present import HEAVY_FIELDS
 from api.references import check_references
 from api.request_text import json_body
@@ -20,7 +21,7 @@ from api.services import principal, services
 from api.webhooks import check_callback
 from api.workers import public_job
 from db.newjob import NewJob
-from db.records import JOB_TYPES, STATUSES, JobRecord
+from db.records import JOB_TYPES, STATUSES, JobRecord, Principal
 from ml.specs import SPECS, parse
 from tensorq.core.artifacts import remove_folder
 from tensorq.core.errors import Conflict, InvalidRequest, NotFound, OutOfRange
@@ -143,6 +144,7 @@ def get_job(job_id: str):
         query("cursor", {"type": "string"}, "next_cursor of the previous page"),
         query("name", {"type": "string", "minLength": 1, "maxLength": 200}, "only jobs of this name"),
         query("tag", {"type": "string", "minLength": 1, "maxLength": 64}, "only jobs with this tag"),
+        query("parent", {"type": "string", "minLength": 1, "maxLength": 36}, "only the children of this job"),
         query(
             "fields",
             {"type": "string", "pattern": "^(all|(spec|result)(,(spec|result))?)$"},
@@ -152,7 +154,7 @@ def get_job(job_id: str):
 )
 def list_jobs():
     """The caller's jobs as summaries (no spec or result unless ``fields`` asks), newest first; filters
-    ``status``, ``type``, ``name`` and ``tag``; cursor pagination."""
+    ``status``, ``type``, ``name``, ``tag`` and ``parent``; cursor pagination."""
     extra = listed_fields(request.args.get("fields"))
     status = request.args.get("status")
     job_type = request.args.get("type")
@@ -174,6 +176,7 @@ def list_jobs():
         cursor=request.args.get("cursor"),
         name=request.args.get("name") or None,
         tag=request.args.get("tag") or None,
+        parent=request.args.get("parent") or None,
     )
     without = [k for k in HEAVY_FIELDS if k not in extra]
     summaries = [public_job(j, without) for j in jobs]
@@ -219,16 +222,20 @@ def delete_job(job_id: str):
 
 @bp.post("/jobs/<job_id>/retry")
 @operation(
-    summary="Submit a failed or cancelled job's spec again as a new job linked to it (retry_of)",
+    summary="Submit a failed or cancelled job's spec again as a new job linked to it (retry_of); a parent is "
+    "reopened instead, with a retry of each of its failed or cancelled children",
     responses={202: responses.Job},
     errors=(403, 404, 409, 429),
     location=True,
 )
 def retry_job(job_id: str):
-    """A new queued job with the old one's type, spec, priority and limits; 409 unless it failed or was cancelled."""
+    """A new queued job with the old one's type, spec, priority and limits (a parent: itself, reopened, its
+    failed children rerun); 409 unless it failed or was cancelled."""
     who = principal()
     svc = services()
     old = svc.db.jobs.get(who.tenant_id, job_id)
+    if old.children is not None:
+        return _retry_parent(who, old)
     if old.status not in ("failed", "cancelled") or old.type not in SPECS:
         raise Conflict(
             f"only failed or cancelled train, predict and explain jobs can be retried; job {job_id} is {old.status}",
@@ -243,6 +250,16 @@ def retry_job(job_id: str):
     admit(who, [new])
     [job] = accept(who, new)
     return answer(job)
+
+
+def _retry_parent(who: Principal, old: JobRecord) -> Response:
+    """Reopen a failed or cancelled parent with a retry of each failed or cancelled child, and publish those."""
+    svc = services()
+    svc.broker_guard.check()
+    svc.quotas.check_submission(who, cost=max(1, old.children.failures if old.children else 1))
+    parent, retries = svc.db.jobs.retry_failed_children(who.tenant_id, old.id)
+    publish_all(retries)
+    return answer(parent)
 
 
 @bp.get("/jobs/<job_id>/events")

@@ -48,6 +48,8 @@ JOB_KEYS = (
     "max_retries",
     "retry_number",
     "waiting_reason",
+    "parent_id",
+    "children",
 )
 # What a listing leaves out unless ``?fields=`` asks: a result may hold thousands of outputs or attributions.
 HEAVY_FIELDS = ("spec", "result")
@@ -79,6 +81,8 @@ def job(record: JobRecord, waiting_reason: str | None = None, *, without: Collec
         "max_retries": record.max_retries,
         "retry_number": record.retry_number,
         "waiting_reason": waiting_reason,
+        "parent_id": record.parent_id,
+        "children": None if record.children is None else record.children.public(),
     }
     return {k: v for k, v in shown.items() if k not in without} if without else shown
 

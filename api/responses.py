@@ -142,6 +142,18 @@ class ImportResult(Open):
     version: int | None = None
 
 
+class ChildCounts(BaseModel):
+    """A parent's children by status, and how many may fail before it does."""
+
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    max_failed_children: int
+
+
 class JobFields(BaseModel):
     """What every job has, whatever its type."""
 
@@ -168,6 +180,28 @@ class JobFields(BaseModel):
     retry_number: int = Field(
         default=0, description="how many retries precede this job in its retry_of chain (0: a first submission)"
     )
+    parent_id: str | None = Field(default=None, description="the job this one is a child of (GET /v1/jobs?parent=)")
+    children: ChildCounts | None = Field(default=None, description="a parent's children by status (null otherwise)")
+
+
+class GroupSpec(Open):
+    """A batch's parent: its failure policy."""
+
+    failure_policy: Any = Field(description="fail_fast, or {max_failed_children: N}")
+
+
+class GroupResult(Open):
+    """A succeeded parent: how its children ended."""
+
+    children: ChildCounts
+
+
+class GroupJob(JobFields):
+    """The parent a batch asked for: it runs while its children do and ends as they say."""
+
+    type: Literal["group"]
+    spec: GroupSpec
+    result: GroupResult | None
 
 
 class TrainJob(JobFields):
@@ -202,7 +236,7 @@ class ImportJob(JobFields):
     result: ImportResult | None
 
 
-class Job(RootModel[Annotated[TrainJob | PredictJob | ExplainJob | ImportJob, Field(discriminator="type")]]):
+class Job(RootModel[Annotated[TrainJob | PredictJob | ExplainJob | ImportJob | GroupJob, Field(discriminator="type")]]):
     """A job as the API shows it: its ``type`` says which spec and result it has."""
 
 
@@ -210,12 +244,13 @@ class JobBatchResult(BaseModel):
     """The jobs of a batch submission, in the order they were sent."""
 
     jobs: list[Job]
+    parent: Job | None = Field(default=None, description="the parent the batch asked for, when it did")
 
 
 class JobSummary(JobFields):
     """A job in a listing: everything but its spec and result, which ``?fields=spec,result`` adds."""
 
-    type: Literal["train", "predict", "explain", "import"]
+    type: Literal["train", "predict", "explain", "import", "group"]
     spec: dict[str, Any] | None = Field(default=None, description="only with fields=spec (or all)")
     result: dict[str, Any] | None = Field(default=None, description="only with fields=result (or all)")
 

@@ -110,7 +110,7 @@ class BatchStore:
             first = conn.execute(
                 select(Job.id, Job.tenant_id, Job.type, Job.spec, Tenant.name)
                 .join(Tenant, Tenant.id == Job.tenant_id)
-                .where(Job.id == job_id, status_is("queued"), Job.cancel_requested.is_(False))
+                .where(Job.id == job_id, status_is("queued"), Job.cancel_requested.is_(False), Job.children_total == 0)
                 # FOR NO KEY UPDATE: claims of the tenant wait for each other, but a cancel's notification row
                 # (a key-share lock on the tenant) does not wait for this one while holding the job: no deadlock.
                 .with_for_update(of=Tenant, key_share=True)
@@ -196,6 +196,7 @@ class BatchStore:
                 Job.status == "queued",
                 Job.type == first.type,
                 Job.cancel_requested.is_(False),
+                Job.children_total == 0,
                 Job.id != first.id,
             )
             .limit(scan)
@@ -224,7 +225,7 @@ class BatchStore:
             "queued",
             "running",
             leased(token, worker, self.lease_s, now),
-            extra_where=(Job.cancel_requested.is_(False),),
+            extra_where=(Job.cancel_requested.is_(False), Job.children_total == 0),
             event_data=lambda _job, moved: {"worker": worker, "batch_size": moved} if moved > 1 else {"worker": worker},
         )
 

@@ -237,11 +237,13 @@ class TensorQClient:
         fields: str | None = None,
         name: str | None = None,
         tag: str | None = None,
+        parent: str | None = None,
     ) -> JobPage:
-        """A page of the caller's jobs, newest first (filters: status, type; paging: limit, cursor); summaries
-        without spec and result unless ``fields`` asks ("spec", "result", "spec,result" or "all")."""
+        """A page of the caller's jobs, newest first (filters: status, type, name, tag, ``parent``: the children
+        of that job; paging: limit, cursor); summaries without spec and result unless ``fields`` asks ("spec",
+        "result", "spec,result" or "all")."""
         params = {"status": status, "type": type, "limit": limit, "cursor": cursor, "fields": fields}
-        params.update({"name": name, "tag": tag})
+        params.update({"name": name, "tag": tag, "parent": parent})
         page = self._call("GET", "/v1/jobs", params={k: v for k, v in params.items() if v is not None})
         return JobPage.from_dict(page.json())
 
@@ -250,7 +252,8 @@ class TensorQClient:
         return Job.from_dict(self._call("POST", f"/v1/jobs/{job_id}/cancel").json())
 
     def retry(self, job_id: str) -> Job:
-        """Submit a failed or cancelled job's spec again; the new job's ``retry_of`` is ``job_id``."""
+        """Submit a failed or cancelled job's spec again; the new job's ``retry_of`` is ``job_id`` (a parent is
+        reopened instead, and only its failed or cancelled children run again)."""
         return Job.from_dict(self._call("POST", f"/v1/jobs/{job_id}/retry").json())
 
     def delete_job(self, job_id: str) -> Deleted:
