@@ -7,7 +7,7 @@ import re
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
-from api import present, responses
+from api import present, responses, shards
 from api.accept import accept, admit, answer, idempotency_key
 from api.batch import is_batch, submit_batch
 from api.longpoll import read_when_changed
@@ -73,8 +73,12 @@ def submit_job():
     submission = submission if checked is spec else with_spec(submission, checked)
     check_callback(who.tenant_id, submission.callback_url)
     new = NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
+    sharded = shards.plan(who.tenant_id, checked, new)
     admit(who, [new])
-    [job] = accept(who, new, key=idempotency_key(), body=body)
+    if sharded is None:
+        [job] = accept(who, new, key=idempotency_key(), body=body)
+    else:  # the parent, last: the client waits on it (api.shards)
+        job = accept(who, sharded[1], key=idempotency_key(), body=body, parent=sharded[0])[-1]
     if wait_s and not job.terminal:
         job = _finished_within(who.tenant_id, job, wait_s)
     return answer(job)

@@ -602,8 +602,8 @@ class JobStore:
 
     def retry_failed_children(self, tenant_id: str, job_id: str) -> tuple[JobRecord, builtins.list[JobRecord]]:
         """Reopen the tenant's failed or cancelled parent with a retry of each failed or cancelled child; the
-        parent as reopened and the retries (the caller publishes them; a failed publish marks them unpublished). Conflict unless the job is
-        a parent that has ended."""
+        parent as reopened and the retries (the caller publishes them; a failed publish marks them
+        unpublished). Conflict unless the job is a parent that has ended."""
         with write_scope(self._factory) as conn:
             row = conn.execute(JOB_BY_ID, {"job_id": job_id}).one_or_none()
             if row is None or row.tenant_id != tenant_id:

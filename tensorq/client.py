@@ -182,6 +182,21 @@ class TensorQClient:
         answer = self._call("POST", "/v1/jobs", json=body, headers=headers).json()
         return [Job.from_dict(job) for job in answer["jobs"]]
 
+    def submit_group(
+        self,
+        jobs: Sequence[Mapping[str, Any]],
+        parent: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> tuple[Job, list[Job]]:
+        """Submit a batch as the children of one new parent job (``parent``: its ``name``, ``tags``,
+        ``priority``, ``callback_url`` and ``max_failed_children``; without it the parent fails fast); wait on
+        the parent alone. Returns the parent and its children, in the order given."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = {"jobs": [dict(job) for job in jobs], "parent": dict(parent or {})}
+        answer = self._call("POST", "/v1/jobs", json=body, headers=headers).json()
+        return Job.from_dict(answer["parent"]), [Job.from_dict(job) for job in answer["jobs"]]
+
     def job(self, job_id: str, *, wait: float | None = None, until_finished: bool = False) -> Job:
         """The job now, or after its next change within ``wait`` seconds (with ``until_finished``: its end)."""
         params: dict[str, Any] = {"wait": wait} if wait else {}

@@ -200,6 +200,9 @@ def predict(ctx: JobContext) -> HandlerResult:
     from ml.inference import predict as infer
 
     raw, labels = _table(ctx, spec, version)
+    if spec.row_range is not None:  # a shard of a dataset: its rows only
+        start, stop = spec.row_range
+        raw, labels = raw[start:stop], None if labels is None else labels[start:stop]
     x = coerce_inputs(model, raw)
     outputs = infer(model, x)
     classifies = outputs.ndim == 2 and outputs.shape[1] > 1

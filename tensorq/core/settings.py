@@ -193,6 +193,15 @@ class Settings(BaseSettings):
     )
     autoscale_interval_s: float = Field(default=5.0, gt=0, description="How often the autoscaler reads the backlog.")
     autoscale_metrics_port: int = Field(default=9100, ge=0, description="Port of the autoscaler's /metrics (0: off).")
+    # Jobs made of jobs (issue 22): sharded predict and explain.
+    shard_rows: int = Field(
+        default=0,
+        ge=0,
+        description="A predict or explain on more rows than this (inline, or an uploaded dataset) becomes a parent "
+        "with one child job per range of this many rows, run on any worker; 0 turns it off (a spec's 'shards' "
+        "still asks for it).",
+    )
+    max_shards: int = Field(default=64, ge=2, le=10_000, description="The most shards one predict or explain has.")
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
