@@ -83,6 +83,8 @@ def submit_batch(body: dict[str, Any]) -> Response:
             check_callback(who.tenant_id, submission.callback_url)
         except TensorQError as exc:
             raise _at(index, exc) from None
+        if submission.type == "tune":
+            raise _at(index, InvalidRequest("a tune job is submitted alone, not in a batch"))
         if getattr(spec, "shards", None) is not None:
             raise _at(index, InvalidRequest("a sharded job is submitted alone, not in a batch"))
         if checked is not spec:  # records made rows: the form the worker reads

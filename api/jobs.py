@@ -18,11 +18,13 @@ from api.references import check_references
 from api.request_text import json_body
 from api.schemas import JobBatch, JobSubmission, parse_submission, with_spec
 from api.services import principal, services
+from api.tune import submit_tune
 from api.webhooks import check_callback
 from api.workers import public_job
 from db.newjob import NewJob
 from db.records import JOB_TYPES, STATUSES, JobRecord, Principal
 from ml.specs import SPECS, parse
+from ml.tuning import TuneSpec
 from tensorq.core.artifacts import remove_folder
 from tensorq.core.errors import Conflict, InvalidRequest, NotFound, OutOfRange
 
@@ -69,6 +71,9 @@ def submit_job():
     who = principal()
     svc = services()
     svc.broker_guard.check()
+    if isinstance(spec, TuneSpec):
+        new = NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
+        return answer(submit_tune(who, new, spec, body))
     checked = check_references(who.tenant_id, spec)
     submission = submission if checked is spec else with_spec(submission, checked)
     check_callback(who.tenant_id, submission.callback_url)

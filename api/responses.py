@@ -204,6 +204,35 @@ class GroupJob(JobFields):
     result: GroupResult | None
 
 
+class TuneSpecShown(Open):
+    """A tune's spec as submitted, with the study the server made for it and the direction it optimizes."""
+
+    train: dict[str, Any]
+    search_space: dict[str, Any]
+    n_trials: int
+
+
+class TuneResult(Open):
+    """A tune's trials (params, metric value, state, epochs run), its best trial and params, the params'
+    importances, and the best model registered under the tune's model name."""
+
+    children: ChildCounts
+    trials: list[dict[str, Any]]
+    importances: dict[str, float] = Field(default_factory=dict)
+    best_params: dict[str, Any] | None = None
+    best_value: float | None = None
+    model_id: str | None = None
+    version: int | None = None
+
+
+class TuneJob(JobFields):
+    """A hyperparameter search: its trials are its children, train jobs."""
+
+    type: Literal["tune"]
+    spec: TuneSpecShown
+    result: TuneResult | None
+
+
 class TrainJob(JobFields):
     """A training job."""
 
@@ -236,7 +265,11 @@ class ImportJob(JobFields):
     result: ImportResult | None
 
 
-class Job(RootModel[Annotated[TrainJob | PredictJob | ExplainJob | ImportJob | GroupJob, Field(discriminator="type")]]):
+class Job(
+    RootModel[
+        Annotated[TrainJob | PredictJob | ExplainJob | ImportJob | GroupJob | TuneJob, Field(discriminator="type")]
+    ]
+):
     """A job as the API shows it: its ``type`` says which spec and result it has."""
 
 
@@ -250,7 +283,7 @@ class JobBatchResult(BaseModel):
 class JobSummary(JobFields):
     """A job in a listing: everything but its spec and result, which ``?fields=spec,result`` adds."""
 
-    type: Literal["train", "predict", "explain", "import", "group"]
+    type: Literal["train", "predict", "explain", "import", "group", "tune"]
     spec: dict[str, Any] | None = Field(default=None, description="only with fields=spec (or all)")
     result: dict[str, Any] | None = Field(default=None, description="only with fields=result (or all)")
 

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from ml.specs import SPECS, Name, Strict, parse
+from ml.tuning import TuneSpec
+from tensorq.core.errors import InvalidRequest
 from tensorq.core.retry_policy import MAX_RETRIES_LIMIT
 from tensorq.core.webhook_targets import MAX_URL_LENGTH
 
@@ -18,7 +20,7 @@ Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A
 class JobSubmission(Strict):
     """The body of ``POST /v1/jobs``."""
 
-    type: Literal["train", "predict", "explain"]
+    type: Literal["train", "predict", "explain", "tune"]
     spec: dict[str, Any]
     priority: int = Field(default=5, ge=0, le=9)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
@@ -77,7 +79,9 @@ class JobBatch(Strict):
 def parse_submission(body: Any) -> tuple[JobSubmission, Strict]:
     """The submission, its ``spec`` now the typed spec's JSON (defaults filled in), and the typed spec."""
     submission = parse(JobSubmission, body)
-    spec = parse(SPECS[submission.type], submission.spec, where="spec")
+    spec = parse(TuneSpec if submission.type == "tune" else SPECS[submission.type], submission.spec, where="spec")
+    if getattr(spec, "trial", None) is not None:
+        raise InvalidRequest("'trial' is set by the server on a tune's trials", details={"field": "spec.trial"})
     return with_spec(submission, spec), spec
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +37,7 @@ from db.registry import insert_version, version_record
 from db.reopen import retry_failed_children
 from db.session import lock_tenant, read_scope, rowcount, session_scope, write_scope
 from db.transitions import RELEASED, Ending, end_running, job_record, leased, status_is, transition, transition_many
+from db.tunes import top_up
 from tensorq.core.errors import Conflict, InvalidRequest, NotFound, OutOfRange, QuotaExceeded
 
 # The hottest read (every GET and every long-poll wake), built once: a Core select, no ORM session.
@@ -553,7 +554,7 @@ class JobStore:
         children to be cancelled); Conflict when it already finished."""
         asked = session.execute(
             update(Job)
-            .where(Job.id == row.id, Job.status.in_(("queued", "running") if row.children_total else ("running",)))
+            .where(Job.id == row.id, or_(status_is("running"), status_is("queued") if row.children_total else false()))
             .values(cancel_requested=True, revision=Job.revision + 1, updated_at=now)
         )
         if rowcount(asked) == 1:
@@ -620,6 +621,14 @@ class JobStore:
                 raise Conflict(f"job {job_id} has no failed children to retry", code="not_retryable")
         self.changes.note(job_id)
         return self.get(tenant_id, job_id), [job_record(SimpleNamespace(**r)) for r in rows]
+
+    def top_up_trials(
+        self, parent_id: str, make: Callable[[dict[str, Any], int], builtins.list[NewJob]], *, publishing: bool
+    ) -> builtins.list[JobRecord]:
+        """The next trials of a tune as one of its trials ends (``db.tunes.top_up``), committed."""
+        with write_scope(self._factory) as conn:
+            rows = top_up(conn, parent_id, make, publishing=publishing)
+        return [job_record(SimpleNamespace(**row)) for row in rows]
 
     # -- recovery -----------------------------------------------------------------------
     def settle_parents(self, limit: int = 100) -> builtins.list[str]:

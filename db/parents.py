@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from db.models import Job, JobEvent, utcnow
 from db.newjob import NewJob, insert_new
 from db.records import TERMINAL, ChildCounts, JobRecord
 from db.shards import joined_shards
+from db.tunes import tune_result
 
 # The state machine's ``db.transitions.transition_many``, handed in by its caller (it calls this module).
 Move = Callable[..., list[JobRecord]]
@@ -42,8 +43,9 @@ def insert_graph(
     conn: Connection, parent: NewJob, children: Sequence[NewJob], *, publishing: bool
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Insert ``parent`` with ``children`` (its totals set to their number) in ``conn``'s transaction: the
-    parent's row and its children's rows, in order. The parent is never published: only its children run."""
-    [top] = insert_new(conn, [_as_parent(parent, len(children))], publishing=True)
+    parent's row and its children's rows, in order. The parent is never published: only its children run. A
+    parent that plans more children than it starts with (a tune's trials) says so in its ``children_total``."""
+    [top] = insert_new(conn, [_as_parent(parent, max(parent.children_total, len(children)))], publishing=True)
     rows = insert_new(conn, [_as_child(child, top["id"]) for child in children], publishing=publishing)
     return top, rows
 
@@ -137,8 +139,9 @@ def _end(conn: Connection, parent_id: str, expected: str, target: str, counts: C
 
 def combined_result(conn: Connection, parent_id: str) -> dict[str, Any]:
     """What a succeeded parent's result adds to its children counts: for a sharded job, its children's
-    outputs joined in row order (``db.shards``); nothing for a group."""
-    return joined_shards(conn, parent_id)
+    outputs joined in row order (``db.shards``); for a tune, its trials and best model (``db.tunes``); nothing
+    for a group."""
+    return joined_shards(conn, parent_id) or tune_result(conn, parent_id)
 
 
 def cascade(conn: Connection, parent_id: str, move: Move) -> None:
@@ -150,6 +153,9 @@ def cascade(conn: Connection, parent_id: str, move: Move) -> None:
         .where(Job.parent_id == parent_id, Job.status.in_(("queued", "running")), Job.cancel_requested.is_(False))
         .with_for_update(skip_locked=True)
     ).all()
+    if _close_plan(conn, parent_id):
+        settle_parent(conn, parent_id, move)
+        return
     if not children:
         return
     running = [child.id for child in children if child.status == "running" or child.children_total]
@@ -219,3 +225,17 @@ def _fraction(progress: dict[str, Any] | None) -> float:
     if isinstance(epoch, int | float) and isinstance(epochs, int | float) and epochs > 0:
         return min(float(epoch) / float(epochs), 1.0)
     return 0.0
+
+
+def _close_plan(conn: Connection, parent_id: str) -> bool:
+    """A decided tune that planned more trials than it made plans no more: its total becomes the children it
+    has. Whether it changed (the caller then moves the parent as its children now say)."""
+    child = Job.__table__.alias("child")
+    made = select(func.count()).select_from(child).where(child.c.parent_id == parent_id).scalar_subquery()
+    closed = conn.execute(
+        update(Job)
+        .where(Job.id == parent_id, Job.type == "tune", Job.children_total > made)
+        .values(children_total=made)
+        .returning(Job.id)
+    ).one_or_none()
+    return closed is not None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
 
-JOB_TYPES = ("train", "predict", "explain", "import", "group")
+JOB_TYPES = ("train", "predict", "explain", "import", "group", "tune")
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", *TERMINAL)
 EVENT_KINDS = ("state", "progress", "cancel_requested")

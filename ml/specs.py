@@ -279,6 +279,17 @@ def data_kind(fmt: str, x_shape: list[int] | None) -> str:
     return "tabular"
 
 
+class TrialRef(Strict):
+    """Set by the server on a tune's trial: its study, its number, and what it reports each epoch."""
+
+    study: str = Field(min_length=1, max_length=200)
+    number: int = Field(ge=0)
+    metric: str = Field(min_length=1, max_length=100)
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    n_trials: int = Field(ge=1)
+    params: dict[str, Any] = Field(default_factory=dict, description="the point of the search space it trains")
+
+
 class TrainSpec(TrainOptions):
     """A training job: which architecture, on which data, for how long, and the model's name."""
 
@@ -297,6 +308,7 @@ class TrainSpec(TrainOptions):
     user_column: Column | None = None
     item_column: Column | None = None
     rating_column: Column | None = None
+    trial: TrialRef | None = None
 
     @field_validator("dataset")
     @classmethod

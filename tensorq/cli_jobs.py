@@ -16,7 +16,7 @@ from tensorq.cli_common import ApiGroup, Cli, api_options, short_time, to_jsonab
 from tensorq.cli_watch import watch
 from tensorq.client import Job, LogLine
 
-JOB_TYPES = ("train", "predict", "explain")
+JOB_TYPES = ("train", "predict", "explain", "tune")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,17 +82,28 @@ def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
 
 def train(ctx: JobContext) -> HandlerResult:
     """Train a model from the job's spec and register it as a new version."""
-    from ml.training import train as fit
 
     spec = parse(TrainSpec, ctx.job.spec, where="spec")
+    if spec.trial is not None:  # a tune's trial: reports to its study each epoch (worker/trials.py)
+        from worker.trials import run_trial
+
+        return run_trial(ctx, spec, functools.partial(_train, ctx, spec))
+    return _train(ctx, spec, None)
+
+
+def _train(ctx: JobContext, spec: TrainSpec, wrap: Callable[..., Callable[[dict], None]] | None) -> HandlerResult:
+    """Train ``spec`` and hand back its result and model (``wrap`` turns the epoch callback into a trial's)."""
+    from ml.training import train as fit
+
     set_phase("loading data")
     data = _training_data(ctx, spec)
     set_phase("building")
+    on_epoch = functools.partial(_epoch_done, ctx)
     outcome = fit(
         spec,
         data,
         ctx.settings.job_dir(ctx.job.id),
-        on_epoch=functools.partial(_epoch_done, ctx),
+        on_epoch=on_epoch if wrap is None else wrap(on_epoch),
         should_stop=functools.partial(_batch_done, ctx),
     )
     set_phase("saving")

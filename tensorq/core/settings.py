@@ -202,6 +202,7 @@ class Settings(BaseSettings):
         "still asks for it).",
     )
     max_shards: int = Field(default=64, ge=2, le=10_000, description="The most shards one predict or explain has.")
+    max_tune_trials: int = Field(default=200, ge=1, le=10_000, description="The most trials one tune job runs.")
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""

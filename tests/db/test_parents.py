@@ -155,3 +155,22 @@ def test_a_retried_child_takes_its_place_and_the_reaper_settles_a_parent_left_be
     assert db.jobs.get(acme, batch.parent.id).status == "failed"
     with db.engine.connect() as conn:
         assert conn.execute(select(Job.status).where(Job.id == batch.parent.id)).scalar_one() == "failed"
+
+
+def test_a_cancelled_tune_plans_no_more_trials_and_ends_with_those_it_made(db: Database) -> None:
+    acme = db.keys.ensure_tenant("acme")
+    tune = NewJob(acme, "tune", {"parallelism": 2}, children_total=5, max_failed_children=4)
+    batch = db.jobs.submit_many([NewJob(acme, "train", {}), NewJob(acme, "train", {})], parent=tune)
+    assert batch.parent is not None
+    assert batch.parent.children is not None
+    assert batch.parent.children.total == 5  # planned: the trials not asked for yet count as waiting
+    running = db.jobs.claim(batch.jobs[0].id, "w")
+    assert running is not None
+    db.jobs.cancel(acme, batch.parent.id)
+    assert db.jobs.get_any(batch.jobs[1].id).status == "cancelled"
+    asked = db.jobs.get(acme, batch.parent.id)
+    assert asked.status == "running"
+    assert asked.children is not None
+    assert asked.children.total == 2
+    db.jobs.mark_cancelled(batch.jobs[0].id, running.lease_token)  # type: ignore[union-attr]
+    assert db.jobs.get(acme, batch.parent.id).status == "cancelled"

@@ -108,3 +108,38 @@ def test_a_sharded_explain_gives_what_the_unsharded_one_does(stack: dict, method
     np.testing.assert_allclose(sharded.result["per_input_quality"], whole.result["per_input_quality"], atol=1e-5)
     for name, value in whole.result["quality"].items():
         assert sharded.result["quality"][name] == pytest.approx(value, abs=1e-5)
+
+
+def test_a_tune_of_6_trials_prunes_and_registers_its_best_model_which_predicts(stack: dict) -> None:
+    client: TensorQClient = stack["client"]
+    spec = {
+        "train": {"architecture": "mlp", "dataset": "builtin:iris", "epochs": 6, "batch_size": 16, "seed": 1},
+        # A learning rate that barely learns in 6 epochs beside one that does: the median pruner stops the former.
+        "search_space": {"learning_rate": {"type": "categorical", "choices": [0.05, 0.0001]}},
+        "n_trials": 6,
+        "parallelism": 2,
+        "sampler": "random",
+        "pruner": "median",
+        "seed": 2,
+        "register_as": "iris-tuned",
+    }
+    tune = client.submit("tune", spec)
+    done = client.wait(tune.id, timeout=600, poll=25)
+    assert done.status == "succeeded", done.error
+    trials = done.result["trials"]
+    assert [trial["number"] for trial in trials] == list(range(6))
+    states = {trial["state"] for trial in trials}
+    assert states <= {"complete", "pruned"}
+    pruned = [trial for trial in trials if trial["state"] == "pruned"]
+    assert pruned, trials
+    assert all(trial["epochs_run"] < 6 for trial in pruned)
+    assert all(trial["params"]["learning_rate"] == 0.0001 for trial in pruned)
+    assert done.result["best_params"] == {"learning_rate": 0.05}
+    assert set(done.result["importances"]) == {"learning_rate"}
+    assert done.result["model_name"] == "iris-tuned"
+    assert done.children is not None
+    assert done.children["succeeded"] == 6
+    predicted = client.run("predict", {"model": "iris-tuned", "inputs": ROWS[:2]}, timeout=300)
+    assert predicted.status == "succeeded", predicted.error
+    assert len(predicted.result["classes"]) == 2
+    assert predicted.result["version"] == done.result["version"]
