@@ -115,7 +115,8 @@ def delete_model(model_id: str):
     who = principal()
     svc = services()
     gone = svc.db.models.delete(who.tenant_id, model_id, who.key_id)
-    freed = sum(remove_file(svc.settings.artifact_dir, v.path) for v in gone)
+    shared = svc.db.models.paths_in_use({v.path for v in gone})  # another version's file too: kept
+    freed = sum(remove_file(svc.settings.artifact_dir, v.path) for v in gone if v.path not in shared)
     pinned = parse_model_ref(model_id).pinned
     body = {
         "deleted": "model_version" if pinned else "model",
