@@ -28,6 +28,7 @@ from db.changes import JobChanges
 from db.joblogs import LogLine, log_row
 from db.jobs import RUNNING_OF_TENANT, Deferred
 from db.models import Job, JobLog, Tenant, utcnow
+from db.parents import ended_parents
 from db.records import JobRecord, ModelVersionRecord
 from db.registry import parse_model_ref, resolve_on
 from db.session import write_scope
@@ -241,7 +242,9 @@ class BatchStore:
             logs = [log_row(job_id, line) for job_id in ended for line in outcomes[job_id].log]
             if logs:
                 conn.execute(insert(JobLog), logs)
+            parents = ended_parents(conn)
         self.changes.note_all(ended)
+        self.changes.note_all(parents)
         return {job_id: ended[job_id].status if job_id in ended else "lease_lost" for job_id in outcomes}
 
 

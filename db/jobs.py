@@ -22,7 +22,7 @@ from db.changes import JobChanges
 from db.followups import chain_retries
 from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
 from db.newjob import NewJob, insert_new
-from db.parents import insert_graph, parent_progress, settle_parent, unsettled_parents
+from db.parents import ended_parents, insert_graph, parent_progress, settle_parent, unsettled_parents
 from db.records import (
     TERMINAL,
     Claim,
@@ -493,6 +493,8 @@ class JobStore:
                     register = None if model is None else functools.partial(_register, session, model)
                     ending = {job_id: Ending("succeeded", result)}
                     won = job_id in end_running(session.connection(), token, ending, complete=register)
+                    parents = ended_parents(session.connection())
+                self.changes.note_all(parents)
                 return self.changes.note(job_id, changed=won)
             except IntegrityError:
                 # A concurrent registration took the model name or version number first: try again.
@@ -504,12 +506,16 @@ class JobStore:
         """``running -> failed`` under the lease, with ``{"code", "message"}``."""
         with write_scope(self._factory) as conn:
             won = job_id in end_running(conn, token, {job_id: Ending("failed", error=error)})
+            parents = ended_parents(conn)
+        self.changes.note_all(parents)
         return self.changes.note(job_id, changed=won)
 
     def mark_cancelled(self, job_id: str, token: str) -> bool:
         """``running -> cancelled`` once the worker has stopped at a boundary."""
         with write_scope(self._factory) as conn:
             won = job_id in end_running(conn, token, {job_id: Ending("cancelled")})
+            parents = ended_parents(conn)
+        self.changes.note_all(parents)
         return self.changes.note(job_id, changed=won)
 
     def retry_later(self, job_id: str, token: str, reason: str) -> bool:

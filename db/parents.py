@@ -37,6 +37,8 @@ COUNTED = {
     "cancelled": "children_cancelled",
 }
 COUNT_COLUMNS = ("children_total", *COUNTED.values(), "max_failed_children")
+# Where a connection keeps the parents its transaction ended, for the store to signal after the commit.
+ENDED_KEY = "tensorq.ended_parents"
 
 
 def insert_graph(
@@ -135,6 +137,14 @@ def _end(conn: Connection, parent_id: str, expected: str, target: str, counts: C
         message = f"{counts.failures} of {counts.total} children failed or were cancelled"
         values["error"] = {"code": "children_failed", "message": message, "details": summary}
     move(conn, [parent_id], expected, target, values)
+    conn.info.setdefault(ENDED_KEY, set()).add(parent_id)
+
+
+def ended_parents(conn: Connection) -> set[str]:
+    """The parents this connection's transaction ended (taken: the next asks anew), to signal after its
+    commit: a client that waits on a parent's end hears of it at once."""
+    ended: set[str] = conn.info.pop(ENDED_KEY, set())
+    return ended
 
 
 def combined_result(conn: Connection, parent_id: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@ transitions, in their transactions; cancel cascades; a failed parent reruns only
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from db.database import Database
 from db.jobs import NewJob
@@ -147,9 +147,9 @@ def test_a_retried_child_takes_its_place_and_the_reaper_settles_a_parent_left_be
     _run(db, retry.id)
     # A parent whose last child's move did not move it (as a crash between two writers would leave it).
     with write_scope(db.factory) as conn:
-        conn.execute(Job.__table__.update().where(Job.id == batch.jobs[1].id).values(parent_id=None))
+        conn.execute(update(Job).where(Job.id == batch.jobs[1].id).values(parent_id=None))
         transition_many(conn, [batch.jobs[1].id], "queued", "cancelled", {})
-        conn.execute(Job.__table__.update().where(Job.id == batch.parent.id).values(children_cancelled=1))
+        conn.execute(update(Job).where(Job.id == batch.parent.id).values(children_cancelled=1))
     assert db.jobs.get(acme, batch.parent.id).status == "running"
     assert db.jobs.settle_parents() == [batch.parent.id]
     assert db.jobs.get(acme, batch.parent.id).status == "failed"
@@ -174,3 +174,13 @@ def test_a_cancelled_tune_plans_no_more_trials_and_ends_with_those_it_made(db: D
     assert asked.children.total == 2
     db.jobs.mark_cancelled(batch.jobs[0].id, running.lease_token)  # type: ignore[union-attr]
     assert db.jobs.get(acme, batch.parent.id).status == "cancelled"
+
+
+def test_the_end_of_a_parent_is_signalled_after_its_last_childs_commit(db: Database) -> None:
+    acme = db.keys.ensure_tenant("acme")
+    parent, [child] = _graph(db, acme, 1)
+    heard: list[str] = []
+    db.jobs.changes.signal = lambda job_id, status=None: heard.append(job_id)
+    _run(db, child.id)
+    assert heard.count(parent.id) == 1  # a client waiting on the parent's end hears of it at once
+    assert child.id in heard
