@@ -36,11 +36,17 @@ def admit(who: Principal, news: Sequence[NewJob]) -> None:
 
 
 def accept(
-    who: Principal, news: NewJob | Sequence[NewJob], *, key: str | None = None, body: Any = None
+    who: Principal,
+    news: NewJob | Sequence[NewJob],
+    *,
+    key: str | None = None,
+    body: Any = None,
+    parent: NewJob | None = None,
 ) -> list[JobRecord]:
     """Commit one job, or a batch all or none, as ``queued`` under the tenant's queued-jobs quota, and publish
-    what this call created; the jobs, in order. With ``key`` (the Idempotency-Key) a repeat of the same
-    ``body`` returns the jobs the first request made, and another body under that key is refused."""
+    what this call created; the jobs, in order, then the ``parent`` a batch asked for (never published: it
+    follows its children). With ``key`` (the Idempotency-Key) a repeat of the same ``body`` returns the jobs
+    the first request made, and another body under that key is refused."""
     svc = services()
     limit = svc.quotas.queued_limit(who)
     body_hash = request_hash(body) if key else None
@@ -50,12 +56,12 @@ def accept(
         if outcome.created:
             publish(outcome.job)
         return [outcome.job]
-    jobs, created = svc.db.jobs.submit_many(
-        list(news), idempotency_key=key, request_hash=body_hash, publishing=True, queued_limit=limit
+    jobs, created, top = svc.db.jobs.submit_many(
+        list(news), idempotency_key=key, request_hash=body_hash, publishing=True, queued_limit=limit, parent=parent
     )
     if created:
         publish_all(jobs)
-    return jobs
+    return jobs if top is None else [*jobs, top]
 
 
 def answer(job: JobRecord) -> Response:

@@ -10,11 +10,12 @@ from flask import Response, jsonify
 
 from api.accept import accept, admit, idempotency_key
 from api.references import check_references
-from api.schemas import parse_submission, with_spec
+from api.schemas import ParentSubmission, parse_submission, with_spec
 from api.services import principal, services
 from api.webhooks import check_callback
 from api.workers import public_job
 from db.newjob import NewJob
+from ml.specs import parse
 from tensorq.core.errors import InvalidRequest, OutOfRange, TensorQError
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,9 @@ def _at(index: int, exc: TensorQError) -> TensorQError:
 
 def _items(body: dict[str, Any], limits: dict[str, int]) -> list[Any]:
     """The batch's job bodies, unchecked; at most the lowest of ``limits`` (setting name -> jobs)."""
-    if set(body) != {"jobs"}:
-        raise InvalidRequest("a batch body has only 'jobs'", details={"unexpected": sorted(set(body) - {"jobs"})})
+    if not set(body) <= {"jobs", "parent"}:
+        unexpected = sorted(set(body) - {"jobs", "parent"})
+        raise InvalidRequest("a batch body has only 'jobs' and 'parent'", details={"unexpected": unexpected})
     items = body["jobs"]
     if not isinstance(items, list) or not items:
         raise InvalidRequest("'jobs' must be a non-empty list of job submissions")
@@ -81,14 +83,43 @@ def submit_batch(body: dict[str, Any]) -> Response:
             check_callback(who.tenant_id, submission.callback_url)
         except TensorQError as exc:
             raise _at(index, exc) from None
+        if submission.type == "tune":
+            raise _at(index, InvalidRequest("a tune job is submitted alone, not in a batch"))
+        if getattr(spec, "shards", None) is not None:
+            raise _at(index, InvalidRequest("a sharded job is submitted alone, not in a batch"))
         if checked is not spec:  # records made rows: the form the worker reads
             parsed[index] = (with_spec(submission, checked), checked)
     news = [
         NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
         for submission, _ in parsed
     ]
+    parent = _parent(who.tenant_id, body.get("parent"))
     admit(who, news)
-    jobs = accept(who, news, key=idempotency_key(), body=body)
-    response = jsonify({"jobs": [public_job(job) for job in jobs]})
+    jobs = accept(who, news, key=idempotency_key(), body=body, parent=parent)
+    if parent is None:
+        response = jsonify({"jobs": [public_job(job) for job in jobs]})
+    else:
+        *jobs, top = jobs
+        response = jsonify({"jobs": [public_job(job) for job in jobs], "parent": public_job(top)})
+        response.headers["Location"] = f"/v1/jobs/{top.id}"
     response.status_code = 202
     return response
+
+
+def _parent(tenant_id: str, body: Any) -> NewJob | None:
+    """The ``group`` job a batch's ``parent`` asks for (None without one)."""
+    if body is None:
+        return None
+    asked = parse(ParentSubmission, body, where="parent")
+    check_callback(tenant_id, asked.callback_url)
+    return NewJob(
+        tenant_id,
+        "group",
+        {"failure_policy": asked.failure_policy},
+        priority=asked.priority,
+        max_attempts=1,
+        name=asked.name,
+        tags=tuple(dict.fromkeys(asked.tags)),
+        callback_url=asked.callback_url,
+        max_failed_children=asked.max_failed_children or 0,
+    )

@@ -5,24 +5,27 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from api import present, responses
+from api import present, responses, shards
 from api.accept import accept, admit, answer, idempotency_key
 from api.batch import is_batch, submit_batch
 from api.longpoll import read_when_changed
 from api.openapi import ARTIFACT, operation, query
+from api.outbox import publish_all
 from api.present import HEAVY_FIELDS
 from api.references import check_references
 from api.request_text import json_body
 from api.schemas import JobBatch, JobSubmission, parse_submission, with_spec
 from api.services import principal, services
 from api.stored_files import send_stored
+from api.tune import submit_tune
 from api.webhooks import check_callback
 from api.workers import public_job
 from db.newjob import NewJob
-from db.records import JOB_TYPES, STATUSES, JobRecord
+from db.records import JOB_TYPES, STATUSES, JobRecord, Principal
 from ml.specs import SPECS, parse
+from ml.tuning import TuneSpec
 from tensorq.core.errors import Conflict, InvalidRequest, NotFound, OutOfRange
 
 log = logging.getLogger(__name__)
@@ -68,12 +71,19 @@ def submit_job():
     who = principal()
     svc = services()
     svc.broker_guard.check()
+    if isinstance(spec, TuneSpec):
+        new = NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
+        return answer(submit_tune(who, new, spec, body))
     checked = check_references(who.tenant_id, spec)
     submission = submission if checked is spec else with_spec(submission, checked)
     check_callback(who.tenant_id, submission.callback_url)
     new = NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
+    sharded = shards.plan(who.tenant_id, checked, new)
     admit(who, [new])
-    [job] = accept(who, new, key=idempotency_key(), body=body)
+    if sharded is None:
+        [job] = accept(who, new, key=idempotency_key(), body=body)
+    else:  # the parent, last: the client waits on it (api.shards)
+        job = accept(who, sharded[1], key=idempotency_key(), body=body, parent=sharded[0])[-1]
     if wait_s and not job.terminal:
         job = _finished_within(who.tenant_id, job, wait_s)
     return answer(job)
@@ -143,6 +153,7 @@ def get_job(job_id: str):
         query("cursor", {"type": "string"}, "next_cursor of the previous page"),
         query("name", {"type": "string", "minLength": 1, "maxLength": 200}, "only jobs of this name"),
         query("tag", {"type": "string", "minLength": 1, "maxLength": 64}, "only jobs with this tag"),
+        query("parent", {"type": "string", "minLength": 1, "maxLength": 36}, "only the children of this job"),
         query(
             "fields",
             {"type": "string", "pattern": "^(all|(spec|result)(,(spec|result))?)$"},
@@ -152,7 +163,7 @@ def get_job(job_id: str):
 )
 def list_jobs():
     """The caller's jobs as summaries (no spec or result unless ``fields`` asks), newest first; filters
-    ``status``, ``type``, ``name`` and ``tag``; cursor pagination."""
+    ``status``, ``type``, ``name``, ``tag`` and ``parent``; cursor pagination."""
     extra = listed_fields(request.args.get("fields"))
     status = request.args.get("status")
     job_type = request.args.get("type")
@@ -174,6 +185,7 @@ def list_jobs():
         cursor=request.args.get("cursor"),
         name=request.args.get("name") or None,
         tag=request.args.get("tag") or None,
+        parent=request.args.get("parent") or None,
     )
     without = [k for k in HEAVY_FIELDS if k not in extra]
     summaries = [public_job(j, without) for j in jobs]
@@ -220,16 +232,20 @@ def delete_job(job_id: str):
 
 @bp.post("/jobs/<job_id>/retry")
 @operation(
-    summary="Submit a failed or cancelled job's spec again as a new job linked to it (retry_of)",
+    summary="Submit a failed or cancelled job's spec again as a new job linked to it (retry_of); a parent is "
+    "reopened instead, with a retry of each of its failed or cancelled children",
     responses={202: responses.Job},
     errors=(403, 404, 409, 429),
     location=True,
 )
 def retry_job(job_id: str):
-    """A new queued job with the old one's type, spec, priority and limits; 409 unless it failed or was cancelled."""
+    """A new queued job with the old one's type, spec, priority and limits (a parent: itself, reopened, its
+    failed children rerun); 409 unless it failed or was cancelled."""
     who = principal()
     svc = services()
     old = svc.db.jobs.get(who.tenant_id, job_id)
+    if old.children is not None:
+        return _retry_parent(who, old)
     if old.status not in ("failed", "cancelled") or old.type not in SPECS:
         raise Conflict(
             f"only failed or cancelled train, predict and explain jobs can be retried; job {job_id} is {old.status}",
@@ -244,6 +260,16 @@ def retry_job(job_id: str):
     admit(who, [new])
     [job] = accept(who, new)
     return answer(job)
+
+
+def _retry_parent(who: Principal, old: JobRecord) -> Response:
+    """Reopen a failed or cancelled parent with a retry of each failed or cancelled child, and publish those."""
+    svc = services()
+    svc.broker_guard.check()
+    svc.quotas.check_submission(who, cost=max(1, old.children.failures if old.children else 1))
+    parent, retries = svc.db.jobs.retry_failed_children(who.tenant_id, old.id)
+    publish_all(retries)
+    return answer(parent)
 
 
 @bp.get("/jobs/<job_id>/events")

@@ -117,7 +117,8 @@ def delete_model(model_id: str):
     svc = services()
     svc.store.check()  # a store that cannot be reached: 503 before the record goes, not an orphaned file
     gone = svc.db.models.delete(who.tenant_id, model_id, who.key_id)
-    freed = sum(svc.store.remove_file(v.path) for v in gone)
+    shared = svc.db.models.paths_in_use({v.path for v in gone})  # another version's file too: kept
+    freed = sum(svc.store.remove_file(v.path) for v in gone if v.path not in shared)
     pinned = parse_model_ref(model_id).pinned
     body = {
         "deleted": "model_version" if pinned else "model",

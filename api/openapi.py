@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 from api import responses
 from api.schemas import JobBatch, JobSubmission
 from ml.specs import SPECS
+from ml.tuning import TuneSpec
 
 ERROR_STATUSES = {
     400: "Malformed input, a spec that cannot run, or a NUL character in the URL or a form field",
@@ -39,6 +40,7 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     JobBatch,
     responses.JobBatchResult,
     *SPECS.values(),
+    TuneSpec,
     responses.ErrorResponse,
     responses.Job,
     responses.JobPage,
@@ -121,7 +123,8 @@ def _components() -> dict[str, Any]:
     # The submission is a union discriminated by ``type``: each member says which spec goes with it.
     common = schemas.pop("JobSubmission")
     members = {}
-    for job_type, spec in SPECS.items():
+    submitted: dict[str, type[BaseModel]] = {**SPECS, "tune": TuneSpec}
+    for job_type, spec in submitted.items():
         name = f"{job_type.capitalize()}Submission"
         properties = {**common["properties"], "type": {"const": job_type, "type": "string"}, "spec": _ref(spec)}
         schemas[name] = {

@@ -51,6 +51,8 @@ JOB_KEYS = (
     "waiting_reason",
     "queue_position",
     "expected_start_s",
+    "parent_id",
+    "children",
 )
 # What a listing leaves out unless ``?fields=`` asks: a result may hold thousands of outputs or attributions.
 HEAVY_FIELDS = ("spec", "result")
@@ -92,6 +94,8 @@ def job(
         "waiting_reason": waiting_reason,
         "queue_position": outlook.queue_position,
         "expected_start_s": outlook.expected_start_s,
+        "parent_id": record.parent_id,
+        "children": None if record.children is None else record.children.public(),
     }
     return {k: v for k, v in shown.items() if k not in without} if without else shown
 

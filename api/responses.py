@@ -178,6 +178,18 @@ class ImportResult(Open):
     version: int | None = None
 
 
+class ChildCounts(BaseModel):
+    """A parent's children by status, and how many may fail before it does."""
+
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    max_failed_children: int
+
+
 class JobFields(BaseModel):
     """What every job has, whatever its type."""
 
@@ -214,6 +226,57 @@ class JobFields(BaseModel):
     retry_number: int = Field(
         default=0, description="how many retries precede this job in its retry_of chain (0: a first submission)"
     )
+    parent_id: str | None = Field(default=None, description="the job this one is a child of (GET /v1/jobs?parent=)")
+    children: ChildCounts | None = Field(default=None, description="a parent's children by status (null otherwise)")
+
+
+class GroupSpec(Open):
+    """A batch's parent: its failure policy."""
+
+    failure_policy: Any = Field(description="fail_fast, or {max_failed_children: N}")
+
+
+class GroupResult(Open):
+    """A succeeded parent: how its children ended."""
+
+    children: ChildCounts
+
+
+class GroupJob(JobFields):
+    """The parent a batch asked for: it runs while its children do and ends as they say."""
+
+    type: Literal["group"]
+    spec: GroupSpec
+    result: GroupResult | None
+
+
+class TuneSpecShown(Open):
+    """A tune's spec as submitted, with the study the server made for it and the direction it optimizes."""
+
+    train: dict[str, Any]
+    search_space: dict[str, Any]
+    n_trials: int
+
+
+class TuneResult(Open):
+    """A tune's trials (params, metric value, state, epochs run), its best trial and params, the params'
+    importances, and the best model registered under the tune's model name."""
+
+    children: ChildCounts
+    trials: list[dict[str, Any]]
+    importances: dict[str, float] = Field(default_factory=dict)
+    best_params: dict[str, Any] | None = None
+    best_value: float | None = None
+    model_id: str | None = None
+    version: int | None = None
+
+
+class TuneJob(JobFields):
+    """A hyperparameter search: its trials are its children, train jobs."""
+
+    type: Literal["tune"]
+    spec: TuneSpecShown
+    result: TuneResult | None
 
 
 class TrainJob(JobFields):
@@ -248,7 +311,11 @@ class ImportJob(JobFields):
     result: ImportResult | None
 
 
-class Job(RootModel[Annotated[TrainJob | PredictJob | ExplainJob | ImportJob, Field(discriminator="type")]]):
+class Job(
+    RootModel[
+        Annotated[TrainJob | PredictJob | ExplainJob | ImportJob | GroupJob | TuneJob, Field(discriminator="type")]
+    ]
+):
     """A job as the API shows it: its ``type`` says which spec and result it has."""
 
 
@@ -256,12 +323,13 @@ class JobBatchResult(BaseModel):
     """The jobs of a batch submission, in the order they were sent."""
 
     jobs: list[Job]
+    parent: Job | None = Field(default=None, description="the parent the batch asked for, when it did")
 
 
 class JobSummary(JobFields):
     """A job in a listing: everything but its spec and result, which ``?fields=spec,result`` adds."""
 
-    type: Literal["train", "predict", "explain", "import"]
+    type: Literal["train", "predict", "explain", "import", "group", "tune"]
     spec: dict[str, Any] | None = Field(default=None, description="only with fields=spec (or all)")
     result: dict[str, Any] | None = Field(default=None, description="only with fields=result (or all)")
 

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from ml.specs import SPECS, Name, Strict, TrainSpec, parse
-from tensorq.core.errors import OutOfRange
+from ml.tuning import TuneSpec
+from tensorq.core.errors import InvalidRequest, OutOfRange
 from tensorq.core.retry_policy import MAX_RETRIES_LIMIT
 from tensorq.core.webhook_targets import MAX_URL_LENGTH
 
@@ -19,7 +20,7 @@ Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A
 class JobSubmission(Strict):
     """The body of ``POST /v1/jobs``."""
 
-    type: Literal["train", "predict", "explain"]
+    type: Literal["train", "predict", "explain", "tune"]
     spec: dict[str, Any]
     priority: int = Field(default=5, ge=0, le=9)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
@@ -47,16 +48,40 @@ class JobSubmission(Strict):
         return list(dict.fromkeys(value))
 
 
+class ParentSubmission(Strict):
+    """The parent a batch asks for (``{"jobs": [...], "parent": {...}}``): one job that follows its children."""
+
+    name: Name | None = Field(default=None, description="a label for the parent")
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    priority: int = Field(default=5, ge=0, le=9)
+    callback_url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_LENGTH)
+    max_failed_children: int | None = Field(
+        default=None,
+        ge=0,
+        description="the parent fails (and cancels the rest) once more than this many children failed or were "
+        "cancelled; without it the parent fails fast, at the first",
+    )
+
+    @property
+    def failure_policy(self) -> str | dict[str, int]:
+        """The policy as the parent's spec records it: ``fail_fast`` or ``{"max_failed_children": N}``."""
+        return "fail_fast" if self.max_failed_children is None else {"max_failed_children": self.max_failed_children}
+
+
 class JobBatch(Strict):
-    """The body of ``POST /v1/jobs`` for a batch: up to ``max_batch_jobs`` submissions, committed together."""
+    """The body of ``POST /v1/jobs`` for a batch: up to ``max_batch_jobs`` submissions, committed together;
+    with ``parent``, the children of one new ``group`` job that a client can wait on instead."""
 
     jobs: list[JobSubmission] = Field(min_length=1)
+    parent: ParentSubmission | None = None
 
 
 def parse_submission(body: Any) -> tuple[JobSubmission, Strict]:
     """The submission, its ``spec`` now the typed spec's JSON (defaults filled in), and the typed spec."""
     submission = parse(JobSubmission, body)
-    spec = parse(SPECS[submission.type], submission.spec, where="spec")
+    spec = parse(TuneSpec if submission.type == "tune" else SPECS[submission.type], submission.spec, where="spec")
+    if getattr(spec, "trial", None) is not None:
+        raise InvalidRequest("'trial' is set by the server on a tune's trials", details={"field": "spec.trial"})
     _check_time_budget(submission, spec)
     return with_spec(submission, spec), spec
 

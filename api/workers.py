@@ -121,9 +121,9 @@ class QueueOutlooks:
         self._states: dict[str, tuple[float, QueueState]] = {}
 
     def of(self, job: JobRecord) -> Outlook:
-        """The job's outlook (empty unless it is queued)."""
+        """The job's outlook (empty unless it is queued; a parent's is its children's)."""
         queue = QUEUE_OF_TYPE.get(job.type)
-        if job.status != "queued" or queue is None:
+        if job.status != "queued" or queue is None or job.children is not None:
             return Outlook()
         with self._lock:
             read_at, state = self._states.get(queue, (-SERVED_CACHE_S, None))

@@ -337,7 +337,7 @@ GROUPS: tuple[Group, ...] = (
     Group("explain", explain_time, ("explain_time", "explain_vs_tape", "explain_cpu")),
     Group("memory", worker_memory, ("worker_rss",), once=True),
     Group("submit", submit_latency, ("submit_latency_p50", "submit_latency_p99", "submit_rps")),
-    Group("batch", batch_throughput, ("batch_throughput",)),
+    Group("batch", batch_throughput, ("batch_throughput", "batch_parent_throughput")),
     # After latency and throughput (it compares with their figures of the same repeat); restarts the worker.
     Group(
         "batching",

@@ -182,6 +182,13 @@ SPECS: dict[str, FigureSpec] = {
         target=1.0,
         at_least=True,
     ),
+    "batch_parent_throughput": FigureSpec(
+        label="tiny predict jobs/s, 100-job batches each with a parent, the client long-polling the parents",
+        unit="jobs/s",
+        baseline_label="raw Celery group() of 100 no-op tasks, .get() each group",
+        target=1.0,
+        at_least=True,
+    ),
     "grown_submit_p50": FigureSpec(
         label="POST /v1/jobs, p50, grown database (--grown-finished, --grown-queued)",
         unit="ms",

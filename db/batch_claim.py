@@ -28,6 +28,7 @@ from db.changes import JobChanges
 from db.joblogs import LogLine, log_row
 from db.jobs import RUNNING_OF_TENANT, Deferred
 from db.models import Job, JobLog, Tenant, utcnow
+from db.parents import ended_parents
 from db.records import JobRecord, ModelVersionRecord
 from db.registry import parse_model_ref, resolve_on
 from db.session import write_scope
@@ -110,7 +111,7 @@ class BatchStore:
             first = conn.execute(
                 select(Job.id, Job.tenant_id, Job.type, Job.spec, Tenant.name)
                 .join(Tenant, Tenant.id == Job.tenant_id)
-                .where(Job.id == job_id, status_is("queued"), Job.cancel_requested.is_(False))
+                .where(Job.id == job_id, status_is("queued"), Job.cancel_requested.is_(False), Job.children_total == 0)
                 # FOR NO KEY UPDATE: claims of the tenant wait for each other, but a cancel's notification row
                 # (a key-share lock on the tenant) does not wait for this one while holding the job: no deadlock.
                 .with_for_update(of=Tenant, key_share=True)
@@ -196,6 +197,7 @@ class BatchStore:
                 Job.status == "queued",
                 Job.type == first.type,
                 Job.cancel_requested.is_(False),
+                Job.children_total == 0,
                 Job.id != first.id,
             )
             .limit(scan)
@@ -224,7 +226,7 @@ class BatchStore:
             "queued",
             "running",
             leased(token, worker, self.lease_s, now),
-            extra_where=(Job.cancel_requested.is_(False),),
+            extra_where=(Job.cancel_requested.is_(False), Job.children_total == 0),
             event_data=lambda _job, moved: {"worker": worker, "batch_size": moved} if moved > 1 else {"worker": worker},
         )
 
@@ -240,7 +242,9 @@ class BatchStore:
             logs = [log_row(job_id, line) for job_id in ended for line in outcomes[job_id].log]
             if logs:
                 conn.execute(insert(JobLog), logs)
+            parents = ended_parents(conn)
         self.changes.note_all(ended)
+        self.changes.note_all(parents)
         return {job_id: ended[job_id].status if job_id in ended else "lease_lost" for job_id in outcomes}
 
 

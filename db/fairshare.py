@@ -56,7 +56,13 @@ class QueueTurns:
 
 
 def _queued(types: Collection[str]) -> list:
-    return [Job.status == "queued", Job.type.in_(list(types)), Job.cancel_requested.is_(False)]
+    """The conditions of a queued job of ``types`` that a worker may take (a parent is run by its children)."""
+    return [
+        Job.status == "queued",
+        Job.type.in_(list(types)),
+        Job.cancel_requested.is_(False),
+        Job.children_total == 0,
+    ]
 
 
 def read_turns(conn: Connection, queue: str, types: Collection[str], weight: Callable[[str], float]) -> QueueTurns:

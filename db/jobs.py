@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +22,7 @@ from db.changes import JobChanges
 from db.followups import chain_retries
 from db.models import Job, JobEvent, JobTag, Model, ModelVersion, Tenant, utcnow
 from db.newjob import NewJob, insert_new
+from db.parents import ended_parents, insert_graph, parent_progress, settle_parent, unsettled_parents
 from db.records import (
     TERMINAL,
     Claim,
@@ -33,8 +34,10 @@ from db.records import (
 )
 from db.recovery import Recovery, requeue_abandoned, requeue_expired
 from db.registry import insert_version, version_record
+from db.reopen import retry_failed_children
 from db.session import lock_tenant, read_scope, rowcount, session_scope, write_scope
-from db.transitions import RELEASED, Ending, end_running, job_record, leased, status_is, transition
+from db.transitions import RELEASED, Ending, end_running, job_record, leased, status_is, transition, transition_many
+from db.tunes import top_up
 from tensorq.core.errors import Conflict, InvalidRequest, NotFound, OutOfRange, QuotaExceeded
 
 # The hottest read (every GET and every long-poll wake), built once: a Core select, no ORM session.
@@ -70,10 +73,12 @@ class Deferred:
 
 
 class Batch(NamedTuple):
-    """The outcome of a batch submission: its jobs in order, and whether this call created them."""
+    """The outcome of a batch submission: its jobs in order, whether this call created them, and the parent
+    it asked for (None without one)."""
 
     jobs: list[JobRecord]
     created: bool
+    parent: JobRecord | None = None
 
 
 class Page(NamedTuple):
@@ -105,7 +110,8 @@ REGISTER_TRIES = 3
 
 def batch_key(key: str, index: int) -> str:
     """The idempotency key stored on job ``index`` of a batch submitted under ``key`` (the unique
-    ``(tenant, key)`` constraint holds one job each, and a single submission's key never collides)."""
+    ``(tenant, key)`` constraint holds one job each, and a single submission's key never collides); the
+    batch's parent, when it asked for one, holds index -1."""
     return f"batch:{hashlib.sha256(key.encode()).hexdigest()[:40]}:{index}"
 
 
@@ -236,26 +242,34 @@ class JobStore:
         request_hash: str | None = None,
         publishing: bool = False,
         queued_limit: int | None = None,
+        parent: NewJob | None = None,
     ) -> Batch:
         """Commit a batch of new ``queued`` jobs of one tenant in one transaction, in order; with
         ``idempotency_key`` a repeat of the same batch returns the jobs the first one made. The queued
-        quota covers the whole batch (QuotaExceeded when it would go over)."""
+        quota covers the whole batch (QuotaExceeded when it would go over). With ``parent`` the jobs are
+        the children of that new job (``db.parents``), which is never published: it follows them."""
         if not news:
             return Batch([], created=False)
         tenant_id = news[0].tenant_id
         if idempotency_key:
             existing = self._batch_by_key(tenant_id, idempotency_key, request_hash, len(news))
             if existing is not None:
-                return Batch(existing, created=False)
+                return Batch(existing, False, self._batch_parent(tenant_id, idempotency_key))
             news = [
                 replace(new, idempotency_key=batch_key(idempotency_key, i), request_hash=request_hash)
                 for i, new in enumerate(news)
             ]
+            if parent is not None:
+                parent = replace(parent, idempotency_key=batch_key(idempotency_key, -1), request_hash=request_hash)
         try:
             with write_scope(self._factory) as conn:
                 if queued_limit is not None:
                     _hold_queued_quota(conn, tenant_id, queued_limit, batch=len(news))
-                rows = insert_new(conn, news, publishing=publishing)
+                top = None
+                if parent is None:
+                    rows = insert_new(conn, news, publishing=publishing)
+                else:
+                    top, rows = insert_graph(conn, parent, news, publishing=publishing)
         except IntegrityError:
             # The same batch, committed by a parallel request first.
             existing = (
@@ -263,8 +277,17 @@ class JobStore:
             )
             if existing is None:
                 raise
-            return Batch(existing, created=False)
-        return Batch([job_record(SimpleNamespace(**r)) for r in rows], created=True)
+            return Batch(existing, False, self._batch_parent(tenant_id, idempotency_key or ""))
+        made = None if top is None else job_record(SimpleNamespace(**top))
+        return Batch([job_record(SimpleNamespace(**r)) for r in rows], True, made)
+
+    def _batch_parent(self, tenant_id: str, key: str) -> JobRecord | None:
+        """The parent a batch under ``key`` made (None when it asked for none)."""
+        with read_scope(self._factory) as conn:
+            row = conn.execute(
+                select(Job.__table__).where(Job.tenant_id == tenant_id, Job.idempotency_key == batch_key(key, -1))
+            ).one_or_none()
+        return None if row is None else job_record(row)
 
     def _batch_by_key(self, tenant_id: str, key: str, request_hash: str | None, size: int) -> list[JobRecord] | None:
         """The jobs a batch under ``key`` made (None when there is none, or it expired and is freed)."""
@@ -331,9 +354,12 @@ class JobStore:
     def _read(self, job_id: str, tenant_id: str | None = None) -> JobRecord:
         with read_scope(self._factory) as connection:
             row = connection.execute(JOB_BY_ID, {"job_id": job_id}).one_or_none()
-        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
-            raise NotFound(f"job {job_id} not found")
-        return job_record(row)
+            if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+                raise NotFound(f"job {job_id} not found")
+            record = job_record(row)
+            if record.children is not None:
+                record = replace(record, progress=parent_progress(connection, record))
+        return record
 
     def list(
         self,
@@ -345,10 +371,13 @@ class JobStore:
         cursor: str | None = None,
         name: str | None = None,
         tag: str | None = None,
+        parent: str | None = None,
     ) -> Page:
-        """The tenant's jobs, newest first, with the cursor of the next page (or None); ``name`` and ``tag``
-        filter on the job's name and one of its tags."""
+        """The tenant's jobs, newest first, with the cursor of the next page (or None); ``name``, ``tag`` and
+        ``parent`` filter on the job's name, one of its tags and its parent's id."""
         stmt = select(Job).where(Job.tenant_id == tenant_id)
+        if parent:
+            stmt = stmt.where(Job.parent_id == parent)
         if name:
             stmt = stmt.where(Job.name == name)
         if tag:
@@ -405,7 +434,7 @@ class JobStore:
                 "queued",
                 "running",
                 leased(token, worker, self.lease_s, now),
-                extra_where=(Job.cancel_requested.is_(False),),
+                extra_where=(Job.cancel_requested.is_(False), Job.children_total == 0),
                 event_data={"worker": worker},
             )
         if job is None:
@@ -464,6 +493,8 @@ class JobStore:
                     register = None if model is None else functools.partial(_register, session, model)
                     ending = {job_id: Ending("succeeded", result)}
                     won = job_id in end_running(session.connection(), token, ending, complete=register)
+                    parents = ended_parents(session.connection())
+                self.changes.note_all(parents)
                 return self.changes.note(job_id, changed=won)
             except IntegrityError:
                 # A concurrent registration took the model name or version number first: try again.
@@ -475,12 +506,16 @@ class JobStore:
         """``running -> failed`` under the lease, with ``{"code", "message"}``."""
         with write_scope(self._factory) as conn:
             won = job_id in end_running(conn, token, {job_id: Ending("failed", error=error)})
+            parents = ended_parents(conn)
+        self.changes.note_all(parents)
         return self.changes.note(job_id, changed=won)
 
     def mark_cancelled(self, job_id: str, token: str) -> bool:
         """``running -> cancelled`` once the worker has stopped at a boundary."""
         with write_scope(self._factory) as conn:
             won = job_id in end_running(conn, token, {job_id: Ending("cancelled")})
+            parents = ended_parents(conn)
+        self.changes.note_all(parents)
         return self.changes.note(job_id, changed=won)
 
     def retry_later(self, job_id: str, token: str, reason: str) -> bool:
@@ -508,7 +543,10 @@ class JobStore:
             row = self._row(session, job_id, tenant_id)
             now = utcnow()
             queued = {"cancel_requested": True, "finished_at": now}
-            if transition(session.connection(), job_id, "queued", "cancelled", queued) is None:
+            if row.children_total:
+                self._request_cancel(session, row, now)
+                settle_parent(session.connection(), job_id, transition_many)
+            elif transition(session.connection(), job_id, "queued", "cancelled", queued) is None:
                 self._request_cancel(session, row, now)
             session.flush()
             session.refresh(row)
@@ -518,10 +556,11 @@ class JobStore:
 
     @staticmethod
     def _request_cancel(session: Session, row: Job, now: datetime) -> None:
-        """Flag a running job for its worker to stop at the next batch; Conflict when it already finished."""
+        """Flag a running job for its worker to stop at the next batch (a parent, queued or running, for its
+        children to be cancelled); Conflict when it already finished."""
         asked = session.execute(
             update(Job)
-            .where(Job.id == row.id, status_is("running"))
+            .where(Job.id == row.id, or_(status_is("running"), status_is("queued") if row.children_total else false()))
             .values(cancel_requested=True, revision=Job.revision + 1, updated_at=now)
         )
         if rowcount(asked) == 1:
@@ -568,7 +607,47 @@ class JobStore:
                     swept.append(Swept(job_id, kept))
         return swept
 
+    def retry_failed_children(self, tenant_id: str, job_id: str) -> tuple[JobRecord, builtins.list[JobRecord]]:
+        """Reopen the tenant's failed or cancelled parent with a retry of each failed or cancelled child; the
+        parent as reopened and the retries (the caller publishes them; a failed publish marks them
+        unpublished). Conflict unless the job is a parent that has ended."""
+        with write_scope(self._factory) as conn:
+            row = conn.execute(JOB_BY_ID, {"job_id": job_id}).one_or_none()
+            if row is None or row.tenant_id != tenant_id:
+                raise NotFound(f"job {job_id} not found")
+            parent = job_record(row)
+            if parent.children is None or parent.status not in ("failed", "cancelled"):
+                raise Conflict(
+                    f"only a failed or cancelled parent reruns its failed children; job {job_id} is {parent.status}",
+                    code="not_retryable",
+                    details={"status": parent.status, "type": parent.type},
+                )
+            rows = retry_failed_children(conn, parent)
+            if not rows:
+                raise Conflict(f"job {job_id} has no failed children to retry", code="not_retryable")
+        self.changes.note(job_id)
+        return self.get(tenant_id, job_id), [job_record(SimpleNamespace(**r)) for r in rows]
+
+    def top_up_trials(
+        self, parent_id: str, make: Callable[[dict[str, Any], int], builtins.list[NewJob]], *, publishing: bool
+    ) -> builtins.list[JobRecord]:
+        """The next trials of a tune as one of its trials ends (``db.tunes.top_up``), committed."""
+        with write_scope(self._factory) as conn:
+            rows = top_up(conn, parent_id, make, publishing=publishing)
+        return [job_record(SimpleNamespace(**row)) for row in rows]
+
     # -- recovery -----------------------------------------------------------------------
+    def settle_parents(self, limit: int = 100) -> builtins.list[str]:
+        """Move the parents whose children say they should move (all ended, or cancel asked or too many
+        failed, with children left to stop): the parents moved or cascaded, each in its own transaction."""
+        with read_scope(self._factory) as conn:
+            ids = list(conn.execute(unsettled_parents(limit)).scalars())
+        for parent_id in ids:
+            with write_scope(self._factory) as conn:
+                settle_parent(conn, parent_id, transition_many)
+            self.changes.note(parent_id)
+        return ids
+
     def requeue_expired(self) -> Recovery:
         """Settle running jobs whose lease expired (``db.recovery.requeue_expired``)."""
         return requeue_expired(self._factory, self.changes)
@@ -585,6 +664,7 @@ class JobStore:
             select(Job)
             .where(
                 Job.status == "queued",
+                Job.children_total == 0,
                 or_(
                     and_(Job.published_at.is_(None), Job.updated_at < now - timedelta(seconds=settle_s)),
                     Job.published_at < now - timedelta(seconds=older_than_s),

@@ -114,13 +114,16 @@ def jobs_by_type_and_status(
 
 
 def live_counts(conn: Connection) -> list[tuple[str, str, int, datetime | None]]:
-    """(type, status, jobs, oldest created_at) of queued and running jobs, one partial-index read per status."""
+    """(type, status, jobs, oldest created_at) of queued and running jobs, one partial-index read per status;
+    a parent is no backlog of its own (its children are: shards and trials scale the workers out)."""
     rows: list[tuple[str, str, int, datetime | None]] = []
     for status in ("queued", "running"):
         rows += [
             (t, status, int(n), first)
             for t, n, first in conn.execute(
-                select(Job.type, func.count(), func.min(Job.created_at)).where(Job.status == status).group_by(Job.type)
+                select(Job.type, func.count(), func.min(Job.created_at))
+                .where(Job.status == status, Job.children_total == 0)
+                .group_by(Job.type)
             )
         ]
     return rows

@@ -108,6 +108,9 @@ class Job(Base):
             postgresql_where=text("status = 'succeeded'"),
             sqlite_where=text("status = 'succeeded'"),
         ),
+        # Jobs made of jobs (issue 22): a parent's children newest first, and its children of one status.
+        Index("ix_jobs_parent_created", "parent_id", "created_at"),
+        Index("ix_jobs_parent_status", "parent_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -138,6 +141,16 @@ class Job(Base):
     callback_url: Mapped[str | None] = mapped_column(Text)
     max_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retry_number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Jobs made of jobs (issue 22): the parent of a child (no foreign key, as retry_of), and on a parent the
+    # running totals of its children, kept in the children's transition transactions (``db.parents``), and its
+    # failure policy: it fails once more than max_failed_children of them failed or were cancelled.
+    parent_id: Mapped[str | None] = mapped_column(String(36))
+    children_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    children_running: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    children_succeeded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    children_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    children_cancelled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    max_failed_children: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -57,6 +57,9 @@ class NewJob:
     callback_url: str | None = None
     max_retries: int = 0
     retry_number: int = 0
+    parent_id: str | None = None
+    children_total: int = 0
+    max_failed_children: int = 0
 
     @classmethod
     def from_submission(cls, tenant_id: str, submission: Submission, *, default_max_attempts: int) -> Self:
@@ -80,7 +83,7 @@ class NewJob:
         one further down its retry chain (``retry_number``, by default ``old``'s + 1)."""
         again = cls.from_submission(old.tenant_id, old, default_max_attempts=old.max_attempts)
         number = old.retry_number + 1 if retry_number is None else retry_number
-        return replace(again, retry_of_id=old.id, retry_number=number)
+        return replace(again, retry_of_id=old.id, retry_number=number, parent_id=old.parent_id)
 
 
 def new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
@@ -107,6 +110,13 @@ def new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
         "callback_url": new.callback_url,
         "max_retries": new.max_retries,
         "retry_number": new.retry_number,
+        "parent_id": new.parent_id,
+        "children_total": new.children_total,
+        "children_running": 0,
+        "children_succeeded": 0,
+        "children_failed": 0,
+        "children_cancelled": 0,
+        "max_failed_children": new.max_failed_children,
         "revision": 0,
         "created_at": now,
         "updated_at": now,

@@ -114,7 +114,11 @@ class Outlooks:
                 Job.priority < job.priority, and_(Job.priority == job.priority, Job.created_at < job.created_at)
             )
             query = select(func.count()).where(
-                Job.status == "queued", Job.type.in_(types), Job.cancel_requested.is_(False), ahead
+                Job.status == "queued",
+                Job.type.in_(types),
+                Job.cancel_requested.is_(False),
+                Job.children_total == 0,  # a parent is run by its children
+                ahead,
             )
             return int(conn.execute(query).scalar_one())
 

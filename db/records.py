@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
 
-JOB_TYPES = ("train", "predict", "explain", "import")
+JOB_TYPES = ("train", "predict", "explain", "import", "group", "tune")
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", *TERMINAL)
 EVENT_KINDS = ("state", "progress", "cancel_requested")
@@ -32,6 +32,46 @@ def iso(value: datetime | None) -> str | None:
     """An ISO-8601 timestamp in UTC, or None."""
     value = aware(value)
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True)
+class ChildCounts:
+    """A parent's children by status (running totals kept on the parent's row) and its failure policy: it
+    fails once more than ``max_failed`` of them failed or were cancelled."""
+
+    total: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    max_failed: int = 0
+
+    @property
+    def ended(self) -> int:
+        """Children that reached a final state."""
+        return self.succeeded + self.failed + self.cancelled
+
+    @property
+    def queued(self) -> int:
+        """Children waiting for a worker."""
+        return self.total - self.running - self.ended
+
+    @property
+    def failures(self) -> int:
+        """Children that ended without succeeding."""
+        return self.failed + self.cancelled
+
+    def public(self) -> dict[str, int]:
+        """The counts as the API shows them."""
+        return {
+            "total": self.total,
+            "queued": self.queued,
+            "running": self.running,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "max_failed_children": self.max_failed,
+        }
 
 
 @dataclass(frozen=True)
@@ -62,6 +102,8 @@ class JobRecord:
     callback_url: str | None = None
     max_retries: int = 0
     retry_number: int = 0
+    parent_id: str | None = None
+    children: ChildCounts | None = None
 
     @property
     def terminal(self) -> bool:

@@ -28,6 +28,7 @@ class Recovery:
     republished: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
 
     def settled(self) -> list[str]:
         """The jobs whose expired lease this pass settled."""
@@ -35,7 +36,7 @@ class Recovery:
 
     def did_anything(self) -> bool:
         """Whether the pass changed any job."""
-        return bool(self.settled() or self.republished or self.restored or self.swept)
+        return bool(self.settled() or self.republished or self.restored or self.swept or self.parents)
 
 
 @dataclass(frozen=True)

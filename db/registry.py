@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,6 +319,13 @@ class ModelRegistry:
                 self._audit(session, model, "model_deleted", {"versions": [r.version for r in records]}, key_id)
                 session.delete(model)
             return records
+
+    def paths_in_use(self, paths: Collection[str]) -> set[str]:
+        """Those of ``paths`` that a version still holds (a tune's best model shares its trial's file)."""
+        if not paths:
+            return set()
+        with read_scope(self._factory) as conn:
+            return set(conn.execute(select(ModelVersion.path).where(ModelVersion.path.in_(sorted(paths)))).scalars())
 
     @staticmethod
     def _plain(ref: str) -> str:

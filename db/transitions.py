@@ -10,7 +10,7 @@ worker's outcome is written, for one job as for a micro-batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,8 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, or_, 
 from db.followups import follow_up
 from db.jobstats import count_finished_many
 from db.models import Job, JobEvent, utcnow
-from db.records import TERMINAL, JobRecord, aware
+from db.parents import follow_children, parent_progress
+from db.records import TERMINAL, ChildCounts, JobRecord, aware
 
 LEGAL_TRANSITIONS = {
     (None, "queued"),
@@ -29,6 +30,9 @@ LEGAL_TRANSITIONS = {
     ("running", "failed"),
     ("running", "cancelled"),
     ("running", "queued"),
+    # A failed or cancelled parent reopened to rerun its failed children (``db.parents.retry_failed_children``).
+    ("failed", "queued"),
+    ("cancelled", "queued"),
 }
 # A job's event data: the same for every job moved, or made from each job and how many moved together.
 EventData = dict[str, Any] | Callable[[JobRecord, int], dict[str, Any] | None] | None
@@ -44,7 +48,13 @@ def status_is(status: str) -> ColumnElement[bool]:
 
 
 def job_record(row: Any) -> JobRecord:
-    """The plain record of a job row (an ORM ``Job`` or a Core row of the jobs table)."""
+    """The plain record of a job row (an ORM ``Job`` or a Core row of the jobs table); a parent's progress
+    is its children's (``db.parents.parent_progress``)."""
+    record = _record_of(row)
+    return record if record.children is None else replace(record, progress=parent_progress(None, record))
+
+
+def _record_of(row: Any) -> JobRecord:
     return JobRecord(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -70,6 +80,23 @@ def job_record(row: Any) -> JobRecord:
         callback_url=getattr(row, "callback_url", None),
         max_retries=getattr(row, "max_retries", None) or 0,
         retry_number=getattr(row, "retry_number", None) or 0,
+        parent_id=getattr(row, "parent_id", None),
+        children=child_counts(row),
+    )
+
+
+def child_counts(row: Any) -> ChildCounts | None:
+    """A parent row's children counts (None for a job without children)."""
+    total = getattr(row, "children_total", None) or 0
+    if not total:
+        return None
+    return ChildCounts(
+        total=total,
+        running=row.children_running,
+        succeeded=row.children_succeeded,
+        failed=row.children_failed,
+        cancelled=row.children_cancelled,
+        max_failed=row.max_failed_children,
     )
 
 
@@ -195,14 +222,18 @@ def _record(
 ) -> None:
     """What the moves of ``jobs`` set off, in their transaction: for a final state each job's follow-ups
     (``db.followups``: the webhook outbox row and the retry decision, noted in its event), then every job's
-    state event, then the finished-job totals (last: their rows are the most contended)."""
+    state event, then their parents' totals and moves (``db.parents``), then the finished-job totals (last:
+    their rows are the most contended)."""
     if not jobs:
         return
     events = []
+    replaced: set[str] = set()
     for job in jobs:
         data = event_data(job, len(jobs)) if callable(event_data) else event_data
         if target in TERMINAL and (noted := follow_up(conn, job)):
             data = {**(data or {}), **noted}
+            if "retry_job_id" in noted:
+                replaced.add(job.id)
         events.append(
             {
                 "job_id": job.id,
@@ -214,6 +245,7 @@ def _record(
             }
         )
     conn.execute(insert(JobEvent), events)
+    follow_children(conn, jobs, expected, target, replaced, transition_many)
     if target in TERMINAL:
         count_finished_many(conn, [(job.type, target, job.started_at, job.finished_at) for job in jobs])
 

@@ -18,6 +18,7 @@ from ml.catalog import (
     ENVIRONMENTS,
     EXPLAIN_METHODS,
     OPTIMIZERS,
+    PER_ROW_METHODS,
     PREDICT_MODES,
     TASK_METRICS,
     TASKS,
@@ -58,6 +59,10 @@ ClassWeights = Annotated[
     Discriminator(lambda value: "name" if isinstance(value, str) else "mapping"),
 ]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+# Sharding (issue 22): how many row ranges a predict or explain asks to be split into, each a child job; and the
+# index of a child's shard in its parent, which the server sets.
+Shards = Annotated[int, Field(ge=2, le=10_000, description="split the rows into this many child jobs, run apart")]
+ShardIndex = Annotated[int, Field(ge=0, lt=10_000, description="set by the server: this shard's place in its parent")]
 # A dataset reference: ``builtin:<name>`` (checked against the catalog) or a server-made dataset id.
 DatasetRef = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^(builtin:[a-z_]{1,40}|[0-9a-fA-F-]{1,36})$")]
 Id = Annotated[str, Field(min_length=1, max_length=200)] | int
@@ -328,6 +333,17 @@ def data_kind(fmt: str, x_shape: list[int] | None) -> str:
     return "tabular"
 
 
+class TrialRef(Strict):
+    """Set by the server on a tune's trial: its study, its number, and what it reports each epoch."""
+
+    study: str = Field(min_length=1, max_length=200)
+    number: int = Field(ge=0)
+    metric: str = Field(min_length=1, max_length=100)
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    n_trials: int = Field(ge=1)
+    params: dict[str, Any] = Field(default_factory=dict, description="the point of the search space it trains")
+
+
 class Environment(Strict):
     """Where an agent (architecture ``policy``) learns, and its budgets: training stops at the first of
     ``max_steps`` environment steps, ``max_episodes`` episodes or ``max_seconds`` of wall time, or once the
@@ -380,6 +396,7 @@ class TrainSpec(TrainOptions):
     user_column: Column | None = None
     item_column: Column | None = None
     rating_column: Column | None = None
+    trial: TrialRef | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -456,6 +473,11 @@ class PredictSpec(Strict):
     label_column: Column | None = Field(
         default=None, description="with a CSV dataset: score the predictions against this column"
     )
+    shards: Shards | None = None
+    shard: ShardIndex | None = None
+    row_range: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=1)]] | None = Field(
+        default=None, description="with a dataset: only its rows start:stop (a shard's rows)"
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -490,6 +512,10 @@ class PredictSpec(Strict):
             raise ValueError("'k' goes with 'user'")
         if self.label_column is not None and self.dataset is None:
             raise ValueError("'label_column' goes with 'dataset'")
+        if self.row_range is not None and (self.dataset is None or self.row_range[0] >= self.row_range[1]):
+            raise ValueError("'row_range' goes with 'dataset', as [start, stop] with start < stop")
+        if self.shards is not None and self.inputs is None and self.dataset is None:
+            raise ValueError("'shards' splits 'inputs' or a 'dataset'")
         return self
 
 
@@ -522,11 +548,22 @@ class ExplainSpec(Strict):
     nsamples: int | None = Field(default=None, ge=1, le=100_000)
     seed: Seed = 0
     background: list[Any] | None = Field(default=None, min_length=1, max_length=1000)
+    shards: Shards | None = None
+    shard: ShardIndex | None = None
 
     @field_validator("method")
     @classmethod
     def _known_method(cls, value: str) -> str:
         return _known("method", value, EXPLAIN_METHODS)
+
+    @model_validator(mode="after")
+    def _shards_explain_rows_alone(self) -> ExplainSpec:
+        if self.shards is not None and (self.method not in PER_ROW_METHODS or self.baseline == "mean"):
+            raise ValueError(
+                f"'shards' needs a method that explains each row alone ({', '.join(PER_ROW_METHODS)}) and a "
+                "baseline other than 'mean'"
+            )
+        return self
 
 
 class ImportSpec(Strict):

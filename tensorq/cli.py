@@ -29,12 +29,15 @@ main.add_command(queues)
 
 @main.command()
 def migrate() -> None:
-    """Bring the database up to the latest schema (Alembic upgrade head)."""
+    """Bring the database up to the latest schema (Alembic upgrade head), and make the tune jobs' study
+    storage beside it (its own schema or database file)."""
     require_extra("api", "migrate")
     from db.migrate import upgrade
+    from db.studies import ensure_storage
 
     settings = Settings()
     upgrade(settings.database_url)
+    ensure_storage(settings.database_url)
     click.echo("database is at the latest revision")
 
 

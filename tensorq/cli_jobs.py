@@ -17,7 +17,7 @@ from tensorq.cli_common import ApiGroup, Cli, api_options, short_time, to_jsonab
 from tensorq.cli_watch import watch
 from tensorq.client import Job, LogLine
 
-JOB_TYPES = ("train", "predict", "explain")
+JOB_TYPES = ("train", "predict", "explain", "tune")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -192,12 +192,13 @@ def _progress_cell(job: Job) -> str:
 
 @jobs.command("list")
 @click.option("--status", type=click.Choice(STATUSES), default=None)
-@click.option("--type", "job_type", type=click.Choice((*JOB_TYPES, "import")), default=None)
+@click.option("--type", "job_type", type=click.Choice((*JOB_TYPES, "import", "group")), default=None)
 @click.option("--since", default=None, help="only jobs created since: 30m, 2h, 1d or an ISO 8601 time")
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @click.option("--cursor", default=None, help="the next cursor a previous page printed")
 @click.option("--name", default=None, help="only jobs of this name")
 @click.option("--tag", default=None, help="only jobs with this tag")
+@click.option("--parent", default=None, help="only the children of this job")
 @click.option("--fields", default=None, help="with --json: add spec, result, spec,result or all to each job")
 @api_options
 def list_command(
@@ -209,6 +210,7 @@ def list_command(
     cursor: str | None,
     name: str | None,
     tag: str | None,
+    parent: str | None,
     fields: str | None,
 ) -> None:
     """List your jobs, newest first (the next page's cursor goes to stderr)."""
@@ -224,6 +226,7 @@ def list_command(
             fields=fields,
             name=name,
             tag=tag,
+            parent=parent,
         )
         fresh = [j for j in page.jobs if oldest is None or (j.created_at and j.created_at >= oldest)]
         shown += fresh

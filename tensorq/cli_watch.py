@@ -47,7 +47,16 @@ def state_line(job: Job) -> str:
             line += f", starts in ~{job.expected_start_s:.0f}s"
     if job.status == "queued" and job.waiting_reason:
         line += f" - {job.waiting_reason}"
+    if job.children:
+        line += " - children " + children_line(job.children)
     return line
+
+
+def children_line(children: dict[str, int]) -> str:
+    """A parent's children by status, e.g. ``2/5 succeeded, 1 running, 2 queued``: the statuses it has."""
+    shown = [f"{children.get('succeeded', 0)}/{children.get('total', 0)} succeeded"]
+    shown += [f"{children[s]} {s}" for s in ("running", "queued", "failed", "cancelled") if children.get(s)]
+    return ", ".join(shown)
 
 
 class _RichView:
@@ -131,6 +140,8 @@ def report_end(cli: Cli, job: Job, timeout: float) -> int:
     """Print how the job ended (the error's code and message when it failed) and return the exit status."""
     if cli.as_json:
         cli.json(job)
+    if job.children and not cli.as_json:
+        click.echo(f"children: tensorq jobs list --parent {job.id}")
     if not job.finished:
         click.echo(f"job {job.id} is still {job.status} after {timeout:g} s", err=True)
         return EXIT_TIMEOUT

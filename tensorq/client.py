@@ -182,6 +182,21 @@ class TensorQClient:
         answer = self._call("POST", "/v1/jobs", json=body, headers=headers).json()
         return [Job.from_dict(job) for job in answer["jobs"]]
 
+    def submit_group(
+        self,
+        jobs: Sequence[Mapping[str, Any]],
+        parent: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> tuple[Job, list[Job]]:
+        """Submit a batch as the children of one new parent job (``parent``: its ``name``, ``tags``,
+        ``priority``, ``callback_url`` and ``max_failed_children``; without it the parent fails fast); wait on
+        the parent alone. Returns the parent and its children, in the order given."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = {"jobs": [dict(job) for job in jobs], "parent": dict(parent or {})}
+        answer = self._call("POST", "/v1/jobs", json=body, headers=headers).json()
+        return Job.from_dict(answer["parent"]), [Job.from_dict(job) for job in answer["jobs"]]
+
     def job(self, job_id: str, *, wait: float | None = None, until_finished: bool = False) -> Job:
         """The job now, or after its next change within ``wait`` seconds (with ``until_finished``: its end)."""
         params: dict[str, Any] = {"wait": wait} if wait else {}
@@ -237,11 +252,13 @@ class TensorQClient:
         fields: str | None = None,
         name: str | None = None,
         tag: str | None = None,
+        parent: str | None = None,
     ) -> JobPage:
-        """A page of the caller's jobs, newest first (filters: status, type; paging: limit, cursor); summaries
-        without spec and result unless ``fields`` asks ("spec", "result", "spec,result" or "all")."""
+        """A page of the caller's jobs, newest first (filters: status, type, name, tag, ``parent``: the children
+        of that job; paging: limit, cursor); summaries without spec and result unless ``fields`` asks ("spec",
+        "result", "spec,result" or "all")."""
         params = {"status": status, "type": type, "limit": limit, "cursor": cursor, "fields": fields}
-        params.update({"name": name, "tag": tag})
+        params.update({"name": name, "tag": tag, "parent": parent})
         page = self._call("GET", "/v1/jobs", params={k: v for k, v in params.items() if v is not None})
         return JobPage.from_dict(page.json())
 
@@ -250,7 +267,8 @@ class TensorQClient:
         return Job.from_dict(self._call("POST", f"/v1/jobs/{job_id}/cancel").json())
 
     def retry(self, job_id: str) -> Job:
-        """Submit a failed or cancelled job's spec again; the new job's ``retry_of`` is ``job_id``."""
+        """Submit a failed or cancelled job's spec again; the new job's ``retry_of`` is ``job_id`` (a parent is
+        reopened instead, and only its failed or cancelled children run again)."""
         return Job.from_dict(self._call("POST", f"/v1/jobs/{job_id}/retry").json())
 
     def delete_job(self, job_id: str) -> Deleted:

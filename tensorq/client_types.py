@@ -78,6 +78,8 @@ class Job:
     callback_url: str | None = None
     max_retries: int = 0
     retry_number: int = 0
+    parent_id: str | None = None
+    children: dict[str, int] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

@@ -48,8 +48,9 @@ from worker.retry import with_backoff
 from worker.storage import model_file
 
 log = logging.getLogger(__name__)
-# Predict options that make a job run alone (a dataset to read, a recommender's or a vae's own modes).
-ALONE_OPTIONS = ("dataset", "mode", "n", "seed", "user", "k", "label_column")
+# Predict options that make a job run alone (a dataset to read, a recommender's or a vae's own modes, a shard:
+# the shards of one job are spread over the workers, not run together).
+ALONE_OPTIONS = ("dataset", "mode", "n", "seed", "user", "k", "label_column", "shard")
 # Model tasks whose predict results are the plain outputs of one forward pass.
 UNBATCHED_TASKS = ("recommend", "autoencode")
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from db.database import Database
 from db.records import JobRecord, ModelVersionDraft
+from tensorq.core.routing import Publisher
 from tensorq.core.settings import Settings
 from worker.control import JobControl
 
@@ -20,6 +21,8 @@ class JobContext:
     db: Database
     job: JobRecord
     control: JobControl
+    # Where jobs a handler makes are published (a tune's next trials); None: the reaper's outbox sends them.
+    publisher: Publisher | None = None
 
 
 @dataclass

@@ -35,6 +35,8 @@ def key(spec: dict[str, Any], max_rows: int) -> BatchKey | None:
         return None  # it runs alone, and fails there with its own error
     if parsed.method not in PER_ROW_METHODS or parsed.baseline == "mean" or len(parsed.inputs) > max_rows:
         return None
+    if parsed.shard is not None:  # the shards of one job are spread over the workers, not run together
+        return None
     settings = parsed.model_dump(mode="json", exclude={"model", "inputs"})
     return BatchKey(parsed.model, json.dumps(settings, sort_keys=True, separators=(",", ":")))
 

@@ -7,7 +7,7 @@ import csv
 import functools
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,10 +112,19 @@ def _audio_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
 def train(ctx: JobContext) -> HandlerResult:
     """Train a model from the job's spec and register it as a new version; its checkpoints go to the artifact
     store after each epoch, so that an attempt on another host resumes from the last one."""
+    spec = parse(TrainSpec, ctx.job.spec, where="spec")
+    if spec.trial is not None:  # a tune's trial: reports to its study each epoch (worker/trials.py)
+        from worker.trials import run_trial
+
+        return run_trial(ctx, spec, functools.partial(_train, ctx, spec))
+    return _train(ctx, spec, None)
+
+
+def _train(ctx: JobContext, spec: TrainSpec, wrap: Callable[..., Callable[[dict], None]] | None) -> HandlerResult:
+    """Train ``spec`` and hand back its result and model (``wrap`` turns the epoch callback into a trial's)."""
     from ml.checkpoint import CHECKPOINT_FILES
     from ml.training import train as fit
 
-    spec = parse(TrainSpec, ctx.job.spec, where="spec")
     with job_files(store_for(ctx.settings), ctx.job.id) as files:
         files.pull(CHECKPOINT_FILES)
         if spec.environment is not None:
@@ -124,11 +133,12 @@ def train(ctx: JobContext) -> HandlerResult:
             set_phase("loading data")
             data = _training_data(ctx, spec)
             set_phase("building")
+            on_epoch = functools.partial(_epoch_done, ctx, files, CHECKPOINT_FILES)
             outcome = fit(
                 spec,
                 data,
                 files.local(),
-                on_epoch=functools.partial(_epoch_done, ctx, files, CHECKPOINT_FILES),
+                on_epoch=on_epoch if wrap is None else wrap(on_epoch),
                 should_stop=functools.partial(_batch_done, ctx),
             )
         set_phase("saving")
@@ -267,6 +277,9 @@ def predict(ctx: JobContext) -> HandlerResult:
     from ml.inference import predict as infer
 
     raw, labels = _table(ctx, spec, version)
+    if spec.row_range is not None:  # a shard of a dataset: its rows only
+        start, stop = spec.row_range
+        raw, labels = raw[start:stop], None if labels is None else labels[start:stop]
     x = model_rows(version, model, raw)
     outputs = infer(model, x)
     classifies = outputs.ndim == 2 and outputs.shape[1] > 1

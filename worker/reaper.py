@@ -43,7 +43,8 @@ class Reaper:
 
     def run_once(self) -> Recovery:
         """One pass: expired leases first, then the running jobs and held messages of gone workers, then queued
-        jobs without a recent publish, then retention."""
+        jobs without a recent publish, then retention, then the parents whose children say they should move
+        (``db.parents``: a parent whose last child's writer died before moving it)."""
         report = self.db.jobs.requeue_expired()
         self._recover_from_gone(report)
         done = set(report.requeued) | set(report.restored)
@@ -60,6 +61,7 @@ class Reaper:
             self.db.jobs.mark_published(job.id)
             report.republished.append(job.id)
         report.swept = self._sweep()
+        report.parents = self.db.jobs.settle_parents()
         if report.did_anything():
             log.info("reaper: %s", report)
         return report

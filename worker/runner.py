@@ -142,7 +142,7 @@ class JobRunner:
             try:
                 control.check()
                 with job_memory_ceiling(self.memory_headroom_mb):
-                    outcome = self.handlers[job.type](JobContext(self.settings, self.db, job, control))
+                    outcome = self.handlers[job.type](JobContext(self.settings, self.db, job, control, self.publisher))
             except Exception as exc:  # noqa: BLE001 - any error in the job itself ends it (worker/outcome.py)
                 return self.conclude(job, token, outcome_of(control.cause(exc), job))
             if control.lease_lost.is_set():

@@ -277,6 +277,17 @@ class Settings(BaseSettings):
         """The fair-share weight of the tenant called ``tenant`` (default 1)."""
         return float(self.tenant_quotas.get(tenant, {}).get("weight", 1))
 
+    # Jobs made of jobs (issue 22): sharded predict and explain.
+    shard_rows: int = Field(
+        default=0,
+        ge=0,
+        description="A predict or explain on more rows than this (inline, or an uploaded dataset) becomes a parent "
+        "with one child job per range of this many rows, run on any worker; 0 turns it off (a spec's 'shards' "
+        "still asks for it).",
+    )
+    max_shards: int = Field(default=64, ge=2, le=10_000, description="The most shards one predict or explain has.")
+    max_tune_trials: int = Field(default=200, ge=1, le=10_000, description="The most trials one tune job runs.")
+
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
         return int(self.tenant_quotas.get(tenant, {}).get(name, getattr(self, name)))

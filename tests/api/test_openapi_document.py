@@ -54,7 +54,12 @@ def test_submissions_are_a_union_discriminated_by_type(document: dict[str, Any])
     assert not submission.is_valid({"type": "predict", "spec": {"architecture": "mlp", "dataset": "builtin:iris"}})
     assert not submission.is_valid({"type": "import", "spec": {"upload": "u", "model_name": "m"}})
     assert document["components"]["schemas"]["JobSubmission"]["discriminator"]["propertyName"] == "type"
-    assert set(document["components"]["schemas"]["JobSubmission"]["discriminator"]["mapping"]) == set(SPECS)
+    space = {"epochs": {"type": "int", "low": 1, "high": 3}}
+    tune = {"train": {"architecture": "mlp", "dataset": "builtin:iris"}, "search_space": space, "n_trials": 2}
+    assert submission.is_valid({"type": "tune", "spec": tune})
+    assert not submission.is_valid({"type": "tune", "spec": {"architecture": "mlp", "dataset": "builtin:iris"}})
+    mapping = document["components"]["schemas"]["JobSubmission"]["discriminator"]["mapping"]
+    assert set(mapping) == {*SPECS, "tune"}
 
 
 def test_jobs_are_typed_by_type_with_enums_and_date_times(document: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from db.database import Database
 from db.records import TERMINAL
@@ -181,6 +181,30 @@ def claims(cluster: Cluster, job_id: str) -> int:
     return sum(1 for e in state_events(cluster, job_id) if e.to_status == "running")
 
 
+def check_parents(conn: Connection) -> None:
+    """Every parent's running totals are its children's counts (a child replaced by its retry not counted)."""
+    parents = conn.execute(
+        text(
+            "SELECT id, children_total, children_running, children_succeeded, children_failed, children_cancelled "
+            "FROM jobs WHERE children_total > 0"
+        )
+    ).all()
+    for parent_id, total, running, succeeded, failed, cancelled in parents:
+        counted = dict(
+            conn.execute(
+                text(
+                    "SELECT status, COUNT(*) FROM jobs AS child WHERE parent_id = :id AND NOT EXISTS "
+                    "(SELECT 1 FROM jobs AS retry WHERE retry.retry_of = child.id) GROUP BY status"
+                ),
+                {"id": parent_id},
+            ).all()
+        )
+        assert sum(counted.values()) == total, (parent_id, counted, total)
+        assert (running, succeeded, failed, cancelled) == tuple(
+            counted.get(status, 0) for status in ("running", "succeeded", "failed", "cancelled")
+        ), (parent_id, counted)
+
+
 def check_invariants(admin_db: Database) -> None:
     """Every job in exactly one terminal state along a legal path; leases released; one version per job."""
     with admin_db.engine.connect() as conn:
@@ -199,6 +223,7 @@ def check_invariants(admin_db: Database) -> None:
                 current = target
             assert current == status, (job_id, rows)
             # One lease at a time: a legal path never has two claims without a transition out of running between.
+        check_parents(conn)
         duplicates = conn.execute(
             text(
                 "SELECT training_job_id FROM model_versions WHERE training_job_id IS NOT NULL "

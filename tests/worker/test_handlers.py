@@ -140,3 +140,16 @@ def test_csv_cells_that_start_like_formulas_are_neutralised() -> None:
     assert safe_cell("-0.5") == "-0.5"
     assert safe_cell("user-1") == "user-1"
     assert safe_cell(7) == "7"
+
+
+def test_a_predict_on_a_datasets_row_range_gives_those_rows_of_the_whole_run(
+    settings: Settings, db: Database, cnn: str
+) -> None:
+    """A shard of a dataset (``row_range``, docs/job-graphs.md) predicts its rows as the whole run does."""
+    whole = _run(settings, db, "predict", {"model": cnn, "dataset": "builtin:digits"})
+    with (settings.job_dir(whole["id"]) / "predictions.csv").open(newline="") as handle:
+        table = np.array(list(csv.reader(handle))[1:], dtype=np.float64)
+    shard = _run(settings, db, "predict", {"model": cnn, "dataset": "builtin:digits", "row_range": [10, 20]})
+    assert shard["result"]["rows"] == 10
+    np.testing.assert_allclose(shard["result"]["outputs"], table[10:20, 2:], atol=2e-6)
+    assert shard["result"]["classes"] == table[10:20, 1].astype(int).tolist()

@@ -288,6 +288,13 @@ function logLine(line) {
   return h("div", { class: `log-line log-${level.toLowerCase()}`, text: parts.filter(Boolean).join(" ") });
 }
 
+// A parent's children by status: "2/5 succeeded, 1 running, 2 queued".
+export function childrenText(children) {
+  const shown = [`${children.succeeded}/${children.total} succeeded`];
+  for (const name of ["running", "queued", "failed", "cancelled"]) if (children[name]) shown.push(`${children[name]} ${name}`);
+  return shown.join(", ");
+}
+
 export async function renderJob(ctx, id) {
   const { signal } = ctx;
   let job = await foundJson(`/v1/jobs/${id}`, { signal });
@@ -302,6 +309,9 @@ export async function renderJob(ctx, id) {
   const resultHolder = section("Result");
   resultHolder.id = "result";
   const explanationHolder = h("div");
+  const childrenHolder = section("Children");
+  childrenHolder.id = "job-children";
+  childrenHolder.hidden = !job.children;
   const artifactsHolder = h("div");
   const timelineHolder = section("Timeline");
   const logsBody = h("div", { id: "job-logs", class: "logs mono" });
@@ -318,6 +328,7 @@ export async function renderJob(ctx, id) {
     waiting,
     errorHolder,
     training ? training.element : null,
+    childrenHolder,
     resultHolder,
     explanationHolder,
     artifactsHolder,
@@ -415,6 +426,24 @@ export async function renderJob(ctx, id) {
     return replace(actions, buttons);
   }
 
+  // A parent's first children, each a link (the counts above say how many there are in all).
+  let childrenShown = "";
+  async function showChildren() {
+    const counts = JSON.stringify(job.children);
+    if (counts === childrenShown) return;
+    childrenShown = counts;
+    try {
+      const page = await getJson("/v1/jobs", { params: { parent: job.id, limit: 50 }, signal });
+      const rows = page.jobs.map((child) =>
+        h("li", {}, h("a", { href: `#/jobs/${child.id}`, class: "mono child-link", title: child.id, text: shortId(child.id) }), " ", statusBadge(child.status), child.name ? ` ${child.name}` : ""),
+      );
+      replace(childrenHolder, h("h2", { text: "Children" }), h("ul", { id: "job-children-list" }, rows));
+      childrenHolder.hidden = false;
+    } catch (error) {
+      ctx.fail(error);
+    }
+  }
+
   function apply(latest) {
     job = latest;
     replace(status, statusBadge(job.status));
@@ -430,6 +459,10 @@ export async function renderJob(ctx, id) {
         ["priority", job.priority],
         ["name", h("span", { id: "job-name", text: job.name || "—" })],
         ["tags", h("span", { id: "job-tags" }, job.tags && job.tags.length ? tagChips(job.tags) : "—")],
+        ...(job.parent_id
+          ? [["parent", h("a", { href: `#/jobs/${job.parent_id}`, id: "job-parent", class: "mono", title: job.parent_id, text: shortId(job.parent_id) })]]
+          : []),
+        ...(job.children ? [["children", h("span", { id: "job-children-counts", text: childrenText(job.children) })]] : []),
         ...(job.retry_of
           ? [["retry of", h("a", { href: `#/jobs/${job.retry_of}`, id: "job-retry-of", class: "mono", title: job.retry_of, text: shortId(job.retry_of) })]]
           : []),
@@ -442,6 +475,7 @@ export async function renderJob(ctx, id) {
     const waitingText = job.waiting_reason || queueOutlook(job);
     waiting.hidden = !(waitingText && job.status === "queued");
     waiting.textContent = waitingText || "";
+    if (job.children) showChildren();
     const errorText = JSON.stringify(job.error);
     if (errorText !== shownError) {
       shownError = errorText;

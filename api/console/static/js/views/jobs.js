@@ -17,7 +17,7 @@ import {
 } from "../dom.js";
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
-const TYPES = ["train", "predict", "explain", "import"];
+const TYPES = ["train", "predict", "explain", "import", "group"];
 const PAGE_SIZE = 20;
 const REFRESH_MS = 3000;
 
@@ -33,6 +33,7 @@ const state = { status: "", type: "", name: "", tag: "", cursors: [null] };
 function progressText(job) {
   const progress = job.progress || {};
   if (job.type === "train" && progress.epochs) return `epoch ${progress.epoch || 0} / ${progress.epochs}`;
+  if (job.children) return `${job.children.succeeded + job.children.failed + job.children.cancelled} / ${job.children.total} children done`;
   if (job.waiting_reason) return job.waiting_reason;
   return queueOutlook(job);
 }
