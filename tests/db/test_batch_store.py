@@ -19,8 +19,8 @@ def test_parallel_repeats_of_one_keyed_batch_make_one_set_of_jobs(db: Database) 
 
     def submit() -> None:
         try:
-            jobs, created = db.jobs.submit_many(news, idempotency_key="k", request_hash="h", queued_limit=1000)
-            results.append(([j.id for j in jobs], created))
+            batch = db.jobs.submit_many(news, idempotency_key="k", request_hash="h", queued_limit=1000)
+            results.append(([j.id for j in batch.jobs], batch.created))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
