@@ -1,0 +1,153 @@
+"""Many concurrent long-polls on one API process: how soon each wakes after its job's change, the process's
+memory per waiter, and ``/healthz`` latency meanwhile, against the same process with no waits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench.measure import percentile
+from bench.services import Gunicorn
+from db.newjob import NewJob
+from tensorq.core.settings import Settings
+from tensorq.localstack import settings_env
+
+MS = 1e3
+KiB = 1024
+HEALTH_EVERY_S = 0.02
+WAIT_S = 120  # the figure's API honours it (max_wait_s): every wait outlasts the changes of all
+CHANGE_EVERY_S = 0.01
+
+
+def one_process_api(settings: Settings, folder: Path, name: str = "api-waits") -> Gunicorn:
+    """``tensorq api`` with one gunicorn worker process (the figure is per process)."""
+    return Gunicorn(
+        name,
+        lambda port: [sys.executable, "-m", "tensorq.cli", "api", "--port", str(port), "--workers", "1"],
+        folder / f"{name}.log",
+        settings_env(settings),
+    )
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS of one process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * KiB
+    raise RuntimeError("no VmRSS line")
+
+
+def worker_pid(master: int) -> int:
+    """The one gunicorn worker process under ``master``."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    if len(children) != 1:
+        raise RuntimeError(f"expected one gunicorn worker, found {children}")
+    return int(children[0])
+
+
+@dataclass
+class WaitRun:
+    """What one run of ``hold_waits`` saw."""
+
+    wake_s: list[float] = field(default_factory=list)  # change committed -> its waiter's answer
+    refused: int = 0
+    health_idle_s: list[float] = field(default_factory=list)
+    health_loaded_s: list[float] = field(default_factory=list)
+    rss_before: int = 0
+    rss_held: int = 0
+
+
+def _health_loop(url: str, stop: threading.Event, into: list[float]) -> None:
+    """GET /healthz every HEALTH_EVERY_S until ``stop`` (a thread of its own, a client of its own)."""
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            started = time.perf_counter()
+            client.get(f"{url}/healthz").raise_for_status()
+            into.append(time.perf_counter() - started)
+            stop.wait(HEALTH_EVERY_S)
+
+
+@contextmanager
+def _probing(url: str, into: list[float]) -> Iterator[None]:
+    """Probe /healthz for the block."""
+    stop = threading.Event()
+    probe = threading.Thread(target=_health_loop, args=(url, stop, into), daemon=True)
+    probe.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        probe.join()
+
+
+async def _hold(  # noqa: PLR0913 - one run's inputs
+    url: str, key: str, job_ids: list[str], change: Callable[[str], None], pid: int, run: WaitRun, pause_s: float
+) -> None:
+    limits = httpx.Limits(max_connections=len(job_ids) + 10, max_keepalive_connections=len(job_ids) + 10)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(limits=limits, timeout=WAIT_S + 30, headers=headers) as client:
+        with _probing(url, run.health_idle_s):
+            await asyncio.sleep(2.0)
+        run.rss_before = rss_bytes(pid)
+        answered: dict[str, float] = {}
+
+        async def wait(job_id: str) -> None:
+            response = await client.get(f"{url}/v1/jobs/{job_id}", params={"wait": WAIT_S, "until": "finished"})
+            if response.status_code == 429:
+                run.refused += 1
+            answered[job_id] = time.perf_counter()
+
+        waits = [asyncio.create_task(wait(job_id)) for job_id in job_ids]
+        with _probing(url, run.health_loaded_s):
+            await asyncio.sleep(3.0 + len(job_ids) / 200)  # every wait sent and parked
+            run.rss_held = rss_bytes(pid)
+            changed: dict[str, float] = {}
+            for job_id in job_ids:
+                await asyncio.to_thread(change, job_id)
+                changed[job_id] = time.perf_counter()
+                await asyncio.sleep(pause_s)
+            await asyncio.gather(*waits)
+        run.wake_s = [answered[j] - changed[j] for j in job_ids if j in answered and answered[j] >= changed[j] - 1]
+
+
+def hold_waits(
+    api: Gunicorn, key: str, job_ids: list[str], change: Callable[[str], None], pause_s: float = CHANGE_EVERY_S
+) -> WaitRun:
+    """Open a ``?wait=`` long-poll on each job at once, then ``change`` the jobs one by one, ``pause_s`` apart (the
+    API must honour waits of ``WAIT_S``: set its ``max_wait_s``)."""
+    run = WaitRun()
+    asyncio.run(_hold(api.url, key, job_ids, change, worker_pid(api.pid), run, pause_s))
+    return run
+
+
+def queued_jobs(db, tenant_id: str, count: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """``count`` queued jobs of the tenant, not published (no worker takes them)."""
+    spec = {"model": "bench-none", "inputs": [[0.0]]}
+    return [db.jobs.submit(NewJob(tenant_id, "predict", spec)).job.id for _ in range(count)]
+
+
+def summary(run: WaitRun, count: int) -> dict[str, float]:
+    """The figures of one run, in ms and KiB."""
+    return {
+        "waiters": float(count),
+        "refused": float(run.refused),
+        "woken": float(len(run.wake_s)),
+        "wake_p50_ms": percentile(run.wake_s, 50) * MS,
+        "wake_p99_ms": percentile(run.wake_s, 99) * MS,
+        "healthz_idle_p99_ms": percentile(run.health_idle_s, 99) * MS,
+        "healthz_held_p99_ms": percentile(run.health_loaded_s, 99) * MS,
+        "healthz_held_max_ms": max(run.health_loaded_s, default=float("nan")) * MS,
+        "rss_before_mib": run.rss_before / KiB / KiB,
+        "rss_held_mib": run.rss_held / KiB / KiB,
+        "kib_per_waiter": (run.rss_held - run.rss_before) / KiB / max(count, 1),
+        "cpus": float(os.cpu_count() or 1),
+    }
