@@ -22,6 +22,7 @@ from bench.jobs import Run, median_parts, run_job
 from bench.measure import CpuMeter, concurrent_rate, percentile, samples
 from bench.services import wait_until
 from bench.specs import Measurement
+from bench.waits import concurrent_waits
 from tensorq.client import TensorQClient
 
 MiB = 1024 * 1024
@@ -343,6 +344,8 @@ GROUPS: tuple[Group, ...] = (
     ),
     # Restarts the worker (micro-batching off) and back, like batching.
     Group("explain_batching", explain_batching, ("explain_throughput_on_vs_off",)),
+    # Its own one-process API; jobs it queues and cancels itself (never published).
+    Group("waits", concurrent_waits, ("waits_wake_p50", "waits_wake_p99", "waits_healthz_p99", "waits_rss"), once=True),
     # Last: the jobs it adds stay in the database.
     Group("grown", grown_database, tuple(f"grown_{s}_p50" for s in ("submit", "claim", "e2e", "metrics")), once=True),
 )

@@ -34,6 +34,7 @@ class Sizes:
     grown_samples: int
     batch_count: int  # 100-job batches in the batch figure
     explain_batch_jobs: int  # tiny explain jobs each way (micro-batching on, off) in the explain_batching figure
+    waiters: int  # concurrent long-polls one API process holds in the waits figure
 
     def as_dict(self) -> dict[str, int | float]:
         """The sizes as a plain dict (for the JSON and the header)."""
@@ -64,6 +65,7 @@ FULL = Sizes(
     grown_samples=100,
     batch_count=10,
     explain_batch_jobs=400,
+    waiters=1000,
 )
 
 QUICK = Sizes(
@@ -90,6 +92,7 @@ QUICK = Sizes(
     grown_samples=15,
     batch_count=2,
     explain_batch_jobs=120,
+    waiters=200,
 )
 
 

@@ -151,3 +151,50 @@ def summary(run: WaitRun, count: int) -> dict[str, float]:
         "kib_per_waiter": (run.rss_held - run.rss_before) / KiB / max(count, 1),
         "cpus": float(os.cpu_count() or 1),
     }
+
+
+def one_at_a_time(url: str, key: str, job_ids: list[str], change: Callable[[str], None]) -> list[float]:
+    """Change -> answer of one long-poll at a time: the baseline of the same API with a single waiter."""
+    wakes = []
+    with httpx.Client(timeout=WAIT_S + 30, headers={"Authorization": f"Bearer {key}"}) as client:
+        for job_id in job_ids:
+            answered: list[float] = []
+
+            def wait(job_id: str = job_id, answered: list[float] = answered) -> None:
+                client.get(f"{url}/v1/jobs/{job_id}", params={"wait": WAIT_S, "until": "finished"})
+                answered.append(time.perf_counter())
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            time.sleep(0.3)  # the wait is parked
+            change(job_id)
+            changed = time.perf_counter()
+            waiter.join()
+            wakes.append(answered[0] - changed)
+    return wakes
+
+
+def concurrent_waits(ctx, run: int) -> list:  # type: ignore[no-untyped-def]
+    """The ``waits`` figures: ``sizes.waiters`` long-polls held by one API process, against one at a time."""
+    from bench.specs import Measurement
+
+    stack, count = ctx.stack, ctx.sizes.waiters
+    slots = count + 64
+    settings = stack.settings.model_copy(
+        update={"max_wait_s": WAIT_S, "max_waits_per_tenant": slots, "max_waits": slots}
+    )
+    api = one_process_api(settings, stack.folder, name=f"api-waits-{run}").start("/readyz")
+    change = lambda job_id: stack.db.jobs.cancel(stack.tenant_id, job_id)  # noqa: E731 - a committed change
+    try:
+        single = one_at_a_time(api.url, stack.key, queued_jobs(stack.db, stack.tenant_id, 20), change)
+        held = hold_waits(api, stack.key, queued_jobs(stack.db, stack.tenant_id, count), change)
+    finally:
+        api.stop()
+    details = summary(held, count)
+    ctx.say(f"  {count} waits: " + ", ".join(f"{k} {v:.1f}" for k, v in details.items()))
+    return [
+        Measurement("waits_wake_p50", details["wake_p50_ms"], percentile(single, 50) * MS, details),
+        Measurement("waits_wake_p99", details["wake_p99_ms"], percentile(single, 99) * MS, details),
+        Measurement("waits_healthz_p99", details["healthz_held_p99_ms"], details["healthz_idle_p99_ms"], details),
+        Measurement("waits_rss", details["rss_held_mib"], details["rss_before_mib"], details),
+    ]

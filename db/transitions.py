@@ -9,6 +9,7 @@ worker's outcome is written, for one job as for a micro-batch.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, or_, 
 
 from db.followups import follow_up
 from db.jobstats import count_finished_many
+from db.livecounts import count_moves
 from db.models import Job, JobEvent, utcnow
 from db.records import TERMINAL, JobRecord, aware
 
@@ -214,6 +216,8 @@ def _record(
             }
         )
     conn.execute(insert(JobEvent), events)
+    types = Counter(job.type for job in jobs)
+    count_moves(conn, [*((t, expected, -n) for t, n in types.items()), *((t, target, n) for t, n in types.items())])
     if target in TERMINAL:
         count_finished_many(conn, [(job.type, target, job.started_at, job.finished_at) for job in jobs])
 
