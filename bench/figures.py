@@ -22,6 +22,7 @@ from bench.jobs import Run, median_parts, run_job
 from bench.measure import CpuMeter, concurrent_rate, percentile, samples
 from bench.services import wait_until
 from bench.specs import Measurement
+from bench.versus_peer import versus_peer
 from bench.waits import concurrent_waits
 from tensorq.client import TensorQClient
 
@@ -344,6 +345,8 @@ GROUPS: tuple[Group, ...] = (
     ),
     # Restarts the worker (micro-batching off) and back, like batching.
     Group("explain_batching", explain_batching, ("explain_throughput_on_vs_off",)),
+    # The peer's API and worker start and stop within it.
+    Group("peer", versus_peer, ("peer_latency_p50", "peer_latency_p99", "peer_throughput", "peer_api_cpu")),
     # Its own one-process API; jobs it queues and cancels itself (never published).
     Group("waits", concurrent_waits, ("waits_wake_p50", "waits_wake_p99", "waits_healthz_p99", "waits_rss"), once=True),
     # Last: the jobs it adds stay in the database.

@@ -97,7 +97,11 @@ QUICK = Sizes(
 
 
 def sizes_for(
-    quick: bool, repeats: int | None = None, grown_finished: int | None = None, grown_queued: int | None = None
+    quick: bool,
+    repeats: int | None = None,
+    grown_finished: int | None = None,
+    grown_queued: int | None = None,
+    waiters: int | None = None,
 ) -> Sizes:
     """The quick or full sizes; ``repeats``, when given, sets the repeats of every figure, and the grown
     sizes, when given, how many finished and queued jobs the grown figure adds."""
@@ -108,4 +112,6 @@ def sizes_for(
         chosen = replace(chosen, grown_finished=grown_finished)
     if grown_queued is not None:
         chosen = replace(chosen, grown_queued=grown_queued)
+    if waiters is not None:
+        chosen = replace(chosen, waiters=waiters)
     return chosen

@@ -130,9 +130,10 @@ def hold_waits(
 
 
 def queued_jobs(db, tenant_id: str, count: int) -> list[str]:  # type: ignore[no-untyped-def]
-    """``count`` queued jobs of the tenant, not published (no worker takes them)."""
+    """``count`` queued jobs of the tenant, recorded as published but never sent (the outbox leaves them alone for
+    ``publish_grace_s``; no worker hears of them)."""
     spec = {"model": "bench-none", "inputs": [[0.0]]}
-    return [db.jobs.submit(NewJob(tenant_id, "predict", spec)).job.id for _ in range(count)]
+    return [db.jobs.submit(NewJob(tenant_id, "predict", spec), publishing=True).job.id for _ in range(count)]
 
 
 def summary(run: WaitRun, count: int) -> dict[str, float]:
@@ -186,8 +187,9 @@ def concurrent_waits(ctx, run: int) -> list:  # type: ignore[no-untyped-def]
     api = one_process_api(settings, stack.folder, name=f"api-waits-{run}").start("/readyz")
     change = lambda job_id: stack.db.jobs.cancel(stack.tenant_id, job_id)  # noqa: E731 - a committed change
     try:
-        single = one_at_a_time(api.url, stack.key, queued_jobs(stack.db, stack.tenant_id, 20), change)
-        held = hold_waits(api, stack.key, queued_jobs(stack.db, stack.tenant_id, count), change)
+        with stack.worker.paused():  # nothing else moves the jobs
+            single = one_at_a_time(api.url, stack.key, queued_jobs(stack.db, stack.tenant_id, 20), change)
+            held = hold_waits(api, stack.key, queued_jobs(stack.db, stack.tenant_id, count), change)
     finally:
         api.stop()
     details = summary(held, count)
