@@ -38,6 +38,7 @@ GUNICORN_OPTIONS = [
     "--worker-class=tensorq.server.GeventJsonErrorWorker",  # gevent, its own errors in JSON
     "--worker-connections=3072",  # max_waits + api_extra_connections
     "--timeout=120",
+    "--keep-alive=10",
     "--access-logfile=-",
     '--access-logformat=%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
 ]

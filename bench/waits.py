@@ -60,6 +60,7 @@ class WaitRun:
 
     wake_s: list[float] = field(default_factory=list)  # change committed -> its waiter's answer
     refused: int = 0
+    failed: int = 0  # connections that broke before an answer
     health_idle_s: list[float] = field(default_factory=list)
     health_loaded_s: list[float] = field(default_factory=list)
     rss_before: int = 0
@@ -101,7 +102,11 @@ async def _hold(  # noqa: PLR0913 - one run's inputs
         answered: dict[str, float] = {}
 
         async def wait(job_id: str) -> None:
-            response = await client.get(f"{url}/v1/jobs/{job_id}", params={"wait": WAIT_S, "until": "finished"})
+            try:
+                response = await client.get(f"{url}/v1/jobs/{job_id}", params={"wait": WAIT_S, "until": "finished"})
+            except httpx.TransportError:
+                run.failed += 1  # counted, not hidden: the figure's details say how many
+                return
             if response.status_code == 429:
                 run.refused += 1
             answered[job_id] = time.perf_counter()
@@ -141,6 +146,7 @@ def summary(run: WaitRun, count: int) -> dict[str, float]:
     return {
         "waiters": float(count),
         "refused": float(run.refused),
+        "failed": float(run.failed),
         "woken": float(len(run.wake_s)),
         "wake_p50_ms": percentile(run.wake_s, 50) * MS,
         "wake_p99_ms": percentile(run.wake_s, 99) * MS,

@@ -82,6 +82,9 @@ def gunicorn_options(settings: Settings, workers: int, threads: int) -> dict[str
         # gevent: one greenlet per connection; room for every long-poll the wait slots allow, and the rest.
         "worker_connections": settings.max_waits + settings.api_extra_connections,
         "timeout": 120,
+        # gevent reads a connection's first request under the keep-alive timeout too: with the default 2 s, a
+        # burst of a thousand connections on a busy process closed some before their request was read.
+        "keepalive": 10,
         "accesslog": "-",
         "access_log_format": '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
     }
