@@ -40,6 +40,7 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
     app.json = _InOrderJSON(app)
     database = database or Database(settings)
     store = ArtifactStore.from_settings(settings)
+    slots = WaitSlots(settings.max_waits_per_tenant, settings.max_waits, settings.wait_reserve)
     app.extensions["tensorq"] = Services(
         settings=settings,
         db=database,
@@ -47,7 +48,7 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
         broker_guard=BrokerGuard(publisher),
         quotas=Quotas(settings, database, store),
         store=store,
-        wait_slots=WaitSlots(settings.max_waits_per_tenant, settings.max_waits, settings.wait_reserve),
+        wait_slots=slots,
         changes=ChangeListener(redis_url) if (redis_url := redis_url_of(settings.broker_url)) else None,
     )
 
@@ -65,7 +66,7 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
     app.register_blueprint(health.bp)
     register_docs(app)
     register_console(app)
-    register_metrics(app, database)
+    register_metrics(app, database, slots)
     register_error_handlers(app)
 
     @app.after_request

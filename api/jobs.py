@@ -10,8 +10,9 @@ from flask import Blueprint, Response, jsonify, request
 from api import present, responses, shards
 from api.accept import accept, admit, answer, idempotency_key
 from api.batch import is_batch, submit_batch
+from api.job_stream import job_event_stream, wants_events
 from api.longpoll import read_when_changed
-from api.openapi import ARTIFACT, operation, query
+from api.openapi import ARTIFACT, JOB_OR_EVENTS, operation, query
 from api.outbox import publish_all
 from api.present import HEAVY_FIELDS
 from api.references import check_references
@@ -121,8 +122,9 @@ def _wait_seconds() -> float:
 
 @bp.get("/jobs/<job_id>")
 @operation(
-    summary="A job; with wait=N, answered at its next change (or, with until=finished, when it ends)",
-    responses={200: responses.Job},
+    summary="A job; with wait=N, answered at its next change (or, with until=finished, when it ends); with "
+    "Accept: text/event-stream, a stream of its changes",
+    responses={200: JOB_OR_EVENTS},
     errors=(400, 404, 422, 429),
     query=[
         query("wait", {"type": "number", "minimum": 0}, "seconds to long-poll (at most the server's max_wait_s)"),
@@ -130,12 +132,15 @@ def _wait_seconds() -> float:
     ],
 )
 def get_job(job_id: str):
-    """The job; with ``?wait=N`` it answers on the first change (``until=finished``: the end) or after N seconds."""
+    """The job; with ``?wait=N`` it answers on the first change (``until=finished``: the end) or after N seconds;
+    ``Accept: text/event-stream`` streams it now and at each change until it has finished (``api.job_stream``)."""
     until = request.args.get("until")
     if until not in (None, "finished"):
         raise InvalidRequest("until must be 'finished'", details={"allowed": ["finished"]})
     svc = services()
     tenant_id, wait_s = principal().tenant_id, _wait_seconds()
+    if wants_events():
+        return job_event_stream(tenant_id, job_id)
     with svc.wait_slots.hold(tenant_id, wait_s):
         job = read_when_changed(svc.db.jobs, svc.changes, tenant_id, job_id, wait_s, until_finished=until == "finished")
     return jsonify(public_job(job))

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.wait_slots import WaitSlots
 from api.workers import QUEUE_OF_TYPE
 from db.database import Database
 
@@ -56,16 +57,30 @@ class JobCollector(Collector):
         yield live_workers
 
 
+class WaitCollector(Collector):
+    """The long-polls and event streams this API process holds now (its wait slots)."""
+
+    def __init__(self, slots: WaitSlots) -> None:
+        self.slots = slots
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge."""
+        held = GaugeMetricFamily("tensorq_api_waits_held", "Long-polls and event streams this API process holds")
+        held.add_metric([], self.slots.held())
+        yield held
+
+
 def _bound(value: float) -> str:
     return f"{value:g}"
 
 
-def register_metrics(app: Flask, db: Database) -> None:
+def register_metrics(app: Flask, db: Database, slots: WaitSlots) -> None:
     """Count every request and serve ``/metrics`` from a registry of this app's own."""
     registry = CollectorRegistry()
     requests = Counter("tensorq_http_requests", "HTTP requests", ["method", "endpoint", "status"], registry=registry)
     latency = Histogram("tensorq_http_request_seconds", "HTTP request latency", ["endpoint"], registry=registry)
     registry.register(JobCollector(db, QUEUE_OF_TYPE))
+    registry.register(WaitCollector(slots))
     app.extensions["tensorq.metrics"] = registry
 
     @app.before_request

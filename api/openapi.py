@@ -35,6 +35,7 @@ AUTHENTICATED_ERRORS = (400, 401, 405, 503)
 BINARY = "binary"
 MULTIPART = "multipart"
 ARTIFACT = "artifact"
+JOB_OR_EVENTS = "job_or_events"  # a Job as JSON, or (Accept: text/event-stream) a stream of its changes
 SCHEMA_MODELS: list[type[BaseModel]] = [
     JobSubmission,
     JobBatch,
@@ -151,6 +152,12 @@ def _content(kind: Kind) -> dict[str, Any]:
         return {"application/octet-stream": binary}
     if kind == ARTIFACT:
         return {"image/png": binary, "audio/x-wav": binary, "text/csv": binary, "application/octet-stream": binary}
+    if kind == JOB_OR_EVENTS:
+        events = "Server-Sent Events: `event: job`, `id: <revision>`, `data: <the Job as JSON>`, at each change"
+        return {
+            "application/json": {"schema": _ref(responses.Job)},
+            "text/event-stream": {"schema": {"type": "string", "description": events}},
+        }
     if kind == MULTIPART:
         return {
             "multipart/form-data": {

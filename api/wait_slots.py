@@ -55,6 +55,11 @@ class WaitSlots:
             if taken:
                 self._give(tenant_id)
 
+    def held(self) -> int:
+        """Slots held now, all tenants together."""
+        with self._lock:
+            return sum(self._held.values())
+
     def _take(self, tenant_id: str) -> tuple[str, int] | None:
         """Take a slot for the tenant; the refusing quota's name and limit when none is free."""
         with self._lock:

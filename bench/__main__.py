@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=None, help="comma-separated figure groups (latency, throughput, ...)")
     parser.add_argument("--grown-finished", type=int, default=None, help="finished jobs the grown figure adds")
     parser.add_argument("--grown-queued", type=int, default=None, help="queued jobs the grown figure adds")
+    parser.add_argument("--waiters", type=int, default=None, help="long-polls the waits figure holds at once")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder with the services' logs")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"unknown figure groups {sorted(wanted - {g.name for g in GROUPS})}; known: {[g.name for g in GROUPS]}")
         return 2
     groups = [g for g in GROUPS if g.name in wanted]
-    sizes = sizes_for(args.quick, args.repeats, args.grown_finished, args.grown_queued)
+    sizes = sizes_for(args.quick, args.repeats, args.grown_finished, args.grown_queued, args.waiters)
     mode = "quick" if args.quick else "full"
     info = machine.describe(args.database_url)
     say(f"TensorQ bench ({mode}): {machine.summary(info)}")

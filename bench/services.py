@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 GUNICORN_OPTIONS = [
     "--workers=2",
     "--threads=16",
-    "--worker-class=tensorq.server.JsonErrorWorker",  # gthread, its own errors in JSON
+    "--worker-class=tensorq.server.GeventJsonErrorWorker",  # gevent, its own errors in JSON
+    "--worker-connections=3072",  # max_waits + api_extra_connections
     "--timeout=120",
+    "--keep-alive=10",
     "--access-logfile=-",
     '--access-logformat=%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
 ]
@@ -349,10 +351,6 @@ def running_stack(
             quota_queued_jobs=BENCH_QUOTA,
             # A micro-batch counts against the running quota job by job: out of the way like the others.
             quota_running_jobs=BENCH_QUOTA,
-            # Its client threads all wait as one tenant: let them hold 12 of each process's 16 threads.
-            max_waits_per_tenant=12,
-            max_waits=12,
-            wait_reserve=0,  # one tenant: no slots kept for others
         )
         say(f"  redis {redis_server.url()} · database {url.split('@')[-1]} · folder {folder}")
         upgrade(url)

@@ -35,6 +35,7 @@ class Sizes:
     batch_count: int  # 100-job batches in the batch figure
     explain_batch_jobs: int  # tiny explain jobs each way (micro-batching on, off) in the explain_batching figure
     speech_epochs: int  # epochs of the audio_cnn on builtin:spoken_digits in the speech figure (issue 24)
+    waiters: int  # concurrent long-polls one API process holds in the waits figure
 
     def as_dict(self) -> dict[str, int | float]:
         """The sizes as a plain dict (for the JSON and the header)."""
@@ -66,6 +67,7 @@ FULL = Sizes(
     batch_count=10,
     explain_batch_jobs=400,
     speech_epochs=6,
+    waiters=1000,
 )
 
 QUICK = Sizes(
@@ -93,11 +95,16 @@ QUICK = Sizes(
     batch_count=2,
     explain_batch_jobs=120,
     speech_epochs=1,
+    waiters=200,
 )
 
 
 def sizes_for(
-    quick: bool, repeats: int | None = None, grown_finished: int | None = None, grown_queued: int | None = None
+    quick: bool,
+    repeats: int | None = None,
+    grown_finished: int | None = None,
+    grown_queued: int | None = None,
+    waiters: int | None = None,
 ) -> Sizes:
     """The quick or full sizes; ``repeats``, when given, sets the repeats of every figure, and the grown
     sizes, when given, how many finished and queued jobs the grown figure adds."""
@@ -108,4 +115,6 @@ def sizes_for(
         chosen = replace(chosen, grown_finished=grown_finished)
     if grown_queued is not None:
         chosen = replace(chosen, grown_queued=grown_queued)
+    if waiters is not None:
+        chosen = replace(chosen, waiters=waiters)
     return chosen

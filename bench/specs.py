@@ -212,4 +212,48 @@ SPECS: dict[str, FigureSpec] = {
         unit="ms",
         baseline_label="the same just before the growth",
     ),
+    "waits_wake_p50": FigureSpec(
+        label="long-polls held by one API process (sizes: waiters), change -> its waiter's answer, p50",
+        unit="ms",
+        baseline_label="the same API, one waiter at a time, p50",
+    ),
+    "waits_wake_p99": FigureSpec(
+        label="the same, p99 (target: within 50 ms at 1,000 waiters)",
+        unit="ms",
+        baseline_label="the same API, one waiter at a time, p99",
+    ),
+    "waits_healthz_p99": FigureSpec(
+        label="GET /healthz every 20 ms while the waits are opened, held and woken, p99 (target: 100 ms)",
+        unit="ms",
+        baseline_label="the same with no waits, p99",
+    ),
+    "waits_rss": FigureSpec(
+        label="the API process's VmRSS holding the waits (details: KiB per waiter)",
+        unit="MiB",
+        baseline_label="its VmRSS with no waits",
+    ),
+    "peer_latency_p50": FigureSpec(
+        label="tiny predict: submit -> result, one client, as TensorQClient.run, p50",
+        unit="ms",
+        baseline_label="the peer (bench/peer.py: Flask + SQLAlchemy + Celery, polled every 5 ms), p50",
+        target=1.0,
+    ),
+    "peer_latency_p99": FigureSpec(
+        label="the same, p99",
+        unit="ms",
+        baseline_label="the peer, p99",
+    ),
+    "peer_throughput": FigureSpec(
+        label="tiny predict jobs/s, single-job clients (sizes: clients)",
+        unit="jobs/s",
+        baseline_label="the peer's jobs/s, as many clients polling every 5 ms",
+        target=1.2,
+        at_least=True,
+    ),
+    "peer_api_cpu": FigureSpec(
+        label="API CPU ms per job in that throughput run (gunicorn master and workers)",
+        unit="ms",
+        baseline_label="the peer's API CPU ms per job",
+        target=1.5,
+    ),
 }

@@ -1,9 +1,11 @@
 """Job change signals: a committed transition publishes the job's id; waiting long-polls wake on it.
 
 The database stays the source of truth: a signal only says "read the job again". Signals travel
-over Redis pub/sub on the broker's Redis (channel ``tensorq:job:<id>``). A lost signal costs a
-reader at most its fallback interval, because readers also re-read the row on a timer; without
-Redis (another broker, or Redis down) readers simply poll.
+over Redis pub/sub on the broker's Redis (channel ``tensorq:job:<id>``). When the listener
+(re)subscribes, every waiting reader reads once (signals sent meanwhile are lost); a signal lost
+otherwise (its publisher failed to reach Redis) costs a reader at most its fallback interval,
+because readers also re-read the row on a slow timer; without Redis (another broker, or Redis down)
+readers simply poll.
 
 A signal may carry the status the job moved to (``running`` for a claim; empty when not said): a
 reader that waits for the job to finish need not read it again for a change that cannot be its end.
@@ -151,6 +153,7 @@ class ChangeListener:
                 self._listen()
             except Exception:  # noqa: BLE001 - Redis gone: readers poll meanwhile; reconnect
                 self.connected.clear()
+                self._wake_all()  # readers waiting on a slow timer read now, then poll until it is back
                 log.debug("change listener lost Redis; reconnecting", exc_info=True)
                 time.sleep(1.0)
 
@@ -161,14 +164,21 @@ class ChangeListener:
             pubsub.psubscribe(CHANNEL_PREFIX + "*")
             while True:
                 message = pubsub.get_message(timeout=5.0)
-                if pubsub.subscribed:
+                if pubsub.subscribed and not self.connected.is_set():
                     self.connected.set()
+                    self._wake_all()  # signals sent while unsubscribed are lost: every reader reads once now
                 if message is not None:
                     job_id = message["channel"].decode().removeprefix(CHANNEL_PREFIX)
                     self._wake(job_id, message["data"].decode() if isinstance(message["data"], bytes) else "")
         finally:
             pubsub.close()
             client.close()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            waiting = [watch for watches in self._watches.values() for watch in watches]
+        for watch in waiting:
+            watch.notify()
 
     def _wake(self, job_id: str, status: str = "") -> None:
         with self._lock:

@@ -173,6 +173,19 @@ class JobTotal(Base):
     seconds: Mapped[float] = mapped_column(Float)
 
 
+class LiveJobDelta(Base):
+    """A change to the number of queued or running jobs of one type, appended in the transaction that made it
+    (issue 26): ``/metrics`` sums these few rows instead of counting the backlog; a scrape folds them into one
+    row per (type, status) now and then. Appended, never updated: no two writers wait on one row."""
+
+    __tablename__ = "live_job_deltas"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    jobs: Mapped[int] = mapped_column(BigInteger)
+
+
 class JobEvent(Base):
     """A state change or progress report of a job, in order."""
 

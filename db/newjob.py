@@ -11,6 +11,7 @@ from typing import Any, Protocol, Self
 
 from sqlalchemy import Connection, insert
 
+from db.livecounts import count_moves
 from db.models import Job, JobEvent, JobTag, utcnow
 from db.records import JobRecord
 
@@ -144,6 +145,7 @@ def insert_new(
     ]
     if tags:
         conn.execute(insert(JobTag), tags)
+    count_moves(conn, [(row["type"], "queued", 1) for row in rows if not row["children_total"]])  # parents: none
     first = {"kind": "state", "from_status": None, "to_status": "queued", "data": note, "created_at": now}
     conn.execute(insert(JobEvent), [{"job_id": row["id"], **first} for row in rows])
     return rows

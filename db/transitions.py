@@ -9,6 +9,7 @@ worker's outcome is written, for one job as for a micro-batch.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, or_, 
 
 from db.followups import follow_up
 from db.jobstats import count_finished_many
+from db.livecounts import count_moves
 from db.models import Job, JobEvent, utcnow
 from db.parents import follow_children, parent_progress
 from db.records import TERMINAL, ChildCounts, JobRecord, aware
@@ -246,6 +248,8 @@ def _record(
         )
     conn.execute(insert(JobEvent), events)
     follow_children(conn, jobs, expected, target, replaced, transition_many)
+    counted = Counter(job.type for job in jobs if job.children is None)  # a parent is no backlog of its own
+    count_moves(conn, [*((t, expected, -n) for t, n in counted.items()), *((t, target, n) for t, n in counted.items())])
     if target in TERMINAL:
         count_finished_many(conn, [(job.type, target, job.started_at, job.finished_at) for job in jobs])
 

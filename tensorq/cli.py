@@ -45,7 +45,9 @@ def migrate() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
-@click.option("--threads", default=16, show_default=True, type=int, help="threads per process (long-polls)")
+@click.option(
+    "--threads", default=16, show_default=True, type=int, help="threads per process (api_worker_class=gthread only)"
+)
 def api(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the HTTP API under gunicorn."""
     require_extra("api", "api")

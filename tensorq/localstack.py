@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -70,6 +71,57 @@ class ApiThread:
         """Stop serving."""
         self._server.shutdown()
         self._server.server_close()
+
+
+class ApiProcess:
+    """``tensorq api`` (gunicorn, as a user starts it) in a process group of its own on a free port."""
+
+    def __init__(self, settings: Settings, log_path: Path, *, workers: int = 1, host: str = "127.0.0.1") -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.workers = workers
+        self.host = host
+        self.port = _free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> ApiProcess:
+        """Launch it and wait until ``/healthz`` answers."""
+        env = {**os.environ, **settings_env(self.settings)}
+        argv = ["api", "--host", self.host, "--port", str(self.port), "--workers", str(self.workers)]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tensorq.cli", *argv],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_http(f"{self.url}/healthz", timeout=timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the process group; SIGKILL it if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, 15)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait(timeout=10)
+
+
+def _free_port(host: str) -> int:
+    """A TCP port on ``host`` that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 class WorkerProcess:

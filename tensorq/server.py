@@ -1,4 +1,5 @@
-"""Serving the API under gunicorn (threaded workers, so long-polls do not block others).
+"""Serving the API under gunicorn: gevent workers by default, so a long-poll parks a greenlet on the change
+signal instead of holding a thread (one process holds thousands of waits); ``gthread`` remains a choice.
 
 gunicorn answers some requests itself before the app sees them (a request line over ``limit_request_line``:
 414, too many or too large headers: 431, a malformed request line: 400). Its workers write those answers
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from typing import Any
 
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.ggevent import GeventWorker
 from gunicorn.workers.gthread import ThreadWorker
 
 from tensorq.core.settings import Settings
@@ -43,6 +46,50 @@ class JsonErrorWorker(ThreadWorker):
         super().init_process()
 
 
+class GeventJsonErrorWorker(GeventWorker):
+    """gunicorn's gevent worker (after ``monkey.patch_all``: psycopg then picks its cooperative wait function,
+    Redis clients and locks yield to other greenlets) whose own error answers are JSON."""
+
+    def init_process(self) -> None:
+        """In the worker process, before it serves: gunicorn's error writer becomes ``json_error``."""
+        util.write_error = json_error
+        super().init_process()
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """Answer as gunicorn does, then close as gthread does: drain what the client still sends, so that it reads
+        the answer instead of a reset (the gevent worker would close at once)."""
+        super().handle_error(req, client, addr, exc)
+        util.close_graceful(client)
+
+    def load_wsgi(self) -> None:
+        """Load the app, then make sure psycopg waits cooperatively (it picks its C wait function when it was
+        imported before ``monkey.patch_all``, and that would stall every greenlet during a query)."""
+        super().load_wsgi()
+        waiting = vars(sys.modules["psycopg.waiting"]) if "psycopg.waiting" in sys.modules else {}
+        if waiting and waiting["wait"] is waiting.get("wait_c"):
+            waiting["wait"] = waiting["wait_select"]
+
+
+WORKER_CLASSES = {"gevent": "tensorq.server.GeventJsonErrorWorker", "gthread": "tensorq.server.JsonErrorWorker"}
+
+
+def gunicorn_options(settings: Settings, workers: int, threads: int) -> dict[str, Any]:
+    """The options ``tensorq api`` runs gunicorn with (the bench serves its peers with the same)."""
+    return {
+        "workers": workers,
+        "threads": threads,
+        "worker_class": WORKER_CLASSES[settings.api_worker_class],
+        # gevent: one greenlet per connection; room for every long-poll the wait slots allow, and the rest.
+        "worker_connections": settings.max_waits + settings.api_extra_connections,
+        "timeout": 120,
+        # gevent reads a connection's first request under the keep-alive timeout too: with the default 2 s, a
+        # burst of a thousand connections on a busy process closed some before their request was read.
+        "keepalive": 10,
+        "accesslog": "-",
+        "access_log_format": '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
+    }
+
+
 class _Gunicorn(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.settings = settings
@@ -63,13 +110,5 @@ def serve(settings: Settings, host: str, port: int, workers: int = 2, threads: i
     """Run the API on ``host:port`` until stopped."""
     _Gunicorn(
         settings,
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "tensorq.server.JsonErrorWorker",
-            "timeout": 120,
-            "accesslog": "-",
-            "access_log_format": '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
-        },
+        {"bind": f"{host}:{port}", **gunicorn_options(settings, workers, threads)},
     ).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,13 +54,19 @@ class Settings(BaseSettings):
     max_inline_rows: int = Field(default=1000, description="Predict results with more rows become an artifact.")
     max_wait_s: float = Field(default=30.0, description="Longest ?wait= long-poll the API honours.")
     max_waits_per_tenant: int = Field(
-        default=4, ge=1, description="Long-polls one tenant may hold at once per API process (more: 429)."
+        default=512,
+        ge=1,
+        description="Long-polls (and event streams) one tenant may hold at once per API process (more: 429); a "
+        "fairness guard: under gevent a wait holds no thread.",
     )
     max_waits: int = Field(
-        default=12, ge=1, description="Long-polls held at once per API process, below its request threads (more: 429)."
+        default=2048,
+        ge=1,
+        description="Long-polls held at once per API process (more: 429). Under api_worker_class=gthread each "
+        "holds a thread: keep it below --threads.",
     )
     wait_reserve: int = Field(
-        default=4,
+        default=64,
         ge=0,
         description="Of max_waits, slots only a tenant holding no long-poll may take: tenants already waiting are "
         "refused (429) once only these are free, so a quiet tenant still gets its wait.",
@@ -287,6 +294,20 @@ class Settings(BaseSettings):
     )
     max_shards: int = Field(default=64, ge=2, le=10_000, description="The most shards one predict or explain has.")
     max_tune_trials: int = Field(default=200, ge=1, le=10_000, description="The most trials one tune job runs.")
+    # issue 26: waits that hold no thread, event streams.
+    api_worker_class: Literal["gevent", "gthread"] = Field(
+        default="gevent",
+        description="gunicorn worker of `tensorq api`: gevent (a long-poll parks a greenlet, holds no thread) or "
+        "gthread (each long-poll holds one of --threads; lower max_waits below them).",
+    )
+    api_extra_connections: int = Field(
+        default=1024, ge=1, description="gevent: connections per API process beyond max_waits (its other requests)."
+    )
+    event_stream_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest one Server-Sent Events stream of a job lasts (a client such as EventSource reconnects).",
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""

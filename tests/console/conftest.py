@@ -33,7 +33,8 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: str
     home = tmp_path_factory.mktemp("console")
     redis_server = RedisServer(home / "redis").start()
     # A worker unseen for 6 s is not live (it heartbeats every 2 s): the last test stops it and waits that long.
-    settings = make_settings(home, url, broker_url=redis_server.url, worker_stale_s=6.0)
+    # Four wait slots per tenant: a test takes them all to see the job page fall back to plain reads.
+    settings = make_settings(home, url, broker_url=redis_server.url, worker_stale_s=6.0, max_waits_per_tenant=4)
     upgrade(url)
     db = Database(settings)
     api = ApiThread(settings).start()

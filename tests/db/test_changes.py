@@ -162,3 +162,27 @@ def test_transitions_commit_when_signals_cannot_be_sent(unreachable_broker_db: D
     assert claim is not None
     assert db.jobs.finish(job_id, claim.lease_token, {"ok": True})
     assert db.jobs.get_any(job_id).status == "succeeded"
+
+
+@pytest.mark.redis
+def test_every_waiting_reader_is_woken_when_the_listener_loses_redis_and_again_when_it_is_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.services import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        changes = ChangeListener(server.url)
+        with changes.watch("job-a") as a, changes.watch("job-b") as b:
+            assert changes.connected.wait(10), "the listener never subscribed"
+            a.wait(0.5)  # a wake from the first subscription, if any, is not what this test is about
+            b.wait(0.5)
+            server.stop()  # signals sent now would be lost: every reader must read again, then poll
+            assert a.wait(30)
+            assert b.wait(30)
+            assert not changes.connected.is_set()
+            server.start()
+            assert changes.connected.wait(30), "the listener never subscribed again"
+            assert a.wait(10)  # subscribed again: signals sent meanwhile are lost, so each reads once more
+            assert b.wait(10)
+            assert not a.only_unfinished()  # a wake that names no status: the reader reads the row
+    finally:
+        server.stop()

@@ -1,4 +1,5 @@
-"""The cluster each drill runs on: Postgres behind a cuttable proxy, a Redis of its own, the API, workers."""
+"""The cluster each drill runs on: Postgres behind a cuttable proxy, a Redis of its own, the API (``tensorq api``
+in a process of its own), workers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.engine import make_url
 from db.database import Database
 from db.migrate import upgrade
 from tensorq.client import TensorQClient
-from tensorq.localstack import ApiThread
+from tensorq.localstack import ApiProcess
 from tests.conftest import make_settings
 from tests.reliability.harness import Cluster, RedisServer, TcpProxy, check_invariants
 
@@ -44,7 +45,8 @@ def make_cluster(tmp_path: Path, postgres_server: str) -> Iterator:
         upgrade(direct.render_as_string(hide_password=False))
         db = Database(settings)
         admin_db = Database(make_settings(tmp_path, direct.render_as_string(hide_password=False)))
-        api = ApiThread(settings).start()
+        # The API as it is deployed: `tensorq api` under gunicorn's gevent worker, its waits holding no thread.
+        api = ApiProcess(settings, tmp_path / f"api-{name}.log").start()
         cluster = Cluster(
             settings,
             db,

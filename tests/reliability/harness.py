@@ -20,7 +20,7 @@ from db.records import TERMINAL
 from db.transitions import LEGAL_TRANSITIONS
 from tensorq.client import Event, Job, TensorQClient
 from tensorq.core.settings import Settings
-from tensorq.localstack import ApiThread, WorkerProcess
+from tensorq.localstack import ApiProcess, WorkerProcess
 from tests.services import RedisServer
 from worker.drain import child_pids
 
@@ -102,7 +102,7 @@ class Cluster:
     admin_db: Database
     redis: RedisServer
     proxy: TcpProxy
-    api: ApiThread
+    api: ApiProcess
     client: TensorQClient
     home: Path
     workers: list[WorkerProcess] = field(default_factory=list)

@@ -43,9 +43,9 @@ async function errorOf(response) {
   return new ApiError(response.status, error.code || `http_${response.status}`, error.message || response.statusText, error.details);
 }
 
-// One request; `key` overrides the stored key (used to check a key before keeping it).
-export async function request(method, path, { params, json, form, signal, key } = {}) {
-  const headers = { Accept: "application/json" };
+// One request; `key` overrides the stored key (used to check a key before keeping it); `accept` the answer's type.
+export async function request(method, path, { params, json, form, signal, key, accept } = {}) {
+  const headers = { Accept: accept || "application/json" };
   const secret = key || storedKey();
   if (secret) headers.Authorization = `Bearer ${secret}`;
   let body;
@@ -107,4 +107,29 @@ export async function putJson(path, json, options = {}) {
 
 export async function deleteJson(path, options = {}) {
   return (await request("DELETE", path, options)).json();
+}
+
+// Server-Sent Events from `path` (read through fetch: an EventSource cannot send the key's header): calls
+// `onData` with each event's parsed JSON data, in order, until the server ends the stream.
+export async function followEvents(path, onData, { signal } = {}) {
+  const response = await request("GET", path, { signal, accept: "text/event-stream" });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end = buffer.indexOf("\n\n");
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block
+        .split("\n")
+        .filter((line) => line.startsWith("data: "))
+        .map((line) => line.slice(6))
+        .join("\n");
+      if (data) await onData(JSON.parse(data));
+      end = buffer.indexOf("\n\n");
+    }
+  }
 }

@@ -1,7 +1,7 @@
-// One job: its state, a live progress bar and curves while it trains (driven by the ?wait= long-poll), the
+// One job: its state, a live progress bar and curves while it trains (driven by the job's event stream), the
 // timeline of its events, the result, its artifacts (heatmaps beside their inputs), its logs, cancel and resubmit.
 
-import { ApiError, deleteJson, foundJson, getBlob, getJson, optionalJson, postJson, request } from "../api.js";
+import { ApiError, deleteJson, followEvents, foundJson, getBlob, getJson, optionalJson, postJson, request } from "../api.js";
 import { curveChart, seriesFromHistory, seriesFromProgress } from "../charts.js";
 import {
   append,
@@ -27,10 +27,9 @@ import { artifactAudio, artifactImage, inputPicture } from "../images.js";
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 // Figures of a progress report that are not charted: the learning rate and an agent's counters.
 const COUNTERS = new Set(["lr", "learning_rate", "episodes", "env_steps"]);
-const WAIT_S = 25;
 const RETRY_MS = 3000;
-const PLAIN_POLL_MS = 2000; // how often a job is read while long-polls are refused
-const PLAIN_FOR_MS = 30000; // and for how long before a long-poll is tried again
+const PLAIN_POLL_MS = 2000; // how often a job is read while its event stream is refused (all wait slots taken)
+const PLAIN_FOR_MS = 30000; // and for how long before a stream is tried again
 const EVENTS_EVERY_MS = 2000; // the longest a running job's timeline goes without a re-read
 
 function sleep(ms, signal) {
@@ -549,14 +548,17 @@ export async function renderJob(ctx, id) {
   }
 
   await refresh(job);
-  let plainUntil = 0; // while the API refuses another long-poll (429 too_many_waits), read without waiting
+  let plainUntil = 0; // while the API refuses another stream (429 too_many_waits), read every PLAIN_POLL_MS
   while (!signal.aborted && !TERMINAL.has(job.status)) {
     try {
-      const waiting = Date.now() >= plainUntil;
-      if (!waiting) await sleep(PLAIN_POLL_MS, signal);
+      if (Date.now() >= plainUntil) {
+        // The job now and at each change, until it has finished (or the server ends the stream: follow again).
+        await followEvents(`/v1/jobs/${id}`, refresh, { signal });
+        continue;
+      }
+      await sleep(PLAIN_POLL_MS, signal);
       if (signal.aborted) return;
-      const latest = await getJson(`/v1/jobs/${id}`, { params: waiting ? { wait: WAIT_S } : {}, signal });
-      await refresh(latest);
+      await refresh(await getJson(`/v1/jobs/${id}`, { signal }));
     } catch (error) {
       if (signal.aborted) return;
       if (error instanceof ApiError && error.status === 429) {
