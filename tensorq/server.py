@@ -63,7 +63,11 @@ class GeventJsonErrorWorker(GeventWorker):
 
     def load_wsgi(self) -> None:
         """Load the app, then make sure psycopg waits cooperatively (it picks its C wait function when it was
-        imported before ``monkey.patch_all``, and that would stall every greenlet during a query)."""
+        imported before ``monkey.patch_all``, and that would stall every greenlet during a query); fsspec's S3
+        calls go off the hub first (``tensorq.green_fsspec``)."""
+        from tensorq.green_fsspec import keep_fsspec_off_the_hub
+
+        keep_fsspec_off_the_hub()
         super().load_wsgi()
         waiting = vars(sys.modules["psycopg.waiting"]) if "psycopg.waiting" in sys.modules else {}
         if waiting and waiting["wait"] is waiting.get("wait_c"):
