@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from db.records import ModelVersionRecord
+from tensorq.core.errors import InvalidRequest
 from tensorq.core.settings import Settings
 from tensorq.core.store import ArtifactStore
 
@@ -43,7 +44,10 @@ class ModelCache:
             return target
         except FileNotFoundError:
             pass
-        self.store.get(version.path, target)
+        try:
+            self.store.get(version.path, target)
+        except FileNotFoundError:  # gone from the store, or never inside it: as ml.inference.load_model says
+            raise InvalidRequest("the model file is missing", details={"version_id": version.id}) from None
         self.evict(keep=target)
         return target
 
