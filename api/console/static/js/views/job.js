@@ -31,6 +31,7 @@ const RETRY_MS = 3000;
 const PLAIN_POLL_MS = 2000; // how often a job is read while its event stream is refused (all wait slots taken)
 const PLAIN_FOR_MS = 30000; // and for how long before a stream is tried again
 const EVENTS_EVERY_MS = 2000; // the longest a running job's timeline goes without a re-read
+const QUEUED_READ_MS = 5000; // how often a queued job is read besides its stream (its place moves without a change)
 
 function sleep(ms, signal) {
   return new Promise((resolve) => {
@@ -548,6 +549,15 @@ export async function renderJob(ctx, id) {
   }
 
   await refresh(job);
+  // The stream sends the job's own changes; a queued job's place in the queue and the reason it waits move
+  // without one (other jobs start, the last worker goes away): while it is queued, read it now and then too.
+  (async () => {
+    while (!signal.aborted && job.status === "queued") {
+      await sleep(QUEUED_READ_MS, signal);
+      if (signal.aborted || job.status !== "queued") return;
+      await getJson(`/v1/jobs/${id}`, { signal }).then(refresh).catch(() => {});
+    }
+  })();
   let plainUntil = 0; // while the API refuses another stream (429 too_many_waits), read every PLAIN_POLL_MS
   while (!signal.aborted && !TERMINAL.has(job.status)) {
     try {
