@@ -16,18 +16,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# The quick bench runs as two parts that pytest-xdist hands to two workers: the trainings (TensorFlow-bound) and
-# the service figures. Together they are every group of ``bench.figures.GROUPS``.
-TRAINING_GROUPS = ("train", "agent", "speech")
+# The quick bench runs as three parts that pytest-xdist hands to three workers: the trainings (TensorFlow-bound),
+# the figures that start services of their own (the peer, the waits' API, the grown database) and the rest.
+# Together they are every group of ``bench.figures.GROUPS``.
+PART_GROUPS = {"training": ("train", "agent", "speech"), "own_services": ("peer", "waits", "grown")}
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("part", ["services", "training"])
+@pytest.mark.parametrize("part", ["services", "own_services", "training"])
 def test_quick_bench_runs_end_to_end_and_fills_every_figure(tmp_path: Path, part: str) -> None:
     from bench.figures import GROUPS
 
-    groups = [g for g in GROUPS if (g.name in TRAINING_GROUPS) == (part == "training")]
+    elsewhere = {name for other, names in PART_GROUPS.items() if other != part for name in names}
+    groups = [g for g in GROUPS if g.name in PART_GROUPS[part]] if part in PART_GROUPS else []
+    groups = groups or [g for g in GROUPS if g.name not in elsewhere]
     out = tmp_path / "bench.json"
     only = ",".join(g.name for g in groups)
     proc = subprocess.run(
@@ -48,8 +51,10 @@ def test_quick_bench_runs_end_to_end_and_fills_every_figure(tmp_path: Path, part
     if part == "services":
         assert {"e2e_latency_p50", "throughput", "predict_time", "explain_time", "worker_rss"} <= names
         assert {"submit_latency_p50", "submit_rps", "explain_throughput_on_vs_off"} <= names
-    else:
+    elif part == "training":
         assert {"train_time", "agent_time_to_195", "speech_train_time"} <= names
+    else:
+        assert {"peer_latency_p50", "waits_wake_p99", "grown_metrics_p50"} <= names
     for figure in result["figures"]:
         for key in ("value", "baseline", "ratio"):
             value = figure[key]
