@@ -95,8 +95,9 @@ def ask(
 
 
 def _trial(database_url: str, name: str, number: int, pruner: str) -> optuna.Trial:
-    study = optuna.load_study(study_name=name, storage=storage(database_url), pruner=_pruner(pruner))
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)  # noqa: SLF001
+    studies = storage(database_url)
+    study = optuna.load_study(study_name=name, storage=studies, pruner=_pruner(pruner))
+    trial_id = studies.get_trial_id_from_study_id_trial_number(studies.get_study_id_from_name(name), number)
     return optuna.Trial(study, trial_id)
 
 
