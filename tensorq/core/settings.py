@@ -308,6 +308,23 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest one Server-Sent Events stream of a job lasts (a client such as EventSource reconnects).",
     )
+    # issue 23: GPU workers autoscaled, one per GPU found through NVML.
+    autoscale_gpu_service: str = Field(
+        default="",
+        description="Compose service whose container is copied into one worker per GPU (e.g. worker-gpu0, made "
+        "with `docker compose --profile gpu create`); empty: GPU workers are not autoscaled.",
+    )
+    autoscale_gpu_queues: list[str] = Field(
+        default_factory=lambda: ["train", "predict", "explain"], description="Queues the GPU workers serve."
+    )
+    autoscale_gpu_min_workers: int = Field(default=0, ge=0, description="Fewest GPU workers the autoscaler keeps.")
+    autoscale_gpu_jobs_per_worker: int = Field(
+        default=1, ge=1, description="Queued plus running jobs per GPU worker aimed at."
+    )
+    autoscale_excluded_gpus: list[str] = Field(
+        default_factory=list,
+        description='GPUs the autoscaler never places a worker on, by index or UUID, e.g. ["1", "GPU-8f3e..."] (JSON).',
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from tensorq.core.settings import Settings
-from worker.autoscale.loop import Autoscaler, queue_loads
+from worker.autoscale.gpus import GpuInventory, unknown_exclusions, usable_gpus
+from worker.autoscale.loop import Autoscaler, Fleet, queue_loads
 from worker.autoscale.metrics import AutoscaleMetrics
-from worker.autoscale.policy import Policy
+from worker.autoscale.policy import Policy, QueueLoad
 
 log = logging.getLogger("tensorq.autoscale")
 
@@ -21,6 +24,59 @@ def policy_from(settings: Settings) -> Policy:
         max_workers=settings.autoscale_max_workers,
         jobs_per_worker=settings.autoscale_jobs_per_worker,
         cooldown_s=settings.autoscale_cooldown_s,
+    )
+
+
+def gpu_autoscaler(
+    settings: Settings,
+    client: Any,
+    project: str,
+    read_backlog: Callable[[], list[QueueLoad]],
+    fleet: Fleet,
+    inventory: GpuInventory,
+    metrics: AutoscaleMetrics | None = None,
+    *,
+    device_requests: bool = True,
+) -> Autoscaler:
+    """The GPU workers' autoscaler: one worker per usable GPU of ``inventory`` at most, started on backlog and
+    drained after the cooldown; raises RuntimeError (saying why) when no GPU can be used."""
+    from worker.autoscale.gpu_replicas import DockerGpuReplicas
+    from worker.autoscale.gpus import InventoryUnavailable
+
+    try:
+        gpus = inventory.gpus()
+    except InventoryUnavailable as exc:
+        raise RuntimeError(f"TENSORQ_AUTOSCALE_GPU_SERVICE is set but the GPUs cannot be listed: {exc}") from exc
+    excluded = settings.autoscale_excluded_gpus
+    for name in unknown_exclusions(gpus, excluded):
+        log.warning("TENSORQ_AUTOSCALE_EXCLUDED_GPUS names %r, which matches no GPU of this host", name)
+    usable = usable_gpus(gpus, excluded)
+    if not usable:
+        raise RuntimeError(f"no GPU to autoscale workers on: {len(gpus)} found, {len(gpus) - len(usable)} excluded")
+    policy = Policy(
+        min_workers=min(settings.autoscale_gpu_min_workers, len(usable)),
+        max_workers=len(usable),
+        jobs_per_worker=settings.autoscale_gpu_jobs_per_worker,
+        cooldown_s=settings.autoscale_cooldown_s,
+    )
+    service = settings.autoscale_gpu_service
+    log.info(
+        "autoscaling %s/%s on GPUs %s (excluded: %s), %d jobs each",
+        project,
+        service,
+        ", ".join(str(gpu.index) for gpu in usable),
+        ", ".join(excluded) or "none",
+        policy.jobs_per_worker,
+    )
+    return Autoscaler(
+        policy,
+        settings.autoscale_gpu_queues,
+        read_backlog,
+        DockerGpuReplicas(client, project, service, inventory, excluded, device_requests=device_requests),
+        fleet,
+        service=service,
+        max_drain_s=settings.autoscale_max_drain_s,
+        metrics=metrics.for_service(service, settings.autoscale_gpu_queues) if metrics is not None else None,
     )
 
 
@@ -40,16 +96,25 @@ def run_autoscaler(settings: Settings) -> None:
     metrics = AutoscaleMetrics(settings.autoscale_service, settings.autoscale_queues)
     if settings.autoscale_metrics_port:
         metrics.serve(settings.autoscale_metrics_port)
-    scaler = Autoscaler(
-        policy,
-        settings.autoscale_queues,
-        lambda: queue_loads(backlog_by_type(factory)),
-        DockerReplicas(client, project, settings.autoscale_service),
-        Drains(factory),
-        service=settings.autoscale_service,
-        max_drain_s=settings.autoscale_max_drain_s,
-        metrics=metrics,
-    )
+    read_backlog = lambda: queue_loads(backlog_by_type(factory))  # noqa: E731 - one reader for every scaler
+    scalers = [
+        Autoscaler(
+            policy,
+            settings.autoscale_queues,
+            read_backlog,
+            DockerReplicas(client, project, settings.autoscale_service),
+            Drains(factory),
+            service=settings.autoscale_service,
+            max_drain_s=settings.autoscale_max_drain_s,
+            metrics=metrics,
+        )
+    ]
+    if settings.autoscale_gpu_service:
+        from worker.autoscale.gpus import NvmlInventory
+
+        scalers.append(
+            gpu_autoscaler(settings, client, project, read_backlog, Drains(factory), NvmlInventory(), metrics)
+        )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -62,7 +127,14 @@ def run_autoscaler(settings: Settings) -> None:
         policy.jobs_per_worker,
         policy.cooldown_s,
     )
-    scaler.run(settings.autoscale_interval_s, stop)
+    threads = [
+        threading.Thread(target=scaler.run, args=(settings.autoscale_interval_s, stop), name=f"scale-{scaler.service}")
+        for scaler in scalers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def run_queue_metrics(settings: Settings) -> None:

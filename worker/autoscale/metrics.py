@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -55,6 +56,13 @@ class AutoscaleMetrics:
             ["service"],
             registry=self.registry,
         )
+
+    def for_service(self, service: str, queues: Iterable[str]) -> AutoscaleMetrics:
+        """The same metrics (one registry, one /metrics) recorded under another scaled ``service``."""
+        view = copy.copy(self)
+        view.service = service
+        view.queues = tuple(queues)
+        return view
 
     def read_failed(self, error: str) -> None:
         """Record a step that could not read the backlog or the replicas (and so changed nothing)."""

@@ -56,6 +56,58 @@ def reserves_gpus(attrs: dict[str, Any]) -> bool:
     return any("gpu" in cap for request in requests for caps in (request.get("Capabilities") or []) for cap in caps)
 
 
+def create_copy(
+    api: Any,
+    attrs: dict[str, Any],
+    service: str,
+    *,
+    name: str,
+    labels: dict[str, str],
+    environment: list[str] | None = None,
+    command: list[str] | None = None,
+    device_requests: list[Any] | None = None,
+) -> str:
+    """Create (not start) a copy of the container ``attrs`` (``docker inspect``) named ``name``; its id.
+
+    The copy has the template's image, command, environment, mounts, restart policy, stop signal and grace,
+    health check and networks (with ``service`` as an alias), with ``labels`` and, when given, ``environment``,
+    ``command`` and ``device_requests`` instead of the template's. Docker refuses a second container of the same
+    name (409 Conflict): a name per slot makes the slot single.
+    """
+    config, host = attrs["Config"], attrs["HostConfig"]
+    networks = attrs["NetworkSettings"]["Networks"]
+    first = next(iter(networks))
+    host_config = api.create_host_config(
+        binds=host.get("Binds") or None,
+        mounts=host.get("Mounts") or None,
+        restart_policy=host.get("RestartPolicy") or None,
+        network_mode=first,
+        init=host.get("Init"),
+        device_requests=device_requests,
+    )
+    networking = api.create_networking_config(
+        {first: api.create_endpoint_config(aliases=[service, *(networks[first].get("Aliases") or [])])}
+    )
+    created = api.create_container(
+        image=config["Image"],
+        command=command if command is not None else config.get("Cmd"),
+        entrypoint=config.get("Entrypoint"),
+        environment=environment if environment is not None else config.get("Env"),
+        labels=labels,
+        user=config.get("User") or None,
+        working_dir=config.get("WorkingDir") or None,
+        stop_signal=config.get("StopSignal"),
+        stop_timeout=config.get("StopTimeout"),
+        healthcheck=config.get("Healthcheck"),
+        host_config=host_config,
+        networking_config=networking,
+        name=name,
+    )
+    for other in list(networks)[1:]:
+        api.connect_container_to_network(created["Id"], other)
+    return str(created["Id"])
+
+
 class DockerReplicas:
     """Containers of ``service`` in compose project ``project``: new ones are copies of a running one.
 
@@ -115,43 +167,12 @@ class DockerReplicas:
         threading.Thread(target=self._stop, args=(container,), name=f"stop-{container.name}", daemon=True).start()
 
     def _start_copy(self, template: Any, number: int) -> None:
-        api = self.client.api
-        attrs = api.inspect_container(template.id)
+        attrs = self.client.api.inspect_container(template.id)
         if reserves_gpus(attrs):
-            raise RuntimeError(f"{self.service} reserves a GPU: GPU workers are one per GPU and never autoscaled")
-        config, host = attrs["Config"], attrs["HostConfig"]
-        labels = {**config.get("Labels", {}), NUMBER: str(number), AUTOSCALED: "true"}
-        networks = attrs["NetworkSettings"]["Networks"]
-        first = next(iter(networks))
-        host_config = api.create_host_config(
-            binds=host.get("Binds") or None,
-            mounts=host.get("Mounts") or None,
-            restart_policy=host.get("RestartPolicy") or None,
-            network_mode=first,
-            init=host.get("Init"),
-        )
-        networking = api.create_networking_config(
-            {first: api.create_endpoint_config(aliases=[self.service, *(networks[first].get("Aliases") or [])])}
-        )
+            raise RuntimeError(f"{self.service} reserves a GPU: GPU workers go one per GPU (autoscale_gpu_service)")
+        labels = {**(attrs["Config"].get("Labels") or {}), NUMBER: str(number), AUTOSCALED: "true"}
         name = f"{self.project}-{self.service}-{number}"
-        created = api.create_container(
-            image=config["Image"],
-            command=config.get("Cmd"),
-            entrypoint=config.get("Entrypoint"),
-            environment=config.get("Env"),
-            labels=labels,
-            user=config.get("User") or None,
-            working_dir=config.get("WorkingDir") or None,
-            stop_signal=config.get("StopSignal"),
-            stop_timeout=config.get("StopTimeout"),
-            healthcheck=config.get("Healthcheck"),
-            host_config=host_config,
-            networking_config=networking,
-            name=name,
-        )
-        for other in list(networks)[1:]:
-            api.connect_container_to_network(created["Id"], other)
-        api.start(created["Id"])
+        self.client.api.start(create_copy(self.client.api, attrs, self.service, name=name, labels=labels))
         log.info("started %s", name)
 
     def _stop(self, container: Any) -> None:
