@@ -13,6 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from db.database import Database
 from tensorq.core.settings import Settings
 from worker.autoscale.metrics import AutoscaleMetrics
 
@@ -205,3 +206,137 @@ def test_a_worker_pod_drains_before_it_stops_and_keda_can_activate_from_zero() -
     assert CliRunner().invoke(main, ["drain", "--help"]).exit_code == 0
     (trigger,) = _kind("ScaledObject")["spec"]["triggers"]
     assert trigger["metadata"]["activationThreshold"] == "0"
+
+
+KEDA_POSTGRESQL = ROOT / "deploy" / "k8s-keda-postgresql"
+POSTGRESQL_TRIGGER = {
+    "type": "object",
+    "required": ["type", "metadata", "authenticationRef"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"const": "postgresql"},
+        "authenticationRef": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {"name": {"type": "string"}},
+        },
+        "metadata": {
+            "type": "object",
+            "required": ["query", "targetQueryValue", "activationTargetQueryValue"],
+            "additionalProperties": False,
+            "properties": {
+                "query": {"type": "string"},
+                "targetQueryValue": {"type": "string", "pattern": r"^[0-9.]+$"},
+                "activationTargetQueryValue": {"type": "string", "pattern": r"^[0-9.]+$"},
+            },
+        },
+    },
+}
+TRIGGER_AUTHENTICATION_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "keda.sh/v1alpha1"},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["secretTargetRef"],
+            "properties": {
+                "secretTargetRef": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["parameter", "name", "key"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "parameter": {"enum": ["connection", "password"]},
+                            "name": {"type": "string"},
+                            "key": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        },
+    },
+}
+
+
+def _postgresql_trigger() -> dict:
+    """The trigger the postgresql overlay puts in place of the Prometheus one (read from its patch)."""
+    patch = yaml.safe_load((KEDA_POSTGRESQL / "scaledobject-postgresql.yaml").read_text())
+    (trigger,) = patch["spec"]["triggers"]
+    return trigger
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders the kustomize overlay")
+def test_the_postgresql_overlay_scales_like_the_prometheus_trigger_without_prometheus() -> None:
+    """deploy/k8s-keda-postgresql: the same ScaledObject (bounds, cooldown, activation from zero) with KEDA's
+    postgresql scaler on the backlog query, authenticated by a TriggerAuthentication from a Secret of its own."""
+    import copy
+
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(KEDA_POSTGRESQL)], capture_output=True, text=True, check=True
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        if doc["kind"] not in ("ScaledObject", "TriggerAuthentication"):
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    assert "prometheus" not in rendered.split("kind: ScaledObject")[1]
+    [scaled] = [d for d in docs if d["kind"] == "ScaledObject"]
+    schema = copy.deepcopy(SCALED_OBJECT_SCHEMA)
+    schema["properties"]["spec"]["properties"]["triggers"]["items"] = POSTGRESQL_TRIGGER  # type: ignore[index]
+    jsonschema.validate(scaled, schema)
+    base = _kind("ScaledObject")
+    assert {k: v for k, v in scaled["spec"].items() if k != "triggers"} == {
+        k: v for k, v in base["spec"].items() if k != "triggers"
+    }
+    (trigger,) = scaled["spec"]["triggers"]
+    (prometheus,) = base["spec"]["triggers"]
+    assert trigger == _postgresql_trigger()
+    assert trigger["metadata"]["targetQueryValue"] == prometheus["metadata"]["threshold"]
+    assert trigger["metadata"]["activationTargetQueryValue"] == prometheus["metadata"]["activationThreshold"] == "0"
+    [auth] = [d for d in docs if d["kind"] == "TriggerAuthentication"]
+    jsonschema.validate(auth, TRIGGER_AUTHENTICATION_SCHEMA)
+    assert auth["metadata"]["name"] == trigger["authenticationRef"]["name"]
+    [ref] = auth["spec"]["secretTargetRef"]
+    secret = yaml.safe_load((KEDA_POSTGRESQL / "secret.example.yaml").read_text())
+    assert (ref["name"], ref["key"]) == (secret["metadata"]["name"], "connection")
+    assert secret["stringData"]["connection"].startswith("postgresql://")  # libpq's form, not SQLAlchemy's
+    assert "Secret" not in {d["kind"] for d in docs}  # the example is never applied with the overlay
+
+
+def test_the_postgresql_trigger_counts_the_job_types_of_the_queues_the_workers_serve() -> None:
+    from tensorq.core.routing import types_of
+
+    worker = _kind("Deployment", "tensorq-worker-cpu")["spec"]["template"]["spec"]["containers"][0]["command"]
+    served = worker[worker.index("--queues") + 1].split(",")
+    query = _postgresql_trigger()["metadata"]["query"]
+    [listed] = re.findall(r"type IN \(([^)]*)\)", query)
+    assert sorted(re.findall(r"'([a-z_]+)'", listed)) == sorted(t for q in served for t in types_of(q))
+
+
+def test_the_postgresql_trigger_query_reads_what_the_autoscaler_reads(db: Database) -> None:
+    """On the real database (SQLite and Postgres): the overlay's query returns the backlog the compose autoscaler
+    scales on (queued + running jobs of the served queues; finished jobs not counted)."""
+    from sqlalchemy import text
+
+    from db.backlog import backlog_by_type
+    from db.jobs import NewJob
+    from worker.autoscale.loop import queue_loads
+    from worker.autoscale.policy import demand
+
+    tenant = db.keys.ensure_tenant("acme")
+    ids = {
+        kind: [db.jobs.submit(NewJob(tenant, kind, {"n": i})).job.id for i in range(n)]
+        for kind, n in (("train", 3), ("predict", 2), ("import", 1), ("explain", 1))
+    }
+    assert db.jobs.claim(ids["train"][0], "w:1") is not None
+    done = db.jobs.claim(ids["predict"][0], "w:1")
+    assert done is not None
+    db.jobs.finish(ids["predict"][0], done.lease_token, {})
+    query = _postgresql_trigger()["metadata"]["query"]
+    with db.factory() as session:
+        value = session.execute(text(query)).scalar_one()
+    expected = demand(queue_loads(backlog_by_type(db.factory)), ("train", "predict", "explain"))
+    assert int(value) == expected == 6
