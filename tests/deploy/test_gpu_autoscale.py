@@ -8,8 +8,12 @@ a real database (SQLite and Postgres) for the backlog and who is busy.
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import secrets
+import shutil
+import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -315,3 +319,36 @@ def test_unreadable_gpus_docker_or_database_keep_the_workers_and_show_in_the_met
 def test_usable_gpus_drop_exclusions_by_index_or_uuid() -> None:
     assert [g.index for g in usable_gpus(GPUS, ["0", f" {GPUS[2].uuid.lower()} "])] == [1, 3]
     assert usable_gpus(GPUS, []) == GPUS
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI renders the compose files")
+def test_the_compose_override_turns_gpu_autoscaling_on_with_real_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/compose.gpu.yml over docker-compose.yml, rendered by compose itself: the autoscaler's environment
+    parses into settings naming a GPU service of the `gpu` profile, whose command carries the flags the copies
+    rewrite, and the autoscaler sees the GPUs for NVML."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        ["docker", "compose", "-f", "docker-compose.yml", "-f", "deploy/compose.gpu.yml", "--profile", "gpu"]
+        + ["config", "--format", "json"],
+        cwd=root,
+        env={**os.environ, "TENSORQ_DB_PASSWORD": "x", "TENSORQ_REDIS_PASSWORD": "y"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    services = json.loads(done.stdout)["services"]
+    autoscaler = services["autoscaler"]
+    for key, value in autoscaler["environment"].items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.autoscale_excluded_gpus == []
+    assert settings.autoscale_gpu_queues == ["train", "predict", "explain"]
+    template = services[settings.autoscale_gpu_service]
+    assert template["profiles"] == ["gpu"]
+    assert "--gpu" in template["command"]
+    assert "--name" in template["command"]
+    assert set(settings.autoscale_gpu_queues) == set(
+        template["command"][template["command"].index("--queues") + 1].split(",")
+    )
+    [devices] = autoscaler["deploy"]["resources"]["reservations"]["devices"]
+    assert "utility" in devices["capabilities"]
