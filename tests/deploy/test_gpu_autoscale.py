@@ -352,3 +352,41 @@ def test_the_compose_override_turns_gpu_autoscaling_on_with_real_settings(monkey
     )
     [devices] = autoscaler["deploy"]["resources"]["reservations"]["devices"]
     assert "utility" in devices["capabilities"]
+
+
+def test_an_exclusion_that_matches_no_gpu_or_no_gpu_left_is_refused_at_start(client: Any, project: str) -> None:
+    """A mistyped exclusion would leave the GPU it meant in use: the autoscaler refuses to start, naming it."""
+
+    def build(inventory: FakeInventory, excluded: list[str]) -> Autoscaler:
+        settings = _settings(autoscale_excluded_gpus=excluded)
+        return gpu_autoscaler(settings, client, project, list, Drains(None), inventory)  # type: ignore[arg-type]
+
+    with pytest.raises(RuntimeError, match=r"'GPU-8f3e'.*matches no GPU") as caught:
+        build(FakeInventory(GPUS), ["GPU-8f3e"])
+    assert GPUS[0].uuid in str(caught.value)  # the GPUs there are, to pick from
+    with pytest.raises(RuntimeError, match="no GPU to autoscale workers on: 2 found, 2 excluded"):
+        build(FakeInventory(GPUS[:2]), ["0", "1"])
+    broken = FakeInventory(GPUS)
+    broken.broken = True
+    with pytest.raises(RuntimeError, match="cannot be listed: NVML could not start"):
+        build(broken, [])
+
+
+def test_cpu_replicas_on_an_unreachable_engine_keep_their_count(db: Database) -> None:
+    """The CPU workers' replicas read through a Docker socket nobody answers on: the step changes nothing."""
+    import docker
+
+    from worker.autoscale.policy import Policy
+    from worker.autoscale.replicas import DockerReplicas
+
+    dead = docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.41")
+    metrics = AutoscaleMetrics("worker-cpu", ("train",))
+    policy = Policy(min_workers=0, max_workers=4, jobs_per_worker=1, cooldown_s=0)
+    backlog = lambda: queue_loads(backlog_by_type(db.factory))  # noqa: E731
+    scaler = Autoscaler(
+        policy, ("train",), backlog, DockerReplicas(dead, "p", "worker-cpu"), db.drains, metrics=metrics
+    )
+    assert scaler.step() is None
+    text = generate_latest(metrics.registry).decode()
+    assert 'tensorq_autoscale_read_errors_total{error="ConnectionError",service="worker-cpu"} 1.0' in text
+    assert 'tensorq_autoscale_reads_ok{service="worker-cpu"} 0.0' in text

@@ -39,7 +39,8 @@ def gpu_autoscaler(
     device_requests: bool = True,
 ) -> Autoscaler:
     """The GPU workers' autoscaler: one worker per usable GPU of ``inventory`` at most, started on backlog and
-    drained after the cooldown; raises RuntimeError (saying why) when no GPU can be used."""
+    drained after the cooldown; raises RuntimeError (saying why) when the GPUs cannot be listed, an exclusion
+    matches no GPU, or no GPU is left to use."""
     from worker.autoscale.gpu_replicas import DockerGpuReplicas
     from worker.autoscale.gpus import InventoryUnavailable
 
@@ -48,8 +49,13 @@ def gpu_autoscaler(
     except InventoryUnavailable as exc:
         raise RuntimeError(f"TENSORQ_AUTOSCALE_GPU_SERVICE is set but the GPUs cannot be listed: {exc}") from exc
     excluded = settings.autoscale_excluded_gpus
-    for name in unknown_exclusions(gpus, excluded):
-        log.warning("TENSORQ_AUTOSCALE_EXCLUDED_GPUS names %r, which matches no GPU of this host", name)
+    unknown = unknown_exclusions(gpus, excluded)
+    if unknown:  # a mistyped exclusion would leave the GPU it meant in use: refuse to start instead
+        listed = ", ".join(f"{gpu.index} ({gpu.uuid})" for gpu in gpus) or "none"
+        raise RuntimeError(
+            f"TENSORQ_AUTOSCALE_EXCLUDED_GPUS names {', '.join(map(repr, unknown))}, which matches no GPU of this "
+            f"host by index or UUID (GPUs: {listed})"
+        )
     usable = usable_gpus(gpus, excluded)
     if not usable:
         raise RuntimeError(f"no GPU to autoscale workers on: {len(gpus)} found, {len(gpus) - len(usable)} excluded")
