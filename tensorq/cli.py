@@ -99,7 +99,8 @@ def drain(wait_s: float) -> None:
 @main.command()
 @click.option("--metrics-only", is_flag=True, help="serve the queue metrics without Docker (for KEDA on Kubernetes)")
 def autoscale(metrics_only: bool) -> None:
-    """Set the worker-cpu replicas from the SQL backlog through the Docker Engine API (compose service)."""
+    """Set the worker-cpu replicas (and one GPU worker per GPU, when configured) from the SQL backlog through
+    the Docker Engine API (compose services)."""
     require_extra("autoscale", "autoscale")
     import logging
 

@@ -366,6 +366,15 @@ def test_an_exclusion_that_matches_no_gpu_or_no_gpu_left_is_refused_at_start(cli
     assert GPUS[0].uuid in str(caught.value)  # the GPUs there are, to pick from
     with pytest.raises(RuntimeError, match="no GPU to autoscale workers on: 2 found, 2 excluded"):
         build(FakeInventory(GPUS[:2]), ["0", "1"])
+    with pytest.raises(RuntimeError, match=r"GPU_QUEUES names 'trian': no such queue \(queues: train, predict"):
+        gpu_autoscaler(
+            _settings(autoscale_gpu_queues=["trian"]),
+            client,
+            project,
+            list,  # type: ignore[arg-type]
+            Drains(None),  # type: ignore[arg-type]
+            FakeInventory(GPUS),
+        )
     broken = FakeInventory(GPUS)
     broken.broken = True
     with pytest.raises(RuntimeError, match="cannot be listed: NVML could not start"):

@@ -40,10 +40,17 @@ def gpu_autoscaler(
 ) -> Autoscaler:
     """The GPU workers' autoscaler: one worker per usable GPU of ``inventory`` at most, started on backlog and
     drained after the cooldown; raises RuntimeError (saying why) when the GPUs cannot be listed, an exclusion
-    matches no GPU, or no GPU is left to use."""
+    matches no GPU, no GPU is left to use, or a queue is unknown."""
+    from tensorq.core.routing import QUEUES
     from worker.autoscale.gpu_replicas import DockerGpuReplicas
     from worker.autoscale.gpus import InventoryUnavailable
 
+    unknown_queues = [queue for queue in settings.autoscale_gpu_queues if queue not in QUEUES]
+    if unknown_queues:
+        raise RuntimeError(
+            f"TENSORQ_AUTOSCALE_GPU_QUEUES names {', '.join(map(repr, unknown_queues))}: no such queue "
+            f"(queues: {', '.join(QUEUES)})"
+        )
     try:
         gpus = inventory.gpus()
     except InventoryUnavailable as exc:
