@@ -29,6 +29,7 @@ from db.drains import Drains
 from db.jobs import NewJob
 from db.session import make_engine, make_session_factory
 from tensorq.core.settings import Settings
+from tests.deploy.conftest import REQUIRE
 from worker.autoscale.gpu_replicas import GPU_UUID, DockerGpuReplicas
 from worker.autoscale.gpus import InventoryUnavailable, usable_gpus
 from worker.autoscale.loop import Autoscaler, queue_loads
@@ -66,7 +67,8 @@ def _sleeper_tar() -> bytes:
         for name in files:
             path = Path(name).resolve()
             if not path.exists():
-                pytest.skip(f"this host has no {name} to make the test image from")
+                why = f"this host has no {name} to make the test image from"
+                pytest.fail(why) if REQUIRE else pytest.skip(why)
             info = tar.gettarinfo(str(path), arcname=name.lstrip("/"))
             info.mode = 0o755
             with path.open("rb") as handle:
