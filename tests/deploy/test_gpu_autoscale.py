@@ -35,7 +35,7 @@ from worker.autoscale.gpus import InventoryUnavailable, usable_gpus
 from worker.autoscale.loop import Autoscaler, queue_loads
 from worker.autoscale.main import gpu_autoscaler
 from worker.autoscale.metrics import AutoscaleMetrics
-from worker.autoscale.replicas import PROJECT, SERVICE
+from worker.autoscale.replicas import NUMBER, PROJECT, SERVICE
 from worker.gpu_check import GpuInfo
 
 SERVICE_NAME = "worker-gpu0"
@@ -97,7 +97,7 @@ def project(client: Any) -> Iterator[str]:
         f"{IMAGE}:1",
         SLEEPER,
         name=f"{name}-{SERVICE_NAME}-1",
-        labels={PROJECT: name, SERVICE: SERVICE_NAME},
+        labels={PROJECT: name, SERVICE: SERVICE_NAME, NUMBER: "1"},
         environment={"TENSORQ_GPU": "0", "TENSORQ_QUEUE_PREFIX": "gpu-test"},
         network=name,
         stop_signal="SIGTERM",
@@ -401,3 +401,27 @@ def test_cpu_replicas_on_an_unreachable_engine_keep_their_count(db: Database) ->
     text = generate_latest(metrics.registry).decode()
     assert 'tensorq_autoscale_read_errors_total{error="ConnectionError",service="worker-cpu"} 1.0' in text
     assert 'tensorq_autoscale_reads_ok{service="worker-cpu"} 0.0' in text
+
+
+def test_cpu_replicas_copy_a_running_replica_on_the_real_engine(client: Any, project: str) -> None:
+    """The CPU workers' copies (the same container copy as the GPU workers', without a pin): the stopped first
+    container starts again first, then copies carry the next number, compose's labels and the network alias."""
+    from worker.autoscale.replicas import AUTOSCALED, DockerReplicas
+
+    replicas = DockerReplicas(client, project, SERVICE_NAME)
+    replicas.start(1)
+    assert [r.number for r in replicas.members()] == [1]  # compose's first container runs again
+    replicas.start(1)
+    members = replicas.members()
+    assert len(members) == 2
+    copy = client.containers.get(members[-1].id)
+    assert copy.labels[NUMBER] == "2"
+    assert copy.labels[AUTOSCALED] == "true"
+    assert copy.labels[PROJECT] == project
+    assert copy.attrs["Config"]["Cmd"] == SLEEPER
+    assert SERVICE_NAME in copy.attrs["NetworkSettings"]["Networks"][project]["Aliases"]
+    replicas.stop(members[-1])
+    deadline = time.monotonic() + 30
+    while len(client.containers.list(all=True, filters={"label": f"{PROJECT}={project}"})) != 1:
+        assert time.monotonic() < deadline, "the copy was not removed"
+        time.sleep(0.2)
