@@ -425,3 +425,18 @@ def test_cpu_replicas_copy_a_running_replica_on_the_real_engine(client: Any, pro
     while len(client.containers.list(all=True, filters={"label": f"{PROJECT}={project}"})) != 1:
         assert time.monotonic() < deadline, "the copy was not removed"
         time.sleep(0.2)
+
+
+def test_tensorq_autoscale_lists_the_gpus_through_nvml_before_it_scales(client: Any, tmp_path: Path) -> None:
+    """`tensorq autoscale` with a GPU service reads NVML at start: here (no driver) it stops, saying why; on a
+    GPU host the exclusion below matches no GPU and it stops too, naming it (it never starts scaling here)."""
+    from worker.autoscale.main import run_autoscaler
+
+    settings = _settings(
+        database_url=f"sqlite:///{tmp_path}/t.db",
+        autoscale_project="tensorq-gpu-test-none",
+        autoscale_metrics_port=0,
+        autoscale_excluded_gpus=["GPU-no-such-gpu"],
+    )
+    with pytest.raises(RuntimeError, match="GPUs cannot be listed|'GPU-no-such-gpu', which matches no GPU"):
+        run_autoscaler(settings)
