@@ -32,6 +32,9 @@ class Context:
     predict_x: np.ndarray | None = None
     predict_path: Path | None = None
     warmed: set[str] = field(default_factory=set)
+    # The sharded predict figure's wide model and its rows to predict (bench/graphs.py), made once per run.
+    wide_model: str = ""
+    shard_dataset: str = ""
     # Figures per repeat that later groups compare against (micro-batching on, against off).
     measured: dict[int, dict[str, float]] = field(default_factory=dict)
     _raw_app: Any = None

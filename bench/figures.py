@@ -18,6 +18,7 @@ from bench.batch import batch_throughput
 from bench.batching import batching, client_rate
 from bench.context import Context
 from bench.explain_batching import explain_batching
+from bench.graphs import sharded_predict, tuning
 from bench.grown import grown_database
 from bench.jobs import Run, median_parts, run_job
 from bench.measure import CpuMeter, concurrent_rate, percentile, samples
@@ -353,6 +354,13 @@ GROUPS: tuple[Group, ...] = (
     Group("peer", versus_peer, ("peer_latency_p50", "peer_latency_p99", "peer_throughput", "peer_api_cpu")),
     # Its own one-process API; jobs it queues and cancels itself (never published).
     Group("waits", concurrent_waits, ("waits_wake_p50", "waits_wake_p99", "waits_healthz_p99", "waits_rss"), once=True),
+    # Each starts a second worker for its two-worker runs and stops it after them.
+    Group("sharded", sharded_predict, ("shard_predict_2_vs_1_workers",)),
+    Group(
+        "tune",
+        tuning,
+        ("tune_best_vs_keras_tuner", "tune_epochs_pruning_on_vs_off", "tune_wall_2_vs_1_workers"),
+    ),
     # Last: the jobs it adds stay in the database.
     Group("grown", grown_database, tuple(f"grown_{s}_p50" for s in ("submit", "claim", "e2e", "metrics")), once=True),
 )

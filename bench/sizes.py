@@ -36,6 +36,10 @@ class Sizes:
     explain_batch_jobs: int  # tiny explain jobs each way (micro-batching on, off) in the explain_batching figure
     speech_epochs: int  # epochs of the audio_cnn on builtin:spoken_digits in the speech figure (issue 24)
     waiters: int  # concurrent long-polls one API process holds in the waits figure
+    # Jobs made of jobs (issue 22): rows of the sharded predict; trials and epochs of each tune.
+    shard_rows: int = 200_000
+    tune_trials: int = 30
+    tune_epochs: int = 12
 
     def as_dict(self) -> dict[str, int | float]:
         """The sizes as a plain dict (for the JSON and the header)."""
@@ -96,6 +100,9 @@ QUICK = Sizes(
     explain_batch_jobs=120,
     speech_epochs=1,
     waiters=200,
+    shard_rows=4_000,
+    tune_trials=3,
+    tune_epochs=2,
 )
 
 

@@ -256,4 +256,31 @@ SPECS: dict[str, FigureSpec] = {
         baseline_label="the peer's API CPU ms per job",
         target=1.5,
     ),
+    # Jobs made of jobs (issue 22; bench/graphs.py).
+    "shard_predict_2_vs_1_workers": FigureSpec(
+        label="a sharded predict (sizes: shard_rows rows, 2 shards) on 1 worker, submit -> succeeded (the ratio: "
+        "the speed-up of 2 workers)",
+        unit="s",
+        baseline_label="the same predict on 2 workers",
+        target=1.7,
+        at_least=True,
+    ),
+    "tune_best_vs_keras_tuner": FigureSpec(
+        label="a tune (sizes: tune_trials trials, TPE, median pruner): best trial's last-epoch val_loss",
+        unit="val_loss",
+        baseline_label="Keras Tuner RandomSearch, same trials, data, space and model: best last-epoch val_loss",
+        target=1.0,
+    ),
+    "tune_epochs_pruning_on_vs_off": FigureSpec(
+        label="the epochs its trials ran with the median pruner (details: the best val_loss each way)",
+        unit="epochs",
+        baseline_label="the same tune with no pruner",
+        target=0.6,
+    ),
+    "tune_wall_2_vs_1_workers": FigureSpec(
+        label="the tune with no pruner on 1 worker, submit -> succeeded (the ratio: the speed-up of 2 workers)",
+        unit="s",
+        baseline_label="the same tune on 2 workers",
+        at_least=True,
+    ),
 }

@@ -16,15 +16,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# The quick bench runs as three parts that pytest-xdist hands to three workers: the trainings (TensorFlow-bound),
-# the figures that start services of their own (the peer, the waits' API, the grown database) and the rest.
+# The quick bench runs as four parts that pytest-xdist hands to its workers: the trainings (TensorFlow-bound),
+# the figures that start services of their own (the peer, the waits' API, the grown database), the figures of
+# jobs made of jobs (a second worker each) and the rest.
 # Together they are every group of ``bench.figures.GROUPS``.
-PART_GROUPS = {"training": ("train", "agent", "speech"), "own_services": ("peer", "waits", "grown")}
+PART_GROUPS = {
+    "training": ("train", "agent", "speech"),
+    "own_services": ("peer", "waits", "grown"),
+    # Jobs made of jobs: each starts a second worker of its own for a while.
+    "graphs": ("sharded", "tune"),
+}
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("part", ["services", "own_services", "training"])
+@pytest.mark.parametrize("part", ["services", "own_services", "training", "graphs"])
 def test_quick_bench_runs_end_to_end_and_fills_every_figure(tmp_path: Path, part: str) -> None:
     from bench.figures import GROUPS
 
@@ -53,6 +59,8 @@ def test_quick_bench_runs_end_to_end_and_fills_every_figure(tmp_path: Path, part
         assert {"submit_latency_p50", "submit_rps", "explain_throughput_on_vs_off"} <= names
     elif part == "training":
         assert {"train_time", "agent_time_to_195", "speech_train_time"} <= names
+    elif part == "graphs":
+        assert {"shard_predict_2_vs_1_workers", "tune_best_vs_keras_tuner", "tune_wall_2_vs_1_workers"} <= names
     else:
         assert {"peer_latency_p50", "waits_wake_p99", "grown_metrics_p50"} <= names
     for figure in result["figures"]:

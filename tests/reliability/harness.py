@@ -205,8 +205,44 @@ def check_parents(conn: Connection) -> None:
         ), (parent_id, counted)
 
 
+TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL))
+
+
+def check_children(conn: Connection) -> None:
+    """A finished parent has no live child; every child of an ended parent (a shard, a trial, a batch's job)
+    ended exactly once, and before its parent last ended (its end is what moved the parent)."""
+    live = conn.execute(
+        text(
+            f"SELECT parent.id, child.id, child.status FROM jobs AS parent JOIN jobs AS child "
+            f"ON child.parent_id = parent.id WHERE parent.status IN ({TERMINAL_SQL}) "
+            f"AND child.status NOT IN ({TERMINAL_SQL})"
+        )
+    ).all()
+    assert live == [], ("a finished parent with a live child", live)
+    parent_ends = dict(
+        conn.execute(
+            text(
+                f"SELECT job_id, MAX(id) FROM job_events WHERE kind = 'state' AND to_status IN ({TERMINAL_SQL}) "
+                f"AND job_id IN (SELECT id FROM jobs WHERE children_total > 0) GROUP BY job_id"
+            )
+        ).all()
+    )
+    ends = conn.execute(
+        text(
+            f"SELECT child.parent_id, child.id, COUNT(event.id), MAX(event.id) FROM jobs AS child "
+            f"JOIN jobs AS parent ON parent.id = child.parent_id AND parent.status IN ({TERMINAL_SQL}) "
+            f"LEFT JOIN job_events AS event ON event.job_id = child.id AND event.kind = 'state' "
+            f"AND event.to_status IN ({TERMINAL_SQL}) GROUP BY child.parent_id, child.id"
+        )
+    ).all()
+    for parent_id, child_id, count, last in ends:
+        assert count == 1, (parent_id, child_id, f"ended {count} times")
+        assert last < parent_ends[parent_id], (parent_id, child_id, "ended after its parent")
+
+
 def check_invariants(admin_db: Database) -> None:
-    """Every job in exactly one terminal state along a legal path; leases released; one version per job."""
+    """Every job in exactly one terminal state along a legal path; leases released; one version per job; every
+    parent's totals its children's statuses, and its children ended once each, before it."""
     with admin_db.engine.connect() as conn:
         jobs = conn.execute(text("SELECT id, status, lease_token FROM jobs")).all()
         for job_id, status, lease in jobs:
@@ -224,6 +260,7 @@ def check_invariants(admin_db: Database) -> None:
             assert current == status, (job_id, rows)
             # One lease at a time: a legal path never has two claims without a transition out of running between.
         check_parents(conn)
+        check_children(conn)
         duplicates = conn.execute(
             text(
                 "SELECT training_job_id FROM model_versions WHERE training_job_id IS NOT NULL "

@@ -23,6 +23,7 @@ import {
   when,
 } from "../dom.js";
 import { artifactAudio, artifactImage, inputPicture } from "../images.js";
+import { tuneView } from "../tune.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 // Figures of a progress report that are not charted: the learning rate and an agent's counters.
@@ -180,6 +181,13 @@ function resultView(job) {
     }
     if (result.metrics) parts.push(h("h3", { text: "Metrics" }), metricsTable(result.metrics));
     if (result.stopped_by) parts.push(h("p", { id: "result-stopped-by", text: `stopped by ${result.stopped_by}` }));
+  } else if (job.type === "tune" && result.model_id) {
+    parts.push(
+      facts([
+        ["best model", h("a", { href: `#/models/${result.model_id}`, id: "result-model", text: result.model_name || shortId(result.model_id) })],
+        ["version", result.version],
+      ]),
+    );
   } else if (job.type === "predict") {
     if (Array.isArray(result.classes)) parts.push(h("p", { text: `classes: ${result.classes.slice(0, 50).join(", ")}${result.classes.length > 50 ? " …" : ""}` }));
     if (Array.isArray(result.actions)) parts.push(actionsTable(result));
@@ -312,6 +320,7 @@ export async function renderJob(ctx, id) {
   const childrenHolder = section("Children");
   childrenHolder.id = "job-children";
   childrenHolder.hidden = !job.children;
+  const tuneHolder = h("div", { id: "tune-holder" });
   const artifactsHolder = h("div");
   const timelineHolder = section("Timeline");
   const logsBody = h("div", { id: "job-logs", class: "logs mono" });
@@ -329,6 +338,7 @@ export async function renderJob(ctx, id) {
     errorHolder,
     training ? training.element : null,
     childrenHolder,
+    tuneHolder,
     resultHolder,
     explanationHolder,
     artifactsHolder,
@@ -427,13 +437,18 @@ export async function renderJob(ctx, id) {
   }
 
   // A parent's first children, each a link (the counts above say how many there are in all).
+  // A tune's trials (its children, read with their specs and results) are drawn as a table and plots.
   let childrenShown = "";
+  let childJobs = [];
   async function showChildren() {
     const counts = JSON.stringify(job.children);
     if (counts === childrenShown) return;
     childrenShown = counts;
     try {
-      const page = await getJson("/v1/jobs", { params: { parent: job.id, limit: 50 }, signal });
+      const params = { parent: job.id, limit: 50, ...(job.type === "tune" ? { fields: "all" } : {}) };
+      const page = await getJson("/v1/jobs", { params, signal });
+      childJobs = page.jobs;
+      if (job.type === "tune") replace(tuneHolder, tuneView(job, childJobs));
       const rows = page.jobs.map((child) =>
         h("li", {}, h("a", { href: `#/jobs/${child.id}`, class: "mono child-link", title: child.id, text: shortId(child.id) }), " ", statusBadge(child.status), child.name ? ` ${child.name}` : ""),
       );
@@ -492,6 +507,7 @@ export async function renderJob(ctx, id) {
     if (job.result && !finishedShown && TERMINAL.has(job.status)) {
       finishedShown = true;
       replace(resultHolder, h("h2", { text: "Result" }), resultView(job));
+      if (job.type === "tune") replace(tuneHolder, tuneView(job, childJobs));
       const explanation = job.type === "explain" ? explanationView(job, signal, ctx.fail) : null;
       replace(explanationHolder, explanation);
       const inline = new Set(explanation ? job.result.artifacts.filter((n) => /^(heatmap|spectrogram)_\d+\.png$/.test(n)) : []);
