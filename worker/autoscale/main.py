@@ -62,7 +62,7 @@ def run_autoscaler(settings: Settings) -> None:
         policy.jobs_per_worker,
         policy.cooldown_s,
     )
-    scaler.run(settings.autoscale_interval_s, stop)
+    scaler.run(settings.autoscale_interval_s, stop, settings.autoscale_zero_interval_s)
 
 
 def run_queue_metrics(settings: Settings) -> None:
