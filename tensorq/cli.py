@@ -3,28 +3,50 @@ datasets: see ``cli_jobs`` and ``cli_catalog``, which import only the HTTP clien
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import click
 
-from tensorq.cli_catalog import datasets, models, queues, workers
-from tensorq.cli_jobs import jobs
 from tensorq.core import __version__
 from tensorq.core.settings import Settings
 from tensorq.extras import require_extra
 
+# The client side's commands, imported only when named: a worker's or the API's start (a cold start from zero
+# workers among them) never loads the HTTP client and its console.
+CLIENT_COMMANDS = {
+    "jobs": "tensorq.cli_jobs:jobs",
+    "models": "tensorq.cli_catalog:models",
+    "datasets": "tensorq.cli_catalog:datasets",
+    "workers": "tensorq.cli_catalog:workers",
+    "queues": "tensorq.cli_catalog:queues",
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A command group whose ``lazy`` commands (name -> ``module:attribute``) are imported when first named."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, the lazy ones too."""
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command called ``cmd_name``, imported now if it is a lazy one."""
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy=CLIENT_COMMANDS)
 @click.version_option(__version__, prog_name="tensorq")
 def main() -> None:
     """TensorQ: TensorFlow jobs behind an HTTP API."""
-
-
-main.add_command(jobs)
-main.add_command(models)
-main.add_command(datasets)
-main.add_command(workers)
-main.add_command(queues)
 
 
 @main.command()

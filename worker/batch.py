@@ -46,6 +46,7 @@ from worker.presence import note_job
 from worker.requeue import Requeue
 from worker.retry import with_backoff
 from worker.storage import model_file
+from worker.tf_boot import wait_until_loaded
 
 log = logging.getLogger(__name__)
 # Predict options that make a job run alone (a dataset to read, a recommender's or a vae's own modes, a shard:
@@ -257,6 +258,7 @@ class _Batch:
         self, controls: dict[str, JobControl], ended: dict[str, str]
     ) -> tuple[dict[str, Outcome], list[JobRecord]]:
         """The outcome of each job that ran in the batch's pass, and the jobs that must run alone."""
+        wait_until_loaded(lambda: None)  # the leases beat meanwhile; worker/tf_boot.py
         from ml.inference import load_model
 
         version = self.claim.version

@@ -32,9 +32,12 @@ def pin_gpu(gpu: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = value
 
 
-def configure_tensorflow() -> list[str]:
-    """Import TensorFlow in this (child) process, enable memory growth, and name the GPUs it sees."""
-    import tensorflow as tf
+def configure_tensorflow(keras_extras: bool = True) -> list[str]:
+    """Import TensorFlow in this (child) process (without Keras' optional extras unless ``keras_extras``: see
+    ``worker/tf_boot.py``), enable memory growth, and name the GPUs it sees."""
+    from worker.tf_boot import lean_import
+
+    tf = lean_import(keras_extras)
 
     gpus = tf.config.list_physical_devices("GPU")
     for device in gpus:

@@ -25,19 +25,19 @@ _serving: dict[str, Any] = {}
 
 @worker_process_init.connect
 def _init_child(**_kwargs: object) -> None:
-    """In each pool child: register it in SQL, import TensorFlow there (never in the parent), start the reaper
-    and the webhook sender. It registers before TensorFlow loads, since the parent takes messages meanwhile:
-    a worker killed while it starts is then known gone too, and the reaper puts back what it took."""
+    """In each pool child: register it in SQL, start the reaper and the webhook sender, and import TensorFlow
+    there (never in the parent) in a thread, so the child claims a job while TensorFlow loads (the job waits
+    for it under its lease: ``worker/tf_boot.py``). It registers first, since the parent takes messages
+    meanwhile: a worker killed while it starts is then known gone too, and the reaper puts back what it took."""
     if _app is None:
         return
-    from dataclasses import replace
-
     from db.database import Database
     from worker import retry
     from worker.broker_watch import BrokerMarker, BrokerWatch
     from worker.drain import install_drain_handler
     from worker.publisher import CeleryPublisher
     from worker.reaper import Reaper
+    from worker.tf_boot import start_loading
     from worker.unacked import UnackedMessages
     from worker.webhooks import WebhookSender
 
@@ -46,21 +46,35 @@ def _init_child(**_kwargs: object) -> None:
     retry.configure(settings.db_retry_attempts)
     database = Database(settings)
     presence = _announce(settings, database.workers)
-
-    from ml.inference import set_cache_size
-    from worker.gpu import configure_tensorflow, gpu_details
-
-    gpus = configure_tensorflow()
-    set_cache_size(settings.model_cache_size)
-    log.info("worker child ready; GPUs visible: %s", gpus or "none (CPU)")
-    gpu = gpu_details(str(_serving.get("gpu", "auto")), gpus)
-    if gpu is not None:
-        presence.describe(replace(presence.info, gpu=gpu))
+    log.info("worker child registered; loading TensorFlow")
+    start_loading(lambda: _load_tensorflow(settings, presence))
     reaper = Reaper(settings, database, CeleryPublisher(_app), UnackedMessages(_app))
     reaper.start()
     if settings.broker_check_s:
         BrokerWatch(BrokerMarker(_app), reaper.refill, settings.broker_check_s).start()
     WebhookSender(settings, database).start()
+
+
+def _load_tensorflow(settings: Settings, presence: Presence) -> None:
+    """Import and set up TensorFlow in this pool child, then describe its GPU in the child's registration."""
+    import time
+    from dataclasses import replace
+
+    from worker.gpu import configure_tensorflow, gpu_details
+
+    started = time.monotonic()
+    gpus = configure_tensorflow(settings.worker_keras_extras)
+    from ml.inference import set_cache_size
+
+    set_cache_size(settings.model_cache_size)
+    log.info(
+        "worker child ready; GPUs visible: %s (TensorFlow loaded in %.1fs)",
+        gpus or "none (CPU)",
+        time.monotonic() - started,
+    )
+    gpu = gpu_details(str(_serving.get("gpu", "auto")), gpus)
+    if gpu is not None:
+        presence.describe(replace(presence.info, gpu=gpu))
 
 
 def _announce(settings: Settings, registry: WorkerRegistry) -> Presence:
@@ -156,14 +170,18 @@ def start_worker(
             log.warning("removed a stale queue binding: %s", binding)
     except Exception:  # noqa: BLE001 - the broker may be down now; the worker retries its connection itself
         log.warning("could not check the queue bindings", exc_info=True)
-    argv = [
-        "worker",
-        f"--queues={','.join(broker_queue(queue, settings.queue_prefix) for queue in queues)}",
-        f"--concurrency={concurrency}",
-        "--pool=prefork",
-        f"--loglevel={loglevel}",
-        f"--hostname={_serving['node']}",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    _app.worker_main(argv)
+    # Celery's worker programmatically, as its ``celery worker`` command builds it, without its command line:
+    # ``worker_main`` imports every ``celery`` sub-command first (its shell's prompt toolkit too), seconds of
+    # a cold start spent before the pool child even starts to load TensorFlow.
+    from celery.utils.nodenames import default_nodename, host_format
+
+    worker = _app.Worker(
+        hostname=host_format(default_nodename(_serving["node"])),
+        pool_cls="prefork",
+        loglevel=loglevel,
+        queues=[broker_queue(queue, settings.queue_prefix) for queue in queues],
+        concurrency=concurrency,
+        without_gossip=True,
+        without_mingle=True,
+    )
+    worker.start()

@@ -26,6 +26,7 @@ from worker.outcome import JobOutcome, outcome_of
 from worker.presence import note_job
 from worker.requeue import Requeue
 from worker.retry import with_backoff
+from worker.tf_boot import wait_until_loaded
 
 log = logging.getLogger(__name__)
 # How stale this process's view of its host's drain mark may be; the autoscaler stops a drained host a step
@@ -141,6 +142,7 @@ class JobRunner:
             log.info("%s job %s: attempt %d of %d on %s", job.type, job.id, job.attempts, job.max_attempts, self.name)
             try:
                 control.check()
+                wait_until_loaded(control.check)  # a child claims while TensorFlow loads (worker/tf_boot.py)
                 with job_memory_ceiling(self.memory_headroom_mb):
                     outcome = self.handlers[job.type](JobContext(self.settings, self.db, job, control, self.publisher))
             except Exception as exc:  # noqa: BLE001 - any error in the job itself ends it (worker/outcome.py)

@@ -325,6 +325,19 @@ class Settings(BaseSettings):
         default_factory=list,
         description='GPUs the autoscaler never places a worker on, by index or UUID, e.g. ["1", "GPU-8f3e..."] (JSON).',
     )
+    # issue 23: cold start from zero workers.
+    autoscale_zero_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the autoscaler reads the backlog while it keeps no worker (min_workers 0), so a "
+        "job submitted then starts one within this, not within autoscale_interval_s.",
+    )
+    worker_keras_extras: bool = Field(
+        default=False,
+        description="Let Keras import pandas, matplotlib and scikit-learn (and TensorFlow SciPy) with TensorFlow "
+        "in a worker: only its DataFrame inputs and scikit-learn wrappers use them, and they cost a third of the "
+        "import (each is still imported where TensorQ's own code needs it).",
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import generate_latest
 
 from db.backlog import backlog_by_type
@@ -9,7 +11,7 @@ from db.database import Database
 from db.jobs import NewJob
 from db.workers import WorkerInfo, claimer
 from tensorq.core.errors import Unavailable
-from worker.autoscale.loop import Autoscaler, queue_loads
+from worker.autoscale.loop import Autoscaler, next_wait, queue_loads
 from worker.autoscale.metrics import AutoscaleMetrics
 from worker.autoscale.policy import Policy, QueueLoad, ScaleState, decide, demand, desired_workers
 from worker.autoscale.replicas import Replica
@@ -234,6 +236,39 @@ def test_a_failed_read_keeps_the_replicas_and_shows_in_the_metrics(db: Database)
     assert scaler.step() is None
     assert len(replicas.running) == 2
     assert db.drains.marked("worker-cpu") == {}
+
+
+def test_next_wait_is_short_only_while_at_zero() -> None:
+    at_zero = decide(0, 0, Policy(0, 4, 2, 0), ScaleState(), 0.0)
+    starting = decide(0, 1, Policy(0, 4, 2, 0), ScaleState(), 0.0)
+    assert next_wait(at_zero, 5.0, 0.5) == 0.5
+    assert next_wait(at_zero, 5.0, None) == 5.0
+    assert next_wait(at_zero, 0.2, 0.5) == 0.2
+    assert next_wait(starting, 5.0, 0.5) == 5.0
+    assert next_wait(None, 5.0, 0.5) == 5.0  # a failed read: no faster retries
+
+
+def test_from_zero_a_submitted_job_starts_a_worker_at_the_zero_interval(db: Database) -> None:
+    """min_workers 0 and nothing queued: no worker; a job then starts one at the next short step, long before
+    the normal interval (60 s here) would."""
+    replicas = FakeReplicas(0)
+    policy = Policy(min_workers=0, max_workers=4, jobs_per_worker=2, cooldown_s=0)
+    scaler = Autoscaler(policy, QUEUES, lambda: queue_loads(backlog_by_type(db.factory)), replicas, db.drains)
+    stop = threading.Event()
+    loop = threading.Thread(target=scaler.run, args=(60.0, stop, 0.05))
+    loop.start()
+    try:
+        threading.Event().wait(0.3)
+        assert replicas.running == []
+        _submit(db, "acme", "train", 1)
+        for _ in range(200):
+            if replicas.running:
+                break
+            threading.Event().wait(0.05)
+        assert [r.host for r in replicas.running] == ["w1"]
+    finally:
+        stop.set()
+        loop.join(10)
 
 
 def db_token(db: Database, job_id: str) -> str:

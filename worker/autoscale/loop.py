@@ -185,11 +185,22 @@ class Autoscaler:
             )
         self._last_reason = reason_kind
 
-    def run(self, interval_s: float, stop: threading.Event) -> None:
-        """Step every ``interval_s`` until ``stop`` is set; a failed step is logged and retried."""
+    def run(self, interval_s: float, stop: threading.Event, zero_interval_s: float | None = None) -> None:
+        """Step every ``interval_s`` (``zero_interval_s`` while at zero: ``next_wait``) until ``stop`` is set; a
+        failed step is logged and retried."""
         while not stop.is_set():
+            decision = None
             try:
-                self.step()
+                decision = self.step()
             except Exception:  # noqa: BLE001 - database or Docker hiccup: keep the loop alive
                 log.exception("autoscale step failed")
-            stop.wait(interval_s)
+            stop.wait(next_wait(decision, interval_s, zero_interval_s))
+
+
+def next_wait(decision: Decision | None, interval_s: float, zero_interval_s: float | None) -> float:
+    """Seconds until the next step: ``zero_interval_s`` (when shorter) after a step that kept zero workers, so a
+    job submitted then starts the first worker within it (a cold start); else ``interval_s``."""
+    at_zero = decision is not None and decision.current == 0 and decision.target == 0
+    if at_zero and zero_interval_s is not None:
+        return min(interval_s, zero_interval_s)
+    return interval_s

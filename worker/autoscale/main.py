@@ -141,7 +141,11 @@ def run_autoscaler(settings: Settings) -> None:
         policy.cooldown_s,
     )
     threads = [
-        threading.Thread(target=scaler.run, args=(settings.autoscale_interval_s, stop), name=f"scale-{scaler.service}")
+        threading.Thread(
+            target=scaler.run,
+            args=(settings.autoscale_interval_s, stop, settings.autoscale_zero_interval_s),
+            name=f"scale-{scaler.service}",
+        )
         for scaler in scalers
     ]
     for thread in threads:
