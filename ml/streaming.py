@@ -93,7 +93,8 @@ class StreamedTable:
         return {"class_weight": {c: float(w) for c, w in enumerate(weights)}}
 
     def batches(self, part: int, batch_size: int, shuffle_seed: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The rows of ``part`` as (x, class ids) batches; shuffled through the buffer when ``shuffle_seed``."""
+        """The rows of ``part`` as (x, class ids) batches of ``batch_size`` rows (the last one less), shuffled
+        through the buffer when ``shuffle_seed``."""
         label = self.stream.label_column
         assert label is not None
         names = [entry["name"] for entry in self.found.features]
@@ -108,17 +109,14 @@ class StreamedTable:
                 continue
             x = feature_matrix(chosen, self.found.features, self.found.mixed)
             y = label_ids(chosen.column(chosen.schema.names.index(label)), self.found.class_names)
-            if rng is None:
-                yield from _sliced(x, y, batch_size)
-                continue
             held.append((x, y))
             buffered += len(y)
-            if buffered >= SHUFFLE_ROWS:
+            if buffered >= (SHUFFLE_ROWS if rng is not None else batch_size):
                 x, y = _permuted(held, rng)
                 whole = len(y) - len(y) % batch_size
                 yield from _sliced(x[:whole], y[:whole], batch_size)
                 held, buffered = [(x[whole:], y[whole:])], len(y) - whole
-        if held and rng is not None:
+        if buffered:
             x, y = _permuted(held, rng)
             yield from _sliced(x, y, batch_size)
 
@@ -133,7 +131,9 @@ class StreamedTable:
         width = len(self.found.features)
         dtype = tf.string if self.found.mixed else tf.float32
         signature = (tf.TensorSpec((None, width), dtype), tf.TensorSpec((None,), tf.int64))
-        return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+        batches = -(-self.rows(part) // batch_size)  # every batch is whole but the last
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return dataset.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(2)
 
 
 def _sliced(x: np.ndarray, y: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -141,9 +141,14 @@ def _sliced(x: np.ndarray, y: np.ndarray, size: int) -> Iterator[tuple[np.ndarra
         yield x[start : start + size], y[start : start + size]
 
 
-def _permuted(held: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _permuted(
+    held: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The held rows as one block, in a random order when ``rng``."""
     x = np.concatenate([part[0] for part in held])
     y = np.concatenate([part[1] for part in held])
+    if rng is None:
+        return x, y
     order = rng.permutation(len(y))
     return x[order], y[order]
 

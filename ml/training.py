@@ -302,7 +302,7 @@ def _streamed(task: tasks.Task, config: TrainOptions, stream: TableStream) -> _P
     table = plan(stream, task.name, seed, config.test_split, config.validation_split)
     options = table.fit_options(config.class_weight)
     val = table.dataset(VALIDATION, config.batch_size, shuffle=False) if table.rows(VALIDATION) else None
-    data = {"x": table.dataset(TRAIN, config.batch_size, shuffle=True), "validation_data": val}
+    data = {"x": table.dataset(TRAIN, config.batch_size, shuffle=True), "validation_data": val, "shuffle": False}
 
     def scored(model: keras.Model) -> dict[str, float]:
         values = model.evaluate(table.dataset(TEST, 1024, shuffle=False), verbose=0, return_dict=True)

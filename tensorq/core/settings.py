@@ -308,6 +308,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest one Server-Sent Events stream of a job lasts (a client such as EventSource reconnects).",
     )
+    # issue 21, item 5: streaming
+    stream_above_mb: int = Field(
+        default=512,
+        ge=0,
+        description="A table (CSV or Parquet) that decodes to more than this many MB is streamed in chunks by "
+        "training (classifiers) and predict instead of loaded whole; 0 streams every table.",
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
