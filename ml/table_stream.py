@@ -294,9 +294,9 @@ def scan(stream: TableStream, seed: int, test: float, validation: float) -> Tabl
             parts[k] += int((part == k).sum())
         train = pa.array(part == 0)
         for profile, name, column in zip(profiles, names, batch.columns, strict=True):
-            profile.add_arrow(column)
+            _profile(profile, column)
             if name == stream.label_column:
-                _add_labels(labels, category_cells(column))
+                _add_labels(labels, column)
                 continue
             trained = column.filter(train)
             values, present = numbers_of(trained)
@@ -314,11 +314,30 @@ def scan(stream: TableStream, seed: int, test: float, validation: float) -> Tabl
     return result
 
 
-def _add_labels(labels: dict[str, int], values: Any) -> None:
+def _profile(profile: tabular.ColumnProfile, column: Any) -> None:
+    """Count a chunk of one column into its profile: a column of numbers in numpy (a null or NaN is a missing
+    cell, an infinity a cell that is not a number, as ``ml.tabular.as_cell`` and ``number`` read them), any
+    other through ``ColumnProfile.add_arrow``."""
+    if not _is_number_type(column.type) or pa.types.is_dictionary(column.type):
+        profile.add_arrow(column)
+        return
+    values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+    missing = int(np.isnan(values).sum())  # nulls come out as NaN
+    profile.rows += len(values)
+    profile.missing += missing
+    profile.non_numeric += len(values) - missing - int(np.isfinite(values).sum())
+
+
+def _add_labels(labels: dict[str, int], column: Any) -> None:
+    """Count a chunk's labels per distinct value (spelled as ``ml.tabular.as_cell`` spells them)."""
     import pyarrow.compute as pc
 
-    counted = pc.value_counts(values)
-    for key, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True):
+    counted = pc.value_counts(column.dictionary_decode() if pa.types.is_dictionary(column.type) else column)
+    keys = counted.field("values")
+    spelled = cells(keys) if _is_number_type(keys.type) or pa.types.is_boolean(keys.type) else category_cells(keys)
+    for key, count in zip(
+        spelled if isinstance(spelled, list) else spelled.to_pylist(), counted.field("counts").to_pylist(), strict=True
+    ):
         labels[key] = labels.get(key, 0) + int(count)
     if len(labels) > MAX_LABELS:
         raise InvalidRequest(f"the label column has more than {MAX_LABELS} distinct values", code="unusable_column")
@@ -358,6 +377,8 @@ def label_ids(column: Any, class_names: list[str] | None) -> np.ndarray:
     """A chunk's label column as int64 class ids."""
     import pyarrow.compute as pc
 
+    if class_names is None and _is_number_type(column.type):
+        return column.to_numpy(zero_copy_only=False).astype(np.int64)
     cells_ = category_cells(column)
     if class_names is None:
         return pc.cast(cells_, pa.float64()).to_numpy(zero_copy_only=False).astype(np.int64)
