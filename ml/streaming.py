@@ -5,8 +5,8 @@ labels, and the training rows' figures: each numeric column's mean and variance,
 values and their counts. From them come the table encoder's statistics and vocabularies, and the ``Normalization``
 after it (its mean and variance over the encoded training rows follow from the same counts, no second pass).
 Each epoch then reads the table again through ``tf.data``: rows are held out by a hash of their position
-(``ml.table_stream.held_out``), and the training rows pass through a shuffle buffer of ``SHUFFLE_ROWS`` rows,
-each full buffer permuted and handed on in batches."""
+(``ml.table_stream.held_out``), and the training rows pass through a shuffle buffer (``SHUFFLE_ROWS`` rows or
+``SHUFFLE_BYTES``, whichever is fewer, and at least a batch), each full buffer permuted and handed on in batches."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from ml.table_stream import TableScan, TableStream, chunks, class_counts, featur
 from ml.tasks.classify import class_weights
 from tensorq.core.errors import InvalidRequest
 
-SHUFFLE_ROWS = 65_536  # the training rows buffered and permuted at once
+SHUFFLE_ROWS = 65_536  # the training rows buffered and permuted at once, at most
+SHUFFLE_BYTES = 8 * 1024 * 1024  # ... and at most about this many bytes of them (fewer rows for a wide table)
 TRAIN, VALIDATION, TEST = 0, 1, 2
 STREAMED_TASKS = ("classify",)
 
@@ -100,6 +101,8 @@ class StreamedTable:
         names = [entry["name"] for entry in self.found.features]
         rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
         held: list[tuple[np.ndarray, np.ndarray]] = []
+        row_bytes = 4 * len(names) if not self.found.mixed else 64 * len(names)
+        buffer_rows = max(batch_size, min(SHUFFLE_ROWS, SHUFFLE_BYTES // max(row_bytes, 1)))
         buffered = offset = 0
         for batch in chunks(self.stream.path, self.stream.fmt, [*names, label]):
             parts = held_out(offset, batch.num_rows, self.seed, self.test, self.validation)
@@ -111,7 +114,7 @@ class StreamedTable:
             y = label_ids(chosen.column(chosen.schema.names.index(label)), self.found.class_names)
             held.append((x, y))
             buffered += len(y)
-            if buffered >= (SHUFFLE_ROWS if rng is not None else batch_size):
+            if buffered >= (buffer_rows if rng is not None else batch_size):
                 x, y = _permuted(held, rng)
                 whole = len(y) - len(y) % batch_size
                 yield from _sliced(x[:whole], y[:whole], batch_size)

@@ -78,7 +78,8 @@ def chunks(path: Path, fmt: str, columns: Sequence[str] | None = None) -> Iterat
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            handle = pq.ParquetFile(path)
+            # pre_buffer would keep every column chunk read so far (the whole file by the end), not one row group
+            handle = pq.ParquetFile(path, pre_buffer=False)
             yield from handle.iter_batches(batch_size=rows, columns=list(columns) if columns else None)
             return
         yield from _csv_chunks(path, names, columns, rows)

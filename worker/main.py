@@ -52,6 +52,7 @@ def _init_child(**_kwargs: object) -> None:
 
     gpus = configure_tensorflow()
     set_cache_size(settings.model_cache_size)
+    _prime(settings)
     log.info("worker child ready; GPUs visible: %s", gpus or "none (CPU)")
     gpu = gpu_details(str(_serving.get("gpu", "auto")), gpus)
     if gpu is not None:
@@ -61,6 +62,15 @@ def _init_child(**_kwargs: object) -> None:
     if settings.broker_check_s:
         BrokerWatch(BrokerMarker(_app), reaper.refill, settings.broker_check_s).start()
     WebhookSender(settings, database).start()
+
+
+def _prime(settings: Settings) -> None:
+    """Prime TensorFlow's runtime (``worker/prime.py``) where a low job memory ceiling applies."""
+    from worker.memory import ceiling_applies
+    from worker.prime import PRIME_BELOW_MB, prime_tensorflow
+
+    if 0 < settings.job_memory_mb < PRIME_BELOW_MB and ceiling_applies(str(_serving.get("gpu", settings.gpu))):
+        prime_tensorflow()
 
 
 def _announce(settings: Settings, registry: WorkerRegistry) -> Presence:
