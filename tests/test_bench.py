@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The quick bench runs as three parts that pytest-xdist hands to three workers: the trainings (TensorFlow-bound),
 # the figures that start services of their own (the peer, the waits' API, the grown database) and the rest.
 # Together they are every group of ``bench.figures.GROUPS``.
-PART_GROUPS = {"training": ("train", "agent", "speech"), "own_services": ("peer", "waits", "grown")}
+PART_GROUPS = {"training": ("train", "agent", "speech", "streaming"), "own_services": ("peer", "waits", "grown")}
 
 
 @pytest.mark.e2e
