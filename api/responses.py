@@ -84,6 +84,9 @@ class PredictResult(Open):
         default=None, description="accuracy (or rmse) and labelled_rows when the dataset has labels"
     )
     artifacts: list[str] | None = None
+    streamed: bool | None = Field(
+        default=None, description="true when the dataset was read in chunks, not whole (docs/data.md: streaming)"
+    )
 
 
 class RecommenderResult(Open):

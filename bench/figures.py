@@ -25,6 +25,7 @@ from bench.measure import CpuMeter, concurrent_rate, percentile, samples
 from bench.services import wait_until
 from bench.specs import Measurement
 from bench.speech import speech_train
+from bench.streaming import streaming_train
 from bench.versus_peer import versus_peer
 from bench.waits import concurrent_waits
 from tensorq.client import TensorQClient
@@ -350,6 +351,7 @@ GROUPS: tuple[Group, ...] = (
     # Restarts the worker (micro-batching off) and back, like batching.
     Group("explain_batching", explain_batching, ("explain_throughput_on_vs_off",)),
     Group("speech", speech_train, ("speech_train_time", "speech_train_cpu"), repeats="train_repeats"),
+    Group("streaming", streaming_train, ("streaming_train_time", "streaming_train_rss"), once=True),
     # The peer's API and worker start and stop within it.
     Group("peer", versus_peer, ("peer_latency_p50", "peer_latency_p99", "peer_throughput", "peer_api_cpu")),
     # Its own one-process API; jobs it queues and cancels itself (never published).

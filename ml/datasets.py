@@ -266,6 +266,20 @@ def load_columns(
     cells itself: ``x`` is then cells, numeric columns checked to hold numbers; without it ``x`` is float32 and
     a missing cell is refused. Without ``require_label`` a missing label column just means no labels."""
     header, cells = read_table(path, fmt)
+    return columns_of(header, cells, feature_names, label_column, class_names, columns, require_label=require_label)
+
+
+def columns_of(
+    header: list[str],
+    cells: list[list[str]],
+    feature_names: list[str],
+    label_column: str | None = None,
+    class_names: list[str] | None = None,
+    columns: list[dict] | None = None,
+    *,
+    require_label: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``load_columns`` on a table (or a chunk of one) already read as its header and each column's cells."""
     missing = [name for name in feature_names if name not in header]
     if missing:
         raise InvalidRequest(

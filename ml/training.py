@@ -18,6 +18,7 @@ from ml.checkpoint import CHECKPOINT, load_best_weights, load_checkpoint, save_b
 from ml.datasets import Dataset, split
 from ml.gradient_registry import dropping_custom_gradients
 from ml.specs import EarlyStopping, TrainOptions
+from ml.table_stream import TableStream
 from ml.tasks.base import model_input
 from tensorq.core.errors import InvalidRequest, JobCancelled, OutOfRange, TensorQError
 
@@ -184,33 +185,49 @@ def _splits(task: tasks.Task, data: Dataset, config: TrainOptions) -> _Splits:
     return _Splits(data, val, test)
 
 
-def _start(task: tasks.Task, config: TrainOptions, data: Dataset, num_classes: int, workdir: Path) -> _Start:
-    """Resume from the folder's checkpoint when its model fits this data, else build and compile a new one."""
+def _start(
+    task: tasks.Task,
+    config: TrainOptions,
+    data: Dataset,
+    num_classes: int,
+    workdir: Path,
+    build: Callable[[str, dict[str, Any]], keras.Model] | None = None,
+) -> _Start:
+    """Resume from the folder's checkpoint when its model fits this data, else build (with ``build`` when given,
+    else the task's) and compile a new one."""
     resumed = load_checkpoint(workdir)
     if resumed is not None and task.fits(resumed.model, data, num_classes):
         return _Start(resumed.model, resumed.epoch, resumed.history, resumed.early_stopping, from_checkpoint=True)
-    model = task.build(config.architecture, config.params, data, num_classes)
+    if build is not None:
+        model = build(config.architecture, config.params)
+    else:
+        model = task.build(config.architecture, config.params, data, num_classes)
     task.compile(model, optimizer_of(config.optimizer, config.learning_rate))
     return _Start(model, 0, {}, None, from_checkpoint=False)
 
 
-def _fit(
-    task: tasks.Task, config: TrainOptions, splits: _Splits, start: _Start, callbacks: list, options: dict[str, Any]
-) -> None:
-    """Keras ``fit`` from the start epoch to ``config.epochs``, with the task's targets and fit options; the
-    graphs it traced are freed with the model (``ml/gradient_registry.py``)."""
+def _arrays(task: tasks.Task, config: TrainOptions, splits: _Splits) -> dict[str, Any]:
+    """``fit``'s data arguments for rows held in memory: the task's inputs and targets, shuffled per epoch."""
     val = splits.val
+    return {
+        "x": model_input(splits.train.x),
+        "y": task.targets(splits.train),
+        "validation_data": (model_input(val.x), task.targets(val)) if val is not None else None,
+        "batch_size": config.batch_size,
+        "shuffle": True,
+    }
+
+
+def _fit(config: TrainOptions, data: dict[str, Any], start: _Start, callbacks: list, options: dict[str, Any]) -> None:
+    """Keras ``fit`` from the start epoch to ``config.epochs`` on ``data`` (``fit``'s data arguments), with the
+    task's fit options; the graphs it traced are freed with the model (``ml/gradient_registry.py``)."""
     # The traced train step's custom gradient would stay in TensorFlow's registry, and the graph with it.
     with dropping_custom_gradients():
         start.model.fit(
-            model_input(splits.train.x),
-            task.targets(splits.train),
-            validation_data=(model_input(val.x), task.targets(val)) if val is not None else None,
+            **data,
             epochs=config.epochs,
             initial_epoch=start.epoch,
-            batch_size=config.batch_size,
             callbacks=callbacks,
-            shuffle=True,
             verbose=0,
             **options,
         )
@@ -237,12 +254,13 @@ def _save(model: keras.Model, workdir: Path, checkpoint_is_final: bool) -> Path:
 
 def train(
     config: TrainOptions,
-    data: Dataset,
+    data: Dataset | TableStream,
     workdir: Path,
     on_epoch: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainOutcome:
-    """Train per ``config`` on ``data`` in ``workdir``, resuming from its checkpoint when one exists.
+    """Train per ``config`` on ``data`` in ``workdir``, resuming from its checkpoint when one exists; ``data`` is
+    rows in memory, or a table to stream in chunks (``ml.streaming``: a classifier only).
 
     A full garbage collection follows: a trained Keras model sits in reference cycles that hold its traced
     graphs, its data pipeline and a TensorFlow thread pool (about 15 MiB and two threads for a tiny MLP), and a
@@ -253,9 +271,49 @@ def train(
         gc.collect()
 
 
+@dataclass
+class _Prepared:
+    """What fitting needs, whichever way the rows are held: the rows' shape (a dataset, empty when streamed),
+    the classes, ``fit``'s data arguments and options, how to build a model, and the test figures."""
+
+    shape: Dataset
+    num_classes: int
+    data: dict[str, Any]
+    options: dict[str, Any]
+    build: Callable[[str, dict[str, Any]], keras.Model] | None
+    test_metrics: Callable[[keras.Model], dict[str, float]] | None
+
+
+def _in_memory(task: tasks.Task, config: TrainOptions, data: Dataset) -> _Prepared:
+    """Rows held in memory: checked, split (``_splits``) and fed as arrays."""
+    num_classes = task.check(data)
+    splits = _splits(task, task.prepare(data), config)
+    options = task.fit_options(config.class_weight, splits.train, num_classes)  # refused before any build
+    test = splits.test
+    scored = None if test is None else lambda model: task.test_metrics(model, splits.train, test)
+    return _Prepared(splits.train, num_classes, _arrays(task, config, splits), options, None, scored)
+
+
+def _streamed(task: tasks.Task, config: TrainOptions, stream: TableStream) -> _Prepared:
+    """A table streamed in chunks (``ml.streaming``): scanned once, then read per epoch through ``tf.data``."""
+    from ml.streaming import TEST, TRAIN, VALIDATION, plan
+
+    seed = config.seed if config.seed is not None else 0
+    table = plan(stream, task.name, seed, config.test_split, config.validation_split)
+    options = table.fit_options(config.class_weight)
+    val = table.dataset(VALIDATION, config.batch_size, shuffle=False) if table.rows(VALIDATION) else None
+    data = {"x": table.dataset(TRAIN, config.batch_size, shuffle=True), "validation_data": val, "shuffle": False}
+
+    def scored(model: keras.Model) -> dict[str, float]:
+        values = model.evaluate(table.dataset(TEST, 1024, shuffle=False), verbose=0, return_dict=True)
+        return {f"test_{name}": float(value) for name, value in values.items()}
+
+    return _Prepared(table.shape, table.num_classes, data, options, table.build, scored if table.rows(TEST) else None)
+
+
 def _train(
     config: TrainOptions,
-    data: Dataset,
+    data: Dataset | TableStream,
     workdir: Path,
     on_epoch: Callable[[dict], None] | None,
     should_stop: Callable[[], bool] | None,
@@ -266,41 +324,42 @@ def _train(
         raise InvalidRequest("a policy trains in an environment, not on data (ml.reinforce.train_agent)")
     task = tasks.for_architecture(config.architecture)
     builders.get(config.architecture)  # an unknown architecture is refused before any work
-    num_classes = task.check(data)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
-    splits = _splits(task, task.prepare(data), config)
-    fit_options = task.fit_options(config.class_weight, splits.train, num_classes)  # refused before any build
-    start = _start(task, config, splits.train, num_classes, workdir)
+    prepared = _streamed(task, config, data) if isinstance(data, TableStream) else _in_memory(task, config, data)
+    num_classes = prepared.num_classes
+    start = _start(task, config, prepared.shape, num_classes, workdir, prepared.build)
     model, history = start.model, start.history
 
     early_stopping = None
     if config.early_stopping is not None:
-        args = _early_stopping_args(config.early_stopping, splits.val is not None)
+        has_validation = prepared.data.get("validation_data") is not None
+        args = _early_stopping_args(config.early_stopping, has_validation)
         early_stopping = _EarlyStopping(workdir, start.stopping_state, **args)
     progress = _Progress(config.epochs, workdir, history, on_epoch, should_stop, early_stopping)
     if start.from_checkpoint:
         progress.checkpointed_epoch = start.epoch
     if not start.finished(config.epochs):
-        _fit(task, config, splits, start, [c for c in (early_stopping, progress) if c is not None], fit_options)
+        callbacks = [c for c in (early_stopping, progress) if c is not None]
+        _fit(config, prepared.data, start, callbacks, prepared.options)
     elif early_stopping is not None:  # stopped before the final save: keep the best weights
         best_weights = load_best_weights(workdir)
         if best_weights is not None:
             model.set_weights(best_weights)
 
     metrics = {name: values[-1] for name, values in history.items() if values}
-    if splits.test is not None:
-        metrics.update(task.test_metrics(model, splits.train, splits.test))
+    if prepared.test_metrics is not None:
+        metrics.update(prepared.test_metrics(model))
     epochs_run = len(history.get("loss", []))
     checkpoint_is_final = early_stopping is None and progress.checkpointed_epoch == epochs_run
     return TrainOutcome(
         model_path=_save(model, workdir, checkpoint_is_final),
         metrics=metrics,
         history=history,
-        input_shape=list(splits.train.x.shape[1:]),
+        input_shape=list(prepared.shape.x.shape[1:]),
         num_classes=num_classes,
         epochs_run=epochs_run,
-        signature=task.signature(model, data, num_classes),
+        signature=task.signature(model, prepared.shape, num_classes),
     )

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # jobs made of jobs (a second worker each) and the rest.
 # Together they are every group of ``bench.figures.GROUPS``.
 PART_GROUPS = {
-    "training": ("train", "agent", "speech"),
+    "training": ("train", "agent", "speech", "streaming"),
     "own_services": ("peer", "waits", "grown"),
     # Jobs made of jobs: each starts a second worker of its own for a while.
     "graphs": ("sharded", "tune"),

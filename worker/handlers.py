@@ -9,7 +9,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from ml.datasets import Dataset
     from ml.explainers.common import Explanation
+    from ml.table_stream import TableStream
     from ml.training import TrainOutcome
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,37 @@ def _training_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
         )
 
 
+def _streams(ctx: JobContext, path: Path, fmt: str) -> bool:
+    """Whether the table at ``path`` decodes to more than ``TENSORQ_STREAM_ABOVE_MB`` (then it is streamed)."""
+    from ml.table_stream import decoded_bytes
+
+    return decoded_bytes(path, fmt) > ctx.settings.stream_above_mb * 1024 * 1024
+
+
+@contextlib.contextmanager
+def _training_source(ctx: JobContext, spec: TrainSpec) -> Iterator[Dataset | TableStream]:
+    """The training rows while the block runs: a classifier's large table (``_streams``) as a ``TableStream``
+    over its local file, anything else loaded whole (``_training_data``)."""
+    from ml.table_stream import TableStream
+
+    if spec.takes_audio or spec.task != "classify" or spec.builtin is not None:
+        yield _training_data(ctx, spec)
+        return
+    record = _record(ctx, str(spec.dataset))
+    if record.format not in TABLE_FORMATS:
+        yield _training_data(ctx, spec)
+        return
+    with _local(ctx, record) as path:
+        if not _streams(ctx, path, record.format):
+            yield _training_data(ctx, spec)
+            return
+        if not spec.label_column:
+            raise InvalidRequest(f"a {record.format} dataset needs 'label_column'")
+        categorical, ignore = tuple(spec.categorical_columns or ()), tuple(spec.ignore_columns or ())
+        log.info("job %s streams its training table", ctx.job.id)
+        yield TableStream(path, record.format, spec.label_column, categorical, ignore)
+
+
 def _audio_data(ctx: JobContext, spec: TrainSpec) -> Dataset:
     """Audio clips for an audio architecture, at its params' rate and window: builtin:spoken_digits (made once
     into the settings' cache folder) or an uploaded zip of WAV clips."""
@@ -131,16 +163,16 @@ def _train(ctx: JobContext, spec: TrainSpec, wrap: Callable[..., Callable[[dict]
             outcome = _train_agent(ctx, spec, files)
         else:
             set_phase("loading data")
-            data = _training_data(ctx, spec)
-            set_phase("building")
-            on_epoch = functools.partial(_epoch_done, ctx, files, CHECKPOINT_FILES)
-            outcome = fit(
-                spec,
-                data,
-                files.local(),
-                on_epoch=on_epoch if wrap is None else wrap(on_epoch),
-                should_stop=functools.partial(_batch_done, ctx),
-            )
+            with _training_source(ctx, spec) as data:
+                set_phase("building")
+                on_epoch = functools.partial(_epoch_done, ctx, files, CHECKPOINT_FILES)
+                outcome = fit(
+                    spec,
+                    data,
+                    files.local(),
+                    on_epoch=on_epoch if wrap is None else wrap(on_epoch),
+                    should_stop=functools.partial(_batch_done, ctx),
+                )
         set_phase("saving")
         [model_path] = files.publish(outcome.model_path.name)
     return HandlerResult(
@@ -276,6 +308,10 @@ def predict(ctx: JobContext) -> HandlerResult:
     spec.refuse_options_of_other_tasks(task)
     from ml.inference import predict as infer
 
+    with _large_table(ctx, spec, version) as table:
+        if table is not None:
+            result.update(_predict_streamed(ctx, spec, version, model, table))
+            return HandlerResult(result)
     raw, labels = _table(ctx, spec, version)
     if spec.row_range is not None:  # a shard of a dataset: its rows only
         start, stop = spec.row_range
@@ -342,17 +378,167 @@ def _labels(names: Sequence[str], classes: list[int]) -> list[str]:
 
 def _write_predictions(path: Path, probabilities: np.ndarray) -> None:
     """Write ``row, class, p0..pN`` per row (probabilities as ``%.6g``, CSV lines ending in CRLF)."""
+    with path.open("w", newline="") as handle:
+        _predictions_header(handle, probabilities.shape[1])
+        _prediction_lines(handle, probabilities, 0)
+
+
+def _predictions_header(handle: IO[str], columns: int) -> None:
+    """The header line of ``predictions.csv``."""
+    handle.write(",".join(["row", "class", *[f"p{i}" for i in range(columns)]]) + "\r\n")
+
+
+def _prediction_lines(handle: IO[str], probabilities: np.ndarray, first_row: int) -> None:
+    """The lines of ``predictions.csv`` for rows ``first_row`` on (``CSV_CHUNK_ROWS`` formatted at once)."""
     columns = probabilities.shape[1]
     line = ",".join(["%d", "%d", *["%.6g"] * columns]) + "\r\n"
-    with path.open("w", newline="") as handle:
-        handle.write(",".join(["row", "class", *[f"p{i}" for i in range(columns)]]) + "\r\n")
-        for start in range(0, len(probabilities), CSV_CHUNK_ROWS):
-            part = probabilities[start : start + CSV_CHUNK_ROWS]
-            cells = np.empty((len(part), columns + 2), dtype=np.float64)
-            cells[:, 0] = np.arange(start, start + len(part))
-            cells[:, 1] = part.argmax(axis=1)
-            cells[:, 2:] = part
-            handle.write((line * len(part)) % tuple(cells.ravel().tolist()))
+    for start in range(0, len(probabilities), CSV_CHUNK_ROWS):
+        part = probabilities[start : start + CSV_CHUNK_ROWS]
+        cells = np.empty((len(part), columns + 2), dtype=np.float64)
+        cells[:, 0] = np.arange(first_row + start, first_row + start + len(part))
+        cells[:, 1] = part.argmax(axis=1)
+        cells[:, 2:] = part
+        handle.write((line * len(part)) % tuple(cells.ravel().tolist()))
+
+
+@contextlib.contextmanager
+def _large_table(
+    ctx: JobContext, spec: PredictSpec, version: ModelVersionRecord
+) -> Iterator[tuple[Path, str, list[str]] | None]:
+    """For a classifier's (or regressor's) predict on a large table (``_streams``): its local file, format and
+    the model's feature columns while the block runs; None when the table is read whole (``_table``)."""
+    features = named_features(version)
+    if version.interface.kind == "audio" or spec.dataset is None or spec.dataset.startswith("builtin:"):
+        yield None
+        return
+    record = _record(ctx, spec.dataset)
+    if record.format not in TABLE_FORMATS or not features:
+        yield None
+        return
+    with _local(ctx, record) as path:
+        yield (path, record.format, list(features)) if _streams(ctx, path, record.format) else None
+
+
+def _ranged_chunks(path: Path, fmt: str, columns: list[str], row_range: tuple[int, int] | None) -> Iterator[Any]:
+    """The table's chunks (``ml.table_stream.chunks``) cut to the rows ``row_range`` (all rows when None)."""
+    from ml.table_stream import chunks
+
+    start, stop = row_range if row_range is not None else (0, None)
+    offset = 0
+    for batch in chunks(path, fmt, columns):
+        first, offset = offset, offset + batch.num_rows
+        if stop is not None and first >= stop:
+            return
+        low, high = max(start - first, 0), batch.num_rows if stop is None else min(stop - first, batch.num_rows)
+        if high > low:
+            yield batch.slice(low, high - low)
+
+
+class _Scored:
+    """Predictions' figures against labels summed chunk by chunk (what ``_scores`` gives on all rows)."""
+
+    def __init__(self) -> None:
+        self.labelled = 0
+        self.total = 0.0
+        self.classifies = False
+
+    def add(self, outputs: np.ndarray, labels: np.ndarray | None) -> None:
+        """Count one chunk's outputs against its labels (when it has them)."""
+        self.classifies = outputs.ndim == 2 and outputs.shape[1] > 1
+        if labels is None:
+            return
+        self.labelled += len(labels)
+        if self.classifies:
+            self.total += float((outputs.argmax(axis=1) == labels.astype(np.int64)).sum())
+        else:
+            error = outputs.reshape(len(outputs), -1)[:, 0] - labels.astype(np.float64)
+            self.total += float((error**2).sum())
+
+    def figures(self) -> dict[str, Any] | None:
+        """Accuracy (classifier) or RMSE, and the labelled rows; None without labels."""
+        if not self.labelled:
+            return None
+        mean = self.total / self.labelled
+        figure = round(mean, 6) if self.classifies else round(float(np.sqrt(mean)), 6)
+        return {"accuracy" if self.classifies else "rmse": figure, "labelled_rows": self.labelled}
+
+
+def _label_for(spec: PredictSpec, version: ModelVersionRecord, names: list[str]) -> str | None:
+    """The label column to score against: the spec's (refused when absent), else the one the version was
+    trained against when the table has it."""
+    trained_on = ((version.lineage or {}).get("spec") or {}).get("label_column")
+    label = spec.label_column or trained_on
+    if label is not None and label not in names:
+        if spec.label_column is not None:
+            raise InvalidRequest(f"label column '{label}' not in the table", details={"columns": names[:20]})
+        return None
+    return label
+
+
+def _predict_streamed(
+    ctx: JobContext,
+    spec: PredictSpec,
+    version: ModelVersionRecord,
+    model: keras.Model,
+    table: tuple[Path, str, list[str]],
+) -> dict[str, Any]:
+    """Predict on a table chunk by chunk (``ml.table_stream``): each chunk's rows read as ``_table`` reads the
+    whole table, run through the model and appended to ``predictions.csv``, the figures against the labels
+    summed as it goes. What it returns equals what the whole table's predict returns (plus ``streamed``)."""
+    from ml.datasets import columns_of
+    from ml.inference import predict as infer
+    from ml.table_stream import chunk_cells, header
+
+    path, fmt, features = table
+    names = header(path, fmt)
+    missing = [name for name in features if name not in names]
+    if missing:
+        raise InvalidRequest(
+            f"the table lacks the model's feature columns {', '.join(missing)}",
+            code="missing_columns",
+            details={"missing": missing, "features": features},
+        )
+    label = _label_for(spec, version, names)
+    class_names = None if version.interface.class_names is None else list(version.interface.class_names)
+    wanted = [*features, label] if label is not None and label not in features else features
+    inline = ctx.settings.max_inline_rows
+    kept: list[np.ndarray] = []
+    scored = _Scored()
+    rows = 0
+    with _artifacts(ctx) as folder, (folder / "predictions.csv").open("w", newline="") as handle:
+        for part in _ranged_chunks(path, fmt, wanted, spec.row_range):
+            x, y = columns_of(
+                part.schema.names,
+                chunk_cells(part),
+                features,
+                label,
+                class_names,
+                column_reports(version.signature),
+                require_label=spec.label_column is not None,
+            )
+            outputs = infer(model, model_rows(version, model, x))
+            if rows == 0:
+                _predictions_header(handle, int(np.prod(outputs.shape[1:])))
+            _prediction_lines(handle, outputs.reshape(len(outputs), -1), rows)
+            scored.add(outputs, y)
+            if rows <= inline:
+                kept.append(outputs)
+            rows += len(outputs)
+        handle.close()
+        if rows <= inline:
+            (folder / "predictions.csv").unlink()
+    result: dict[str, Any] = {"rows": rows, "streamed": True}
+    figures = scored.figures()
+    if figures is not None:
+        result["metrics"] = figures
+    if rows <= inline:
+        return {**result, **inline_outputs(version, np.concatenate(kept) if kept else np.empty((0, 1)))}
+    result["artifacts"] = ["predictions.csv"]
+    if scored.classifies:
+        result["classes_preview"] = np.concatenate(kept)[:20].argmax(axis=1).tolist()
+        if class_names:
+            result["labels_preview"] = _labels(class_names, result["classes_preview"])
+    return result
 
 
 def _table(

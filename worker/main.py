@@ -67,6 +67,7 @@ def _load_tensorflow(settings: Settings, presence: Presence) -> None:
     from ml.inference import set_cache_size
 
     set_cache_size(settings.model_cache_size)
+    _prime(settings)
     log.info(
         "worker child ready; GPUs visible: %s (TensorFlow loaded in %.1fs)",
         gpus or "none (CPU)",
@@ -75,6 +76,15 @@ def _load_tensorflow(settings: Settings, presence: Presence) -> None:
     gpu = gpu_details(str(_serving.get("gpu", "auto")), gpus)
     if gpu is not None:
         presence.describe(replace(presence.info, gpu=gpu))
+
+
+def _prime(settings: Settings) -> None:
+    """Prime TensorFlow's runtime (``worker/prime.py``) where a low job memory ceiling applies."""
+    from worker.memory import ceiling_applies
+    from worker.prime import PRIME_BELOW_MB, prime_tensorflow
+
+    if 0 < settings.job_memory_mb < PRIME_BELOW_MB and ceiling_applies(str(_serving.get("gpu", settings.gpu))):
+        prime_tensorflow()
 
 
 def _announce(settings: Settings, registry: WorkerRegistry) -> Presence:

@@ -338,6 +338,13 @@ class Settings(BaseSettings):
         "in a worker: only its DataFrame inputs and scikit-learn wrappers use them, and they cost a third of the "
         "import (each is still imported where TensorQ's own code needs it).",
     )
+    # issue 21, item 5: streaming
+    stream_above_mb: int = Field(
+        default=512,
+        ge=0,
+        description="A table (CSV or Parquet) that decodes to more than this many MB is streamed in chunks by "
+        "training (classifiers) and predict instead of loaded whole; 0 streams every table.",
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""

@@ -161,8 +161,10 @@ def test_a_worker_trains_and_predicts_on_shards_and_names_a_corrupt_one(client, 
     data = fs.cat_file(path)
     with fs.open(path, "wb") as handle:
         handle.write(data[: len(data) // 2])  # truncated after registration
-    failed = _run(settings, db, "train", spec)
-    assert failed.status == "failed"
-    assert failed.error["code"] == "corrupt_shard"
-    assert "part-1.parquet" in failed.error["message"]
-    assert lake.split("://", 1)[1] not in str(failed.error)
+    streaming = settings.model_copy(update={"stream_above_mb": 0})  # streamed (docs/data.md) or loaded whole
+    for each in (settings, streaming):
+        failed = _run(each, db, "train", spec)
+        assert failed.status == "failed"
+        assert failed.error["code"] == "corrupt_shard"
+        assert "part-1.parquet" in failed.error["message"]
+        assert lake.split("://", 1)[1] not in str(failed.error)
