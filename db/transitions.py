@@ -39,6 +39,8 @@ LEGAL_TRANSITIONS = {
 }
 # A job's event data: the same for every job moved, or made from each job and how many moved together.
 EventData = dict[str, Any] | Callable[[JobRecord, int], dict[str, Any] | None] | None
+# Rows that go with the jobs moved (a finished batch's log lines): an INSERT and its row count, or None.
+RowsOf = Callable[[list[JobRecord]], tuple[Any, int] | None]
 # The columns that give a job's lease up.
 RELEASED: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
 
@@ -158,6 +160,7 @@ def transition_many(
     extra_where: tuple[ColumnElement[bool], ...] = (),
     event_data: EventData = None,
     complete: Callable[[JobRecord], JobRecord] | None = None,
+    rows_of: RowsOf | None = None,
 ) -> list[JobRecord]:
     """Move those of ``job_ids`` still in ``expected`` (and under ``token``, and matching ``extra_where``) to
     ``target``: one UPDATE over their ids, or, with ``each`` (job id -> its own columns, the same names for
@@ -166,7 +169,8 @@ def transition_many(
 
     Each moved job gets its state event; a job reaching a final state is added to the totals and gets its
     follow-ups (webhook notification, automatic retry), all in the caller's transaction. ``complete`` (job ->
-    job) runs on each moved job before that, in the same transaction.
+    job) runs on each moved job before that, in the same transaction; ``rows_of`` (the moved jobs -> an INSERT)
+    gives rows written with their events (in the same statement on Postgres).
     """
     if (expected, target) not in LEGAL_TRANSITIONS:
         raise ValueError(f"illegal transition {expected} -> {target}")
@@ -186,7 +190,7 @@ def transition_many(
     jobs = sorted((job_record(row) for row in rows), key=lambda job: order[job.id])
     if complete is not None:
         jobs = [complete(job) for job in jobs]
-    _record(conn, jobs, expected, target, event_data, now)
+    _record(conn, jobs, expected, target, event_data, now, rows_of)
     return jobs
 
 
@@ -221,7 +225,13 @@ def _update_each(
 
 
 def _record(
-    conn: Connection, jobs: list[JobRecord], expected: str, target: str, event_data: EventData, now: datetime
+    conn: Connection,
+    jobs: list[JobRecord],
+    expected: str,
+    target: str,
+    event_data: EventData,
+    now: datetime,
+    rows_of: RowsOf | None = None,
 ) -> None:
     """What the moves of ``jobs`` set off, in their transaction: for a final state each job's follow-ups
     (``db.followups``: the webhook outbox row and the retry decision, noted in its event), then every job's
@@ -257,6 +267,7 @@ def _record(
             (insert(JobEvent).values(events), len(events)),
             moves_statement(moves),
             finished_statement(conn.dialect.name, finished),
+            rows_of(jobs) if rows_of is not None else None,
         ],
     )
     follow_children(conn, jobs, expected, target, replaced, transition_many)
@@ -288,11 +299,13 @@ def end_running(
     *,
     cancel_asked: bool = False,
     complete: Callable[[JobRecord], JobRecord] | None = None,
+    rows_of: RowsOf | None = None,
 ) -> dict[str, JobRecord]:
     """Write each job's ``Ending`` (``running -> succeeded | failed | cancelled``) under the lease ``token``,
     in the caller's transaction: a failure's event notes its code; every end gets its follow-ups and totals
     (``_record``). With ``cancel_asked`` a job whose cancel was asked meanwhile ends ``cancelled`` instead.
-    ``complete`` finishes a succeeded row in the transaction (see ``transition_many``). Returns the jobs that
+    ``complete`` finishes a succeeded row in the transaction, ``rows_of`` gives rows written with the ended jobs'
+    events (see ``transition_many``). Returns the jobs that
     ended, by id; a job missing lost its lease (taken over, handed back or ended) and is left alone."""
     unknown = sorted({ending.status for ending in endings.values()} - ENDINGS)
     if unknown:
@@ -316,11 +329,12 @@ def end_running(
             extra_where=unasked,
             event_data=note,
             complete=complete if status == "succeeded" else None,
+            rows_of=rows_of,
         )
         ended.update((job.id, job) for job in moved)
     stopped = [job_id for job_id, ending in endings.items() if ending.status == "cancelled"]
     rest = [job_id for job_id in endings if job_id not in ended] if cancel_asked else stopped
     asked = (or_(Job.cancel_requested.is_(True), Job.id.in_(stopped)),) if cancel_asked else ()
-    moved = transition_many(conn, rest, "running", "cancelled", done, token=token, extra_where=asked)
+    moved = transition_many(conn, rest, "running", "cancelled", done, token=token, extra_where=asked, rows_of=rows_of)
     ended.update((job.id, job) for job in moved)
     return ended
