@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, or_, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, or_, update, values
+from sqlalchemy import column as sql_column
 
 from db.followups import follow_up
 from db.jobstats import finished_statement
@@ -211,8 +212,11 @@ def _update_each(
     each: Mapping[str, dict[str, Any]],
     where: list[ColumnElement[bool]],
 ) -> list[Any]:
-    """One UPDATE per job, of one statement whose own columns of each job are bound parameters."""
+    """One UPDATE per job, of one statement whose own columns of each job are bound parameters; on Postgres one
+    ``UPDATE ... FROM (VALUES ...)`` for them all (one round trip for a batch's outcomes, issue 26)."""
     names = sorted({name for columns in each.values() for name in columns})
+    if conn.dialect.name == "postgresql" and len(job_ids) > 1:
+        return _update_from_values(conn, job_ids, changes, each, where, names)
     bound: dict[str, Any] = {name: bindparam(f"own_{name}") for name in names}
     statement = _update({**changes, **bound}, Job.id == bindparam("own_job_id"), *where)
     rows = []
@@ -222,6 +226,25 @@ def _update_each(
         if row is not None:
             rows.append(row)
     return rows
+
+
+def _update_from_values(
+    conn: Connection,
+    job_ids: Sequence[str],
+    changes: dict[str, Any],
+    each: Mapping[str, dict[str, Any]],
+    where: list[ColumnElement[bool]],
+    names: list[str],
+) -> list[Any]:
+    """Every job's own columns in one UPDATE joined to a VALUES list of them (Postgres)."""
+    table = Job.__table__
+    own = values(
+        sql_column("own_job_id", table.c.id.type),
+        *(sql_column(f"own_{name}", table.c[name].type) for name in names),
+        name="own",
+    ).data([(job_id, *(each[job_id].get(name) for name in names)) for job_id in job_ids])
+    bound = {name: own.c[f"own_{name}"] for name in names}
+    return list(conn.execute(_update({**changes, **bound}, Job.id == own.c.own_job_id, *where)).all())
 
 
 def _record(
