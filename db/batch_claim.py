@@ -237,9 +237,8 @@ class BatchStore:
         (``lease_lost`` when nothing was)."""
         if not outcomes:
             return {}
-        def logs_of(jobs: list[JobRecord]) -> tuple[Any, int] | None:
-            logs = [log_row(job.id, line) for job in jobs for line in outcomes[job.id].log]
-            return (insert(JobLog).values(logs), len(logs)) if logs else None
+        def logs_of(jobs: list[JobRecord]) -> tuple[Any, list[dict[str, Any]]]:
+            return insert(JobLog), [log_row(job.id, line) for job in jobs for line in outcomes[job.id].log]
 
         with write_scope(self._factory) as conn:
             ended = end_running(conn, token, outcomes, cancel_asked=True, rows_of=logs_of)

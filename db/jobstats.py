@@ -55,13 +55,14 @@ def count_finished_many(
     transaction that finished them)."""
     statement = finished_statement(conn.dialect.name, finished)
     if statement is not None:
-        conn.execute(statement[0])
+        upsert, rows = statement
+        conn.execute(upsert.values(rows))
 
 
 def finished_statement(
     dialect_name: str, finished: Iterable[tuple[str, str, datetime | None, datetime | None]]
-) -> tuple[Any, int] | None:
-    """The upsert that ``count_finished_many`` runs, and its row count (None for no job); for
+) -> tuple[Any, list[dict[str, Any]]] | None:
+    """The upsert that ``count_finished_many`` runs (without its values), and its rows (None for no job); for
     ``db.together.run_together``."""
     totals: dict[tuple[str, str, int], list[float]] = {}
     for job_type, status, started_at, finished_at in finished:
@@ -77,12 +78,12 @@ def finished_statement(
         for (t, s, b), (n, sec) in sorted(totals.items())
     ]
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    stmt = dialect.insert(JobTotal).values(rows)
+    stmt = dialect.insert(JobTotal)
     stmt = stmt.on_conflict_do_update(
         index_elements=["type", "status", "bucket"],
         set_={"jobs": JobTotal.jobs + stmt.excluded.jobs, "seconds": JobTotal.seconds + stmt.excluded.seconds},
     )
-    return stmt, len(rows)
+    return stmt, rows
 
 
 def job_durations(factory: sessionmaker[Session]) -> list[DurationHistogram]:

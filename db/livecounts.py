@@ -27,18 +27,18 @@ def count_moves(conn: Connection, moves: Iterable[tuple[str, str, int]]) -> None
     in the caller's transaction."""
     statement = moves_statement(moves)
     if statement is not None:
-        conn.execute(statement[0])
+        conn.execute(*statement)
 
 
-def moves_statement(moves: Iterable[tuple[str, str, int]]) -> tuple[Any, int] | None:
-    """The INSERT that ``count_moves`` runs, and its row count (None when nothing moved); for
+def moves_statement(moves: Iterable[tuple[str, str, int]]) -> tuple[Any, list[dict[str, Any]]] | None:
+    """The INSERT that ``count_moves`` runs, and its rows (None when nothing moved); for
     ``db.together.run_together``."""
     totals: Counter[tuple[str, str]] = Counter()
     for job_type, status, jobs in moves:
         if status in LIVE:
             totals[(job_type, status)] += jobs
     rows = [{"type": t, "status": s, "jobs": n} for (t, s), n in sorted(totals.items()) if n]
-    return (insert(LiveJobDelta).values(rows), len(rows)) if rows else None
+    return (insert(LiveJobDelta), rows) if rows else None
 
 
 def live_sums(conn: Connection) -> tuple[dict[tuple[str, str], int], int]:

@@ -156,11 +156,9 @@ def insert_new(
         conn.execute(insert(Job), rows)
         if tags:
             conn.execute(insert(JobTag), tags)
-        run_together(conn, [moves, (insert(JobEvent).values(events), len(events))])
+        run_together(conn, [moves, (insert(JobEvent), events)])
         return rows
     # The rows, their tags, the queued totals (parents: none) and the first events: one statement on Postgres
     # (``db.together``; the events' and tags' references to the new rows are checked at its end).
-    job_rows = (insert(Job).values(rows), len(rows))
-    tag_rows = (insert(JobTag).values(tags), len(tags)) if tags else None
-    run_together(conn, [job_rows, tag_rows, moves, (insert(JobEvent).values(events), len(events))])
+    run_together(conn, [(insert(Job), rows), (insert(JobTag), tags), moves, (insert(JobEvent), events)])
     return rows

@@ -40,8 +40,8 @@ LEGAL_TRANSITIONS = {
 }
 # A job's event data: the same for every job moved, or made from each job and how many moved together.
 EventData = dict[str, Any] | Callable[[JobRecord, int], dict[str, Any] | None] | None
-# Rows that go with the jobs moved (a finished batch's log lines): an INSERT and its row count, or None.
-RowsOf = Callable[[list[JobRecord]], tuple[Any, int] | None]
+# Rows that go with the jobs moved (a finished batch's log lines): an INSERT and its rows, or None.
+RowsOf = Callable[[list[JobRecord]], tuple[Any, list[dict[str, Any]]] | None]
 # The columns that give a job's lease up.
 RELEASED: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
 
@@ -287,7 +287,7 @@ def _record(
     run_together(
         conn,
         [
-            (insert(JobEvent).values(events), len(events)),
+            (insert(JobEvent), events),
             moves_statement(moves),
             finished_statement(conn.dialect.name, finished),
             rows_of(jobs) if rows_of is not None else None,
