@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+import uuid
+from dataclasses import replace
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -11,7 +14,7 @@ from api import present, responses, shards
 from api.accept import accept, admit, answer, idempotency_key
 from api.batch import is_batch, submit_batch
 from api.job_stream import job_event_stream, wants_events
-from api.longpoll import read_when_changed
+from api.longpoll import next_change, read_when_changed, watching
 from api.openapi import ARTIFACT, JOB_OR_EVENTS, operation, query
 from api.outbox import publish_all
 from api.present import HEAVY_FIELDS
@@ -81,6 +84,8 @@ def submit_job():
     new = NewJob.from_submission(who.tenant_id, submission, default_max_attempts=svc.settings.default_max_attempts)
     sharded = shards.plan(who.tenant_id, checked, new)
     admit(who, [new])
+    if sharded is None and wait_s:
+        return answer(_submitted_and_finished(who, new, body, wait_s))
     if sharded is None:
         [job] = accept(who, new, key=idempotency_key(), body=body)
     else:  # the parent, last: the client waits on it (api.shards)
@@ -88,6 +93,28 @@ def submit_job():
     if wait_s and not job.terminal:
         job = _finished_within(who.tenant_id, job, wait_s)
     return answer(job)
+
+
+def _submitted_and_finished(who: Principal, new: NewJob, body: object, wait_s: float) -> JobRecord:
+    """Accept one job and answer with it once it has finished, or as it is after ``wait_s`` (as accepted when no
+    wait slot is free). Its id is chosen first and its change signals watched before it is committed and
+    published, so no change is missed and the accepted job is not read again (issue 26: one read less)."""
+    svc = services()
+    new = replace(new, job_id=str(uuid.uuid4()))
+    deadline = time.monotonic() + wait_s
+    with svc.wait_slots.hold_if_free(who.tenant_id) as waiting:
+        with watching(svc.changes if waiting else None, new.job_id or "") as watch:
+            [job] = accept(who, new, key=idempotency_key(), body=body)
+            if not waiting or job.terminal:
+                return job
+            try:
+                if job.id != new.job_id:  # an Idempotency-Key's earlier job: read it under a watch of its own
+                    left = max(deadline - time.monotonic(), 0.0)
+                    return read_when_changed(svc.db.jobs, svc.changes, who.tenant_id, job.id, left, until_finished=True)
+                return next_change(svc.db.jobs, svc.changes, watch, job, deadline, until_finished=True)
+            except Exception:  # noqa: BLE001 - the job is committed and published: answer with it as accepted
+                log.warning("job %s: waiting for its end failed; answering with it as accepted", job.id, exc_info=True)
+                return job
 
 
 def _finished_within(tenant_id: str, accepted: JobRecord, wait_s: float) -> JobRecord:

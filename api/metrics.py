@@ -46,14 +46,15 @@ class JobCollector(Collector):
         running = GaugeMetricFamily("tensorq_queue_running", "Jobs running", labels=["queue"])
         oldest = GaugeMetricFamily("tensorq_queue_oldest_age_seconds", "Age of the oldest queued job", labels=["queue"])
         serving = GaugeMetricFamily("tensorq_queue_live_workers", "Live workers taking the queue", labels=["queue"])
-        for q in self.db.workers.queues(self.queue_of_type, live):
+        workers = self.db.workers.live()
+        for q in self.db.workers.queues(self.queue_of_type, live, workers):
             depth.add_metric([q.name], q.depth)
             running.add_metric([q.name], q.running)
             oldest.add_metric([q.name], q.oldest_queued_age_s or 0.0)
             serving.add_metric([q.name], q.live_workers)
         yield from (depth, running, oldest, serving)
         live_workers = GaugeMetricFamily("tensorq_workers_live", "Workers seen within worker_stale_s")
-        live_workers.add_metric([], len(self.db.workers.live()))
+        live_workers.add_metric([], len(workers))
         yield live_workers
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, g, has_request_context, jsonify
 
 from api import present, responses
 from api.openapi import operation
@@ -130,7 +130,14 @@ class QueueOutlooks:
             if state is None or time.monotonic() - read_at >= SERVED_CACHE_S:
                 state = self.outlooks.state(queue, queue in self.fair_queues)
                 self._states[queue] = (time.monotonic(), state)
-        return self.outlooks.of(job, state)
+        # A job's outlook depends on its queue, tenant, type, priority and creation time alone: the jobs of one
+        # batch (created together) share it, so a request reads it once for them, not once per job (issue 26:
+        # a 100-job batch's answer counted the queue 100 times).
+        memo: dict[tuple[Any, ...], Outlook] = g.setdefault("tensorq_outlooks", {}) if has_request_context() else {}
+        key = (queue, job.tenant_id, job.type, job.priority, job.created_at)
+        if key not in memo:
+            memo[key] = self.outlooks.of(job, state)
+        return memo[key]
 
 
 def public_job(job: JobRecord, without: Collection[str] = ()) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """TensorQ against the peer (``bench/peer.py``, the Flask + SQLAlchemy + Celery service a team would write instead),
-side by side in one run on the same database and Redis: one client's submit -> result p50 and p99, jobs/s of
+side by side in one run on the same database and Redis, interleaved (one job each in turn; the throughput in
+halves, TensorQ, the peer, the peer, TensorQ): one client's submit -> result p50 and p99, jobs/s of
 ``sizes.clients`` single-job clients, and API CPU milliseconds per job; raw Celery's p50 as the floor."""
 
 from __future__ import annotations
@@ -80,37 +81,50 @@ def versus_peer(ctx: Context, run: int) -> list[Measurement]:
     try:
         worker.start()
         api.start("/jobs/none")  # a 404 is an answer
-        with httpx.Client(base_url=api.url, timeout=120) as http:
-            peer_walls = samples(lambda: peer_job(http, body), sizes.latency_samples, warmup=WARMUP)
-        with ctx.client() as client:
-            for _ in range(WARMUP):
-                run_job(client, "predict", ctx.tiny_spec())
-            ours = [run_job(client, "predict", ctx.tiny_spec()).wall_s for _ in range(sizes.latency_samples)]
-        rate, meter, _ = client_rate(ctx)
+        # Interleaved, so that a machine whose load moves weighs on both sides alike: one job each in turn for
+        # the latency, and the throughput in four halves, TensorQ, the peer, the peer, TensorQ.
+        peer_walls: list[float] = []
+        ours: list[float] = []
+        with httpx.Client(base_url=api.url, timeout=120) as http, ctx.client() as client:
+            for n in range(WARMUP + sizes.latency_samples):
+                peer_wall = peer_job(http, body)
+                our_wall = run_job(client, "predict", ctx.tiny_spec()).wall_s
+                if n >= WARMUP:
+                    peer_walls.append(peer_wall)
+                    ours.append(our_wall)
+        half = max(1, sizes.throughput_jobs // 2)
+        first, meter, _ = client_rate(ctx, total=half)
         opened: list[httpx.Client] = []
-        with CpuMeter({"api": api.pid, "worker": worker.pid}) as peer_meter:
-            peer_rate = concurrent_rate(
-                lambda: _peer_caller(api.url, body, opened), sizes.clients, sizes.throughput_jobs
-            )
+        peer_meters: list[CpuMeter] = []
+        peer_seconds = 0.0
+        for _ in range(2):
+            with CpuMeter({"api": api.pid, "worker": worker.pid}) as peer_meter:
+                peer_seconds += half / concurrent_rate(lambda: _peer_caller(api.url, body, opened), sizes.clients, half)
+            peer_meters.append(peer_meter)
+        second, meter_2, _ = client_rate(ctx, total=half)
         for http_client in opened:
             http_client.close()
     finally:
         api.stop()
         worker.stop()
+    rate = 2 * half / (half / first + half / second)
+    peer_rate = 2 * half / peer_seconds
+    used = {name: meter.used[name] + meter_2.used[name] for name in ("api", "worker")}
+    peer_used = {name: sum(m.used[name] for m in peer_meters) for name in ("api", "worker")}
     noop = ctx.raw_noop()
     raw = samples(lambda: noop.delay().get(timeout=30), sizes.latency_samples, warmup=WARMUP)
-    jobs = sizes.throughput_jobs
+    jobs = 2 * half
     details = {
         "raw_celery_p50_ms": percentile(raw, 50) * MS,
         "raw_celery_p99_ms": percentile(raw, 99) * MS,
         "peer_p50_ms": percentile(peer_walls, 50) * MS,
-        "tensorq_worker_cpu_ms_per_job": MS * meter.used["worker"] / jobs,
-        "peer_worker_cpu_ms_per_job": MS * peer_meter.used["worker"] / jobs,
+        "tensorq_worker_cpu_ms_per_job": MS * used["worker"] / jobs,
+        "peer_worker_cpu_ms_per_job": MS * peer_used["worker"] / jobs,
         "clients": float(sizes.clients),
     }
     return [
         Measurement("peer_latency_p50", percentile(ours, 50) * MS, percentile(peer_walls, 50) * MS, details),
         Measurement("peer_latency_p99", percentile(ours, 99) * MS, percentile(peer_walls, 99) * MS, details),
         Measurement("peer_throughput", rate, peer_rate, details),
-        Measurement("peer_api_cpu", MS * meter.used["api"] / jobs, MS * peer_meter.used["api"] / jobs, details),
+        Measurement("peer_api_cpu", MS * used["api"] / jobs, MS * peer_used["api"] / jobs, details),
     ]

@@ -237,11 +237,11 @@ class BatchStore:
         (``lease_lost`` when nothing was)."""
         if not outcomes:
             return {}
+        def logs_of(jobs: list[JobRecord]) -> tuple[Any, list[dict[str, Any]]]:
+            return insert(JobLog), [log_row(job.id, line) for job in jobs for line in outcomes[job.id].log]
+
         with write_scope(self._factory) as conn:
-            ended = end_running(conn, token, outcomes, cancel_asked=True)
-            logs = [log_row(job_id, line) for job_id in ended for line in outcomes[job_id].log]
-            if logs:
-                conn.execute(insert(JobLog), logs)
+            ended = end_running(conn, token, outcomes, cancel_asked=True, rows_of=logs_of)
             parents = ended_parents(conn)
         self.changes.note_all(ended)
         self.changes.note_all(parents)

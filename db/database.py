@@ -31,7 +31,7 @@ class Database:
         self.stats = JobStats(self.factory)
         self.models = ModelRegistry(self.factory)
         self.datasets = DatasetCatalog(self.factory)
-        self.keys = KeyStore(self.factory)
+        self.keys = KeyStore(self.factory, cache_s=settings.auth_cache_s)
         self.workers = WorkerRegistry(self.factory, stale_s=settings.worker_stale_s)
         self.drains = Drains(self.factory)
         self.logs = JobLogStore(self.factory, max_lines=settings.job_log_max_lines)

@@ -11,6 +11,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -52,6 +53,17 @@ def count_finished_many(
 ) -> None:
     """Add finished jobs, each ``(type, status, started_at, finished_at)``, to the totals in one upsert (inside the
     transaction that finished them)."""
+    statement = finished_statement(conn.dialect.name, finished)
+    if statement is not None:
+        upsert, rows = statement
+        conn.execute(upsert.values(rows))
+
+
+def finished_statement(
+    dialect_name: str, finished: Iterable[tuple[str, str, datetime | None, datetime | None]]
+) -> tuple[Any, list[dict[str, Any]]] | None:
+    """The upsert that ``count_finished_many`` runs (without its values), and its rows (None for no job); for
+    ``db.together.run_together``."""
     totals: dict[tuple[str, str, int], list[float]] = {}
     for job_type, status, started_at, finished_at in finished:
         bucket, seconds = duration_bucket(started_at, finished_at)
@@ -59,19 +71,19 @@ def count_finished_many(
         entry[0] += 1
         entry[1] += seconds
     if not totals:
-        return
+        return None
     # In key order: concurrent transactions take the rows' locks in the same order.
     rows = [
         {"type": t, "status": s, "bucket": b, "jobs": n, "seconds": sec}
         for (t, s, b), (n, sec) in sorted(totals.items())
     ]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(JobTotal).values(rows)
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(JobTotal)
     stmt = stmt.on_conflict_do_update(
         index_elements=["type", "status", "bucket"],
         set_={"jobs": JobTotal.jobs + stmt.excluded.jobs, "seconds": JobTotal.seconds + stmt.excluded.seconds},
     )
-    conn.execute(stmt)
+    return stmt, rows
 
 
 def job_durations(factory: sessionmaker[Session]) -> list[DurationHistogram]:

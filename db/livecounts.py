@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,13 +25,20 @@ FOLD_ABOVE = 256
 def count_moves(conn: Connection, moves: Iterable[tuple[str, str, int]]) -> None:
     """Append ``(type, status, +n or -n)`` changes of queued and running jobs (other statuses are not counted),
     in the caller's transaction."""
+    statement = moves_statement(moves)
+    if statement is not None:
+        conn.execute(*statement)
+
+
+def moves_statement(moves: Iterable[tuple[str, str, int]]) -> tuple[Any, list[dict[str, Any]]] | None:
+    """The INSERT that ``count_moves`` runs, and its rows (None when nothing moved); for
+    ``db.together.run_together``."""
     totals: Counter[tuple[str, str]] = Counter()
     for job_type, status, jobs in moves:
         if status in LIVE:
             totals[(job_type, status)] += jobs
     rows = [{"type": t, "status": s, "jobs": n} for (t, s), n in sorted(totals.items()) if n]
-    if rows:
-        conn.execute(insert(LiveJobDelta), rows)
+    return (insert(LiveJobDelta), rows) if rows else None
 
 
 def live_sums(conn: Connection) -> tuple[dict[tuple[str, str], int], int]:

@@ -11,9 +11,10 @@ from typing import Any, Protocol, Self
 
 from sqlalchemy import Connection, insert
 
-from db.livecounts import count_moves
+from db.livecounts import moves_statement
 from db.models import Job, JobEvent, JobTag, utcnow
 from db.records import JobRecord
+from db.together import run_together
 
 
 class Submission(Protocol):
@@ -61,6 +62,8 @@ class NewJob:
     parent_id: str | None = None
     children_total: int = 0
     max_failed_children: int = 0
+    # The new job's id when the caller chose it (a submission that waits watches it before it is published).
+    job_id: str | None = None
 
     @classmethod
     def from_submission(cls, tenant_id: str, submission: Submission, *, default_max_attempts: int) -> Self:
@@ -87,10 +90,14 @@ class NewJob:
         return replace(again, retry_of_id=old.id, retry_number=number, parent_id=old.parent_id)
 
 
+# Up to this many new jobs are written with their bookkeeping rows in one statement (``db.together``).
+FOLD_JOBS = 16
+
+
 def new_row(new: NewJob, now: datetime, publishing: bool) -> dict[str, Any]:
     """The jobs-table row of a new ``queued`` job."""
     return {
-        "id": str(uuid.uuid4()),
+        "id": new.job_id or str(uuid.uuid4()),
         "tenant_id": new.tenant_id,
         "type": new.type,
         "status": "queued",
@@ -137,15 +144,21 @@ def insert_new(
     rows = [new_row(new, now, publishing) for new in news]
     if not rows:
         return rows
-    conn.execute(insert(Job), rows)
     tags = [
         {"job_id": row["id"], "tag": tag}
         for new, row in zip(news, rows, strict=True)
         for tag in dict.fromkeys(new.tags)
     ]
-    if tags:
-        conn.execute(insert(JobTag), tags)
-    count_moves(conn, [(row["type"], "queued", 1) for row in rows if not row["children_total"]])  # parents: none
     first = {"kind": "state", "from_status": None, "to_status": "queued", "data": note, "created_at": now}
-    conn.execute(insert(JobEvent), [{"job_id": row["id"], **first} for row in rows])
+    events = [{"job_id": row["id"], **first} for row in rows]
+    moves = moves_statement([(row["type"], "queued", 1) for row in rows if not row["children_total"]])
+    if len(rows) > FOLD_JOBS:  # a large batch: its rows as one executemany each (bounded statement size)
+        conn.execute(insert(Job), rows)
+        if tags:
+            conn.execute(insert(JobTag), tags)
+        run_together(conn, [moves, (insert(JobEvent), events)])
+        return rows
+    # The rows, their tags, the queued totals (parents: none) and the first events: one statement on Postgres
+    # (``db.together``; the events' and tags' references to the new rows are checked at its end).
+    run_together(conn, [(insert(Job), rows), (insert(JobTag), tags), moves, (insert(JobEvent), events)])
     return rows

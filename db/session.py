@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Engine, Result, bindparam, create_engine, event, make_url, update
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Tenant
@@ -39,7 +40,34 @@ def make_engine(url: str) -> Engine:
         # (1 M jobs later, a /metrics scrape took 0.9 s), and a generic plan of `status = $1` never uses the
         # partial status indexes. Each statement is planned for its values and the table as it is now.
         connect_args["prepare_threshold"] = None
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+    engine = create_engine(url, pool_size=5, max_overflow=10, connect_args=connect_args)
+    ping_when_idle(engine, PING_IDLE_S)
+    return engine
+
+
+# A pooled connection idle this long is pinged at its checkout (issue 26): one checked in under a second ago
+# is used as it is, so a request's scopes cost no ping round trip each (``pool_pre_ping`` pinged every checkout).
+PING_IDLE_S = 1.0
+
+
+def ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a connection at checkout only when it was idle in the pool over ``idle_s``; a dead one is replaced
+    (the pool reconnects on ``DisconnectionError``). A connection that dies under a hot path fails its
+    statement instead (``Unavailable``), and SQLAlchemy then drops every pooled connection of that engine."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("checked_in_at")
+        if since is None or time.monotonic() - since < idle_s:
+            return  # new (just connected) or recently used
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # noqa: BLE001 - any failure means the connection is not usable
+            raise DisconnectionError("pooled connection lost") from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -15,14 +15,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, or_, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, or_, update, values
+from sqlalchemy import column as sql_column
 
 from db.followups import follow_up
-from db.jobstats import count_finished_many
-from db.livecounts import count_moves
+from db.jobstats import finished_statement
+from db.livecounts import moves_statement
 from db.models import Job, JobEvent, utcnow
 from db.parents import follow_children, parent_progress
 from db.records import TERMINAL, ChildCounts, JobRecord, aware
+from db.together import run_together
 
 LEGAL_TRANSITIONS = {
     (None, "queued"),
@@ -38,6 +40,8 @@ LEGAL_TRANSITIONS = {
 }
 # A job's event data: the same for every job moved, or made from each job and how many moved together.
 EventData = dict[str, Any] | Callable[[JobRecord, int], dict[str, Any] | None] | None
+# Rows that go with the jobs moved (a finished batch's log lines): an INSERT and its rows, or None.
+RowsOf = Callable[[list[JobRecord]], tuple[Any, list[dict[str, Any]]] | None]
 # The columns that give a job's lease up.
 RELEASED: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
 
@@ -157,6 +161,7 @@ def transition_many(
     extra_where: tuple[ColumnElement[bool], ...] = (),
     event_data: EventData = None,
     complete: Callable[[JobRecord], JobRecord] | None = None,
+    rows_of: RowsOf | None = None,
 ) -> list[JobRecord]:
     """Move those of ``job_ids`` still in ``expected`` (and under ``token``, and matching ``extra_where``) to
     ``target``: one UPDATE over their ids, or, with ``each`` (job id -> its own columns, the same names for
@@ -165,7 +170,8 @@ def transition_many(
 
     Each moved job gets its state event; a job reaching a final state is added to the totals and gets its
     follow-ups (webhook notification, automatic retry), all in the caller's transaction. ``complete`` (job ->
-    job) runs on each moved job before that, in the same transaction.
+    job) runs on each moved job before that, in the same transaction; ``rows_of`` (the moved jobs -> an INSERT)
+    gives rows written with their events (in the same statement on Postgres).
     """
     if (expected, target) not in LEGAL_TRANSITIONS:
         raise ValueError(f"illegal transition {expected} -> {target}")
@@ -185,7 +191,7 @@ def transition_many(
     jobs = sorted((job_record(row) for row in rows), key=lambda job: order[job.id])
     if complete is not None:
         jobs = [complete(job) for job in jobs]
-    _record(conn, jobs, expected, target, event_data, now)
+    _record(conn, jobs, expected, target, event_data, now, rows_of)
     return jobs
 
 
@@ -206,8 +212,11 @@ def _update_each(
     each: Mapping[str, dict[str, Any]],
     where: list[ColumnElement[bool]],
 ) -> list[Any]:
-    """One UPDATE per job, of one statement whose own columns of each job are bound parameters."""
+    """One UPDATE per job, of one statement whose own columns of each job are bound parameters; on Postgres one
+    ``UPDATE ... FROM (VALUES ...)`` for them all (one round trip for a batch's outcomes, issue 26)."""
     names = sorted({name for columns in each.values() for name in columns})
+    if conn.dialect.name == "postgresql" and len(job_ids) > 1:
+        return _update_from_values(conn, job_ids, changes, each, where, names)
     bound: dict[str, Any] = {name: bindparam(f"own_{name}") for name in names}
     statement = _update({**changes, **bound}, Job.id == bindparam("own_job_id"), *where)
     rows = []
@@ -219,13 +228,38 @@ def _update_each(
     return rows
 
 
+def _update_from_values(
+    conn: Connection,
+    job_ids: Sequence[str],
+    changes: dict[str, Any],
+    each: Mapping[str, dict[str, Any]],
+    where: list[ColumnElement[bool]],
+    names: list[str],
+) -> list[Any]:
+    """Every job's own columns in one UPDATE joined to a VALUES list of them (Postgres)."""
+    table = Job.__table__
+    own = values(
+        sql_column("own_job_id", table.c.id.type),
+        *(sql_column(f"own_{name}", table.c[name].type) for name in names),
+        name="own",
+    ).data([(job_id, *(each[job_id].get(name) for name in names)) for job_id in job_ids])
+    bound = {name: own.c[f"own_{name}"] for name in names}
+    return list(conn.execute(_update({**changes, **bound}, Job.id == own.c.own_job_id, *where)).all())
+
+
 def _record(
-    conn: Connection, jobs: list[JobRecord], expected: str, target: str, event_data: EventData, now: datetime
+    conn: Connection,
+    jobs: list[JobRecord],
+    expected: str,
+    target: str,
+    event_data: EventData,
+    now: datetime,
+    rows_of: RowsOf | None = None,
 ) -> None:
     """What the moves of ``jobs`` set off, in their transaction: for a final state each job's follow-ups
     (``db.followups``: the webhook outbox row and the retry decision, noted in its event), then every job's
-    state event, then their parents' totals and moves (``db.parents``), then the finished-job totals (last:
-    their rows are the most contended)."""
+    state event with the queued and running totals and, for a final state, the finished-job totals (one
+    statement on Postgres), then their parents' totals and moves (``db.parents``)."""
     if not jobs:
         return
     events = []
@@ -246,12 +280,20 @@ def _record(
                 "created_at": now,
             }
         )
-    conn.execute(insert(JobEvent), events)
-    follow_children(conn, jobs, expected, target, replaced, transition_many)
     counted = Counter(job.type for job in jobs if job.children is None)  # a parent is no backlog of its own
-    count_moves(conn, [*((t, expected, -n) for t, n in counted.items()), *((t, target, n) for t, n in counted.items())])
-    if target in TERMINAL:
-        count_finished_many(conn, [(job.type, target, job.started_at, job.finished_at) for job in jobs])
+    moves = [*((t, expected, -n) for t, n in counted.items()), *((t, target, n) for t, n in counted.items())]
+    finished = [(job.type, target, job.started_at, job.finished_at) for job in jobs] if target in TERMINAL else []
+    # The events and both totals in one statement on Postgres (``db.together``): one round trip, not three.
+    run_together(
+        conn,
+        [
+            (insert(JobEvent), events),
+            moves_statement(moves),
+            finished_statement(conn.dialect.name, finished),
+            rows_of(jobs) if rows_of is not None else None,
+        ],
+    )
+    follow_children(conn, jobs, expected, target, replaced, transition_many)
 
 
 # The statuses a running job ends in.
@@ -280,11 +322,13 @@ def end_running(
     *,
     cancel_asked: bool = False,
     complete: Callable[[JobRecord], JobRecord] | None = None,
+    rows_of: RowsOf | None = None,
 ) -> dict[str, JobRecord]:
     """Write each job's ``Ending`` (``running -> succeeded | failed | cancelled``) under the lease ``token``,
     in the caller's transaction: a failure's event notes its code; every end gets its follow-ups and totals
     (``_record``). With ``cancel_asked`` a job whose cancel was asked meanwhile ends ``cancelled`` instead.
-    ``complete`` finishes a succeeded row in the transaction (see ``transition_many``). Returns the jobs that
+    ``complete`` finishes a succeeded row in the transaction, ``rows_of`` gives rows written with the ended jobs'
+    events (see ``transition_many``). Returns the jobs that
     ended, by id; a job missing lost its lease (taken over, handed back or ended) and is left alone."""
     unknown = sorted({ending.status for ending in endings.values()} - ENDINGS)
     if unknown:
@@ -308,11 +352,12 @@ def end_running(
             extra_where=unasked,
             event_data=note,
             complete=complete if status == "succeeded" else None,
+            rows_of=rows_of,
         )
         ended.update((job.id, job) for job in moved)
     stopped = [job_id for job_id, ending in endings.items() if ending.status == "cancelled"]
     rest = [job_id for job_id in endings if job_id not in ended] if cancel_asked else stopped
     asked = (or_(Job.cancel_requested.is_(True), Job.id.in_(stopped)),) if cancel_asked else ()
-    moved = transition_many(conn, rest, "running", "cancelled", done, token=token, extra_where=asked)
+    moved = transition_many(conn, rest, "running", "cancelled", done, token=token, extra_where=asked, rows_of=rows_of)
     ended.update((job.id, job) for job in moved)
     return ended

@@ -166,16 +166,19 @@ class WorkerRegistry:
         return {queue for worker in self.live() for queue in worker.queues}
 
     def queues(
-        self, queue_of_type: Mapping[str, str], live: list[tuple[str, str, int, datetime | None]] | None = None
+        self,
+        queue_of_type: Mapping[str, str],
+        live: list[tuple[str, str, int, datetime | None]] | None = None,
+        workers: list[WorkerRecord] | None = None,
     ) -> list[QueueStats]:
         """Each queue's depth, running jobs, oldest queued age and live workers (every tenant together); ``live``
-        is ``live_counts`` when the caller has read it already."""
+        is ``live_counts`` and ``workers`` is ``live()`` when the caller has read them already."""
         now = utcnow()
         rows = live
         if rows is None:
             with read_scope(self._factory) as conn:
                 rows = live_counts(conn)
-        workers = self.live()
+        workers = self.live() if workers is None else workers
         names = list(dict.fromkeys(queue_of_type.values()))
         depth = dict.fromkeys(names, 0)
         running = dict.fromkeys(names, 0)

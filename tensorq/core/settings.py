@@ -345,6 +345,13 @@ class Settings(BaseSettings):
         description="A table (CSV or Parquet) that decodes to more than this many MB is streamed in chunks by "
         "training (classifiers) and predict instead of loaded whole; 0 streams every table.",
     )
+    # issue 26: per-job cost
+    auth_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an API process trusts an API key it checked (0: read it on every request). A key "
+        "revoked through another process is refused there after at most this long; through the same process at once.",
+    )
 
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""

@@ -133,3 +133,24 @@ def test_a_batch_meets_the_per_minute_quota_before_its_jobs_are_validated(
     assert over.get_json()["error"]["details"]["quota"] == "quota_submissions_per_minute"
     assert int(over.headers["Retry-After"]) >= 1
     assert len(publisher.published) == 2
+
+
+def test_a_batch_answer_counts_its_queue_once_for_jobs_created_together(client, auth, db: Database) -> None:
+    from sqlalchemy import event
+
+    model = _register_model(db)
+    client.post("/v1/jobs", json=_predict(model), headers=auth)  # one job ahead of the batch
+    counts: list[str] = []
+
+    def seen(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT COUNT"):
+            counts.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        response = client.post("/v1/jobs", json={"jobs": [_predict(model) for _ in range(4)]}, headers=auth)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert response.status_code == 202, response.get_json()
+    assert [j["queue_position"] for j in response.get_json()["jobs"]] == [1, 1, 1, 1]  # as each alone would read
+    assert len(counts) == 2  # the queued quota's count, then the four jobs' one position

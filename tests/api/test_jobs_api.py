@@ -365,3 +365,16 @@ def test_a_queued_job_shows_its_position_and_watch_says_it(client, auth) -> None
     assert [listed[i] for i in ids] == [0, 1, 2]
     job = Job(id=ids[2], type="train", status="queued", queue_position=2, expected_start_s=41.6)
     assert state_line(job) == f"train {ids[2]}: queued - 2 ahead, starts in ~42s"
+
+
+def test_a_repeated_submission_with_wait_answers_with_the_first_job_as_it_ended(client, auth, db, publisher) -> None:
+    headers = {**auth, "Idempotency-Key": "once-with-wait"}
+    first = client.post("/v1/jobs?wait=0.2", json=TRAIN, headers=headers)
+    assert first.get_json()["status"] == "queued"
+    claim = db.jobs.claim(first.get_json()["id"], "w")
+    db.jobs.fail(claim.job.id, claim.lease_token, {"code": "internal", "message": "gone"})
+    again = client.post("/v1/jobs?wait=5", json=TRAIN, headers=headers)  # its own id never committed: the first's
+    assert again.status_code == 202
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.get_json()["status"] == "failed"
+    assert publisher.published == [first.get_json()["id"]]
