@@ -130,6 +130,14 @@ class ArtifactStore:
         """Whether ``location`` lies under the store's root."""
         return self._path(location) is not None
 
+    def object_path(self, location: str) -> str:
+        """The filesystem path (``bucket/key`` on S3) of ``location``; FileNotFoundError when outside the root."""
+        return self._checked(location)
+
+    def reach(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose store outage or refusal becomes StorageUnavailable (for calls made on ``fs`` directly)."""
+        return self._reach()
+
     def local_path(self, location: str) -> Path | None:
         """The file itself on disk (file store only), else None."""
         path = self._path(location)
