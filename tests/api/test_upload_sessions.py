@@ -13,6 +13,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tensorq.core.settings import Settings
@@ -279,3 +280,51 @@ def test_readyz_checks_the_store(client) -> None:  # type: ignore[no-untyped-def
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["checks"]["storage"] == "ok"
+
+
+class _Cut(httpx.BaseTransport):
+    """The client's connection to the API, dropped on every part PUT after the first ``parts`` (the network is
+    the boundary faked here); counts the parts that went through."""
+
+    def __init__(self, inner: httpx.BaseTransport, parts: int | None) -> None:
+        self.inner = inner
+        self.parts = parts
+        self.sent: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and "/parts/" in request.url.path:
+            if self.parts is not None and len(self.sent) >= self.parts:
+                raise httpx.ConnectError("connection dropped", request=request)
+            self.sent.append(request.url.path.rsplit("/", 1)[-1])
+        return self.inner.handle_request(request)
+
+
+def test_the_client_resumes_an_upload_cut_off(app, key, tmp_path, settings) -> None:  # type: ignore[no-untyped-def]
+    from tensorq.client import TensorQClient
+    from tensorq.client_errors import TransportError
+
+    path = tmp_path / "events.csv"
+    path.write_bytes(CSV)
+    cut = _Cut(httpx.WSGITransport(app=app), parts=2)
+    told: list[str] = []
+    with TensorQClient("http://localhost", key, transport=cut) as tq, pytest.raises(TransportError):
+        tq.upload_dataset(path, chunked=True, direct=False, on_session=told.append)
+    assert cut.sent == ["0", "1"]
+    whole = _Cut(httpx.WSGITransport(app=app), parts=None)
+    with TensorQClient("http://localhost", key, transport=whole) as tq:
+        dataset = tq.upload_dataset(path, resume=told[0], direct=False)
+    assert whole.sent == ["2", "3", "4"]  # only what the server lacked
+    assert (dataset.id, dataset.name, dataset.info["rows"]) == (told[0], "events.csv", 400)
+
+
+def test_the_client_sends_parts_straight_to_s3_when_presigned(app, key, tmp_path, settings) -> None:  # type: ignore[no-untyped-def]
+    from tensorq.client import TensorQClient
+
+    path = tmp_path / "events.csv"
+    path.write_bytes(CSV)
+    through = _Cut(httpx.WSGITransport(app=app), parts=None)
+    with TensorQClient("http://localhost", key, transport=through) as tq:
+        dataset = tq.upload_dataset(path, chunked=True)
+    assert dataset.info["rows"] == 400
+    store = ArtifactStore.from_settings(settings)
+    assert through.sent == ([] if not store.local else ["0", "1", "2", "3", "4"])  # S3: none through the API
