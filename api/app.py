@@ -16,6 +16,7 @@ from api.quotas import Quotas
 from api.request_text import refuse_nul_in_form, refuse_nul_in_url
 from api.services import Services, services
 from api.store_probe import StoreProbe
+from api.upload_sessions import largest_part
 from api.wait_slots import WaitSlots
 from db.changes import ChangeListener, redis_url_of
 from db.database import Database
@@ -98,4 +99,4 @@ def _limit_body() -> None:
     if request.endpoint in ("v1.datasets.upload_dataset", "v1.models.upload_model"):
         request.max_content_length = services().settings.max_upload_bytes + 1024 * 1024
     elif request.endpoint == "v1.uploads.put_part":
-        request.max_content_length = services().settings.upload_chunk_bytes  # a session's part is never larger
+        request.max_content_length = largest_part(services().settings)  # a session's part is never larger

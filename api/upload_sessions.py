@@ -23,11 +23,17 @@ from db.records import DatasetRecord
 from db.uploads import UploadRecord
 from ml.specs import parse
 from tensorq.core.errors import Conflict, InvalidRequest, OutOfRange, PayloadTooLarge, StorageUnavailable
+from tensorq.core.settings import Settings
 
 bp = Blueprint("uploads", __name__)
 
 S3_MAX_PARTS = 10_000
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def largest_part(settings: Settings) -> int:
+    """The largest part any session takes: ``upload_chunk_bytes``, or more where S3's 10,000 parts need it."""
+    return max(settings.upload_chunk_bytes, -(-settings.max_chunked_upload_bytes // S3_MAX_PARTS))
 
 
 def _parts() -> UploadParts:

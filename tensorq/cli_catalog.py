@@ -173,9 +173,16 @@ def datasets_delete(cli: Cli, dataset_id: str) -> None:
 )
 @click.option("--resume", "resume", default=None, metavar="UPLOAD_ID", help="resume an upload cut off before")
 @click.option("--through-api", is_flag=True, help="send parts through the API even where the store presigns")
+@click.option("--no-checksum", is_flag=True, help="skip the whole file's sha256 check (on S3 it reads it again)")
 @api_options
 def datasets_upload(
-    cli: Cli, path: str, name: str | None, chunked: bool | None, resume: str | None, through_api: bool
+    cli: Cli,
+    path: str,
+    name: str | None,
+    chunked: bool | None,
+    resume: str | None,
+    through_api: bool,
+    no_checksum: bool,
 ) -> None:
     """Upload a dataset file and print its id (a large file in parts: cut off, run again with --resume)."""
 
@@ -183,7 +190,13 @@ def datasets_upload(
         click.echo(f"upload {upload_id} (if cut off: --resume {upload_id})", err=True)
 
     dataset = cli.client.upload_dataset(
-        path, name=name, chunked=chunked, resume=resume, direct=not through_api, on_session=told
+        path,
+        name=name,
+        chunked=chunked,
+        resume=resume,
+        direct=not through_api,
+        checksum=not no_checksum,
+        on_session=told,
     )
     cli.emit(dataset, dataset.id)
 

@@ -322,6 +322,7 @@ class TensorQClient:
         chunked: bool | None = None,
         resume: str | None = None,
         direct: bool = True,
+        checksum: bool = True,
         on_part: Callable[[int, int], None] | None = None,
         on_session: Callable[[str], None] | None = None,
     ) -> Dataset:
@@ -331,7 +332,7 @@ class TensorQClient:
         path = Path(path)
         if resume is not None or chunked or (chunked is None and path.stat().st_size > CHUNKED_BYTES):
             return self.upload_in_parts(
-                path, name, resume=resume, direct=direct, on_part=on_part, on_session=on_session
+                path, name, resume=resume, direct=direct, checksum=checksum, on_part=on_part, on_session=on_session
             )
         files = {"file": (path.name, path.read_bytes(), "application/octet-stream")}
         return Dataset.from_dict(
@@ -345,14 +346,16 @@ class TensorQClient:
         *,
         resume: str | None = None,
         direct: bool = True,
+        checksum: bool = True,
         on_part: Callable[[int, int], None] | None = None,
         on_session: Callable[[str], None] | None = None,
     ) -> Dataset:
         """Upload ``path`` in parts (one in memory at a time), straight to the object store when the server
         presigns (and ``direct``), else through the API; ``resume`` sends only the parts upload ``resume``
-        lacks. ``on_session(upload_id)`` is told the id first (to resume after a crash)."""
+        lacks. ``on_session(upload_id)`` is told the id first (to resume after a crash). With ``checksum`` the
+        server checks the file's sha256 at completion (on S3 that reads the object once more)."""
         path = Path(path)
-        uploader = PartUploader(self._call, direct=direct)
+        uploader = PartUploader(self._call, direct=direct, checksum=checksum)
         session = uploader.session(resume) if resume is not None else uploader.start(path, name)
         if on_session is not None:
             on_session(session["id"])

@@ -191,6 +191,21 @@ def test_a_large_table_is_described_from_a_sample_and_other_formats_are_refused(
         _put(client, auth, upload["id"], index, _part(CSV, index))
     done = client.post(f"/v1/datasets/uploads/{upload['id']}/complete", headers=auth).get_json()
     assert (done["format"], done["info"]["sample_rows"], done["info"]["bytes"]) == ("csv", 400, len(CSV))
+    assert done["info"]["rows"] is None  # a CSV's rows are not counted without reading it whole
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    table = pa.table({"a": list(range(3000)), "b": [i * 0.5 for i in range(3000)], "label": ["cat", "dog"] * 1500})
+    pq.write_table(table, sink, row_group_size=1000)
+    parquet = sink.getvalue()
+    assert len(parquet) > settings.max_upload_bytes
+    upload = _start(client, auth, len(parquet)).get_json()
+    for index in range(upload["parts"]):
+        _put(client, auth, upload["id"], index, _part(parquet, index))
+    done = client.post(f"/v1/datasets/uploads/{upload['id']}/complete", headers=auth).get_json()
+    assert (done["format"], done["info"]["rows"], done["info"]["sample_rows"]) == ("parquet", 3000, 2000)
     assert "url" not in done["info"]
 
     buffer = io.BytesIO()
@@ -203,7 +218,7 @@ def test_a_large_table_is_described_from_a_sample_and_other_formats_are_refused(
     refused = client.post(f"/v1/datasets/uploads/{upload['id']}/complete", headers=auth)
     assert (refused.status_code, refused.get_json()["error"]["code"]) == (413, "upload_too_large_for_format")
     assert _leftovers(store) == {}
-    assert len(store.listing(store.location("datasets"))) == 1
+    assert len(store.listing(store.location("datasets"))) == 2
 
 
 def test_presigned_parts_go_straight_to_s3(client, auth, settings) -> None:  # type: ignore[no-untyped-def]
