@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, request
 from flask.json.provider import DefaultJSONProvider
 
-from api import datasets, health, jobs, logs, models, webhooks, whoami, workers
+from api import datasets, health, jobs, logs, models, upload_sessions, webhooks, whoami, workers
 from api.auth import authenticate_request
 from api.broker_guard import BrokerGuard
 from api.console import register_console
@@ -15,6 +15,8 @@ from api.metrics import register_metrics
 from api.quotas import Quotas
 from api.request_text import refuse_nul_in_form, refuse_nul_in_url
 from api.services import Services, services
+from api.store_probe import StoreProbe
+from api.upload_sessions import largest_part
 from api.wait_slots import WaitSlots
 from db.changes import ChangeListener, redis_url_of
 from db.database import Database
@@ -52,6 +54,7 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
         changes=ChangeListener(redis_url) if (redis_url := redis_url_of(settings.broker_url)) else None,
     )
 
+    app.extensions["tensorq.store_probe"] = StoreProbe(store, settings.readyz_store_timeout_s)
     app.extensions["tensorq.served_queues"] = workers.ServedQueues(database.workers)
     outlooks = Outlooks(database.factory, settings.weight, settings.worker_stale_s)
     app.extensions["tensorq.queue_outlooks"] = workers.QueueOutlooks(outlooks, settings.fair_share_queues)
@@ -59,7 +62,7 @@ def create_app(settings: Settings, *, publisher: Publisher, database: Database |
     v1.before_request(_limit_body)
     v1.before_request(authenticate_request)
     v1.before_request(refuse_nul_in_form)
-    for module in (jobs, logs, datasets, models, whoami, workers, webhooks):
+    for module in (jobs, logs, upload_sessions, datasets, models, whoami, workers, webhooks):
         v1.register_blueprint(module.bp)
     app.before_request(refuse_nul_in_url)
     app.register_blueprint(v1)
@@ -95,3 +98,5 @@ def _limit_body() -> None:
     """Uploads may be as large as ``max_upload_bytes``; every other body ``max_body_bytes``."""
     if request.endpoint in ("v1.datasets.upload_dataset", "v1.models.upload_model"):
         request.max_content_length = services().settings.max_upload_bytes + 1024 * 1024
+    elif request.endpoint == "v1.uploads.put_part":
+        request.max_content_length = largest_part(services().settings)  # a session's part is never larger

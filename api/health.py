@@ -1,8 +1,8 @@
-"""Liveness and readiness: ``/healthz`` always, ``/readyz`` when the database and broker answer."""
+"""Liveness and readiness: ``/healthz`` always, ``/readyz`` when the database, broker and artifact store answer."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from api import responses
 from api.openapi import operation
@@ -20,16 +20,17 @@ def healthz():
 
 @bp.get("/readyz")
 @operation(
-    summary="Readiness of the database and broker",
+    summary="Readiness of the database, broker and artifact store",
     responses={200: responses.Readiness, 503: responses.Readiness},
     errors=(),
     public=True,
 )
 def readyz():
-    """Whether the database and the broker can be reached, each named; 503 when one cannot."""
+    """Whether the database, the broker and the artifact store can be reached, each named; 503 when one cannot."""
     svc = services()
     checks: dict[str, str] = {}
-    for name, probe in (("database", svc.db.ping), ("broker", svc.publisher.ping)):
+    store = current_app.extensions["tensorq.store_probe"]
+    for name, probe in (("database", svc.db.ping), ("broker", svc.publisher.ping), ("storage", store.check)):
         try:
             probe()
             checks[name] = "ok"

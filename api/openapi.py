@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 
 from api import responses
 from api.schemas import JobBatch, JobSubmission
+from api.upload_schemas import UPLOAD_SCHEMAS
 from ml.specs import SPECS
 from ml.tuning import TuneSpec
 
@@ -64,6 +65,7 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     responses.WebhookSecret,
     responses.WebhookSecretState,
     responses.WebhookDeliveryList,
+    *UPLOAD_SCHEMAS,
 ]
 TAGS = [
     {"name": "jobs", "description": "Submit, follow and cancel train, predict, explain and import jobs"},
@@ -184,9 +186,14 @@ def _answer(status: int, kind: Kind, op: Operation) -> dict[str, Any]:
     return {"description": description, **_headers(*names), "content": _content(kind)}
 
 
-def _operation(op: Operation, path_params: list[str], operation_id: str, tag: str) -> dict[str, Any]:
+def _operation(
+    op: Operation, path_params: list[str], operation_id: str, tag: str, integers: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     out: dict[str, Any] = {"operationId": operation_id, "summary": op.summary, "tags": [tag]}
-    params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in path_params]
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "integer" if p in integers else "string"}}
+        for p in path_params
+    ]
     params += op.query + op.headers
     if params:
         out["parameters"] = params
@@ -228,9 +235,10 @@ def build_document(app: Flask, server_url: str = "/") -> dict[str, Any]:
             continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         path_params = re.findall(r"{([a-z_]+)}", path)
+        integers = frozenset(re.findall(r"<int:([a-z_]+)>", rule.rule))  # Flask's <int:...> converter
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             operation_id = rule.endpoint.split(".")[-1]
-            paths.setdefault(path, {})[method.lower()] = _operation(op, path_params, operation_id, _tag(path))
+            paths.setdefault(path, {})[method.lower()] = _operation(op, path_params, operation_id, _tag(path), integers)
     _limit_wait(paths, app)
     return {
         "openapi": "3.1.0",

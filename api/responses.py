@@ -611,7 +611,7 @@ class Readiness(BaseModel):
     """Readiness, with each dependency's state."""
 
     status: Literal["ready", "unavailable"]
-    checks: dict[str, str] = Field(description="database and broker: 'ok' or 'unavailable: ...'")
+    checks: dict[str, str] = Field(description="database, broker and storage: 'ok' or 'unavailable: ...'")
 
 
 class WebhookSecret(BaseModel):

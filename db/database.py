@@ -13,6 +13,7 @@ from db.jobstats import JobStats
 from db.keys import KeyStore
 from db.registry import DatasetCatalog, ModelRegistry
 from db.session import make_engine, make_session_factory, session_scope
+from db.uploads import UploadStore
 from db.webhooks import WebhookOutbox
 from db.workers import WorkerRegistry
 from tensorq.core.settings import Settings
@@ -36,6 +37,7 @@ class Database:
         self.drains = Drains(self.factory)
         self.logs = JobLogStore(self.factory, max_lines=settings.job_log_max_lines)
         self.webhooks = WebhookOutbox(self.factory)
+        self.uploads = UploadStore(self.factory)
 
     def ping(self) -> None:
         """Run one trivial query; raises Unavailable when the database cannot be reached."""

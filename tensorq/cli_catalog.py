@@ -166,10 +166,38 @@ def datasets_delete(cli: Cli, dataset_id: str) -> None:
 @datasets.command("upload")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", default=None, help="dataset name (default: the file name)")
+@click.option(
+    "--chunked/--single",
+    default=None,
+    help="send in resumable parts, or in one request (default: in parts above 32 MiB)",
+)
+@click.option("--resume", "resume", default=None, metavar="UPLOAD_ID", help="resume an upload cut off before")
+@click.option("--through-api", is_flag=True, help="send parts through the API even where the store presigns")
+@click.option("--no-checksum", is_flag=True, help="skip the whole file's sha256 check (on S3 it reads it again)")
 @api_options
-def datasets_upload(cli: Cli, path: str, name: str | None) -> None:
-    """Upload a dataset file and print its id."""
-    dataset = cli.client.upload_dataset(path, name=name)
+def datasets_upload(
+    cli: Cli,
+    path: str,
+    name: str | None,
+    chunked: bool | None,
+    resume: str | None,
+    through_api: bool,
+    no_checksum: bool,
+) -> None:
+    """Upload a dataset file and print its id (a large file in parts: cut off, run again with --resume)."""
+
+    def told(upload_id: str) -> None:
+        click.echo(f"upload {upload_id} (if cut off: --resume {upload_id})", err=True)
+
+    dataset = cli.client.upload_dataset(
+        path,
+        name=name,
+        chunked=chunked,
+        resume=resume,
+        direct=not through_api,
+        checksum=not no_checksum,
+        on_session=told,
+    )
     cli.emit(dataset, dataset.id)
 
 

@@ -40,6 +40,7 @@ from tensorq.client_types import (
     WebhookSecret,
     Worker,
 )
+from tensorq.client_uploads import PartUploader
 
 __all__ = [
     "TERMINAL",
@@ -67,6 +68,8 @@ __all__ = [
 # The name earlier releases raised; every API error is still one.
 TensorQHTTPError = APIError
 RETRIED_STATUSES = frozenset({429, 503})
+# Files larger than this are uploaded in parts, resumably (``/v1/datasets/uploads``).
+CHUNKED_BYTES = 32 * 1024 * 1024
 
 
 def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
@@ -311,13 +314,58 @@ class TensorQClient:
         """The bytes of one of the job's artifacts."""
         return self._call("GET", f"/v1/jobs/{job_id}/artifacts/{name}").content
 
-    def upload_dataset(self, path: str | Path, name: str | None = None) -> Dataset:
-        """Upload an ``.npz``, ``.csv``, ``.parquet`` or ``.jsonl`` dataset (told apart by content)."""
+    def upload_dataset(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        *,
+        chunked: bool | None = None,
+        resume: str | None = None,
+        direct: bool = True,
+        checksum: bool = True,
+        on_part: Callable[[int, int], None] | None = None,
+        on_session: Callable[[str], None] | None = None,
+    ) -> Dataset:
+        """Upload an ``.npz``, ``.csv``, ``.parquet`` or ``.jsonl`` dataset (told apart by content). A file over
+        ``CHUNKED_BYTES`` (or ``chunked=True``) goes as a resumable upload in parts (see ``upload_in_parts``);
+        ``resume`` continues the upload of that id."""
         path = Path(path)
+        if resume is not None or chunked or (chunked is None and path.stat().st_size > CHUNKED_BYTES):
+            return self.upload_in_parts(
+                path, name, resume=resume, direct=direct, checksum=checksum, on_part=on_part, on_session=on_session
+            )
         files = {"file": (path.name, path.read_bytes(), "application/octet-stream")}
         return Dataset.from_dict(
             self._call("POST", "/v1/datasets", files=files, data={"name": name or path.name}).json()
         )
+
+    def upload_in_parts(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        *,
+        resume: str | None = None,
+        direct: bool = True,
+        checksum: bool = True,
+        on_part: Callable[[int, int], None] | None = None,
+        on_session: Callable[[str], None] | None = None,
+    ) -> Dataset:
+        """Upload ``path`` in parts (one in memory at a time), straight to the object store when the server
+        presigns (and ``direct``), else through the API; ``resume`` sends only the parts upload ``resume``
+        lacks. ``on_session(upload_id)`` is told the id first (to resume after a crash). With ``checksum`` the
+        server checks the file's sha256 at completion (on S3 that reads the object once more)."""
+        path = Path(path)
+        uploader = PartUploader(self._call, direct=direct, checksum=checksum)
+        session = uploader.session(resume) if resume is not None else uploader.start(path, name)
+        if on_session is not None:
+            on_session(session["id"])
+        if session["status"] != "completed":
+            uploader.send(path, session, on_part)
+        return Dataset.from_dict(uploader.complete(session["id"]))
+
+    def abort_upload(self, upload_id: str) -> None:
+        """Abort a resumable upload and remove its parts."""
+        self._call("DELETE", f"/v1/datasets/uploads/{upload_id}")
 
     def upload_model(self, path: str | Path, name: str | None = None) -> Job:
         """Upload a ``.keras`` model; returns its ``import`` job (``wait`` on it for the registered version)."""

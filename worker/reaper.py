@@ -23,6 +23,7 @@ from tensorq.core.routing import Publisher, route_for, types_of
 from tensorq.core.settings import Settings
 from tensorq.core.store import ArtifactStore
 from worker.unacked import Unacked
+from worker.upload_reaper import expire_uploads
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Reaper:
             report.republished.append(job.id)
         report.swept = self._sweep()
         report.parents = self.db.jobs.settle_parents()
+        self._expire_uploads()
         if report.did_anything():
             log.info("reaper: %s", report)
         return report
@@ -152,6 +154,13 @@ class Reaper:
         for job in swept:
             self.store.remove_folder(self.store.job_location(job.job_id), keep=job.kept_paths)
         return [job.job_id for job in swept]
+
+    def _expire_uploads(self) -> None:
+        """Remove abandoned uploads (``worker.upload_reaper``); a store that cannot be reached waits a pass."""
+        try:
+            expire_uploads(self.db, self.store, self.settings)
+        except Exception:  # noqa: BLE001 - the store or database is down: the next pass tries again
+            log.warning("could not remove expired uploads", exc_info=True)
 
     def _maybe_lost(self, candidates: list[JobRecord]) -> list[JobRecord]:
         """Jobs whose message may be gone: never published, or published long ago while their queue

@@ -353,6 +353,33 @@ class Settings(BaseSettings):
         "revoked through another process is refused there after at most this long; through the same process at once.",
     )
 
+    # issue 21 (large uploads): resumable chunked uploads through the API, presigned multipart straight to S3.
+    max_chunked_upload_bytes: int = Field(
+        default=50 * 1024**3, ge=1, description="Largest dataset sent as a resumable chunked (or multipart) upload."
+    )
+    upload_chunk_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1,
+        description="Size of each part of a chunked upload (the last may be shorter); the API holds at most one. "
+        "S3 needs at least 5 MiB for every part but the last.",
+    )
+    upload_expiry_s: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="How long an upload session stays open; the reaper then removes its parts (and aborts its "
+        "S3 multipart upload).",
+    )
+    upload_url_expiry_s: int = Field(
+        default=3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a presigned part URL (S3 store)."
+    )
+    s3_public_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 endpoint clients reach, written into presigned part URLs; unset: s3_endpoint_url.",
+    )
+    readyz_store_timeout_s: float = Field(
+        default=2.0, gt=0, description="How long /readyz waits for the artifact store to answer."
+    )
+
     def quota(self, tenant: str, name: str) -> int:
         """The quota ``name`` (e.g. ``quota_running_jobs``) of the tenant called ``tenant``."""
         return int(self.tenant_quotas.get(tenant, {}).get(name, getattr(self, name)))

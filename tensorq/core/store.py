@@ -25,6 +25,7 @@ from tensorq.core.errors import StorageUnavailable
 from tensorq.core.settings import Settings
 
 CHUNK_BYTES = 1024 * 1024
+READ_AHEAD_BYTES = 8 * 1024 * 1024  # S3 reads ahead (and writes parts of) this much per open file
 
 
 def store_options(settings: Settings, url: str | None = None) -> dict[str, Any]:
@@ -43,9 +44,15 @@ def store_options(settings: Settings, url: str | None = None) -> dict[str, Any]:
             "connect_timeout": settings.store_timeout_s,
             "read_timeout": settings.store_timeout_s,
             "retries": {"max_attempts": 2},
+            # A ranged read is checked only where the store says so: rclone (and other S3-compatible stores)
+            # send the whole object's checksum with a part of it, which botocore's default validation refuses.
+            "response_checksum_validation": "when_required",
         },
         "skip_instance_cache": True,
         "use_listings_cache": False,
+        # What one open file reads ahead (and writes per multipart part): s3fs's own default is 50 MiB, so a
+        # reader of a few bytes held 50 MiB, and a 40 MiB file read whole into memory (issue 21, large uploads).
+        "default_block_size": READ_AHEAD_BYTES,
     }
     if settings.aws_access_key_id is not None and settings.aws_secret_access_key is not None:
         options["key"] = settings.aws_access_key_id.get_secret_value()
@@ -130,6 +137,14 @@ class ArtifactStore:
         """Whether ``location`` lies under the store's root."""
         return self._path(location) is not None
 
+    def object_path(self, location: str) -> str:
+        """The filesystem path (``bucket/key`` on S3) of ``location``; FileNotFoundError when outside the root."""
+        return self._checked(location)
+
+    def reach(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose store outage or refusal becomes StorageUnavailable (for calls made on ``fs`` directly)."""
+        return self._reach()
+
     def local_path(self, location: str) -> Path | None:
         """The file itself on disk (file store only), else None."""
         path = self._path(location)
@@ -207,7 +222,9 @@ class ArtifactStore:
         partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             with self._reach():
-                self.fs.get_file(path, str(partial))
+                # One ranged stream at a time: s3fs's concurrent parts held block-sized buffers in memory each,
+                # and rclone's whole-object checksum failed their validation.
+                self.fs.get_file(path, str(partial), **({} if self.local else {"max_concurrency": 1}))
             os.replace(partial, destination)
         finally:
             partial.unlink(missing_ok=True)
