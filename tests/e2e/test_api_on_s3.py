@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from db.database import Database
 from db.migrate import upgrade
 from db.newjob import NewJob
+from tensorq.core.store import filesystem
 from tensorq.localstack import ApiProcess
 from tests.conftest import make_settings, session_s3
 
@@ -26,7 +29,10 @@ def served_on_s3(tmp_path: Path, database_url: str) -> Iterator[tuple[ApiProcess
     """The API in a process of its own on a fresh prefix of the session's S3 server; the server's folder."""
     server = session_s3()
     store = server.settings(uuid.uuid4().hex[:12])
-    settings = make_settings(tmp_path, database_url, scratch_dir=tmp_path / "scratch", **store)
+    lake = f"{store['artifact_url']}-lake/"
+    settings = make_settings(
+        tmp_path, database_url, scratch_dir=tmp_path / "scratch", dataset_url_prefixes=[lake], **store
+    )
     upgrade(settings.database_url)
     db = Database(settings)
     api = ApiProcess(settings, tmp_path / "api.log").start()
@@ -80,3 +86,26 @@ def test_uploads_reads_and_deletes_on_s3_while_long_polls_are_parked(
         deleted = client.delete(f"{api.url}/v1/datasets/{dataset['id']}")
         assert deleted.status_code == 200, deleted.text
         assert not stored[0].exists(), "the object is gone from the bucket"
+
+
+def test_a_dataset_by_reference_is_registered_on_s3_by_the_served_api(
+    served_on_s3: tuple[ApiProcess, Database, Path],
+) -> None:
+    """pyarrow reads a Parquet shard's footer and first rows through an fsspec file in its own I/O threads:
+    their S3 calls must not be handed to the hub's pool from there (the request hung for good)."""
+    api, db, _ = served_on_s3
+    settings = api.settings
+    lake = settings.dataset_url_prefixes[0]
+    fs, folder, _ = filesystem(f"{lake}events", settings)
+    for shard in range(2):
+        table = pa.table({"a": list(range(100)), "label": [row % 2 for row in range(100)]})
+        with fs.open(f"{folder}/part-{shard}.parquet", "wb") as handle:
+            pq.write_table(table, handle, row_group_size=25)
+    key = db.keys.create("acme")
+    with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {key}"}) as client:
+        for _ in range(2):
+            registered = client.post(f"{api.url}/v1/datasets/references", json={"url": f"{lake}events/*.parquet"})
+            assert registered.status_code == 201, registered.text
+            assert registered.json()["info"]["rows"] == 200
+        uploaded = client.post(f"{api.url}/v1/datasets", files={"file": ("t.csv", b"a,label\n1,0\n2,1\n")})
+        assert uploaded.status_code == 201, uploaded.text
