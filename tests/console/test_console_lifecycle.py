@@ -24,6 +24,7 @@ from tests.console.test_console_browser import (
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 LONG_TRAIN = {"architecture": "mlp", "dataset": "builtin:breast_cancer", "epochs": 5000, "batch_size": 8}
+JOB_TAGS = "return [...document.querySelectorAll('#job-tags .tag')].map((e) => e.textContent)"
 ROW_NAMES = "return [...document.querySelectorAll('#jobs-table .job-name')].map((e) => e.textContent)"
 
 
@@ -66,9 +67,13 @@ def test_names_and_tags_are_set_in_the_form_shown_in_the_list_and_filter_it(cons
     find(driver, "#new-job-tags").send_keys("churn, weekly")
     find(driver, "#submit-job").click()
     job_id = wait_until(lambda: re.search(r"#/jobs/([\w-]+)$", driver.current_url), 20, "the job's page").group(1)
-    assert wait_until(lambda: find(driver, "#job-name").text, 20, "the name on the job page") == "churn weekly"
-    assert [e.text for e in driver.find_elements("css selector", "#job-tags .tag")] == ["churn", "weekly"]
-    _api(stack, "POST", f"/v1/jobs/{job_id}/cancel")
+    try:
+        assert wait_until(lambda: find(driver, "#job-name").text, 20, "the name on the job page") == "churn weekly"
+        # Read in one script: the page re-renders as the job moves, so an element found first may be gone.
+        tags = wait_until(lambda: driver.execute_script(JOB_TAGS), 20, "the tags on the job page")
+        assert tags == ["churn", "weekly"]
+    finally:
+        _api(stack, "POST", f"/v1/jobs/{job_id}/cancel")  # the one worker is free for the next tests either way
 
     driver.get(f"{stack['url']}/console/#/jobs")
     wait_until(lambda: "churn weekly" in (driver.execute_script(ROW_NAMES) or []), 20, "the name in the list")
