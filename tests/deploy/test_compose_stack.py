@@ -198,6 +198,38 @@ def test_flower_under_the_monitoring_profile_needs_its_password_and_sees_the_wor
         stack.compose("--profile", "monitoring", "rm", "-sf", "flower", check=False)
 
 
+def test_from_zero_workers_a_submitted_job_starts_one(stack: Stack, started: dict) -> None:
+    """Scale to zero (issue 23): the autoscaler, restarted with min 0, stops the last worker once it idled past
+    the cooldown; a job submitted then starts compose's worker container again. Its submit -> running and
+    submit -> done are this host's cold start through Docker (recorded in the figures)."""
+    client: httpx.Client = started["client"]
+    first = _wait_job(client, started["first"]["id"])
+    stack.env["TENSORQ_AUTOSCALE_MIN_WORKERS"] = "0"
+    stack.compose("up", "-d", "--no-deps", "autoscaler")
+    _until(lambda: stack.replicas("worker-cpu") == 0, COOLDOWN_S + 180, "no worker-cpu replica")
+    assert "-> 0 workers" in stack.logs("autoscaler")
+
+    submitted_at = time.monotonic()
+    rows = [[5.1, 3.5, 1.4, 0.2]]  # one iris flower: the first job trained on builtin:iris
+    answer = client.post(
+        "/v1/jobs", json={"type": "predict", "spec": {"model": first["result"]["model_id"], "inputs": rows}}
+    )
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["id"]
+    running = _until(
+        lambda: client.get(f"/v1/jobs/{job_id}", params={"wait": 5}).json()["status"] != "queued",
+        300,
+        "the job to leave the queue",
+    )
+    stack.figures["from_zero_running_s"] = round(time.monotonic() - submitted_at, 1)
+    job = _wait_job(client, job_id)
+    stack.figures["from_zero_done_s"] = round(time.monotonic() - submitted_at, 1)
+    assert running
+    assert job["status"] == "succeeded", (job["error"], stack.logs("worker-cpu", "autoscaler"))
+    assert job["result"]["rows"] == 1
+    assert stack.replicas("worker-cpu") == 1
+
+
 def test_figures_are_recorded(stack: Stack, started: dict) -> None:
     path = stack.save_figures()
     print(f"deploy figures ({path}): {stack.figures}")
