@@ -28,8 +28,10 @@ CSV = ("a,b,label\n" + ROWS).encode()  # about 4.9 KiB: 5 parts of 1 KiB
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, store_fields: dict[str, object]) -> Settings:
-    """Settings on each database and each store, with 1 KiB parts."""
-    return make_settings(tmp_path, database_url, upload_chunk_bytes=PART, **store_fields)
+    """Settings on each database and each store, with 1 KiB parts. ``/readyz`` waits up to 30 s for the store:
+    these tests ask whether it checks the store, not how fast (a fresh S3 client's first call, its session and
+    TLS set-up, took over the 2 s default on the loaded CI machine)."""
+    return make_settings(tmp_path, database_url, upload_chunk_bytes=PART, readyz_store_timeout_s=30, **store_fields)
 
 
 def _start(client, auth, size: int, **extra: object):  # type: ignore[no-untyped-def]
