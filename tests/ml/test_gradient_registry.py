@@ -72,6 +72,7 @@ def test_a_training_leaves_no_model_behind_for_a_later_collection(tmp_path: Path
 
     rng = np.random.default_rng(1)
     data = Dataset(rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 2, size=32), "tabular")
+    gc.collect()  # earlier tests' garbage in this process: the training's own collection would free it too
     before = models()
     train(TrainConfig("mlp", {"hidden": [4]}, epochs=1, seed=1), data, tmp_path)
     assert models() == before
