@@ -22,7 +22,7 @@ from db.migrate import upgrade
 from db.records import JobRecord
 from tensorq.core.settings import Settings
 from tests.parallel import group_of, rank_of
-from tests.services import RedisServer, S3Server
+from tests.services import S3_KEY, S3_SECRET, RedisServer, S3Server, free_port
 
 # Tests use a redis-server of their own (started on a free port) and their own Postgres databases.
 PG_ADMIN_URL = os.environ.get("TENSORQ_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -205,6 +205,20 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def unreachable_store_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    """Settings for a test whose S3 store nobody answers for (a free port; the test server's keys)."""
+    values: dict[str, object] = {
+        "artifact_url": f"s3://tensorq/{uuid.uuid4().hex[:8]}",
+        "s3_endpoint_url": f"http://127.0.0.1:{free_port()}",
+        "aws_access_key_id": S3_KEY,
+        "aws_secret_access_key": S3_SECRET,
+        "aws_region": "us-east-1",
+        "store_timeout_s": 1.0,
+        "scratch_dir": tmp_path / "scratch",
+    }
+    return make_settings(tmp_path, database_url, **{**values, **overrides})
 
 
 @pytest.fixture

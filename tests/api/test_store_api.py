@@ -13,8 +13,8 @@ import pytest
 from tensorq.core.errors import PayloadTooLarge
 from tensorq.core.settings import Settings
 from tensorq.core.store import ArtifactStore
-from tests.conftest import make_settings
-from tests.services import S3_KEY, S3_SECRET, free_port
+from tests.conftest import make_settings, unreachable_store_settings
+from tests.services import S3_KEY, S3_SECRET
 
 CSV = b"a,b,label\n1,2,cat\n3,4,dog\n5,6,cat\n"
 
@@ -73,17 +73,7 @@ def test_an_uploaded_model_waits_in_the_store_and_counts_against_the_quota(clien
 @pytest.fixture
 def unreachable(tmp_path: Path, database_url: str) -> Settings:
     """Settings whose S3 store nobody answers for."""
-    return make_settings(
-        tmp_path,
-        database_url,
-        artifact_url=f"s3://tensorq/{uuid.uuid4().hex[:8]}",
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-        aws_access_key_id=S3_KEY,
-        aws_secret_access_key=S3_SECRET,
-        aws_region="us-east-1",
-        store_timeout_s=1.0,
-        scratch_dir=tmp_path / "scratch",
-    )
+    return unreachable_store_settings(tmp_path, database_url)
 
 
 def test_an_unreachable_store_is_503_with_retry_after(unreachable: Settings, db, publisher) -> None:  # type: ignore[no-untyped-def]

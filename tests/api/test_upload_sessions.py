@@ -9,7 +9,6 @@ import io
 import json
 import time
 import urllib.request
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import pytest
 
 from tensorq.core.settings import Settings
 from tensorq.core.store import ArtifactStore
-from tests.conftest import make_settings
-from tests.services import S3_KEY, S3_SECRET, free_port
+from tests.conftest import make_settings, unreachable_store_settings
+from tests.services import S3_KEY, S3_SECRET
 
 PART = 1024
 ROWS = "".join(f"{i},{i * 2},{'cat' if i % 2 else 'dog'}\n" for i in range(400))
@@ -257,18 +256,7 @@ def test_presigned_parts_go_straight_to_s3(client, auth, settings) -> None:  # t
 @pytest.fixture
 def unreachable(tmp_path: Path, database_url: str) -> Settings:
     """Settings whose S3 store nobody answers for."""
-    return make_settings(
-        tmp_path,
-        database_url,
-        artifact_url=f"s3://tensorq/{uuid.uuid4().hex[:8]}",
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-        aws_access_key_id=S3_KEY,
-        aws_secret_access_key=S3_SECRET,
-        aws_region="us-east-1",
-        store_timeout_s=0.5,
-        readyz_store_timeout_s=5.0,
-        scratch_dir=tmp_path / "scratch",
-    )
+    return unreachable_store_settings(tmp_path, database_url, store_timeout_s=0.5, readyz_store_timeout_s=5.0)
 
 
 def test_an_unreachable_store_is_503_and_readyz_names_it(unreachable: Settings, db, publisher) -> None:  # type: ignore[no-untyped-def]

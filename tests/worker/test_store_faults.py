@@ -4,7 +4,6 @@ neither the store's endpoint nor a key reaches the job's error or its log."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,15 @@ import pytest
 from db.database import Database
 from db.jobs import NewJob
 from tensorq.core.settings import Settings
-from tests.conftest import RecordingPublisher, make_settings
-from tests.services import S3_KEY, S3_SECRET, free_port
+from tests.conftest import RecordingPublisher, unreachable_store_settings
+from tests.services import S3_KEY, S3_SECRET
 from worker.runner import JobRunner
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings whose S3 store nobody answers for, on each database."""
-    return make_settings(
-        tmp_path,
-        database_url,
-        artifact_url=f"s3://tensorq/{uuid.uuid4().hex[:8]}",
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-        aws_access_key_id=S3_KEY,
-        aws_secret_access_key=S3_SECRET,
-        aws_region="us-east-1",
-        store_timeout_s=1.0,
-        scratch_dir=tmp_path / "scratch",
-    )
+    return unreachable_store_settings(tmp_path, database_url)
 
 
 def test_an_unreachable_store_is_retried_then_fails_the_job_without_naming_it(settings: Settings, db: Database) -> None:
